@@ -1,0 +1,182 @@
+"""Every error incgraph raises, in one tree.
+
+Each class also subclasses the builtin a caller would naturally catch, so
+``except TypeError`` around a type mismatch still works::
+
+    IncgraphError
+    ├── GraphDefinitionError (ValueError)   a graph that cannot be built
+    │   └── CycleError                      nodes that depend on themselves
+    ├── InputTypeError (TypeError)          a value or upstream type does not fit an annotation
+    ├── ConstantNotSetError (ValueError)    a run needs a constant that was never set
+    ├── HashingError (TypeError)            a value has no deterministic content hash
+    ├── NotCachedError (LookupError)        run_only needs an upstream result that is not stored
+    ├── NodeError (RuntimeError)            a processor raised; carries node and original exception
+    ├── StoreError (OSError)                the store cannot be read or written
+    │   ├── StoreCorruptError               an index row or blob failed its check
+    │   ├── StoreFullError                  the disk is full (ENOSPC)
+    │   └── ReadOnlyStoreError              a write to a store opened read-only
+    ├── ExtraNotInstalledError (ImportError) an optional extra is missing; says what to pip install
+    ├── ParallelError (RuntimeError)        in-batch parallel calls failed; carries every exception
+    ├── FlowError                           Flow/Layer front-end
+    │   ├── FlowDefinitionError (TypeError) bad registration, annotation or cycle, found before running
+    │   └── ArtifactNotFoundError (AttributeError) a layer read an attribute upstream never set
+    └── PipelineError (RuntimeError)        queue pipeline misuse or a failed run
+
+Messages name the node, the argument and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ConstantNotSetError",
+    "CycleError",
+    "ExtraNotInstalledError",
+    "FlowDefinitionError",
+    "FlowError",
+    "GraphDefinitionError",
+    "HashingError",
+    "IncgraphError",
+    "InputTypeError",
+    "NodeError",
+    "NotCachedError",
+    "ParallelError",
+    "PipelineError",
+    "ReadOnlyStoreError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "require_extra",
+]
+
+
+class IncgraphError(Exception):
+    """Root of every error incgraph raises."""
+
+
+class GraphDefinitionError(IncgraphError, ValueError):
+    """The graph cannot be built as asked: duplicate id, unknown or missing input."""
+
+
+class CycleError(GraphDefinitionError):
+    """Adding a node would make the graph cyclic."""
+
+
+class InputTypeError(IncgraphError, TypeError):
+    """A constant, an upstream result or a produced value does not fit an annotation."""
+
+
+class ConstantNotSetError(IncgraphError, ValueError):
+    """A run needs a constant node whose value was never set."""
+
+
+class HashingError(IncgraphError, TypeError):
+    """A value cannot be content-hashed deterministically.
+
+    Register a hasher with :func:`incgraph.register_hasher`, or mark the node
+    ``cache=False``.
+    """
+
+
+class NotCachedError(IncgraphError, LookupError):
+    """``run_only`` needs an upstream result that the store does not hold."""
+
+
+class NodeError(IncgraphError, RuntimeError):
+    """A processor raised while computing a node.
+
+    Attributes
+    ----------
+    node : str
+        The node's label (its id and processor name).
+    exception : BaseException
+        The original exception, also chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, node: str, exception: BaseException) -> None:
+        super().__init__(message)
+        self.node = node
+        self.exception = exception
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_node_error, (str(self), self.node, self.exception))
+
+
+def _rebuild_node_error(message: str, node: str, exception: BaseException) -> NodeError:
+    return NodeError(message, node=node, exception=exception)
+
+
+class StoreError(IncgraphError, OSError):
+    """The store cannot be read or written."""
+
+
+class StoreCorruptError(StoreError):
+    """An index row or a blob failed its integrity check; it is never served."""
+
+
+class StoreFullError(StoreError):
+    """A write failed because the disk is full; the store is left intact."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write was attempted on a store opened read-only."""
+
+
+class ExtraNotInstalledError(IncgraphError, ImportError):
+    """An optional dependency is missing. The message says what to ``pip install``."""
+
+
+class ParallelError(IncgraphError, RuntimeError):
+    """One or more in-batch parallel calls failed and no ``post`` function handled them.
+
+    Attributes
+    ----------
+    exceptions : list[BaseException]
+        Every exception raised, in init order.
+    """
+
+    def __init__(self, message: str, exceptions: list[BaseException]) -> None:
+        super().__init__(message)
+        self.exceptions = exceptions
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.exceptions))
+
+
+class FlowError(IncgraphError):
+    """Root of the Flow/Layer front-end's errors."""
+
+
+class FlowDefinitionError(FlowError, TypeError):
+    """A flow cannot be built: bad registration, unresolvable annotation, or a cycle."""
+
+
+class ArtifactNotFoundError(FlowError, AttributeError):
+    """A layer read an attribute that its upstream layer never set."""
+
+
+class PipelineError(IncgraphError, RuntimeError):
+    """A queue pipeline was misused or could not finish."""
+
+
+def require_extra(module: str, extra: str) -> Any:
+    """Import an optional dependency, or raise an error saying what to install.
+
+    Examples
+    --------
+    >>> json = require_extra("json", "none-needed")
+    >>> require_extra("no_such_module_xyz", "dask")
+    Traceback (most recent call last):
+    ...
+    incgraph.errors.ExtraNotInstalledError: this feature needs 'no_such_module_xyz': pip install 'incgraph[dask]'
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ExtraNotInstalledError(
+            f"this feature needs {module!r}: pip install 'incgraph[{extra}]'"
+        ) from exc

@@ -1,0 +1,1 @@
+"""incgraph.parallel."""

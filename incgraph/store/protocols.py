@@ -1,0 +1,128 @@
+"""What a store is: a metadata index beside a blob store.
+
+Design note
+-----------
+The index maps a *cache key* (hash of code version, init-kwargs version and the
+inputs' data versions) to a :class:`Record`: the *data version* of the result plus
+its lineage and timings. The blob store maps a data version to the result's bytes.
+Keeping them apart (as Hamilton does) means
+
+* a rerun decides hits from the index alone, loading no value;
+* equal results made by different keys are stored once;
+* a crash between "blob written" and "index row committed" leaves at worst an
+  orphan blob, never an index row that points at missing or partial bytes.
+
+Write order is therefore always: blob (temporary name, then atomic rename),
+then the index row. A reader that finds a row can trust that the blob was
+complete when the row was committed; blobs also carry a checksum that is
+verified on load, so a torn or tampered blob raises
+:class:`~incgraph.errors.StoreCorruptError` and is never served.
+
+Every implementation passes the one contract suite in ``tests/store/contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from incgraph.sentinels import Missing
+
+__all__ = ["BlobStore", "Index", "Record"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One cached result: what made it (lineage) and where its bytes are (data version).
+
+    Attributes
+    ----------
+    key : cache key, the hash of (code version, init version, input data versions).
+    data_version : content hash of the result; the blob store's key.
+    node : label of the node that produced it, e.g. ``"2"`` or ``"GridFlow.Process[3]"``.
+    processor : qualified name of the processor (or task function).
+    code_version : fingerprint of the processor's code and declared version.
+    init_version : data version of the node's init kwargs.
+    inputs : input name -> data version, the exact inputs that made this result.
+    created : Unix time the record was committed.
+    duration : seconds spent computing the result.
+    size : bytes the blob takes in the store (0 when unknown).
+    """
+
+    key: str
+    data_version: str
+    node: str
+    processor: str
+    code_version: str
+    init_version: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    created: float = 0.0
+    duration: float = 0.0
+    size: int = 0
+
+
+@runtime_checkable
+class Index(Protocol):
+    """Cache key -> :class:`Record`. Thread-safe and safe to share between processes."""
+
+    def get(self, key: str) -> Record | Missing:
+        """The record stored under ``key``, or ``MISSING``."""
+        ...
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """The records found for ``keys`` (absent keys are left out)."""
+        ...
+
+    def put(self, record: Record) -> None:
+        """Insert or replace the record under ``record.key``."""
+        ...
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        """Insert many records in one transaction."""
+        ...
+
+    def latest_for_node(self, node: str) -> Record | Missing:
+        """The most recently created record of ``node``, or ``MISSING``."""
+        ...
+
+    def records(self) -> Iterator[Record]:
+        """Every record, in creation order."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the records under ``keys`` (absent keys are ignored)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. The index may be reopened by using it again."""
+        ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Data version -> value. Writes are atomic; reads verify a checksum."""
+
+    def contains(self, data_version: str) -> bool:
+        """Whether a complete blob for ``data_version`` is stored."""
+        ...
+
+    def put(self, data_version: str, value: Any) -> int:
+        """Store ``value`` under ``data_version`` (a no-op if present); return its size in bytes."""
+        ...
+
+    def get(self, data_version: str) -> Any:
+        """Load the value; ``KeyError`` if absent, ``StoreCorruptError`` if its checksum fails."""
+        ...
+
+    def delete(self, data_version: str) -> None:
+        """Remove the blob (absent blobs are ignored)."""
+        ...
+
+    def data_versions(self) -> Iterator[str]:
+        """Every stored data version."""
+        ...
+
+    def close(self) -> None:
+        """Release any open handles."""
+        ...
