@@ -8,6 +8,7 @@ Each class also subclasses the builtin a caller would naturally catch, so
     │   └── CycleError                      nodes that depend on themselves
     ├── InputTypeError (TypeError)          a value or upstream type does not fit an annotation
     ├── ConstantNotSetError (ValueError)    a run needs a constant that was never set
+    ├── ConfigurationError (ValueError)     an option incgraph does not know (executor, target, strategy)
     ├── HashingError (TypeError)            a value has no deterministic content hash
     ├── NotCachedError (LookupError)        run_only needs an upstream result that is not stored
     ├── NodeError (RuntimeError)            a processor raised; carries node and original exception
@@ -31,6 +32,7 @@ from typing import Any
 
 __all__ = [
     "ArtifactNotFoundError",
+    "ConfigurationError",
     "ConstantNotSetError",
     "CycleError",
     "ExtraNotInstalledError",
@@ -70,6 +72,10 @@ class InputTypeError(IncgraphError, TypeError):
 
 class ConstantNotSetError(IncgraphError, ValueError):
     """A run needs a constant node whose value was never set."""
+
+
+class ConfigurationError(IncgraphError, ValueError):
+    """An option has a value incgraph does not know; the message lists the valid ones."""
 
 
 class HashingError(IncgraphError, TypeError):

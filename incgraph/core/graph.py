@@ -1,0 +1,494 @@
+"""The node graph: nodes, their bindings, validation and topological order.
+
+Design note
+-----------
+A graph is plain data. A :class:`Node` is one use of a processor with its
+*bindings* (input name -> upstream node or inline constant), its init kwargs,
+an optional extra ``version`` and a ``cache`` flag; a *constant node* holds a
+value the caller sets. Nodes are added only with handles to nodes already in
+the graph, so a graph is acyclic by construction; ``topological_sort`` still
+checks, because a bad graph must fail before anything runs.
+
+Everything a cache key needs that depends only on the node -- its code
+version, the data version of its init kwargs and of its inline constants --
+is computed once and memoized on the node. A constant's data version is
+memoized until ``set_value`` changes it. This is what keeps a cache hit to a
+string join, one xxh3 call and one index lookup.
+
+Nothing here touches the store, threads or the engine: ``incgraph.graph``
+adds running on top.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any
+
+from incgraph import hashing
+from incgraph.core.processor import Processor
+from incgraph.core.signature import (
+    ProcessSignature,
+    annotation_name,
+    is_compatible,
+    process_signature,
+    value_matches,
+)
+from incgraph.errors import (
+    ConstantNotSetError,
+    CycleError,
+    GraphDefinitionError,
+    HashingError,
+    InputTypeError,
+)
+from incgraph.sentinels import MISSING, Missing
+
+__all__ = ["Graph", "Node"]
+
+
+class Node:
+    """One use of a processor in a graph (or a constant), returned by ``add_node``.
+
+    Examples
+    --------
+    >>> from incgraph import ProcessGraph, Processor
+    >>> class Double(Processor):
+    ...     def process(self, x: int) -> int:
+    ...         return 2 * x
+    >>> g = ProcessGraph(store=":memory:")
+    >>> x = g.add_constant_node(0, "x", value=4)
+    >>> n = g.add_node(1, Double, {"x": x})
+    >>> n.name(), n.id, g.run_upto(n)
+    ('Double', 1, 8)
+    """
+
+    __slots__ = (
+        "_code_version",
+        "_fixed_dvs",
+        "_init_version",
+        "_instance",
+        "_value",
+        "_value_dv",
+        "bindings",
+        "cache",
+        "constant_name",
+        "graph",
+        "id",
+        "init_kwargs",
+        "label",
+        "processor",
+        "signature",
+        "version",
+    )
+
+    def __init__(
+        self,
+        graph: Graph,
+        node_id: Hashable,
+        processor: type[Processor] | None,
+        bindings: dict[str, Any],
+        init_kwargs: dict[str, Any],
+        version: object,
+        cache: bool,
+        constant_name: str | None = None,
+    ) -> None:
+        self.graph = graph
+        self.id = node_id
+        self.processor = processor
+        self.bindings = bindings
+        self.init_kwargs = init_kwargs
+        self.version = version
+        self.cache = cache
+        self.constant_name = constant_name
+        self.signature: ProcessSignature | None = (
+            process_signature(processor) if processor is not None else None
+        )
+        prefix = f"{graph.name}/" if graph.name else ""
+        self.label = f"{prefix}{node_id}"
+        self._value: Any = MISSING
+        self._value_dv: str | Missing = MISSING
+        self._code_version: str | Missing = MISSING
+        self._init_version: str | Missing = MISSING
+        self._fixed_dvs: dict[str, str] | Missing = MISSING
+        self._instance: Any = MISSING
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def is_constant(self) -> bool:
+        """Whether this is a constant node (its value is set by the caller)."""
+        return self.processor is None
+
+    def name(self) -> str:
+        """The processor's name (or the constant's name)."""
+        if self.processor is None:
+            return self.constant_name or str(self.id)
+        return getattr(self.processor, "__name__", str(self.processor))
+
+    def describe(self) -> str:
+        """``node 2 (SumInt)``: how messages refer to this node."""
+        return f"node {self.label} ({self.name()})"
+
+    def __repr__(self) -> str:
+        return f"<Node {self.label} {self.name()}>"
+
+    def upstream(self) -> list[Node]:
+        """The nodes this node reads, in binding order."""
+        return [v for v in self.bindings.values() if isinstance(v, Node)]
+
+    # -- constants ----------------------------------------------------------------
+
+    def set_value(self, value: Any) -> None:
+        """Set a constant node's value; every node downstream sees the new value on the next run.
+
+        Raises
+        ------
+        GraphDefinitionError
+            If this is not a constant node.
+        InputTypeError
+            If a node reading this constant annotates its input with a type ``value`` does not fit.
+        """
+        if not self.is_constant:
+            raise GraphDefinitionError(
+                f"{self.describe()} is not a constant node; only nodes made with "
+                "add_constant_node() take set_value()"
+            )
+        for consumer, name in self.graph.consumers(self):
+            assert consumer.signature is not None
+            ann = consumer.signature.params.get(name, Any)
+            if not value_matches(value, ann):
+                raise InputTypeError(
+                    f"{consumer.describe()}: input {name!r} expects {annotation_name(ann)}, "
+                    f"got {type(value).__name__} from constant {self.describe()}; "
+                    "set a value of that type or change the annotation"
+                )
+        self._value = value
+        self._value_dv = MISSING
+
+    def set(self, attribute: str, value: Any) -> None:
+        """``node.set("value", v)`` is ``node.set_value(v)`` (the spelling seed 003 uses)."""
+        if attribute != "value":
+            raise GraphDefinitionError(
+                f"{self.describe()}: set({attribute!r}, ...) is not supported; "
+                "use set('value', v) or set_value(v)"
+            )
+        self.set_value(value)
+
+    @property
+    def value(self) -> Any:
+        """A constant node's value (``MISSING`` if never set)."""
+        return self._value
+
+    def constant_value(self) -> Any:
+        """The constant's value, or a clear error if a run needs it and it was never set."""
+        if self._value is MISSING:
+            raise ConstantNotSetError(
+                f"constant {self.describe()} has no value; call set_value(...) on it "
+                "(or in prep_fn for a batch) before running"
+            )
+        return self._value
+
+    # -- versions (memoized) --------------------------------------------------------
+
+    def data_version_of_constant(self) -> str:
+        """Data version of a constant node's current value."""
+        if self._value_dv is MISSING:
+            try:
+                self._value_dv = hashing.data_version(self.constant_value())
+            except HashingError as exc:
+                raise HashingError(f"constant {self.describe()}: {exc}") from exc
+        return self._value_dv
+
+    def code_version(self) -> str:
+        """Fingerprint of the processor's code, its ``version`` and this node's ``version``."""
+        if self._code_version is MISSING:
+            assert self.processor is not None
+            declared = (getattr(self.processor, "version", None), self.version)
+            self._code_version = hashing.code_version(self.processor, declared)
+        return self._code_version
+
+    def init_version(self) -> str:
+        """Data version of the node's init kwargs."""
+        if self._init_version is MISSING:
+            try:
+                self._init_version = hashing.data_version(self.init_kwargs)
+            except HashingError as exc:
+                raise HashingError(
+                    f"{self.describe()}: node_init_kwargs: {exc}; "
+                    "pass hashable init kwargs or add the node with cache=False"
+                ) from exc
+        return self._init_version
+
+    def fixed_input_versions(self) -> dict[str, str]:
+        """Data versions of the inputs bound to inline constants (computed once)."""
+        if self._fixed_dvs is MISSING:
+            dvs = {}
+            for name, v in self.bindings.items():
+                if isinstance(v, Node):
+                    continue
+                try:
+                    dvs[name] = hashing.data_version(v)
+                except HashingError as exc:
+                    raise HashingError(
+                        f"{self.describe()}: input {name!r}: {exc}; "
+                        "pass a hashable value or add the node with cache=False"
+                    ) from exc
+            self._fixed_dvs = dvs
+        return self._fixed_dvs
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        """Whether a processor instance is currently alive for this node."""
+        return self._instance is not MISSING
+
+    def instance(self) -> Any:
+        """The node's processor instance, constructed (and ``setup()``) on first use."""
+        if self._instance is MISSING:
+            assert self.processor is not None
+            inst = self.processor(**self.init_kwargs)
+            setup = getattr(inst, "setup", None)
+            if setup is not None:
+                setup()
+            self._instance = inst
+        return self._instance
+
+    def release_resources(self) -> None:
+        """Call ``release()`` on the node's instance, if any, and drop it."""
+        inst, self._instance = self._instance, MISSING
+        if inst is not MISSING:
+            release = getattr(inst, "release", None)
+            if release is not None:
+                release()
+
+
+class Graph:
+    """A DAG of :class:`Node`; building, validation and ordering only.
+
+    :class:`incgraph.ProcessGraph` adds running, caching and batches.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.nodes: dict[Hashable, Node] = {}
+        self._consumers: dict[Node, list[tuple[Node, str]]] = {}
+
+    # -- building --------------------------------------------------------------------
+
+    def add_constant_node(
+        self,
+        node_id: Hashable = MISSING,
+        name: str | None = None,
+        value: Any = MISSING,
+        *,
+        id: Hashable = MISSING,  # noqa: A002 - seed 003 spells it add_constant_node(id=0, ...)
+    ) -> Node:
+        """Add a constant node whose value is set by the caller.
+
+        Parameters
+        ----------
+        node_id : hashable
+            Unique id (``id=`` is accepted too, as in seed 003).
+        name : str, optional
+            A readable name, shown by ``node.name()``.
+        value : optional
+            Initial value; otherwise call ``node.set_value(v)`` before a run needs it.
+        """
+        node_id = self._resolve_id(node_id, id)
+        node = Node(self, node_id, None, {}, {}, None, True, constant_name=name)
+        self.nodes[node_id] = node
+        if value is not MISSING:
+            node.set_value(value)
+        return node
+
+    def add_node(
+        self,
+        node_id: Hashable,
+        processor_class: type[Processor],
+        inputs: Mapping[str, Any] | None = None,
+        node_init_kwargs: Mapping[str, Any] | None = None,
+        version: object = None,
+        cache: bool = True,
+    ) -> Node:
+        """Add a node running ``processor_class`` with ``inputs`` bound by name.
+
+        Parameters
+        ----------
+        node_id : hashable
+            Unique id within the graph.
+        processor_class : type
+            A :class:`Processor` subclass (any class with a ``process`` method works).
+        inputs : mapping
+            ``process`` parameter name -> upstream node handle or a constant value.
+        node_init_kwargs : mapping, optional
+            Keyword arguments for the processor's constructor (part of the cache key).
+        version : optional
+            Extra version for this node; changing it invalidates its results.
+        cache : bool
+            ``False`` always recomputes this node and stores nothing for it.
+
+        Raises
+        ------
+        GraphDefinitionError
+            Duplicate id, unknown or missing input, a node from another graph, bad init kwargs.
+        InputTypeError
+            A constant or an upstream return annotation that does not fit a parameter annotation.
+        """
+        node_id = self._resolve_id(node_id, MISSING)
+        if not callable(getattr(processor_class, "process", None)):
+            raise GraphDefinitionError(
+                f"node {node_id}: {processor_class!r} has no process() method; "
+                "pass a Processor subclass"
+            )
+        bindings = dict(inputs or {})
+        init_kwargs = dict(node_init_kwargs or {})
+        node = Node(self, node_id, processor_class, bindings, init_kwargs, version, cache)
+        self._check_bindings(node)
+        self._check_init_kwargs(node)
+        self.nodes[node_id] = node
+        for name, v in bindings.items():
+            if isinstance(v, Node):
+                self._consumers.setdefault(v, []).append((node, name))
+        return node
+
+    def _resolve_id(self, node_id: Hashable, alias: Hashable) -> Hashable:
+        if node_id is MISSING:
+            node_id = alias
+        if node_id is MISSING:
+            raise GraphDefinitionError("add_constant_node() needs a node id: pass node_id or id=")
+        if node_id in self.nodes:
+            raise GraphDefinitionError(
+                f"node id {node_id!r} is already used by {self.nodes[node_id].describe()}; "
+                "node ids must be unique"
+            )
+        return node_id
+
+    def _check_bindings(self, node: Node) -> None:
+        sig = node.signature
+        assert sig is not None
+        where = f"node {node.id} ({node.name()})"
+        for name, v in node.bindings.items():
+            if not sig.accepts(name):
+                raise GraphDefinitionError(
+                    f"{where}: unknown input {name!r}; {node.name()}.process takes "
+                    f"{', '.join(sig.params) or 'no inputs'}"
+                )
+            ann = sig.params.get(name, Any)
+            if isinstance(v, Node):
+                self._check_upstream(where, name, ann, v)
+            elif not value_matches(v, ann):
+                raise InputTypeError(
+                    f"{where}: input {name!r} expects {annotation_name(ann)}, got "
+                    f"{type(v).__name__}; pass a value of that type or change the annotation"
+                )
+        missing = sorted(sig.required - node.bindings.keys())
+        if missing:
+            raise GraphDefinitionError(
+                f"{where}: missing required input(s) {', '.join(map(repr, missing))}; "
+                "bind each to a node or a constant in `inputs`"
+            )
+
+    def _check_upstream(self, where: str, name: str, ann: Any, up: Node) -> None:
+        if up.graph is not self or self.nodes.get(up.id) is not up:
+            raise GraphDefinitionError(
+                f"{where}: input {name!r} is {up.describe()} from another graph; "
+                "bind nodes of this graph only"
+            )
+        if up.is_constant:
+            if up.value is not MISSING and not value_matches(up.value, ann):
+                raise InputTypeError(
+                    f"{where}: input {name!r} expects {annotation_name(ann)}, got "
+                    f"{type(up.value).__name__} from constant {up.describe()}; "
+                    "set a value of that type or change the annotation"
+                )
+            return
+        assert up.signature is not None
+        if not is_compatible(up.signature.returns, ann):
+            raise InputTypeError(
+                f"{where}: input {name!r} expects {annotation_name(ann)}, but "
+                f"{up.describe()} returns {annotation_name(up.signature.returns)}; "
+                "bind a node of a matching type or change one of the annotations"
+            )
+
+    def _check_init_kwargs(self, node: Node) -> None:
+        assert node.processor is not None
+        try:
+            inspect.signature(node.processor).bind(**node.init_kwargs)
+        except TypeError as exc:
+            raise GraphDefinitionError(
+                f"node {node.id} ({node.name()}): node_init_kwargs do not fit "
+                f"{node.name()}(): {exc}"
+            ) from exc
+        except ValueError:  # builtins without a signature: nothing to check
+            pass
+
+    # -- reading ----------------------------------------------------------------------
+
+    def consumers(self, node: Node) -> list[tuple[Node, str]]:
+        """``(consumer, input name)`` for every binding that reads ``node``."""
+        return self._consumers.get(node, [])
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def topological_sort(self, target_node: Node | Iterable[Node] | None = None) -> list[Node]:
+        """The nodes a run up to ``target_node`` visits, each after its inputs.
+
+        With no target, every node of the graph. Iterative, so a 100k-long chain works.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph, Processor
+        >>> class Inc(Processor):
+        ...     def process(self, x: int) -> int:
+        ...         return x + 1
+        >>> g = ProcessGraph(store=":memory:")
+        >>> c = g.add_constant_node(0, "c", value=0)
+        >>> a = g.add_node(1, Inc, {"x": c})
+        >>> b = g.add_node(2, Inc, {"x": a})
+        >>> [n.id for n in g.topological_sort(b)]
+        [0, 1, 2]
+        """
+        targets = self._targets(target_node)
+        order: list[Node] = []
+        done: set[Node] = set()
+        on_path: set[Node] = set()
+        for target in targets:
+            if target in done:
+                continue
+            stack: list[tuple[Node, Iterator[Node]]] = [(target, iter(target.upstream()))]
+            on_path.add(target)
+            while stack:
+                node, ups = stack[-1]
+                for up in ups:
+                    if up in done:
+                        continue
+                    if up in on_path:
+                        raise CycleError(f"{up.describe()} depends on itself through {node.describe()}")
+                    on_path.add(up)
+                    stack.append((up, iter(up.upstream())))
+                    break
+                else:
+                    stack.pop()
+                    on_path.discard(node)
+                    done.add(node)
+                    order.append(node)
+        return order
+
+    def _targets(self, target: Node | Iterable[Node] | None) -> list[Node]:
+        if target is None:
+            return list(self.nodes.values())
+        targets = [target] if isinstance(target, Node) else list(target)
+        for t in targets:
+            if not isinstance(t, Node) or self.nodes.get(t.id) is not t:
+                raise GraphDefinitionError(f"{t!r} is not a node of this graph")
+        return targets
+
+    def release_resources(self) -> None:
+        """Release every initialized processor instance of the graph."""
+        for node in self.nodes.values():
+            node.release_resources()

@@ -1,0 +1,75 @@
+"""Processors: the user's unit of computation, and their lazy lifecycle.
+
+Design note
+-----------
+A processor is a class with a ``process(self, **inputs)`` method. The graph
+never constructs one up front: a node's instance is created (``__init__`` with
+the node's init kwargs, then ``setup()``) only when that node must compute,
+and dropped again by ``release_resources()`` (which calls ``release()`` first).
+A fully cached rerun therefore constructs nothing, which is what makes it
+cheap to keep heavy models (an LLM, a video decoder) behind a processor.
+
+``version`` is mixed into the node's code version: bump it to invalidate
+results when something the code fingerprint cannot see has changed (a model
+file on disk, say). ``resource`` names what the processor holds in memory;
+batch runs release instances between passes only when the next pass needs a
+different resource.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+__all__ = ["Processor", "is_async_processor"]
+
+
+class Processor:
+    """Base class of every processor.
+
+    Subclasses define ``process`` with annotated keyword parameters; its
+    inputs are bound by name in :meth:`ProcessGraph.add_node`.
+
+    Attributes
+    ----------
+    version : object
+        Bump to invalidate every result of this processor.
+    resource : str or None
+        Name of the heavy resource this processor holds (e.g. ``"llm"``).
+        Consecutive batch passes over processors with the same resource keep
+        their instances; a change of resource releases them.
+
+    Examples
+    --------
+    >>> class SumInt(Processor):
+    ...     def process(self, a: int, b: int) -> int:
+    ...         return a + b
+    >>> SumInt().process(a=1, b=2)
+    3
+    """
+
+    version: ClassVar[object] = None
+    resource: ClassVar[str | None] = None
+
+    def setup(self) -> None:
+        """Acquire heavy resources. Called once, right after construction, before ``process``."""
+
+    def release(self) -> None:
+        """Free what :meth:`setup` acquired. Called by ``release_resources()``."""
+
+    @classmethod
+    def name(cls) -> str:
+        """The processor's name, as shown by ``node.name()`` and in messages."""
+        return cls.__name__
+
+    def process(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden
+        """Compute the node's result from its inputs. Subclasses must override this."""
+        raise TypeError(
+            f"{type(self).__name__} does not define process(); "
+            "define `def process(self, <inputs>) -> <type>:` on the subclass"
+        )
+
+
+def is_async_processor(cls: type[Processor]) -> bool:
+    """Whether ``cls.process`` is a coroutine function (``async def process``)."""
+    return inspect.iscoroutinefunction(cls.process)

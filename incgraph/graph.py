@@ -1,0 +1,276 @@
+"""``ProcessGraph``: the graph users build, with a store and an executor to run it.
+
+Design note
+-----------
+:class:`~incgraph.core.graph.Graph` is plain data; this class adds the effects:
+a store (opened lazily, at the first run, so building a graph touches no
+disk), an executor, the persisted JSON record of node states, and the entry
+points ``run_upto`` / ``run_only`` / ``explain`` / ``process_batch``. Every
+entry point goes through the one engine loop in :mod:`incgraph.run.engine`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from incgraph.core.graph import Graph, Node
+from incgraph.core.plan import Plan, plan
+from incgraph.executors import Executor, resolve_executor
+from incgraph.run.engine import RunReport, execute
+from incgraph.store import Store, memory_store, open_store
+
+__all__ = ["ProcessGraph"]
+
+
+class ProcessGraph(Graph):
+    """A graph of processors whose results are cached by content in a persistent store.
+
+    Parameters
+    ----------
+    store : str, pathlib.Path, Store or None
+        Where results live: a folder (created on first run), ``":memory:"`` for a
+        store that lives as long as the graph, or a :class:`~incgraph.store.Store`.
+        ``None`` uses ``$INCGRAPH_STORE`` if set, else ``./.incgraph``.
+    executor : str or Executor, optional
+        Where computations run: ``"serial"`` (default), ``"threads"``,
+        ``"processes"``, ``"asyncio"``, ``"dask"``, or an executor object.
+    name : str, optional
+        Prefix for node labels in the store (``"video/2"``), useful when several
+        graphs share one store.
+
+    Examples
+    --------
+    The seed example: change a constant, and only what depends on it recomputes.
+
+    >>> from incgraph import ProcessGraph, Processor
+    >>> class SumInt(Processor):
+    ...     def process(self, a: int, b: int) -> int:
+    ...         return a + b
+    >>> graph = ProcessGraph(store=":memory:")
+    >>> node_const = graph.add_constant_node(id=0, name="MyConst")
+    >>> node1 = graph.add_node(1, SumInt, {"a": node_const, "b": 200})
+    >>> node2 = graph.add_node(2, SumInt, {"a": 300, "b": node1})
+    >>> node_const.set_value(100)
+    >>> graph.run_upto(node2)
+    600
+    >>> node_const.set_value(1)
+    >>> graph.run_upto(node2)
+    501
+    >>> node_const.set_value(100)
+    >>> graph.run_upto(node2), len(graph.last_run.computed)
+    (600, 0)
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | Store | None = None,
+        *,
+        executor: Executor | str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self._store_location = store
+        self._store: Store | None = None
+        self._executor_spec = executor
+        self._executor: Executor | None = None
+        self._persist_path: Path | None = None
+        self.last_run: RunReport = RunReport()
+
+    # -- store and executor --------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The graph's store, opened on first use."""
+        if self._store is None:
+            loc = self._store_location
+            self._store = memory_store() if loc == ":memory:" else open_store(loc)
+        return self._store
+
+    @property
+    def executor(self) -> Executor:
+        """The graph's executor, created on first use."""
+        if self._executor is None:
+            self._executor = resolve_executor(self._executor_spec)
+        return self._executor
+
+    def close(self) -> None:
+        """Release resources, shut the executor down and close the store."""
+        self.release_resources()
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> ProcessGraph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run_upto(
+        self,
+        node: Node | Sequence[Node],
+        *,
+        force: bool | Iterable[Node] = False,
+        executor: Executor | str | None = None,
+    ) -> Any:
+        """Run every node ``node`` needs, computing only what is not cached; return its value.
+
+        Parameters
+        ----------
+        node : Node or list of Node
+            The target(s). With a list, the value of the last one is returned.
+        force : bool or iterable of Node
+            ``True`` recomputes the target(s); an iterable recomputes those nodes.
+        executor : optional
+            Overrides the graph's executor for this run.
+
+        Returns
+        -------
+        The target's result (the last target's, for a list).
+        """
+        targets = self._targets(node)
+        forced = set(targets) if force is True else set(force or ())
+        report = self._execute(targets, forced, executor=executor)
+        return report.values[targets[-1]]
+
+    def run_only(self, node: Node) -> Any:
+        """Compute just ``node`` from its inputs' stored results (upstream is never computed).
+
+        Raises
+        ------
+        NotCachedError
+            If an upstream node has no stored result for the current inputs.
+        """
+        report = self._execute([node], set(), upstream_only=True)
+        return report.values[node]
+
+    def _execute(
+        self,
+        targets: list[Node],
+        force: set[Node],
+        *,
+        executor: Executor | str | None = None,
+        upstream_only: bool = False,
+    ) -> RunReport:
+        order = self.topological_sort(targets)
+        ex = self.executor if executor is None else resolve_executor(executor)
+        try:
+            report = execute(
+                self.store, ex, order, targets, force=force, upstream_only=upstream_only
+            )
+        finally:
+            if executor is not None and ex is not self._executor:
+                ex.shutdown()
+        self.last_run = report
+        if self._persist_path is not None:
+            self._write_persist(report)
+        return report
+
+    def explain(self, node: Node | Sequence[Node] | None = None, *, force: bool = False) -> Plan:
+        """Why each node a run up to ``node`` would visit is a hit or computes.
+
+        Decided from the index alone: nothing is computed or loaded.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph, Processor
+        >>> class Inc(Processor):
+        ...     def process(self, x: int) -> int:
+        ...         return x + 1
+        >>> g = ProcessGraph(store=":memory:")
+        >>> c = g.add_constant_node(0, "c", value=1)
+        >>> n = g.add_node(1, Inc, {"x": c})
+        >>> g.explain(n)[n].action
+        'compute'
+        >>> _ = g.run_upto(n)
+        >>> g.explain(n)[n].action
+        'hit'
+        >>> c.set_value(2)
+        >>> g.explain(n)[n].reason
+        "input 'x' changed"
+        """
+        targets = self._targets(node)
+        order = self.topological_sort(targets)
+        forced = frozenset(targets) if force else frozenset()
+        store = self.store
+        return plan(order, store.lookup, store.latest_for_node, forced)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def process_batch(
+        self,
+        batch_items: Iterable[Any],
+        run_nodes: Sequence[Node],
+        prep_fn: Callable[[int, Any], Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run ``run_nodes`` for every item; see :func:`incgraph.run.batch.process_batch`."""
+        from incgraph.run.batch import process_batch
+
+        return process_batch(self, batch_items, run_nodes, prep_fn, **options)
+
+    batch_process = process_batch
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def persist(self, path: str | os.PathLike[str]) -> None:
+        """Keep a human-readable JSON record of node states at ``path``, updated after each run.
+
+        The record holds, per node visited: name, cache key, data version, status,
+        timing, and the output when it is JSON-representable. Parent folders are
+        created. The cached values themselves live in the graph's store, so calling
+        ``persist`` is optional everywhere.
+        """
+        self._persist_path = Path(path)
+        if self.last_run.statuses:
+            self._write_persist(self.last_run)
+
+    def _write_persist(self, report: RunReport) -> None:
+        path = self._persist_path
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            existing = json.loads(path.read_text())
+            nodes = existing.get("nodes", {}) if isinstance(existing, dict) else {}
+        except (OSError, ValueError):
+            nodes = {}
+        for node, st in report.statuses.items():
+            entry: dict[str, Any] = {
+                "name": node.name(),
+                "status": st.status,
+                "cache_key": st.key,
+                "data_version": st.data_version,
+                "duration_s": round(st.duration, 6),
+            }
+            if node in report.values:
+                entry["output"] = _jsonable(report.values[node])
+            elif node.is_constant:
+                entry["output"] = _jsonable(node.value)
+            nodes[str(node.id)] = entry
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"graph": self.name, "nodes": nodes}, indent=2, default=str))
+        os.replace(tmp, path)
+
+
+_NOT_JSON = "<not JSON-representable>"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if it round-trips through JSON (finite floats), else a placeholder."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return _NOT_JSON
+    if len(text) > 100_000:
+        return "<too large to record>"
+    return value if not (isinstance(value, float) and math.isnan(value)) else _NOT_JSON
