@@ -1,0 +1,109 @@
+"""Run many calls of one function in worker processes, in chunks (the ``mpc`` target).
+
+Policy
+------
+Workers come from joblib's loky executor (``get_reusable_executor``): it is
+shared with joblib, survives between actions (workers start once, not per call),
+restarts workers that crashed, and pickles with cloudpickle, so a function
+defined in ``__main__``, in a notebook or as a closure can be sent. Its arguments
+and return values must be picklable.
+
+As with threads, calls travel in chunks (about four per worker), which turns
+thousands of tiny round trips into a few dozen. Each worker runs its chunk in a
+loop and catches exceptions per call, so one failure does not lose the rest of
+the chunk.
+
+Tracebacks
+----------
+A traceback object cannot cross a process boundary. The worker formats it and
+attaches the text to the exception as a note (``add_note``; it is printed under
+the exception's message), so the failing line in the worker is visible in the
+parent. An exception that cannot be pickled back is replaced by a
+``ParallelError`` holding its type, message and traceback text.
+
+If a whole chunk fails (a worker died, or a return value could not be
+pickled), every call of that chunk gets that chunk's exception.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from incgraph.errors import ParallelError
+from incgraph.parallel.entries import Call
+from incgraph.parallel.threads import CHUNKS_PER_WORKER, chunk_bounds
+
+__all__ = ["default_process_workers", "run_in_processes"]
+
+
+def default_process_workers() -> int:
+    """Return the default number of worker processes: one per CPU."""
+    return os.cpu_count() or 1
+
+
+def run_in_processes(fn: Callable[..., Any], calls: Sequence[Call], n_workers: int) -> list[Any]:
+    """Call ``fn(*args, **kwargs)`` for every call in up to ``n_workers`` processes.
+
+    Returns the results in call order; a call that raised contributes its
+    exception instance.
+
+    Examples
+    --------
+    >>> run_in_processes(divmod, [((7, 2), {}), ((1, 0), {})], 2)
+    [(3, 1), ZeroDivisionError('integer division or modulo by zero')]
+    """
+    if not calls:
+        return []
+    from joblib.externals.loky import get_reusable_executor  # joblib loads lazily
+
+    executor = get_reusable_executor(max_workers=n_workers)
+    bounds = chunk_bounds(len(calls), n_workers * CHUNKS_PER_WORKER)
+    futures = [
+        executor.submit(run_chunk_in_worker, fn, list(calls[start:stop])) for start, stop in bounds
+    ]
+    results: list[Any] = []
+    for future, (start, stop) in zip(futures, bounds, strict=True):
+        try:
+            results.extend(future.result())
+        except Exception as exc:
+            results.extend([exc] * (stop - start))
+    return results
+
+
+def run_chunk_in_worker(fn: Callable[..., Any], calls: list[Call]) -> list[Any]:
+    """Run one chunk inside a worker process, catching exceptions per call."""
+    results: list[Any] = []
+    for args, kwargs in calls:
+        try:
+            results.append(fn(*args, **kwargs))
+        except Exception as exc:
+            results.append(_sendable(exc))
+    return results
+
+
+def _sendable(exc: Exception) -> Exception:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    note = f"raised in worker process {os.getpid()}:\n{text.rstrip()}"
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception as pickling_error:
+        return ParallelError(
+            f"{type(exc).__qualname__}: {exc} (this exception cannot be pickled back from "
+            f"the worker process: {pickling_error}; make it picklable to get the "
+            f"original)\n{note}",
+            [],
+        )
+    _add_note(exc, note)
+    return exc
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+    else:  # Python 3.10: keep the note where 3.11's traceback printing looks for it
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
