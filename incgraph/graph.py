@@ -205,6 +205,22 @@ class ProcessGraph(Graph):
         store = self.store
         return plan(order, store.lookup, store.latest_for_node, forced)
 
+    def render(self, format: str = "mermaid", *, explain: bool = False) -> str:  # noqa: A002
+        """Mermaid or DOT text of the graph; with ``explain=True`` nodes are marked hit/compute.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph
+        >>> g = ProcessGraph(store=":memory:")
+        >>> _ = g.add_constant_node(0, "x", value=1)
+        >>> print(g.render())
+        flowchart TD
+            n_0(["0: x"])
+        """
+        from incgraph.render import render
+
+        return render(self, format, plan=self.explain() if explain else None)
+
     # -- batches ----------------------------------------------------------------------------
 
     def process_batch(

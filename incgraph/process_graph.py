@@ -1,0 +1,5 @@
+"""Seed 003 spelling: ``from incgraph import process_graph; process_graph.ProcessGraph()``."""
+
+from incgraph.graph import ProcessGraph
+
+__all__ = ["ProcessGraph"]

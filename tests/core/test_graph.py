@@ -1,0 +1,160 @@
+"""Building graphs: validation at add_node time, with messages that name node, input and fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from incgraph import (
+    ConstantNotSetError,
+    GraphDefinitionError,
+    InputTypeError,
+    ProcessGraph,
+    Processor,
+)
+
+
+class SumInt(Processor):
+    def process(self, a: int, b: int) -> int:
+        return a + b
+
+
+class ToStr(Processor):
+    def process(self, x: int) -> str:
+        return str(x)
+
+
+class Model(Processor):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def process(self, x: int) -> int:
+        return x * self.size
+
+
+@pytest.fixture
+def graph() -> ProcessGraph:
+    return ProcessGraph(store=":memory:")
+
+
+def test_duplicate_id_is_rejected(graph: ProcessGraph) -> None:
+    """A second node with the same id raises, naming the id and the node that holds it."""
+    graph.add_node(1, SumInt, {"a": 1, "b": 2})
+    with pytest.raises(GraphDefinitionError, match=r"node id 1 is already used by node 1 \(SumInt\)"):
+        graph.add_node(1, SumInt, {"a": 1, "b": 2})
+
+
+def test_unknown_input_names_the_parameters(graph: ProcessGraph) -> None:
+    """Binding an input process() does not take lists the inputs it does take."""
+    with pytest.raises(GraphDefinitionError, match=r"node 1 \(SumInt\): unknown input 'c'; SumInt.process takes a, b"):
+        graph.add_node(1, SumInt, {"a": 1, "b": 2, "c": 3})
+
+
+def test_missing_required_input(graph: ProcessGraph) -> None:
+    """Leaving a required parameter unbound raises at add_node."""
+    with pytest.raises(GraphDefinitionError, match=r"missing required input\(s\) 'b'"):
+        graph.add_node(1, SumInt, {"a": 1})
+
+
+def test_constant_of_wrong_type(graph: ProcessGraph) -> None:
+    """An inline constant that does not fit the annotation raises InputTypeError (also a TypeError)."""
+    with pytest.raises(TypeError, match=r"node 1 \(SumInt\): input 'a' expects int, got list"):
+        graph.add_node(1, SumInt, {"a": [1], "b": 2})
+
+
+def test_upstream_return_type_mismatch(graph: ProcessGraph) -> None:
+    """An upstream processor annotated to return str cannot feed an int parameter."""
+    c = graph.add_constant_node(0, "c", value=1)
+    s = graph.add_node(1, ToStr, {"x": c})
+    with pytest.raises(InputTypeError, match=r"expects int, but node 1 \(ToStr\) returns str"):
+        graph.add_node(2, SumInt, {"a": s, "b": 1})
+
+
+def test_set_value_is_checked_against_consumers(graph: ProcessGraph) -> None:
+    """set_value with a value a consumer cannot take raises, naming the consumer and its input."""
+    c = graph.add_constant_node(0, "c")
+    graph.add_node(1, SumInt, {"a": c, "b": 2})
+    with pytest.raises(InputTypeError, match=r"node 1 \(SumInt\): input 'a' expects int, got str"):
+        c.set_value("nope")
+
+
+def test_node_from_another_graph_is_rejected(graph: ProcessGraph) -> None:
+    """Nodes can only read nodes of their own graph."""
+    other = ProcessGraph(store=":memory:")
+    c = other.add_constant_node(0, "c", value=1)
+    with pytest.raises(GraphDefinitionError, match="from another graph"):
+        graph.add_node(1, SumInt, {"a": c, "b": 1})
+
+
+def test_bad_init_kwargs(graph: ProcessGraph) -> None:
+    """node_init_kwargs that the constructor does not accept raise at add_node."""
+    with pytest.raises(GraphDefinitionError, match=r"node_init_kwargs do not fit Model\(\)"):
+        graph.add_node(1, Model, {"x": 1}, node_init_kwargs={"colour": "red"})
+
+
+def test_not_a_processor(graph: ProcessGraph) -> None:
+    """A class without process() is refused."""
+    with pytest.raises(GraphDefinitionError, match="has no process"):
+        graph.add_node(1, dict, {})  # type: ignore[arg-type]
+
+
+def test_constant_id_keyword_and_name(graph: ProcessGraph) -> None:
+    """add_constant_node accepts seed 003's id= spelling; name() gives the constant's name."""
+    c = graph.add_constant_node(id=7, name="MyConst")
+    assert c.id == 7 and c.name() == "MyConst" and c.is_constant
+
+
+def test_unset_constant_raises_when_needed(graph: ProcessGraph) -> None:
+    """Running a node whose constant was never set raises ConstantNotSetError naming it."""
+    c = graph.add_constant_node(0, "MyConst")
+    n = graph.add_node(1, SumInt, {"a": c, "b": 2})
+    with pytest.raises(ConstantNotSetError, match=r"constant node 0 \(MyConst\) has no value"):
+        graph.run_upto(n)
+
+
+def test_set_value_on_processor_node_is_refused(graph: ProcessGraph) -> None:
+    """Only constant nodes take set_value."""
+    n = graph.add_node(1, SumInt, {"a": 1, "b": 2})
+    with pytest.raises(GraphDefinitionError, match="not a constant node"):
+        n.set_value(3)
+
+
+def test_set_alias(graph: ProcessGraph) -> None:
+    """node.set('value', v) (seed 003's spelling) sets the constant; other attributes are refused."""
+    c = graph.add_constant_node(0, "c")
+    c.set("value", 5)
+    assert c.value == 5
+    with pytest.raises(GraphDefinitionError):
+        c.set("colour", 1)
+
+
+def test_topological_sort_orders_inputs_first(graph: ProcessGraph) -> None:
+    """Every node comes after all of its inputs, and only nodes the target needs are listed."""
+    c = graph.add_constant_node(0, "c", value=1)
+    a = graph.add_node(1, SumInt, {"a": c, "b": 1})
+    b = graph.add_node(2, SumInt, {"a": c, "b": a})
+    graph.add_node(3, SumInt, {"a": 1, "b": 1})  # unrelated
+    d = graph.add_node(4, SumInt, {"a": b, "b": a})
+    order = graph.topological_sort(d)
+    assert [n.id for n in order] == [0, 1, 2, 4]
+    assert [n.id for n in graph.topological_sort()] == [0, 1, 2, 3, 4]
+
+
+def test_topological_sort_rejects_foreign_targets(graph: ProcessGraph) -> None:
+    """Asking for a node of another graph is an error, not an empty order."""
+    other = ProcessGraph(store=":memory:")
+    n = other.add_node(1, SumInt, {"a": 1, "b": 1})
+    with pytest.raises(GraphDefinitionError, match="not a node of this graph"):
+        graph.topological_sort(n)
+
+
+def test_var_keyword_processor_accepts_any_input(graph: ProcessGraph) -> None:
+    """A process(**kwargs) binds any input names."""
+
+    class Collect(Processor):
+        def process(self, **kw: Any) -> dict[str, Any]:
+            return kw
+
+    n = graph.add_node(1, Collect, {"x": 1, "y": "z"})
+    assert graph.run_upto(n) == {"x": 1, "y": "z"}

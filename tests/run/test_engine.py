@@ -1,0 +1,422 @@
+"""The engine loop: hits, early cutoff, lazy instances, what gets loaded, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from incgraph import (
+    HashingError,
+    InputTypeError,
+    NodeError,
+    NotCachedError,
+    ProcessGraph,
+    Processor,
+)
+from incgraph.store import Store, memory_store
+
+
+class Counting(Processor):
+    """Counts constructions, setups, releases and process calls per class."""
+
+    calls: ClassVar[list[str]] = []
+
+    def __init__(self) -> None:
+        Counting.calls.append(f"init {type(self).__name__}")
+
+    def setup(self) -> None:
+        Counting.calls.append(f"setup {type(self).__name__}")
+
+    def release(self) -> None:
+        Counting.calls.append(f"release {type(self).__name__}")
+
+
+class SumInt(Counting):
+    def process(self, a: int, b: int) -> int:
+        Counting.calls.append("process SumInt")
+        return a + b
+
+
+class Parity(Counting):
+    def process(self, x: int) -> int:
+        Counting.calls.append("process Parity")
+        return x % 2
+
+
+class Label(Counting):
+    def process(self, p: int) -> str:
+        Counting.calls.append("process Label")
+        return "odd" if p else "even"
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls() -> None:
+    Counting.calls.clear()
+
+
+def processes() -> list[str]:
+    return [c for c in Counting.calls if c.startswith("process")]
+
+
+def test_seed_003_example_gives_600_501_600_with_a_pure_hit(tmp_path: Path) -> None:
+    """Seed 003: 600, then 501 after set_value(1), then 600 again with zero process calls."""
+    graph = ProcessGraph(store=tmp_path / "store")
+    node_const = graph.add_constant_node(id=0, name="MyConst")
+    node1 = graph.add_node(1, SumInt, {"a": node_const, "b": 200})
+    node2 = graph.add_node(2, SumInt, {"a": 300, "b": node1})
+    node_const.set_value(100)
+    assert graph.run_upto(node2) == 600
+    node_const.set_value(1)
+    assert graph.run_upto(node2) == 501
+    node_const.set_value(100)
+    Counting.calls.clear()
+    assert graph.run_upto(node2) == 600
+    assert Counting.calls == []  # not even constructed
+
+
+def test_rerun_in_a_new_graph_object_is_all_hits(tmp_path: Path) -> None:
+    """A second graph over the same store (as in a new process) computes nothing."""
+
+    def build() -> tuple[ProcessGraph, Any]:
+        g = ProcessGraph(store=tmp_path / "s")
+        c = g.add_constant_node(0, "c", value=5)
+        n1 = g.add_node(1, SumInt, {"a": c, "b": 1})
+        return g, g.add_node(2, SumInt, {"a": n1, "b": n1})
+
+    g, target = build()
+    assert g.run_upto(target) == 12
+    g.close()
+    Counting.calls.clear()
+    g2, target2 = build()
+    assert g2.run_upto(target2) == 12
+    assert Counting.calls == []
+    assert [n.id for n in g2.last_run.hits] == [1, 2]
+
+
+def test_early_cutoff_keeps_dependents_cached() -> None:
+    """An upstream node recomputing to the same result leaves downstream nodes as hits."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=3)
+    parity = g.add_node(1, Parity, {"x": c})
+    label = g.add_node(2, Label, {"p": parity})
+    assert g.run_upto(label) == "odd"
+    c.set_value(5)  # still odd: Parity recomputes to 1
+    Counting.calls.clear()
+    assert g.run_upto(label) == "odd"
+    assert processes() == ["process Parity"]
+    assert g.explain(label).actions() == {"0": "constant", "1": "hit", "2": "hit"}
+
+
+def test_instances_are_lazy_and_released() -> None:
+    """Only computing nodes construct instances; release_resources calls release() and drops them."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=2)
+    n1 = g.add_node(1, Parity, {"x": c})
+    n2 = g.add_node(2, Label, {"p": n1})
+    g.run_upto(n1)
+    assert Counting.calls == ["init Parity", "setup Parity", "process Parity"]
+    assert n1.initialized and not n2.initialized
+    Counting.calls.clear()
+    g.run_upto(n2)  # n1 is a hit now: its live instance is not used
+    assert Counting.calls == ["init Label", "setup Label", "process Label"]
+    Counting.calls.clear()
+    n1.release_resources()
+    assert Counting.calls == ["release Parity"] and not n1.initialized
+    g.release_resources()
+    assert Counting.calls == ["release Parity", "release Label"]
+    assert not n2.initialized
+    g.release_resources()  # idempotent
+    assert Counting.calls == ["release Parity", "release Label"]
+
+
+class CountingStore(Store):
+    """A memory store that counts blob loads."""
+
+    def __init__(self) -> None:
+        base = memory_store()
+        super().__init__(base.index, base.blobs)
+        self.loads: list[str] = []
+
+    def load(self, record_or_data_version: Any) -> Any:
+        self.loads.append(str(record_or_data_version))
+        return super().load(record_or_data_version)
+
+
+def test_hits_load_nothing_but_the_target() -> None:
+    """A fully cached rerun loads exactly one value: the target's."""
+    store = CountingStore()
+    g = ProcessGraph(store=store)
+    c = g.add_constant_node(0, "c", value=1)
+    prev: Any = c
+    for i in range(1, 6):
+        prev = g.add_node(i, SumInt, {"a": prev, "b": 1})
+    assert g.run_upto(prev) == 6
+    assert store.loads == []  # everything was computed in this run
+    g2 = ProcessGraph(store=store)
+    c2 = g2.add_constant_node(0, "c", value=1)
+    prev = c2
+    for i in range(1, 6):
+        prev = g2.add_node(i, SumInt, {"a": prev, "b": 1})
+    assert g2.run_upto(prev) == 6
+    assert len(store.loads) == 1
+
+
+def test_a_computing_node_loads_only_its_inputs() -> None:
+    """When only the last node's code changes, only its input is loaded from the store."""
+    store = CountingStore()
+    g = ProcessGraph(store=store)
+    c = g.add_constant_node(0, "c", value=1)
+    n1 = g.add_node(1, SumInt, {"a": c, "b": 1})
+    n2 = g.add_node(2, SumInt, {"a": n1, "b": 1})
+    g.run_upto(n2)
+    g2 = ProcessGraph(store=store)
+    c2 = g2.add_constant_node(0, "c", value=1)
+    m1 = g2.add_node(1, SumInt, {"a": c2, "b": 1})
+    m2 = g2.add_node(2, SumInt, {"a": m1, "b": 1}, version=2)
+    Counting.calls.clear()
+    assert g2.run_upto(m2) == 3
+    assert processes() == ["process SumInt"]
+    assert len(store.loads) == 1  # m1's value, as m2's input
+
+
+def test_version_bump_invalidates_node_and_downstream() -> None:
+    """A processor's version attribute and a node's version are both part of the key."""
+
+    class V1(Counting):
+        version = 1
+
+        def process(self, x: int) -> int:
+            Counting.calls.append("process V")
+            return x
+
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=1)
+    n = g.add_node(1, V1, {"x": c})
+    g.run_upto(n)
+    store = g.store
+    g2 = ProcessGraph(store=store)
+    c2 = g2.add_constant_node(0, "c", value=1)
+    n2 = g2.add_node(1, V1, {"x": c2}, version="b")
+    assert g2.explain(n2)[n2].action == "compute"
+    V1.version = 2
+    g3 = ProcessGraph(store=store)
+    c3 = g3.add_constant_node(0, "c", value=1)
+    n3 = g3.add_node(1, V1, {"x": c3})
+    assert g3.explain(n3)[n3].reason == "code changed"
+
+
+def test_cache_false_always_computes() -> None:
+    """A cache=False node runs every time and stores nothing; its dependents still cache on content."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=4)
+    n1 = g.add_node(1, Parity, {"x": c}, cache=False)
+    n2 = g.add_node(2, Label, {"p": n1})
+    g.run_upto(n2)
+    Counting.calls.clear()
+    g.run_upto(n2)
+    assert processes() == ["process Parity"]
+    assert g.explain(n2)[n1].reason == "cache=False: always computes"
+
+
+def test_force_recomputes_the_target() -> None:
+    """run_upto(force=True) recomputes the target even on a hit."""
+    g = ProcessGraph(store=":memory:")
+    n = g.add_node(1, SumInt, {"a": 1, "b": 2})
+    g.run_upto(n)
+    Counting.calls.clear()
+    assert g.run_upto(n, force=True) == 3
+    assert processes() == ["process SumInt"]
+
+
+def test_none_is_a_cached_result() -> None:
+    """A processor returning None is a hit on the rerun (None is not 'missing')."""
+
+    class Nothing(Counting):
+        def process(self, x: int) -> None:
+            Counting.calls.append("process Nothing")
+
+    g = ProcessGraph(store=":memory:")
+    n = g.add_node(1, Nothing, {"x": 1})
+    assert g.run_upto(n) is None
+    Counting.calls.clear()
+    assert g.run_upto(n) is None
+    assert processes() == []
+
+
+def test_failure_raises_node_error_with_the_original() -> None:
+    """A raising processor gives a NodeError naming the node and chaining the exception."""
+
+    class Boom(Processor):
+        def process(self, x: int) -> int:
+            raise ZeroDivisionError("bad x")
+
+    g = ProcessGraph(store=":memory:")
+    n = g.add_node(3, Boom, {"x": 1})
+    with pytest.raises(NodeError, match=r"node 3 \(Boom\) failed: ZeroDivisionError: bad x") as info:
+        g.run_upto(n)
+    assert isinstance(info.value.exception, ZeroDivisionError)
+    assert info.value.__cause__ is info.value.exception
+    assert info.value.node == "3"
+    assert len(g.store.index.get_many([])) == 0
+
+
+def test_wrong_return_type_is_caught_at_run_time() -> None:
+    """A process() that returns something its annotation rules out raises InputTypeError."""
+
+    class Liar(Processor):
+        def process(self, x: int) -> int:
+            return "not an int"  # type: ignore[return-value]
+
+    g = ProcessGraph(store=":memory:")
+    n = g.add_node(1, Liar, {"x": 1})
+    with pytest.raises(InputTypeError, match=r"node 1 \(Liar\) returned str, but its process\(\) is annotated -> int"):
+        g.run_upto(n)
+
+
+def test_unannotated_upstream_value_is_checked_at_run_time() -> None:
+    """When the upstream has no return annotation, the value itself is checked against the parameter."""
+
+    class Loose(Processor):
+        def process(self, x: int):  # type: ignore[no-untyped-def]
+            return "text"
+
+    g = ProcessGraph(store=":memory:")
+    up = g.add_node(1, Loose, {"x": 1})
+    down = g.add_node(2, SumInt, {"a": up, "b": 1})
+    with pytest.raises(InputTypeError, match=r"node 2 \(SumInt\): input 'a' expects int, got str"):
+        g.run_upto(down)
+
+
+def test_unhashable_constant_names_node_and_input() -> None:
+    """An input without a deterministic hash raises HashingError naming node and input."""
+
+    class Opaque:
+        pass
+
+    class Take(Processor):
+        def process(self, x: Any) -> int:
+            return 1
+
+    g = ProcessGraph(store=":memory:")
+    n = g.add_node(1, Take, {"x": Opaque()})
+    with pytest.raises(HashingError, match=r"node 1 \(Take\): input 'x'.*cache=False"):
+        g.run_upto(n)
+    m = g.add_node(2, Take, {"x": Opaque()}, cache=False)
+    assert g.run_upto(m) == 1
+
+
+def test_unhashable_result_still_caches_downstream() -> None:
+    """A result with no content hash gets a version derived from its key; downstream still hits."""
+
+    class Opaque:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+    class Make(Counting):
+        def process(self, x: int) -> Opaque:
+            Counting.calls.append("process Make")
+            return Opaque(x)
+
+    class Use(Counting):
+        def process(self, o: Opaque) -> int:
+            Counting.calls.append("process Use")
+            return o.v + 1
+
+    g = ProcessGraph(store=":memory:")
+    m = g.add_node(1, Make, {"x": 1})
+    u = g.add_node(2, Use, {"o": m})
+    assert g.run_upto(u) == 2
+    Counting.calls.clear()
+    assert g.run_upto(u) == 2
+    assert processes() == []
+
+
+def test_run_only_uses_stored_inputs() -> None:
+    """run_only computes the node from stored upstream results and never computes upstream."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=1)
+    n1 = g.add_node(1, SumInt, {"a": c, "b": 1})
+    n2 = g.add_node(2, SumInt, {"a": n1, "b": 10})
+    with pytest.raises(NotCachedError, match=r"node 1 \(SumInt\).*run_upto"):
+        g.run_only(n2)
+    g.run_upto(n1)
+    Counting.calls.clear()
+    assert g.run_only(n2) == 12
+    assert processes() == ["process SumInt"]
+
+
+def test_run_upto_list_returns_last_value() -> None:
+    """run_upto([a, b]) runs both and returns b's value."""
+    g = ProcessGraph(store=":memory:")
+    a = g.add_node(1, SumInt, {"a": 1, "b": 1})
+    b = g.add_node(2, SumInt, {"a": 2, "b": 2})
+    assert g.run_upto([a, b]) == 4
+    assert set(g.last_run.computed) == {a, b}
+
+
+def test_explain_reasons() -> None:
+    """explain says new / which input changed / maybe (early cutoff) / hit."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=1)
+    n1 = g.add_node(1, SumInt, {"a": c, "b": 1})
+    n2 = g.add_node(2, SumInt, {"a": n1, "b": 1})
+    plan = g.explain(n2)
+    assert plan[n1].reason == "no stored result for this node yet"
+    assert plan[n2].action == "maybe"
+    g.run_upto(n2)
+    assert g.explain(n2).actions() == {"0": "constant", "1": "hit", "2": "hit"}
+    c.set_value(2)
+    plan = g.explain(n2)
+    assert (plan[n1].action, plan[n1].reason) == ("compute", "input 'a' changed")
+    assert "node 1 (SumInt) computes first" in plan[n2].reason
+    assert g.explain(n2, force=True)[n2].action in {"compute", "maybe"}
+    assert "1 (SumInt): compute - input 'a' changed" in str(plan)
+
+
+def test_render_marks_explained_nodes() -> None:
+    """render(explain=True) marks nodes as hit or compute in mermaid and DOT."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=1)
+    n1 = g.add_node(1, SumInt, {"a": c, "b": 1})
+    g.add_node(2, SumInt, {"a": n1, "b": 1})
+    g.run_upto(n1)
+    text = g.render(explain=True)
+    assert 'n_1["1: SumInt"]:::hit' in text and 'n_2["2: SumInt"]:::compute' in text
+    assert 'n_0 -- "a" --> n_1' in text
+    dot = g.render("dot", explain=True)
+    assert '"1" [label="1: SumInt", shape=box, style=filled, fillcolor="#d4f7d4"];' in dot
+
+
+def test_persist_writes_readable_json(tmp_path: Path) -> None:
+    """persist(path) writes each node's name, key, data version and JSON-able output after runs."""
+    g = ProcessGraph(store=":memory:")
+    c = g.add_constant_node(0, "c", value=1)
+    n1 = g.add_node(1, SumInt, {"a": c, "b": 1})
+    path = tmp_path / "deep" / "state.json"
+    g.persist(path)
+    g.run_upto(n1)
+    data = json.loads(path.read_text())
+    assert data["nodes"]["1"]["name"] == "SumInt"
+    assert data["nodes"]["1"]["output"] == 2
+    assert data["nodes"]["1"]["status"] == "computed"
+    assert len(data["nodes"]["1"]["cache_key"]) == 32
+    assert data["nodes"]["0"]["output"] == 1
+
+
+def test_long_chain_runs_iteratively() -> None:
+    """A 100k-node chain runs and reruns (no recursion limit)."""
+
+    class Inc(Processor):
+        def process(self, x: int) -> int:
+            return x + 1
+
+    g = ProcessGraph(store=":memory:")
+    prev: Any = g.add_constant_node(0, "c", value=0)
+    for i in range(1, 100_001):
+        prev = g.add_node(i, Inc, {"x": prev})
+    assert g.run_upto(prev) == 100_000
+    assert g.run_upto(prev) == 100_000
+    assert len(g.last_run.hits) == 100_000
