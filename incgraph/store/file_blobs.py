@@ -1,0 +1,449 @@
+"""The on-disk blob store: small values inline in SQLite, large ones as files.
+
+Design note
+-----------
+A blob is a row of the ``blobs`` table (data version -> codec, checksum, size)
+plus its bytes: in the row's ``data`` column when the pickled value is smaller
+than ``inline_limit`` (32 KiB: one SQLite page run, no file to open), otherwise
+in the file ``blobs/<dv[:2]>/<dv>.<checksum>.<suffix>``.
+
+Write protocol (joblib's): the bytes go to ``<dv>.<uuid>-<pid>-<tid>.tmp`` in
+the final folder, are flushed (and fsynced with ``durable=True``), then
+``os.replace``-d onto the final name; only then is the row committed
+(``INSERT ... ON CONFLICT DO NOTHING``). Hence:
+
+* a row always names a file that was complete when the row was committed;
+* a process killed mid-write leaves at worst a ``.tmp`` file
+  (:meth:`FileBlobStore.stale_temp_files`) or a renamed file with no row (an
+  orphan), never a row pointing at partial bytes;
+* the checksum is part of the file name, so two processes that store the same
+  data version with different bytes (pickle is not canonical) never overwrite
+  each other's file: the first row wins and the loser deletes its own file.
+  Equal bytes give equal names, and ``os.replace`` of identical content is
+  harmless.
+
+Every load checks the file's size and its xxh3-64 checksum against the row.
+A blob that fails (or whose file is missing, or that cannot be decoded) raises
+:class:`~incgraph.errors.StoreCorruptError` and is removed, row first, so it is
+never served and the next run recomputes it.
+
+Loads: files of at least ``mmap_threshold`` bytes are mapped copy-on-write
+(``mmap.ACCESS_COPY``): an ``npy`` array or a ``pickle5`` buffer is a view of
+the mapping, with no copy of its own, and writing to it changes only the
+caller's private pages. Smaller files are read into a ``bytearray``.
+
+Durability: without ``durable=True`` nothing is fsynced. A killed process loses
+nothing that was renamed or committed (the page cache outlives it); a power
+cut may lose the last results, which are then recomputed, because a file
+whose bytes did not reach the disk fails its checksum.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
+from incgraph.store.codecs import SUFFIXES, Encoded, checksum, decode, encode
+from incgraph.store.failure import store_error
+from incgraph.store.sqlite_file import SqliteFile
+
+__all__ = ["INLINE_LIMIT", "MMAP_THRESHOLD", "FileBlobStore"]
+
+INLINE_LIMIT = 32 * 1024
+"""Encoded values smaller than this many bytes are kept inside SQLite."""
+
+MMAP_THRESHOLD = 1 << 20
+"""Blob files of at least this many bytes are memory-mapped instead of read."""
+
+_WRITE_CHUNK = 1 << 30
+_DATA_VERSION = re.compile(r"[0-9A-Za-z_\-]{2,128}")
+_SELECT = "SELECT codec, checksum, size, data FROM blobs WHERE data_version = ?"
+_INSERT = (
+    "INSERT INTO blobs (data_version, codec, checksum, size, created, data) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (data_version) DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What the ``blobs`` table says about one blob."""
+
+    data_version: str
+    codec: str
+    checksum: str
+    size: int
+    inline: bool
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A blob whose bytes are written (inline data or a renamed file) but whose row is not."""
+
+    row: _Row
+    data: bytes | None
+    path: Path | None
+
+
+def _check_data_version(data_version: str) -> None:
+    if not isinstance(data_version, str) or not _DATA_VERSION.fullmatch(data_version):
+        raise ValueError(
+            f"data version {data_version!r} is not a hash string (2-128 characters of "
+            "[0-9A-Za-z_-]); pass the value's data version from incgraph.hashing"
+        )
+
+
+def write_all(fd: int, data: Any) -> None:
+    """Write every byte of the bytes-like ``data`` to the file descriptor ``fd``."""
+    view = memoryview(data)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    written = 0
+    while written < len(view):
+        written += os.write(fd, view[written : written + _WRITE_CHUNK])
+
+
+class FileBlobStore:
+    """A :class:`~incgraph.store.protocols.BlobStore`: SQLite rows plus files under ``directory``.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Folder of the blob files (created with mode 0700).
+    file : SqliteFile or path
+        The SQLite database holding the ``blobs`` table (usually shared with the index).
+    durable : bool
+        fsync every file and its folder before committing its row.
+    inline_limit : int
+        Encoded values smaller than this are stored in SQLite, not as files.
+    mmap_threshold : int
+        Files at least this big are loaded through a copy-on-write memory map.
+    read_only : bool
+        Only used when ``file`` is a path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> blobs = FileBlobStore(root / "blobs", root / "index.sqlite")
+    >>> blobs.put("00ff" * 8, {"a": [1, 2]}) > 0
+    True
+    >>> blobs.get("00ff" * 8)
+    {'a': [1, 2]}
+    >>> blobs.close()
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        file: SqliteFile | str | os.PathLike[str],
+        *,
+        durable: bool = False,
+        inline_limit: int = INLINE_LIMIT,
+        mmap_threshold: int = MMAP_THRESHOLD,
+        read_only: bool = False,
+    ) -> None:
+        self.directory = Path(directory)
+        self.file = file if isinstance(file, SqliteFile) else SqliteFile(file, read_only=read_only)
+        self.durable = durable
+        self.inline_limit = inline_limit
+        self.mmap_threshold = mmap_threshold
+        self._folders: set[Path] = set()
+        self._folders_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FileBlobStore({str(self.directory)!r})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused."""
+        return self.file.read_only
+
+    # -- reading ------------------------------------------------------------------
+
+    def contains(self, data_version: str) -> bool:
+        """Whether a complete blob for ``data_version`` is stored (row and, if any, file)."""
+        row = self._row(data_version)
+        return row is not None and self._complete(row)
+
+    def get(self, data_version: str) -> Any:
+        """Load the value; ``KeyError`` if absent, ``StoreCorruptError`` if it fails its checks."""
+        try:
+            found = self.file.cursor().execute(_SELECT, (data_version,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        if found is None:
+            raise KeyError(data_version)
+        codec, digest, size, data = found
+        row = _Row(data_version, codec, digest, size, data is not None)
+        buffer = data if row.inline else self._read_file(row)
+        if checksum([buffer]) != row.checksum:
+            raise self._discard(row, "its bytes do not match their checksum")
+        try:
+            return decode(row.codec, buffer)
+        except Exception as exc:
+            raise self._discard(row, f"it cannot be decoded ({exc!r})") from exc
+
+    def path_of(self, data_version: str) -> Path | None:
+        """The file holding ``data_version``'s bytes, or None if the blob is inline or absent."""
+        row = self._row(data_version)
+        return None if row is None or row.inline else self._file_path(row)
+
+    def data_versions(self) -> Iterator[str]:
+        """Every stored data version, oldest row first."""
+        sql = "SELECT rowid, data_version FROM blobs WHERE rowid > ? ORDER BY rowid LIMIT 1000"
+        after = -1
+        while True:
+            try:
+                rows = self.file.connection().execute(sql, (after,)).fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.file.path) from exc
+            for _, data_version in rows:
+                yield data_version
+            if len(rows) < 1000:
+                return
+            after = rows[-1][0]
+
+    def stale_temp_files(self, older_than: float = 3600.0) -> list[Path]:
+        """Temporary files of interrupted writes, last modified more than ``older_than`` s ago.
+
+        A writer killed between creating and renaming its temporary file leaves it
+        behind; nothing reads it, and a garbage collector may delete these paths.
+        """
+        cutoff = time.time() - older_than
+        stale = []
+        for path in self.directory.glob("*/*.tmp"):
+            with suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    stale.append(path)
+        return sorted(stale)
+
+    def _row(self, data_version: str) -> _Row | None:
+        sql = "SELECT codec, checksum, size, data IS NULL FROM blobs WHERE data_version = ?"
+        try:
+            found = self.file.cursor().execute(sql, (data_version,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        if found is None:
+            return None
+        codec, digest, size, is_file = found
+        return _Row(data_version, codec, digest, size, not is_file)
+
+    def _complete(self, row: _Row) -> bool:
+        return row.inline or self._file_path(row).exists()
+
+    def _file_path(self, row: _Row) -> Path:
+        _check_data_version(row.data_version)
+        name = f"{row.data_version}.{row.checksum}.{SUFFIXES.get(row.codec, 'bin')}"
+        return self.directory / row.data_version[:2] / name
+
+    def _read_file(self, row: _Row) -> Any:
+        path = self._file_path(row)
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                actual = os.fstat(handle.fileno()).st_size
+                if actual != row.size:
+                    buffer = None
+                elif row.size >= self.mmap_threshold and row.size > 0:
+                    buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+                else:
+                    buffer = bytearray(row.size)
+                    handle.readinto(buffer)
+        except FileNotFoundError:
+            buffer, actual = None, -1
+        except OSError as exc:
+            raise store_error(exc, path) from exc
+        if buffer is None:
+            if actual < 0:
+                raise self._discard(row, "its file is missing")
+            raise self._discard(row, f"its file holds {actual} bytes, not {row.size}")
+        return buffer
+
+    def _discard(self, row: _Row, reason: str) -> StoreCorruptError:
+        """Remove a blob that failed a check (unless read-only); return the error to raise."""
+        where = f"inline in {self.file.path}" if row.inline else str(self._file_path(row))
+        if self.read_only:
+            action = "it is not served; open the store writable to drop it"
+        else:
+            with suppress(StoreError):
+                self._delete_rows([row])
+            action = "it was removed and will be recomputed"
+        return StoreCorruptError(f"blob {row.data_version} ({where}) is corrupt: {reason}; {action}")
+
+    # -- writing ------------------------------------------------------------------
+
+    def put(self, data_version: str, value: Any) -> int:
+        """Store ``value`` under ``data_version`` (a no-op if present); return its size in bytes."""
+        return self.put_many([(data_version, value)])[0]
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> list[int]:
+        """Store many values: their files first, then all their rows in one transaction.
+
+        Returns the stored size of each item, in order. Data versions already
+        present (or repeated in ``items``) are not written again.
+        """
+        self._check_writable()
+        items = list(items)
+        for data_version, _ in items:
+            _check_data_version(data_version)
+        stored = self._rows([dv for dv, _ in items])
+        sizes: dict[str, int] = {}
+        pending: dict[str, _Pending] = {}
+        for data_version, value in items:
+            if data_version in sizes or data_version in pending:
+                continue
+            row = stored.get(data_version)
+            if row is not None and self._complete(row):
+                sizes[data_version] = row.size
+            else:
+                pending[data_version] = self._write(data_version, value)
+        if pending:
+            winners = self.file.write(lambda conn: self._insert(conn, pending.values(), stored))
+            for data_version, winner in winners.items():
+                sizes[data_version] = winner.size
+                self._drop_losing_file(pending[data_version], winner)
+        return [sizes[dv] for dv, _ in items]
+
+    def delete(self, data_version: str) -> None:
+        """Remove the blob (row first, then its file); absent blobs are ignored."""
+        self._check_writable()
+        row = self._row(data_version)
+        if row is not None:
+            self._delete_rows([row])
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"the blob store {self.directory} was opened read-only; "
+                "open the store with read_only=False to save or delete results"
+            )
+
+    def _rows(self, data_versions: list[str]) -> dict[str, _Row]:
+        rows = {}
+        for data_version in dict.fromkeys(data_versions):
+            row = self._row(data_version)
+            if row is not None:
+                rows[data_version] = row
+        return rows
+
+    def _write(self, data_version: str, value: Any) -> _Pending:
+        encoded = encode(value, inline_limit=self.inline_limit)
+        row = _Row(
+            data_version,
+            encoded.codec,
+            encoded.checksum(),
+            encoded.size,
+            encoded.codec == "pickle" and encoded.size < self.inline_limit,
+        )
+        if row.inline:
+            return _Pending(row, encoded.join(), None)
+        path = self._file_path(row)
+        self._write_file(path, encoded)
+        return _Pending(row, None, path)
+
+    def _write_file(self, path: Path, encoded: Encoded) -> None:
+        folder = path.parent
+        self._make_folder(folder)
+        name = path.name.split(".")[0]
+        temp = folder / f"{name}.{uuid.uuid4().hex}-{os.getpid()}-{threading.get_ident()}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                for part in encoded.parts:
+                    write_all(fd, part)
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
+            if self.durable:
+                _fsync_folder(folder)
+        except BaseException as exc:
+            with suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise store_error(exc, path) from exc
+            raise
+
+    def _make_folder(self, folder: Path) -> None:
+        if folder in self._folders:
+            return
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise store_error(exc, folder) from exc
+        with self._folders_lock:
+            self._folders.add(folder)
+
+    def _insert(
+        self, conn: sqlite3.Connection, pending: Iterable[_Pending], stored: dict[str, _Row]
+    ) -> dict[str, _Row]:
+        """Commit the rows of ``pending``; return the row that holds each data version now."""
+        now = time.time()
+        winners = {}
+        for item in pending:
+            row = item.row
+            stale = stored.get(row.data_version)
+            if stale is not None:  # a row whose file went missing: replace it
+                conn.execute(
+                    "DELETE FROM blobs WHERE data_version = ? AND checksum = ?",
+                    (stale.data_version, stale.checksum),
+                )
+            values = (row.data_version, row.codec, row.checksum, row.size, now, item.data)
+            if conn.execute(_INSERT, values).rowcount == 1:
+                winners[row.data_version] = row
+            else:
+                found = conn.execute(_SELECT, (row.data_version,)).fetchone()
+                codec, digest, size, data = found
+                winners[row.data_version] = _Row(row.data_version, codec, digest, size, data is not None)
+        return winners
+
+    def _drop_losing_file(self, pending: _Pending, winner: _Row) -> None:
+        """Delete the file we wrote if another writer's row (with other bytes) won."""
+        if pending.path is not None and (winner.inline or self._file_path(winner) != pending.path):
+            with suppress(OSError):
+                os.unlink(pending.path)
+
+    def _delete_rows(self, rows: list[_Row]) -> None:
+        """Delete rows (only if unchanged), then, after the commit, their files."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "DELETE FROM blobs WHERE data_version = ? AND checksum = ?",
+                [(row.data_version, row.checksum) for row in rows],
+            )
+
+        self.file.write(delete)
+        for row in rows:
+            if not row.inline:
+                with suppress(FileNotFoundError):
+                    os.unlink(self._file_path(row))
+
+    def close(self) -> None:
+        """Close this process's SQLite connections; using the store again reopens them."""
+        self.file.close()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync a folder so a rename inside it survives a power cut (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

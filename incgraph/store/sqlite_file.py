@@ -1,0 +1,292 @@
+"""One SQLite file shared by the index and the blob store: connections, writes, schema.
+
+Design note
+-----------
+*Connections.* SQLite connections must not cross threads or a ``fork``, so each
+thread gets its own, kept in a ``threading.local`` together with one reused
+cursor for the hot single-row queries. ``os.register_at_fork`` gives every open
+:class:`SqliteFile` a fresh ``threading.local`` in the child: the child opens
+its own connections on first use. The inherited ones are kept referenced
+(never closed, never garbage collected) because closing them in the child could
+release or checkpoint state that still belongs to the parent.
+
+*Pragmas.* WAL journal (readers never block the writer and vice versa),
+``synchronous=NORMAL`` (a commit survives a killed process; only a power cut
+can lose the last commits, never tear the file; ``durable=True`` switches to
+``FULL``), ``busy_timeout`` so SQLite itself waits for locks, and a larger page
+cache for bulk inserts.
+
+*Writes.* :meth:`SqliteFile.write` runs a function inside ``BEGIN IMMEDIATE`` ...
+``COMMIT``. Taking the write lock up front means a transaction never has to
+upgrade a read lock (the case in which WAL answers ``SQLITE_BUSY`` at once).
+``SQLITE_BUSY`` that still escapes ``busy_timeout`` is retried with jittered
+exponential backoff for ``lock_timeout`` seconds, so contention between
+processes is slow at worst and never an error.
+
+*Schema.* The first connection in a process checks ``PRAGMA user_version`` and
+applies :data:`~incgraph.store.schema.MIGRATIONS`; a file SQLite cannot read
+raises :class:`~incgraph.errors.StoreCorruptError` naming the file and the fix.
+A read-only file is opened with ``mode=ro`` and is never migrated.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+
+from incgraph.errors import ReadOnlyStoreError, StoreError
+from incgraph.store.failure import is_busy, store_error
+from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["SqliteFile"]
+
+T = TypeVar("T")
+
+_OPEN_FILES: weakref.WeakSet[SqliteFile] = weakref.WeakSet()
+_INHERITED: list[sqlite3.Connection] = []  # a fork's parent connections: never closed
+
+
+def _forget_connections_after_fork() -> None:
+    for sqlite_file in list(_OPEN_FILES):
+        sqlite_file._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+class SqliteFile:
+    """An SQLite database file with a connection per thread and retried write transactions.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file. It is created (mode 0600) unless ``read_only``.
+    read_only : bool
+        Open with ``mode=ro``; :meth:`write` raises
+        :class:`~incgraph.errors.ReadOnlyStoreError`.
+    durable : bool
+        ``synchronous=FULL`` instead of ``NORMAL``: commits survive a power cut.
+    busy_timeout : float
+        Seconds SQLite waits for a lock before reporting it busy.
+    lock_timeout : float
+        Seconds :meth:`write` keeps retrying a busy database before giving up.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> db = SqliteFile(pathlib.Path(tempfile.mkdtemp()) / "index.sqlite")
+    >>> db.write(lambda conn: conn.execute("SELECT count(*) FROM results").fetchone()[0])
+    0
+    >>> db.close()
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        durable: bool = False,
+        busy_timeout: float = 30.0,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self.durable = durable
+        self.busy_timeout = busy_timeout
+        self.lock_timeout = lock_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._schema_checked = False
+        _OPEN_FILES.add(self)
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"SqliteFile({str(self.path)!r}, {mode})"
+
+    # -- connections -------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema checked) on first use."""
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            conn = self._open()
+        return conn
+
+    def cursor(self) -> sqlite3.Cursor:
+        """This thread's reusable cursor, for single-row queries fetched at once."""
+        try:
+            cur: sqlite3.Cursor = self._local.cursor
+        except AttributeError:
+            self.connection()
+            cur = self._local.cursor
+        return cur
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+        try:
+            if not self._schema_checked:
+                with self._lock:
+                    if not self._schema_checked:
+                        self._check_schema(conn)
+                        self._schema_checked = True
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            self._connections.append(conn)
+        self._local.conn = conn
+        self._local.cursor = conn.cursor()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            self._create_private_file()
+        if self.read_only:
+            target, uri = f"{self.path.absolute().as_uri()}?mode=ro", True
+        else:
+            target, uri = str(self.path), False
+        conn = sqlite3.connect(
+            target,
+            uri=uri,
+            timeout=self.busy_timeout,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            check_same_thread=False,  # only so close() may close every thread's connection
+            cached_statements=256,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+            conn.execute("PRAGMA cache_size = -65536")  # KiB: 64 MiB at most, as pages are used
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _create_private_file(self) -> None:
+        """Create the database file with mode 0600 (SQLite's -wal/-shm files copy it)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            raise store_error(exc, self.path) from exc
+        os.close(fd)
+
+    def close(self) -> None:
+        """Close every connection this process opened; the next use reopens one."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._local = threading.local()
+        for conn in connections:
+            conn.close()
+
+    def _after_fork(self) -> None:
+        _INHERITED.extend(self._connections)
+        self._connections = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    # -- schema -------------------------------------------------------------------
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Set WAL mode and migrate to :data:`SCHEMA_VERSION` (or check it, read-only)."""
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if self.read_only:
+                self._check_read_only_version(version)
+                return
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+        if version < SCHEMA_VERSION:
+            self.write(self._migrate, conn=conn)
+        elif version > SCHEMA_VERSION:
+            raise self._too_new(version)
+
+    def _check_read_only_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise self._too_new(version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, older than this incgraph's "
+                f"{SCHEMA_VERSION} (or it is not an incgraph store); open it once "
+                "with read_only=False to upgrade it"
+            )
+
+    def _too_new(self, version: int) -> StoreError:
+        return StoreError(
+            f"{self.path} has schema version {version}, newer than this incgraph "
+            f"understands ({SCHEMA_VERSION}); upgrade incgraph to open it"
+        )
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+        for migration in MIGRATIONS[version:]:
+            migration(db)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- writes ---------------------------------------------------------------------
+
+    def write(
+        self, operation: Callable[[sqlite3.Connection], T], *, conn: sqlite3.Connection | None = None
+    ) -> T:
+        """Run ``operation(conn)`` in one ``BEGIN IMMEDIATE`` transaction and return its result.
+
+        The transaction is rolled back if ``operation`` raises, and retried from the
+        start while the database is busy. SQLite errors become store errors.
+        """
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"the store index {self.path} was opened read-only; "
+                "open it with read_only=False to save or delete results"
+            )
+        connection = self.connection() if conn is None else conn
+        return self._retry(lambda: self._transaction(connection, operation))
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, operation: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = operation(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the original error says more than a failed rollback
+            raise
+        return result
+
+    def _retry(self, attempt: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.001
+        while True:
+            try:
+                return attempt()
+            except sqlite3.Error as exc:
+                if not is_busy(exc):
+                    raise store_error(exc, self.path) from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path} stayed locked by another process for "
+                        f"{self.lock_timeout:.0f} s; check for a stuck incgraph process"
+                    ) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)

@@ -1,0 +1,205 @@
+"""The SQLite index: cache key -> :class:`~incgraph.store.protocols.Record`.
+
+Design note
+-----------
+:meth:`SqliteIndex.get` is the engine's hot path (one call per node of a
+rerun), so it skips every layer it can: this thread's connection and a reused
+cursor come straight from a ``threading.local``, the statement text is a
+constant (SQLite's statement cache keeps it prepared), and the row is turned
+into a :class:`Record` positionally. Everything else may be slower and clearer.
+
+Bulk writes are one ``BEGIN IMMEDIATE`` transaction per chunk of
+:data:`PUT_CHUNK` rows: a big chunk amortizes rewriting the B-tree pages that
+random 128-bit keys touch, while still letting other writers in between chunks.
+Bulk reads use ``IN (...)`` lists of at most :data:`GET_CHUNK` keys (below
+SQLite's bound-variable limit).
+
+``records()`` pages through the table by ``(created, rowid)`` instead of holding
+one cursor open, so it never pins an old WAL snapshot while the caller works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from incgraph.sentinels import MISSING, Missing
+from incgraph.store.failure import store_error
+from incgraph.store.protocols import Record
+from incgraph.store.sqlite_file import SqliteFile
+
+__all__ = ["GET_CHUNK", "PUT_CHUNK", "SqliteIndex"]
+
+PUT_CHUNK = 10_000
+"""Rows written per transaction by :meth:`SqliteIndex.put_many`."""
+
+GET_CHUNK = 500
+"""Keys per ``IN (...)`` query in :meth:`SqliteIndex.get_many`."""
+
+_FIELDS = "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
+_GET = f"SELECT {_FIELDS} FROM results WHERE key = ?"
+_PUT = (
+    "INSERT OR REPLACE INTO results (key, data_version, node, processor, code_version, "
+    "init_version, inputs, created, duration, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LATEST = (
+    f"SELECT key, {_FIELDS} FROM results WHERE node = ? "
+    "ORDER BY created DESC, rowid DESC LIMIT 1"
+)
+_PAGE = (
+    f"SELECT rowid, key, {_FIELDS} FROM results WHERE (created, rowid) > (?, ?) "
+    "ORDER BY created, rowid LIMIT ?"
+)
+_loads = json.loads
+
+
+def _record(key: str, row: Sequence[Any]) -> Record:
+    """A Record from ``key`` and a row in :data:`_FIELDS` order."""
+    return Record(key, row[0], row[1], row[2], row[3], row[4], _loads(row[5]), row[6], row[7], row[8])
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    return (
+        record.key,
+        record.data_version,
+        record.node,
+        record.processor,
+        record.code_version,
+        record.init_version,
+        json.dumps(dict(record.inputs), separators=(",", ":")),
+        record.created,
+        record.duration,
+        record.size,
+    )
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class SqliteIndex:
+    """An :class:`~incgraph.store.protocols.Index` in the ``results`` table of an SQLite file.
+
+    Parameters
+    ----------
+    file : SqliteFile or path
+        The database (shared with a :class:`~incgraph.store.file_blobs.FileBlobStore`
+        in a store made by :func:`~incgraph.store.open_store`), or a path to open.
+    read_only : bool
+        Only used when ``file`` is a path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> index = SqliteIndex(pathlib.Path(tempfile.mkdtemp()) / "index.sqlite")
+    >>> index.put(Record("k1", "dv1", node="2", processor="m.Add", code_version="c",
+    ...                  init_version="i", inputs={"a": "dv0"}, created=1.0))
+    >>> index.get("k1").inputs
+    {'a': 'dv0'}
+    >>> index.get("nope")
+    MISSING
+    >>> index.close()
+    """
+
+    def __init__(self, file: SqliteFile | str | os.PathLike[str], *, read_only: bool = False):
+        self.file = file if isinstance(file, SqliteFile) else SqliteFile(file, read_only=read_only)
+
+    def __repr__(self) -> str:
+        return f"SqliteIndex({str(self.file.path)!r})"
+
+    def get(self, key: str) -> Record | Missing:
+        """The record stored under ``key``, or ``MISSING`` (one indexed query)."""
+        try:
+            cur = self.file._local.cursor
+        except AttributeError:
+            cur = self.file.cursor()
+        try:
+            row = cur.execute(_GET, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        if row is None:
+            return MISSING
+        return _record(key, row)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """The records found for ``keys``; absent keys are left out."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, Record] = {}
+        conn = self.file.connection()
+        try:
+            for chunk in _chunks(unique, GET_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, {_FIELDS} FROM results WHERE key IN ({marks})"
+                for row in conn.execute(sql, chunk):
+                    found[row[0]] = _record(row[0], row[1:])
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return found
+
+    def put(self, record: Record) -> None:
+        """Insert or replace the record under ``record.key``."""
+        row = _row(record)
+        self.file.write(lambda conn: conn.execute(_PUT, row))
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        """Insert or replace many records: one transaction per :data:`PUT_CHUNK` rows."""
+        for chunk in _chunks(map(_row, records), PUT_CHUNK):
+            self.file.write(lambda conn, rows=chunk: conn.executemany(_PUT, rows))
+
+    def latest_for_node(self, node: str) -> Record | Missing:
+        """The most recently created record of ``node`` (later insert wins a tie), or ``MISSING``."""
+        try:
+            row = self.file.cursor().execute(_LATEST, (node,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return MISSING if row is None else _record(row[0], row[1:])
+
+    def records(self, *, page: int = 1000) -> Iterator[Record]:
+        """Every record in creation order, read ``page`` rows per query."""
+        after: tuple[float, int] = (float("-inf"), -1)
+        while True:
+            try:
+                rows = self.file.connection().execute(_PAGE, (*after, page)).fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.file.path) from exc
+            for row in rows:
+                yield _record(row[1], row[2:])
+            if len(rows) < page:
+                return
+            last = rows[-1]
+            after = (last[8], last[0])
+
+    def keys_for_data_version(self, data_version: str) -> list[str]:
+        """The keys whose result is ``data_version`` (uses the ``data_version`` index)."""
+        sql = "SELECT key FROM results WHERE data_version = ? ORDER BY rowid"
+        try:
+            return [key for (key,) in self.file.connection().execute(sql, (data_version,))]
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+
+    def __len__(self) -> int:
+        try:
+            return int(self.file.cursor().execute("SELECT count(*) FROM results").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the records under ``keys``; absent keys are ignored."""
+        for chunk in _chunks(((key,) for key in keys), PUT_CHUNK):
+            self.file.write(
+                lambda conn, rows=chunk: conn.executemany("DELETE FROM results WHERE key = ?", rows)
+            )
+
+    def close(self) -> None:
+        """Close this process's connections; using the index again reopens one."""
+        self.file.close()

@@ -1,0 +1,277 @@
+"""The store the engine sees: an index plus a blob store, and how to open one.
+
+Design note
+-----------
+:class:`Store` owns the two rules that span both halves:
+
+* **Write order.** :meth:`Store.save` writes the blob (atomically) before the
+  index row, so a row is only ever committed for a complete blob; a crash in
+  between leaves an orphan blob and a miss, never a hit on missing bytes.
+* **Bad blobs are forgotten.** When :meth:`Store.load` meets a blob that is
+  corrupt (:class:`~incgraph.errors.StoreCorruptError`) or gone (``KeyError``),
+  it deletes the index rows that point at it before re-raising, so the engine
+  can treat the error as a miss and the next lookup is a miss too.
+
+:func:`open_store` lays a store out in one folder::
+
+    <folder>/               mode 0700
+        index.sqlite        results + blobs tables (and -wal / -shm), mode 0600
+        blobs/<dv[:2]>/     large values, one file each, mode 0600
+
+Opening a store unpickles whatever it holds: open only stores you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
+from incgraph.sentinels import Missing
+from incgraph.store.failure import store_error
+from incgraph.store.file_blobs import FileBlobStore
+from incgraph.store.memory import MemoryBlobStore, MemoryIndex
+from incgraph.store.protocols import BlobStore, Index, Record
+from incgraph.store.sqlite_file import SqliteFile
+from incgraph.store.sqlite_index import SqliteIndex
+
+__all__ = ["DEFAULT_FOLDER", "ENV_VAR", "Store", "default_location", "memory_store", "open_store"]
+
+ENV_VAR = "INCGRAPH_STORE"
+"""Environment variable naming the default store folder."""
+
+DEFAULT_FOLDER = ".incgraph"
+"""The default store folder, relative to the current directory, when ``INCGRAPH_STORE`` is unset."""
+
+INDEX_FILE = "index.sqlite"
+BLOB_FOLDER = "blobs"
+
+
+class Store:
+    """An Index plus a BlobStore. The engine's only view of persistence.
+
+    Parameters
+    ----------
+    index : Index
+        Cache key -> :class:`~incgraph.store.protocols.Record`.
+    blobs : BlobStore
+        Data version -> value.
+    path : pathlib.Path, optional
+        The folder of an on-disk store, None for one in memory.
+    read_only : bool
+        Refuse :meth:`save` and :meth:`save_many`.
+
+    Examples
+    --------
+    >>> store = memory_store()
+    >>> record = Record("key1", "dv1", node="2", processor="m.Add", code_version="c",
+    ...                 init_version="i", inputs={"a": "dv0"})
+    >>> saved = store.save(record, {"total": 3})
+    >>> saved.size > 0 and saved.created > 0
+    True
+    >>> store.lookup("key1") == saved, store.lookup("key2")
+    (True, MISSING)
+    >>> store.load(saved)
+    {'total': 3}
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        blobs: BlobStore,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        read_only: bool = False,
+    ) -> None:
+        self.index = index
+        self.blobs = blobs
+        self.path = None if path is None else Path(path)
+        self.read_only = read_only
+
+    def __repr__(self) -> str:
+        where = "in memory" if self.path is None else str(self.path)
+        return f"<Store {where}{' read-only' if self.read_only else ''}>"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def lookup(self, key: str) -> Record | Missing:
+        """The record under the cache key ``key``, or ``MISSING``. Reads the index only."""
+        return self.index.get(key)
+
+    def lookup_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """The records found for ``keys`` (absent keys are left out)."""
+        return self.index.get_many(keys)
+
+    def latest_for_node(self, node: str) -> Record | Missing:
+        """The most recently created record of ``node``, or ``MISSING``."""
+        return self.index.latest_for_node(node)
+
+    def load(self, record_or_data_version: Record | str) -> Any:
+        """The value of a record (or of a data version).
+
+        Raises
+        ------
+        KeyError
+            No blob is stored for it.
+        StoreCorruptError
+            The blob failed its checks; it is never served.
+
+        In both cases the index rows pointing at the data version are dropped
+        (unless read-only), so the next run recomputes the result.
+        """
+        if isinstance(record_or_data_version, Record):
+            data_version = record_or_data_version.data_version
+        else:
+            data_version = record_or_data_version
+        try:
+            return self.blobs.get(data_version)
+        except (KeyError, StoreCorruptError):
+            if not self.read_only:
+                with suppress(StoreError):
+                    self.index.delete(self._keys_for(data_version))
+            raise
+
+    def _keys_for(self, data_version: str) -> list[str]:
+        find = getattr(self.index, "keys_for_data_version", None)
+        if find is not None:
+            return list(find(data_version))
+        return [rec.key for rec in self.index.records() if rec.data_version == data_version]
+
+    def save(self, record: Record, value: Any) -> Record:
+        """Store ``value`` as the result of ``record``: blob first (atomic), then the index row.
+
+        Returns the record as committed: ``size`` is the blob's size and
+        ``created`` is now unless the record already carried a time.
+        """
+        return self.save_many([(record, value)])[0]
+
+    def save_many(self, items: Iterable[tuple[Record, Any]]) -> list[Record]:
+        """Store many results: every blob first, then all index rows in one transaction."""
+        items = list(items)
+        if self.read_only:
+            nodes = ", ".join(sorted({repr(record.node) for record, _ in items}))
+            raise ReadOnlyStoreError(
+                f"cannot save results of node {nodes}: {self!r} was opened read-only; "
+                "open it with read_only=False to save results"
+            )
+        put_many = getattr(self.blobs, "put_many", None)
+        pairs = [(record.data_version, value) for record, value in items]
+        if put_many is not None:
+            sizes = list(put_many(pairs))
+        else:
+            sizes = [self.blobs.put(data_version, value) for data_version, value in pairs]
+        now = time.time()
+        saved = [
+            replace(record, size=size, created=record.created or now)
+            for (record, _), size in zip(items, sizes)
+        ]
+        self.index.put_many(saved)
+        return saved
+
+    def close(self) -> None:
+        """Release connections and handles. Using the store again reopens them."""
+        self.index.close()
+        self.blobs.close()
+
+
+def default_location() -> Path:
+    """The folder :func:`open_store` uses when given none: ``$INCGRAPH_STORE`` or ``./.incgraph``.
+
+    Resolved against the current directory at call time.
+
+    Examples
+    --------
+    >>> default_location().name in {".incgraph", Path(os.environ.get(ENV_VAR, "x")).name}
+    True
+    """
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_FOLDER).expanduser().absolute()
+
+
+def open_store(
+    location: str | os.PathLike[str] | Store | None = None,
+    *,
+    read_only: bool = False,
+    durable: bool = False,
+) -> Store:
+    """Open (creating if needed) the on-disk store in a folder.
+
+    Parameters
+    ----------
+    location : str, os.PathLike, Store or None
+        The store folder; None means :func:`default_location`. A :class:`Store`
+        is returned as is.
+    read_only : bool
+        Open without write access; saving raises
+        :class:`~incgraph.errors.ReadOnlyStoreError`. The store must exist.
+    durable : bool
+        fsync blob files, their folders and SQLite commits, so results survive a
+        power cut (slower); a killed process loses nothing either way.
+
+    Raises
+    ------
+    StoreCorruptError
+        The index file is not a readable SQLite database (the message names it).
+    StoreError
+        The folder cannot be created, or ``read_only`` and there is no store.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with open_store(tempfile.mkdtemp() + "/cache") as store:
+    ...     store.save(Record("k", "ab" * 16, "n", "p", "c", "i"), [1, 2]).size > 0
+    True
+    """
+    if isinstance(location, Store):
+        return location
+    folder = default_location() if location is None else Path(location).expanduser().absolute()
+    index_path = folder / INDEX_FILE
+    if read_only:
+        if not index_path.is_file():
+            raise StoreError(
+                f"there is no incgraph store at {folder} (no {INDEX_FILE}); "
+                "open it once without read_only=True to create it"
+            )
+    else:
+        _make_private_folder(folder)
+    sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
+    sqlite_file.connection()  # open now: a corrupt index fails here, naming the file
+    index = SqliteIndex(sqlite_file)
+    blobs = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable)
+    return Store(index, blobs, path=folder, read_only=read_only)
+
+
+def _make_private_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"cannot open a store at {folder}: it is a file, not a folder")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (folder / BLOB_FOLDER).mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise store_error(exc, folder) from exc
+
+
+def memory_store() -> Store:
+    """A store held in this process's memory (values kept as pickled copies).
+
+    Examples
+    --------
+    >>> store = memory_store()
+    >>> store.path is None
+    True
+    """
+    return Store(MemoryIndex(), MemoryBlobStore())
