@@ -22,7 +22,8 @@ parent. An exception that cannot be pickled back is replaced by a
 ``ParallelError`` holding its type, message and traceback text.
 
 If a whole chunk fails (a worker died, or a return value could not be
-pickled), every call of that chunk gets that chunk's exception.
+pickled), every call of that chunk gets that chunk's exception, with a note naming
+the calls it covered.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def run_in_processes(fn: Callable[..., Any], calls: Sequence[Call], n_workers: i
         try:
             results.extend(future.result())
         except Exception as exc:
+            _add_note(exc, f"calls {start}..{stop - 1} failed together in the worker pool")
             results.extend([exc] * (stop - start))
     return results
 
