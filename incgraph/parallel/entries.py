@@ -39,6 +39,7 @@ Call = tuple[tuple[Any, ...], Mapping[str, Any]]
 """The positional and keyword arguments of one parallel call."""
 
 _TEXT = (str, bytes, bytearray)
+_PLAIN_SCALARS = frozenset({int, float, complex, bool, str, bytes, type(None)})
 _NO_KWARGS: Mapping[str, Any] = {}
 
 
@@ -78,8 +79,11 @@ def calls_from_entries(
     >>> calls_from_entries([7, [1, 2], {"a": 3}, ([4], {"b": 5})], ("x",), {}, "demo")
     [((7, 'x'), {}), ((1, 2, 'x'), {}), (('x',), {'a': 3}), ((4, 'x'), {'b': 5})]
     """
+    scalar_kwargs = call_kwargs if call_kwargs else _NO_KWARGS
     return [
-        _call_from_entry(entry, pos, call_args, call_kwargs, where)
+        ((entry, *call_args), scalar_kwargs)
+        if type(entry) in _PLAIN_SCALARS  # the common case, kept off the slower ABC checks
+        else _call_from_entry(entry, pos, call_args, call_kwargs, where)
         for pos, entry in enumerate(_entry_list(entries, where))
     ]
 
