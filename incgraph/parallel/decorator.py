@@ -39,6 +39,7 @@ not passed on to init and post.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -132,6 +133,11 @@ def inbatch_parallel(
             raise ValueError(
                 f"unknown target {target!r} for {method.__qualname__}: "
                 f"valid targets are {', '.join(TARGETS)}"
+            )
+        if target != "async" and inspect.iscoroutinefunction(method):
+            raise TypeError(
+                f"{method.__qualname__} is `async def` but has target={target!r}; "
+                "use target='async' (or make it a plain def)"
             )
         plan = _Plan(method, init, post, target, n_workers, kwargs)
 

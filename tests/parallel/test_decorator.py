@@ -209,3 +209,14 @@ def test_wrapper_keeps_method_metadata() -> None:
 
     assert Doc.work.__name__ == "work"
     assert Doc.work.__doc__ == "Work on one item."
+
+
+@pytest.mark.parametrize("target", ["threads", "nogil", "mpc"])
+def test_async_method_needs_async_target(target: str) -> None:
+    """An async def method with a non-async target is refused when decorating."""
+    with pytest.raises(TypeError, match=f"is `async def` but has target='{target}'"):
+
+        class Wrong(Batch):
+            @inbatch_parallel(init="_init", target=target)
+            async def work(self, item: int) -> int:
+                return item
