@@ -74,7 +74,9 @@ class Encoded:
 
     def join(self) -> bytes:
         """The parts as one ``bytes`` object (meant for small values)."""
-        return self.parts[0] if len(self.parts) == 1 and type(self.parts[0]) is bytes else b"".join(self.parts)
+        if len(self.parts) == 1 and type(self.parts[0]) is bytes:
+            return self.parts[0]
+        return b"".join(self.parts)
 
 
 def checksum(parts: Iterable[Buffer]) -> str:

@@ -67,6 +67,7 @@ MMAP_THRESHOLD = 1 << 20
 """Blob files of at least this many bytes are memory-mapped instead of read."""
 
 _WRITE_CHUNK = 1 << 30
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _DATA_VERSION = re.compile(r"[0-9A-Za-z_\-]{2,128}")
 _SELECT = "SELECT codec, checksum, size, data FROM blobs WHERE data_version = ?"
 _INSERT = (
@@ -278,7 +279,9 @@ class FileBlobStore:
             with suppress(StoreError):
                 self._delete_rows([row])
             action = "it was removed and will be recomputed"
-        return StoreCorruptError(f"blob {row.data_version} ({where}) is corrupt: {reason}; {action}")
+        return StoreCorruptError(
+            f"blob {row.data_version} ({where}) is corrupt: {reason}; {action}"
+        )
 
     # -- writing ------------------------------------------------------------------
 
@@ -357,7 +360,7 @@ class FileBlobStore:
         name = path.name.split(".")[0]
         temp = folder / f"{name}.{uuid.uuid4().hex}-{os.getpid()}-{threading.get_ident()}.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            fd = os.open(temp, _CREATE_FLAGS, 0o600)
             try:
                 for part in encoded.parts:
                     write_all(fd, part)
@@ -404,9 +407,9 @@ class FileBlobStore:
             if conn.execute(_INSERT, values).rowcount == 1:
                 winners[row.data_version] = row
             else:
-                found = conn.execute(_SELECT, (row.data_version,)).fetchone()
-                codec, digest, size, data = found
-                winners[row.data_version] = _Row(row.data_version, codec, digest, size, data is not None)
+                codec, digest, size, data = conn.execute(_SELECT, (row.data_version,)).fetchone()
+                winner = _Row(row.data_version, codec, digest, size, data is not None)
+                winners[row.data_version] = winner
         return winners
 
     def _drop_losing_file(self, pending: _Pending, winner: _Row) -> None:

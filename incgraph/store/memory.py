@@ -79,7 +79,7 @@ class MemoryIndex:
                 self._records[record.key] = (next(self._order), record)
 
     def latest_for_node(self, node: str) -> Record | Missing:
-        """The most recently created record of ``node`` (later insert wins a tie), or ``MISSING``."""
+        """The most recently created record of ``node`` (the later insert wins a tie)."""
         with self._lock:
             mine = [(record.created, order, record) for order, record in self._records.values()]
         mine = [entry for entry in mine if entry[2].node == node]
@@ -97,7 +97,8 @@ class MemoryIndex:
     def keys_for_data_version(self, data_version: str) -> list[str]:
         """The keys whose result is ``data_version``."""
         with self._lock:
-            return [key for key, (_, rec) in self._records.items() if rec.data_version == data_version]
+            entries = list(self._records.items())
+        return [key for key, (_, rec) in entries if rec.data_version == data_version]
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the records under ``keys``; absent keys are ignored."""

@@ -15,8 +15,9 @@ Version 1 tables (one file, ``index.sqlite``):
     cache key -> :class:`~incgraph.store.protocols.Record`. ``inputs`` is JSON
     text (input name -> data version). Indexed on ``(node, created)`` for
     "latest result of a node", on ``data_version`` to find the keys that
-    point at a blob, and on ``created`` to list records in creation order. A rowid table: inserts append, and ``rowid`` breaks ties
-    between equal ``created`` times.
+    point at a blob, and on ``created`` to list records in creation order.
+    A rowid table: inserts append, and ``rowid`` breaks ties between equal
+    ``created`` times.
 ``blobs``
     data version -> codec, xxh3-64 checksum (16 hex chars) and size; ``data``
     holds the bytes of small values inline and is NULL for values kept as files.

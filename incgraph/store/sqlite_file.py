@@ -38,6 +38,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -244,7 +245,10 @@ class SqliteFile:
     # -- writes ---------------------------------------------------------------------
 
     def write(
-        self, operation: Callable[[sqlite3.Connection], T], *, conn: sqlite3.Connection | None = None
+        self,
+        operation: Callable[[sqlite3.Connection], T],
+        *,
+        conn: sqlite3.Connection | None = None,
     ) -> T:
         """Run ``operation(conn)`` in one ``BEGIN IMMEDIATE`` transaction and return its result.
 
@@ -267,10 +271,9 @@ class SqliteFile:
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                try:
+                # the original error says more than a failed rollback would
+                with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the original error says more than a failed rollback
             raise
         return result
 

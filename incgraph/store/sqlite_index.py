@@ -39,15 +39,16 @@ PUT_CHUNK = 10_000
 GET_CHUNK = 500
 """Keys per ``IN (...)`` query in :meth:`SqliteIndex.get_many`."""
 
-_FIELDS = "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
+_FIELDS = (
+    "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
+)
 _GET = f"SELECT {_FIELDS} FROM results WHERE key = ?"
 _PUT = (
     "INSERT OR REPLACE INTO results (key, data_version, node, processor, code_version, "
     "init_version, inputs, created, duration, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LATEST = (
-    f"SELECT key, {_FIELDS} FROM results WHERE node = ? "
-    "ORDER BY created DESC, rowid DESC LIMIT 1"
+    f"SELECT key, {_FIELDS} FROM results WHERE node = ? ORDER BY created DESC, rowid DESC LIMIT 1"
 )
 _PAGE = (
     f"SELECT rowid, key, {_FIELDS} FROM results WHERE (created, rowid) > (?, ?) "
@@ -58,7 +59,8 @@ _loads = json.loads
 
 def _record(key: str, row: Sequence[Any]) -> Record:
     """A Record from ``key`` and a row in :data:`_FIELDS` order."""
-    return Record(key, row[0], row[1], row[2], row[3], row[4], _loads(row[5]), row[6], row[7], row[8])
+    inputs = _loads(row[5])
+    return Record(key, row[0], row[1], row[2], row[3], row[4], inputs, row[6], row[7], row[8])
 
 
 def _row(record: Record) -> tuple[Any, ...]:
@@ -157,7 +159,7 @@ class SqliteIndex:
             self.file.write(lambda conn, rows=chunk: conn.executemany(_PUT, rows))
 
     def latest_for_node(self, node: str) -> Record | Missing:
-        """The most recently created record of ``node`` (later insert wins a tie), or ``MISSING``."""
+        """The most recently created record of ``node`` (the later insert wins a tie)."""
         try:
             row = self.file.cursor().execute(_LATEST, (node,)).fetchone()
         except sqlite3.Error as exc:

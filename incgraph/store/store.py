@@ -178,7 +178,7 @@ class Store:
         now = time.time()
         saved = [
             replace(record, size=size, created=record.created or now)
-            for (record, _), size in zip(items, sizes)
+            for (record, _), size in zip(items, sizes, strict=True)
         ]
         self.index.put_many(saved)
         return saved
