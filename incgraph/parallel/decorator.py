@@ -43,7 +43,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from incgraph.errors import ParallelError
+from incgraph.errors import ConfigurationError, ParallelError
 from incgraph.parallel.coroutines import run_coroutines
 from incgraph.parallel.entries import Call, calls_from_entries
 from incgraph.parallel.processes import default_process_workers, run_in_processes
@@ -126,11 +126,11 @@ def inbatch_parallel(
     if n_workers is not None and (
         isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
     ):
-        raise ValueError(f"inbatch_parallel: n_workers must be a positive int, got {n_workers!r}")
+        raise ConfigurationError(f"inbatch_parallel: n_workers must be a positive int, got {n_workers!r}")
 
     def decorate(method: _F) -> _F:
         if target not in TARGETS:
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown target {target!r} for {method.__qualname__}: "
                 f"valid targets are {', '.join(TARGETS)}"
             )
