@@ -25,24 +25,28 @@ Executors only submit. The serial executor completes a job inside ``submit``,
 so the same loop is the debugging path; pool executors let independent ready
 nodes run at once. Failures raise :class:`~incgraph.errors.NodeError` once
 in-flight jobs have finished; nothing half-done is recorded.
+
+Batches (:mod:`incgraph.run.batch`) take the same steps in bulk, per pass
+and per chunk of items: keys from :mod:`incgraph.run.keys`, one
+``lookup_many``, batch jobs from :mod:`incgraph.run.jobs`, one ``save_many``.
+Key building, record making and job submission are shared, so a graph run
+and a batch agree on every key and every record.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.executors.base import Executor
-from incgraph.run.jobs import Outcome, compute_in_process, worker_job
+from incgraph.run.jobs import Outcome, submit_compute
+from incgraph.run.keys import cache_key, input_versions, make_record
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
-from incgraph.store.protocols import Record
 
 __all__ = ["NodeStatus", "RunReport", "execute"]
 
@@ -125,13 +129,6 @@ class _Run:
 
     # -- keys and values ------------------------------------------------------------
 
-    def input_versions(self, node: Node) -> dict[str, str]:
-        dvs = dict(node.fixed_input_versions())
-        for name, src in node.bindings.items():
-            if isinstance(src, Node):
-                dvs[name] = self.dvs[src]
-        return dvs
-
     def value_of(self, node: Node) -> Any:
         if node in self.values:
             return self.values[node]
@@ -185,8 +182,8 @@ class _Run:
         key: str | None = None
         input_dvs: dict[str, str] | None = None
         if node.cache:
-            input_dvs = self.input_versions(node)
-            key = hashing.node_key(node.code_version(), node.init_version(), input_dvs)
+            input_dvs = input_versions(node, self.dvs.__getitem__)
+            key = cache_key(node, input_dvs)
             if node not in self.force:
                 record = self.store.lookup(key)
                 if record is not MISSING:
@@ -200,13 +197,7 @@ class _Run:
                     f"run_only needs the stored result of {node.describe()}, but the store has "
                     "none for its current inputs; run graph.run_upto(...) on it first"
                 )
-        inputs = self.input_values(node)
-        if self.executor.in_process:
-            fut = self.executor.submit(compute_in_process, node, inputs, key)
-        else:
-            from incgraph.run.jobs import compute_in_worker
-
-            fut = self.executor.submit(compute_in_worker, worker_job(node, inputs, key))
+        fut = submit_compute(self.executor, node, self.input_values(node), key)
         in_flight[fut] = (node, key, input_dvs)
         return True
 
@@ -215,21 +206,8 @@ class _Run:
     ) -> None:
         """Store a computed result (blob, then index row) and remember its value for the run."""
         if node.cache and key is not None and input_dvs is not None:
-            assert node.processor is not None
-            self.store.save(
-                Record(
-                    key=key,
-                    data_version=out.data_version,
-                    node=node.label,
-                    processor=f"{node.processor.__module__}.{node.processor.__qualname__}",
-                    code_version=node.code_version(),
-                    init_version=node.init_version(),
-                    inputs=input_dvs,
-                    created=time.time(),
-                    duration=out.duration,
-                ),
-                out.value,
-            )
+            record = make_record(node, key, input_dvs, out.data_version, out.duration)
+            self.store.save(record, out.value)
         self.dvs[node] = out.data_version
         self.values[node] = out.value
         self.report.statuses[node] = NodeStatus(

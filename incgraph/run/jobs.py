@@ -1,4 +1,4 @@
-"""What an executor runs: computing one node from its input values.
+"""What an executor runs: computing one node (or one node over many items) from input values.
 
 Design note
 -----------
@@ -7,22 +7,42 @@ executors (serial, threads, asyncio) run :func:`compute_in_process`, which uses
 the node's own lazily-constructed instance, so ``release_resources()`` means
 what it says. Out-of-process executors (processes, dask) run
 :func:`compute_in_worker` on a picklable :class:`WorkerJob`: each worker keeps
-one instance per (processor, init kwargs) in :data:`_WORKER_INSTANCES` and
-drops them when told to release.
+one instance per :func:`instance_key` in :data:`_WORKER_INSTANCES` and drops
+them when told to release.
 
 A job returns an :class:`Outcome` (result, data version, duration). Hashing
 the result happens in the job, so large results are hashed in parallel on
 the executor's workers, not in the engine loop.
+
+Batches hand over *batch jobs*: one node over a list of ``(inputs, key)``
+entries (:func:`compute_batch_in_process`, :func:`compute_batch_in_worker`).
+They return one :class:`Outcome` or :class:`JobFailure` per entry, in order, so
+one failing item never loses the others, and a worker formats the traceback
+before it crosses the process boundary. Entries of an ``async def process``
+processor are gathered on one event loop.
+
+Async twins
+-----------
+A job function may carry an ``asynchronous`` attribute: a coroutine function
+taking the same arguments. The asyncio executor awaits the twin on its loop
+(so ``async def process`` coroutines of independent nodes or items run
+concurrently); every other executor calls the plain function.
+
+Instances are constructed under a lock, so threads that compute the same
+node for different items share one instance and construct it once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import pickle
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +52,22 @@ from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
 
 __all__ = [
+    "BatchEntry",
+    "JobFailure",
     "Outcome",
     "WorkerJob",
+    "compute_batch_in_process",
+    "compute_batch_in_worker",
     "compute_in_process",
     "compute_in_worker",
+    "instance_key",
+    "node_instance",
     "release_worker_instances",
     "result_data_version",
     "run_coroutine",
+    "submit_batch",
+    "submit_compute",
+    "worker_job",
 ]
 
 
@@ -49,6 +78,18 @@ class Outcome:
     value: Any
     data_version: str
     duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailure:
+    """One batch entry that raised: the error and its formatted traceback."""
+
+    error: BaseException
+    traceback: str
+
+
+BatchEntry = tuple[dict[str, Any], "str | None"]
+"""One item of a batch job: the node's input values and its cache key."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +146,33 @@ def run_coroutine(coro: Any) -> Any:
     return box["value"]
 
 
+# -- one computation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What computing needs besides the instance: names for messages and the annotations."""
+
+    label: str
+    description: str
+    params: dict[str, Any]
+    returns: Any
+    cache: bool
+
+
+def _spec_of_node(node: Node) -> _Spec:
+    sig = node.signature
+    assert sig is not None
+    return _Spec(node.label, node.describe(), sig.params, sig.returns, node.cache)
+
+
+def _spec_of_job(job: WorkerJob) -> _Spec:
+    from incgraph.core.signature import process_signature
+
+    params = process_signature(job.processor).params
+    return _Spec(job.label, job.description, params, job.returns, job.cache)
+
+
 def _check_inputs(description: str, params: dict[str, Any], inputs: dict[str, Any]) -> None:
     for name, value in inputs.items():
         ann = params.get(name, Any)
@@ -115,7 +183,39 @@ def _check_inputs(description: str, params: dict[str, Any], inputs: dict[str, An
             )
 
 
-def _call(description: str, label: str, instance: Any, inputs: dict[str, Any], returns: Any) -> Any:
+def _construct(spec: _Spec, make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except Exception as exc:
+        raise NodeError(
+            f"{spec.description}: constructing the processor (its __init__ with "
+            f"node_init_kwargs, or its setup()) failed: {type(exc).__name__}: {exc}",
+            node=spec.label,
+            exception=exc,
+        ) from exc
+
+
+def _node_error(spec: _Spec, exc: Exception) -> NodeError:
+    return NodeError(
+        f"{spec.description} failed: {type(exc).__name__}: {exc}", node=spec.label, exception=exc
+    )
+
+
+def _checked(spec: _Spec, value: Any) -> Any:
+    if not value_matches(value, spec.returns):
+        raise InputTypeError(
+            f"{spec.description} returned {type(value).__name__}, but its process() is annotated "
+            f"-> {annotation_name(spec.returns)}; return that type or change the annotation"
+        )
+    return value
+
+
+def _compute(
+    spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
+) -> Outcome:
+    _check_inputs(spec.description, spec.params, inputs)
+    start = time.perf_counter()
+    instance = _construct(spec, make)
     try:
         value = instance.process(**inputs)
         if inspect.isawaitable(value):
@@ -123,37 +223,126 @@ def _call(description: str, label: str, instance: Any, inputs: dict[str, Any], r
     except IncgraphError:
         raise
     except Exception as exc:
-        raise NodeError(
-            f"{description} failed: {type(exc).__name__}: {exc}", node=label, exception=exc
-        ) from exc
-    if not value_matches(value, returns):
-        raise InputTypeError(
-            f"{description} returned {type(value).__name__}, but its process() is annotated "
-            f"-> {annotation_name(returns)}; return that type or change the annotation"
-        )
-    return value
+        raise _node_error(spec, exc) from exc
+    value = _checked(spec, value)
+    duration = time.perf_counter() - start
+    return Outcome(value, result_data_version(value, key, spec.cache), duration)
+
+
+async def _compute_async(
+    spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
+) -> Outcome:
+    _check_inputs(spec.description, spec.params, inputs)
+    start = time.perf_counter()
+    instance = _construct(spec, make)
+    try:
+        value = instance.process(**inputs)
+        if inspect.isawaitable(value):
+            value = await value
+    except IncgraphError:
+        raise
+    except Exception as exc:
+        raise _node_error(spec, exc) from exc
+    value = _checked(spec, value)
+    duration = time.perf_counter() - start
+    return Outcome(value, result_data_version(value, key, spec.cache), duration)
+
+
+# -- in this process -------------------------------------------------------------------
+
+_CONSTRUCT_LOCK = threading.Lock()
+
+
+def node_instance(node: Node) -> Any:
+    """``node.instance()``, constructed at most once even when threads ask at the same time."""
+    if node.initialized:
+        return node.instance()
+    with _CONSTRUCT_LOCK:
+        return node.instance()
 
 
 def compute_in_process(node: Node, inputs: dict[str, Any], key: str | None) -> Outcome:
     """Compute ``node`` here, with its own (lazily constructed) processor instance."""
-    sig = node.signature
-    assert sig is not None
-    description = node.describe()
-    _check_inputs(description, sig.params, inputs)
-    start = time.perf_counter()
-    try:
-        instance = node.instance()
-    except Exception as exc:
-        raise NodeError(
-            f"{description}: constructing {node.name()}(**node_init_kwargs) or its setup() "
-            f"failed: {type(exc).__name__}: {exc}",
-            node=node.label,
-            exception=exc,
-        ) from exc
-    value = _call(description, node.label, instance, inputs, sig.returns)
-    duration = time.perf_counter() - start
-    return Outcome(value, result_data_version(value, key, node.cache), duration)
+    return _compute(_spec_of_node(node), lambda: node_instance(node), inputs, key)
 
+
+async def compute_in_process_async(node: Node, inputs: dict[str, Any], key: str | None) -> Outcome:
+    """:func:`compute_in_process` for an event loop: awaits ``async def process``.
+
+    A synchronous ``process`` runs in a worker thread so it does not block the loop.
+    """
+    if not _is_async(node.processor):
+        return await asyncio.to_thread(compute_in_process, node, inputs, key)
+    return await _compute_async(_spec_of_node(node), lambda: node_instance(node), inputs, key)
+
+
+setattr(compute_in_process, "asynchronous", compute_in_process_async)
+
+
+def _is_async(processor: Any) -> bool:
+    return inspect.iscoroutinefunction(getattr(processor, "process", None))
+
+
+def _failure(exc: BaseException) -> JobFailure:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return JobFailure(exc, text)
+
+
+def _run_entries(compute: Callable[[BatchEntry], Outcome], entries: list[BatchEntry]) -> list[Any]:
+    results: list[Outcome | JobFailure] = []
+    for entry in entries:
+        try:
+            results.append(compute(entry))
+        except Exception as exc:
+            results.append(_failure(exc))
+    return results
+
+
+async def _gather_entries(
+    compute: Callable[[BatchEntry], Awaitable[Outcome]], entries: list[BatchEntry]
+) -> list[Any]:
+    async def one(entry: BatchEntry) -> Outcome | JobFailure:
+        try:
+            return await compute(entry)
+        except Exception as exc:
+            return _failure(exc)
+
+    return list(await asyncio.gather(*(one(e) for e in entries)))
+
+
+def compute_batch_in_process(node: Node, entries: list[BatchEntry]) -> list[Any]:
+    """Compute ``node`` for every ``(inputs, key)`` entry here; one result per entry.
+
+    Each result is an :class:`Outcome` or a :class:`JobFailure`. Entries of an
+    ``async def process`` processor run concurrently on one event loop.
+    """
+    spec = _spec_of_node(node)
+
+    def make() -> Any:
+        return node_instance(node)
+
+    if _is_async(node.processor):
+        result: list[Any] = run_coroutine(
+            _gather_entries(lambda e: _compute_async(spec, make, e[0], e[1]), entries)
+        )
+        return result
+    return _run_entries(lambda e: _compute(spec, make, e[0], e[1]), entries)
+
+
+async def compute_batch_in_process_async(node: Node, entries: list[BatchEntry]) -> list[Any]:
+    """:func:`compute_batch_in_process` for an event loop (the asyncio executor's twin)."""
+    if not _is_async(node.processor):
+        return await asyncio.to_thread(compute_batch_in_process, node, entries)
+    spec = _spec_of_node(node)
+    return await _gather_entries(
+        lambda e: _compute_async(spec, lambda: node_instance(node), e[0], e[1]), entries
+    )
+
+
+setattr(compute_batch_in_process, "asynchronous", compute_batch_in_process_async)
+
+
+# -- in a worker process ---------------------------------------------------------------
 
 _WORKER_INSTANCES: dict[str, Any] = {}
 _WORKER_LOCK = threading.Lock()
@@ -175,22 +364,43 @@ def _worker_instance(job: WorkerJob) -> Any:
 
 def compute_in_worker(job: WorkerJob) -> Outcome:
     """Compute a :class:`WorkerJob` in this (worker) process, reusing its instances."""
-    from incgraph.core.signature import process_signature
+    return _compute(_spec_of_job(job), lambda: _worker_instance(job), job.inputs, job.key)
 
-    _check_inputs(job.description, process_signature(job.processor).params, job.inputs)
-    start = time.perf_counter()
+
+def compute_batch_in_worker(job: WorkerJob, entries: list[BatchEntry]) -> list[Any]:
+    """Compute ``job``'s node for every ``(inputs, key)`` entry in this worker.
+
+    ``job`` is a template (its own ``inputs`` and ``key`` are ignored). Failures
+    come back as :class:`JobFailure` whose traceback was formatted here, and whose
+    error can be unpickled by the caller.
+    """
+    spec = _spec_of_job(job)
+
+    def make() -> Any:
+        return _worker_instance(job)
+
+    if _is_async(job.processor):
+        results: list[Any] = run_coroutine(
+            _gather_entries(lambda e: _compute_async(spec, make, e[0], e[1]), entries)
+        )
+    else:
+        results = _run_entries(lambda e: _compute(spec, make, e[0], e[1]), entries)
+    return [_sendable(r, spec) if isinstance(r, JobFailure) else r for r in results]
+
+
+def _sendable(failure: JobFailure, spec: _Spec) -> JobFailure:
+    """``failure`` if its error pickles, else one carrying a picklable stand-in."""
     try:
-        instance = _worker_instance(job)
+        pickle.loads(pickle.dumps(failure.error))
     except Exception as exc:
-        raise NodeError(
-            f"{job.description}: constructing the processor failed: {type(exc).__name__}: {exc}"
-            f"\n{traceback.format_exc()}",
-            node=job.label,
-            exception=exc,
-        ) from exc
-    value = _call(job.description, job.label, instance, job.inputs, job.returns)
-    duration = time.perf_counter() - start
-    return Outcome(value, result_data_version(value, job.key, job.cache), duration)
+        stand_in = RuntimeError(
+            f"{type(failure.error).__qualname__}: {failure.error} (not picklable: {exc})"
+        )
+        error = NodeError(
+            f"{spec.description} failed: {stand_in}", node=spec.label, exception=stand_in
+        )
+        return JobFailure(error, failure.traceback)
+    return failure
 
 
 def release_worker_instances(keys: frozenset[str] | None = None) -> int:
@@ -205,18 +415,45 @@ def release_worker_instances(keys: frozenset[str] | None = None) -> int:
     return len(instances)
 
 
+def instance_key(node: Node) -> str:
+    """The name a worker keeps ``node``'s instance under (label, code and init versions)."""
+    return f"{node.label}:{node.code_version()}:{node.init_version()}"
+
+
 def worker_job(node: Node, inputs: dict[str, Any], key: str | None) -> WorkerJob:
     """The picklable job that computes ``node`` from ``inputs`` in another process."""
     assert node.processor is not None and node.signature is not None
-    instance_key = f"{node.label}:{node.code_version()}:{node.init_version()}"
     return WorkerJob(
         label=node.label,
         description=node.describe(),
         processor=node.processor,
         init_kwargs=node.init_kwargs,
-        instance_key=instance_key,
+        instance_key=instance_key(node),
         inputs=inputs,
         returns=node.signature.returns,
         key=key,
         cache=node.cache,
     )
+
+
+# -- handing jobs to an executor ---------------------------------------------------------
+
+
+def submit_compute(
+    executor: Any, node: Node, inputs: dict[str, Any], key: str | None
+) -> Future[Outcome]:
+    """Submit the job computing ``node`` from ``inputs`` to ``executor``, in or out of process."""
+    if executor.in_process:
+        fut: Future[Outcome] = executor.submit(compute_in_process, node, inputs, key)
+    else:
+        fut = executor.submit(compute_in_worker, worker_job(node, inputs, key))
+    return fut
+
+
+def submit_batch(executor: Any, node: Node, entries: list[BatchEntry]) -> Future[list[Any]]:
+    """Submit one batch job computing ``node`` for each ``(inputs, key)`` entry."""
+    if executor.in_process:
+        fut: Future[list[Any]] = executor.submit(compute_batch_in_process, node, entries)
+    else:
+        fut = executor.submit(compute_batch_in_worker, worker_job(node, {}, None), entries)
+    return fut

@@ -1,0 +1,80 @@
+"""Cache keys and the records stored under them: one definition for graph runs and batches.
+
+Design note
+-----------
+A node's cache key is ``hashing.node_key(code version, init version, inputs)``
+where ``inputs`` maps each input name to a data version: inline constants are
+hashed once per node (:meth:`Node.fixed_input_versions`), and every input bound
+to a node (constant or computed) contributes that node's data version *for the
+current item*. The engine loop and the batch loop both build keys here, which
+is what makes "the same node with the same inputs has the same cache key
+whichever front-end or executor ran it" true by construction rather than by
+care.
+
+:func:`make_record` is likewise the one place a computed result becomes an
+index :class:`~incgraph.store.protocols.Record` with its lineage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from incgraph import hashing
+from incgraph.core.graph import Node
+from incgraph.store.protocols import Record
+
+__all__ = ["cache_key", "input_versions", "make_record", "processor_name"]
+
+
+def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, str]:
+    """Input name -> data version for ``node``, asking ``version_of`` for bound nodes.
+
+    Examples
+    --------
+    >>> from incgraph import ProcessGraph, Processor
+    >>> class Add(Processor):
+    ...     def process(self, a: int, b: int) -> int:
+    ...         return a + b
+    >>> g = ProcessGraph(store=":memory:")
+    >>> c = g.add_constant_node(0, "c", value=1)
+    >>> n = g.add_node(1, Add, {"a": c, "b": 2})
+    >>> sorted(input_versions(n, lambda up: "dv-of-" + str(up.id)))
+    ['a', 'b']
+    >>> input_versions(n, lambda up: "dv-of-" + str(up.id))["a"]
+    'dv-of-0'
+    """
+    dvs = dict(node.fixed_input_versions())
+    for name, src in node.bindings.items():
+        if isinstance(src, Node):
+            dvs[name] = version_of(src)
+    return dvs
+
+
+def cache_key(node: Node, inputs: dict[str, str]) -> str:
+    """The cache key of ``node`` given its inputs' data versions."""
+    return hashing.node_key(node.code_version(), node.init_version(), inputs)
+
+
+def processor_name(node: Node) -> str:
+    """The processor's qualified name, as the index records it."""
+    proc = node.processor
+    assert proc is not None
+    return f"{proc.__module__}.{proc.__qualname__}"
+
+
+def make_record(
+    node: Node, key: str, inputs: dict[str, str], data_version: str, duration: float
+) -> Record:
+    """The index record of a result ``node`` computed from ``inputs`` under ``key``."""
+    return Record(
+        key=key,
+        data_version=data_version,
+        node=node.label,
+        processor=processor_name(node),
+        code_version=node.code_version(),
+        init_version=node.init_version(),
+        inputs=inputs,
+        created=time.time(),
+        duration=duration,
+    )
