@@ -250,6 +250,7 @@ class FileBlobStore:
 
     def _read_file(self, row: _Row) -> Any:
         path = self._file_path(row)
+        buffer: Any
         try:
             with open(path, "rb", buffering=0) as handle:
                 actual = os.fstat(handle.fileno()).st_size

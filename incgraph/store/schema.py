@@ -37,7 +37,8 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
 def _create_v1(db: sqlite_utils.Database) -> None:
     """Version 0 (empty file) -> 1: ``results`` and ``blobs`` with their indexes."""
-    db["results"].create(
+    results = db.table("results")
+    results.create(
         {
             "key": str,
             "data_version": str,
@@ -64,10 +65,10 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         },
         defaults={"inputs": "{}", "duration": 0.0, "size": 0},
     )
-    db["results"].create_index(["node", "created"], index_name="results_node_created")
-    db["results"].create_index(["data_version"], index_name="results_data_version")
-    db["results"].create_index(["created"], index_name="results_created")
-    db["blobs"].create(
+    results.create_index(["node", "created"], index_name="results_node_created")
+    results.create_index(["data_version"], index_name="results_data_version")
+    results.create_index(["created"], index_name="results_created")
+    db.table("blobs").create(
         {
             "data_version": str,
             "codec": str,

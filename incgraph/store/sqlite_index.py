@@ -24,6 +24,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from incgraph.sentinels import MISSING, Missing
@@ -55,6 +56,7 @@ _PAGE = (
     "ORDER BY created, rowid LIMIT ?"
 )
 _loads = json.loads
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: C-accelerated, no setup
 
 
 def _record(key: str, row: Sequence[Any]) -> Record:
@@ -64,6 +66,7 @@ def _record(key: str, row: Sequence[Any]) -> Record:
 
 
 def _row(record: Record) -> tuple[Any, ...]:
+    inputs = record.inputs
     return (
         record.key,
         record.data_version,
@@ -71,11 +74,15 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.processor,
         record.code_version,
         record.init_version,
-        json.dumps(dict(record.inputs), separators=(",", ":")),
+        _dumps(inputs if type(inputs) is dict else dict(inputs)),
         record.created,
         record.duration,
         record.size,
     )
+
+
+def _execute_many(sql: str, rows: list[Any], conn: sqlite3.Connection) -> None:
+    conn.executemany(sql, rows)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -131,7 +138,19 @@ class SqliteIndex:
             raise store_error(exc, self.file.path) from exc
         if row is None:
             return MISSING
-        return _record(key, row)
+        data_version, node, processor, code_version, init_version, inputs, created, took, size = row
+        return Record(
+            key,
+            data_version,
+            node,
+            processor,
+            code_version,
+            init_version,
+            _loads(inputs),
+            created,
+            took,
+            size,
+        )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys``; absent keys are left out."""
@@ -142,8 +161,13 @@ class SqliteIndex:
             for chunk in _chunks(unique, GET_CHUNK):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT key, {_FIELDS} FROM results WHERE key IN ({marks})"
-                for row in conn.execute(sql, chunk):
-                    found[row[0]] = _record(row[0], row[1:])
+                for key, dv, node, proc, code, init, inputs, created, took, size in conn.execute(
+                    sql, chunk
+                ):
+                    inputs = _loads(inputs)
+                    found[key] = Record(
+                        key, dv, node, proc, code, init, inputs, created, took, size
+                    )
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
         return found
@@ -156,7 +180,7 @@ class SqliteIndex:
     def put_many(self, records: Iterable[Record]) -> None:
         """Insert or replace many records: one transaction per :data:`PUT_CHUNK` rows."""
         for chunk in _chunks(map(_row, records), PUT_CHUNK):
-            self.file.write(lambda conn, rows=chunk: conn.executemany(_PUT, rows))
+            self.file.write(partial(_execute_many, _PUT, chunk))
 
     def latest_for_node(self, node: str) -> Record | Missing:
         """The most recently created record of ``node`` (the later insert wins a tie)."""
@@ -198,9 +222,7 @@ class SqliteIndex:
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the records under ``keys``; absent keys are ignored."""
         for chunk in _chunks(((key,) for key in keys), PUT_CHUNK):
-            self.file.write(
-                lambda conn, rows=chunk: conn.executemany("DELETE FROM results WHERE key = ?", rows)
-            )
+            self.file.write(partial(_execute_many, "DELETE FROM results WHERE key = ?", chunk))
 
     def close(self) -> None:
         """Close this process's connections; using the index again reopens one."""
