@@ -333,11 +333,21 @@ class FileBlobStore:
             )
 
     def _rows(self, data_versions: list[str]) -> dict[str, _Row]:
+        """The stored rows of ``data_versions`` (absent ones left out), by chunked IN queries."""
+        unique = list(dict.fromkeys(data_versions))
         rows = {}
-        for data_version in dict.fromkeys(data_versions):
-            row = self._row(data_version)
-            if row is not None:
-                rows[data_version] = row
+        conn = self.file.connection()
+        try:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                sql = (
+                    "SELECT data_version, codec, checksum, size, data IS NULL FROM blobs "
+                    f"WHERE data_version IN ({','.join('?' * len(chunk))})"
+                )
+                for data_version, codec, digest, size, is_file in conn.execute(sql, chunk):
+                    rows[data_version] = _Row(data_version, codec, digest, size, not is_file)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
         return rows
 
     def _write(self, data_version: str, value: Any) -> _Pending:

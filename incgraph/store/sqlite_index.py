@@ -9,8 +9,12 @@ constant (SQLite's statement cache keeps it prepared), and the row is turned
 into a :class:`Record` positionally. Everything else may be slower and clearer.
 
 Bulk writes are one ``BEGIN IMMEDIATE`` transaction per chunk of
-:data:`PUT_CHUNK` rows: a big chunk amortizes rewriting the B-tree pages that
-random 128-bit keys touch, while still letting other writers in between chunks.
+:data:`PUT_CHUNK` rows. Random 128-bit keys scatter inserts over every leaf of
+the key and data-version indexes, so each commit rewrites most of their pages
+into the WAL; a big chunk pays that once per 50k rows instead of once per 1k
+(measured: 37k rows/s with 1k-row chunks, 83k with 10k, 127k with 50k). A chunk
+holds the write lock for about half a second; readers are never blocked (WAL),
+and other writers wait (``busy_timeout``) in between chunks.
 Bulk reads use ``IN (...)`` lists of at most :data:`GET_CHUNK` keys (below
 SQLite's bound-variable limit).
 
@@ -34,7 +38,7 @@ from incgraph.store.sqlite_file import SqliteFile
 
 __all__ = ["GET_CHUNK", "PUT_CHUNK", "SqliteIndex"]
 
-PUT_CHUNK = 10_000
+PUT_CHUNK = 50_000
 """Rows written per transaction by :meth:`SqliteIndex.put_many`."""
 
 GET_CHUNK = 500

@@ -30,6 +30,7 @@ from incgraph.store import (
     memory_store,
     open_store,
     sqlite_file,
+    sqlite_index,
 )
 from incgraph.store.schema import SCHEMA_VERSION
 
@@ -563,3 +564,12 @@ def test_sqlite_file_closes_every_threads_connection(tmp_path: Path) -> None:
         first.execute("SELECT 1")
     assert db.connection() is not first
     assert sqlite_file.SqliteFile is SqliteFile
+
+
+def test_put_many_spans_several_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """put_many and delete of more rows than one chunk write every row, in order."""
+    monkeypatch.setattr(sqlite_index, "PUT_CHUNK", 7)
+    store.index.put_many([record(i, i, created=float(i)) for i in range(50)])
+    assert [rec.key for rec in store.index.records()] == [dv(i) for i in range(50)]
+    store.index.delete(dv(i) for i in range(0, 50, 2))
+    assert len(store.index) == 25
