@@ -573,3 +573,16 @@ def test_put_many_spans_several_transactions(store: Store, monkeypatch: pytest.M
     assert [rec.key for rec in store.index.records()] == [dv(i) for i in range(50)]
     store.index.delete(dv(i) for i in range(0, 50, 2))
     assert len(store.index) == 25
+
+
+def test_a_read_only_store_refuses_a_corrupt_blob_without_dropping_it(tmp_path: Path) -> None:
+    """Read-only, a corrupt blob still raises StoreCorruptError, and nothing is deleted."""
+    with open_store(tmp_path) as store:
+        saved = store.save(record(1, 2), np.arange(BIG))
+        path = store.blobs.path_of(saved.data_version)
+    flip_a_byte(path)
+    with open_store(tmp_path, read_only=True) as store:
+        with pytest.raises(StoreCorruptError, match="not served"):
+            store.load(saved)
+        assert store.lookup(saved.key) == saved
+    assert path.exists()
