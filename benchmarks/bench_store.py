@@ -24,8 +24,8 @@ Measurements
   10k keys; ``lookup_sqlite_floor`` is the bare ``SELECT`` that ``lookup`` runs, on
   the same connection and cursor, with no Record built: the SQLite floor.
 * ``put_many``: rows per second of ``SqliteIndex.put_many`` of 100k records into
-  a new store, against ``diskcache.Cache.set`` of the same records in one
-  ``transact()`` (higher is better; ratio = incgraph / peer).
+  a new store (best of 3), against ``diskcache.Cache.set`` of the same records in
+  one ``transact()`` (best of 2); higher is better, ratio = incgraph / peer.
 """
 
 from __future__ import annotations
@@ -146,39 +146,49 @@ def bench_lookup(root: Path, rows: list[dict[str, Any]]) -> None:
             for key in keys:
                 cursor.execute(_GET, (key,)).fetchone()
 
-        mine(0), peer(0), floor(0)  # warm both connections and page caches
-        per_key = 1e6 / len(keys)
-        peer_us = best_time(peer, 7) * per_key
-        emit(rows, "lookup_hit", "us", best_time(mine, 7) * per_key, peer_us, "diskcache.Cache.get")
-        many = best_time(lambda _: store.lookup_many(keys), 7) * per_key
-        emit(rows, "lookup_many_per_key", "us", many, peer_us, "diskcache.Cache.get")
-        emit(
-            rows,
-            "lookup_sqlite_floor",
-            "us",
-            best_time(floor, 7) * per_key,
-            peer_us,
-            "diskcache.Cache.get",
-        )
+        def many(_: int) -> None:
+            store.lookup_many(keys)
+
+        # Interleave the contenders pass by pass and keep each one's fastest pass, so a
+        # busy machine slows them alike and the minimum shows the undisturbed cost.
+        best = {name: float("inf") for name in ("mine", "peer", "floor", "many")}
+        for _ in range(15):
+            for name, run in (("mine", mine), ("peer", peer), ("floor", floor), ("many", many)):
+                best[name] = min(best[name], best_time(run, 1))
+        per_key = {name: seconds * 1e6 / len(keys) for name, seconds in best.items()}
+        peer_name = "diskcache.Cache.get"
+        emit(rows, "lookup_hit", "us", per_key["mine"], per_key["peer"], peer_name)
+        emit(rows, "lookup_many_per_key", "us", per_key["many"], per_key["peer"], peer_name)
+        emit(rows, "lookup_sqlite_floor", "us", per_key["floor"], per_key["peer"], peer_name)
         assert store.lookup(keys[0]) == records[0]
         cache.close()
 
 
 def bench_put_many(root: Path, rows: list[dict[str, Any]]) -> None:
     records = make_records(100_000)
-    with open_store(root / "put_many") as store:
-        start = time.perf_counter()
-        store.index.put_many(records)
-        mine = len(records) / (time.perf_counter() - start)
-        assert len(store.index) == len(records)
-    cache = diskcache.Cache(str(root / "put_many_dc"), size_limit=2**62, cull_limit=0)
-    start = time.perf_counter()
-    with cache.transact():
-        for rec in records:
-            cache.set(rec.key, rec)
-    peer = len(records) / (time.perf_counter() - start)
-    cache.close()
-    emit(rows, "put_many", "rows/s", mine, peer, "diskcache.Cache.set in transact()")
+
+    def mine(i: int) -> None:
+        with open_store(root / f"put_many{i}") as store:
+            store.index.put_many(records)
+            assert len(store.index) == len(records)
+
+    def peer(i: int) -> None:
+        cache = diskcache.Cache(str(root / f"put_many_dc{i}"), size_limit=2**62, cull_limit=0)
+        with cache.transact():
+            for rec in records:
+                cache.set(rec.key, rec)
+        cache.close()
+
+    mine_best = best_time(mine, 3)  # each pass writes a new store
+    peer_best = best_time(peer, 2)
+    emit(
+        rows,
+        "put_many",
+        "rows/s",
+        len(records) / mine_best,
+        len(records) / peer_best,
+        "diskcache.Cache.set in transact()",
+    )
 
 
 def calibrate() -> float:
