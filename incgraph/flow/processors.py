@@ -1,0 +1,154 @@
+"""The processors a flow compiles to, and the run context they receive as an input.
+
+Design note
+-----------
+Every layer becomes an ordinary :class:`~incgraph.core.processor.Processor`
+node of a :class:`~incgraph.graph.ProcessGraph`, so flows share the engine,
+the store, the executors and ``explain`` with every other front-end:
+
+* :class:`LayerProcessor` - one generated subclass per layer, named after it
+  (messages read ``node GridFlow/Process[3] (Process) failed: ...``). Its node
+  is added with ``version=code_version(<the user's Layer class>)``, so editing
+  the layer's ``__call__`` (or a helper it calls) invalidates exactly its
+  results. The same class runs a plain layer and each task of a ForEach.
+* :class:`ForEachJoin` - gathers a ForEach layer's task manifests, in task
+  order, into the tuple downstream layers read.
+
+The run context (:class:`FlowContext`) travels as the ``params`` input of
+every layer node: it carries the flow parameters, which are therefore part of
+every layer's cache key, and the store that artifact blobs are written to and
+read from. Its data version is that of the parameters alone
+(``__incgraph_hash__``), so two runs with equal parameters share their keys.
+Pickled (for an executor in another process) it carries the store's folder
+and reopens it there.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from incgraph import hashing
+from incgraph.core.processor import Processor
+from incgraph.errors import FlowError
+from incgraph.flow.artifacts import ArtifactWriter
+from incgraph.flow.definition import LayerPlan
+from incgraph.flow.layer import FlowParams, Layer, bind_view, finished_artifacts, start_running
+
+__all__ = ["PARAMS_INPUT", "FlowContext", "ForEachJoin", "LayerProcessor", "layer_processor"]
+
+PARAMS_INPUT = "params"
+INDEX_INPUT = "index"
+ELEMENTS_SUFFIX = "[]"
+"""Input ``"<Layer>[]"`` of a ForEach task: the task's own elements of that layer."""
+
+
+class FlowContext:
+    """What a layer needs from the run besides its inputs: parameters and the store.
+
+    Parameters
+    ----------
+    params : mapping
+        The keyword arguments of ``flow(**params)``.
+    store : Store-like
+        Has ``load(data_version)`` and ``put_blob(data_version, value)``.
+    """
+
+    __slots__ = ("params", "store")
+
+    def __init__(self, params: Mapping[str, Any], store: Any) -> None:
+        self.params = FlowParams(params)
+        self.store = store
+
+    def __incgraph_hash__(self) -> object:
+        return dict(self.params)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        path = getattr(self.store, "path", None)
+        if path is None:
+            raise FlowError(
+                "a flow with an in-memory store cannot run layers in other processes; "
+                "give the flow a store folder (MyFlow(store='path')) or use executor='threads'"
+            )
+        return (_reopened_context, (dict(self.params), str(path)))
+
+    def load(self, data_version: str) -> Any:
+        """Load a blob (an artifact or a shard element)."""
+        return self.store.load(data_version)
+
+    def put(self, data_version: str, value: Any) -> None:
+        """Store an artifact blob."""
+        put_blob = getattr(self.store, "put_blob", None)
+        if put_blob is not None:
+            put_blob(data_version, value)
+        else:
+            self.store.blobs.put(data_version, value)
+
+
+def _reopened_context(params: dict[str, Any], path: str) -> FlowContext:
+    from incgraph.store import open_store
+
+    return FlowContext(params, open_store(path))
+
+
+class LayerProcessor(Processor):
+    """Runs one layer (or one ForEach task): builds its upstream views, calls it, stores artifacts.
+
+    Generated per layer by :func:`layer_processor`; ``layer_plan`` says what the
+    layer reads and ``classes`` maps layer names to the user's classes.
+    """
+
+    __signature__ = inspect.Signature()  # no constructor arguments; keeps add_node cheap
+    layer_plan: ClassVar[LayerPlan]
+    classes: ClassVar[dict[str, type[Layer]]]
+
+    def process(self, **inputs: Any) -> dict[str, Any]:
+        """Run the layer on its inputs; return its manifest (see :mod:`incgraph.flow.artifacts`)."""
+        lp = self.layer_plan
+        ctx: FlowContext = inputs[PARAMS_INPUT]
+        index = inputs.get(INDEX_INPUT)
+        where = lp.name if index is None else f"{lp.name}[{index}]"
+        views = {
+            arg: bind_view(
+                self.classes[up],
+                reader=where,
+                base=inputs[up],
+                load=ctx.load,
+                overrides=inputs.get(up + ELEMENTS_SUFFIX),
+            )
+            for arg, up in lp.call_args
+        }
+        inst = start_running(lp.layer, where, index or 0, ctx.params)
+        inst(**views)
+        values, shards = finished_artifacts(inst)
+        writer = ArtifactWriter(ctx.put, lambda: self._identity(inputs), where)
+        return writer.manifest(values, shards)
+
+    def _identity(self, inputs: dict[str, Any]) -> str:
+        parts = sorted(f"{k}={hashing.data_version(v)}" for k, v in inputs.items())
+        return hashing.combine(
+            "FlowArtifactSource", hashing.code_version(self.layer_plan.layer), *parts
+        )
+
+
+def layer_processor(lp: LayerPlan, classes: dict[str, type[Layer]]) -> type[LayerProcessor]:
+    """The processor class of one layer, named after it."""
+    namespace = {
+        "layer_plan": lp,
+        "classes": classes,
+        "__module__": __name__,
+        "__qualname__": f"LayerProcessor[{lp.name}]",
+        "__doc__": f"Runs layer {lp.name} ({lp.layer.__module__}.{lp.layer.__qualname__}).",
+    }
+    return type(lp.name, (LayerProcessor,), namespace)
+
+
+class ForEachJoin(Processor):
+    """Gathers a ForEach layer's task manifests (inputs ``t0``, ``t1``, ...) in task order."""
+
+    __signature__ = inspect.Signature()
+
+    def process(self, **tasks: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+        """The tuple of task manifests, ordered by task index."""
+        return tuple(tasks[f"t{i}"] for i in range(len(tasks)))

@@ -1,0 +1,271 @@
+"""Running a flow: compile layers to ProcessGraph nodes wave by wave, run each wave once.
+
+Design note
+-----------
+A ForEach layer's fan-out depends on data (how many elements a shard has), so
+the graph cannot be built up front. The runner compiles in *waves*:
+
+1. Walk the layers still to compile, in topological order. A plain layer can
+   be compiled as soon as every layer it reads is either finished or compiled
+   in this wave (it binds the live node). A ForEach layer needs every layer
+   it reads *finished*: its grid is expanded from their manifests
+   (:mod:`incgraph.flow.grid`), then one task node per grid point and a
+   :class:`~incgraph.flow.processors.ForEachJoin` node are added.
+2. Run the wave's exit nodes with one ``run_upto`` call: the engine orders
+   them once, runs independent layers and tasks in parallel on the executor,
+   and decides hits and early cutoff as for any graph.
+3. Record each finished layer's result (its manifest, or the tuple of task
+   manifests). Later waves bind it through a constant node holding that
+   value: a constant's data version is the content hash of the value, equal
+   to the data version the engine recorded for the node, so every cache key
+   is the same as if the node itself were bound, and nothing finished is
+   visited twice.
+
+**ForEach memo.** A fully cached rerun of a ForEach over N tasks should not
+add N nodes and look up N keys. Since a ForEach compiles only when all its
+inputs are known, the runner hashes them all - the shared inputs' data
+versions and every task's own inputs - into one *memo key*
+(``node_key(task code version, join code version, {"grid": ..., ...})``).
+After a run that computed the layer, the join's result is also recorded
+under the memo key (same blob, one more index row, labelled
+``<Flow>/<Layer>[*]``). On the next run a memo hit yields the join at the cost
+of one lookup; any change to code, params or any element misses the memo
+and the tasks are compiled as nodes, each a hit or not on its own key.
+
+Writes go through a :class:`~incgraph.flow.writeback.WriteBackStore`,
+flushed after every wave, also when a task failed: tasks that succeeded are
+committed and are hits on the rerun.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from incgraph import hashing
+from incgraph.core.graph import Node
+from incgraph.executors.base import Executor
+from incgraph.flow.definition import LayerPlan, Plan
+from incgraph.flow.grid import Grid, expand, without
+from incgraph.flow.layer import Layer
+from incgraph.flow.processors import (
+    PARAMS_INPUT,
+    FlowContext,
+    ForEachJoin,
+    LayerProcessor,
+    layer_processor,
+)
+from incgraph.flow.writeback import WriteBackStore
+from incgraph.graph import ProcessGraph
+from incgraph.sentinels import MISSING
+from incgraph.store import Store
+from incgraph.store.protocols import Record
+
+__all__ = ["FlowRun", "LayerResult"]
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """A finished layer: its result value and data version, and how it was obtained.
+
+    ``tasks`` is the number of tasks of a ForEach layer (``None`` otherwise).
+    """
+
+    name: str
+    value: Any
+    data_version: str
+    tasks: int | None
+
+    @property
+    def is_foreach(self) -> bool:
+        """Whether the layer ran as a ForEach."""
+        return self.tasks is not None
+
+
+@dataclass
+class _Pending:
+    """A ForEach layer compiled in the current wave, waiting for its join."""
+
+    join: Node
+    memo: Record
+
+
+class FlowRun:
+    """One run of a flow: compiles and runs its layers, collects their results."""
+
+    def __init__(
+        self,
+        flow: str,
+        plan: Plan,
+        store: Store,
+        executor: Executor,
+        params: dict[str, Any],
+    ) -> None:
+        self.flow = flow
+        self.plan = plan
+        self.buffer = WriteBackStore(store)
+        self.graph = ProcessGraph(store=self.buffer, executor=executor, name=flow)
+        self.params_node = self.graph.add_constant_node(
+            PARAMS_INPUT, "params", value=FlowContext(params, self.buffer)
+        )
+        self.classes: dict[str, type[Layer]] = {lp.name: lp.layer for lp in plan.layers}
+        self.results: dict[str, LayerResult] = {}
+        self.computed: list[str] = []
+        self.cached: list[str] = []
+        self._live: dict[str, Node] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._frozen: dict[str, Node] = {}
+        self._versions: dict[str, str] = {}
+
+    # -- the waves ---------------------------------------------------------------------------
+
+    def run(self) -> dict[str, LayerResult]:
+        """Run every layer (computing only what is not cached); return their results."""
+        todo = list(self.plan.layers)
+        try:
+            while todo:
+                compiled = self._compile_wave(todo)
+                todo = [lp for lp in todo if lp.name not in compiled]
+                self._run_wave()
+        finally:
+            self.buffer.flush()
+        return self.results
+
+    def _compile_wave(self, todo: list[LayerPlan]) -> set[str]:
+        compiled: set[str] = set()
+        for lp in todo:
+            ready = self.results if lp.is_foreach else self.results.keys() | self._live.keys()
+            if all(up in ready for up in lp.upstream):
+                if lp.is_foreach:
+                    self._compile_foreach(lp)
+                else:
+                    self._compile_layer(lp)
+                compiled.add(lp.name)
+        assert compiled, "a resolved plan always has a layer ready to compile"
+        return compiled
+
+    def _run_wave(self) -> None:
+        if not self._live:
+            return
+        exits = list(self._live.values())
+        try:
+            self.graph.run_upto(exits)
+        finally:
+            self.buffer.flush()
+        report = self.graph.last_run
+        for node, status in report.statuses.items():
+            if node.is_constant:
+                continue
+            (self.computed if status.status == "computed" else self.cached).append(str(node.id))
+        for name, node in self._live.items():
+            st = report.statuses[node]
+            assert st.data_version is not None
+            pending = self._pending.pop(name, None)
+            tasks = None if pending is None else len(node.bindings)
+            self.results[name] = LayerResult(name, report.values[node], st.data_version, tasks)
+            if pending is not None:
+                self._save_memo(pending, st.data_version, report.values[node])
+        self._live.clear()
+
+    # -- plain layers -------------------------------------------------------------------------
+
+    def _compile_layer(self, lp: LayerPlan) -> None:
+        inputs: dict[str, Any] = {PARAMS_INPUT: self.params_node}
+        for up in lp.upstream:
+            inputs[up] = self._binding(up)
+        proc = layer_processor(lp, self.classes)
+        self._live[lp.name] = self.graph.add_node(lp.name, proc, inputs, version=self._version(lp))
+
+    def _binding(self, up: str) -> Node:
+        """The live node of ``up`` if it runs in this wave, else a constant holding its result."""
+        live = self._live.get(up)
+        if live is not None:
+            return live
+        frozen = self._frozen.get(up)
+        if frozen is None:
+            result = self.results[up]
+            frozen = self.graph.add_constant_node(f"{up}.result", f"{up} (finished)", result.value)
+            self._frozen[up] = frozen
+        return frozen
+
+    def _version(self, lp: LayerPlan) -> str:
+        v = self._versions.get(lp.name)
+        if v is None:
+            v = self._versions[lp.name] = hashing.code_version(lp.layer)
+        return v
+
+    # -- ForEach layers -----------------------------------------------------------------------
+
+    def _compile_foreach(self, lp: LayerPlan) -> None:
+        results = {up: self.results[up].value for up in lp.upstream}
+        foreach = {up: self.results[up].is_foreach for up in lp.upstream}
+        grid = expand(lp, results, foreach)
+        shared = self._shared_inputs(lp, grid)
+        proc = layer_processor(lp, self.classes)
+        memo_key, memo = self._memo(lp, proc, grid, shared)
+        hit = self.buffer.lookup(memo_key)
+        if hit is not MISSING:
+            self._memo_hit(lp, hit, len(grid.tasks))
+            return
+        version = self._version(lp)
+        add = self.graph.add_node
+        tasks = [
+            add(f"{lp.name}[{i}]", proc, {**shared, **own}, version=version)
+            for i, own in enumerate(grid.tasks)
+        ]
+        join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
+        self._live[lp.name] = join
+        self._pending[lp.name] = _Pending(join, memo)
+
+    def _shared_inputs(self, lp: LayerPlan, grid: Grid) -> dict[str, Node]:
+        shared: dict[str, Node] = {PARAMS_INPUT: self.params_node}
+        for up in lp.upstream:
+            if up in grid.whole:
+                continue
+            attrs = grid.stripped.get(up)
+            if attrs is None:
+                shared[up] = self._binding(up)
+            else:
+                value = without(self.results[up].value, attrs)
+                shared[up] = self.graph.add_constant_node(
+                    f"{lp.name}.{up}", f"{up} for {lp.name}", value
+                )
+        return shared
+
+    def _memo(
+        self, lp: LayerPlan, proc: type[LayerProcessor], grid: Grid, shared: dict[str, Node]
+    ) -> tuple[str, Record]:
+        inputs = {name: node.data_version_of_constant() for name, node in shared.items()}
+        inputs["grid"] = hashing.data_version(grid.tasks)
+        code = hashing.code_version(proc, (getattr(proc, "version", None), self._version(lp)))
+        join_code = hashing.code_version(ForEachJoin)
+        key = hashing.node_key(code, join_code, inputs)
+        record = Record(
+            key=key,
+            data_version="",
+            node=f"{self.flow}/{lp.name}[*]",
+            processor="incgraph.flow.ForEach",
+            code_version=code,
+            init_version=join_code,
+            inputs=inputs,
+        )
+        return key, record
+
+    def _memo_hit(self, lp: LayerPlan, record: Record, n: int) -> None:
+        value = self.buffer.load(record)
+        self.results[lp.name] = LayerResult(lp.name, value, record.data_version, n)
+        self.cached.extend(f"{lp.name}[{i}]" for i in range(n))
+        self.cached.append(lp.name)
+
+    def _save_memo(self, pending: _Pending, data_version: str, value: Any) -> None:
+        memo = pending.memo
+        record = Record(
+            key=memo.key,
+            data_version=data_version,
+            node=memo.node,
+            processor=memo.processor,
+            code_version=memo.code_version,
+            init_version=memo.init_version,
+            inputs=memo.inputs,
+        )
+        self.buffer.save(record, value)
