@@ -1,8 +1,89 @@
-"""incgraph: a persistent, cached, incremental computation engine."""
+"""incgraph: a persistent, cached, incremental computation engine.
 
-from incgraph.errors import IncgraphError
+Re-exports only; every name lives in the module that owns it.
+
+Examples
+--------
+>>> from incgraph import ProcessGraph, Processor
+>>> class SumInt(Processor):
+...     def process(self, a: int, b: int) -> int:
+...         return a + b
+>>> graph = ProcessGraph(store=":memory:")
+>>> node = graph.add_node(1, SumInt, {"a": 1, "b": 2})
+>>> graph.run_upto(node)
+3
+"""
+
+from incgraph.core.graph import Node
+from incgraph.core.plan import Decision, Plan
+from incgraph.core.processor import Processor
+from incgraph.errors import (
+    ArtifactNotFoundError,
+    ConfigurationError,
+    ConstantNotSetError,
+    CycleError,
+    ExtraNotInstalledError,
+    FlowDefinitionError,
+    FlowError,
+    GraphDefinitionError,
+    HashingError,
+    IncgraphError,
+    InputTypeError,
+    NodeError,
+    NotCachedError,
+    ParallelError,
+    PipelineError,
+    ReadOnlyStoreError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+)
+from incgraph.graph import ProcessGraph
+from incgraph.hashing import code_version, data_version, register_hasher
+from incgraph.parallel import Batch, action, any_action_failed, inbatch_parallel
+from incgraph.run.engine import RunReport
 from incgraph.sentinels import MISSING
+from incgraph.store import Record, Store, memory_store, open_store
 
 __version__ = "0.1.0"
 
-__all__ = ["MISSING", "IncgraphError", "__version__"]
+__all__ = [
+    "MISSING",
+    "ArtifactNotFoundError",
+    "Batch",
+    "ConfigurationError",
+    "ConstantNotSetError",
+    "CycleError",
+    "Decision",
+    "ExtraNotInstalledError",
+    "FlowDefinitionError",
+    "FlowError",
+    "GraphDefinitionError",
+    "HashingError",
+    "IncgraphError",
+    "InputTypeError",
+    "Node",
+    "NodeError",
+    "NotCachedError",
+    "ParallelError",
+    "PipelineError",
+    "Plan",
+    "ProcessGraph",
+    "Processor",
+    "ReadOnlyStoreError",
+    "Record",
+    "RunReport",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "__version__",
+    "action",
+    "any_action_failed",
+    "code_version",
+    "data_version",
+    "inbatch_parallel",
+    "memory_store",
+    "open_store",
+    "register_hasher",
+]

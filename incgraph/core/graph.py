@@ -21,6 +21,7 @@ adds running on top.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
@@ -46,6 +47,25 @@ from incgraph.sentinels import MISSING, Missing
 __all__ = ["Graph", "Node"]
 
 
+# (processor class, declared versions) -> code version. Classes are compared by identity,
+# so a class redefined in a notebook is a new entry; entries live as long as the process.
+_CODE_VERSIONS: dict[Any, str] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_init_version() -> str:
+    return hashing.data_version({})
+
+
+@functools.lru_cache(maxsize=1024)
+def _init_signature(cls: type) -> inspect.Signature | None:
+    """``cls``'s constructor signature, once per class (None when it cannot be read)."""
+    try:
+        return inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+
+
 class Node:
     """One use of a processor in a graph (or a constant), returned by ``add_node``.
 
@@ -67,6 +87,7 @@ class Node:
         "_fixed_dvs",
         "_init_version",
         "_instance",
+        "_upstream",
         "_value",
         "_value_dv",
         "bindings",
@@ -111,6 +132,7 @@ class Node:
         self._init_version: str | Missing = MISSING
         self._fixed_dvs: dict[str, str] | Missing = MISSING
         self._instance: Any = MISSING
+        self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
 
     # -- identity -----------------------------------------------------------------
 
@@ -134,7 +156,7 @@ class Node:
 
     def upstream(self) -> list[Node]:
         """The nodes this node reads, in binding order."""
-        return [v for v in self.bindings.values() if isinstance(v, Node)]
+        return self._upstream
 
     # -- constants ----------------------------------------------------------------
 
@@ -204,12 +226,24 @@ class Node:
         if self._code_version is MISSING:
             assert self.processor is not None
             declared = (getattr(self.processor, "version", None), self.version)
-            self._code_version = hashing.code_version(self.processor, declared)
+            try:
+                memo_key: Any = (self.processor, declared)
+                cached = _CODE_VERSIONS.get(memo_key)
+            except TypeError:  # an unhashable version: compute, don't memoize
+                memo_key, cached = None, None
+            if cached is None:
+                cached = hashing.code_version(self.processor, declared)
+                if memo_key is not None:
+                    _CODE_VERSIONS[memo_key] = cached
+            self._code_version = cached
         return self._code_version
 
     def init_version(self) -> str:
         """Data version of the node's init kwargs."""
         if self._init_version is MISSING:
+            if not self.init_kwargs:
+                self._init_version = _empty_init_version()
+                return self._init_version
             try:
                 self._init_version = hashing.data_version(self.init_kwargs)
             except HashingError as exc:
@@ -413,15 +447,18 @@ class Graph:
 
     def _check_init_kwargs(self, node: Node) -> None:
         assert node.processor is not None
+        if not node.init_kwargs and node.processor.__init__ is object.__init__:
+            return
+        sig = _init_signature(node.processor)
+        if sig is None:  # builtins without a signature: nothing to check
+            return
         try:
-            inspect.signature(node.processor).bind(**node.init_kwargs)
+            sig.bind(**node.init_kwargs)
         except TypeError as exc:
             raise GraphDefinitionError(
                 f"node {node.id} ({node.name()}): node_init_kwargs do not fit "
                 f"{node.name()}(): {exc}"
             ) from exc
-        except ValueError:  # builtins without a signature: nothing to check
-            pass
 
     # -- reading ----------------------------------------------------------------------
 

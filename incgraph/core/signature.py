@@ -205,6 +205,18 @@ def is_compatible(produced: Any, expected: Any) -> bool:
     >>> is_compatible(list[int], list[str]), is_compatible(int, int | None)
     (False, True)
     """
+    try:
+        return _is_compatible_cached(produced, expected)
+    except TypeError:  # unhashable annotation objects: check without the cache
+        return _is_compatible(produced, expected)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_compatible_cached(produced: Any, expected: Any) -> bool:
+    return _is_compatible(produced, expected)
+
+
+def _is_compatible(produced: Any, expected: Any) -> bool:
     produced, expected = _unwrap(produced), _unwrap(expected)
     if produced is Any or expected is Any or expected is object:
         return True

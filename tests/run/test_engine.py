@@ -52,6 +52,13 @@ class Label(Counting):
         return "odd" if p else "even"
 
 
+class Opaque:
+    """A picklable value with no content hash (no registered hasher)."""
+
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+
 @pytest.fixture(autouse=True)
 def _reset_calls() -> None:
     Counting.calls.clear()
@@ -311,10 +318,6 @@ def test_unhashable_constant_names_node_and_input() -> None:
 def test_unhashable_result_still_caches_downstream() -> None:
     """A result with no content hash gets a version derived from its key; downstream still hits."""
 
-    class Opaque:
-        def __init__(self, v: int) -> None:
-            self.v = v
-
     class Make(Counting):
         def process(self, x: int) -> Opaque:
             Counting.calls.append("process Make")
@@ -368,7 +371,7 @@ def test_explain_reasons() -> None:
     assert plan[n2].action == "maybe"
     g.run_upto(n2)
     assert g.explain(n2).actions() == {"0": "constant", "1": "hit", "2": "hit"}
-    c.set_value(2)
+    c.set_value(5)  # (not 2: SumInt(2, 1) is node 2's stored computation, a hit by content)
     plan = g.explain(n2)
     assert (plan[n1].action, plan[n1].reason) == ("compute", "input 'a' changed")
     assert "node 1 (SumInt) computes first" in plan[n2].reason
