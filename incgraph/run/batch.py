@@ -317,6 +317,7 @@ class _Batch:
         self.stats = BatchStats(nodes={n: NodeBatchStats(n) for n in self.passes})
         self.progress = Progress()
         self.stop: BaseException | None = None
+        self.twins: dict[str, list[_Row]] = {}
 
     # -- strategies -------------------------------------------------------------------
 
@@ -359,30 +360,38 @@ class _Batch:
 
     def run_pass(self, node: Node, table: _Table, lo: int, hi: int) -> None:
         """Decide ``node`` for items ``lo:hi`` of ``table``: hits now, misses computed."""
-        stats = self.stats.nodes[node]
         rows = self.keyed_rows(node, table, lo, hi)
         if self.stop is not None:
             raise self.stop
         keys = [r.key for r in rows if r.key is not None]
         found = self.store.lookup_many(keys) if keys else {}
-        column = table.column(node)
         misses = []
+        self.twins = {}
+        hits = 0
         for row in rows:
             record = found.get(row.key) if row.key is not None else None
-            if record is None:
+            if record is not None:
+                self.serve(node, table, row, record.data_version)
+                hits += 1
+            elif row.key is not None and row.key in self.twins:
+                self.twins[row.key].append(row)  # same key as an earlier item: compute once
+            else:
+                if row.key is not None:
+                    self.twins[row.key] = []
                 misses.append(row)
-                continue
-            column[row.local] = record.data_version
-            if row.local in table.persist:
-                status = NodeStatus(node, "hit", row.key, record.data_version)
-                table.persist[row.local].statuses[node] = status
-        hits = len(rows) - len(misses)
-        stats.cached += hits
+        self.stats.nodes[node].cached += hits
         self.progress.advance(cached=hits)
         if misses:
             self.compute(node, table, misses)
         if self.stop is not None:
             raise self.stop
+
+    def serve(self, node: Node, table: _Table, row: _Row, data_version: str) -> None:
+        """``row`` is a hit: its data version is known, nothing is loaded."""
+        table.column(node)[row.local] = data_version
+        entry = table.persist.get(row.local)
+        if entry is not None:
+            entry.statuses[node] = NodeStatus(node, "hit", row.key, data_version)
 
     def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Row]:
         """Prepare items as needed and build the key of each that can run ``node``."""
@@ -537,35 +546,47 @@ class _Batch:
             in_flight[submit_batch(self.executor, node, entries)] = members
 
     def settle(self, node: Node, table: _Table, rows: list[_Row], results: list[Any]) -> None:
-        """Save a finished job's results (one transaction) and record its failures."""
+        """Save a finished job's results (one transaction) and record its failures.
+
+        Items that had the same key as a computed one (``twins``) share its outcome.
+        """
         stats = self.stats.nodes[node]
-        column = table.column(node)
-        keep = self.keep_values and self.pass_index[node] < self.last_reader.get(node, -1)
         saves = []
-        computed = 0
+        computed = twins = 0
         for row, result in zip(rows, results, strict=True):
+            followers = self.twins.get(row.key, []) if row.key is not None else []
             if isinstance(result, JobFailure):
-                self.fail_row(node, table, row, result.error, result.traceback)
+                for r in (row, *followers):
+                    self.fail_row(node, table, r, result.error, result.traceback)
                 continue
             if row.key is not None:
                 record = make_record(
                     node, row.key, row.inputs, result.data_version, result.duration
                 )
                 saves.append((record, result.value))
-            column[row.local] = result.data_version
-            if keep:
-                table.values.setdefault(node, {})[row.local] = result.value
-            entry = table.persist.get(row.local)
-            if entry is not None:
-                status = NodeStatus(node, "computed", row.key, result.data_version, result.duration)
-                entry.statuses[node] = status
-                entry.values[node] = result.value
+            self.keep(node, table, row, result, "computed")
+            for r in followers:
+                self.keep(node, table, r, result, "hit")
             stats.compute_seconds += result.duration
             computed += 1
+            twins += len(followers)
         if saves:
             self.store.save_many(saves)
         stats.computed += computed
-        self.progress.advance(computed=computed)
+        stats.cached += twins
+        self.progress.advance(computed=computed, cached=twins)
+
+    def keep(self, node: Node, table: _Table, row: _Row, result: Outcome, status: Any) -> None:
+        """Note ``row``'s result: its data version, and its value if later passes need it."""
+        table.column(node)[row.local] = result.data_version
+        later = self.pass_index[node] < self.last_reader.get(node, -1)
+        if later and (self.keep_values or not node.cache):  # uncached results are not stored
+            table.values.setdefault(node, {})[row.local] = result.value
+        entry = table.persist.get(row.local)
+        if entry is not None:
+            duration = result.duration if status == "computed" else 0.0
+            entry.statuses[node] = NodeStatus(node, status, row.key, result.data_version, duration)
+            entry.values[node] = result.value
 
     # -- failures -------------------------------------------------------------------------
 
@@ -619,7 +640,7 @@ class _Batch:
 
     def release(self, nodes: Iterable[Node]) -> None:
         """Release ``nodes``' instances here and on the executor's workers."""
-        nodes = list(nodes)
+        nodes = sorted(nodes, key=lambda n: self.pass_index.get(n, -1))
         if not nodes:
             return
         for node in nodes:

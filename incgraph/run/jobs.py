@@ -8,7 +8,8 @@ the node's own lazily-constructed instance, so ``release_resources()`` means
 what it says. Out-of-process executors (processes, dask) run
 :func:`compute_in_worker` on a picklable :class:`WorkerJob`: each worker keeps
 one instance per :func:`instance_key` in :data:`_WORKER_INSTANCES` and drops
-them when told to release.
+them when told to release, or when the worker process exits (an ``atexit``
+hook calls each instance's ``release()``, so recycling a pool releases too).
 
 A job returns an :class:`Outcome` (result, data version, duration). Hashing
 the result happens in the job, so large results are hashed in parallel on
@@ -35,6 +36,7 @@ node for different items share one instance and construct it once.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import pickle
 import threading
@@ -353,6 +355,8 @@ def _worker_instance(job: WorkerJob) -> Any:
     with _WORKER_LOCK:
         inst = _WORKER_INSTANCES.get(job.instance_key)
         if inst is None:
+            if not WORKER_CONSTRUCTIONS:  # first instance here: release them all on exit
+                atexit.register(release_worker_instances)
             inst = job.processor(**job.init_kwargs)
             setup = getattr(inst, "setup", None)
             if setup is not None:

@@ -1,0 +1,103 @@
+"""Processors for executor tests, importable by worker processes (loky, dask)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from incgraph.core.processor import Processor
+
+
+def note(log: str, line: str) -> None:
+    """Append ``line`` and this process's id to the file ``log`` (shared by every worker)."""
+    with open(log, "a") as f:
+        f.write(f"{line} {os.getpid()}\n")
+
+
+def lines(log: Path, kind: str) -> list[str]:
+    """The logged lines starting with ``kind``."""
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if line.split()[0] == kind]
+
+
+class Logged(Processor):
+    """Logs its construction and release, with the process id, to the file ``log``."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+        note(log, f"init {type(self).__name__}")
+
+    def release(self) -> None:
+        note(self.log, f"release {type(self).__name__}")
+
+
+class Square(Logged):
+    resource: ClassVar[str | None] = "gpu"
+
+    def process(self, x: int) -> int:
+        if x == 13:
+            raise ValueError("unlucky 13")
+        return x * x
+
+
+class Negate(Logged):
+    resource: ClassVar[str | None] = "other-model"
+
+    def process(self, y: int) -> int:
+        return -y
+
+
+class Add(Processor):
+    def process(self, a: int, b: int) -> int:
+        return a + b
+
+
+class Rendezvous(Processor):
+    """Waits until ``parties`` calls are inside ``process`` at once (proves concurrency)."""
+
+    barrier: ClassVar[threading.Barrier | None] = None
+
+    def process(self, x: int) -> int:
+        assert Rendezvous.barrier is not None
+        Rendezvous.barrier.wait()
+        return x + 1
+
+
+ASYNC_STATE: dict[str, Any] = {"parties": 0, "arrived": 0, "event": None}
+"""Shared by AsyncRendezvous calls (a dict: mutable state is not part of code versions)."""
+
+
+class AsyncRendezvous(Processor):
+    """An ``async def process`` that returns only once ``parties`` calls are awaiting together."""
+
+    async def process(self, x: int) -> int:
+        state = ASYNC_STATE
+        if state["event"] is None:
+            state["event"] = asyncio.Event()
+        state["arrived"] += 1
+        if state["arrived"] >= state["parties"]:
+            state["event"].set()
+        await asyncio.wait_for(state["event"].wait(), timeout=30)
+        return x * 10
+
+
+def burn(x: int, rounds: int) -> int:
+    """Pure-Python CPU work (about ``rounds`` loop steps)."""
+    acc = x
+    for i in range(rounds):
+        acc = (acc * 31 + i) % 1_000_003
+    return acc
+
+
+class Burn(Processor):
+    """A CPU-bound pure-Python processor (for the executor benchmark)."""
+
+    def __init__(self, rounds: int = 200_000) -> None:
+        self.rounds = rounds
+
+    def process(self, x: int) -> int:
+        return burn(x, self.rounds)
