@@ -1,0 +1,146 @@
+"""Per-item caching of task applications, keyed exactly as the engine keys a node.
+
+Design note
+-----------
+Applying task ``t`` to ``item`` is, for the cache, a node of ``t``'s generated
+processor with no init kwargs and one input ``item``; its key is::
+
+    hashing.node_key(t.code_version, hashing.data_version({}), {"item": data_version(item)})
+
+and its record carries the same lineage an engine node's does (node label,
+function, code and init versions, input data versions, duration). Keys are looked
+up and results saved a chunk at a time (``lookup_many`` / ``save_many``), so the
+store costs one query per chunk, not per item. Saving goes through one
+*recorder* thread per run that joins the chunks of every task into large
+``save_many`` transactions: SQLite has one writer at a time, and stages that
+each committed their own small transactions would mostly wait for each other.
+A result reaches downstream stages before its record is committed; the run
+ends only once the recorder has saved everything, and a run killed before that
+simply recomputes what was not committed.
+
+*Data versions travel with items.* A cached task knows the data version of each
+result (hashed, or the recorded one on a hit) and passes it downstream with the
+item, so the next cached task does not hash the value again -- the engine's rule
+that a node's key is built from its inputs' *recorded* data versions.
+
+*Hits load nothing they don't need.* A hit passes a :class:`Stored` placeholder
+instead of the value; the value is loaded only where it is needed (a task that
+must compute, an op that looks at items, an output queue). A fully cached chain
+of tasks loads only the last one's results.
+
+*Items that cannot be hashed.* Caching one needs its content hash; an item that
+has none fails for that task with a :class:`~incgraph.errors.HashingError` that
+names the task and the item (recorded in the report like any failure, the other
+items go on). Register a hasher for the type or declare the task
+``cache=False``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from incgraph import hashing
+from incgraph.errors import HashingError
+from incgraph.run.jobs import result_data_version
+from incgraph.sentinels import MISSING
+from incgraph.store import Store
+from incgraph.store.protocols import Record
+
+__all__ = ["Stored", "TaskCache", "init_version", "item_key", "materialize"]
+
+
+@functools.cache
+def init_version() -> str:
+    """The data version of no init kwargs, ``hashing.data_version({})``."""
+    return hashing.data_version({})
+
+
+def item_key(code_version: str, item_data_version: str) -> str:
+    """The cache key of a task (by code version) applied to an item (by data version)."""
+    return hashing.node_key(code_version, init_version(), {"item": item_data_version})
+
+
+class Stored:
+    """A cached result not loaded yet: loaded only where its value is needed."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+
+def materialize(items: list[Any], store: Store) -> list[Any]:
+    """``items`` with every :class:`Stored` placeholder replaced by its value."""
+    if not any(type(x) is Stored for x in items):
+        return items
+    return [store.load(x.record) if type(x) is Stored else x for x in items]
+
+
+class TaskCache:
+    """The cache of one task stage: data versions, keys, look-ups and saves.
+
+    Parameters
+    ----------
+    store : Store
+    code_version : str
+        The task's code version.
+    node : str
+        The node label recorded with each result.
+    processor : str
+        The function's qualified name, recorded with each result.
+    """
+
+    def __init__(self, store: Store, code_version: str, node: str, processor: str) -> None:
+        self.store = store
+        self.code_version = code_version
+        self.node = node
+        self.processor = processor
+        self.init_version = init_version()
+
+    def versions(
+        self,
+        items: list[Any],
+        dvs: list[Any] | None,
+        on_unhashable: Callable[[int, Exception], None],
+    ) -> list[Any]:
+        """Each item's data version (``MISSING`` for one that cannot be hashed, reported)."""
+        if dvs is not None:
+            return dvs
+        out: list[Any] = []
+        data_version = hashing.data_version
+        for i, item in enumerate(items):
+            try:
+                out.append(data_version(item))
+            except HashingError as exc:
+                on_unhashable(i, exc)
+                out.append(MISSING)
+        return out
+
+    def keys(self, dvs: list[Any]) -> list[Any]:
+        """Each item's cache key (``MISSING`` where the data version is)."""
+        cv, iv, node_key = self.code_version, self.init_version, hashing.node_key
+        return [MISSING if dv is MISSING else node_key(cv, iv, {"item": dv}) for dv in dvs]
+
+    def lookup(self, keys: list[Any]) -> dict[str, Record]:
+        """The records stored for ``keys``."""
+        wanted = [k for k in keys if k is not MISSING]
+        return self.store.lookup_many(wanted) if wanted else {}
+
+    def record(self, key: str, item_dv: str, value: Any, duration: float) -> tuple[Record, str]:
+        """The record to save for a computed result, and the result's data version."""
+        dv = result_data_version(value, key, True)
+        rec = Record(
+            key=key,
+            data_version=dv,
+            node=self.node,
+            processor=self.processor,
+            code_version=self.code_version,
+            init_version=self.init_version,
+            inputs={"item": item_dv},
+            created=time.time(),
+            duration=duration,
+        )
+        return rec, dv

@@ -1,0 +1,344 @@
+"""One run of a pipeline: channels, stage threads, shutdown, and the handle callers hold.
+
+Design note
+-----------
+``Pipeline.run()`` builds an :class:`Execution`: a :class:`~incgraph.queues.channel.Channel`
+per queue (a ``merge``'s input queues share its output's channel), a runner
+thread per stage and per input queue, and the report counters. Threads are
+daemons named ``incgraph-queues-<node>``.
+
+*Ending.* A runner closes its output channels when its loop ends; a consumer
+whose input is closed and drained ends in turn, so the end of the input ripples
+to the outputs and every thread exits.
+
+*Failing.* Items that fail are recorded and the run goes on. Anything else a
+runner raises -- a broken store, a bug, ``KeyboardInterrupt`` or ``SystemExit``
+from a task -- aborts the run: the shared :class:`~incgraph.queues.channel.Abort`
+flag wakes every blocked thread, each stage shuts its pool down (cancelling
+queued work), and :meth:`PipelineRun.wait` re-raises ``KeyboardInterrupt`` /
+``SystemExit`` as they are and anything else as a
+:class:`~incgraph.errors.PipelineError` naming the node (original chained).
+``KeyboardInterrupt`` in the waiting thread does the same. No wait in the
+runtime is unbounded without an abort that ends it.
+
+*Outputs.* Output queues are bounded like the others while the caller may be
+reading them; :meth:`PipelineRun.wait` (and ``run(block=True)``) first makes
+them unbounded, so waiting never deadlocks on results nobody reads yet. A reader
+blocked on one output unbinds the others for the same reason.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from incgraph.errors import PipelineError
+from incgraph.queues.caching import materialize
+from incgraph.queues.channel import Abort, Channel, Chunk
+from incgraph.queues.report import ItemFailure, NodeCounts, PipelineReport
+from incgraph.queues.runners import RecorderRunner, Runner, SourceRunner, make_runner
+
+if TYPE_CHECKING:
+    from incgraph.queues.pipeline import Pipeline
+    from incgraph.queues.queue import Queue
+    from incgraph.queues.stages import Stage
+    from incgraph.store import Store
+
+__all__ = ["Execution", "PipelineRun"]
+
+_JOIN_SECONDS = 10.0  # how long an interrupted wait gives stage threads to stop
+
+
+class Execution:
+    """The state of one pipeline run. Not reused."""
+
+    def __init__(self, pipeline: Pipeline, *, capacity: int, chunk_size: int) -> None:
+        self.pipeline = pipeline
+        self.capacity = capacity
+        self.chunk_size = chunk_size
+        self.abort = Abort()
+        self.has_cache = any(s.task is not None and s.task.cache for s in pipeline.stages)
+        self.store: Store = pipeline.store if self.has_cache else None  # type: ignore[assignment]
+        self.store_if_caching: Store | None = self.store if self.has_cache else None
+        self.failures: list[ItemFailure] = []
+        self.uncached: list[ItemFailure] = []
+        self.error: BaseException | None = None
+        self.error_node: str | None = None
+        self.cancelled = False
+        self.started = time.perf_counter()
+        self.finished_at: float | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self.channels: dict[Queue, Channel] = {}
+        self.written: dict[Queue, int] = {}
+        self.counts: dict[str, NodeCounts] = {}
+        self.runners: list[Runner] = []
+        self.recorder_producers = 0
+        self._build()
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def _root(self, q: Queue) -> Queue:
+        """The queue whose channel ``q`` writes to (through any merges)."""
+        while q.consumer is not None and q.consumer.kind == "merge":
+            q = q.consumer.outputs[0]
+        return q
+
+    def _build(self) -> None:
+        p = self.pipeline
+        producers: dict[Queue, int] = {}
+        for q in p.queues:
+            root = self._root(q)
+            if q.producer is None or q.producer.kind != "merge":
+                producers[root] = producers.get(root, 0) + 1
+        for q in p.queues:
+            root = self._root(q)
+            if root not in self.channels:
+                ch = Channel(
+                    root.name or "queue", self.capacity, producers.get(root, 0), self.abort
+                )
+                ch.terminal = root.consumer is None
+                self.channels[root] = ch
+            self.channels[q] = self.channels[root]
+            self.written[q] = 0
+        for q in p.queues:
+            if q.producer is None:
+                counts = NodeCounts(q.name or "input", "queue")
+                self.counts[counts.name] = counts
+                self.runners.append(SourceRunner(self, q, counts))
+        for stage in p.stages:
+            counts = NodeCounts(stage.name, stage.kind)
+            self.counts[stage.name] = counts
+            runner = make_runner(self, stage, counts)
+            if runner is not None:
+                self.runners.append(runner)
+        self.saves = Channel(
+            "recorder", 4 * RecorderRunner.BATCH, self.recorder_producers, self.abort
+        )
+        if self.recorder_producers:
+            self.runners.append(RecorderRunner(self, self.saves, NodeCounts("recorder", "store")))
+        for q in p.queues:
+            if q.consumer is None:
+                q._channel = self.channels[q]
+                q._on_starve = self.unbind_other_outputs
+
+    def channel(self, q: Queue) -> Channel:
+        """The channel carrying ``q``'s items."""
+        return self.channels[q]
+
+    # -- what runners call ------------------------------------------------------------------
+
+    def put(self, q: Queue, chunk: Chunk) -> bool:
+        """Write ``chunk`` to queue ``q`` (values loaded first if ``q`` is an output)."""
+        ch = self.channels[q]
+        if ch.terminal and self.store_if_caching is not None:
+            chunk.items = materialize(chunk.items, self.store_if_caching)
+        self.written[q] += len(chunk)
+        return ch.put(chunk)
+
+    def record(self, entries: list[tuple[Any, Any]]) -> bool:
+        """Hand computed results to the recorder; ``False`` if the run was aborted."""
+        return self.saves.put(Chunk(entries))
+
+    def recorder_done(self) -> None:
+        """One cached task will save nothing more."""
+        self.saves.close()
+
+    def close(self, q: Queue) -> None:
+        """The producer of ``q`` is done."""
+        self.channels[q].close()
+
+    def record_failure(
+        self, node: str, index: int, item: Any, exc: BaseException, text: str
+    ) -> None:
+        """Append an :class:`ItemFailure` (thread-safe)."""
+        failure = ItemFailure(node, index, item, exc, text)
+        with self._lock:
+            self.failures.append(failure)
+
+    def record_uncached(
+        self, node: str, index: int, item: Any, exc: BaseException, text: str
+    ) -> None:
+        """A result that was passed on but could not be stored (thread-safe)."""
+        with self._lock:
+            self.uncached.append(ItemFailure(node, index, item, exc, text))
+
+    def fail(self, node: str, exc: BaseException) -> None:
+        """A runner raised: remember the first error and abort the run."""
+        with self._lock:
+            if self.error is None:
+                self.error, self.error_node = exc, node
+        self.abort.set()
+
+    def unbind_other_outputs(self, reading: Queue) -> None:
+        """A reader waits on ``reading``: let the other outputs buffer freely."""
+        for q in self.pipeline.queues:
+            if q.consumer is None and q is not reading:
+                self.channels[q].unbound()
+
+    def unbind_outputs(self) -> None:
+        """Let every output buffer freely (the caller waits for the end, not for items)."""
+        for q in self.pipeline.queues:
+            if q.consumer is None:
+                self.channels[q].unbound()
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a thread per runner; ``done`` is set when the last one exits."""
+        self._alive = len(self.runners)
+        self.threads = [
+            threading.Thread(
+                target=self._main, args=(r,), name=f"incgraph-queues-{r.name}", daemon=True
+            )
+            for r in self.runners
+        ]
+        if not self.threads:
+            self._finish()
+        for t in self.threads:
+            t.start()
+
+    def _main(self, runner: Runner) -> None:
+        try:
+            runner.run()
+        except BaseException as exc:  # handed to the waiting caller by PipelineRun.wait
+            self.fail(runner.name, exc)
+        finally:
+            try:
+                runner.close()
+            finally:
+                with self._lock:
+                    self._alive -= 1
+                    last = self._alive == 0
+                if last:
+                    self._finish()
+
+    def _finish(self) -> None:
+        self.finished_at = time.perf_counter()
+        self.done.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Join the runner threads (each is already done or stopping)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self.threads:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            t.join(remaining)
+
+    # -- the report -----------------------------------------------------------------------------
+
+    def report(self) -> PipelineReport:
+        """Counts so far (final once ``done`` is set)."""
+        for stage in self.pipeline.stages:
+            if stage.kind == "merge":
+                n = sum(self._merged(q) for q in stage.inputs)
+                c = self.counts[stage.name]
+                c.items_in = c.items_out = n
+        end = self.finished_at if self.finished_at is not None else time.perf_counter()
+        with self._lock:
+            failures, uncached = list(self.failures), list(self.uncached)
+        counts = {k: v for k, v in self.counts.items()}
+        return PipelineReport(counts, failures, end - self.started, uncached)
+
+    def _merged(self, q: Queue) -> int:
+        producer: Stage | None = q.producer
+        if producer is not None and producer.kind == "merge":
+            return sum(self._merged(i) for i in producer.inputs)
+        return self.written[q]
+
+
+class PipelineRun:
+    """A running pipeline, as returned by ``run(block=False)``.
+
+    Read its output queues while it runs (iteration ends when the pipeline is
+    done), then call :meth:`wait` for the report.
+
+    Examples
+    --------
+    >>> import incgraph.queues as iq
+    >>> p = iq.Pipeline(store=":memory:")
+    >>> out = p.map(lambda x: x * x, iq.Queue(range(5)))
+    >>> handle = p.run(block=False)
+    >>> list(out)
+    [0, 1, 4, 9, 16]
+    >>> handle.wait().computed
+    5
+    """
+
+    def __init__(self, execution: Execution) -> None:
+        self._ex = execution
+
+    def done(self) -> bool:
+        """Whether every stage has finished."""
+        return self._ex.done.is_set()
+
+    @property
+    def report(self) -> PipelineReport:
+        """The counts so far (final once :meth:`done`)."""
+        return self._ex.report()
+
+    def cancel(self) -> None:
+        """Stop the run: every stage stops at its next hand-off and pools are shut down."""
+        self._ex.cancelled = True
+        self._ex.abort.set()
+
+    def wait(self, timeout: float | None = None) -> PipelineReport:
+        """Wait for the end of the run and return its report.
+
+        Unread results stay in the output queues. ``KeyboardInterrupt`` while
+        waiting stops the run (every pool is shut down) and is re-raised.
+
+        Raises
+        ------
+        PipelineError
+            The run stopped on an error that is not an item's (the original is
+            chained), or was cancelled, or ``timeout`` expired.
+        KeyboardInterrupt, SystemExit
+            Raised by a task, re-raised here after every pool was shut down.
+        """
+        ex = self._ex
+        ex.unbind_outputs()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not ex.done.wait(0.1):  # short waits keep Ctrl-C responsive
+                if deadline is not None and time.monotonic() > deadline:
+                    raise PipelineError(
+                        f"the pipeline did not finish within {timeout} s; it is still running "
+                        "(call cancel() to stop it)"
+                    )
+        except KeyboardInterrupt:
+            ex.fail("KeyboardInterrupt", KeyboardInterrupt())
+            ex.join(_JOIN_SECONDS)
+            raise
+        ex.join()
+        self._raise_error()
+        report = ex.report()
+        ex.pipeline.last_report = report
+        return report
+
+    result = wait
+
+    def _raise_error(self) -> None:
+        ex = self._ex
+        err = ex.error
+        if err is None:
+            if ex.cancelled:
+                raise PipelineError("the pipeline run was cancelled; its outputs may be partial")
+            return
+        if not isinstance(err, Exception):
+            raise err
+        raise PipelineError(
+            f"the pipeline stopped: node {ex.error_node!r} raised {type(err).__name__}: {err} "
+            "(not an item's failure, so the run could not go on); every pool was shut down"
+        ) from err
+
+    def __enter__(self) -> PipelineRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None and not self.done():
+            self.cancel()
+        if exc[0] is None:
+            self.wait()
+        else:
+            self._ex.join(_JOIN_SECONDS)

@@ -1,0 +1,623 @@
+"""What each stage's thread does while a pipeline runs.
+
+Design note
+-----------
+One thread per stage (and one per input queue) moves chunks from its input
+channel to its output channel(s); ``merge`` needs no thread, its inputs'
+producers write straight into its output channel.
+
+*Task stages* keep input order. With ``max_workers=1`` the function runs
+inline in the stage thread: no pool, no hand-off, only a loop over the chunk.
+Otherwise the stage thread keeps a window of chunks in flight on the task's
+pool, in input order, and emits the window's head when it is done -- a reorder
+buffer bounded by ``2 * max_workers + 2`` chunks. Workers' futures wake the
+stage thread through its input channel, so it waits for "input arrived or head
+finished" in one place.
+
+*Chunk sizes adapt.* A stage takes up to ``size`` items per chunk, where
+``size`` is re-estimated after every chunk so a chunk takes about
+:data:`TARGET_SECONDS` (between 1 and the run's ``chunk_size``): trivial
+functions move hundreds of items per hand-off, a function that takes a second
+per item moves them one by one, so results stream out as they are made.
+
+*Caching* (a task with ``cache=True``) happens in the stage thread, a chunk at
+a time: data versions, keys, one ``lookup_many``; only misses are computed (or
+sent to the pool); results are saved with one ``save_many`` before they are
+passed on. See :mod:`incgraph.queues.caching`.
+
+*Ops* (split, filter, batch, unbatch) load their items' values (cached hits
+arrive as placeholders) and apply a predicate or regroup. A predicate that
+raises, like a task, records the item as failed and goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any
+
+from incgraph.errors import PipelineError, StoreError
+from incgraph.queues.caching import Stored, TaskCache, materialize
+from incgraph.queues.channel import Channel, Chunk
+from incgraph.queues.workers import ChunkResult, apply_chunk, make_pool, shutdown_pool
+from incgraph.sentinels import MISSING
+from incgraph.store import codecs
+
+if TYPE_CHECKING:
+    from incgraph.queues.execution import Execution
+    from incgraph.queues.queue import Queue
+    from incgraph.queues.report import NodeCounts
+    from incgraph.queues.stages import Stage
+
+__all__ = ["TARGET_SECONDS", "Runner", "SourceRunner", "make_runner"]
+
+TARGET_SECONDS = 0.002
+"""About how long one chunk of work should take in a stage."""
+
+_FAILED = object()  # a result slot whose item failed (private, never handed on)
+
+
+def next_size(elapsed: float, n: int, limit: int) -> int:
+    """The next chunk size, so a chunk takes about :data:`TARGET_SECONDS`.
+
+    Examples
+    --------
+    >>> next_size(0.001, 1, 512), next_size(1.0, 4, 512), next_size(0.0, 10, 512)
+    (2, 1, 512)
+    """
+    if elapsed <= 0:
+        return limit
+    return max(1, min(limit, int(TARGET_SECONDS * n / elapsed)))
+
+
+class Runner:
+    """Base of the per-stage loops: counts, failures, emitting to output queues."""
+
+    def __init__(self, ex: Execution, name: str, counts: NodeCounts) -> None:
+        self.ex = ex
+        self.name = name
+        self.counts = counts
+        self.outputs: list[Queue] = []
+        self.seen = 0  # items read so far: the index of the next item in this node's input
+
+    def run(self) -> None:  # pragma: no cover - overridden
+        """The stage's loop."""
+        raise PipelineError(f"{type(self).__name__} has no loop")
+
+    def fail(self, index: int, item: Any, exc: BaseException, text: str | None = None) -> None:
+        """Record that ``item`` (at ``index`` in this node's input) failed with ``exc``."""
+        if text is None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.counts.failed += 1
+        self.ex.record_failure(self.name, index, item, exc, text)
+
+    def emit(self, items: list[Any], dvs: list[Any] | None = None, output: int = 0) -> bool:
+        """Hand ``items`` to output ``output``; ``False`` if the run was aborted."""
+        if not items:
+            return not self.ex.abort.is_set
+        self.counts.items_out += len(items)
+        return self.ex.put(self.outputs[output], Chunk(items, dvs))
+
+    def close(self) -> None:
+        """Tell every output that this stage is done."""
+        for q in self.outputs:
+            self.ex.close(q)
+
+    def read(self, channel: Channel, size: int) -> Chunk | None:
+        """The next chunk (``None`` at the end), counted as read."""
+        chunk = channel.get(size)
+        if chunk is not None:
+            self.counts.items_in += len(chunk)
+        return chunk
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+class SourceRunner(Runner):
+    """Reads an input queue's items (lazily) into its channel."""
+
+    def __init__(self, ex: Execution, q: Queue, counts: NodeCounts) -> None:
+        super().__init__(ex, counts.name, counts)
+        self.outputs = [q]
+        self.items = q.items
+
+    def run(self) -> None:
+        """Emit the items in chunks: slices of a sequence, or batches read from an iterator."""
+        items = self.items
+        if items is MISSING:
+            return
+        limit = self.ex.chunk_size
+        if isinstance(items, (list, tuple, range)):
+            for start in range(0, len(items), limit):
+                if not self.emit(list(items[start : start + limit])):
+                    return
+            return
+        self.run_iterator(iter(items), limit)
+
+    def run_iterator(self, it: Iterator[Any], limit: int) -> None:
+        """Read ``it``; emit a chunk when it is full, after 5 ms, or when the iterator is slow."""
+        clock = time.monotonic
+        buf: list[Any] = []
+        started = clock()
+        while True:
+            t0 = clock()
+            try:
+                item = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # the user's generator broke: record it, end the input
+                self.emit(buf)
+                self.fail(self.counts.items_out, MISSING, exc)
+                return
+            t1 = clock()
+            if not buf:
+                started = t0
+            buf.append(item)
+            if len(buf) >= limit or t1 - t0 > 0.001 or t1 - started > 0.005:
+                if not self.emit(buf):
+                    return
+                buf = []
+        self.emit(buf)
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+class _Work:
+    """One chunk of input through a task: which items are hits, which must compute."""
+
+    __slots__ = (
+        "dups",
+        "dvs",
+        "future",
+        "items",
+        "keys",
+        "misses",
+        "out_dvs",
+        "results",
+        "start",
+    )
+
+    def __init__(self, chunk: Chunk, start: int) -> None:
+        self.items = chunk.items
+        self.dvs: list[Any] | None = chunk.dvs
+        self.start = start
+        self.keys: list[Any] | None = None
+        self.results: list[Any] | None = None
+        self.out_dvs: list[Any] | None = None
+        self.misses: list[int] = []
+        self.dups: list[tuple[int, int]] = []  # (position, position of the same item's first use)
+        self.future: Future[ChunkResult] | None = None
+
+    def ready(self) -> bool:
+        return self.future is None or self.future.done()
+
+
+class TaskRunner(Runner):
+    """Applies a task to every item, in order, with caching and the task's worker pool."""
+
+    def __init__(self, ex: Execution, stage: Stage, counts: NodeCounts) -> None:
+        super().__init__(ex, stage.name, counts)
+        assert stage.task is not None
+        self.task = stage.task
+        self.fn = stage.task.fn
+        self.input = ex.channel(stage.inputs[0])
+        self.outputs = list(stage.outputs)
+        self.cache: TaskCache | None = None
+        if self.task.cache:
+            ex.recorder_producers += 1
+            assert stage.node is not None
+            self.cache = TaskCache(
+                ex.store, self.task.code_version, stage.node.label, self.task.qualified_name
+            )
+        self.portable = self.task.backend == "processes"
+        self.size = 1
+
+    def close(self) -> None:
+        """Close the outputs, and this task's share of the recorder's input."""
+        super().close()
+        if self.cache is not None:
+            self.ex.recorder_done()
+
+    def run(self) -> None:
+        """Inline for one thread worker; otherwise through the task's own pool."""
+        if self.task.max_workers == 1 and self.task.backend == "threads":
+            self.run_inline()
+        else:
+            self.run_pooled()
+
+    # -- preparing and finishing a chunk -----------------------------------------------
+
+    def prepare(self, chunk: Chunk) -> _Work:
+        """Count the chunk in, look its items up; what is left to compute is ``work.misses``."""
+        work = _Work(chunk, self.seen)
+        self.seen += len(chunk)
+        self.counts.items_in += len(chunk)
+        cache = self.cache
+        if cache is None:
+            work.misses = list(range(len(chunk)))
+            return work
+        items = work.items
+        results: list[Any] = [_FAILED] * len(items)
+
+        def unhashable(i: int, exc: Exception) -> None:
+            self.fail(
+                work.start + i,
+                items[i],
+                type(exc)(
+                    f"task {self.name!r}: item {_short(items[i])} cannot be content-hashed for "
+                    f"caching ({exc}); register a hasher for its type "
+                    "(incgraph.hashing.register_hasher) or declare the task with cache=False"
+                ),
+            )
+
+        dvs = cache.versions(items, work.dvs, unhashable)
+        keys = cache.keys(dvs)
+        found = cache.lookup(keys)
+        out_dvs: list[Any] = [MISSING] * len(items)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key is MISSING:
+                continue
+            rec = found.get(key)
+            if rec is not None:
+                results[i] = Stored(rec)
+                out_dvs[i] = rec.data_version
+                self.counts.cached += 1
+            elif key in first:  # the same item twice in one chunk: computed once
+                work.dups.append((i, first[key]))
+            else:
+                first[key] = i
+                work.misses.append(i)
+        work.dvs, work.keys, work.results, work.out_dvs = dvs, keys, results, out_dvs
+        return work
+
+    def miss_values(self, work: _Work) -> list[Any]:
+        """The input values of the items to compute (cached inputs loaded now)."""
+        items = work.items
+        if len(work.misses) != len(items):
+            items = [items[i] for i in work.misses]
+        store = self.ex.store_if_caching
+        return items if store is None else materialize(items, store)
+
+    def finish(self, work: _Work, result: ChunkResult) -> bool:
+        """Record failures, save computed results, emit the chunk's results in order."""
+        values, errors, durations, _ = result
+        if self.cache is None:
+            if errors:
+                for j in sorted(errors):
+                    exc, text = errors[j]
+                    self.fail(work.start + j, work.items[j], exc, text)
+                values = [v for j, v in enumerate(values) if j not in errors]
+            self.counts.computed += len(values)
+            return self.emit(values)
+        return self.finish_cached(work, values, errors, durations)
+
+    def finish_cached(
+        self,
+        work: _Work,
+        values: list[Any],
+        errors: dict[int, tuple[BaseException, str]],
+        durations: list[float] | None,
+    ) -> bool:
+        """Save the computed results, then emit hits and results in input order."""
+        cache = self.cache
+        assert cache is not None and work.results is not None and work.out_dvs is not None
+        assert work.keys is not None and work.dvs is not None
+        results, out_dvs, keys, dvs = work.results, work.out_dvs, work.keys, work.dvs
+        to_save = []
+        for j, i in enumerate(work.misses):
+            if j in errors:
+                exc, text = errors[j]
+                self.fail(work.start + i, work.items[i], exc, text)
+                continue
+            value = values[j]
+            rec, dv = cache.record(keys[i], dvs[i], value, durations[j] if durations else 0.0)
+            to_save.append((rec, value, self.name, work.start + i, work.items[i]))
+            results[i] = value
+            out_dvs[i] = dv
+        for i, first in work.dups:
+            if results[first] is _FAILED:
+                exc, text = errors[work.misses.index(first)]
+                self.fail(work.start + i, work.items[i], exc, text)
+            else:
+                results[i], out_dvs[i] = results[first], out_dvs[first]
+                self.counts.cached += 1
+        self.counts.computed += len(to_save)
+        if to_save and not self.ex.record(to_save):
+            return False
+        kept = [i for i, r in enumerate(results) if r is not _FAILED]
+        if len(kept) == len(results):
+            return self.emit(results, out_dvs)
+        return self.emit([results[i] for i in kept], [out_dvs[i] for i in kept])
+
+    # -- loops ---------------------------------------------------------------------------
+
+    def run_inline(self) -> None:
+        """Compute each chunk in this thread."""
+        fn, timed = self.fn, self.cache is not None
+        clock, limit = time.perf_counter, self.ex.chunk_size
+        while True:
+            chunk = self.input.get(self.size)
+            if chunk is None:
+                return
+            start = clock()
+            work = self.prepare(chunk)
+            if work.misses:
+                result = apply_chunk(fn, self.miss_values(work), timed)
+            else:
+                result = ([], {}, None, 0.0)
+            if not self.finish(work, result):
+                return
+            self.size = next_size(clock() - start, len(chunk), limit)
+
+    def run_pooled(self) -> None:
+        """Keep up to ``2 * max_workers + 2`` chunks on the pool; emit them in input order."""
+        pool = make_pool(self.task, self.name)
+        aborted = True
+        try:
+            self._pump(pool)
+            aborted = self.ex.abort.is_set
+        finally:
+            shutdown_pool(pool, aborted=aborted)
+
+    def _pump(self, pool: Executor) -> None:
+        inp, abort = self.input, self.ex.abort
+        limit = 2 * self.task.max_workers + 2
+        slots: deque[_Work] = deque()
+        more_input = True
+        timed = self.cache is not None
+
+        def wake(_: Future[ChunkResult]) -> None:
+            inp.wake()
+
+        def head_ready() -> bool:
+            return bool(slots) and slots[0].ready()
+
+        while True:
+            while slots and slots[0].ready():
+                work = slots.popleft()
+                fut = work.future
+                result = fut.result() if fut is not None else ([], {}, None, 0.0)
+                if fut is not None:
+                    self.size = next_size(result[3], len(work.misses), self.ex.chunk_size)
+                if not self.finish(work, result):
+                    return
+            if abort.is_set:
+                return
+            if more_input and len(slots) < limit:
+                chunk = inp.get(self.size, block=False)
+                if chunk is None:
+                    more_input = False
+                    continue
+                if len(chunk):
+                    start = time.perf_counter()
+                    work = self.prepare(chunk)
+                    if work.misses:
+                        values = self.miss_values(work)
+                        work.future = pool.submit(
+                            apply_chunk, self.fn, values, timed, self.portable
+                        )
+                        work.future.add_done_callback(wake)
+                    else:
+                        elapsed = time.perf_counter() - start
+                        self.size = next_size(elapsed, len(chunk), self.ex.chunk_size)
+                    slots.append(work)
+                    continue
+            if not more_input and not slots:
+                return
+            inp.wait_until(head_ready, want_input=more_input and len(slots) < limit)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class RecorderRunner(Runner):
+    """Saves the results of every cached task, joining chunks into large transactions."""
+
+    BATCH = 4096
+
+    def __init__(self, ex: Execution, channel: Channel, counts: NodeCounts) -> None:
+        super().__init__(ex, counts.name, counts)
+        self.channel = channel
+
+    def run(self) -> None:
+        """Save until every cached task is done (also what is left after an abort)."""
+        while True:
+            chunk = self.channel.get(self.BATCH, drain_after_abort=True, gather=True)
+            if chunk is None:
+                return
+            self.save(chunk.items)
+
+    def save(self, entries: list[tuple[Any, ...]]) -> None:
+        """Save ``(record, value, node, index, item)`` entries in one transaction.
+
+        If that fails, results that cannot be pickled are set aside (listed in the
+        report's ``uncached``; they were passed on, and will compute again next run)
+        and the rest is saved; a store that still fails stops the run.
+        """
+        store = self.ex.store
+        try:
+            store.save_many([(e[0], e[1]) for e in entries])
+            return
+        except StoreError:
+            storable = [e for e in entries if self._storable(e)]
+            if len(storable) == len(entries):
+                raise
+        if storable:
+            store.save_many([(e[0], e[1]) for e in storable])
+
+    def _storable(self, entry: tuple[Any, ...]) -> bool:
+        _, value, node, index, item = entry
+        try:
+            codecs.dumps(value)
+        except StoreError as exc:
+            text = f"the result of {node!r} for item {_short(item)} was passed on but not cached"
+            self.ex.record_uncached(node, index, item, exc, text)
+            return False
+        return True
+
+
+# -- ops -----------------------------------------------------------------------------------
+
+
+class OpRunner(Runner):
+    """Base of the ops: read loaded chunks from the one input, apply, emit."""
+
+    def __init__(self, ex: Execution, stage: Stage, counts: NodeCounts) -> None:
+        super().__init__(ex, stage.name, counts)
+        self.stage = stage
+        self.input = ex.channel(stage.inputs[0])
+        self.outputs = list(stage.outputs)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Input chunks with their values loaded, until the input ends."""
+        store = self.ex.store_if_caching
+        while True:
+            chunk = self.read(self.input, self.ex.chunk_size)
+            if chunk is None:
+                return
+            if store is not None:
+                chunk.items = materialize(chunk.items, store)
+            yield chunk
+            self.seen += len(chunk)
+
+
+class SplitRunner(OpRunner):
+    """Routes each item to the output of its predicate value."""
+
+    def run(self) -> None:
+        """Route every item; a predicate value that has no output is a failure."""
+        pred = self.stage.predicate
+        assert pred is not None
+        values = self.stage.values
+        by_truth = values == (True, False)
+        n_out = len(values)
+        for chunk in self.chunks():
+            items, dvs = chunk.items, chunk.dvs
+            routed: list[list[Any]] = [[] for _ in range(n_out)]
+            routed_dvs: list[list[Any]] | None = None if dvs is None else [[] for _ in range(n_out)]
+            for i, item in enumerate(items):
+                try:
+                    v = pred(item)
+                    k = (0 if v else 1) if by_truth else _position(v, values)
+                except Exception as exc:
+                    self.fail(self.seen + i, item, exc)
+                    continue
+                if k < 0:
+                    self.fail(
+                        self.seen + i,
+                        item,
+                        PipelineError(
+                            f"{self.name}: the predicate returned {v!r} for item {_short(item)}, "
+                            f"which has no output; split(predicate_values=...) lists {values!r}"
+                        ),
+                    )
+                    continue
+                routed[k].append(item)
+                if routed_dvs is not None and dvs is not None:
+                    routed_dvs[k].append(dvs[i])
+            for k in range(n_out):
+                if not self.emit(routed[k], None if routed_dvs is None else routed_dvs[k], k):
+                    return
+
+
+def _position(value: Any, values: tuple[Any, ...]) -> int:
+    for k, candidate in enumerate(values):
+        if candidate is value or candidate == value:
+            return k
+    return -1
+
+
+class FilterRunner(OpRunner):
+    """Keeps the items whose predicate is true."""
+
+    def run(self) -> None:
+        """Emit the kept items of each chunk."""
+        pred = self.stage.predicate
+        assert pred is not None
+        for chunk in self.chunks():
+            items, dvs = chunk.items, chunk.dvs
+            kept: list[Any] = []
+            kept_dvs: list[Any] | None = None if dvs is None else []
+            for i, item in enumerate(items):
+                try:
+                    keep = pred(item)
+                except Exception as exc:
+                    self.fail(self.seen + i, item, exc)
+                    continue
+                if keep:
+                    kept.append(item)
+                    if kept_dvs is not None and dvs is not None:
+                        kept_dvs.append(dvs[i])
+            if not self.emit(kept, kept_dvs):
+                return
+
+
+class BatchRunner(OpRunner):
+    """Groups consecutive items in lists of ``batch_size``; the last may be short, never empty."""
+
+    def run(self) -> None:
+        """Emit full batches as they fill, the remainder at the end."""
+        size = self.stage.batch_size
+        pending: list[Any] = []
+        for chunk in self.chunks():
+            pending.extend(chunk.items)
+            full = len(pending) - len(pending) % size
+            if full:
+                batches = [pending[i : i + size] for i in range(0, full, size)]
+                pending = pending[full:]
+                if not self.emit(batches):
+                    return
+        if pending and not self.ex.abort.is_set:
+            self.emit([pending])
+
+
+class UnbatchRunner(OpRunner):
+    """Emits the items of each batch one by one."""
+
+    def run(self) -> None:
+        """Flatten each chunk of batches; an item that is not iterable is a failure."""
+        for chunk in self.chunks():
+            flat: list[Any] = []
+            for i, batch in enumerate(chunk.items):
+                if not isinstance(batch, Iterable) or isinstance(batch, (str, bytes)):
+                    self.fail(
+                        self.seen + i,
+                        batch,
+                        PipelineError(
+                            f"{self.name}: item {_short(batch)} is not a batch (a list or other "
+                            "non-string iterable); unbatch expects what batch() or a task that "
+                            "returns lists produces"
+                        ),
+                    )
+                    continue
+                try:
+                    flat.extend(batch)
+                except Exception as exc:
+                    self.fail(self.seen + i, batch, exc)
+            if not self.emit(flat):
+                return
+
+
+_OPS: dict[str, type[OpRunner]] = {
+    "split": SplitRunner,
+    "filter": FilterRunner,
+    "batch": BatchRunner,
+    "unbatch": UnbatchRunner,
+}
+
+
+def make_runner(ex: Execution, stage: Stage, counts: NodeCounts) -> Runner | None:
+    """The runner of ``stage`` (``None`` for a merge, which needs no thread)."""
+    if stage.kind == "task":
+        return TaskRunner(ex, stage, counts)
+    if stage.kind == "merge":
+        return None
+    return _OPS[stage.kind](ex, stage, counts)

@@ -1,0 +1,111 @@
+"""Worker pools of tasks, and the function every worker runs on a chunk of items.
+
+Design note
+-----------
+Each task with ``max_workers > 1`` (or ``backend="processes"``) gets its *own*
+pool for the run: a :class:`~concurrent.futures.ThreadPoolExecutor`, or a loky
+``ProcessPoolExecutor`` from joblib (cloudpickle, so functions defined in
+``__main__``, notebooks and closures can be sent). Pools are shut down when
+their stage ends, normally or not.
+
+Work is handed over a chunk at a time (:func:`apply_chunk`): the worker loops
+over the items, catching each item's exception so one failure does not lose
+the rest of the chunk, and returns results, errors by position and (when the
+task caches) each item's duration. A ``BaseException`` that is not an
+``Exception`` (``KeyboardInterrupt``, ``SystemExit``) is not caught: it stops
+the run. From worker processes, exceptions that cannot be pickled back are
+replaced by a :class:`~incgraph.errors.PipelineError` carrying their text.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+from incgraph.errors import PipelineError
+from incgraph.queues.task import Task
+
+__all__ = ["ChunkResult", "apply_chunk", "make_pool", "shutdown_pool"]
+
+ChunkResult = tuple[list[Any], dict[int, tuple[BaseException, str]], list[float] | None, float]
+"""(results, {position: (exception, traceback text)}, durations or None, seconds for the chunk)."""
+
+
+def apply_chunk(
+    fn: Callable[[Any], Any], items: list[Any], timed: bool = False, portable: bool = False
+) -> ChunkResult:
+    """Apply ``fn`` to each item, catching each item's exception.
+
+    Examples
+    --------
+    >>> results, errors, durations, _ = apply_chunk(lambda x: 10 // x, [5, 0, 2])
+    >>> results, sorted(errors), durations
+    ([2, None, 5], [1], None)
+    """
+    out: list[Any] = []
+    append = out.append
+    errors: dict[int, tuple[BaseException, str]] = {}
+    start = time.perf_counter()
+    if timed:
+        durations: list[float] | None = []
+        assert durations is not None
+        clock = time.perf_counter
+        for item in items:
+            t0 = clock()
+            try:
+                append(fn(item))
+            except Exception as exc:
+                errors[len(out)] = _caught(exc, portable)
+                append(None)
+            durations.append(clock() - t0)
+    else:
+        durations = None
+        for item in items:
+            try:
+                append(fn(item))
+            except Exception as exc:
+                errors[len(out)] = _caught(exc, portable)
+                append(None)
+    return out, errors, durations, time.perf_counter() - start
+
+
+def _caught(exc: Exception, portable: bool) -> tuple[BaseException, str]:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if not portable:
+        return exc, text
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception as pickling_error:
+        return (
+            PipelineError(
+                f"{type(exc).__qualname__}: {exc} (cannot be pickled back from the worker "
+                f"process: {pickling_error}; make the exception picklable to get the original)"
+            ),
+            text,
+        )
+    exc.__traceback__ = None
+    return exc, text
+
+
+def make_pool(t: Task, stage_name: str) -> Executor:
+    """The worker pool of task ``t`` for one run."""
+    if t.backend == "processes":
+        from joblib.externals.loky import ProcessPoolExecutor  # joblib loads lazily
+
+        pool: Executor = ProcessPoolExecutor(max_workers=t.max_workers)
+        return pool
+    return ThreadPoolExecutor(
+        max_workers=t.max_workers, thread_name_prefix=f"incgraph-queues-{stage_name}"
+    )
+
+
+def shutdown_pool(pool: Executor, *, aborted: bool) -> None:
+    """Stop ``pool``: queued work is cancelled; waits for the items being computed."""
+    if isinstance(pool, ThreadPoolExecutor):
+        pool.shutdown(wait=True, cancel_futures=True)
+    else:  # loky: no cancel_futures; kill the workers when the run was aborted
+        pool.shutdown(wait=True, kill_workers=aborted)  # type: ignore[call-arg]
