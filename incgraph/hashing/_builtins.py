@@ -237,6 +237,8 @@ def encode_mapping_items(
             exc.path.append(f"<key {short_repr(key)}>")
             raise
     entries.sort(key=_first)
+    if len(set(map(_first, entries))) != len(entries):
+        _break_ties(enc, entries, where)
     buf = enc.buf
     buf += pack_u64(count)
     for digest, key, value in entries:
@@ -249,6 +251,21 @@ def encode_mapping_items(
             raise
         if len(buf) > _FLUSH_AT:
             enc.maybe_flush()
+
+
+def _break_ties(
+    enc: Encoder, entries: list[tuple[bytes, Any, Any]], where: Callable[[Any], str]
+) -> None:
+    """Order entries whose keys encode equally (several NaN keys, say) by their values."""
+
+    def value_digest(entry: tuple[bytes, Any, Any]) -> bytes:
+        try:
+            return enc.subdigest(entry[2])
+        except Unhashable as exc:
+            exc.path.append(where(entry[1]))
+            raise
+
+    entries.sort(key=lambda entry: (entry[0], value_digest(entry)))
 
 
 def _dict(enc: Encoder, value: dict[Any, Any]) -> None:

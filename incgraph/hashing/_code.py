@@ -177,6 +177,7 @@ class _Walk:
         self.cells: list[tuple[CellType, object]] = []
         self.codes: list[tuple[FunctionType, CodeType]] = []
         self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...]]] = []
+        self.recorded: set[tuple[int, str]] = set()
         self.seen: set[int] = set()
         self.todo: list[object] = []
 
@@ -185,6 +186,7 @@ class _Walk:
         while self.todo:
             self.visit(self.todo.pop())
         self.seen.clear()
+        self.recorded.clear()
         return combine("CodeFingerprint", label(root), *sorted(self.entries))
 
     def first_visit(self, obj: object) -> bool:
@@ -229,16 +231,23 @@ class _Walk:
         for name, attr in namespace.items():
             if name in _SKIPPED_CLASS_ATTRS:
                 continue
-            self.lookups.append((namespace, name, attr))
+            self.record(namespace, name, attr)
             for member in _members(attr):
                 self.depend(member, f"{label(klass)}.{name}")
+
+    def record(self, namespace: Mapping[str, Any], name: str, found: object) -> None:
+        """Remember a lookup (once) so that a later call can re-check it."""
+        key = (id(namespace), name)
+        if key not in self.recorded:
+            self.recorded.add(key)
+            self.lookups.append((namespace, name, found))
 
     def resolve(self, namespace: Mapping[str, Any], chain: tuple[str, ...], where: str) -> None:
         """Look a dotted chain up, descending only through user modules."""
         value: object = MISSING
         for depth, part in enumerate(chain):
             value = namespace.get(part, MISSING)
-            self.lookups.append((namespace, part, value))
+            self.record(namespace, part, value)
             last = depth == len(chain) - 1
             if last or not isinstance(value, ModuleType) or not is_user_module(value):
                 break
@@ -260,12 +269,16 @@ class _Walk:
 
     def still_valid(self) -> bool:
         """Whether every lookup made by the walk still finds the same object."""
-        return (
-            all(namespace.get(name, MISSING) is found for namespace, name, found in self.lookups)
-            and all(_cell_contents(cell) is found for cell, found in self.cells)
-            and all(fn.__code__ is code for fn, code in self.codes)
-            and all(tuple(namespace) == keys for namespace, keys in self.class_keys)
-        )
+        for namespace, name, found in self.lookups:
+            if namespace.get(name, MISSING) is not found:
+                return False
+        for cell, found in self.cells:
+            if _cell_contents(cell) is not found:
+                return False
+        for fn, code in self.codes:
+            if fn.__code__ is not code:
+                return False
+        return all(tuple(namespace) == keys for namespace, keys in self.class_keys)
 
 
 def _cell_contents(cell: CellType) -> object:
@@ -313,11 +326,11 @@ def fingerprint(obj: object) -> str:
         ):
             return _library_fingerprint(obj)
         return combine("CallableObject", fingerprint(type(obj)), data_version(obj))
-    if not is_user_object(obj):
-        return _library_fingerprint(obj)
     cached = _ROOTS.get(obj)
     if cached is not None and cached[1].still_valid():
         return cached[0]
+    if not is_user_object(obj):
+        return _library_fingerprint(obj)
     walk = _Walk()
     result = walk.run(obj)
     _ROOTS[obj] = (result, walk)

@@ -66,12 +66,14 @@ def combine(domain: str, *parts: str) -> str:
     >>> combine("Example", "a") == combine("Other", "a")
     False
     """
-    if type(domain) is not str or not all(type(p) is str for p in parts):
-        bad = [type(p).__name__ for p in (domain, *parts) if type(p) is not str]
+    try:
+        "".join((domain, *parts))
+    except TypeError:
+        bad = [type(p).__name__ for p in (domain, *parts) if not isinstance(p, str)]
         raise HashingError(
             f"combine: domain and parts must be str, got {', '.join(bad)}; "
             "hash other values with data_version first"
-        )
+        ) from None
     text = f"{_COMBINE_PREFIX}{len(domain)}:{domain}" + "".join([f"{len(p)}:{p}" for p in parts])
     return xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
 

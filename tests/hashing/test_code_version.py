@@ -1,0 +1,406 @@
+"""code_version: code edits invalidate, cosmetic edits do not; only the user's code is followed."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from incgraph.hashing import _code, _source, code_version, data_version
+
+
+class Modules:
+    """Writes real modules into tmp_path and (re)imports them, as an edit-and-rerun would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.prefix = f"cvmod_{uuid.uuid4().hex[:10]}"
+        self.loaded: set[str] = set()
+
+    def name(self, short: str) -> str:
+        return f"{self.prefix}_{short}"
+
+    def write(self, short: str, source: str) -> ModuleType:
+        """Write ``short``'s source (``<<other>>`` names another test module) and import it."""
+        text = textwrap.dedent(source)
+        for token in {part.split(">>")[0] for part in text.split("<<")[1:]}:
+            text = text.replace(f"<<{token}>>", self.name(token))
+        name = self.name(short)
+        (self.root / f"{name}.py").write_text(text)
+        importlib.invalidate_caches()
+        self.loaded.add(name)
+        if name in sys.modules:
+            return importlib.reload(sys.modules[name])
+        return importlib.import_module(name)
+
+
+@pytest.fixture
+def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Modules]:
+    """A module factory on sys.path; no bytecode caches, so every reload recompiles."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    factory = Modules(tmp_path)
+    yield factory
+    for name in factory.loaded:
+        sys.modules.pop(name, None)
+
+
+PROCESSOR = '''
+import math
+import textwrap
+
+from incgraph.core.processor import Processor
+
+import <<helpers>>
+from <<helpers>> import clean
+
+
+class Scale(Processor):
+    """Scales things."""
+
+    factor = 2
+
+    def process(self, x: float) -> float:
+        # multiply, then clean
+        y = clean(x) * self.factor
+        return <<helpers>>.tidy(y) + math.sqrt(4) + len(textwrap.dedent(""))
+
+
+def task(x):
+    return clean(x) + 1
+'''
+
+HELPERS = """
+THRESHOLD = 0.5
+LIMITS = (1, 2)
+
+
+def clean(x):
+    return x * THRESHOLD
+
+
+def tidy(x):
+    return min(max(x, LIMITS[0]), LIMITS[1])
+"""
+
+
+def load(modules: Modules, processor: str = PROCESSOR, helpers: str = HELPERS) -> ModuleType:
+    modules.write("helpers", helpers)
+    return modules.write("proc", processor)
+
+
+def test_versions_are_hex_and_deterministic(modules: Modules) -> None:
+    """code_version gives 32 hex characters and the same answer twice."""
+    proc = load(modules)
+    first = code_version(proc.Scale)
+    assert len(first) == 32 and first == code_version(proc.Scale)
+    assert code_version(proc.task) != first
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("# multiply, then clean", "# a different comment\n        # over two lines"),
+        ('"""Scales things."""', '"""Scales things, documented at length."""'),
+        (
+            "y = clean(x) * self.factor",
+            "y = (\n            clean( x )\n            * self.factor\n        )",
+        ),
+        ("def task(x):", "\n\n# spacing\ndef task(x):"),
+    ],
+    ids=["comment", "docstring", "formatting", "blank-lines"],
+)
+def test_cosmetic_edits_keep_the_version(modules: Modules, edit: tuple[str, str]) -> None:
+    """Comments, docstrings, formatting and blank lines do not change a code version."""
+    proc = load(modules)
+    before = (code_version(proc.Scale), code_version(proc.task))
+    old, new = edit
+    assert old in PROCESSOR
+    proc = load(modules, PROCESSOR.replace(old, new))
+    assert (code_version(proc.Scale), code_version(proc.task)) == before
+
+
+def test_docstring_added_to_a_function_keeps_the_version(modules: Modules) -> None:
+    """Adding a docstring to a helper is cosmetic too."""
+    proc = load(modules)
+    before = code_version(proc.task)
+    documented = HELPERS.replace("def clean(x):\n", 'def clean(x):\n    """Clean x."""\n')
+    proc = load(modules, helpers=documented)
+    assert code_version(proc.task) == before
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("y = clean(x) * self.factor", "y = clean(x) / self.factor"),
+        ("factor = 2", "factor = 3"),
+        ("return clean(x) + 1", "return clean(x) + 2"),
+    ],
+    ids=["method-body", "class-constant", "function-body"],
+)
+def test_code_edits_change_the_version(modules: Modules, old: str, new: str) -> None:
+    """Editing a method, a class constant or a function changes the version of what uses it."""
+    proc = load(modules)
+    before = (code_version(proc.Scale), code_version(proc.task))
+    proc = load(modules, PROCESSOR.replace(old, new))
+    after = (code_version(proc.Scale), code_version(proc.task))
+    assert after != before
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changes_task"),
+    [
+        ("return x * THRESHOLD", "return x * THRESHOLD * 1", True),
+        ("THRESHOLD = 0.5", "THRESHOLD = 0.6", True),
+        ("return min(max(x, LIMITS[0]), LIMITS[1])", "return max(x, LIMITS[0])", False),
+        ("LIMITS = (1, 2)", "LIMITS = (1, 3)", False),
+    ],
+    ids=[
+        "helper-imported-by-name",
+        "constant-of-helper",
+        "helper-via-module",
+        "constant-via-helper",
+    ],
+)
+def test_helper_and_constant_edits_change_the_version(
+    modules: Modules, old: str, new: str, changes_task: bool
+) -> None:
+    """Helpers (imported by name or as module.attr) and the constants they read are followed."""
+    proc = load(modules)
+    before_scale, before_task = code_version(proc.Scale), code_version(proc.task)
+    proc = load(modules, helpers=HELPERS.replace(old, new))
+    assert code_version(proc.Scale) != before_scale
+    assert (code_version(proc.task) != before_task) == changes_task
+
+
+def test_rebinding_a_constant_at_runtime_invalidates(modules: Modules) -> None:
+    """Re-running a notebook cell that changes a constant changes the version, and back again."""
+    proc = load(modules)
+    helpers = sys.modules[modules.name("helpers")]
+    before = code_version(proc.Scale)
+    helpers.THRESHOLD = 0.75
+    assert code_version(proc.Scale) != before
+    helpers.THRESHOLD = 0.5
+    assert code_version(proc.Scale) == before
+
+
+def test_redefining_a_helper_at_runtime_invalidates(modules: Modules) -> None:
+    """Replacing a helper function object (a re-run cell) changes the version of its users."""
+    proc = load(modules)
+    helpers = sys.modules[modules.name("helpers")]
+    before = code_version(proc.Scale)
+    namespace: dict[str, object] = {"LIMITS": (1, 2)}
+    exec("def tidy(x):\n    return -x\n", namespace)
+    helpers.tidy = namespace["tidy"]
+    assert code_version(proc.Scale) != before
+
+
+def test_declared_version_is_mixed_in(modules: Modules) -> None:
+    """Changing the version argument changes the code version; equal versions agree."""
+    proc = load(modules)
+    assert code_version(proc.Scale, 1) != code_version(proc.Scale, 2)
+    assert code_version(proc.Scale, (1, "a")) == code_version(proc.Scale, (1, "a"))
+    assert code_version(proc.Scale, None) == code_version(proc.Scale)
+    assert code_version(proc.Scale, "1") != code_version(proc.Scale, 1)
+
+
+def test_library_code_is_not_followed(modules: Modules, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swapping a stdlib function or incgraph's Processor base does not change a version."""
+    from incgraph.core.processor import Processor
+
+    proc = load(modules)
+    before = (code_version(proc.Scale), code_version(proc.task))
+    monkeypatch.setattr(textwrap, "dedent", lambda text: text)
+    monkeypatch.setattr(Processor, "setup", lambda self: None)
+    assert (code_version(proc.Scale), code_version(proc.task)) == before
+
+
+def test_user_base_classes_are_followed(modules: Modules) -> None:
+    """Editing a method of a base class in the user's own module changes the subclass version."""
+    source = """
+    class Base:
+        def helper(self):
+            return 1
+
+    class Child(Base):
+        def process(self):
+            return self.helper()
+    """
+    mod = modules.write("classes", source)
+    before = code_version(mod.Child)
+    mod = modules.write("classes", source.replace("return 1", "return 2"))
+    assert code_version(mod.Child) != before
+
+
+def test_descriptors_are_followed(modules: Modules) -> None:
+    """Static methods, class methods and properties are part of their class's version."""
+    source = """
+    class Holder:
+        @staticmethod
+        def s():
+            return "s"
+
+        @classmethod
+        def c(cls):
+            return "c"
+
+        @property
+        def p(self):
+            return "p"
+    """
+    mod = modules.write("descriptors", source)
+    versions = {code_version(mod.Holder)}
+    for name in ("s", "c", "p"):
+        mod = modules.write("descriptors", source.replace(f'return "{name}"', f'return "{name}!"'))
+        versions.add(code_version(mod.Holder))
+    assert len(versions) == 4
+
+
+def test_mutual_recursion_terminates_and_is_followed(modules: Modules) -> None:
+    """Mutually recursive helpers are each visited once; editing either changes both versions."""
+    source = """
+    def even(n):
+        return True if n == 0 else odd(n - 1)
+
+    def odd(n):
+        return False if n == 0 else even(n - 1)
+    """
+    mod = modules.write("recursion", source)
+    before = code_version(mod.even)
+    mod = modules.write("recursion", source.replace("return False", "return bool(0)"))
+    assert code_version(mod.even) != before
+
+
+def test_lambdas_on_one_line_have_their_own_versions(modules: Modules) -> None:
+    """Two lambdas on one line differ, and editing one leaves the other's version alone."""
+    source = "pair = (lambda x: x + 1, lambda y: y * 2)\n"
+    mod = modules.write("lambdas", source)
+    first, second = code_version(mod.pair[0]), code_version(mod.pair[1])
+    assert first != second
+    mod = modules.write("lambdas", source.replace("x + 1", "x + 10"))
+    assert code_version(mod.pair[0]) != first
+    assert code_version(mod.pair[1]) == second
+
+
+def test_nested_functions_hash_their_own_source_and_cells(modules: Modules) -> None:
+    """A closure hashes its own definition and the simple values it closes over."""
+    source = """
+    def make(factor):
+        unused = [1, 2]
+        def scale(x):
+            return x * factor
+        return scale
+    """
+    mod = modules.write("closures", source)
+    assert code_version(mod.make(2)) == code_version(mod.make(2))
+    assert code_version(mod.make(2)) != code_version(mod.make(3))
+    before = code_version(mod.make(2))
+    mod = modules.write("closures", source.replace("unused = [1, 2]", "unused = [1, 2, 3]"))
+    assert code_version(mod.make(2)) == before
+
+
+def test_code_without_source_falls_back_to_bytecode() -> None:
+    """exec'd functions get a deterministic bytecode version that still sees code edits."""
+
+    def build(body: str) -> object:
+        namespace: dict[str, object] = {}
+        exec(f"def f(x):\n    return {body}\n", namespace)
+        return namespace["f"]
+
+    assert code_version(build("x + 1")) == code_version(build("x + 1"))
+    assert code_version(build("x + 1")) != code_version(build("x + 2"))
+
+
+def test_stale_source_on_disk_is_not_trusted(modules: Modules) -> None:
+    """A file edited after import is not taken for the code that runs."""
+    running = modules.write("stale", "def f(x):\n    return x + 1\n").f
+    path = modules.root / f"{modules.name('stale')}.py"
+    path.write_text("def f(x):\n    return x + 2\n")
+    assert _source.find_definition(running) is None
+    stale = code_version(running)
+    fresh = modules.write("stale", "def f(x):\n    return x + 2\n").f
+    assert code_version(fresh) != stale
+
+
+def test_analysis_is_memoized(modules: Modules, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first call, code_version does not read source again."""
+    proc = load(modules)
+    first = code_version(proc.Scale)
+
+    def forbidden(fn: object) -> None:
+        raise AssertionError("source was read again")
+
+    monkeypatch.setattr(_code, "find_definition", forbidden)
+    assert code_version(proc.Scale) == first
+    assert code_version(proc.Scale, 3) != first
+
+
+def test_other_callables(modules: Modules) -> None:
+    """Bound methods, partials, callable instances and library functions all get versions."""
+    import functools
+    import json
+
+    source = """
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Adder:
+        amount: int
+
+        def __call__(self, x):
+            return x + self.amount
+
+        def method(self, x):
+            return x
+    """
+    mod = modules.write("callables", source)
+    assert code_version(mod.Adder(1)) != code_version(mod.Adder(2))
+    assert code_version(mod.Adder(1).method) == code_version(mod.Adder(2).method)
+    assert code_version(functools.partial(mod.Adder(1), 2)) != code_version(
+        functools.partial(mod.Adder(1), 3)
+    )
+    assert code_version(json.dumps) == code_version(json.dumps) != code_version(json.loads)
+    assert code_version(len) != code_version(sum)
+
+
+def test_functions_as_values_hash_their_code(modules: Modules) -> None:
+    """A user function passed as data changes data_version when its code changes."""
+    mod = modules.write("callback", "def cb(x):\n    return x\n")
+    before = data_version({"callback": mod.cb})
+    mod = modules.write("callback", "def cb(x):\n    return -x\n")
+    assert data_version({"callback": mod.cb}) != before
+
+
+def test_versions_are_stable_across_processes(modules: Modules) -> None:
+    """A fresh interpreter (another hash seed) computes the same code versions."""
+    proc = load(modules)
+    expected = f"{code_version(proc.Scale)} {code_version(proc.task)}"
+    script = (
+        "import importlib, sys\n"
+        "from incgraph.hashing import code_version\n"
+        f"m = importlib.import_module({proc.__name__!r})\n"
+        "sys.stdout.write(code_version(m.Scale) + ' ' + code_version(m.task))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "7",
+        "PYTHONPATH": str(modules.root),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout == expected

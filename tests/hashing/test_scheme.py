@@ -1,0 +1,123 @@
+"""The scheme tag, combine() and node_key(): domain-tagged, injective, order as documented."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import incgraph.hashing as hashing
+from incgraph.errors import HashingError
+from incgraph.hashing import SCHEME, combine, data_version, node_key
+
+HEX32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+
+
+def test_public_names_are_exactly_the_documented_api() -> None:
+    """incgraph.hashing exports the six documented names, sorted."""
+    assert hashing.__all__ == sorted(hashing.__all__)
+    assert set(hashing.__all__) == {
+        "SCHEME",
+        "code_version",
+        "combine",
+        "data_version",
+        "node_key",
+        "register_hasher",
+    }
+
+
+def test_scheme_is_a_short_tag() -> None:
+    """SCHEME is a non-empty string tag."""
+    assert isinstance(SCHEME, str) and SCHEME
+
+
+def test_combine_returns_32_lowercase_hex() -> None:
+    """combine gives 32 lowercase hex characters."""
+    out = combine("D", "a", "b")
+    assert len(out) == 32 and out == out.lower() and int(out, 16) >= 0
+
+
+@given(st.lists(st.text(max_size=5), max_size=4), st.lists(st.text(max_size=5), max_size=4))
+def test_combine_is_injective_on_part_lists(a: list[str], b: list[str]) -> None:
+    """Different part lists (even with equal concatenations) give different hashes."""
+    assert (combine("D", *a) == combine("D", *b)) == (a == b)
+
+
+def test_combine_separates_domains() -> None:
+    """The same parts under different domains hash differently."""
+    assert combine("A", "x") != combine("B", "x")
+    assert combine("A", "") != combine("A")
+    assert combine("Ab", "c") != combine("A", "bc")
+
+
+def test_combine_differs_from_data_version_of_the_same_text() -> None:
+    """combine and data_version live in different domains."""
+    assert combine("D", "x") != data_version("x")
+    assert combine("D") != data_version("D")
+
+
+def test_combine_refuses_non_strings() -> None:
+    """combine raises HashingError naming the bad part types."""
+    with pytest.raises(HashingError, match="int"):
+        combine("D", "a", 3)  # type: ignore[arg-type]
+
+
+def test_combine_accepts_lone_surrogates() -> None:
+    """Strings that are not valid UTF-8 (lone surrogates) still combine, distinctly."""
+    assert combine("D", "\ud800") != combine("D", "\ud801")
+
+
+@given(HEX32, HEX32, st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), HEX32))
+def test_node_key_is_combine_of_sorted_pairs(cv: str, iv: str, inputs: dict[str, str]) -> None:
+    """node_key equals combine('NodeKey', code, init, *sorted name=dv pairs)."""
+    pairs = sorted(f"{k}={v}" for k, v in inputs.items())
+    assert node_key(cv, iv, inputs) == combine("NodeKey", cv, iv, *pairs)
+
+
+def test_node_key_ignores_input_order_but_not_names() -> None:
+    """Input order does not matter; which name carries which version does."""
+    a, b = data_version(1), data_version(2)
+    assert node_key("c", "i", {"x": a, "y": b}) == node_key("c", "i", {"y": b, "x": a})
+    assert node_key("c", "i", {"x": a, "y": b}) != node_key("c", "i", {"x": b, "y": a})
+    assert node_key("c", "i", {}) != node_key("i", "c", {})
+
+
+def test_node_key_refuses_non_string_versions() -> None:
+    """A code or init version that is not a str raises HashingError."""
+    with pytest.raises(HashingError, match="code_version"):
+        node_key(None, "i", {})  # type: ignore[arg-type]
+
+
+GOLDEN = [
+    (None, "a18746f924a2d2b36430b9f789f092ca"),
+    (42, "f7e16f48fdb36c816f0e4dd0cc7aa7d9"),
+    ("abc", "4d682605b6ee3bc016207a65302475d2"),
+    ({"a": [1, 2.5, (True, None)], "b": {b"x", frozenset()}}, "732922f5981e4c262006799f9bc588cf"),
+]
+
+
+@pytest.mark.parametrize(("value", "pinned"), GOLDEN)
+def test_hashes_are_pinned_for_this_scheme(value: object, pinned: str) -> None:
+    """Encodings are frozen per SCHEME: changing one of these hashes requires bumping SCHEME."""
+    assert data_version(value) == pinned
+
+
+def test_package_imports_and_hashes_without_numpy_or_pandas() -> None:
+    """incgraph.hashing imports lazily: it works where numpy and pandas cannot be imported."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['numpy'] = None\n"
+        "sys.modules['pandas'] = None\n"
+        "from incgraph.hashing import data_version, code_version\n"
+        "def f(x):\n"
+        "    return x\n"
+        "print(data_version({'a': [1, 2.0]}), code_version(f))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == data_version({"a": [1, 2.0]})
