@@ -263,6 +263,8 @@ class _Walk:
         target = getattr(value, "py_func", value)
         if isinstance(target, functools.partial):
             target = target.func
+        if not isinstance(target, FunctionType | type):
+            target = getattr(target, "__wrapped__", target)
         if isinstance(target, FunctionType | type) and is_user_object(target):
             self.todo.append(target)
             self.entries.add(f"uses {where} {label(target)}")

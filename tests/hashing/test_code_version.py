@@ -54,6 +54,7 @@ def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Modules
 
 
 PROCESSOR = '''
+import dataclasses
 import math
 import textwrap
 
@@ -76,6 +77,12 @@ class Scale(Processor):
 
 def task(x):
     return clean(x) + 1
+
+
+@dataclasses.dataclass
+class Settings:
+    rate: float = 0.1
+    tags: list = dataclasses.field(default_factory=list)
 '''
 
 HELPERS = """
@@ -264,6 +271,40 @@ def test_descriptors_are_followed(modules: Modules) -> None:
     assert len(versions) == 4
 
 
+def test_wrapped_and_compiled_helpers_are_seen_through(modules: Modules) -> None:
+    """Helpers behind functools.wraps-style wrappers or a numba-like py_func are followed."""
+    source = """
+    import functools
+
+    class Dispatcher:
+        def __init__(self, fn):
+            self.py_func = fn
+
+    def fast(x):
+        return x + 1
+
+    def slow(x):
+        return x + 1
+
+    fast_compiled = Dispatcher(fast)
+    slow_cached = functools.lru_cache(slow)
+
+    def use(x):
+        return fast_compiled(x) + slow_cached(x)
+    """
+    mod = modules.write("wrapped", source)
+    before = code_version(mod.use)
+    for name in ("fast", "slow"):
+        edited = source.replace(
+            f"def {name}(x):\n        return x + 1", f"def {name}(x):\n        return x"
+        )
+        assert edited != source
+        mod = modules.write("wrapped", edited)
+        assert code_version(mod.use) != before
+        mod = modules.write("wrapped", source)
+    assert code_version(mod.use) == before
+
+
 def test_mutual_recursion_terminates_and_is_followed(modules: Modules) -> None:
     """Mutually recursive helpers are each visited once; editing either changes both versions."""
     source = """
@@ -382,12 +423,12 @@ def test_functions_as_values_hash_their_code(modules: Modules) -> None:
 def test_versions_are_stable_across_processes(modules: Modules) -> None:
     """A fresh interpreter (another hash seed) computes the same code versions."""
     proc = load(modules)
-    expected = f"{code_version(proc.Scale)} {code_version(proc.task)}"
+    expected = " ".join(code_version(obj) for obj in (proc.Scale, proc.task, proc.Settings))
     script = (
         "import importlib, sys\n"
         "from incgraph.hashing import code_version\n"
         f"m = importlib.import_module({proc.__name__!r})\n"
-        "sys.stdout.write(code_version(m.Scale) + ' ' + code_version(m.task))\n"
+        "sys.stdout.write(' '.join(code_version(o) for o in (m.Scale, m.task, m.Settings)))\n"
     )
     env = {
         **os.environ,
