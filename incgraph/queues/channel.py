@@ -115,6 +115,7 @@ class Channel:
         self._producers = producers
         self._bounded = True
         self._abort = abort
+        self._open_tail: Chunk | None = None  # the chunk put_item may still extend
         abort.watch(self)
 
     # -- producing ---------------------------------------------------------------------
@@ -133,6 +134,32 @@ class Channel:
                 self._size += n
                 self.total += n
                 self._cond.notify_all()
+        return True
+
+    def put_item(self, item: Any, limit: int) -> bool:
+        """Append one item, to the channel's last chunk when this producer opened it.
+
+        For producers that must not hold items back (an input iterator that may
+        block before its next item): each item is visible at once, and still
+        travels in chunks of up to ``limit`` items. ``False`` if the run was aborted.
+        """
+        abort = self._abort
+        with self._cond:
+            while self._bounded and self._size >= self.capacity and not abort.is_set:
+                self._cond.wait()
+            if abort.is_set:
+                return False
+            chunks = self._chunks
+            tail = self._open_tail
+            if chunks and chunks[-1] is tail and tail is not None and len(tail) < limit:
+                tail.items.append(item)
+            else:
+                tail = Chunk([item])
+                chunks.append(tail)
+                self._open_tail = tail
+            self._size += 1
+            self.total += 1
+            self._cond.notify_all()
         return True
 
     def close(self) -> None:

@@ -102,10 +102,12 @@ class Execution:
                 self.channels[root] = ch
             self.channels[q] = self.channels[root]
             self.written[q] = 0
+        self.counts_of_source: dict[Queue, NodeCounts] = {}
         for q in p.queues:
             if q.producer is None:
                 counts = NodeCounts(q.name or "input", "queue")
                 self.counts[counts.name] = counts
+                self.counts_of_source[q] = counts
                 self.runners.append(SourceRunner(self, q, counts))
         for stage in p.stages:
             counts = NodeCounts(stage.name, stage.kind)
@@ -136,6 +138,12 @@ class Execution:
             chunk.items = materialize(chunk.items, self.store_if_caching)
         self.written[q] += len(chunk)
         return ch.put(chunk)
+
+    def put_item(self, q: Queue, item: Any, limit: int) -> bool:
+        """Write one item to queue ``q`` (an input iterator's items, as they are read)."""
+        self.written[q] += 1
+        self.counts_of_source[q].items_out += 1
+        return self.channels[q].put_item(item, limit)
 
     def record(self, entries: list[tuple[Any, Any]]) -> bool:
         """Hand computed results to the recorder; ``False`` if the run was aborted."""
@@ -170,6 +178,11 @@ class Execution:
             if self.error is None:
                 self.error, self.error_node = exc, node
         self.abort.set()
+
+    def stop(self, exc: BaseException) -> None:
+        """Abort because of ``exc`` (raised in the caller's thread) and give stages time to stop."""
+        self.fail(type(exc).__name__, exc)
+        self.join(_JOIN_SECONDS)
 
     def unbind_other_outputs(self, reading: Queue) -> None:
         """A reader waits on ``reading``: let the other outputs buffer freely."""
@@ -221,7 +234,9 @@ class Execution:
     def join(self, timeout: float | None = None) -> None:
         """Join the runner threads (each is already done or stopping)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self.threads:
+        for t in getattr(self, "threads", []):
+            if t.ident is None:  # never started (interrupted during start())
+                continue
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             t.join(remaining)
 
@@ -297,20 +312,19 @@ class PipelineRun:
             Raised by a task, re-raised here after every pool was shut down.
         """
         ex = self._ex
-        ex.unbind_outputs()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            ex.unbind_outputs()
             while not ex.done.wait(0.1):  # short waits keep Ctrl-C responsive
                 if deadline is not None and time.monotonic() > deadline:
                     raise PipelineError(
                         f"the pipeline did not finish within {timeout} s; it is still running "
                         "(call cancel() to stop it)"
                     )
-        except KeyboardInterrupt:
-            ex.fail("KeyboardInterrupt", KeyboardInterrupt())
-            ex.join(_JOIN_SECONDS)
+            ex.join()
+        except KeyboardInterrupt as exc:
+            ex.stop(exc)
             raise
-        ex.join()
         self._raise_error()
         report = ex.report()
         ex.pipeline.last_report = report

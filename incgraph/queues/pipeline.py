@@ -396,12 +396,16 @@ class Pipeline:
         ex = Execution(self, capacity=capacity, chunk_size=chunk_size)
         handle = PipelineRun(ex)
         self._run = handle
-        if block:
-            ex.unbind_outputs()
-        ex.start()
         if not block:
+            ex.start()
             return handle
-        return handle.wait()
+        ex.unbind_outputs()
+        try:
+            ex.start()
+            return handle.wait()
+        except KeyboardInterrupt as exc:  # e.g. Ctrl-C between start() and wait()
+            ex.stop(exc)
+            raise
 
     # -- drawing ----------------------------------------------------------------------------
 

@@ -139,29 +139,26 @@ class SourceRunner(Runner):
         self.run_iterator(iter(items), limit)
 
     def run_iterator(self, it: Iterator[Any], limit: int) -> None:
-        """Read ``it``; emit a chunk when it is full, after 5 ms, or when the iterator is slow."""
-        clock = time.monotonic
-        buf: list[Any] = []
-        started = clock()
+        """Read ``it`` item by item, each visible downstream as soon as it is read.
+
+        An iterator may block before its next item (a network stream, a slow
+        generator); items already read must not wait for it, so they are appended
+        to the channel one by one (joining the chunk still waiting there).
+        """
+        put = self.ex.put_item
+        q = self.outputs[0]
+        index = 0
         while True:
-            t0 = clock()
             try:
                 item = next(it)
             except StopIteration:
-                break
-            except Exception as exc:  # the user's generator broke: record it, end the input
-                self.emit(buf)
-                self.fail(self.counts.items_out, MISSING, exc)
                 return
-            t1 = clock()
-            if not buf:
-                started = t0
-            buf.append(item)
-            if len(buf) >= limit or t1 - t0 > 0.001 or t1 - started > 0.005:
-                if not self.emit(buf):
-                    return
-                buf = []
-        self.emit(buf)
+            except Exception as exc:  # the user's generator broke: record it, end the input
+                self.fail(index, MISSING, exc)
+                return
+            index += 1
+            if not put(q, item, limit):
+                return
 
 
 # -- tasks -------------------------------------------------------------------------------
