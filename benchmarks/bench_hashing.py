@@ -22,8 +22,9 @@ Measurements
   ``data_version(42)``, ``data_version("abc")`` and a 3-input ``node_key``,
   against ``joblib.hash`` of the same small value.
 
-incgraph figures are the fastest of several passes (the machine may be shared);
-joblib's array figures are the fastest of two.
+Every figure is the fastest of several passes, incgraph's and the peer's passes
+interleaved, because the machine may be shared; joblib's array and frame figures
+are the fastest of two passes and one pass.
 """
 
 from __future__ import annotations
@@ -45,19 +46,29 @@ from incgraph.hashing import data_version, node_key
 GB = 1e9
 
 
+def best_times(runs: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """Fastest wall time of each run, the runs interleaved so that load bursts hit all alike."""
+    best = [float("inf")] * len(runs)
+    for _ in range(repeat):
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            run()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
 def best_time(run: Callable[[], Any], repeat: int) -> float:
     """Fastest wall time of ``run()`` over ``repeat`` calls."""
-    times = []
+    return best_times([run], repeat)[0]
+
+
+def per_call_us(runs: list[Callable[[], Any]], numbers: list[int], repeat: int = 7) -> list[float]:
+    """Microseconds per call of each run: the fastest of ``repeat`` interleaved timeit passes."""
+    best = [float("inf")] * len(runs)
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def per_call_us(run: Callable[[], Any], number: int) -> float:
-    """Microseconds per call: the fastest of 5 timeit passes of ``number`` calls."""
-    return min(timeit.repeat(run, number=number, repeat=5)) / number * 1e6
+        for i, (run, number) in enumerate(zip(runs, numbers, strict=True)):
+            best[i] = min(best[i], timeit.timeit(run, number=number) / number * 1e6)
+    return best
 
 
 def emit(
@@ -77,16 +88,16 @@ def emit(
 
 def bench_arrays(rows: list[dict[str, Any]]) -> None:
     a = np.random.default_rng(0).random(256 * 1024 * 1024 // 8)
-    mine = a.nbytes / best_time(lambda: data_version(a), 5) / GB
-    bare = a.nbytes / best_time(lambda: xxhash.xxh3_128(memoryview(a)).hexdigest(), 5) / GB
-    peer = a.nbytes / best_time(lambda: joblib.hash(a), 2) / GB
-    emit(rows, "array_c", "GB/s", mine, peer, "joblib.hash")
-    emit(rows, "array_c", "GB/s", mine, bare, "bare xxh3_128 pass")
+    mine, bare = best_times(
+        [lambda: data_version(a), lambda: xxhash.xxh3_128(memoryview(a)).hexdigest()], 7
+    )
+    peer = best_time(lambda: joblib.hash(a), 2)
+    emit(rows, "array_c", "GB/s", a.nbytes / mine / GB, a.nbytes / peer / GB, "joblib.hash")
+    emit(rows, "array_c", "GB/s", a.nbytes / mine / GB, a.nbytes / bare / GB, "bare xxh3_128 pass")
     f = np.asfortranarray(a.reshape(8192, -1))
     assert data_version(f) == data_version(np.ascontiguousarray(f))
-    mine_f = f.nbytes / best_time(lambda: data_version(f), 3) / GB
-    peer_f = f.nbytes / best_time(lambda: joblib.hash(f), 2) / GB
-    emit(rows, "array_f", "GB/s", mine_f, peer_f, "joblib.hash")
+    mine_f, peer_f = best_times([lambda: data_version(f), lambda: joblib.hash(f)], 2)
+    emit(rows, "array_f", "GB/s", f.nbytes / mine_f / GB, f.nbytes / peer_f / GB, "joblib.hash")
 
 
 def bench_frame(rows: list[dict[str, Any]]) -> None:
@@ -111,14 +122,8 @@ def bench_small(rows: list[dict[str, Any]]) -> None:
         ),
     ]
     for bench, mine, peer in cases:
-        emit(
-            rows,
-            bench,
-            "us/call",
-            per_call_us(mine, 20_000),
-            per_call_us(peer, 2_000),
-            "joblib.hash",
-        )
+        mine_us, peer_us = per_call_us([mine, peer], [20_000, 2_000])
+        emit(rows, bench, "us/call", mine_us, peer_us, "joblib.hash")
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

@@ -40,6 +40,8 @@ from typing import Any, Final, TypeAlias
 
 from xxhash import xxh3_128, xxh3_128_digest, xxh3_128_hexdigest
 
+from incgraph.errors import HashingError
+
 __all__ = [
     "HANDLERS",
     "RULES",
@@ -62,11 +64,14 @@ _STREAM_AT: Final = 1 << 16
 pack_u64: Final = struct.Struct("<Q").pack
 
 
-class Unhashable(Exception):
+class Unhashable(HashingError):
     """Internal: a value (somewhere inside the top-level one) has no content hash.
 
     ``path`` collects location components innermost first while the error
     travels out through the containers; ``reason`` says what went wrong.
+    ``data_version`` re-raises it as a plain :class:`HashingError` with the
+    located message; it subclasses ``HashingError`` only so that it could never
+    escape as anything else.
     """
 
     def __init__(self, reason: str) -> None:
