@@ -12,13 +12,16 @@ The pool is this executor's own (not joblib's shared reusable one), started
 on the first job and kept for the executor's lifetime, so workers import
 incgraph and construct processors once, not per job.
 
-Release policy: **recycle the pool.** ``release(keys)`` shuts the workers
-down when any of ``keys`` was ever sent to them (``None``: always); the next
-job starts fresh ones. Exiting the process is the only way to be sure a
-worker gave back everything a model held (CUDA contexts, memory-mapped
-weights, allocator arenas); the price is a worker start per release, paid
-only when a batch switches resources. Instances that did not need releasing
-are dropped too and reconstructed on their next job.
+Release policy: **a release job on every worker.** ``release(keys)`` sends
+one job per worker process; each calls ``release()`` on the instances it
+holds (those in ``keys``), drops them, then waits until every worker has
+started its release job. A worker busy waiting cannot take a second job, so
+the jobs land on distinct workers and all of them have released when
+``release`` returns; the workers stay warm for the next pass. If the jobs do
+not all meet within :data:`RENDEZVOUS_SECONDS` (a worker is busy with other
+work, or died), the executor falls back to recycling the pool: the workers
+exit (an ``atexit`` hook releases their instances) and the next job starts
+fresh ones. ``release`` is a no-op when none of ``keys`` was ever sent.
 
 A pool whose worker died (killed, out of memory, segfault) is replaced on the
 next submit; the jobs that were running on it fail with loky's
@@ -28,11 +31,16 @@ next submit; the jobs that were running on it fail with loky's
 from __future__ import annotations
 
 import os
+import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future
 from typing import Any, TypeVar
 
-__all__ = ["ProcessExecutor"]
+__all__ = ["RENDEZVOUS_SECONDS", "ProcessExecutor"]
+
+RENDEZVOUS_SECONDS = 5.0
+"""How long release jobs wait for every worker to join before the pool is recycled instead."""
 
 T = TypeVar("T")
 
@@ -85,11 +93,25 @@ class ProcessExecutor:
         return fut
 
     def release(self, instance_keys: frozenset[str] | None = None) -> None:
-        """Recycle the workers if they may hold any of ``instance_keys`` (all when ``None``)."""
-        if self._pool is None:
+        """Release ``instance_keys`` (all when ``None``) on every worker that may hold them."""
+        if self._pool is None or not (instance_keys is None or self._sent & instance_keys):
             return
-        if instance_keys is None or self._sent & instance_keys:
+        with tempfile.TemporaryDirectory(prefix="incgraph-release-") as meeting:
+            futures = [
+                self._pool.submit(_release_here, instance_keys, meeting, self.workers)
+                for _ in range(self.workers)
+            ]
+            try:
+                pids = [f.result(timeout=RENDEZVOUS_SECONDS + 30) for f in futures]
+                met = {pid for pid in pids if pid is not None}
+            except Exception:  # a worker died or hung: recycling releases everything
+                met = set()
+        if len(met) < self.workers:
             self._drop_pool(wait=True)
+        elif instance_keys is None:
+            self._sent.clear()
+        else:
+            self._sent -= instance_keys
 
     def _drop_pool(self, *, wait: bool) -> None:
         pool, self._pool = self._pool, None
@@ -100,3 +122,22 @@ class ProcessExecutor:
     def shutdown(self, wait: bool = True) -> None:
         """Stop the worker processes."""
         self._drop_pool(wait=wait)
+
+
+def _release_here(keys: frozenset[str] | None, meeting: str, parties: int) -> int | None:
+    """In a worker: release ``keys``, then wait for ``parties`` workers to have done so.
+
+    Returns this worker's pid once all have met, ``None`` if they did not in time.
+    """
+    from incgraph.run.jobs import release_worker_instances
+
+    release_worker_instances(keys)
+    pid = os.getpid()
+    with open(os.path.join(meeting, str(pid)), "w"):
+        pass
+    deadline = time.monotonic() + RENDEZVOUS_SECONDS
+    while len(os.listdir(meeting)) < parties:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.001)
+    return pid

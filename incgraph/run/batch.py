@@ -61,11 +61,12 @@ from incgraph.executors import Executor, resolve_executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
 from incgraph.run.engine import NodeStatus, RunReport
 from incgraph.run.jobs import JobFailure, Outcome, instance_key, submit_batch
-from incgraph.run.keys import cache_key, make_record
+from incgraph.run.keys import key_maker, make_record
 from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
 
 __all__ = [
+    "KEEP_BYTES",
     "PARALLEL_TARGETS",
     "STRATEGIES",
     "TARGET_JOB_SECONDS",
@@ -88,6 +89,10 @@ PARALLEL_TARGETS = {
 
 TARGET_JOB_SECONDS = 0.2
 """About how long one batch job should take, once the node's cost per item is known."""
+
+KEEP_BYTES = 256 * 2**20
+"""Breadth-first passes keep computed results in memory for later passes up to this many
+(stored) bytes; beyond it, a later pass loads them back from the store."""
 
 PrepFn = Callable[[int, Any], Any]
 
@@ -185,6 +190,19 @@ def process_batch(
     batch.stats.strategy = strategy
     batch.stats.seconds = time.perf_counter() - start
     return batch.stats
+
+
+def stored_versions(store: Any, keys: list[str]) -> dict[str, str]:
+    """Key -> data version of the stored ``keys``, in one bulk read.
+
+    Uses ``Store.lookup_versions`` when the store offers it (no lineage is
+    decoded), else ``Store.lookup_many``.
+    """
+    versions = getattr(store, "lookup_versions", None)
+    if versions is not None:
+        found: dict[str, str] = versions(keys)
+        return found
+    return {key: record.data_version for key, record in store.lookup_many(keys).items()}
 
 
 def _default_prep(order: list[Node]) -> PrepFn:
@@ -318,6 +336,8 @@ class _Batch:
         self.progress = Progress()
         self.stop: BaseException | None = None
         self.twins: dict[str, list[_Row]] = {}
+        self.kept_bytes = 0  # stored size of the results held in table.values
+        self.kept_by_node: dict[Node, int] = {}
 
     # -- strategies -------------------------------------------------------------------
 
@@ -364,34 +384,29 @@ class _Batch:
         if self.stop is not None:
             raise self.stop
         keys = [r.key for r in rows if r.key is not None]
-        found = self.store.lookup_many(keys) if keys else {}
+        found = stored_versions(self.store, keys) if keys else {}
+        column, persist = table.column(node), table.persist
         misses = []
         self.twins = {}
-        hits = 0
         for row in rows:
-            record = found.get(row.key) if row.key is not None else None
-            if record is not None:
-                self.serve(node, table, row, record.data_version)
-                hits += 1
+            dv = found.get(row.key) if row.key is not None else None
+            if dv is not None:  # a hit: its data version is all a later pass needs
+                column[row.local] = dv
+                if row.local in persist:
+                    persist[row.local].statuses[node] = NodeStatus(node, "hit", row.key, dv)
             elif row.key is not None and row.key in self.twins:
                 self.twins[row.key].append(row)  # same key as an earlier item: compute once
             else:
                 if row.key is not None:
                     self.twins[row.key] = []
                 misses.append(row)
+        hits = len(rows) - len(misses) - sum(map(len, self.twins.values()))
         self.stats.nodes[node].cached += hits
         self.progress.advance(cached=hits)
         if misses:
             self.compute(node, table, misses)
         if self.stop is not None:
             raise self.stop
-
-    def serve(self, node: Node, table: _Table, row: _Row, data_version: str) -> None:
-        """``row`` is a hit: its data version is known, nothing is loaded."""
-        table.column(node)[row.local] = data_version
-        entry = table.persist.get(row.local)
-        if entry is not None:
-            entry.statuses[node] = NodeStatus(node, "hit", row.key, data_version)
 
     def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Row]:
         """Prepare items as needed and build the key of each that can run ``node``."""
@@ -401,12 +416,14 @@ class _Batch:
             for name, src in node.bindings.items()
             if isinstance(src, Node)
         ]
+        make_key = key_maker(node) if node.cache else None
+        prepped, dead = table.prepped, table.dead
         rows = []
         skipped = 0
         for local in range(lo, hi):
-            if not table.prepped[local]:
+            if not prepped[local]:
                 self.prepare(table, local)
-            if table.dead[local]:
+            if dead[local]:
                 skipped += 1
                 continue
             inputs = dict(fixed)
@@ -416,7 +433,7 @@ class _Batch:
                     break
                 inputs[name] = dv
             else:
-                rows.append(_Row(local, inputs, cache_key(node, inputs) if node.cache else None))
+                rows.append(_Row(local, inputs, make_key(inputs) if make_key else None))
                 continue
             skipped += 1
             if local in table.persist:
@@ -551,37 +568,46 @@ class _Batch:
         Items that had the same key as a computed one (``twins``) share its outcome.
         """
         stats = self.stats.nodes[node]
-        saves = []
-        computed = twins = 0
+        done = [
+            (row, res) for row, res in zip(rows, results, strict=True) if isinstance(res, Outcome)
+        ]
         for row, result in zip(rows, results, strict=True):
-            followers = self.twins.get(row.key, []) if row.key is not None else []
             if isinstance(result, JobFailure):
-                for r in (row, *followers):
+                for r in (row, *self.twins.get(row.key or "", [])):
                     self.fail_row(node, table, r, result.error, result.traceback)
-                continue
-            if row.key is not None:
-                record = make_record(
-                    node, row.key, row.inputs, result.data_version, result.duration
-                )
-                saves.append((record, result.value))
-            self.keep(node, table, row, result, "computed")
-            for r in followers:
-                self.keep(node, table, r, result, "hit")
+        saves = [
+            (make_record(node, row.key, row.inputs, res.data_version, res.duration), res.value)
+            for row, res in done
+            if row.key is not None
+        ]
+        sizes = iter(record.size for record in self.store.save_many(saves)) if saves else iter(())
+        twins = 0
+        for row, result in done:
+            size = next(sizes) if row.key is not None else 0
+            self.keep(node, table, row, result, "computed", size)
+            for r in self.twins.get(row.key or "", []):
+                self.keep(node, table, r, result, "hit", 0)
+                twins += 1
             stats.compute_seconds += result.duration
-            computed += 1
-            twins += len(followers)
-        if saves:
-            self.store.save_many(saves)
-        stats.computed += computed
+        stats.computed += len(done)
         stats.cached += twins
-        self.progress.advance(computed=computed, cached=twins)
+        self.progress.advance(computed=len(done), cached=twins)
 
-    def keep(self, node: Node, table: _Table, row: _Row, result: Outcome, status: Any) -> None:
-        """Note ``row``'s result: its data version, and its value if later passes need it."""
+    def keep(
+        self, node: Node, table: _Table, row: _Row, result: Outcome, status: Any, size: int
+    ) -> None:
+        """Note ``row``'s result: its data version, and its value if a later pass reads it.
+
+        Values are kept for later passes when they are not stored (``cache=False``), in
+        depth-first chunks, and otherwise while they fit in :data:`KEEP_BYTES`.
+        """
         table.column(node)[row.local] = result.data_version
-        later = self.pass_index[node] < self.last_reader.get(node, -1)
-        if later and (self.keep_values or not node.cache):  # uncached results are not stored
+        if self.pass_index[node] < self.last_reader.get(node, -1) and (
+            self.keep_values or not node.cache or self.kept_bytes + size <= KEEP_BYTES
+        ):
             table.values.setdefault(node, {})[row.local] = result.value
+            self.kept_bytes += size
+            self.kept_by_node[node] = self.kept_by_node.get(node, 0) + size
         entry = table.persist.get(row.local)
         if entry is not None:
             duration = result.duration if status == "computed" else 0.0
@@ -612,6 +638,7 @@ class _Batch:
             if last == p and up not in self.targets:
                 table.dvs.pop(up, None)
                 table.values.pop(up, None)
+                self.kept_bytes -= self.kept_by_node.pop(up, 0)
 
     def finish(self, table: _Table) -> None:
         """Note completed items and write the JSON record of items that asked for one."""

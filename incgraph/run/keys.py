@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.store.protocols import Record
 
-__all__ = ["cache_key", "input_versions", "make_record", "processor_name"]
+__all__ = ["cache_key", "input_versions", "key_maker", "make_record", "processor_name"]
 
 
 def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, str]:
@@ -54,6 +55,11 @@ def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, s
 def cache_key(node: Node, inputs: dict[str, str]) -> str:
     """The cache key of ``node`` given its inputs' data versions."""
     return hashing.node_key(node.code_version(), node.init_version(), inputs)
+
+
+def key_maker(node: Node) -> Callable[[dict[str, str]], str]:
+    """:func:`cache_key` for one node with its versions bound: for building many keys."""
+    return partial(hashing.node_key, node.code_version(), node.init_version())
 
 
 def processor_name(node: Node) -> str:
