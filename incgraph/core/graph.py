@@ -98,6 +98,7 @@ class Node:
         "init_kwargs",
         "label",
         "processor",
+        "seq",
         "signature",
         "version",
     )
@@ -133,6 +134,7 @@ class Node:
         self._fixed_dvs: dict[str, str] | Missing = MISSING
         self._instance: Any = MISSING
         self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
+        self.seq = len(graph.nodes)  # insertion position: inputs always come first
 
     # -- identity -----------------------------------------------------------------
 
@@ -295,6 +297,10 @@ class Node:
             release = getattr(inst, "release", None)
             if release is not None:
                 release()
+
+
+def _by_seq(node: Node) -> int:
+    return node.seq
 
 
 class Graph:
@@ -475,7 +481,9 @@ class Graph:
     def topological_sort(self, target_node: Node | Iterable[Node] | None = None) -> list[Node]:
         """The nodes a run up to ``target_node`` visits, each after its inputs.
 
-        With no target, every node of the graph. Iterative, so a 100k-long chain works.
+        With no target, every node of the graph. Nodes come in the order they were
+        added (a node can only bind nodes added before it, so that order is
+        topological). Iterative, so a 100k-long chain works.
 
         Examples
         --------
@@ -491,29 +499,22 @@ class Graph:
         [0, 1, 2]
         """
         targets = self._targets(target_node)
-        order: list[Node] = []
-        done: set[Node] = set()
-        on_path: set[Node] = set()
-        for target in targets:
-            if target in done:
-                continue
-            stack: list[tuple[Node, Iterator[Node]]] = [(target, iter(target.upstream()))]
-            on_path.add(target)
-            while stack:
-                node, ups = stack[-1]
-                for up in ups:
-                    if up in done:
-                        continue
-                    if up in on_path:
-                        raise CycleError(f"{up.describe()} depends on itself through {node.describe()}")
-                    on_path.add(up)
-                    stack.append((up, iter(up.upstream())))
-                    break
-                else:
-                    stack.pop()
-                    on_path.discard(node)
-                    done.add(node)
-                    order.append(node)
+        if target_node is None:
+            return targets
+        # Nodes can only bind nodes added before them, so insertion order is a topological
+        # order: collect what the targets need, then sort by insertion position.
+        needed: set[Node] = set(targets)
+        stack = list(targets)
+        while stack:
+            for up in stack.pop()._upstream:
+                if up not in needed:
+                    needed.add(up)
+                    stack.append(up)
+        order = sorted(needed, key=_by_seq)
+        for node in order:
+            for up in node._upstream:
+                if up.seq >= node.seq:  # only possible if bindings were edited after add_node
+                    raise CycleError(f"{up.describe()} is bound by {node.describe()} added before it")
         return order
 
     def _targets(self, target: Node | Iterable[Node] | None) -> list[Node]:

@@ -56,6 +56,7 @@ class SerialExecutor:
     """
 
     in_process = True
+    inline = True  # jobs are finished inside submit(): the engine walks topological order
     name = "serial"
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:

@@ -21,9 +21,17 @@ they are hits (early cutoff). Values kept for a run are dropped as soon as
 their last consumer in the run has been decided, so a long chain holds only
 what is still needed.
 
-Executors only submit. The serial executor completes a job inside ``submit``,
-so the same loop is the debugging path; pool executors let independent ready
-nodes run at once. Failures raise :class:`~incgraph.errors.NodeError` once
+Executors only submit. The serial executor completes a job inside ``submit``
+(it says so with ``inline = True``); with nothing ever in flight the ready
+queue would visit nodes in topological order, so for it the loop walks that
+order directly, with the same ``decide``/``record`` steps and none of the
+queue's bookkeeping. It is the debugging path. Pool executors let independent
+ready nodes run at once.
+
+A rerun first reads every node's latest (key, data version) in one bulk query
+per 500 nodes; a node whose new key matches is a hit without a query of its
+own. Computed results are written in batches (blobs, then one index
+transaction), promptly when a result was slow to compute or large. Failures raise :class:`~incgraph.errors.NodeError` once
 in-flight jobs have finished; nothing half-done is recorded.
 
 Batches (:mod:`incgraph.run.batch`) take the same steps in bulk, per pass
@@ -35,6 +43,7 @@ and a batch agree on every key and every record.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -43,10 +52,21 @@ from typing import Any, Literal
 
 from incgraph.core.graph import Node
 from incgraph.executors.base import Executor
-from incgraph.run.jobs import Outcome, submit_compute
+from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
 from incgraph.run.keys import cache_key, input_versions, make_record
-from incgraph.sentinels import MISSING
+from incgraph.errors import StoreCorruptError, StoreError
+from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
+from incgraph.store.protocols import Record
+
+# Computed results are written in batches (one index transaction each): when this many are
+# queued, when one took long to compute or is large, or when the oldest has waited this long.
+# A crash loses at most the queued batch, which the next run recomputes.
+WRITE_CHUNK = 256
+PROMPT_WRITE_SECONDS = 0.5
+PROMPT_WRITE_BYTES = 1 << 20
+# Runs of at least this many nodes read every node's latest record in bulk first.
+PREFETCH_MIN_NODES = 32
 
 __all__ = ["NodeStatus", "RunReport", "execute"]
 
@@ -116,12 +136,17 @@ class _Run:
         self.report = RunReport()
         self.dvs: dict[Node, str] = {}
         self.values: dict[Node, Any] = {}
+        self.pending: list[tuple[Record, Any]] = []
+        self.latest: dict[str, tuple[str, str]] = {}
+        self.pending_since = 0.0
         members = set(order)
         self.waiting: dict[Node, int] = {}
         self.dependents: dict[Node, list[Node]] = {n: [] for n in order}
         self.readers: dict[Node, int] = dict.fromkeys(order, 0)
+        self.ups: dict[Node, list[Node]] = {}
         for node in order:
-            ups = {u for u in node.upstream() if u in members}
+            ups = list(dict.fromkeys(u for u in node.upstream() if u in members))
+            self.ups[node] = ups
             self.waiting[node] = len(ups)
             for u in ups:
                 self.dependents[u].append(node)
@@ -134,9 +159,27 @@ class _Run:
             return self.values[node]
         if node.is_constant:
             return node.constant_value()
-        value = self.store.load(self.dvs[node])
+        try:
+            value = self.store.load(self.dvs[node])
+        except (KeyError, StoreCorruptError):
+            # The blob is gone or failed its checksum (the store has dropped its rows):
+            # never serve it; compute the node again, here, from its inputs.
+            value = self.recompute(node)
         self.values[node] = value
         return value
+
+    def recompute(self, node: Node) -> Any:
+        """Compute a node whose stored blob could not be loaded, and store it again."""
+        input_dvs = input_versions(node, self.dvs.__getitem__)
+        key = cache_key(node, input_dvs) if node.cache else None
+        out = compute_in_process(node, self.input_values(node), key)
+        if key is not None:
+            self.pending.append(
+                (make_record(node, key, input_dvs, out.data_version, out.duration), out.value)
+            )
+            self.flush()
+        self.dvs[node] = out.data_version
+        return out.value
 
     def input_values(self, node: Node) -> dict[str, Any]:
         return {
@@ -147,6 +190,47 @@ class _Run:
     # -- the loop ---------------------------------------------------------------------
 
     def run(self) -> RunReport:
+        self.prefetch()
+        try:
+            if getattr(self.executor, "inline", False):
+                self._walk()
+            else:
+                self._loop()
+        finally:
+            self.flush()  # results that completed are kept even when another node failed
+        self.report.values = {t: self.value_of(t) for t in self.order if t in self.targets}
+        return self.report
+
+    def prefetch(self) -> None:
+        """Read every node's latest (key, data version) in bulk.
+
+        On a rerun where nothing changed, a node's new key equals its latest key, so
+        the hit is confirmed without a query of its own. A key that differs falls
+        back to an exact lookup, so a stale prefetch can cost time, never a wrong hit.
+        """
+        if len(self.order) >= PREFETCH_MIN_NODES and not self.force:
+            labels = [n.label for n in self.order if n.cache and not n.is_constant]
+            self.latest = self.store.latest_versions(labels)
+
+    def _walk(self) -> None:
+        """The loop for executors that finish a job inside ``submit`` (serial).
+
+        With nothing ever in flight, the ready queue visits nodes in topological
+        order, so the walk does exactly that without the queue's bookkeeping.
+        """
+        in_flight: dict[Future[Outcome], tuple[Node, str | None, dict[str, str] | None]] = {}
+        for node in self.order:
+            if self.decide(node, in_flight):
+                fut, (node, key, input_dvs) = in_flight.popitem()
+                try:
+                    out = fut.result()
+                except BaseException:
+                    self.report.statuses[node] = NodeStatus(node, "failed", key, None)
+                    raise
+                self.record(node, key, input_dvs, out)
+            self.drop_values(node)
+
+    def _loop(self) -> None:
         ready = deque(n for n in self.order if self.waiting[n] == 0)
         in_flight: dict[Future[Outcome], tuple[Node, str | None, dict[str, str] | None]] = {}
         error: BaseException | None = None
@@ -170,8 +254,6 @@ class _Run:
                 self.resolve(node, ready)
         if error is not None:
             raise error
-        self.report.values = {t: self.value_of(t) for t in self.order if t in self.targets}
-        return self.report
 
     def decide(self, node: Node, in_flight: dict[Future[Outcome], Any]) -> bool:
         """Settle ``node`` now (constant or hit) or submit it; True if submitted."""
@@ -185,10 +267,14 @@ class _Run:
             input_dvs = input_versions(node, self.dvs.__getitem__)
             key = cache_key(node, input_dvs)
             if node not in self.force:
-                record = self.store.lookup(key)
-                if record is not MISSING:
-                    self.dvs[node] = record.data_version
-                    self.report.statuses[node] = NodeStatus(node, "hit", key, record.data_version)
+                latest = self.latest.get(node.label)
+                if latest is not None and latest[0] == key:
+                    data_version: str | Missing = latest[1]
+                else:
+                    data_version = self.store.lookup_version(key)
+                if data_version is not MISSING:
+                    self.dvs[node] = data_version
+                    self.report.statuses[node] = NodeStatus(node, "hit", key, data_version)
                     return False
             if self.upstream_only and node not in self.targets:
                 from incgraph.errors import NotCachedError
@@ -204,15 +290,34 @@ class _Run:
     def record(
         self, node: Node, key: str | None, input_dvs: dict[str, str] | None, out: Outcome
     ) -> None:
-        """Store a computed result (blob, then index row) and remember its value for the run."""
+        """Queue a computed result for the store and remember its value for the run."""
         if node.cache and key is not None and input_dvs is not None:
             record = make_record(node, key, input_dvs, out.data_version, out.duration)
-            self.store.save(record, out.value)
+            if not self.pending:
+                self.pending_since = time.monotonic()
+            self.pending.append((record, out.value))
+            if (
+                len(self.pending) >= WRITE_CHUNK
+                or out.duration >= PROMPT_WRITE_SECONDS
+                or time.monotonic() - self.pending_since >= PROMPT_WRITE_SECONDS
+                or getattr(out.value, "nbytes", 0) >= PROMPT_WRITE_BYTES
+            ):
+                self.flush()
         self.dvs[node] = out.data_version
         self.values[node] = out.value
         self.report.statuses[node] = NodeStatus(
             node, "computed", key, out.data_version, out.duration
         )
+
+    def flush(self) -> None:
+        """Write queued results: their blobs, then their index rows in one transaction."""
+        if not self.pending:
+            return
+        items, self.pending = self.pending, []
+        try:
+            self.store.save_many(items)
+        except StoreError as exc:
+            _raise_naming_the_node(self.store, items, exc)
 
     def resolve(self, node: Node, ready: deque[Node]) -> None:
         """``node`` has a data version: release its dependents and drop values no one needs."""
@@ -220,11 +325,25 @@ class _Run:
             self.waiting[dep] -= 1
             if self.waiting[dep] == 0:
                 ready.append(dep)
-        for up in set(node.upstream()):
-            if up in self.readers:
-                self.readers[up] -= 1
-                if self.readers[up] == 0 and up not in self.targets:
-                    self.values.pop(up, None)
+        self.drop_values(node)
+
+    def drop_values(self, node: Node) -> None:
+        """``node`` is settled: its inputs' values may go if no one else in the run reads them."""
+        readers, values = self.readers, self.values
+        for up in self.ups[node]:
+            readers[up] -= 1
+            if readers[up] == 0 and up in values and up not in self.targets:
+                del values[up]
+
+
+def _raise_naming_the_node(store: Store, items: list[tuple[Record, Any]], exc: StoreError) -> None:
+    """Retry a failed batch write one result at a time, to say which node could not be stored."""
+    for record, value in items:
+        try:
+            store.save(record, value)
+        except StoreError as one:
+            raise type(one)(f"node {record.node} ({record.processor}): {one}") from one
+    raise exc
 
 
 def execute(

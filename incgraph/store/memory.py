@@ -45,6 +45,7 @@ class MemoryIndex:
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[int, Record]] = {}
+        self._by_node: dict[str, dict[str, None]] = {}  # node label -> its keys, in insertion order
         self._order = itertools.count()
         self._lock = threading.Lock()
 
@@ -59,6 +60,20 @@ class MemoryIndex:
         with self._lock:
             found = self._records.get(key)
         return MISSING if found is None else _copy(found[1])
+
+    def data_version_of(self, key: str) -> str | Missing:
+        """Just the data version under ``key``, or ``MISSING``."""
+        found = self._records.get(key)  # a dict read is atomic under the GIL
+        return MISSING if found is None else found[1].data_version
+
+    def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Node label -> (key, data version) of its latest record."""
+        found: dict[str, tuple[str, str]] = {}
+        for node in nodes:
+            latest = self.latest_for_node(node)
+            if latest is not MISSING:
+                found[node] = (latest.key, latest.data_version)
+        return found
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys``; absent keys are left out."""
@@ -75,14 +90,17 @@ class MemoryIndex:
         copies = [_copy(record) for record in records]
         with self._lock:
             for record in copies:
-                self._records.pop(record.key, None)  # a replaced record counts as inserted now
+                old = self._records.pop(record.key, None)  # a replaced record counts as new
+                if old is not None:
+                    self._by_node.get(old[1].node, {}).pop(record.key, None)
                 self._records[record.key] = (next(self._order), record)
+                self._by_node.setdefault(record.node, {})[record.key] = None
 
     def latest_for_node(self, node: str) -> Record | Missing:
         """The most recently created record of ``node`` (the later insert wins a tie)."""
         with self._lock:
-            mine = [(record.created, order, record) for order, record in self._records.values()]
-        mine = [entry for entry in mine if entry[2].node == node]
+            keys = list(self._by_node.get(node, ()))
+            mine = [(self._records[k][1].created, *self._records[k]) for k in keys]
         if not mine:
             return MISSING
         return _copy(max(mine, key=lambda entry: entry[:2])[2])
@@ -104,7 +122,9 @@ class MemoryIndex:
         """Remove the records under ``keys``; absent keys are ignored."""
         with self._lock:
             for key in keys:
-                self._records.pop(key, None)
+                old = self._records.pop(key, None)
+                if old is not None:
+                    self._by_node.get(old[1].node, {}).pop(key, None)
 
     def close(self) -> None:
         """Nothing to release; the records stay."""

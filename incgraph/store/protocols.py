@@ -74,6 +74,10 @@ class Index(Protocol):
         """The records found for ``keys`` (absent keys are left out)."""
         ...
 
+    def data_version_of(self, key: str) -> str | Missing:
+        """Just the data version stored under ``key``, or ``MISSING``: the cache-hit hot path."""
+        ...
+
     def put(self, record: Record) -> None:
         """Insert or replace the record under ``record.key``."""
         ...
@@ -84,6 +88,14 @@ class Index(Protocol):
 
     def latest_for_node(self, node: str) -> Record | Missing:
         """The most recently created record of ``node``, or ``MISSING``."""
+        ...
+
+    def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Node label -> (key, data version) of its latest record, for the labels that have one.
+
+        One bulk read that lets a rerun with nothing changed confirm its hits without a
+        query per node.
+        """
         ...
 
     def records(self) -> Iterator[Record]:

@@ -48,12 +48,18 @@ _FIELDS = (
     "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
 )
 _GET = f"SELECT {_FIELDS} FROM results WHERE key = ?"
+_GET_VERSION = "SELECT data_version FROM results WHERE key = ?"
 _PUT = (
     "INSERT OR REPLACE INTO results (key, data_version, node, processor, code_version, "
     "init_version, inputs, created, duration, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LATEST = (
     f"SELECT key, {_FIELDS} FROM results WHERE node = ? ORDER BY created DESC, rowid DESC LIMIT 1"
+)
+_LATEST_MANY = (
+    "SELECT n.value, r.key, r.data_version FROM json_each(?) AS n JOIN results AS r "
+    "ON r.rowid = (SELECT rowid FROM results WHERE node = n.value "
+    "ORDER BY created DESC, rowid DESC LIMIT 1)"
 )
 _PAGE = (
     f"SELECT rowid, key, {_FIELDS} FROM results WHERE (created, rowid) > (?, ?) "
@@ -156,6 +162,18 @@ class SqliteIndex:
             size,
         )
 
+    def data_version_of(self, key: str) -> str | Missing:
+        """Just the data version under ``key`` (no JSON, no Record): the cache-hit hot path."""
+        try:
+            cur = self.file._local.cursor
+        except AttributeError:
+            cur = self.file.cursor()
+        try:
+            row = cur.execute(_GET_VERSION, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return MISSING if row is None else str(row[0])
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys``; absent keys are left out."""
         unique = list(dict.fromkeys(keys))
@@ -193,6 +211,19 @@ class SqliteIndex:
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
         return MISSING if row is None else _record(row[0], row[1:])
+
+    def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Node label -> (key, data version) of its latest record (one query per 500 labels)."""
+        labels = list(dict.fromkeys(nodes))
+        found: dict[str, tuple[str, str]] = {}
+        conn = self.file.connection()
+        try:
+            for chunk in _chunks(labels, GET_CHUNK):
+                for node, key, dv in conn.execute(_LATEST_MANY, (json.dumps(chunk),)):
+                    found[node] = (key, dv)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return found
 
     def records(self, *, page: int = 1000) -> Iterator[Record]:
         """Every record in creation order, read ``page`` rows per query."""

@@ -113,6 +113,14 @@ class Store:
         """The record under the cache key ``key``, or ``MISSING``. Reads the index only."""
         return self.index.get(key)
 
+    def lookup_version(self, key: str) -> str | Missing:
+        """Just the data version under ``key``, or ``MISSING``: what a cache hit needs."""
+        return self.index.data_version_of(key)
+
+    def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Node label -> (key, data version) of each node's latest record, in bulk."""
+        return self.index.latest_versions(nodes)
+
     def lookup_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys`` (absent keys are left out)."""
         return self.index.get_many(keys)

@@ -141,6 +141,21 @@ class StoreContract:
         assert (found.node, found.processor, found.duration) == (rec.node, rec.processor, 0.125)
         assert (found.code_version, found.init_version) == (rec.code_version, rec.init_version)
 
+    def test_lookup_version_gives_just_the_data_version(self, store: Store) -> None:
+        """lookup_version returns the saved data version, or MISSING for an absent key."""
+        store.save(record(1, 2), "value")
+        assert store.lookup_version(dv(1)) == dv(2)
+        assert store.lookup_version(dv(3)) is MISSING
+
+    def test_latest_versions_gives_each_nodes_newest_key(self, store: Store) -> None:
+        """latest_versions maps each node label with records to its newest (key, data version)."""
+        store.save(record(1, 2, node="a", created=1.0), 1)
+        store.save(record(3, 4, node="a", created=2.0), 2)
+        store.save(record(5, 6, node="b", created=1.0), 3)
+        found = store.latest_versions(["a", "b", "missing", "a"])
+        assert found == {"a": (dv(3), dv(4)), "b": (dv(5), dv(6))}
+        assert store.latest_versions([]) == {}
+
     def test_save_fills_size_and_created(self, store: Store) -> None:
         """save returns the record with its blob size and a creation time filled in."""
         saved = store.save(record(1, 2), list(range(100)))
