@@ -7,7 +7,7 @@ this script's ``__main__``, which the processes executor sends to its workers
 with cloudpickle. One JSON line per measurement, with the speed-up over serial
 (and, for processes, the ratio to joblib), then a markdown table.
 
-    python benchmarks/bench_executors.py              # about 15 s on 2 cores
+    python benchmarks/bench_executors.py              # about 20 s on 2 cores
     python benchmarks/bench_executors.py --workers 4
 """
 
@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from incgraph.executors.threads import ThreadExecutor
 from incgraph.graph import ProcessGraph
 
 ITEMS = 64
+RUNNERS = ("serial", "threads", "processes", "joblib.Parallel")
 
 
 def burn(x: int, rounds: int) -> int:
@@ -58,6 +60,12 @@ def calibrate(target_seconds: float = 0.02) -> int:
         rounds *= 2
 
 
+def _warm_up() -> int:
+    import incgraph.run.jobs  # noqa: F401 - what a worker imports for its first job
+
+    return os.getpid()
+
+
 def run_batch(folder: Path, executor: object, rounds: int) -> float:
     graph = ProcessGraph(store=folder)
     x = graph.add_constant_node(0, "x")
@@ -81,20 +89,28 @@ def run_joblib(rounds: int, workers: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--repeat", type=int, default=3, help="runs per executor (median)")
     args = parser.parse_args()
     rounds = calibrate()
     folder = Path(tempfile.mkdtemp(prefix="bench-executors-"))
     processes = ProcessExecutor(max_workers=args.workers)
     threads = ThreadExecutor(max_workers=args.workers)
     try:
-        processes.submit(burn, 1, 1).result()  # start the workers outside the timing
-        run_joblib(1, args.workers)  # and joblib's
-        times = {
-            "serial": run_batch(folder / "serial", resolve_executor("serial"), rounds),
-            "threads": run_batch(folder / "threads", threads, rounds),
-            "processes": run_batch(folder / "processes", processes, rounds),
-            "joblib.Parallel": run_joblib(rounds, args.workers),
-        }
+        # Start the workers (and import incgraph in them) outside the timing, as for joblib.
+        for fut in [processes.submit(_warm_up) for _ in range(4 * args.workers)]:
+            fut.result()
+        run_joblib(1, args.workers)
+        samples: dict[str, list[float]] = {k: [] for k in RUNNERS}
+        for rep in range(args.repeat):  # interleaved, so background load hits all alike
+            for name in RUNNERS:
+                if name == "joblib.Parallel":
+                    samples[name].append(run_joblib(rounds, args.workers))
+                else:
+                    ex = {"serial": resolve_executor("serial"), "threads": threads}.get(
+                        name, processes
+                    )
+                    samples[name].append(run_batch(folder / f"{name}-{rep}", ex, rounds))
+        times = {name: statistics.median(values) for name, values in samples.items()}
     finally:
         processes.shutdown()
         threads.shutdown()
@@ -109,7 +125,8 @@ def main() -> None:
             "item_ms_serial": round(per_item_ms, 1),
             "workers": 1 if name == "serial" else args.workers,
             "cpus": os.cpu_count(),
-            "seconds": round(took, 3),
+            "seconds_median": round(took, 3),
+            "repeat": args.repeat,
             "speedup_vs_serial": round(times["serial"] / took, 2),
         }
         if name == "processes":
@@ -121,7 +138,10 @@ def main() -> None:
     print("| executor | workers | seconds | speed-up vs serial |")
     print("|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['executor']} | {r['workers']} | {r['seconds']} | {r['speedup_vs_serial']}x |")
+        print(
+            f"| {r['executor']} | {r['workers']} | {r['seconds_median']} | "
+            f"{r['speedup_vs_serial']}x |"
+        )
 
 
 if __name__ == "__main__":

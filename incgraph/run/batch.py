@@ -32,7 +32,8 @@ after its last reader's pass.
 
 Jobs. Misses are sent in jobs of several items. A job's size adapts to what
 the node costs: one item at first, then as many as fit in about
-:data:`TARGET_JOB_SECONDS` (at most an even share of what is left per worker),
+:data:`TARGET_JOB_SECONDS` (and at most half of an even share of what is left
+per worker, so jobs shrink toward the end of a pass and workers finish together),
 with up to two jobs per worker in flight. Slow items are thus committed one by
 one (little is lost if the batch is killed) and trivial ones go in a few big
 jobs (the round trip to a worker is paid rarely).
@@ -295,7 +296,7 @@ class _Sizer:
         self.count += len(durations)
 
     def next(self, remaining: int) -> int:
-        share = max(1, math.ceil(remaining / self.workers))
+        share = max(1, math.ceil(remaining / (2 * self.workers)))  # shrinks toward the end
         if self.count == 0:
             return 1
         per_item = max(self.seconds / self.count, 1e-7)
