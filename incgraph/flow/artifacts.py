@@ -12,11 +12,15 @@ attribute name to an *entry*, one of
 * ``("s", (entry, ...))`` - a shard: every element is its own blob, so an
   :class:`~incgraph.flow.accessor.Accessor` loads element ``i`` and nothing else.
 
-A ForEach layer's result is the tuple of its tasks' manifests, in task order
-(the *join*). Manifests are plain tuples, dicts and strings, so their data
-version is a cheap content hash: a task that recomputes to the same artifacts
-leaves its manifest's data version unchanged and everything downstream stays a
-hit (early cutoff).
+A ForEach layer's result is a :class:`Join`: its tasks' manifests in task
+order. A :class:`Manifest` (and a :class:`Join`) computes its *content hash*
+once, when it is made, from the entries' data versions (:func:`entry_key`),
+and hands it to :func:`~incgraph.hashing.data_version` through
+``__incgraph_hash__``: the engine, the constant nodes that carry a finished
+layer into later waves and the ForEach memo then hash a 32-character string
+instead of walking N entries again. A task that recomputes to the same
+artifacts has the same content hash, so everything downstream stays a hit
+(early cutoff).
 
 A value that cannot be content-hashed (a fitted model) gets a data version
 derived from what made it: the layer's code version, the data versions of its
@@ -29,8 +33,8 @@ records the node's index row every blob it names is stored (blob, then row).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, overload
 
 from incgraph import hashing
 from incgraph.errors import FlowDefinitionError, HashingError
@@ -41,6 +45,10 @@ __all__ = [
     "REF",
     "SHARD",
     "ArtifactWriter",
+    "Join",
+    "Manifest",
+    "Task",
+    "entry_key",
     "inline",
     "is_inline",
     "ref",
@@ -85,6 +93,139 @@ def is_inline(value: Any) -> bool:
     return cls in _INLINE_SCALARS or (cls in _INLINE_SIZED and len(value) <= INLINE_MAX)
 
 
+def entry_key(entry: tuple[str, Any]) -> str:
+    """A string that identifies an entry's content: its data version, tagged by kind.
+
+    Examples
+    --------
+    >>> entry_key(ref("ab" * 16))
+    'rabababababababababababababababab'
+    >>> entry_key(inline(1)) == entry_key(inline(1)) != entry_key(inline(1.0))
+    True
+    """
+    kind, payload = entry
+    if kind == REF:
+        return "r" + payload
+    if kind == INLINE:
+        # Inline values are small scalars; their type name and repr identify them
+        # exactly (float repr round-trips, -0.0 keeps its sign), without the
+        # general encoder. repr is truncated only in the sense that long strings
+        # are not inline at all.
+        return f"v{type(payload).__name__}:{payload!r}"
+    return "s" + hashing.combine("FlowShard", *[entry_key(e) for e in payload])
+
+
+class Manifest(dict[str, Any]):
+    """Attribute name -> entry, with its content hash computed once (``content``).
+
+    Examples
+    --------
+    >>> m = Manifest({"score": inline(0.9)})
+    >>> m["score"], m.content == Manifest({"score": inline(0.9)}).content
+    (('v', 0.9), True)
+    """
+
+    __slots__ = ("content",)
+
+    def __init__(self, entries: Mapping[str, Any] = {}, content: str | None = None) -> None:
+        super().__init__(entries)
+        if content is None:
+            parts = sorted(f"{name}={entry_key(e)}" for name, e in self.items())
+            content = hashing.combine("FlowManifest", *parts)
+        self.content = content
+
+    def __incgraph_hash__(self) -> object:
+        return self.content
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Manifest, (dict(self), self.content))
+
+
+class Join:
+    """A ForEach layer's result: its tasks' manifests in task order, with a content hash.
+
+    Examples
+    --------
+    >>> j = Join([Manifest({"foo": inline(1)}), Manifest({"foo": inline(2)})])
+    >>> len(j), j[1]["foo"]
+    (2, ('v', 2))
+    """
+
+    __slots__ = ("content", "manifests")
+
+    def __init__(self, manifests: Iterable[Manifest], content: str | None = None) -> None:
+        self.manifests = tuple(manifests)
+        if content is None:
+            content = hashing.combine("FlowJoin", *[m.content for m in self.manifests])
+        self.content = content
+
+    def __len__(self) -> int:
+        return len(self.manifests)
+
+    @overload
+    def __getitem__(self, i: int) -> Manifest: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Manifest, ...]: ...
+    def __getitem__(self, i: int | slice) -> Manifest | tuple[Manifest, ...]:
+        return self.manifests[i]
+
+    def __iter__(self) -> Iterator[Manifest]:
+        return iter(self.manifests)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Join) and other.content == self.content
+
+    def __hash__(self) -> int:
+        return hash(self.content)
+
+    def __incgraph_hash__(self) -> object:
+        return self.content
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Join, (self.manifests, self.content))
+
+    def __repr__(self) -> str:
+        return f"<Join of {len(self.manifests)} task(s)>"
+
+
+class Task:
+    """A ForEach task's own inputs, hashed once: its index and what it alone sees upstream.
+
+    Attributes
+    ----------
+    index : the task's flat position in the grid.
+    elements : upstream layer -> this task's elements of it (a partial manifest).
+    whole : upstream ForEach layer -> the task of it this one is aligned with.
+    """
+
+    __slots__ = ("content", "elements", "index", "whole")
+
+    def __init__(
+        self,
+        index: int,
+        elements: Mapping[str, Manifest],
+        whole: Mapping[str, Manifest],
+        content: str | None = None,
+    ) -> None:
+        self.index = index
+        self.elements = dict(elements)
+        self.whole = dict(whole)
+        if content is None:
+            parts = [f"{up}[]={m.content}" for up, m in self.elements.items()]
+            parts += [f"{up}={m.content}" for up, m in self.whole.items()]
+            content = hashing.combine("FlowTask", str(index), *sorted(parts))
+        self.content = content
+
+    def __incgraph_hash__(self) -> object:
+        return self.content
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Task, (self.index, self.elements, self.whole, self.content))
+
+    def __repr__(self) -> str:
+        return f"<Task {self.index}>"
+
+
 class ArtifactWriter:
     """Turns a layer's attributes into a manifest, handing blobs to ``put``.
 
@@ -104,7 +245,7 @@ class ArtifactWriter:
         self._identity = identity
         self._where = where
 
-    def manifest(self, values: dict[str, Any], shards: dict[str, list[Any]]) -> dict[str, Any]:
+    def manifest(self, values: dict[str, Any], shards: dict[str, list[Any]]) -> Manifest:
         """The manifest of a finished layer: plain attributes and shards by name."""
         both = values.keys() & shards.keys()
         if both:
@@ -116,7 +257,7 @@ class ArtifactWriter:
         out: dict[str, Any] = {name: self.entry(name, v) for name, v in values.items()}
         for name, elements in shards.items():
             out[name] = shard(self._stored(f"{name}[{i}]", e) for i, e in enumerate(elements))
-        return out
+        return Manifest(out)
 
     def entry(self, name: str, value: Any) -> tuple[str, Any]:
         """The entry of one attribute: inline if small, else a blob."""

@@ -140,7 +140,9 @@ def _annotation_layer(
             f"{where} has no annotation; annotate it with the upstream layer it reads, "
             f"e.g. `{p.name}: SomeLayer`"
         )
-    if isinstance(ann, str):
+    for _ in range(3):  # "'First'" under `from __future__ import annotations` is two levels
+        if not isinstance(ann, str):
+            break
         ann = _evaluate(where, layer, ann, classes)
     ann = _unwrap(ann)
     if isinstance(ann, type) and issubclass(ann, Layer):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, overload
 
@@ -153,6 +154,10 @@ class Flow:
         if self._store is None:
             loc = self._store_location
             self._store = memory_store() if loc == ":memory:" else open_store(loc)
+            if not isinstance(loc, Store):
+                # The store is ours: close it when the flow is dropped (executions
+                # reading it later reopen it on use).
+                weakref.finalize(self, self._store.close)
         return self._store
 
     def __call__(self, *, executor: Executor | str | None = None, **params: Any) -> Execution:

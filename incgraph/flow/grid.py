@@ -11,47 +11,84 @@ the upstream result says how many points it contributes:
 * anything else is passed whole to every task.
 
 A task's inputs then name exactly what it sees, which is what makes its cache
-key precise: ``"<Layer>[]"`` maps each fanned-out attribute to the task's own
-element entry (changing element 3 changes task 3's key only); ``"<Layer>"``
-is either the upstream task's manifest (aligned ForEach) or, shared by all
-tasks, the upstream result *without* the fanned-out attributes (see
-:func:`without`), so that a task's key does not depend on elements it does
-not see; and ``"index"`` is the task's flat position.
+key precise. Its own input ``"task"`` (a :class:`~incgraph.flow.artifacts.Task`)
+holds its flat index, its element entry of each fanned-out attribute
+(changing element 3 changes task 3's key only) and, for an aligned ForEach,
+the upstream task's manifest. Each other upstream layer is one input shared by
+all tasks: its result *without* the fanned-out attributes (see
+:func:`without`), so a task's key does not depend on elements it does not see.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from incgraph import hashing
 from incgraph.errors import ArtifactNotFoundError, FlowError
-from incgraph.flow.artifacts import SHARD
+from incgraph.flow.artifacts import SHARD, Join, Manifest, Task, entry_key
 from incgraph.flow.definition import LayerPlan
 from incgraph.flow.foreach import Parameter, grid_points
-from incgraph.flow.processors import ELEMENTS_SUFFIX, INDEX_INPUT
 
 __all__ = ["Grid", "expand", "without"]
 
-Result = dict[str, Any] | tuple[dict[str, Any], ...]
+Result = Manifest | Join
+
+
+# A contribution to one task: (upstream layer, attribute or None for "the whole manifest", entry).
+Contribution = tuple[str, str | None, Any]
 
 
 @dataclass
 class Grid:
-    """A ForEach layer's tasks, ready to become nodes.
+    """A ForEach layer's grid: its dimensions, before (or without) expanding the tasks.
 
     Attributes
     ----------
-    tasks : per task, its inputs that differ between tasks (inline constants).
+    dims : per dimension, per coordinate, what a task at that coordinate receives.
+    constant : what every task receives (a ForEach task's unsharded attribute).
     stripped : upstream layer -> attributes to leave out of the shared input.
     whole : upstream ForEach layers whose task ``i`` each task gets whole (aligned).
-    sizes : the size of each grid dimension (for messages and rendering).
     """
 
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    dims: list[list[list[Contribution]]] = field(default_factory=list)
+    constant: list[Contribution] = field(default_factory=list)
     stripped: dict[str, frozenset[str]] = field(default_factory=dict)
     whole: frozenset[str] = frozenset()
-    sizes: list[int] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[int]:
+        """The size of each dimension."""
+        return [len(d) for d in self.dims]
+
+    def __len__(self) -> int:
+        return math.prod(self.sizes)
+
+    def signature(self) -> str:
+        """A hash of everything the tasks receive, in O(sum of the dimension sizes).
+
+        The tasks are a fixed function of the dimensions, so hashing the
+        dimensions pins down every task's inputs without expanding the grid.
+        """
+        parts = ["|".join(_key(c) for c in self.constant)]
+        for dim in self.dims:
+            parts.append(str(len(dim)))
+            parts.extend("|".join(_key(c) for c in cell) for cell in dim)
+        return hashing.combine("FlowGrid", *parts)
+
+    def tasks(self) -> list[Task]:
+        """Each task's own inputs, in flat order (the first dimension varies fastest)."""
+        dims, constant = self.dims, self.constant
+        return [_task(i, pt, dims, constant) for i, pt in enumerate(grid_points(self.sizes))]
+
+
+def _key(c: Contribution) -> str:
+    up, attr, entry = c
+    if attr is None:
+        return f"{up}={entry.content}"
+    return f"{up}.{attr}={entry_key(entry)}"
 
 
 def without(result: Result, attributes: frozenset[str]) -> Result:
@@ -59,18 +96,15 @@ def without(result: Result, attributes: frozenset[str]) -> Result:
 
     Examples
     --------
-    >>> without({"foo": 1, "bar": 2}, frozenset({"foo"}))
-    {'bar': 2}
-    >>> without(({"foo": 1}, {"foo": 2, "x": 3}), frozenset({"foo"}))
-    ({}, {'x': 3})
+    >>> from incgraph.flow.artifacts import inline
+    >>> without(Manifest({"foo": inline(1), "bar": inline(2)}), frozenset({"foo"}))
+    {'bar': ('v', 2)}
+    >>> without(Join([Manifest({"foo": inline(1)})]), frozenset({"foo"}))[0]
+    {}
     """
-    if isinstance(result, dict):
-        return {k: v for k, v in result.items() if k not in attributes}
-    return tuple({k: v for k, v in m.items() if k not in attributes} for m in result)
-
-
-# A contribution to one task: (upstream layer, attribute or None for "the whole manifest", entry).
-Contribution = tuple[str, str | None, Any]
+    if isinstance(result, Manifest):
+        return Manifest({k: v for k, v in result.items() if k not in attributes})
+    return Join(Manifest({k: v for k, v in m.items() if k not in attributes}) for m in result)
 
 
 def expand(lp: LayerPlan, results: Mapping[str, Result], foreach: Mapping[str, bool]) -> Grid:
@@ -102,9 +136,7 @@ def expand(lp: LayerPlan, results: Mapping[str, Result], foreach: Mapping[str, b
             _check_same_length(lp, aligned_from, p, len(aligned), len(points))
             for cell, c in zip(aligned, points, strict=True):
                 cell.append(c)
-    sizes = [len(d) for d in dims]
-    tasks = [_task_inputs(i, point, dims, constant) for i, point in enumerate(grid_points(sizes))]
-    return Grid(tasks, {k: frozenset(v) for k, v in stripped.items()}, frozenset(whole), sizes)
+    return Grid(dims, constant, {k: frozenset(v) for k, v in stripped.items()}, frozenset(whole))
 
 
 def _points(
@@ -118,12 +150,12 @@ def _points(
     up, attr = p.layer_name, p.attribute
     if is_foreach:
         manifests = result
-        assert isinstance(manifests, tuple)
+        assert isinstance(manifests, Join)
         if p.aligned:
             return [(up, None, m) for m in manifests], None
-        manifest = _task(lp, p, manifests)
+        manifest = _indexed(lp, p, manifests)
     else:
-        assert isinstance(result, dict)
+        assert isinstance(result, Manifest)
         manifest = result
     entry = manifest.get(attr)
     if entry is None:
@@ -140,7 +172,7 @@ def _points(
     return None, None
 
 
-def _task(lp: LayerPlan, p: Parameter, manifests: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+def _indexed(lp: LayerPlan, p: Parameter, manifests: Join) -> Manifest:
     n = len(manifests)
     assert p.index is not None
     if not -n <= p.index < n:
@@ -164,28 +196,21 @@ def _check_same_length(
         )
 
 
-def _task_inputs(
+def _task(
     index: int,
     point: tuple[int, ...],
     dims: list[list[list[Contribution]]],
     constant: list[Contribution],
-) -> dict[str, Any]:
-    inputs: dict[str, Any] = {INDEX_INPUT: index}
+) -> Task:
+    elements: dict[str, dict[str, Any]] = {}
+    whole: dict[str, Manifest] = {}
     for d, coord in enumerate(point):
         for up, attr, entry in dims[d][coord]:
-            _put(inputs, up, attr, entry)
+            if attr is None:
+                whole[up] = entry
+            else:
+                elements.setdefault(up, {})[attr] = entry
     for up, attr, entry in constant:
-        _put(inputs, up, attr, entry)
-    return inputs
-
-
-def _put(inputs: dict[str, Any], up: str, attr: str | None, entry: Any) -> None:
-    if attr is None:
-        inputs[up] = entry
-    else:
-        key = up + ELEMENTS_SUFFIX
-        elements = inputs.get(key)
-        if elements is None:
-            inputs[key] = {attr: entry}
-        else:
-            elements[attr] = entry
+        assert attr is not None
+        elements.setdefault(up, {})[attr] = entry
+    return Task(index, {up: Manifest(e) for up, e in elements.items()}, whole)

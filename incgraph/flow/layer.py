@@ -22,7 +22,7 @@ upstream layer work on what it produced (``upstream.summary()``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -99,13 +99,13 @@ class _Running:
 class _View:
     """State of an upstream layer as a downstream reader sees it.
 
-    ``base`` is a manifest (dict) or a ForEach join (tuple of manifests);
+    ``base`` is a manifest (a dict) or a ForEach join (a sequence of manifests);
     ``overrides`` are a ForEach task's own elements, which win over ``base``.
     """
 
     name: str
     reader: str
-    base: dict[str, Any] | tuple[dict[str, Any], ...]
+    base: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     overrides: dict[str, Any]
     load: Loader
     index: int
@@ -229,7 +229,7 @@ def _check_artifact_name(where: str, name: str) -> None:
 
 def _artifact_names(state: _View) -> list[str]:
     base = state.base
-    if isinstance(base, dict):
+    if isinstance(base, Mapping):
         names = set(base)
     else:
         names = set(base[0]) if base else set()
@@ -242,7 +242,7 @@ def _read(state: _View, name: str) -> Any:
     if entry is not None:
         return resolve(entry, state.load, where)
     base = state.base
-    if isinstance(base, dict):
+    if isinstance(base, Mapping):
         entry = base.get(name)
         if entry is None:
             raise _not_found(state, name, sorted(base))
@@ -285,7 +285,7 @@ def bind_view(
     layer_cls: type[Layer],
     *,
     reader: str,
-    base: dict[str, Any] | tuple[dict[str, Any], ...],
+    base: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     load: Loader,
     overrides: dict[str, Any] | None = None,
     index: int = 0,

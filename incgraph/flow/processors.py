@@ -32,16 +32,22 @@ from typing import Any, ClassVar
 from incgraph import hashing
 from incgraph.core.processor import Processor
 from incgraph.errors import FlowError
-from incgraph.flow.artifacts import ArtifactWriter
+from incgraph.flow.artifacts import ArtifactWriter, Join, Manifest, Task
 from incgraph.flow.definition import LayerPlan
 from incgraph.flow.layer import FlowParams, Layer, bind_view, finished_artifacts, start_running
 
-__all__ = ["PARAMS_INPUT", "FlowContext", "ForEachJoin", "LayerProcessor", "layer_processor"]
+__all__ = [
+    "PARAMS_INPUT",
+    "TASK_INPUT",
+    "FlowContext",
+    "ForEachJoin",
+    "LayerProcessor",
+    "layer_processor",
+]
 
 PARAMS_INPUT = "params"
-INDEX_INPUT = "index"
-ELEMENTS_SUFFIX = "[]"
-"""Input ``"<Layer>[]"`` of a ForEach task: the task's own elements of that layer."""
+TASK_INPUT = "task"
+"""Input of a ForEach task holding its own index and elements (a ``Task``)."""
 
 
 class FlowContext:
@@ -103,23 +109,31 @@ class LayerProcessor(Processor):
     layer_plan: ClassVar[LayerPlan]
     classes: ClassVar[dict[str, type[Layer]]]
 
-    def process(self, **inputs: Any) -> dict[str, Any]:
+    def process(self, **inputs: Any) -> Manifest:
         """Run the layer on its inputs; return its manifest (see :mod:`incgraph.flow.artifacts`)."""
         lp = self.layer_plan
         ctx: FlowContext = inputs[PARAMS_INPUT]
-        index = inputs.get(INDEX_INPUT)
-        where = lp.name if index is None else f"{lp.name}[{index}]"
+        task: Task | None = inputs.get(TASK_INPUT)
+        if task is None:
+            index, where, elements, whole = 0, lp.name, {}, {}
+        else:
+            index, where, elements, whole = (
+                task.index,
+                f"{lp.name}[{task.index}]",
+                task.elements,
+                task.whole,
+            )
         views = {
             arg: bind_view(
                 self.classes[up],
                 reader=where,
-                base=inputs[up],
+                base=whole[up] if up in whole else inputs[up],
                 load=ctx.load,
-                overrides=inputs.get(up + ELEMENTS_SUFFIX),
+                overrides=elements.get(up),
             )
             for arg, up in lp.call_args
         }
-        inst = start_running(lp.layer, where, index or 0, ctx.params)
+        inst = start_running(lp.layer, where, index, ctx.params)
         inst(**views)
         values, shards = finished_artifacts(inst)
         writer = ArtifactWriter(ctx.put, lambda: self._identity(inputs), where)
@@ -149,6 +163,6 @@ class ForEachJoin(Processor):
 
     __signature__ = inspect.Signature()
 
-    def process(self, **tasks: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-        """The tuple of task manifests, ordered by task index."""
-        return tuple(tasks[f"t{i}"] for i in range(len(tasks)))
+    def process(self, **tasks: Manifest) -> Join:
+        """The task manifests, ordered by task index."""
+        return Join([tasks[f"t{i}"] for i in range(len(tasks))])

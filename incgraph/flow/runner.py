@@ -14,8 +14,8 @@ the graph cannot be built up front. The runner compiles in *waves*:
 2. Run the wave's exit nodes with one ``run_upto`` call: the engine orders
    them once, runs independent layers and tasks in parallel on the executor,
    and decides hits and early cutoff as for any graph.
-3. Record each finished layer's result (its manifest, or the tuple of task
-   manifests). Later waves bind it through a constant node holding that
+3. Record each finished layer's result (its manifest, or the join of its
+   task manifests). Later waves bind it through a constant node holding that
    value: a constant's data version is the content hash of the value, equal
    to the data version the engine recorded for the node, so every cache key
    is the same as if the node itself were bound, and nothing finished is
@@ -50,6 +50,7 @@ from incgraph.flow.grid import Grid, expand, without
 from incgraph.flow.layer import Layer
 from incgraph.flow.processors import (
     PARAMS_INPUT,
+    TASK_INPUT,
     FlowContext,
     ForEachJoin,
     LayerProcessor,
@@ -205,13 +206,13 @@ class FlowRun:
         memo_key, memo = self._memo(lp, proc, grid, shared)
         hit = self.buffer.lookup(memo_key)
         if hit is not MISSING:
-            self._memo_hit(lp, hit, len(grid.tasks))
+            self._memo_hit(lp, hit, len(grid))
             return
         version = self._version(lp)
         add = self.graph.add_node
         tasks = [
-            add(f"{lp.name}[{i}]", proc, {**shared, **own}, version=version)
-            for i, own in enumerate(grid.tasks)
+            add(f"{lp.name}[{task.index}]", proc, {**shared, TASK_INPUT: task}, version=version)
+            for task in grid.tasks()
         ]
         join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
         self._live[lp.name] = join
@@ -236,7 +237,7 @@ class FlowRun:
         self, lp: LayerPlan, proc: type[LayerProcessor], grid: Grid, shared: dict[str, Node]
     ) -> tuple[str, Record]:
         inputs = {name: node.data_version_of_constant() for name, node in shared.items()}
-        inputs["grid"] = hashing.data_version(grid.tasks)
+        inputs["grid"] = grid.signature()
         code = hashing.code_version(proc, (getattr(proc, "version", None), self._version(lp)))
         join_code = hashing.code_version(ForEachJoin)
         key = hashing.node_key(code, join_code, inputs)

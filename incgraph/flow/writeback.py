@@ -16,7 +16,14 @@ saved results and artifact blobs in memory and commits them in one batch
 The write order the store promises is kept: artifact blobs first, then the
 results' blobs, then their index rows, all from one flush. Reads see pending
 items (a lookup finds a pending record, a load finds a pending blob), so
-nothing is ever both saved and missing. A process killed before a flush
+nothing is ever both saved and missing.
+
+Small blobs written by the run stay readable from memory after their flush
+(up to :data:`RECENT_BYTES` in all, each at most :data:`RECENT_ITEM_BYTES`
+encoded): a ForEach task reading the shard element its upstream layer wrote
+a moment ago does not pay an SQLite read for it. Values handed out this way
+are the objects that were saved, as values passed between nodes in one run
+already are: treat what a layer reads as read-only. A process killed before a flush
 loses at most the pending results, which the next run recomputes; a
 half-written result is never served.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -32,13 +40,19 @@ from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.protocols import Record
 
-__all__ = ["MAX_DELAY", "MAX_PENDING", "WriteBackStore"]
+__all__ = ["MAX_DELAY", "MAX_PENDING", "RECENT_BYTES", "RECENT_ITEM_BYTES", "WriteBackStore"]
 
 MAX_PENDING: Final = 1024
 """Flush once this many results and blobs are waiting."""
 
 MAX_DELAY: Final = 0.2
 """Flush when this many seconds have passed since the last flush."""
+
+RECENT_BYTES: Final = 64 << 20
+"""Encoded bytes of recently written blobs kept readable from memory."""
+
+RECENT_ITEM_BYTES: Final = 64 << 10
+"""Larger blobs are not kept in memory after they are written."""
 
 
 class WriteBackStore(Store):
@@ -68,6 +82,8 @@ class WriteBackStore(Store):
         self._lock = threading.Lock()
         self._blobs: dict[str, Any] = {}
         self._records: dict[str, Record] = {}
+        self._recent: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._recent_bytes = 0
         self._last_flush = time.monotonic()
 
     def lookup(self, key: str) -> Record | Missing:
@@ -90,7 +106,10 @@ class WriteBackStore(Store):
             else record_or_data_version
         )
         value = self._blobs.get(dv, MISSING)
-        return self.inner.load(dv) if value is MISSING else value
+        if value is not MISSING:
+            return value
+        recent = self._recent.get(dv)
+        return self.inner.load(dv) if recent is None else recent[0]
 
     def save_many(self, items: Iterable[tuple[Record, Any]]) -> list[Record]:
         """Queue results; they are committed at the next flush."""
@@ -130,15 +149,29 @@ class WriteBackStore(Store):
         if artifacts:
             put_many = getattr(self.inner.blobs, "put_many", None)
             if put_many is not None:
-                put_many(artifacts)
+                sizes = list(put_many(artifacts))
             else:
-                for dv, v in artifacts:
-                    self.inner.blobs.put(dv, v)
+                sizes = [self.inner.blobs.put(dv, v) for dv, v in artifacts]
+            self._remember(artifacts, sizes)
         if records:
-            self.inner.save_many([(r, self._blobs[r.data_version]) for r in records])
+            saved = self.inner.save_many([(r, self._blobs[r.data_version]) for r in records])
+            self._remember(
+                [(r.data_version, self._blobs[r.data_version]) for r in saved],
+                [r.size for r in saved],
+            )
         # Dropped only now: until committed, readers find them here.
         self._records = {}
         self._blobs = {}
+
+    def _remember(self, items: list[tuple[str, Any]], sizes: list[int]) -> None:
+        recent = self._recent
+        for (dv, value), size in zip(items, sizes, strict=True):
+            if 0 < size <= RECENT_ITEM_BYTES and dv not in recent:
+                recent[dv] = (value, size)
+                self._recent_bytes += size
+        while self._recent_bytes > RECENT_BYTES:
+            _, (_, size) = recent.popitem(last=False)
+            self._recent_bytes -= size
 
     def close(self) -> None:
         """Flush; the inner store stays open (it belongs to the caller)."""
