@@ -145,7 +145,7 @@ class Execution:
         self.counts_of_source[q].items_out += 1
         return self.channels[q].put_item(item, limit)
 
-    def record(self, entries: list[tuple[Any, Any]]) -> bool:
+    def record(self, entries: list[tuple[Any, ...]]) -> bool:
         """Hand computed results to the recorder; ``False`` if the run was aborted."""
         return self.saves.put(Chunk(entries))
 

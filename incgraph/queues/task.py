@@ -70,7 +70,7 @@ class Task:
         if not callable(fn):
             raise PipelineError(f"task: {fn!r} is not callable; pass a function of one item")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = str(name or getattr(fn, "__name__", type(fn).__name__))
         self.max_workers = _check_workers(self.name, max_workers)
         self.backend = _check_backend(self.name, backend)
         self.cache = bool(cache)
