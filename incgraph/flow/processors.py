@@ -92,10 +92,17 @@ class FlowContext:
             self.store.blobs.put(data_version, value)
 
 
-def _reopened_context(params: dict[str, Any], path: str) -> FlowContext:
-    from incgraph.store import open_store
+_OPENED: dict[str, Any] = {}
+"""Stores reopened in this (worker) process, by folder: one per folder, not one per job."""
 
-    return FlowContext(params, open_store(path))
+
+def _reopened_context(params: dict[str, Any], path: str) -> FlowContext:
+    store = _OPENED.get(path)
+    if store is None:
+        from incgraph.store import open_store
+
+        store = _OPENED[path] = open_store(path)
+    return FlowContext(params, store)
 
 
 class LayerProcessor(Processor):

@@ -130,7 +130,7 @@ class WriteBackStore(Store):
             self._maybe_flush()
 
     def _maybe_flush(self) -> None:
-        waiting = len(self._blobs) + len(self._records)
+        waiting = len(self._blobs)  # every pending record has its blob here too
         if waiting >= MAX_PENDING or time.monotonic() - self._last_flush >= MAX_DELAY:
             self._flush_locked()
 

@@ -1,0 +1,103 @@
+"""The write-back buffer a flow run writes through: reads see pending writes, flush keeps order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from incgraph.flow import writeback
+from incgraph.flow.writeback import WriteBackStore
+from incgraph.sentinels import MISSING
+from incgraph.store import MemoryBlobStore, MemoryIndex, Store, memory_store, open_store
+from incgraph.store.protocols import Record
+
+
+def record(key: str, dv: str) -> Record:
+    return Record(key, dv, node="n", processor="p", code_version="c", init_version="i")
+
+
+DV1, DV2, DV3 = "1" * 32, "2" * 32, "3" * 32
+
+
+def test_pending_writes_are_visible_then_committed(tmp_path: Path) -> None:
+    """Before a flush lookups and loads see pending items; after it the inner store has them."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    buffer.save(record("k1", DV1), {"a": 1})
+    buffer.put_blob(DV2, [1, 2, 3])
+    assert buffer.lookup("k1") is not MISSING
+    assert buffer.load(DV1) == {"a": 1}
+    assert buffer.load(DV2) == [1, 2, 3]
+    assert set(buffer.lookup_many(["k1", "k2"])) == {"k1"}
+    assert inner.lookup("k1") is MISSING
+    buffer.flush()
+    assert inner.lookup("k1").data_version == DV1
+    assert inner.load(DV2) == [1, 2, 3]
+
+
+class Recording:
+    """Wraps a blob store or an index, logging the writes that reach it."""
+
+    def __init__(self, inner: Any, events: list[str]) -> None:
+        self.inner, self.events = inner, events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(self, dv: str, value: Any) -> int:
+        self.events.append(f"blob {dv[0]}")
+        return int(self.inner.put(dv, value))
+
+    def put_many(self, items: Any) -> list[Any]:
+        items = list(items)
+        if items and isinstance(items[0], Record):
+            self.events += [f"row {r.key}" for r in items]
+            self.inner.put_many(items)
+            return []
+        return [self.put(dv, v) for dv, v in items]
+
+
+def test_flush_writes_blobs_before_rows() -> None:
+    """A flush commits artifact blobs, then result blobs, then index rows."""
+    events: list[str] = []
+    inner = Store(Recording(MemoryIndex(), events), Recording(MemoryBlobStore(), events))
+    buffer = WriteBackStore(inner)
+    buffer.put_blob(DV2, "artifact")
+    buffer.save(record("k1", DV1), "result")
+    buffer.flush()
+    assert events == ["blob 2", "blob 1", "row k1"]
+
+
+def test_flushes_when_enough_is_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pending items are committed once MAX_PENDING of them wait."""
+    monkeypatch.setattr(writeback, "MAX_PENDING", 3)
+    monkeypatch.setattr(writeback, "MAX_DELAY", 1e9)
+    inner = memory_store()
+    buffer = WriteBackStore(inner)
+    buffer.save(record("k1", DV1), 1)
+    buffer.put_blob(DV2, 2)
+    assert inner.lookup("k1") is MISSING
+    buffer.put_blob(DV3, 3)
+    assert inner.lookup("k1") is not MISSING
+
+
+def test_recently_written_blobs_are_served_from_memory(tmp_path: Path) -> None:
+    """After a flush, small blobs written by this buffer load without reading the store."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    value = list(range(10))
+    buffer.put_blob(DV1, value)
+    buffer.flush()
+    inner.blobs.delete(DV1)  # only the buffer's memory still has it
+    assert buffer.load(DV1) is value
+
+
+def test_close_flushes_and_leaves_the_inner_store_open(tmp_path: Path) -> None:
+    """close() commits what is pending; the inner store stays usable."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    buffer.save(record("k1", DV1), "x")
+    buffer.close()
+    assert inner.load(inner.lookup("k1")) == "x"
