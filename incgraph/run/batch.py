@@ -57,7 +57,7 @@ from itertools import islice
 from typing import Any
 
 from incgraph.core.graph import Node
-from incgraph.errors import ConfigurationError, NodeError
+from incgraph.errors import ConfigurationError, NodeError, StoreCorruptError
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
 from incgraph.run.engine import NodeStatus, RunReport
@@ -296,7 +296,10 @@ class _Sizer:
         self.count += len(durations)
 
     def next(self, remaining: int) -> int:
-        share = max(1, math.ceil(remaining / (2 * self.workers)))  # shrinks toward the end
+        if self.workers == 1:  # nothing to balance: the fewer jobs (and commits), the better
+            share = remaining
+        else:  # shrinks toward the end of the pass, so workers finish together
+            share = max(1, math.ceil(remaining / (2 * self.workers)))
         if self.count == 0:
             return 1
         per_item = max(self.seconds / self.count, 1e-7)
@@ -510,10 +513,20 @@ class _Batch:
                 if kept is not None and local in kept:
                     values[name] = kept[local]
                 else:
-                    dv = table.dvs[src][local]
-                    assert dv is not None
-                    values[name] = self.store.load(dv)
+                    values[name] = self.load(node, name, src, table.dvs[src][local])
         return values
+
+    def load(self, node: Node, name: str, src: Node, data_version: str | None) -> Any:
+        """The stored value of ``src`` for an item, or an error that says what to do."""
+        assert data_version is not None
+        try:
+            return self.store.load(data_version)
+        except (KeyError, StoreCorruptError) as exc:
+            raise StoreCorruptError(
+                f"{node.describe()}: input {name!r} needs the stored result of "
+                f"{src.describe()} for this item, which could not be read ({exc!r}); the "
+                "store dropped its index rows, so running the batch again recomputes it"
+            ) from exc
 
     def compute(self, node: Node, table: _Table, misses: list[_Row]) -> None:
         """Submit the misses in jobs, and settle each job as it finishes."""

@@ -52,6 +52,7 @@ from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
+from incgraph.sentinels import MISSING
 
 __all__ = [
     "BatchEntry",
@@ -165,7 +166,25 @@ class _Spec:
 def _spec_of_node(node: Node) -> _Spec:
     sig = node.signature
     assert sig is not None
-    return _Spec(node.label, node.describe(), sig.params, sig.returns, node.cache)
+    return _Spec(node.label, node.describe(), _inputs_to_check(node), sig.returns, node.cache)
+
+
+def _inputs_to_check(node: Node) -> dict[str, Any]:
+    """The annotations a value handed to ``node`` must still be checked against at run time.
+
+    An input fed by a node whose ``process`` declares exactly the annotation this
+    input expects needs no second look: that result was checked against it when
+    it was computed. Everything else (constants, unannotated or different
+    upstream annotations) is checked.
+    """
+    sig = node.signature
+    assert sig is not None
+    params = dict(sig.params)
+    for name, src in node.bindings.items():
+        produced = src.signature.returns if isinstance(src, Node) and src.signature else MISSING
+        if name in params and produced == params[name]:
+            del params[name]
+    return params
 
 
 def _spec_of_job(job: WorkerJob) -> _Spec:

@@ -331,3 +331,20 @@ def test_batch_equals_running_each_item_alone(items: list[str], strategy: str) -
         text.set_value(item)
         assert g.run_upto(n["join"]) == f"{item.upper()}:{len(item) ** 2}"
         assert g.last_run.computed == []
+
+
+def test_an_unreadable_upstream_result_fails_the_item_and_the_rerun_recomputes(
+    tmp_path: Path,
+) -> None:
+    """A lost upstream blob fails only the items that need it; the next batch recomputes it."""
+    g, _, n = docs_graph(tmp_path / "store")
+    g.process_batch(["ab", "cde"], [n["parse"]])
+    victim = next(r for r in g.store.index.records() if g.store.load(r) == 3)
+    g.store.blobs.delete(victim.data_version)
+    stats = g.process_batch(["ab", "cde"], [n["square"]])
+    (failure,) = stats.failures
+    assert failure.index == 1 and failure.node is n["square"]
+    assert "running the batch again recomputes it" in str(failure.exception)
+    CALLS.clear()
+    stats = g.process_batch(["ab", "cde"], [n["square"]])
+    assert stats.completed == [0, 1] and CALLS == ["Parse cde", "Square 3"]
