@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from incgraph.core.graph import Graph, Node
+from incgraph.core.graph import Graph, Node, new_run_epoch
 from incgraph.core.plan import Plan, plan
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.engine import RunReport, execute
@@ -163,6 +163,7 @@ class ProcessGraph(Graph):
         upstream_only: bool = False,
     ) -> RunReport:
         order = self.topological_sort(targets)
+        new_run_epoch()
         ex = self.executor if executor is None else resolve_executor(executor)
         try:
             report = execute(
@@ -201,6 +202,7 @@ class ProcessGraph(Graph):
         """
         targets = self._targets(node)
         order = self.topological_sort(targets)
+        new_run_epoch()
         forced = frozenset(targets) if force else frozenset()
         store = self.store
         return plan(order, store.lookup, store.latest_for_node, forced)

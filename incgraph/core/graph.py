@@ -47,9 +47,18 @@ from incgraph.sentinels import MISSING, Missing
 __all__ = ["Graph", "Node"]
 
 
-# (processor class, declared versions) -> code version. Classes are compared by identity,
-# so a class redefined in a notebook is a new entry; entries live as long as the process.
+# (processor class, declared versions) -> code version, for the current run epoch. A code
+# version follows helpers and constants by identity, so a notebook cell that redefines a
+# helper must be seen by the next run: the memo is cleared by new_run_epoch(), which every
+# run calls. Within a run, each processor class is fingerprinted once, however many nodes.
 _CODE_VERSIONS: dict[Any, str] = {}
+_EPOCH = [0]
+
+
+def new_run_epoch() -> None:
+    """Forget memoized code versions: the next run fingerprints each processor class again."""
+    _EPOCH[0] += 1
+    _CODE_VERSIONS.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,6 +92,7 @@ class Node:
     """
 
     __slots__ = (
+        "_code_epoch",
         "_code_version",
         "_fixed_dvs",
         "_init_version",
@@ -130,6 +140,7 @@ class Node:
         self._value: Any = MISSING
         self._value_dv: str | Missing = MISSING
         self._code_version: str | Missing = MISSING
+        self._code_epoch = -1
         self._init_version: str | Missing = MISSING
         self._fixed_dvs: dict[str, str] | Missing = MISSING
         self._instance: Any = MISSING
@@ -225,7 +236,7 @@ class Node:
 
     def code_version(self) -> str:
         """Fingerprint of the processor's code, its ``version`` and this node's ``version``."""
-        if self._code_version is MISSING:
+        if self._code_version is MISSING or self._code_epoch != _EPOCH[0]:
             assert self.processor is not None
             declared = (getattr(self.processor, "version", None), self.version)
             try:
@@ -238,6 +249,7 @@ class Node:
                 if memo_key is not None:
                     _CODE_VERSIONS[memo_key] = cached
             self._code_version = cached
+            self._code_epoch = _EPOCH[0]
         return self._code_version
 
     def init_version(self) -> str:

@@ -43,6 +43,7 @@ and a batch agree on every key and every record.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -138,19 +139,18 @@ class _Run:
         self.values: dict[Node, Any] = {}
         self.pending: list[tuple[Record, Any]] = []
         self.latest: dict[str, tuple[str, str]] = {}
+        self.gc_paused = False
         self.pending_since = 0.0
-        members = set(order)
-        self.waiting: dict[Node, int] = {}
-        self.dependents: dict[Node, list[Node]] = {n: [] for n in order}
-        self.readers: dict[Node, int] = dict.fromkeys(order, 0)
-        self.ups: dict[Node, list[Node]] = {}
+        # ``order`` is the upstream closure of the targets, so every binding of a node in it
+        # points inside it. Counts are per binding (a node binding one upstream twice counts
+        # twice, and is decremented twice), which keeps them consistent without dedup.
+        readers: dict[Node, int] = {}
         for node in order:
-            ups = list(dict.fromkeys(u for u in node.upstream() if u in members))
-            self.ups[node] = ups
-            self.waiting[node] = len(ups)
-            for u in ups:
-                self.dependents[u].append(node)
-                self.readers[u] += 1
+            for up in node.upstream():
+                readers[up] = readers.get(up, 0) + 1
+        self.readers = readers
+        self.waiting: dict[Node, int] = {}
+        self.dependents: dict[Node, list[Node]] = {}
 
     # -- keys and values ------------------------------------------------------------
 
@@ -219,6 +219,19 @@ class _Run:
         order, so the walk does exactly that without the queue's bookkeeping.
         """
         in_flight: dict[Future[Outcome], tuple[Node, str | None, dict[str, str] | None]] = {}
+        # The walk allocates small objects for every node; on a 100k-node graph the cyclic
+        # GC would rescan the whole graph many times over. It is paused for the walk's own
+        # bookkeeping and switched back on around each process() call (see decide).
+        self.gc_paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._walk_nodes(in_flight)
+        finally:
+            if self.gc_paused:
+                gc.enable()
+            self.gc_paused = False
+
+    def _walk_nodes(self, in_flight: dict[Future[Outcome], Any]) -> None:
         for node in self.order:
             if self.decide(node, in_flight):
                 fut, (node, key, input_dvs) = in_flight.popitem()
@@ -231,6 +244,11 @@ class _Run:
             self.drop_values(node)
 
     def _loop(self) -> None:
+        for node in self.order:
+            ups = node.upstream()
+            self.waiting[node] = len(ups)
+            for up in ups:
+                self.dependents.setdefault(up, []).append(node)
         ready = deque(n for n in self.order if self.waiting[n] == 0)
         in_flight: dict[Future[Outcome], tuple[Node, str | None, dict[str, str] | None]] = {}
         error: BaseException | None = None
@@ -283,7 +301,15 @@ class _Run:
                     f"run_only needs the stored result of {node.describe()}, but the store has "
                     "none for its current inputs; run graph.run_upto(...) on it first"
                 )
-        fut = submit_compute(self.executor, node, self.input_values(node), key)
+        inputs = self.input_values(node)
+        if self.gc_paused:
+            gc.enable()
+            try:
+                fut = submit_compute(self.executor, node, inputs, key)
+            finally:
+                gc.disable()
+        else:
+            fut = submit_compute(self.executor, node, inputs, key)
         in_flight[fut] = (node, key, input_dvs)
         return True
 
@@ -321,7 +347,7 @@ class _Run:
 
     def resolve(self, node: Node, ready: deque[Node]) -> None:
         """``node`` has a data version: release its dependents and drop values no one needs."""
-        for dep in self.dependents[node]:
+        for dep in self.dependents.get(node, ()):
             self.waiting[dep] -= 1
             if self.waiting[dep] == 0:
                 ready.append(dep)
@@ -330,7 +356,7 @@ class _Run:
     def drop_values(self, node: Node) -> None:
         """``node`` is settled: its inputs' values may go if no one else in the run reads them."""
         readers, values = self.readers, self.values
-        for up in self.ups[node]:
+        for up in node.upstream():
             readers[up] -= 1
             if readers[up] == 0 and up in values and up not in self.targets:
                 del values[up]
