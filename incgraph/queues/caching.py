@@ -26,7 +26,8 @@ that a node's key is built from its inputs' *recorded* data versions.
 *Hits load nothing they don't need.* A hit passes a :class:`Stored` placeholder
 instead of the value; the value is loaded only where it is needed (a task that
 must compute, an op that looks at items, an output queue). A fully cached chain
-of tasks loads only the last one's results.
+of tasks loads only the last one's results. A placeholder whose blob is found
+missing or corrupt at that point is computed again from its input.
 
 *Items that cannot be hashed.* Caching one needs its content hash; an item that
 has none fails for that task with a :class:`~incgraph.errors.HashingError` that
@@ -43,7 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from incgraph import hashing
-from incgraph.errors import HashingError
+from incgraph.errors import HashingError, StoreCorruptError
 from incgraph.run.jobs import result_data_version
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
@@ -64,19 +65,36 @@ def item_key(code_version: str, item_data_version: str) -> str:
 
 
 class Stored:
-    """A cached result not loaded yet: loaded only where its value is needed."""
+    """A cached result not loaded yet: loaded only where its value is needed.
 
-    __slots__ = ("record",)
+    It also remembers how it was made (the task's function and its input, itself
+    possibly a placeholder), so a result whose blob turns out to be missing or
+    corrupt when it is finally loaded is computed again instead of failing the
+    run. (The store drops the index rows of such a blob, so the next run
+    recomputes and saves it.)
+    """
 
-    def __init__(self, record: Record) -> None:
+    __slots__ = ("fn", "record", "source")
+
+    def __init__(self, record: Record, fn: Callable[[Any], Any], source: Any) -> None:
         self.record = record
+        self.fn = fn
+        self.source = source
+
+    def load(self, store: Store) -> Any:
+        """The value: from the store, or recomputed if its blob is gone."""
+        try:
+            return store.load(self.record)
+        except (KeyError, StoreCorruptError):
+            source = self.source
+            return self.fn(source.load(store) if type(source) is Stored else source)
 
 
 def materialize(items: list[Any], store: Store) -> list[Any]:
     """``items`` with every :class:`Stored` placeholder replaced by its value."""
     if not any(type(x) is Stored for x in items):
         return items
-    return [store.load(x.record) if type(x) is Stored else x for x in items]
+    return [x.load(store) if type(x) is Stored else x for x in items]
 
 
 class TaskCache:

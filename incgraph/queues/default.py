@@ -138,5 +138,5 @@ def run(
     global _default
     with _lock:
         current = _default if _default is not None else Pipeline()
-        _default = Pipeline(current.graph._store_location)
+        _default = Pipeline(current.store_location)
     return current.run(block, capacity=capacity, chunk_size=chunk_size)

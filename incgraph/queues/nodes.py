@@ -17,7 +17,7 @@ compute for the task node with its ``item`` input bound to the item::
 so a result cached by a pipeline is a hit for a ``ProcessGraph`` that runs the
 same task on the same item, and the other way round. To make that hold, the
 task node's code version *is* the task's (``hashing.code_version(fn)``), not a
-fingerprint of the generated wrapper class.
+fingerprint of the generated wrapper class: task nodes are :class:`TaskNode` s.
 
 Op processors apply their op to the value they are given, so the graph stays
 runnable node by node: ``Split`` returns the predicate's value for an item,
@@ -39,9 +39,10 @@ __all__ = [
     "FilterOp",
     "MergeOp",
     "SplitOp",
+    "TaskNode",
     "TaskProcessor",
     "UnbatchOp",
-    "pin_code_version",
+    "as_task_node",
     "task_processor",
 ]
 
@@ -50,6 +51,7 @@ class TaskProcessor(Processor):
     """Base of the processors generated for tasks: ``process(item)`` calls the task's function."""
 
     function: Callable[[Any], Any]
+    task: Task
 
     def process(self, item: Any) -> Any:
         """Apply the task's function to one item."""
@@ -72,6 +74,7 @@ def task_processor(t: Task) -> type[TaskProcessor]:
         (TaskProcessor,),
         {
             "function": staticmethod(t.fn),
+            "task": t,
             "__module__": getattr(t.fn, "__module__", __name__),
             "__qualname__": name,
             "__doc__": f"Generated processor of task {t.name!r}.",
@@ -79,14 +82,28 @@ def task_processor(t: Task) -> type[TaskProcessor]:
     )
 
 
-def pin_code_version(node: Node, code_version: str) -> None:
-    """Make ``node`` report ``code_version`` (the task's) instead of its wrapper class's.
+class TaskNode(Node):
+    """A task's node: its code version is the task's, ``hashing.code_version(fn)``.
 
-    ``Node`` memoizes its code version on first use; setting the memo up front is
-    how a front-end whose unit of code is a function, not a class, keeps the
-    engine's key scheme.
+    ``Graph.add_node`` builds a plain :class:`~incgraph.core.graph.Node`; the
+    pipeline then gives the node this class (same slots, one method changed), so
+    every caller -- the engine, plans, the CLI -- sees the task's code version.
     """
-    node._code_version = code_version
+
+    __slots__ = ()
+
+    def code_version(self) -> str:
+        """The task's code version (recomputed when the function or a helper changes)."""
+        processor = self.processor
+        assert processor is not None and issubclass(processor, TaskProcessor)
+        return processor.task.code_version
+
+
+def as_task_node(node: Node) -> TaskNode:
+    """Make ``node`` (a node of a :func:`task_processor` class) a :class:`TaskNode`."""
+    node.__class__ = TaskNode
+    assert isinstance(node, TaskNode)
+    return node
 
 
 class SplitOp(Processor):

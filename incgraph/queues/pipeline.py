@@ -36,7 +36,7 @@ from incgraph.queues.nodes import (
     MergeOp,
     SplitOp,
     UnbatchOp,
-    pin_code_version,
+    as_task_node,
     task_processor,
 )
 from incgraph.queues.queue import Queue
@@ -91,6 +91,7 @@ class Pipeline:
     def __init__(
         self, store: str | os.PathLike[str] | Store | None = None, *, name: str | None = None
     ) -> None:
+        self.store_location = store
         self.graph = ProcessGraph(store, name=name)
         self.stages: list[Stage] = []
         self.queues: list[Queue] = []
@@ -338,8 +339,8 @@ class Pipeline:
             assert t is not None
             node = g.add_node(stage.name, task_processor(t), {"item": ups[0]}, cache=t.cache)
             if t.cache:
-                pin_code_version(node, t.code_version)
-            return node
+                _ = t.code_version  # a function that cannot be fingerprinted fails here
+            return as_task_node(node)
         if stage.kind == "merge":
             return g.add_node(stage.name, MergeOp, {f"item_{i}": u for i, u in enumerate(ups)})
         if stage.kind == "split":

@@ -63,6 +63,11 @@ class Queue:
     """
 
     def __init__(self, items: Iterable[Any] | Any = MISSING, *, name: str | None = None) -> None:
+        if isinstance(items, (str, bytes)):
+            raise InputTypeError(
+                f"Queue({items!r:.40}): a string is one item, not a queue of characters; "
+                "pass a list of items, e.g. Queue([...]), and use name= for a name"
+            )
         if items is not MISSING and not isinstance(items, Iterable):
             raise InputTypeError(
                 f"Queue({type(items).__name__}): the first argument is the queue's contents "

@@ -262,7 +262,7 @@ class TaskRunner(Runner):
                 continue
             rec = found.get(key)
             if rec is not None:
-                results[i] = Stored(rec)
+                results[i] = Stored(rec, self.fn, items[i])
                 out_dvs[i] = rec.data_version
                 self.counts.cached += 1
             elif key in first:  # the same item twice in one chunk: computed once

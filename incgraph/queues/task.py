@@ -11,7 +11,7 @@ given to ``map``/``chain`` are wrapped by :func:`as_task` with the defaults.
 A task's *code version* is ``hashing.code_version(function)`` (with the task's
 ``version`` when one is declared), so editing the function body invalidates its
 cached results while editing comments does not -- exactly as for a processor.
-It is computed once, when the pipeline first needs it.
+A pipeline reads it once per task and run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any, overload
 
 from incgraph import hashing
 from incgraph.errors import ConfigurationError, HashingError, PipelineError
-from incgraph.sentinels import MISSING, Missing
 
 __all__ = ["BACKENDS", "Task", "as_task", "task"]
 
@@ -75,7 +74,6 @@ class Task:
         self.backend = _check_backend(self.name, backend)
         self.cache = bool(cache)
         self.version = version
-        self._code_version: str | Missing = MISSING
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -89,19 +87,21 @@ class Task:
 
     @property
     def code_version(self) -> str:
-        """``hashing.code_version(fn)`` (with ``version`` if declared), computed once."""
-        if self._code_version is MISSING:
-            try:
-                if self.version is None:
-                    self._code_version = hashing.code_version(self.fn)
-                else:
-                    self._code_version = hashing.code_version(self.fn, self.version)
-            except HashingError as exc:
-                raise HashingError(
-                    f"task {self.name!r}: its code cannot be fingerprinted ({exc}); "
-                    "declare it with @task(cache=False) or wrap it in a Python function"
-                ) from exc
-        return self._code_version
+        """``hashing.code_version(fn)`` (with ``version`` if declared).
+
+        Computed on each call (a few microseconds: :mod:`incgraph.hashing` keeps
+        its own memo and re-checks it), so a helper redefined in a notebook is seen
+        by the next run; a pipeline reads it once per task per run.
+        """
+        try:
+            if self.version is None:
+                return hashing.code_version(self.fn)
+            return hashing.code_version(self.fn, self.version)
+        except HashingError as exc:
+            raise HashingError(
+                f"task {self.name!r}: its code cannot be fingerprinted ({exc}); "
+                "declare it with @task(cache=False) or wrap it in a Python function"
+            ) from exc
 
     @property
     def qualified_name(self) -> str:

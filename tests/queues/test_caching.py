@@ -15,7 +15,7 @@ import incgraph.queues as iq
 from incgraph import hashing
 from incgraph.errors import HashingError
 from incgraph.queues.caching import item_key
-from incgraph.store import open_store
+from incgraph.store import memory_store, open_store
 
 CALLS: list[Any] = []
 _calls_lock = threading.Lock()
@@ -226,3 +226,21 @@ def test_second_process_computes_nothing(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert runs == ["[2, 3, 4] 6 0\n", "[2, 3, 4] 0 6\n"]
+
+
+def test_a_hit_whose_blob_is_gone_is_computed_again() -> None:
+    """A cached result whose blob vanished is recomputed from its input, not a crash."""
+    store = memory_store()
+    CALLS.clear()
+    first = iq.Pipeline(store=store)
+    out1 = first.chain([square, plus_one], iq.Queue([2, 3]))
+    first.run()
+    assert list(out1) == [5, 10]
+    for record in list(store.index.records()):
+        store.blobs.delete(record.data_version)
+    CALLS.clear()
+    second = iq.Pipeline(store=store)
+    out2 = second.chain([square, plus_one], iq.Queue([2, 3]))
+    report = second.run()
+    assert list(out2) == [5, 10] and report.cached == 4
+    assert sorted(map(str, CALLS)) == sorted(map(str, [2, ("plus_one", 4), 3, ("plus_one", 9)]))

@@ -18,7 +18,7 @@ def double(x: int) -> int:
 
 
 def test_queue_first_argument_is_its_contents() -> None:
-    """Queue(items) holds items; Queue() is an empty queue; a non-iterable is refused."""
+    """Queue(items) holds items; Queue() is empty; a non-iterable or a lone string is refused."""
     p = iq.Pipeline(store=":memory:")
     out = p.map(double, iq.Queue([1, 2, 3]))
     empty_out = p.map(double, iq.Queue())
@@ -27,6 +27,8 @@ def test_queue_first_argument_is_its_contents() -> None:
     assert list(empty_out) == []
     with pytest.raises(InputTypeError, match="must be iterable"):
         iq.Queue(5)
+    with pytest.raises(InputTypeError, match="a string is one item"):
+        iq.Queue("file1.zip")
 
 
 def test_task_bare_and_with_options() -> None:
@@ -186,7 +188,7 @@ def test_module_functions_use_a_resettable_default_pipeline(tmp_path: Path) -> N
     report = iq.run()
     assert list(out) == [6] and report.computed == 1
     assert iq.default_pipeline() is not ran and not iq.default_pipeline().stages
-    assert iq.default_pipeline().graph._store_location == tmp_path / "store"
+    assert iq.default_pipeline().store_location == tmp_path / "store"
 
 
 def test_default_pipeline_uses_the_default_store(
