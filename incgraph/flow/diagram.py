@@ -90,19 +90,18 @@ def diagram(plan: Plan) -> _Diagram:
 
 
 def _foreach(d: _Diagram, lp: LayerPlan, plans: dict[str, LayerPlan]) -> None:
+    forked = [plans[up] for up in lp.upstream if not _aligned_only(lp, plans[up])]
+    fork = d.state(f"fork_{lp.name}", "fork", "fork") if forked else None
     tasks = _task_ids(lp)
     for sid, label in tasks:
         d.state(sid, label, "task")
-    fork = None
     for up_name in lp.upstream:
         up = plans[up_name]
-        if _aligned_only(lp, up):
+        if fork is None or up not in forked:
             for (src, _), (dst, _) in zip(_task_ids(up), tasks, strict=True):
                 d.arrow(src, dst)
-            continue
-        if fork is None:
-            fork = d.state(f"fork_{lp.name}", "fork", "fork")
-        d.arrow(_exit(d, up), fork)
+        else:
+            d.arrow(_exit(d, up), fork)
     if fork is not None:
         for sid, _ in tasks:
             d.arrow(fork, sid)
