@@ -52,7 +52,6 @@ from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
-from incgraph.sentinels import MISSING
 
 __all__ = [
     "BatchEntry",
@@ -172,18 +171,19 @@ def _spec_of_node(node: Node) -> _Spec:
 def _inputs_to_check(node: Node) -> dict[str, Any]:
     """The annotations a value handed to ``node`` must still be checked against at run time.
 
-    An input fed by a node whose ``process`` declares exactly the annotation this
-    input expects needs no second look: that result was checked against it when
-    it was computed. Everything else (constants, unannotated or different
-    upstream annotations) is checked.
+    Values that were checked already need no second look: inline constants
+    (checked by ``add_node``), a constant node's value (``set_value`` checks it
+    against every consumer), and the result of a node whose ``process`` declares
+    exactly the annotation this input expects (checked against it when computed).
+    Results of unannotated or differently annotated upstream processors are checked.
     """
     sig = node.signature
     assert sig is not None
     params = dict(sig.params)
     for name, src in node.bindings.items():
-        produced = src.signature.returns if isinstance(src, Node) and src.signature else MISSING
-        if name in params and produced == params[name]:
-            del params[name]
+        checked = not isinstance(src, Node) or src.is_constant
+        if checked or (src.signature is not None and src.signature.returns == params.get(name)):
+            params.pop(name, None)
     return params
 
 
