@@ -22,8 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from incgraph.core.processor import Processor
-from incgraph.graph import ProcessGraph
+from incgraph import ProcessGraph, Processor
 
 
 class Inc(Processor):

@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from incgraph.core.processor import Processor
+from incgraph import ProcessGraph, Processor
 from incgraph.executors import resolve_executor
 from incgraph.executors.processes import ProcessExecutor
 from incgraph.executors.threads import ThreadExecutor
-from incgraph.graph import ProcessGraph
 
 ITEMS = 64
 RUNNERS = ("serial", "threads", "processes", "joblib.Parallel")

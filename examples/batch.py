@@ -26,8 +26,7 @@ import time
 from collections import Counter
 from typing import ClassVar
 
-from incgraph.core.processor import Processor
-from incgraph.graph import ProcessGraph
+from incgraph import ProcessGraph, Processor
 
 TOPICS = {
     "sport": ["match", "goal", "team", "season", "coach"],
