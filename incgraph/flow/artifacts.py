@@ -105,12 +105,11 @@ def entry_key(entry: tuple[str, Any]) -> str:
     """
     kind, payload = entry
     if kind == REF:
-        return "r" + payload
+        return "r" + str(payload)
     if kind == INLINE:
-        # Inline values are small scalars; their type name and repr identify them
-        # exactly (float repr round-trips, -0.0 keeps its sign), without the
-        # general encoder. repr is truncated only in the sense that long strings
-        # are not inline at all.
+        # Inline values are small scalars (see is_inline): type name plus repr
+        # identifies them exactly (float repr round-trips, -0.0 keeps its sign)
+        # and costs less than the general encoder.
         return f"v{type(payload).__name__}:{payload!r}"
     return "s" + hashing.combine("FlowShard", *[entry_key(e) for e in payload])
 

@@ -22,7 +22,7 @@ upstream layer work on what it produced (``upstream.summary()``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -135,6 +135,9 @@ class Layer:
     ...     _ = flow()
     HELLO
     """
+
+    # Subclasses define it; declared here (without a value) for type checkers only.
+    __call__: Callable[..., None]
 
     def __init__(self) -> None:
         """Layers take no constructor arguments: inputs come through ``__call__``."""

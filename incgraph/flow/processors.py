@@ -9,10 +9,11 @@ the store, the executors and ``explain`` with every other front-end:
 * :class:`LayerProcessor` - one generated subclass per layer, named after it
   (messages read ``node GridFlow/Process[3] (Process) failed: ...``). Its node
   is added with ``version=code_version(<the user's Layer class>)``, so editing
-  the layer's ``__call__`` (or a helper it calls) invalidates exactly its
-  results. The same class runs a plain layer and each task of a ForEach.
+  the layer's ``__call__`` (or a helper it calls) invalidates its results; its
+  readers recompute only if its artifacts changed. The same class runs a plain
+  layer and each task of a ForEach.
 * :class:`ForEachJoin` - gathers a ForEach layer's task manifests, in task
-  order, into the tuple downstream layers read.
+  order, into the :class:`~incgraph.flow.artifacts.Join` downstream layers read.
 
 The run context (:class:`FlowContext`) travels as the ``params`` input of
 every layer node: it carries the flow parameters, which are therefore part of

@@ -39,7 +39,7 @@ committed and are hits on the rerun.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from incgraph import hashing
@@ -185,7 +185,7 @@ class FlowRun:
         frozen = self._frozen.get(up)
         if frozen is None:
             result = self.results[up]
-            frozen = self.graph.add_constant_node(f"{up}.result", f"{up} (finished)", result.value)
+            frozen = self.graph.add_constant_node(f"<{up}>", f"{up} (finished)", result.value)
             self._frozen[up] = frozen
         return frozen
 
@@ -229,13 +229,14 @@ class FlowRun:
             else:
                 value = without(self.results[up].value, attrs)
                 shared[up] = self.graph.add_constant_node(
-                    f"{lp.name}.{up}", f"{up} for {lp.name}", value
+                    f"{lp.name}<{up}>", f"{up} for {lp.name}", value
                 )
         return shared
 
     def _memo(
         self, lp: LayerPlan, proc: type[LayerProcessor], grid: Grid, shared: dict[str, Node]
     ) -> tuple[str, Record]:
+        """The memo key, and the record to save under it (its data version filled in later)."""
         inputs = {name: node.data_version_of_constant() for name, node in shared.items()}
         inputs["grid"] = grid.signature()
         code = hashing.code_version(proc, (getattr(proc, "version", None), self._version(lp)))
@@ -259,14 +260,4 @@ class FlowRun:
         self.cached.append(lp.name)
 
     def _save_memo(self, pending: _Pending, data_version: str, value: Any) -> None:
-        memo = pending.memo
-        record = Record(
-            key=memo.key,
-            data_version=data_version,
-            node=memo.node,
-            processor=memo.processor,
-            code_version=memo.code_version,
-            init_version=memo.init_version,
-            inputs=memo.inputs,
-        )
-        self.buffer.save(record, value)
+        self.buffer.save(replace(pending.memo, data_version=data_version), value)
