@@ -10,7 +10,8 @@ import pytest
 from incgraph.errors import ConfigurationError
 from incgraph.flow import Flow, ForEach, Layer, Parameter
 from incgraph.render import write_image
-from tests.flow.test_seed_examples import grid_flow, sharded_flow
+
+from .test_seed_examples import grid_flow, sharded_flow
 
 
 def test_plain_flow_matches_the_seed_diagram() -> None:
