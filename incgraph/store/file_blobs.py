@@ -49,13 +49,15 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.store.codecs import SUFFIXES, Encoded, checksum, decode, encode
 from incgraph.store.failure import store_error
+from incgraph.store.protocols import BlobEntry
+from incgraph.store.signing import Signer
 from incgraph.store.sqlite_file import SqliteFile
 
 __all__ = ["INLINE_LIMIT", "MMAP_THRESHOLD", "FileBlobStore"]
@@ -69,10 +71,10 @@ MMAP_THRESHOLD = 1 << 20
 _WRITE_CHUNK = 1 << 30
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _DATA_VERSION = re.compile(r"[0-9A-Za-z_\-]{2,128}")
-_SELECT = "SELECT codec, checksum, size, data FROM blobs WHERE data_version = ?"
+_SELECT = "SELECT codec, checksum, size, data, tag FROM blobs WHERE data_version = ?"
 _INSERT = (
-    "INSERT INTO blobs (data_version, codec, checksum, size, created, data) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (data_version) DO NOTHING"
+    "INSERT INTO blobs (data_version, codec, checksum, size, created, data, tag) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (data_version) DO NOTHING"
 )
 
 
@@ -85,6 +87,7 @@ class _Row:
     checksum: str
     size: int
     inline: bool
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,9 @@ class FileBlobStore:
         Files at least this big are loaded through a copy-on-write memory map.
     read_only : bool
         Only used when ``file`` is a path.
+    signer : Signer, optional
+        Sign every blob written and refuse, on load, blobs whose HMAC tag is
+        missing or wrong (:mod:`incgraph.store.signing`).
 
     Examples
     --------
@@ -153,8 +159,10 @@ class FileBlobStore:
         inline_limit: int = INLINE_LIMIT,
         mmap_threshold: int = MMAP_THRESHOLD,
         read_only: bool = False,
+        signer: Signer | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.signer = signer
         self.file = file if isinstance(file, SqliteFile) else SqliteFile(file, read_only=read_only)
         self.durable = durable
         self.inline_limit = inline_limit
@@ -185,15 +193,28 @@ class FileBlobStore:
             raise store_error(exc, self.file.path) from exc
         if found is None:
             raise KeyError(data_version)
-        codec, digest, size, data = found
-        row = _Row(data_version, codec, digest, size, data is not None)
+        codec, digest, size, data, tag = found
+        row = _Row(data_version, codec, digest, size, data is not None, tag)
         buffer = data if row.inline else self._read_file(row)
-        if checksum([buffer]) != row.checksum:
-            raise self._discard(row, "its bytes do not match their checksum")
+        problem = self.problem_with(row, buffer)
+        if problem is not None:
+            raise self._discard(row, problem)
         try:
             return decode(row.codec, buffer)
         except Exception as exc:
             raise self._discard(row, f"it cannot be decoded ({exc!r})") from exc
+
+    def problem_with(self, row: _Row, buffer: Any) -> str | None:
+        """Why the bytes ``buffer`` read for ``row`` must not be served, or None if they may."""
+        if checksum([buffer]) != row.checksum:
+            return "its bytes do not match their checksum"
+        if self.signer is not None and not self.signer.check(
+            row.data_version, row.codec, [buffer], row.tag
+        ):
+            if not row.tag:
+                return "it has no HMAC signature (written without $INCGRAPH_HMAC_KEY)"
+            return "its HMAC signature does not match (tampered, or signed with another key)"
+        return None
 
     def path_of(self, data_version: str) -> Path | None:
         """The file holding ``data_version``'s bytes, or None if the blob is inline or absent."""
@@ -229,16 +250,125 @@ class FileBlobStore:
                     stale.append(path)
         return sorted(stale)
 
+    # -- maintenance: listing, checking, quarantining, reclaiming ------------------------
+
+    def entries(self) -> Iterator[BlobEntry]:
+        """Every stored blob's size, creation time and place, oldest row first."""
+        sql = (
+            "SELECT rowid, data_version, codec, checksum, size, created, data IS NULL "
+            "FROM blobs WHERE rowid > ? ORDER BY rowid LIMIT 1000"
+        )
+        after = -1
+        while True:
+            try:
+                rows = self.file.connection().execute(sql, (after,)).fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.file.path) from exc
+            for _, dv, codec, digest, size, created, is_file in rows:
+                row = _Row(dv, codec, digest, size, not is_file)
+                path = self._file_path(row) if is_file and _DATA_VERSION.fullmatch(dv) else None
+                yield BlobEntry(dv, size, created, not is_file, path)
+            if len(rows) < 1000:
+                return
+            after = rows[-1][0]
+
+    def check(self, data_version: str) -> str | None:
+        """Why ``data_version``'s blob must not be served (read in full), or None if it is sound.
+
+        Checks the row, the file's presence and size, the checksum and, when
+        signing, the HMAC tag. Nothing is decoded and nothing is deleted.
+        """
+        try:
+            found = self.file.connection().execute(_SELECT, (data_version,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        if found is None:
+            return "it is not stored"
+        codec, digest, size, data, tag = found
+        row = _Row(data_version, codec, digest, size, data is not None, tag)
+        if codec not in SUFFIXES:
+            return f"its row names an unknown codec {codec!r}"
+        if not _DATA_VERSION.fullmatch(data_version):
+            return "its data version is not a hash string"
+        if row.inline:
+            buffer: Any = data
+        else:
+            buffer, problem = self._read_bytes(row)
+            if problem is not None:
+                return problem
+        return self.problem_with(row, buffer)
+
+    def quarantine(self, data_version: str, folder: Path) -> Path | None:
+        """Move a blob's bytes into ``folder`` and drop its row; return where they went.
+
+        The bytes of an inline blob are written to a file there; a blob whose
+        file is gone just loses its row (None is returned).
+        """
+        self._check_writable()
+        try:
+            found = self.file.connection().execute(_SELECT, (data_version,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        if found is None:
+            return None
+        codec, digest, size, data, tag = found
+        row = _Row(data_version, codec, digest, size, data is not None, tag)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = folder / f"{data_version}.{digest}.{stamp}.{SUFFIXES.get(codec, 'bin')}"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if row.inline:
+                fd = os.open(target, _CREATE_FLAGS, 0o600)
+                try:
+                    write_all(fd, data)
+                finally:
+                    os.close(fd)
+            else:
+                try:
+                    os.replace(self._file_path(row), target)
+                except FileNotFoundError:
+                    target = None  # type: ignore[assignment]
+        except OSError as exc:
+            raise store_error(exc, folder) from exc
+        self._delete_rows([replace(row, inline=True)])  # row only: the file has moved
+        return target
+
+    def delete_many(self, data_versions: Iterable[str]) -> int:
+        """Remove blobs (rows in one transaction, then their files); return how many went."""
+        self._check_writable()
+        rows = list(self._rows(list(data_versions)).values())
+        if rows:
+            self._delete_rows(rows)
+        return len(rows)
+
+    def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
+        """Blob files no row names (a writer killed after its rename), older than ``older_than`` s.
+
+        Temporary files are not listed here (see :meth:`stale_temp_files`).
+        """
+        wanted = {entry.path for entry in self.entries() if entry.path is not None}
+        cutoff = time.time() - older_than
+        orphans = []
+        for path in self.directory.glob("*/*"):
+            if path.suffix == ".tmp" or path in wanted:
+                continue
+            with suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    orphans.append(path)
+        # a row committed while we listed would name its file: list the rows again
+        wanted = {entry.path for entry in self.entries() if entry.path is not None}
+        return sorted(path for path in orphans if path not in wanted)
+
     def _row(self, data_version: str) -> _Row | None:
-        sql = "SELECT codec, checksum, size, data IS NULL FROM blobs WHERE data_version = ?"
+        sql = "SELECT codec, checksum, size, data IS NULL, tag FROM blobs WHERE data_version = ?"
         try:
             found = self.file.cursor().execute(sql, (data_version,)).fetchone()
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
         if found is None:
             return None
-        codec, digest, size, is_file = found
-        return _Row(data_version, codec, digest, size, not is_file)
+        codec, digest, size, is_file, tag = found
+        return _Row(data_version, codec, digest, size, not is_file, tag)
 
     def _complete(self, row: _Row) -> bool:
         return row.inline or self._file_path(row).exists()
@@ -249,27 +379,30 @@ class FileBlobStore:
         return self.directory / row.data_version[:2] / name
 
     def _read_file(self, row: _Row) -> Any:
+        buffer, problem = self._read_bytes(row)
+        if problem is not None:
+            raise self._discard(row, problem)
+        return buffer
+
+    def _read_bytes(self, row: _Row) -> tuple[Any, str | None]:
+        """The file's bytes (mapped when big), or None and why they cannot be read."""
         path = self._file_path(row)
-        buffer: Any
+        buffer: Any = None
         try:
             with open(path, "rb", buffering=0) as handle:
                 actual = os.fstat(handle.fileno()).st_size
                 if actual != row.size:
-                    buffer = None
-                elif row.size >= self.mmap_threshold and row.size > 0:
+                    return None, f"its file holds {actual} bytes, not {row.size}"
+                if row.size >= self.mmap_threshold and row.size > 0:
                     buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
                 else:
                     buffer = bytearray(row.size)
                     handle.readinto(buffer)
         except FileNotFoundError:
-            buffer, actual = None, -1
+            return None, "its file is missing"
         except OSError as exc:
             raise store_error(exc, path) from exc
-        if buffer is None:
-            if actual < 0:
-                raise self._discard(row, "its file is missing")
-            raise self._discard(row, f"its file holds {actual} bytes, not {row.size}")
-        return buffer
+        return buffer, None
 
     def _discard(self, row: _Row, reason: str) -> StoreCorruptError:
         """Remove a blob that failed a check (unless read-only); return the error to raise."""
@@ -307,7 +440,7 @@ class FileBlobStore:
             if data_version in sizes or data_version in pending:
                 continue
             row = stored.get(data_version)
-            if row is not None and self._complete(row):
+            if row is not None and self._complete(row) and (self.signer is None or row.tag):
                 sizes[data_version] = row.size
             else:
                 pending[data_version] = self._write(data_version, value)
@@ -341,23 +474,25 @@ class FileBlobStore:
             for start in range(0, len(unique), 500):
                 chunk = unique[start : start + 500]
                 sql = (
-                    "SELECT data_version, codec, checksum, size, data IS NULL FROM blobs "
+                    "SELECT data_version, codec, checksum, size, data IS NULL, tag FROM blobs "
                     f"WHERE data_version IN ({','.join('?' * len(chunk))})"
                 )
-                for data_version, codec, digest, size, is_file in conn.execute(sql, chunk):
-                    rows[data_version] = _Row(data_version, codec, digest, size, not is_file)
+                for dv, codec, digest, size, is_file, tag in conn.execute(sql, chunk):
+                    rows[dv] = _Row(dv, codec, digest, size, not is_file, tag)
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
         return rows
 
     def _write(self, data_version: str, value: Any) -> _Pending:
         encoded = encode(value, inline_limit=self.inline_limit)
+        signer = self.signer
         row = _Row(
             data_version,
             encoded.codec,
             encoded.checksum(),
             encoded.size,
             encoded.codec == "pickle" and encoded.size < self.inline_limit,
+            None if signer is None else signer.tag(data_version, encoded.codec, encoded.parts),
         )
         if row.inline:
             return _Pending(row, encoded.join(), None)
@@ -414,12 +549,14 @@ class FileBlobStore:
                     "DELETE FROM blobs WHERE data_version = ? AND checksum = ?",
                     (stale.data_version, stale.checksum),
                 )
-            values = (row.data_version, row.codec, row.checksum, row.size, now, item.data)
+            values = (row.data_version, row.codec, row.checksum, row.size, now, item.data, row.tag)
             if conn.execute(_INSERT, values).rowcount == 1:
                 winners[row.data_version] = row
             else:
-                codec, digest, size, data = conn.execute(_SELECT, (row.data_version,)).fetchone()
-                winner = _Row(row.data_version, codec, digest, size, data is not None)
+                codec, digest, size, data, tag = conn.execute(
+                    _SELECT, (row.data_version,)
+                ).fetchone()
+                winner = _Row(row.data_version, codec, digest, size, data is not None, tag)
                 winners[row.data_version] = winner
         return winners
 

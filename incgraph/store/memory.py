@@ -2,9 +2,11 @@
 
 Design note
 -----------
-Dicts behind one lock each. It has the SQLite store's semantics, so the same
-contract suite runs against both, with two differences that follow from living
-in one process: no checksums (bytes cannot tear in memory) and no durability.
+Dicts behind one lock each (index, blobs, and the ledger of runs, pins and
+leases, which decides claims against the memory index). It has the SQLite
+store's semantics, so the same contract suite runs against both, with two
+differences that follow from living in one process: no checksums (bytes
+cannot tear in memory) and no durability.
 
 Values are kept as their pickled bytes, not as objects: saving copies the value
 and every load unpickles a fresh copy, so neither the caller who saved a value
@@ -15,17 +17,21 @@ are copied on the way in and out for the same reason (``inputs`` is a dict).
 from __future__ import annotations
 
 import itertools
+import json
 import pickle
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.codecs import dumps
-from incgraph.store.protocols import Record
+from incgraph.store.ledger import ClaimResult, LeaseState
+from incgraph.store.protocols import BlobEntry, Record
+from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
 
-__all__ = ["MemoryBlobStore", "MemoryIndex"]
+__all__ = ["MemoryBlobStore", "MemoryIndex", "MemoryLedger"]
 
 
 def _copy(record: Record) -> Record:
@@ -75,6 +81,18 @@ class MemoryIndex:
                 found[node] = (latest.key, latest.data_version)
         return found
 
+    def data_versions_of(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> data version of the stored ``keys``."""
+        with self._lock:
+            found = {key: self._records.get(key) for key in keys}
+        return {key: entry[1].data_version for key, entry in found.items() if entry is not None}
+
+    def keys_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Up to ``limit`` stored keys that start with ``prefix``, in key order."""
+        with self._lock:
+            keys = [key for key in self._records if key.startswith(prefix)]
+        return sorted(keys)[:limit]
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys``; absent keys are left out."""
         with self._lock:
@@ -118,6 +136,27 @@ class MemoryIndex:
             entries = list(self._records.items())
         return [key for key, (_, rec) in entries if rec.data_version == data_version]
 
+    def raw_rows(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """(key, row) of every record in the column order of the SQLite index's raw rows."""
+        for rec in self.records():
+            row = (
+                rec.key,
+                rec.data_version,
+                rec.node,
+                rec.processor,
+                rec.code_version,
+                rec.init_version,
+                json.dumps(dict(rec.inputs)),
+                rec.created,
+                rec.duration,
+                rec.size,
+            )
+            yield rec.key, row
+
+    def delete_raw(self, refs: Iterable[str]) -> None:
+        """Delete rows by the references :meth:`raw_rows` gave (their keys)."""
+        self.delete(refs)
+
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the records under ``keys``; absent keys are ignored."""
         with self._lock:
@@ -145,6 +184,7 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._created: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -162,6 +202,7 @@ class MemoryBlobStore:
             data = dumps(value)
             with self._lock:
                 stored = self._blobs.setdefault(data_version, data)
+                self._created.setdefault(data_version, time.time())
         return len(stored)
 
     def put_many(self, items: Iterable[tuple[str, Any]]) -> list[int]:
@@ -176,8 +217,39 @@ class MemoryBlobStore:
 
     def delete(self, data_version: str) -> None:
         """Remove the blob; absent blobs are ignored."""
+        self.delete_many([data_version])
+
+    def delete_many(self, data_versions: Iterable[str]) -> int:
+        """Remove blobs; return how many were stored."""
         with self._lock:
-            self._blobs.pop(data_version, None)
+            gone = [self._blobs.pop(dv, None) for dv in data_versions]
+            for dv in list(self._created):
+                if dv not in self._blobs:
+                    del self._created[dv]
+        return sum(data is not None for data in gone)
+
+    def entries(self) -> Iterator[BlobEntry]:
+        """Every stored blob's size and creation time (a snapshot)."""
+        with self._lock:
+            created = self._created
+            found = [(dv, len(data), created.get(dv, 0.0)) for dv, data in self._blobs.items()]
+        return iter([BlobEntry(dv, size, created) for dv, size, created in found])
+
+    def check(self, data_version: str) -> str | None:
+        """None if the blob is stored (bytes in memory cannot tear), else why not."""
+        return None if data_version in self._blobs else "it is not stored"
+
+    def quarantine(self, data_version: str, folder: Any) -> None:
+        """Drop the blob (a memory store has no folder to move it to)."""
+        self.delete_many([data_version])
+
+    def orphan_files(self, older_than: float = 3600.0) -> list[Any]:
+        """None: a memory store has no files."""
+        return []
+
+    def stale_temp_files(self, older_than: float = 3600.0) -> list[Any]:
+        """None: a memory store has no files."""
+        return []
 
     def data_versions(self) -> Iterator[str]:
         """Every stored data version, in insertion order (a snapshot)."""
@@ -187,3 +259,169 @@ class MemoryBlobStore:
 
     def close(self) -> None:
         """Nothing to release; the blobs stay."""
+
+
+class MemoryLedger:
+    """A :class:`~incgraph.store.ledger.Ledger` in dicts, deciding claims against ``index``.
+
+    Parameters
+    ----------
+    index : MemoryIndex
+        The index whose stored keys make a claim "done".
+
+    Examples
+    --------
+    >>> ledger = MemoryLedger(MemoryIndex())
+    >>> ledger.claim(["k"], "me", expires=2e9, now=1e9).mine
+    ['k']
+    >>> list(ledger.claim(["k"], "you", expires=2e9, now=1e9).theirs)
+    ['k']
+    """
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+        self._runs: dict[int, tuple[RunInfo, bytes, bytes]] = {}
+        self._next_run = itertools.count(1)
+        self._pins: dict[str, float] = {}
+        self._leases: dict[str, LeaseState] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryLedger({len(self._runs)} runs, {len(self._leases)} leases)"
+
+    # -- run log ------------------------------------------------------------------------
+
+    def add_run(self, entry: RunEntry) -> int:
+        """Log a finished run; return its id."""
+        with self._lock:
+            run_id = next(self._next_run)
+            self._runs[run_id] = _run(run_id, entry)
+        return run_id
+
+    def start_run(self, entry: RunEntry) -> int:
+        """Log a run that is starting; return its id."""
+        return self.add_run(entry)
+
+    def finish_run(self, run_id: int, entry: RunEntry) -> None:
+        """Complete a started run."""
+        with self._lock:
+            if run_id in self._runs:
+                self._runs[run_id] = _run(run_id, entry)
+
+    def runs(self) -> list[RunInfo]:
+        """Every logged run, oldest first."""
+        with self._lock:
+            return [info for info, _, _ in self._runs.values()]
+
+    def run_keys(self, run_ids: Iterable[int]) -> dict[int, tuple[list[str], list[str]]]:
+        """Run id -> (keys hit, keys written)."""
+        with self._lock:
+            found = {i: self._runs[i] for i in run_ids if i in self._runs}
+        return {i: (unpack_keys(hits), unpack_keys(wrote)) for i, (_, hits, wrote) in found.items()}
+
+    def delete_runs(self, run_ids: Iterable[int]) -> None:
+        """Remove runs from the log."""
+        with self._lock:
+            for run_id in run_ids:
+                self._runs.pop(run_id, None)
+
+    # -- pins -----------------------------------------------------------------------------
+
+    def pin(self, keys: Iterable[str], now: float) -> None:
+        """Pin keys; a key pinned before keeps its first time."""
+        with self._lock:
+            for key in keys:
+                self._pins.setdefault(key, now)
+
+    def unpin(self, keys: Iterable[str]) -> None:
+        """Unpin keys; absent ones are ignored."""
+        with self._lock:
+            for key in keys:
+                self._pins.pop(key, None)
+
+    def pins(self) -> dict[str, float]:
+        """Pinned key -> when it was pinned."""
+        with self._lock:
+            return dict(sorted(self._pins.items(), key=lambda item: (item[1], item[0])))
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def claim(self, keys: Iterable[str], owner: str, expires: float, now: float) -> ClaimResult:
+        """Take the free, expired or own leases on ``keys``; stored keys are ``done``."""
+        mine: list[str] = []
+        theirs: dict[str, LeaseState] = {}
+        done: dict[str, str] = {}
+        with self._lock:
+            for key in dict.fromkeys(keys):
+                stored = self.index.data_version_of(key)
+                if stored is not MISSING:
+                    done[key] = stored
+                    continue
+                held = self._leases.get(key)
+                if held is None or held.expires < now or held.owner == owner:
+                    self._leases[key] = LeaseState(key, owner, expires)
+                    mine.append(key)
+                else:
+                    theirs[key] = held
+        return ClaimResult(mine, theirs, done)
+
+    def renew(self, owner: str, keys: Iterable[str], expires: float) -> None:
+        """Push back the expiry of ``owner``'s leases on ``keys``."""
+        with self._lock:
+            for key in keys:
+                held = self._leases.get(key)
+                if held is not None and held.owner == owner:
+                    self._leases[key] = LeaseState(key, owner, expires)
+
+    def release(self, owner: str, keys: Iterable[str]) -> None:
+        """Drop ``owner``'s leases on ``keys``."""
+        with self._lock:
+            for key in keys:
+                held = self._leases.get(key)
+                if held is not None and held.owner == owner:
+                    del self._leases[key]
+
+    def lease_states(self, keys: Iterable[str] | None = None) -> dict[str, LeaseState]:
+        """The current leases on ``keys`` (every lease when None)."""
+        with self._lock:
+            if keys is None:
+                return dict(sorted(self._leases.items()))
+            return {key: self._leases[key] for key in keys if key in self._leases}
+
+    def drop_expired(self, now: float) -> int:
+        """Delete leases that expired before ``now``; return how many."""
+        with self._lock:
+            stale = [key for key, held in self._leases.items() if held.expires < now]
+            for key in stale:
+                del self._leases[key]
+        return len(stale)
+
+    # -- the rest ----------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget the run log, pins and leases."""
+        with self._lock:
+            self._runs.clear()
+            self._pins.clear()
+            self._leases.clear()
+
+    def end_thread(self) -> None:
+        """Nothing to release."""
+
+    def close(self) -> None:
+        """Nothing to release; the ledger stays."""
+
+
+def _run(run_id: int, entry: RunEntry) -> tuple[RunInfo, bytes, bytes]:
+    info = RunInfo(
+        run_id,
+        entry.kind,
+        entry.label,
+        entry.owner,
+        entry.started,
+        entry.finished,
+        entry.status,
+        entry.hits,
+        entry.computed,
+    )
+    return info, entry.hit_keys, entry.written_keys

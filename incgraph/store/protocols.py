@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from incgraph.sentinels import Missing
 
-__all__ = ["BlobStore", "Index", "Record"]
+__all__ = ["BlobEntry", "BlobStore", "Index", "Record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,26 @@ class Record:
     created: float = 0.0
     duration: float = 0.0
     size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BlobEntry:
+    """What a blob store knows about one stored blob, without reading it.
+
+    Attributes
+    ----------
+    data_version : the blob's key.
+    size : bytes stored.
+    created : Unix time its row was committed.
+    inline : kept inside the database rather than as a file.
+    path : the file holding the bytes, or None when inline (or in memory).
+    """
+
+    data_version: str
+    size: int
+    created: float
+    inline: bool = True
+    path: Path | None = None
 
 
 @runtime_checkable

@@ -22,6 +22,22 @@ Version 1 tables (one file, ``index.sqlite``):
     data version -> codec, xxh3-64 checksum (16 hex chars) and size; ``data``
     holds the bytes of small values inline and is NULL for values kept as files.
 
+Version 2 adds what lets people trust and inspect a store:
+
+``runs``
+    the run log: one row per engine run or batch (kind, label, owner,
+    started/finished times, status, hit and computed counts) with the cache
+    keys it read (``hit_keys``) and wrote (``written_keys``) packed into one
+    blob each (:mod:`incgraph.store.runlog`). Garbage collection keeps what the
+    last runs used; ``incgraph ls`` counts hits from it.
+``pins``
+    cache keys garbage collection never drops.
+``leases``
+    cache key -> owner and expiry time of the process computing it, so that
+    other processes wait instead of computing it again (:mod:`incgraph.store.leases`).
+``blobs.tag``
+    the HMAC-SHA256 tag of a blob when signing is on (:mod:`incgraph.store.signing`).
+
 The DDL is produced by ``sqlite_utils``; sqlite-utils 4 runs it inside the
 caller's open transaction, which is what makes a migration atomic.
 """
@@ -82,7 +98,34 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+def _create_v2(db: sqlite_utils.Database) -> None:
+    """Version 1 -> 2: the run log, pins, leases, and a signature column for blobs."""
+    db.table("runs").create(
+        {
+            "id": int,
+            "kind": str,
+            "label": str,
+            "owner": str,
+            "started": float,
+            "finished": float,
+            "status": str,
+            "hits": int,
+            "computed": int,
+            "hit_keys": bytes,
+            "written_keys": bytes,
+        },
+        pk="id",
+        not_null={"kind", "label", "owner", "started", "status", "hits", "computed"},
+        defaults={"label": "", "hits": 0, "computed": 0},
+    )
+    db.table("pins").create({"key": str, "created": float}, pk="key", not_null={"created"})
+    db.table("leases").create(
+        {"key": str, "owner": str, "expires": float}, pk="key", not_null={"owner", "expires"}
+    )
+    db.table("blobs").add_column("tag", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2]
 """``MIGRATIONS[i]`` migrates a store from schema version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

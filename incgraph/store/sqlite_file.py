@@ -194,6 +194,17 @@ class SqliteFile:
         for conn in connections:
             conn.close()
 
+    def end_thread(self) -> None:
+        """Close the calling thread's connection, if it has one (it is about to exit)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        del self._local.conn, self._local.cursor
+        conn.close()
+
     def _after_fork(self) -> None:
         _INHERITED.extend(self._connections)
         self._connections = []

@@ -194,6 +194,33 @@ class SqliteIndex:
             raise store_error(exc, self.file.path) from exc
         return found
 
+    def data_versions_of(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> data version of the stored ``keys`` (no JSON, no Record), in bulk."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        conn = self.file.connection()
+        try:
+            for chunk in _chunks(unique, GET_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, data_version FROM results WHERE key IN ({marks})"
+                found.update(conn.execute(sql, chunk).fetchall())
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return found
+
+    def keys_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Up to ``limit`` stored keys that start with ``prefix``, in key order."""
+        sql = (
+            "SELECT key FROM results WHERE key >= ? AND key < ? AND substr(key, 1, ?) = ? "
+            "ORDER BY key LIMIT ?"
+        )
+        params = (prefix, prefix + "\U0010ffff", len(prefix), prefix, limit)
+        try:
+            rows = self.file.connection().execute(sql, params)
+            return [key for (key,) in rows]
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+
     def put(self, record: Record) -> None:
         """Insert or replace the record under ``record.key``."""
         row = _row(record)
@@ -247,6 +274,31 @@ class SqliteIndex:
             return [key for (key,) in self.file.connection().execute(sql, (data_version,))]
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
+
+    def raw_rows(self, *, page: int = 1000) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """(rowid, row) of every row as SQLite holds it, unchecked: what ``verify`` inspects.
+
+        ``row`` is (key, data_version, node, processor, code_version, init_version,
+        inputs JSON text, created, duration, size), whatever their types turned out to be.
+        """
+        sql = f"SELECT rowid, key, {_FIELDS} FROM results WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        after = -1
+        while True:
+            try:
+                rows = self.file.connection().execute(sql, (after, page)).fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.file.path) from exc
+            for row in rows:
+                yield row[0], tuple(row[1:])
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    def delete_raw(self, refs: Iterable[int]) -> None:
+        """Delete rows by the rowids :meth:`raw_rows` gave (works whatever the key holds)."""
+        rows = [(ref,) for ref in refs]
+        if rows:
+            self.file.write(partial(_execute_many, "DELETE FROM results WHERE rowid = ?", rows))
 
     def __len__(self) -> int:
         try:

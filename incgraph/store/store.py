@@ -12,6 +12,13 @@ Design note
   it deletes the index rows that point at it before re-raising, so the engine
   can treat the error as a miss and the next lookup is a miss too.
 
+Beside the two halves sits the *ledger* (:mod:`incgraph.store.ledger`): the run
+log (:meth:`Store.run_log`), pins (:meth:`Store.pin`) and leases
+(:meth:`Store.lessee`). Maintenance works on all three:
+:meth:`Store.gc` (:mod:`incgraph.store.garbage`), :meth:`Store.verify`
+(:mod:`incgraph.store.verification`), :meth:`Store.stats` and
+:meth:`Store.clear` (:mod:`incgraph.store.usage`).
+
 :func:`open_store` lays a store out in one folder::
 
     <folder>/               mode 0700
@@ -30,16 +37,27 @@ from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.sentinels import Missing
 from incgraph.store.failure import store_error
 from incgraph.store.file_blobs import FileBlobStore
-from incgraph.store.memory import MemoryBlobStore, MemoryIndex
+from incgraph.store.leases import LEASE_SECONDS, Lessee
+from incgraph.store.ledger import Ledger
+from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.protocols import BlobStore, Index, Record
+from incgraph.store.runlog import RunInfo, RunLog
+from incgraph.store.session import StoreSession
+from incgraph.store.signing import Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
 from incgraph.store.sqlite_index import SqliteIndex
+from incgraph.store.sqlite_ledger import SqliteLedger
+
+if TYPE_CHECKING:
+    from incgraph.store.garbage import GcReport
+    from incgraph.store.usage import ClearReport, StoreStats
+    from incgraph.store.verification import VerifyReport
 
 __all__ = ["DEFAULT_FOLDER", "ENV_VAR", "Store", "default_location", "memory_store", "open_store"]
 
@@ -51,6 +69,7 @@ DEFAULT_FOLDER = ".incgraph"
 
 INDEX_FILE = "index.sqlite"
 BLOB_FOLDER = "blobs"
+QUARANTINE_FOLDER = "quarantine"
 
 
 class Store:
@@ -65,7 +84,12 @@ class Store:
     path : pathlib.Path, optional
         The folder of an on-disk store, None for one in memory.
     read_only : bool
-        Refuse :meth:`save` and :meth:`save_many`.
+        Refuse :meth:`save` and :meth:`save_many` (and claims, and the run log).
+    ledger : Ledger, optional
+        Run log, pins and leases. By default an SQLite ledger in the index's
+        file when the index is a :class:`SqliteIndex`, else one in memory.
+    lease_seconds : float
+        How long a lease lives without renewal (:mod:`incgraph.store.leases`).
 
     Examples
     --------
@@ -88,11 +112,20 @@ class Store:
         *,
         path: str | os.PathLike[str] | None = None,
         read_only: bool = False,
+        ledger: Ledger | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.index = index
         self.blobs = blobs
         self.path = None if path is None else Path(path)
         self.read_only = read_only
+        if ledger is None:
+            if isinstance(index, SqliteIndex):
+                ledger = SqliteLedger(index.file)
+            else:
+                ledger = MemoryLedger(index)
+        self.ledger = ledger
+        self.lease_seconds = lease_seconds
 
     def __repr__(self) -> str:
         where = "in memory" if self.path is None else str(self.path)
@@ -116,6 +149,28 @@ class Store:
     def lookup_version(self, key: str) -> str | Missing:
         """Just the data version under ``key``, or ``MISSING``: what a cache hit needs."""
         return self.index.data_version_of(key)
+
+    def lookup_versions(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> data version of the stored ``keys``, in bulk (what a batch of hits needs)."""
+        return self.index.data_versions_of(keys)  # type: ignore[attr-defined, no-any-return]
+
+    def resolve(self, prefix: str) -> str:
+        """The one stored cache key that starts with ``prefix``.
+
+        Raises
+        ------
+        KeyError
+            No stored key starts with ``prefix``.
+        ValueError
+            Several do; the message lists some of them.
+        """
+        found = self.index.keys_with_prefix(prefix, 6)  # type: ignore[attr-defined]
+        if not found:
+            raise KeyError(f"no stored result has a key starting with {prefix!r}")
+        if len(found) > 1 and prefix not in found:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise ValueError(f"key prefix {prefix!r} is ambiguous: {shown}; give more characters")
+        return prefix if prefix in found else str(found[0])
 
     def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Node label -> (key, data version) of each node's latest record, in bulk."""
@@ -191,10 +246,119 @@ class Store:
         self.index.put_many(saved)
         return saved
 
+    # -- the ledger: run log, pins, leases ---------------------------------------------
+
+    def run_log(self, kind: str = "run", label: str = "", *, announce: bool = False) -> RunLog:
+        """A :class:`~incgraph.store.runlog.RunLog` collecting one run's hits and writes.
+
+        It writes one row when closed (nothing while the run goes on).
+        ``announce=True`` also writes the row when the run starts, so garbage
+        collection elsewhere keeps what the run writes while it is running (for
+        long batches). A read-only store gives a log that records nothing.
+        """
+        return RunLog(None if self.read_only else self.ledger, kind, label, announce=announce)
+
+    def session(
+        self, kind: str = "run", label: str = "", *, announce: bool = False
+    ) -> StoreSession:
+        """One run's run log and leases: the hook the engine and batch loops call.
+
+        See :class:`~incgraph.store.session.StoreSession`.
+        """
+        return StoreSession(self, kind, label, announce=announce)
+
+    def runs(self) -> list[RunInfo]:
+        """Every logged run, oldest first."""
+        return self.ledger.runs()
+
+    def pin(self, key: str) -> str:
+        """Keep the result under ``key`` (or a unique prefix) through every gc; return the key."""
+        full = self.resolve(key)
+        self._check_writable(f"pin {full}")
+        self.ledger.pin([full], time.time())
+        return full
+
+    def unpin(self, key: str) -> str | None:
+        """Let gc drop a pinned key (or unique prefix) again; return it, None if not pinned."""
+        self._check_writable(f"unpin {key}")
+        pinned = [k for k in self.ledger.pins() if k.startswith(key)]
+        if key in pinned:
+            pinned = [key]
+        if len(pinned) > 1:
+            raise ValueError(f"key prefix {key!r} matches {len(pinned)} pinned keys; give more")
+        self.ledger.unpin(pinned)
+        return pinned[0] if pinned else None
+
+    def pins(self) -> list[str]:
+        """The pinned keys, oldest pin first."""
+        return list(self.ledger.pins())
+
+    def lessee(self, ttl: float | None = None) -> Lessee:
+        """A claimant: exactly-once computation across processes (:mod:`incgraph.store.leases`)."""
+        return Lessee(
+            self.ledger,
+            self.lookup_versions,
+            ttl=self.lease_seconds if ttl is None else ttl,
+            read_only=self.read_only,
+        )
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    @property
+    def quarantine_folder(self) -> Path | None:
+        """Where :meth:`verify` moves bad blobs (None for a store in memory)."""
+        return None if self.path is None else self.path / QUARANTINE_FOLDER
+
+    def gc(
+        self,
+        *,
+        keep_runs: int | None = None,
+        max_bytes: int | None = None,
+        pins: Iterable[str] = (),
+        grace: float | None = None,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Drop what recent runs did not use; see :func:`incgraph.store.garbage.collect_garbage`."""
+        from incgraph.store.garbage import GRACE_SECONDS, collect_garbage
+
+        return collect_garbage(
+            self,
+            keep_runs=keep_runs,
+            max_bytes=max_bytes,
+            pins=pins,
+            grace=GRACE_SECONDS if grace is None else grace,
+            dry_run=dry_run,
+        )
+
+    def verify(self, *, quarantine: bool = True) -> VerifyReport:
+        """Check every blob and index row; see :func:`incgraph.store.verification.verify_store`."""
+        from incgraph.store.verification import verify_store
+
+        return verify_store(self, quarantine=quarantine and not self.read_only)
+
+    def stats(self) -> StoreStats:
+        """Counts, bytes and hit rates; see :func:`incgraph.store.usage.store_stats`."""
+        from incgraph.store.usage import store_stats
+
+        return store_stats(self)
+
+    def clear(self) -> ClearReport:
+        """Delete every result, blob, run and pin; see :func:`incgraph.store.usage.clear_store`."""
+        from incgraph.store.usage import clear_store
+
+        return clear_store(self)
+
+    def _check_writable(self, action: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"cannot {action}: {self!r} was opened read-only; open it with read_only=False"
+            )
+
     def close(self) -> None:
         """Release connections and handles. Using the store again reopens them."""
         self.index.close()
         self.blobs.close()
+        self.ledger.close()
 
 
 def default_location() -> Path:
@@ -215,6 +379,8 @@ def open_store(
     *,
     read_only: bool = False,
     durable: bool = False,
+    hmac_key: bytes | str | None = None,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> Store:
     """Open (creating if needed) the on-disk store in a folder.
 
@@ -229,6 +395,12 @@ def open_store(
     durable : bool
         fsync blob files, their folders and SQLite commits, so results survive a
         power cut (slower); a killed process loses nothing either way.
+    hmac_key : bytes or str, optional
+        Sign blobs with HMAC-SHA256 and refuse unsigned or tampered ones
+        (:mod:`incgraph.store.signing`). Default: ``$INCGRAPH_HMAC_KEY`` if set.
+    lease_seconds : float
+        How long a lease on a key being computed lives without renewal: a
+        killed process's work is taken over after this long.
 
     Raises
     ------
@@ -259,8 +431,16 @@ def open_store(
     sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
     sqlite_file.connection()  # open now: a corrupt index fails here, naming the file
     index = SqliteIndex(sqlite_file)
-    blobs = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable)
-    return Store(index, blobs, path=folder, read_only=read_only)
+    signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
+    blobs = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable, signer=signer)
+    return Store(
+        index,
+        blobs,
+        path=folder,
+        read_only=read_only,
+        ledger=SqliteLedger(sqlite_file),
+        lease_seconds=lease_seconds,
+    )
 
 
 def _make_private_folder(folder: Path) -> None:

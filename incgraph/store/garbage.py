@@ -1,0 +1,308 @@
+"""Garbage collection: keep what recent runs used and what is pinned, drop the rest, say what went.
+
+Design note
+-----------
+Policy. A result is **kept** when any of these holds:
+
+1. its key is pinned (:meth:`~incgraph.store.Store.pin`, or ``pins=`` for one collection);
+2. one of the last ``keep_runs`` runs of the run log hit or wrote it;
+3. it was created after the start of the oldest of those runs (a run that was
+   killed, or a plain ``Store.save``, wrote it inside the window but logged
+   nothing: a killed batch must resume without recomputing it);
+4. it was created after the start of a run that is still running (an
+   *announced* batch whose process is alive, :mod:`incgraph.store.runlog`);
+5. it is younger than ``grace`` seconds (a run in progress has not logged it yet).
+
+With ``keep_runs=None`` rule 2 is off and every result is kept (only the byte
+budget and the clean-up below apply). With fewer than ``keep_runs`` logged
+runs, the window reaches back to the beginning: everything is kept.
+
+Budget. With ``max_bytes``, kept results that are not pinned and not younger
+than ``grace`` are then dropped, least recently used first (the later of its
+creation and the start of the last run that used it), until the blobs still
+referenced fit. Blobs are shared between keys with equal results, so a blob's
+bytes count once and are freed only with its last key.
+
+Clean-up, always: blobs no remaining result references (the blobs of dropped
+results, and orphans older than ``grace`` left by a crash between a blob's
+commit and its index row's), blob files no row names and temporary files of
+interrupted writes (both older than ``grace``), expired leases, and run-log
+rows beyond the last :data:`RUN_LOG_LIMIT` (or ``keep_runs``) runs.
+
+Order. Index rows go first, then blob rows, then files: at no point does an
+index row name a blob that is gone. A writer racing a collection can at worst
+commit a row for a blob the collection just deleted; loading it then raises
+``KeyError``, the row is dropped, and the result is recomputed: never served
+wrong. Nothing is evicted silently: :class:`GcReport` lists every result
+removed, and ``dry_run=True`` reports without deleting.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from incgraph.errors import ReadOnlyStoreError
+from incgraph.store.protocols import Record
+from incgraph.store.runlog import RunInfo
+
+if TYPE_CHECKING:
+    from incgraph.store.store import Store
+
+__all__ = ["GRACE_SECONDS", "RUN_LOG_LIMIT", "STALE_RUN_SECONDS", "GcReport", "collect_garbage"]
+
+GRACE_SECONDS = 600.0
+"""Default age below which gc leaves results, orphans and temporary files alone."""
+
+RUN_LOG_LIMIT = 1000
+"""gc keeps at least this many of the most recent runs in the run log."""
+
+STALE_RUN_SECONDS = 24 * 3600.0
+"""An announced run still "running" after this long on another host is taken to be dead."""
+
+
+@dataclass
+class GcReport:
+    """What a collection removed (or, with ``dry_run``, would remove).
+
+    Attributes
+    ----------
+    removed : the results dropped, oldest first (each with its node, processor and size).
+    blobs_removed : data versions whose blobs were deleted.
+    bytes_freed : bytes of those blobs.
+    orphan_blobs : data versions of blobs no result referenced (part of ``blobs_removed``).
+    files_removed : blob files no row named, and stale temporary files.
+    kept : results kept; ``kept_bytes`` the bytes of the blobs they reference.
+    pinned : pinned keys (all kept).
+    over_budget : ``max_bytes`` could not be met without dropping pinned or recent results.
+    runs_trimmed, leases_expired : run-log rows and expired leases deleted.
+    dry_run : nothing was deleted.
+    """
+
+    removed: list[Record] = field(default_factory=list)
+    blobs_removed: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    orphan_blobs: list[str] = field(default_factory=list)
+    files_removed: list[Path] = field(default_factory=list)
+    kept: int = 0
+    kept_bytes: int = 0
+    pinned: list[str] = field(default_factory=list)
+    over_budget: bool = False
+    runs_trimmed: int = 0
+    leases_expired: int = 0
+    dry_run: bool = False
+
+
+def collect_garbage(
+    store: Store,
+    *,
+    keep_runs: int | None = None,
+    max_bytes: int | None = None,
+    pins: Iterable[str] = (),
+    grace: float = GRACE_SECONDS,
+    dry_run: bool = False,
+) -> GcReport:
+    """Drop results recent runs did not use (see the module note); return what went.
+
+    Parameters
+    ----------
+    store : Store
+    keep_runs : int, optional
+        Keep the results used by the last ``keep_runs`` runs; None keeps every result.
+    max_bytes : int, optional
+        Then drop least recently used results until the stored blobs fit.
+    pins : iterable of str
+        Extra keys (or unique key prefixes) to keep this time.
+    grace : float
+        Seconds: younger results, orphans and temporary files are left alone.
+    dry_run : bool
+        Report only; delete nothing.
+
+    Examples
+    --------
+    >>> from incgraph.store import memory_store, Record
+    >>> store = memory_store()
+    >>> old = store.save(Record("a" * 32, "b" * 32, "n", "p", "c", "i", created=1.0), [1])
+    >>> with store.run_log() as log:
+    ...     log.hit_many([])
+    >>> report = store.gc(keep_runs=1, grace=0)
+    >>> [rec.key for rec in report.removed] == ["a" * 32], report.blobs_removed == ["b" * 32]
+    (True, True)
+    """
+    if keep_runs is not None and keep_runs < 0:
+        raise ValueError(f"keep_runs must be 0 or more, got {keep_runs}")
+    if max_bytes is not None and max_bytes < 0:
+        raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
+    if store.read_only and not dry_run:
+        raise ReadOnlyStoreError(
+            f"cannot collect garbage in {store!r}: it was opened read-only; "
+            "open it writable, or pass dry_run=True to see what would go"
+        )
+    now = time.time()
+    report = GcReport(dry_run=dry_run)
+    records = list(store.index.records())
+    pinned = set(store.ledger.pins()) | {store.resolve(key) for key in pins}
+    report.pinned = sorted(pinned)
+    runs = store.runs()
+    recent = {run.id for run in _recent_runs(runs, keep_runs)}
+    last_used, used = _run_usage(store, runs, records, recent)
+    keep = _kept_by_runs(records, runs, keep_runs, pinned, used, now - grace, now)
+    entries = list(store.blobs.entries())  # type: ignore[attr-defined]
+    sizes = {entry.data_version: entry.size for entry in entries}
+    dropped = [rec for rec in records if rec.key not in keep]
+    if max_bytes is not None:
+        young = now - grace
+        dropped += _over_budget(records, keep, pinned, last_used, sizes, max_bytes, young, report)
+    dropped_keys = {rec.key for rec in dropped}
+    report.removed = sorted(dropped, key=lambda rec: (rec.created, rec.key))
+    referenced = {rec.data_version for rec in records if rec.key not in dropped_keys}
+    report.kept = len(records) - len(dropped_keys)
+    report.kept_bytes = sum(sizes.get(dv, 0) for dv in referenced)
+    freed = {rec.data_version for rec in dropped} - referenced
+    report.orphan_blobs = sorted(
+        entry.data_version
+        for entry in entries
+        if entry.data_version not in referenced
+        and entry.data_version not in freed
+        and entry.created < now - grace
+    )
+    report.blobs_removed = sorted(freed & sizes.keys()) + report.orphan_blobs
+    report.bytes_freed = sum(sizes.get(dv, 0) for dv in report.blobs_removed)
+    blobs = store.blobs
+    files = list(blobs.orphan_files(grace)) + list(blobs.stale_temp_files(grace))  # type: ignore[attr-defined]
+    report.files_removed = sorted(files)
+    report.bytes_freed += sum(_size(path) for path in report.files_removed)
+    trim = _runs_to_trim(runs, keep_runs, now)
+    report.runs_trimmed = len(trim)
+    if not dry_run:
+        _delete(store, report, trim, now)
+    return report
+
+
+def _run_usage(
+    store: Store, runs: list[RunInfo], records: list[Record], recent: set[int]
+) -> tuple[dict[str, float], set[str]]:
+    """Key -> last use (the later of its creation and the start of the last run that used
+    it), and the keys the ``recent`` runs used. Reads one run's keys at a time."""
+    last_used = {rec.key: rec.created for rec in records}
+    used: set[str] = set()
+    for run in sorted(runs, key=lambda run: (run.started, run.id)):
+        for hits, written in store.ledger.run_keys([run.id]).values():
+            for keys in (hits, written):
+                if run.id in recent:
+                    used.update(keys)
+                for key in keys:
+                    if last_used.get(key, run.started) < run.started:
+                        last_used[key] = run.started
+    return last_used, used
+
+
+def _recent_runs(runs: list[RunInfo], keep_runs: int | None) -> list[RunInfo]:
+    if not keep_runs:
+        return []
+    return sorted(runs, key=lambda run: (run.started, run.id))[-keep_runs:]
+
+
+def _kept_by_runs(
+    records: list[Record],
+    runs: list[RunInfo],
+    keep_runs: int | None,
+    pinned: set[str],
+    used: set[str],
+    young: float,
+    now: float,
+) -> set[str]:
+    """The keys rules 1-5 of the module note keep."""
+    if keep_runs is None:
+        return {rec.key for rec in records}
+    recent = _recent_runs(runs, keep_runs)
+    window = min((run.started for run in recent), default=float("inf"))
+    if len(runs) < keep_runs:
+        window = float("-inf")
+    for run in runs:
+        if run.status == "running" and _alive(run, now):
+            window = min(window, run.started)
+    return {
+        rec.key
+        for rec in records
+        if rec.key in pinned or rec.key in used or rec.created >= window or rec.created >= young
+    }
+
+
+def _alive(run: RunInfo, now: float) -> bool:
+    """Whether an announced run's process may still be running."""
+    host, _, rest = run.owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # exists, owned by someone else
+        return True
+    return now - run.started < STALE_RUN_SECONDS
+
+
+def _over_budget(
+    records: list[Record],
+    keep: set[str],
+    pinned: set[str],
+    last_used: dict[str, float],
+    sizes: dict[str, int],
+    max_bytes: int,
+    young: float,
+    report: GcReport,
+) -> list[Record]:
+    """Kept results to drop, least recently used first, until the referenced blobs fit."""
+    kept = [rec for rec in records if rec.key in keep]
+    refs = Counter(rec.data_version for rec in kept)
+    total = sum(sizes.get(dv, 0) for dv in refs)
+    candidates = sorted(
+        (rec for rec in kept if rec.key not in pinned and rec.created < young),
+        key=lambda rec: (last_used[rec.key], rec.created, rec.key),
+    )
+    dropped = []
+    for rec in candidates:
+        if total <= max_bytes:
+            break
+        dropped.append(rec)
+        keep.discard(rec.key)
+        refs[rec.data_version] -= 1
+        if refs[rec.data_version] == 0:
+            total -= sizes.get(rec.data_version, 0)
+    report.over_budget = total > max_bytes
+    return dropped
+
+
+def _runs_to_trim(runs: list[RunInfo], keep_runs: int | None, now: float) -> list[int]:
+    """Run ids beyond the newest ``max(keep_runs, RUN_LOG_LIMIT)`` (live running runs stay)."""
+    limit = max(keep_runs or 0, RUN_LOG_LIMIT)
+    ordered = sorted(runs, key=lambda run: (run.started, run.id))
+    old = ordered[:-limit] if len(ordered) > limit else []
+    return [run.id for run in old if not (run.status == "running" and _alive(run, now))]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _delete(store: Store, report: GcReport, trim: list[int], now: float) -> None:
+    """Index rows, then blobs, then files; then the ledger's leftovers."""
+    store.index.delete(rec.key for rec in report.removed)
+    store.blobs.delete_many(report.blobs_removed)  # type: ignore[attr-defined]
+    for path in report.files_removed:
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+    store.ledger.delete_runs(trim)
+    report.leases_expired = store.ledger.drop_expired(now)

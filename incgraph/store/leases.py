@@ -1,0 +1,289 @@
+"""Leases: a result one process is computing is waited for, not computed again, by another.
+
+Design note
+-----------
+Before computing a key, a run *claims* it (:meth:`Lessee.claim_many`, one
+write transaction for any number of keys). The ledger answers, atomically
+with respect to the results:
+
+* ``done``: the result is stored already (someone committed it since our
+  lookup): use it, it is a hit;
+* ``mine``: we hold the lease (until ``now + ttl``): compute, save, then
+  :meth:`Lessee.release` it, *after* the result's index row is committed;
+* ``theirs``: another claimant holds a live lease: wait
+  (:meth:`Lessee.wait`, or :meth:`Lessee.poll` from a loop that has other
+  work), which polls the index with backoff until the result appears (a hit)
+  or the lease is gone or expired (then we claim it and compute).
+
+A lease expires ``ttl`` seconds (:data:`LEASE_SECONDS`) after it was taken or
+last renewed. While a claimant holds leases, one heartbeat thread per process
+renews them every ``ttl / 3`` seconds, so a live process keeps its leases
+however long it computes, and a killed one loses them within ``ttl``: its
+work is then redone by whoever waits. (diskcache's ``Lock`` was not used: a
+lock held by a killed process is never freed.)
+
+Guarantees and limits:
+
+* exactly once among live claimants: two claimants never both hold a live
+  lease on a key, and a released lease always follows a committed result or
+  a failure;
+* a claimant killed while computing costs its waiters up to ``ttl`` seconds;
+* if a heartbeat cannot run for ``2 * ttl / 3`` seconds (a C extension that
+  holds the GIL that long, a suspended laptop), the lease may lapse and a
+  second process may compute the same key. That wastes work but is never
+  wrong: both write the same result under the same key;
+* expiry compares wall-clock times of the processes sharing the store, so
+  hosts sharing a store on a network disk need synchronised clocks.
+
+Before a run waits for others it must first save (and so release) what it has
+computed but not yet written: otherwise two runs could each wait for a result
+the other holds back.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from incgraph.errors import ReadOnlyStoreError, StoreError
+from incgraph.store.ledger import Ledger
+from incgraph.store.runlog import new_owner
+
+__all__ = ["LEASE_SECONDS", "Claims", "Lessee"]
+
+LEASE_SECONDS = 30.0
+"""How long a lease lives without renewal; a killed claimant's work is redone after this."""
+
+_FIRST_POLL = 0.002
+_MAX_POLL = 0.1
+
+
+@dataclass
+class Claims:
+    """What a claim or a wait decided, per key.
+
+    Attributes
+    ----------
+    mine : keys this claimant now holds: compute them, save, release.
+    theirs : keys another live claimant holds: wait for them.
+    done : key -> data version of keys whose result is stored: hits.
+    """
+
+    mine: list[str] = field(default_factory=list)
+    theirs: list[str] = field(default_factory=list)
+    done: dict[str, str] = field(default_factory=dict)
+
+
+class Lessee:
+    """One claimant (a run): claims keys, renews its leases while it computes, releases them.
+
+    Make one with :meth:`incgraph.store.Store.lessee`.
+
+    Parameters
+    ----------
+    ledger : Ledger
+        Where leases live.
+    versions : callable
+        Keys -> {key: data version} of the stored ones (the index's bulk lookup).
+    ttl : float
+        Seconds a lease lives without renewal.
+    read_only : bool
+        Refuse to claim (a read-only store cannot compute anything).
+
+    Examples
+    --------
+    >>> from incgraph.store import memory_store
+    >>> store = memory_store()
+    >>> a, b = store.lessee(), store.lessee()
+    >>> a.claim_many(["k1"]).mine, b.claim_many(["k1"]).theirs
+    (['k1'], ['k1'])
+    >>> a.release(["k1"])
+    >>> b.poll(["k1"]).mine
+    ['k1']
+    >>> a.close(); b.close()
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        versions: Any,
+        *,
+        ttl: float = LEASE_SECONDS,
+        read_only: bool = False,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError(f"a lease's ttl must be positive, got {ttl!r} seconds")
+        self.ledger = ledger
+        self.versions = versions
+        self.ttl = ttl
+        self.read_only = read_only
+        self.owner = new_owner()
+        self.held: set[str] = set()
+        self.renewed = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Lessee {self.owner} holding {len(self.held)}>"
+
+    def claim_many(self, keys: Iterable[str]) -> Claims:
+        """Claim ``keys`` in one transaction: each is ``mine``, ``theirs`` or ``done``."""
+        keys = list(keys)
+        if not keys:
+            return Claims()
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"cannot claim {len(keys)} key(s) to compute them: the store was opened "
+                "read-only; open it with read_only=False to compute and save results"
+            )
+        now = time.time()
+        result = self.ledger.claim(keys, self.owner, now + self.ttl, now)
+        if result.mine:
+            with self._lock:
+                self.held.update(result.mine)
+                self.renewed = now
+            _HEARTBEAT.add(self)
+        return Claims(list(result.mine), list(result.theirs), dict(result.done))
+
+    def poll(self, keys: Iterable[str]) -> Claims:
+        """One look at keys others hold: stored ones are ``done``; lapsed ones are claimed.
+
+        Never blocks. Keys still held by a live claimant come back as ``theirs``.
+        """
+        keys = list(dict.fromkeys(keys))
+        done = dict(self.versions(keys)) if keys else {}
+        rest = [key for key in keys if key not in done]
+        if not rest:
+            return Claims([], [], done)
+        now = time.time()
+        live = {
+            key
+            for key, state in self.ledger.lease_states(rest).items()
+            if state.expires >= now and state.owner != self.owner
+        }
+        free = [key for key in rest if key not in live]
+        claims = self.claim_many(free) if free else Claims()
+        claims.done.update(done)
+        claims.theirs += [key for key in rest if key in live]
+        return claims
+
+    def wait(self, keys: Iterable[str], *, timeout: float | None = None) -> Claims:
+        """Poll with backoff until no key is ``theirs`` (or ``timeout`` seconds passed).
+
+        Returns the keys that became ``done`` (stored by their holder) and those
+        that became ``mine`` (their holder's lease lapsed: compute them).
+        """
+        pending = list(dict.fromkeys(keys))
+        total = Claims()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _FIRST_POLL
+        while pending:
+            step = self.poll(pending)
+            total.mine += step.mine
+            total.done.update(step.done)
+            pending = step.theirs
+            if not pending or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(delay)
+            delay = min(delay * 1.5, _MAX_POLL)
+        total.theirs = pending
+        return total
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Give up the leases on ``keys`` (after their results are committed, or on failure)."""
+        with self._lock:
+            mine = [key for key in keys if key in self.held]
+            self.held.difference_update(mine)
+            empty = not self.held
+        if mine:
+            self.ledger.release(self.owner, mine)
+        if empty:
+            _HEARTBEAT.remove(self)
+
+    def renew_due(self, now: float) -> None:
+        """Renew every held lease if the last renewal is ``ttl / 3`` old (the heartbeat's call)."""
+        with self._lock:
+            if not self.held or now - self.renewed < self.ttl / 3:
+                return
+            keys = list(self.held)
+            self.renewed = now
+        self.ledger.renew(self.owner, keys, now + self.ttl)
+
+    def close(self) -> None:
+        """Release every lease still held and stop renewing."""
+        with self._lock:
+            keys = list(self.held)
+        try:
+            if keys:
+                self.release(keys)
+        finally:
+            _HEARTBEAT.remove(self)
+
+    def __enter__(self) -> Lessee:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Heartbeat:
+    """One thread per process renewing the leases of every claimant that holds some.
+
+    The thread starts with the first claimant and exits (closing its own
+    database connections) when none is left.
+    """
+
+    def __init__(self) -> None:
+        self._lessees: set[Lessee] = set()
+        self._cond = threading.Condition()
+        self._running = False
+
+    def add(self, lessee: Lessee) -> None:
+        with self._cond:
+            self._lessees.add(lessee)
+            if not self._running:
+                self._running = True
+                name = "incgraph-lease-heartbeat"
+                threading.Thread(target=self._run, name=name, daemon=True).start()
+            self._cond.notify()
+
+    def remove(self, lessee: Lessee) -> None:
+        with self._cond:
+            self._lessees.discard(lessee)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        ledgers: dict[int, Ledger] = {}
+        try:
+            while True:
+                with self._cond:
+                    if not self._lessees:
+                        self._running = False
+                        return
+                    self._cond.wait(min(lessee.ttl for lessee in self._lessees) / 3)
+                    current = list(self._lessees)
+                now = time.time()
+                for lessee in current:
+                    ledgers[id(lessee.ledger)] = lessee.ledger
+                    # a failed renewal is retried next beat; a lapse costs a recompute at worst
+                    with suppress(StoreError):
+                        lessee.renew_due(now)
+        finally:
+            for ledger in ledgers.values():
+                ledger.end_thread()
+
+
+_HEARTBEAT = _Heartbeat()
+
+
+def _new_heartbeat_after_fork() -> None:
+    global _HEARTBEAT
+    _HEARTBEAT = _Heartbeat()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_heartbeat_after_fork)

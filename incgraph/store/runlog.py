@@ -1,0 +1,234 @@
+"""The run log: which cache keys each run read and wrote.
+
+Design note
+-----------
+Garbage collection needs to know which results are still in use, and
+``incgraph ls`` wants to say how often a result was served from the cache.
+Both come from one record per run: a row of the ``runs`` table holding the
+run's kind (``"run"`` for an engine run, ``"batch"`` for a batch), a label,
+its owner, start and finish times, its status, and the keys it *hit* and the
+keys it *wrote*.
+
+Writing it must cost the cache-hit path nothing it can feel. A :class:`RunLog`
+therefore only appends keys to two Python lists while the run goes on (the
+engine appends to :attr:`RunLog.hits` directly: one list append per hit) and
+writes them at :meth:`RunLog.close` as ONE row insert whose two blobs hold
+the keys packed by :func:`pack_keys` (16 bytes per 32-hex-digit key). Nothing
+is written per hit, ever.
+
+A long batch may ``announce`` itself: its row is inserted when it starts
+(status ``"running"``) and completed when it closes. Garbage collection keeps
+every result created after the start of a run that is still running, so a
+collection in another process cannot drop what a long batch wrote an hour
+ago and will read again in its next pass. Engine runs do not announce: they
+keep the values they need in memory and recompute a result that vanished.
+
+A store opened read-only keeps no run log (nothing can be written).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from incgraph.store.ledger import Ledger
+
+__all__ = ["RunEntry", "RunInfo", "RunLog", "new_owner", "pack_keys", "unpack_keys"]
+
+RunStatus = Literal["running", "ok", "failed"]
+
+_HEX = b"\x01"  # keys are 32 lowercase hex digits, stored as 16 raw bytes each
+_TEXT = b"\x00"  # anything else: UTF-8, one key per line
+
+
+def new_owner() -> str:
+    """A name for one claimant that is unique across hosts, processes, threads and time.
+
+    Examples
+    --------
+    >>> host, pid, thread, tag = new_owner().rsplit(":", 3)
+    >>> int(pid) == os.getpid()
+    True
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:12]}"
+
+
+def pack_keys(keys: Iterable[str]) -> bytes:
+    """Keys as one compact blob (16 bytes per hex key); :func:`unpack_keys` reverses it.
+
+    Examples
+    --------
+    >>> keys = ["0f" * 16, "a1" * 16]
+    >>> len(pack_keys(keys)), unpack_keys(pack_keys(keys)) == keys
+    (33, True)
+    >>> unpack_keys(pack_keys(["not-hex", "é"]))
+    ['not-hex', 'é']
+    """
+    keys = list(keys)
+    if not keys:
+        return b""
+    joined = "".join(keys)
+    if len(joined) == 32 * len(keys) and all(len(key) == 32 for key in keys):
+        try:
+            raw = bytes.fromhex(joined)
+        except ValueError:
+            raw = b""
+        if raw and raw.hex() == joined:
+            return _HEX + raw
+    return _TEXT + "\n".join(keys).encode()
+
+
+def unpack_keys(blob: bytes | None) -> list[str]:
+    """The keys packed into ``blob`` by :func:`pack_keys` (empty for None or b"")."""
+    if not blob:
+        return []
+    head, body = blob[:1], blob[1:]
+    if head == _HEX:
+        text = body.hex()
+        return [text[i : i + 32] for i in range(0, len(text), 32)]
+    return body.decode().split("\n")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the run log (without its keys).
+
+    Attributes
+    ----------
+    id : position in the log; later runs have larger ids.
+    kind : ``"run"`` (an engine run), ``"batch"``, or a front-end's own name.
+    label : what ran, e.g. the target nodes' labels.
+    owner : ``host:pid:thread:tag`` of the process that ran it.
+    started, finished : Unix times; ``finished`` is None while it runs.
+    status : ``"running"``, ``"ok"`` or ``"failed"``.
+    hits, computed : how many distinct keys it read from the cache and wrote.
+    """
+
+    id: int
+    kind: str
+    label: str
+    owner: str
+    started: float
+    finished: float | None
+    status: str
+    hits: int
+    computed: int
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """What :class:`RunLog` hands the ledger: the row plus its packed keys."""
+
+    kind: str
+    label: str
+    owner: str
+    started: float
+    finished: float | None
+    status: str
+    hits: int
+    computed: int
+    hit_keys: bytes
+    written_keys: bytes
+
+
+class RunLog:
+    """Collects the keys one run hits and writes; one insert when it closes.
+
+    Make one with :meth:`incgraph.store.Store.run_log`. Appending to
+    :attr:`hits` and :attr:`written` (or calling :meth:`hit_many` /
+    :meth:`wrote_many`) costs a list append; :meth:`close` writes the row.
+
+    Examples
+    --------
+    >>> from incgraph.store import memory_store
+    >>> store = memory_store()
+    >>> with store.run_log("batch", "demo") as log:
+    ...     log.hit_many(["a" * 32, "a" * 32])
+    ...     log.wrote_many(["b" * 32])
+    >>> run = store.runs()[-1]
+    >>> run.kind, run.hits, run.computed, run.status
+    ('batch', 1, 1, 'ok')
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger | None,
+        kind: str = "run",
+        label: str = "",
+        *,
+        announce: bool = False,
+    ) -> None:
+        self.ledger = ledger
+        self.kind = kind
+        self.label = label
+        self.owner = new_owner()
+        self.started = time.time()
+        self.hits: list[str] = []
+        self.written: list[str] = []
+        self.run_id: int | None = None
+        self.closed = ledger is None
+        if announce and ledger is not None:
+            self.run_id = ledger.start_run(self._entry("running", None, [], []))
+
+    def __repr__(self) -> str:
+        counts = f"hits={len(self.hits)} wrote={len(self.written)}"
+        return f"<RunLog {self.kind} {self.label!r} {counts}>"
+
+    def hit_many(self, keys: Iterable[str]) -> None:
+        """Note cache keys the run read from the cache."""
+        self.hits.extend(keys)
+
+    def wrote_many(self, keys: Iterable[str]) -> None:
+        """Note cache keys the run computed and saved."""
+        self.written.extend(keys)
+
+    def close(self, status: RunStatus = "ok") -> int | None:
+        """Write the run's row (once; later calls do nothing) and return its id."""
+        if self.closed:
+            return self.run_id
+        self.closed = True
+        assert self.ledger is not None
+        wrote = dict.fromkeys(self.written)
+        written = list(wrote)
+        hits = [key for key in dict.fromkeys(self.hits) if key not in wrote]
+        entry = self._entry(status, time.time(), hits, written)
+        if self.run_id is None:
+            self.run_id = self.ledger.add_run(entry)
+        else:
+            self.ledger.finish_run(self.run_id, entry)
+        return self.run_id
+
+    def _entry(
+        self, status: RunStatus, finished: float | None, hits: list[str], written: list[str]
+    ) -> RunEntry:
+        return RunEntry(
+            self.kind,
+            self.label,
+            self.owner,
+            self.started,
+            finished,
+            status,
+            len(hits),
+            len(written),
+            pack_keys(hits),
+            pack_keys(written),
+        )
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close("ok" if exc_type is None else "failed")

@@ -1,0 +1,262 @@
+"""The ledger (run log, pins, leases) in the index's SQLite file.
+
+Design note
+-----------
+Every write is one :meth:`~incgraph.store.sqlite_file.SqliteFile.write`
+transaction (``BEGIN IMMEDIATE``, retried while busy). A run costs one
+``INSERT`` with two blobs; a claim costs one transaction for any number of
+keys: a set-based look at ``results`` first (stored keys are "done"), then an
+upsert per remaining key that only succeeds when the lease is free, expired,
+or already the claimant's::
+
+    INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+    WHERE leases.expires < :now OR leases.owner = excluded.owner
+
+``changes()`` of that statement says whether the lease is now ours. Both
+steps run inside the same write transaction, so no other process can commit
+a result or take the lease in between.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from incgraph.store.failure import store_error
+from incgraph.store.ledger import ClaimResult, LeaseState
+from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
+from incgraph.store.sqlite_file import SqliteFile
+
+__all__ = ["SqliteLedger"]
+
+_CHUNK = 500
+_RUN_FIELDS = "id, kind, label, owner, started, finished, status, hits, computed"
+_INSERT_RUN = (
+    "INSERT INTO runs (kind, label, owner, started, finished, status, hits, computed, "
+    "hit_keys, written_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_FINISH_RUN = (
+    "UPDATE runs SET finished = ?, status = ?, hits = ?, computed = ?, hit_keys = ?, "
+    "written_keys = ? WHERE id = ?"
+)
+_UPSERT_LEASE = (
+    "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+    "WHERE leases.expires < ? OR leases.owner = excluded.owner"
+)
+
+
+def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(items))
+    for start in range(0, len(unique), _CHUNK):
+        yield unique[start : start + _CHUNK]
+
+
+def _marks(chunk: list[Any]) -> str:
+    return ",".join("?" * len(chunk))
+
+
+def _row(entry: RunEntry) -> tuple[Any, ...]:
+    return (
+        entry.kind,
+        entry.label,
+        entry.owner,
+        entry.started,
+        entry.finished,
+        entry.status,
+        entry.hits,
+        entry.computed,
+        entry.hit_keys,
+        entry.written_keys,
+    )
+
+
+class SqliteLedger:
+    """A :class:`~incgraph.store.ledger.Ledger` in the ``runs``, ``pins`` and ``leases`` tables.
+
+    Parameters
+    ----------
+    file : SqliteFile
+        The store's database (the one holding ``results``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> ledger = SqliteLedger(SqliteFile(pathlib.Path(tempfile.mkdtemp()) / "index.sqlite"))
+    >>> ledger.claim(["k"], "me", expires=2e9, now=1e9).mine
+    ['k']
+    >>> sorted(ledger.claim(["k"], "you", expires=2e9, now=1e9).theirs)
+    ['k']
+    >>> ledger.close()
+    """
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({str(self.file.path)!r})"
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        try:
+            return self.file.connection().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+
+    # -- run log ------------------------------------------------------------------------
+
+    def add_run(self, entry: RunEntry) -> int:
+        """Insert a finished run; return its id."""
+        row = _row(entry)
+        return int(self.file.write(lambda conn: conn.execute(_INSERT_RUN, row).lastrowid))
+
+    def start_run(self, entry: RunEntry) -> int:
+        """Insert a run that is starting; return its id."""
+        return self.add_run(entry)
+
+    def finish_run(self, run_id: int, entry: RunEntry) -> None:
+        """Complete a started run."""
+        params = (
+            entry.finished,
+            entry.status,
+            entry.hits,
+            entry.computed,
+            entry.hit_keys,
+            entry.written_keys,
+            run_id,
+        )
+        self.file.write(lambda conn: conn.execute(_FINISH_RUN, params))
+
+    def runs(self) -> list[RunInfo]:
+        """Every logged run, oldest first."""
+        return [RunInfo(*row) for row in self._read(f"SELECT {_RUN_FIELDS} FROM runs ORDER BY id")]
+
+    def run_keys(self, run_ids: Iterable[int]) -> dict[int, tuple[list[str], list[str]]]:
+        """Run id -> (keys hit, keys written)."""
+        ids = list(dict.fromkeys(run_ids))
+        found: dict[int, tuple[list[str], list[str]]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            sql = f"SELECT id, hit_keys, written_keys FROM runs WHERE id IN ({_marks(chunk)})"
+            for run_id, hits, written in self._read(sql, chunk):
+                found[run_id] = (unpack_keys(hits), unpack_keys(written))
+        return found
+
+    def delete_runs(self, run_ids: Iterable[int]) -> None:
+        """Remove runs from the log."""
+        rows = [(run_id,) for run_id in run_ids]
+        if rows:
+            self.file.write(lambda conn: conn.executemany("DELETE FROM runs WHERE id = ?", rows))
+
+    # -- pins -----------------------------------------------------------------------------
+
+    def pin(self, keys: Iterable[str], now: float) -> None:
+        """Pin keys; a key pinned before keeps its first time."""
+        rows = [(key, now) for key in dict.fromkeys(keys)]
+        sql = "INSERT INTO pins (key, created) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+        self.file.write(lambda conn: conn.executemany(sql, rows))
+
+    def unpin(self, keys: Iterable[str]) -> None:
+        """Unpin keys; absent ones are ignored."""
+        rows = [(key,) for key in keys]
+        self.file.write(lambda conn: conn.executemany("DELETE FROM pins WHERE key = ?", rows))
+
+    def pins(self) -> dict[str, float]:
+        """Pinned key -> when it was pinned."""
+        return dict(self._read("SELECT key, created FROM pins ORDER BY created, key"))
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def claim(self, keys: Iterable[str], owner: str, expires: float, now: float) -> ClaimResult:
+        """Take the free, expired or own leases on ``keys``; stored keys are ``done``."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return ClaimResult([], {}, {})
+        return self.file.write(lambda conn: self._claim(conn, wanted, owner, expires, now))
+
+    @staticmethod
+    def _claim(
+        conn: sqlite3.Connection, keys: list[str], owner: str, expires: float, now: float
+    ) -> ClaimResult:
+        done: dict[str, str] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            sql = f"SELECT key, data_version FROM results WHERE key IN ({_marks(chunk)})"
+            done.update(conn.execute(sql, chunk).fetchall())
+        mine, lost = [], []
+        for key in keys:
+            if key in done:
+                continue
+            if conn.execute(_UPSERT_LEASE, (key, owner, expires, now)).rowcount == 1:
+                mine.append(key)
+            else:
+                lost.append(key)
+        theirs = {}
+        for start in range(0, len(lost), _CHUNK):
+            chunk = lost[start : start + _CHUNK]
+            sql = f"SELECT key, owner, expires FROM leases WHERE key IN ({_marks(chunk)})"
+            for key, holder, until in conn.execute(sql, chunk):
+                theirs[key] = LeaseState(key, holder, until)
+        return ClaimResult(mine, theirs, done)
+
+    def renew(self, owner: str, keys: Iterable[str], expires: float) -> None:
+        """Push back the expiry of ``owner``'s leases on ``keys``."""
+        chunks = list(_chunks(keys))
+        if not chunks:
+            return
+
+        def renew(conn: sqlite3.Connection) -> None:
+            for chunk in chunks:
+                sql = f"UPDATE leases SET expires = ? WHERE owner = ? AND key IN ({_marks(chunk)})"
+                conn.execute(sql, (expires, owner, *chunk))
+
+        self.file.write(renew)
+
+    def release(self, owner: str, keys: Iterable[str]) -> None:
+        """Drop ``owner``'s leases on ``keys``."""
+        chunks = list(_chunks(keys))
+        if not chunks:
+            return
+
+        def release(conn: sqlite3.Connection) -> None:
+            for chunk in chunks:
+                sql = f"DELETE FROM leases WHERE owner = ? AND key IN ({_marks(chunk)})"
+                conn.execute(sql, (owner, *chunk))
+
+        self.file.write(release)
+
+    def lease_states(self, keys: Iterable[str] | None = None) -> dict[str, LeaseState]:
+        """The current leases on ``keys`` (every lease when None)."""
+        if keys is None:
+            rows = self._read("SELECT key, owner, expires FROM leases ORDER BY key")
+        else:
+            rows = []
+            for chunk in _chunks(keys):
+                sql = f"SELECT key, owner, expires FROM leases WHERE key IN ({_marks(chunk)})"
+                rows += self._read(sql, chunk)
+        return {key: LeaseState(key, owner, expires) for key, owner, expires in rows}
+
+    def drop_expired(self, now: float) -> int:
+        """Delete leases that expired before ``now``; return how many."""
+        sql = "DELETE FROM leases WHERE expires < ?"
+        return int(self.file.write(lambda conn: conn.execute(sql, (now,)).rowcount))
+
+    # -- the rest ----------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget the run log, pins and leases."""
+
+        def clear(conn: sqlite3.Connection) -> None:
+            for table in ("runs", "pins", "leases"):
+                conn.execute(f"DELETE FROM {table}")
+
+        self.file.write(clear)
+
+    def end_thread(self) -> None:
+        """Close the calling thread's connection (a helper thread that is about to exit)."""
+        self.file.end_thread()
+
+    def close(self) -> None:
+        """Close this process's connections (shared with the index)."""
+        self.file.close()

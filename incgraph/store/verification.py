@@ -1,0 +1,260 @@
+"""``verify``: read every blob and index row, and put aside what is bad so it is never served.
+
+Design note
+-----------
+Loads already check each blob as it is read (size, checksum, HMAC tag), and
+a bad blob is dropped and recomputed. ``verify`` does the same for the whole
+store at once, so damage is found before a run meets it, and reported:
+
+1. the SQLite file itself (``PRAGMA quick_check``); a damaged file is
+   reported with the fix (move it aside) and nothing else is attempted;
+2. every blob: its row, its file (present, of the recorded size), its
+   checksum, and its HMAC tag when signing is on. Nothing is unpickled:
+   verifying runs no code from the store;
+3. every index row: well-formed (hash-string key and data version, text
+   node and processor, a JSON object of input name -> data version, numbers
+   where numbers belong) and naming a blob that exists.
+
+A bad blob is *quarantined*: the index rows that point at it are deleted
+first (so no run can hit it any more), then its bytes are moved to
+``<store>/quarantine/`` (inline bytes are written there as a file) and its
+row is dropped. A bad index row is appended to
+``quarantine/index-rows.jsonl`` and deleted. Either way the result is simply
+recomputed by the next run that needs it. With ``quarantine=False`` (or on a
+read-only store) problems are reported and nothing is touched.
+
+Orphans (blob files or rows no result uses) and temporary files of
+interrupted writes are counted but are not problems: ``gc`` reclaims them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from incgraph.errors import StoreError
+from incgraph.store.failure import corrupt_index_error, store_error
+
+if TYPE_CHECKING:
+    from incgraph.store.store import Store
+
+__all__ = ["Problem", "VerifyReport", "verify_store"]
+
+_HASH = re.compile(r"[0-9A-Za-z_\-]{2,128}")
+_ROWS_FILE = "index-rows.jsonl"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing ``verify`` found wrong.
+
+    Attributes
+    ----------
+    kind : ``"file"`` (the SQLite file), ``"blob"`` or ``"index"`` (an index row).
+    name : the data version of a blob, the key of an index row, or the file's path.
+    reason : what is wrong, in words.
+    keys : the index rows removed because of it.
+    moved_to : where the bad bytes or row went (None if not quarantined).
+    """
+
+    kind: Literal["file", "blob", "index"]
+    name: str
+    reason: str
+    keys: tuple[str, ...] = ()
+    moved_to: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked and found.
+
+    ``ok`` is true when no problem was found. ``quarantined`` says whether the
+    problems were acted on (moved aside) or only reported.
+    """
+
+    blobs: int = 0
+    results: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    quarantined: bool = False
+    orphan_blobs: int = 0
+    orphan_files: int = 0
+    temp_files: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+
+def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
+    """Check every blob and index row of ``store``; quarantine what is bad (see module note).
+
+    Examples
+    --------
+    >>> from incgraph.store import memory_store, Record
+    >>> store = memory_store()
+    >>> _ = store.save(Record("a" * 32, "b" * 32, "n", "p", "c", "i"), [1])
+    >>> report = store.verify()
+    >>> report.ok, report.blobs, report.results
+    (True, 1, 1)
+    """
+    started = time.perf_counter()
+    report = VerifyReport(quarantined=quarantine)
+    problem = _file_problem(store)
+    if problem is not None:
+        report.problems.append(problem)
+        report.seconds = time.perf_counter() - started
+        return report
+    bad_blobs = _check_blobs(store, report, quarantine)
+    _check_rows(store, report, quarantine, bad_blobs)
+    report.orphan_files = len(store.blobs.orphan_files(0.0))  # type: ignore[attr-defined]
+    report.temp_files = len(store.blobs.stale_temp_files(0.0))  # type: ignore[attr-defined]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _file_problem(store: Store) -> Problem | None:
+    """A problem if the index's SQLite file fails ``PRAGMA quick_check``."""
+    file = getattr(store.index, "file", None)
+    if file is None:
+        return None
+    try:
+        rows = file.connection().execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        detail: object = store_error(exc, file.path)
+    except StoreError as exc:
+        detail = exc
+    else:
+        messages = [str(row[0]) for row in rows]
+        if messages == ["ok"]:
+            return None
+        detail = corrupt_index_error(file.path, "; ".join(messages[:5]))
+    return Problem("file", str(file.path), str(detail))
+
+
+def _check_blobs(store: Store, report: VerifyReport, quarantine: bool) -> set[str]:
+    """Check every blob; quarantine the bad ones; return all stored data versions' set of bad."""
+    bad: set[str] = set()
+    referenced = _referenced(store)
+    for entry in list(store.blobs.entries()):  # type: ignore[attr-defined]
+        report.blobs += 1
+        dv = entry.data_version
+        if dv not in referenced:
+            report.orphan_blobs += 1
+        reason = store.blobs.check(dv)  # type: ignore[attr-defined]
+        if reason is None:
+            continue
+        bad.add(dv)
+        keys = tuple(_keys_for(store, dv))
+        moved = None
+        if quarantine:
+            store.index.delete(keys)
+            folder = store.quarantine_folder
+            path = store.blobs.quarantine(dv, folder)  # type: ignore[attr-defined]
+            moved = None if path is None else str(path)
+        report.problems.append(Problem("blob", dv, reason, keys, moved))
+    return bad
+
+
+def _referenced(store: Store) -> set[str]:
+    return {row[1] for _, row in store.index.raw_rows() if isinstance(row[1], str)}  # type: ignore[attr-defined]
+
+
+def _keys_for(store: Store, data_version: str) -> list[str]:
+    return list(store.index.keys_for_data_version(data_version))  # type: ignore[attr-defined]
+
+
+def _check_rows(store: Store, report: VerifyReport, quarantine: bool, bad_blobs: set[str]) -> None:
+    """Check every index row; quarantine malformed ones and those whose blob is gone."""
+    stored = {entry.data_version for entry in store.blobs.entries()}  # type: ignore[attr-defined]
+    doomed: list[tuple[Any, tuple[Any, ...], str]] = []
+    for ref, row in _rows(store):
+        report.results += 1
+        reason = _row_problem(row)
+        if reason is None and row[1] not in stored:
+            if row[1] in bad_blobs:
+                continue  # reported with its blob (and already removed when quarantining)
+            reason = f"its blob {row[1]} is missing"
+        if reason is not None:
+            doomed.append((ref, row, reason))
+    moved = _quarantine_rows(store, doomed) if quarantine and doomed else None
+    for _, row, reason in doomed:
+        name = row[0] if isinstance(row[0], str) else repr(row[0])
+        report.problems.append(Problem("index", name, reason, (name,), moved))
+
+
+def _rows(store: Store) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    yield from store.index.raw_rows()  # type: ignore[attr-defined]
+
+
+def _row_problem(row: tuple[Any, ...]) -> str | None:
+    """Why an index row is malformed, or None."""
+    key, dv, node, processor, code, init, inputs, created, duration, size = row
+    for name, value in (("key", key), ("data version", dv)):
+        if not isinstance(value, str) or not _HASH.fullmatch(value):
+            return f"its {name} {value!r} is not a hash string"
+    for name, value in (("node", node), ("processor", processor)):
+        if not isinstance(value, str):
+            return f"its {name} is {type(value).__name__}, not text"
+    for name, value in (("code version", code), ("init version", init)):
+        if not isinstance(value, str):
+            return f"its {name} is {type(value).__name__}, not text"
+    try:
+        decoded = json.loads(inputs) if isinstance(inputs, str) else None
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in decoded.items()
+    ):
+        return "its inputs are not a JSON object of input name -> data version"
+    for name, value in (("created", created), ("duration", duration), ("size", size)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"its {name} is {type(value).__name__}, not a number"
+        if math.isnan(value) or value < 0:
+            return f"its {name} is {value!r}, not a non-negative number"
+    return None
+
+
+def _quarantine_rows(store: Store, doomed: list[tuple[Any, tuple[Any, ...], str]]) -> str | None:
+    """Append the rows to ``quarantine/index-rows.jsonl``, then delete them from the index."""
+    folder = store.quarantine_folder
+    target = None
+    if folder is not None:
+        target = folder / _ROWS_FILE
+        lines = "".join(
+            json.dumps({"reason": reason, "row": [_jsonable(v) for v in row], "at": time.time()})
+            + "\n"
+            for _, row, reason in doomed
+        )
+        _append_private(target, lines)
+    store.index.delete_raw([ref for ref, _, _ in doomed])  # type: ignore[attr-defined]
+    return None if target is None else str(target)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+def _append_private(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise store_error(exc, path) from exc
