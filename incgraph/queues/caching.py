@@ -74,17 +74,17 @@ class Stored:
     recomputes and saves it.)
     """
 
-    __slots__ = ("fn", "record", "source")
+    __slots__ = ("data_version", "fn", "source")
 
-    def __init__(self, record: Record, fn: Callable[[Any], Any], source: Any) -> None:
-        self.record = record
+    def __init__(self, data_version: str, fn: Callable[[Any], Any], source: Any) -> None:
+        self.data_version = data_version
         self.fn = fn
         self.source = source
 
     def load(self, store: Store) -> Any:
         """The value: from the store, or recomputed if its blob is gone."""
         try:
-            return store.load(self.record)
+            return store.load(self.data_version)
         except (KeyError, StoreCorruptError):
             source = self.source
             return self.fn(source.load(store) if type(source) is Stored else source)
@@ -142,10 +142,16 @@ class TaskCache:
         cv, iv, node_key = self.code_version, self.init_version, hashing.node_key
         return [MISSING if dv is MISSING else node_key(cv, iv, {"item": dv}) for dv in dvs]
 
-    def lookup(self, keys: list[Any]) -> dict[str, Record]:
-        """The records stored for ``keys``."""
+    def lookup(self, keys: list[Any]) -> dict[str, str]:
+        """The data versions stored for ``keys`` (the hits)."""
         wanted = [k for k in keys if k is not MISSING]
-        return self.store.lookup_many(wanted) if wanted else {}
+        if not wanted:
+            return {}
+        versions = getattr(self.store, "lookup_versions", None)
+        if versions is not None:  # a store that can answer without building records
+            found: dict[str, str] = versions(wanted)
+            return found
+        return {k: rec.data_version for k, rec in self.store.lookup_many(wanted).items()}
 
     def record(self, key: str, item_dv: str, value: Any, duration: float) -> tuple[Record, str]:
         """The record to save for a computed result, and the result's data version."""

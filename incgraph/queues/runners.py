@@ -260,10 +260,10 @@ class TaskRunner(Runner):
         for i, key in enumerate(keys):
             if key is MISSING:
                 continue
-            rec = found.get(key)
-            if rec is not None:
-                results[i] = Stored(rec, self.fn, items[i])
-                out_dvs[i] = rec.data_version
+            dv = found.get(key)
+            if dv is not None:
+                results[i] = Stored(dv, self.fn, items[i])
+                out_dvs[i] = dv
                 self.counts.cached += 1
             elif key in first:  # the same item twice in one chunk: computed once
                 work.dups.append((i, first[key]))
