@@ -11,32 +11,13 @@ Policy. A batch runs every *pass* (one per node that ``run_nodes`` need, in
 * ``depth_first``: each chunk of items through all nodes, then the next chunk
   (``chunk_size=1`` is strictly one item at a time). Every instance stays alive.
 
-Per pass and per chunk of items the loop takes the engine's steps in bulk:
-build every item's cache key (:mod:`incgraph.run.keys`), one
-``Store.lookup_many``, submit the misses as batch jobs
-(:func:`incgraph.run.jobs.submit_batch`), and one ``Store.save_many`` per
+Per pass and per chunk of items the loop (:mod:`incgraph.run.passes`) takes
+the engine's steps in bulk: build every item's cache key
+(:mod:`incgraph.run.keys`), one bulk index read, submit the misses as batch
+jobs (:func:`incgraph.run.jobs.submit_batch`), and one ``Store.save_many`` per
 finished job. Hits load nothing. So a fully cached rerun costs a key hash and
 a share of one indexed query per item-node, and a killed batch leaves every
-committed item-node a hit for the rerun.
-
-State. A *table* holds, per node, a column of data versions, one per item:
-keys of later passes are built from it, never from values. Constants get
-theirs when ``prep_fn(index, item)`` first runs for the item (it binds the
-item's constants, and may call ``graph.persist(path)``). Their values are held
-only while the item's chunk is in flight; a breadth-first pass that must
-compute a node reading a constant calls ``prep_fn`` again for that item, and
-checks that it bound the same value (``prep_fn`` must be deterministic).
-Values of upstream nodes are loaded from the store when an item computes
-(depth-first keeps them in memory for the chunk instead). A column is dropped
-after its last reader's pass.
-
-Jobs. Misses are sent in jobs of several items. A job's size adapts to what
-the node costs: one item at first, then as many as fit in about
-:data:`TARGET_JOB_SECONDS` (and at most half of an even share of what is left
-per worker, so jobs shrink toward the end of a pass and workers finish together),
-with up to two jobs per worker in flight. Slow items are thus committed one by
-one (little is lost if the batch is killed) and trivial ones go in a few big
-jobs (the round trip to a worker is paid rarely).
+committed item-node a hit for the rerun: resuming is rerunning.
 
 Failures. An item whose node raises gets a :class:`BatchFailure`; its
 downstream nodes are skipped, its other branches and the other items go on.
@@ -46,31 +27,20 @@ finish and saves their results, then re-raises the error.
 
 from __future__ import annotations
 
-import math
 import time
-import traceback
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
-from itertools import islice
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from incgraph.core.graph import Node
-from incgraph.errors import ConfigurationError, NodeError, StoreCorruptError
+from incgraph.errors import ConfigurationError
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
-from incgraph.run.engine import NodeStatus, RunReport
-from incgraph.run.jobs import JobFailure, Outcome, instance_key, submit_batch
-from incgraph.run.keys import key_maker, make_record
-from incgraph.run.progress import Progress, make_progress
-from incgraph.run.resources import to_release
+from incgraph.run.engine import RunReport
+from incgraph.run.passes import BatchRun, PrepFn
 
 __all__ = [
-    "KEEP_BYTES",
     "PARALLEL_TARGETS",
     "STRATEGIES",
-    "TARGET_JOB_SECONDS",
     "BatchFailure",
     "BatchStats",
     "NodeBatchStats",
@@ -87,15 +57,6 @@ PARALLEL_TARGETS = {
     "mpc": "processes",
 }
 """``parallel=`` target (as in ``inbatch_parallel``) -> the executor that runs items that way."""
-
-TARGET_JOB_SECONDS = 0.2
-"""About how long one batch job should take, once the node's cost per item is known."""
-
-KEEP_BYTES = 256 * 2**20
-"""Breadth-first passes keep computed results in memory for later passes up to this many
-(stored) bytes; beyond it, a later pass loads them back from the store."""
-
-PrepFn = Callable[[int, Any], Any]
 
 
 def process_batch(
@@ -173,7 +134,7 @@ def process_batch(
     order = graph.topological_sort(targets)
     prep = prep_fn if prep_fn is not None else _default_prep(order)
     ex, owned = _choose_executor(graph, executor, parallel)
-    batch = _Batch(graph, order, targets, prep, ex, fault_tolerant, chunk_size)
+    batch = BatchRun(graph, order, targets, prep, ex, fault_tolerant, chunk_size)
     start = time.perf_counter()
     graph.last_run = RunReport()
     try:
@@ -191,19 +152,6 @@ def process_batch(
     batch.stats.strategy = strategy
     batch.stats.seconds = time.perf_counter() - start
     return batch.stats
-
-
-def stored_versions(store: Any, keys: list[str]) -> dict[str, str]:
-    """Key -> data version of the stored ``keys``, in one bulk read.
-
-    Uses ``Store.lookup_versions`` when the store offers it (no lineage is
-    decoded), else ``Store.lookup_many``.
-    """
-    versions = getattr(store, "lookup_versions", None)
-    if versions is not None:
-        found: dict[str, str] = versions(keys)
-        return found
-    return {key: record.data_version for key, record in store.lookup_many(keys).items()}
 
 
 def _default_prep(order: list[Node]) -> PrepFn:
@@ -242,466 +190,3 @@ def _choose_executor(
 
 
 # -- state ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Persist:
-    """What an item's JSON record needs: its path, node statuses and target values."""
-
-    path: Any
-    statuses: dict[Node, NodeStatus] = field(default_factory=dict)
-    values: dict[Node, Any] = field(default_factory=dict)
-
-
-class _Table:
-    """Data versions per node and item for a run of items (all of them, or one chunk)."""
-
-    def __init__(self, start: int, items: list[Any]) -> None:
-        self.start = start
-        self.items = items
-        n = len(items)
-        self.dvs: dict[Node, list[str | None]] = {}
-        self.prepped = [False] * n
-        self.dead = [False] * n  # prep_fn failed: the item goes no further
-        self.consts: dict[int, dict[Node, Any]] = {}  # constant values held for a chunk
-        self.values: dict[Node, dict[int, Any]] = {}  # depth-first: results kept for the chunk
-        self.persist: dict[int, _Persist] = {}
-
-    def column(self, node: Node) -> list[str | None]:
-        col = self.dvs.get(node)
-        if col is None:
-            col = self.dvs[node] = [None] * len(self.items)
-        return col
-
-
-@dataclass(slots=True)
-class _Row:
-    """One item of a pass that is not a hit: where it is, its inputs' versions, its key."""
-
-    local: int
-    inputs: dict[str, str]
-    key: str | None
-
-
-class _Sizer:
-    """How many items go in the next job of a pass (see the module note)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = max(1, workers)
-        self.seconds = 0.0
-        self.count = 0
-
-    def observe(self, durations: list[float]) -> None:
-        self.seconds += sum(durations)
-        self.count += len(durations)
-
-    def next(self, remaining: int) -> int:
-        if self.workers == 1:  # nothing to balance: the fewer jobs (and commits), the better
-            share = remaining
-        else:  # shrinks toward the end of the pass, so workers finish together
-            share = max(1, math.ceil(remaining / (2 * self.workers)))
-        if self.count == 0:
-            return 1
-        per_item = max(self.seconds / self.count, 1e-7)
-        return max(1, min(share, int(TARGET_JOB_SECONDS / per_item)))
-
-
-class _Batch:
-    """One execution of a batch. Not reused."""
-
-    def __init__(
-        self,
-        graph: Any,
-        order: list[Node],
-        targets: list[Node],
-        prep: PrepFn,
-        executor: Executor,
-        fault_tolerant: bool,
-        chunk_size: int,
-    ) -> None:
-        self.graph = graph
-        self.store = graph.store
-        self.targets = targets
-        self.prep_fn = prep
-        self.executor = executor
-        self.fault_tolerant = fault_tolerant
-        self.chunk_size = chunk_size
-        self.constants = [n for n in order if n.is_constant]
-        self.passes = [n for n in order if not n.is_constant]
-        self.pass_index = {n: i for i, n in enumerate(self.passes)}
-        self.keep_values = False  # depth-first keeps results in memory for the chunk
-        self.last_reader: dict[Node, int] = {}
-        for i, node in enumerate(self.passes):
-            for up in node.upstream():
-                self.last_reader[up] = i
-        self.touched: set[Node] = {n for n in self.passes if n.initialized}
-        self.sizers: dict[Node, _Sizer] = {}
-        self.stats = BatchStats(nodes={n: NodeBatchStats(n) for n in self.passes})
-        self.progress = Progress()
-        self.stop: BaseException | None = None
-        self.twins: dict[str, list[_Row]] = {}
-        self.kept_bytes = 0  # stored size of the results held in table.values
-        self.kept_by_node: dict[Node, int] = {}
-
-    # -- strategies -------------------------------------------------------------------
-
-    def breadth_first(self, items: list[Any], progress: bool | None) -> None:
-        self.stats.items = len(items)
-        self.progress = make_progress(len(items) * len(self.passes), progress)
-        table = _Table(0, items)
-        try:
-            for p, node in enumerate(self.passes):
-                self.release(to_release(self.touched, node))
-                self.progress.describe(node.describe())
-                started = time.perf_counter()
-                for lo in range(0, len(items), self.chunk_size):
-                    self.run_pass(node, table, lo, min(lo + self.chunk_size, len(items)))
-                    table.consts.clear()
-                self.stats.nodes[node].seconds += time.perf_counter() - started
-                self.drop_columns(table, p)
-            self.finish(table)
-        finally:
-            self.progress.close()
-
-    def depth_first(self, items: Iterable[Any], progress: bool | None) -> None:
-        self.keep_values = True
-        total = len(items) if isinstance(items, Sized) else None
-        self.progress = make_progress(None if total is None else total * len(self.passes), progress)
-        try:
-            for start, chunk in _chunks(items, self.chunk_size):
-                table = _Table(start, chunk)
-                self.stats.items += len(chunk)
-                for p, node in enumerate(self.passes):
-                    started = time.perf_counter()
-                    self.run_pass(node, table, 0, len(chunk))
-                    self.stats.nodes[node].seconds += time.perf_counter() - started
-                    self.drop_columns(table, p)
-                self.finish(table)
-        finally:
-            self.progress.close()
-
-    # -- one pass over a range of items -------------------------------------------------
-
-    def run_pass(self, node: Node, table: _Table, lo: int, hi: int) -> None:
-        """Decide ``node`` for items ``lo:hi`` of ``table``: hits now, misses computed."""
-        rows = self.keyed_rows(node, table, lo, hi)
-        if self.stop is not None:
-            raise self.stop
-        keys = [r.key for r in rows if r.key is not None]
-        found = stored_versions(self.store, keys) if keys else {}
-        column, persist = table.column(node), table.persist
-        misses = []
-        self.twins = {}
-        for row in rows:
-            dv = found.get(row.key) if row.key is not None else None
-            if dv is not None:  # a hit: its data version is all a later pass needs
-                column[row.local] = dv
-                if row.local in persist:
-                    persist[row.local].statuses[node] = NodeStatus(node, "hit", row.key, dv)
-            elif row.key is not None and row.key in self.twins:
-                self.twins[row.key].append(row)  # same key as an earlier item: compute once
-            else:
-                if row.key is not None:
-                    self.twins[row.key] = []
-                misses.append(row)
-        hits = len(rows) - len(misses) - sum(map(len, self.twins.values()))
-        self.stats.nodes[node].cached += hits
-        self.progress.advance(cached=hits)
-        if misses:
-            self.compute(node, table, misses)
-        if self.stop is not None:
-            raise self.stop
-
-    def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Row]:
-        """Prepare items as needed and build the key of each that can run ``node``."""
-        fixed = node.fixed_input_versions()
-        bound = [
-            (name, table.column(src))
-            for name, src in node.bindings.items()
-            if isinstance(src, Node)
-        ]
-        make_key = key_maker(node) if node.cache else None
-        prepped, dead = table.prepped, table.dead
-        rows = []
-        skipped = 0
-        for local in range(lo, hi):
-            if not prepped[local]:
-                self.prepare(table, local)
-            if dead[local]:
-                skipped += 1
-                continue
-            inputs = dict(fixed)
-            for name, col in bound:
-                dv = col[local]
-                if dv is None:
-                    break
-                inputs[name] = dv
-            else:
-                rows.append(_Row(local, inputs, make_key(inputs) if make_key else None))
-                continue
-            skipped += 1
-            if local in table.persist:
-                table.persist[local].statuses[node] = NodeStatus(node, "skipped", None, None)
-        self.stats.nodes[node].skipped += skipped
-        self.progress.advance(skipped=skipped)
-        return rows
-
-    # -- constants and prep_fn ----------------------------------------------------------
-
-    def prepare(self, table: _Table, local: int) -> None:
-        """First ``prep_fn`` call for an item: record its constants' data versions."""
-        table.prepped[local] = True
-        index, item = table.start + local, table.items[local]
-        if not self.call_prep(table, local):
-            table.dead[local] = True
-            return
-        path = getattr(self.graph, "_persist_path", None)
-        entry = _Persist(path) if path is not None else None
-        if entry is not None:
-            table.persist[local] = entry
-        held = table.consts.setdefault(local, {})
-        for const in self.constants:
-            try:
-                dv = const.data_version_of_constant()
-            except Exception as exc:
-                self.fail(index, item, const, exc, _format(exc))
-                continue
-            table.column(const)[local] = dv
-            held[const] = const.value
-            if entry is not None:
-                entry.statuses[const] = NodeStatus(const, "constant", None, dv)
-                entry.values[const] = const.value
-
-    def call_prep(self, table: _Table, local: int) -> bool:
-        index, item = table.start + local, table.items[local]
-        try:
-            self.prep_fn(index, item)
-        except Exception as exc:
-            self.fail(index, item, None, exc, _format(exc))
-            return False
-        return True
-
-    def constant_value(self, table: _Table, local: int, const: Node) -> Any:
-        """The item's value of ``const``: held for the chunk, or bound again by ``prep_fn``."""
-        held = table.consts.get(local)
-        if held is not None and const in held:
-            return held[const]
-        if not self.call_prep(table, local):
-            raise _AlreadyRecorded()
-        held = table.consts.setdefault(local, {})
-        for c in self.constants:
-            held[c] = c.value
-        if const.data_version_of_constant() != table.dvs[const][local]:
-            raise ConfigurationError(
-                f"prep_fn bound a different value to constant {const.describe()} for item "
-                f"{table.start + local} than on its first call; prep_fn must bind the same "
-                "values every time it is called for an item"
-            )
-        return held[const]
-
-    # -- computing misses ---------------------------------------------------------------
-
-    def input_values(self, node: Node, table: _Table, local: int) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, src in node.bindings.items():
-            if not isinstance(src, Node):
-                values[name] = src
-            elif src.is_constant:
-                values[name] = self.constant_value(table, local, src)
-            else:
-                kept = table.values.get(src)
-                if kept is not None and local in kept:
-                    values[name] = kept[local]
-                else:
-                    values[name] = self.load(node, name, src, table.dvs[src][local])
-        return values
-
-    def load(self, node: Node, name: str, src: Node, data_version: str | None) -> Any:
-        """The stored value of ``src`` for an item, or an error that says what to do."""
-        assert data_version is not None
-        try:
-            return self.store.load(data_version)
-        except (KeyError, StoreCorruptError) as exc:
-            raise StoreCorruptError(
-                f"{node.describe()}: input {name!r} needs the stored result of "
-                f"{src.describe()} for this item, which could not be read ({exc!r}); the "
-                "store dropped its index rows, so running the batch again recomputes it"
-            ) from exc
-
-    def compute(self, node: Node, table: _Table, misses: list[_Row]) -> None:
-        """Submit the misses in jobs, and settle each job as it finishes."""
-        sizer = self.sizers.setdefault(node, _Sizer(getattr(self.executor, "workers", 1)))
-        queue = deque(misses)
-        in_flight: dict[Future[list[Any]], list[_Row]] = {}
-        limit = 2 * sizer.workers
-        while queue or in_flight:
-            while queue and len(in_flight) < limit and self.stop is None:
-                size = sizer.next(len(queue))
-                group = [queue.popleft() for _ in range(min(size, len(queue)))]
-                self.submit(node, table, group, in_flight)
-            if self.stop is not None:
-                queue.clear()
-            if not in_flight:
-                continue
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for fut in done:
-                rows = in_flight.pop(fut)
-                try:
-                    results = fut.result()
-                except Exception as exc:  # the whole job failed (e.g. a worker died)
-                    results = [JobFailure(exc, _format(exc))] * len(rows)
-                sizer.observe([r.duration for r in results if isinstance(r, Outcome)])
-                self.settle(node, table, rows, results)
-
-    def submit(
-        self,
-        node: Node,
-        table: _Table,
-        group: list[_Row],
-        in_flight: dict[Future[list[Any]], list[_Row]],
-    ) -> None:
-        entries, members = [], []
-        for row in group:
-            try:
-                inputs = self.input_values(node, table, row.local)
-            except _AlreadyRecorded:
-                table.dead[row.local] = True
-                continue
-            except Exception as exc:
-                self.fail_row(node, table, row, exc, _format(exc))
-                continue
-            entries.append((inputs, row.key))
-            members.append(row)
-        if entries:
-            self.touched.add(node)
-            in_flight[submit_batch(self.executor, node, entries)] = members
-
-    def settle(self, node: Node, table: _Table, rows: list[_Row], results: list[Any]) -> None:
-        """Save a finished job's results (one transaction) and record its failures.
-
-        Items that had the same key as a computed one (``twins``) share its outcome.
-        """
-        stats = self.stats.nodes[node]
-        done = [
-            (row, res) for row, res in zip(rows, results, strict=True) if isinstance(res, Outcome)
-        ]
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, JobFailure):
-                for r in (row, *self.twins.get(row.key or "", [])):
-                    self.fail_row(node, table, r, result.error, result.traceback)
-        saves = [
-            (make_record(node, row.key, row.inputs, res.data_version, res.duration), res.value)
-            for row, res in done
-            if row.key is not None
-        ]
-        sizes = iter(record.size for record in self.store.save_many(saves)) if saves else iter(())
-        twins = 0
-        for row, result in done:
-            size = next(sizes) if row.key is not None else 0
-            self.keep(node, table, row, result, "computed", size)
-            for r in self.twins.get(row.key or "", []):
-                self.keep(node, table, r, result, "hit", 0)
-                twins += 1
-            stats.compute_seconds += result.duration
-        stats.computed += len(done)
-        stats.cached += twins
-        self.progress.advance(computed=len(done), cached=twins)
-
-    def keep(
-        self, node: Node, table: _Table, row: _Row, result: Outcome, status: Any, size: int
-    ) -> None:
-        """Note ``row``'s result: its data version, and its value if a later pass reads it.
-
-        Values are kept for later passes when they are not stored (``cache=False``), in
-        depth-first chunks, and otherwise while they fit in :data:`KEEP_BYTES`.
-        """
-        table.column(node)[row.local] = result.data_version
-        if self.pass_index[node] < self.last_reader.get(node, -1) and (
-            self.keep_values or not node.cache or self.kept_bytes + size <= KEEP_BYTES
-        ):
-            table.values.setdefault(node, {})[row.local] = result.value
-            self.kept_bytes += size
-            self.kept_by_node[node] = self.kept_by_node.get(node, 0) + size
-        entry = table.persist.get(row.local)
-        if entry is not None:
-            duration = result.duration if status == "computed" else 0.0
-            entry.statuses[node] = NodeStatus(node, status, row.key, result.data_version, duration)
-            entry.values[node] = result.value
-
-    # -- failures -------------------------------------------------------------------------
-
-    def fail_row(self, node: Node, table: _Table, row: _Row, exc: BaseException, tb: str) -> None:
-        self.stats.nodes[node].failed += 1
-        self.progress.advance(failed=1)
-        entry = table.persist.get(row.local)
-        if entry is not None:
-            entry.statuses[node] = NodeStatus(node, "failed", row.key, None)
-        self.fail(table.start + row.local, table.items[row.local], node, exc, tb)
-
-    def fail(self, index: int, item: Any, node: Node | None, exc: BaseException, tb: str) -> None:
-        original = exc.exception if isinstance(exc, NodeError) else exc
-        self.stats.failures.append(BatchFailure(index, item, node, original, tb, exc))
-        if not self.fault_tolerant and self.stop is None:
-            self.stop = exc
-
-    # -- the end of a pass, a chunk, a batch ------------------------------------------------
-
-    def drop_columns(self, table: _Table, p: int) -> None:
-        """Forget data versions and values no later pass reads (targets stay)."""
-        for up, last in self.last_reader.items():
-            if last == p and up not in self.targets:
-                table.dvs.pop(up, None)
-                table.values.pop(up, None)
-                self.kept_bytes -= self.kept_by_node.pop(up, 0)
-
-    def finish(self, table: _Table) -> None:
-        """Note completed items and write the JSON record of items that asked for one."""
-        columns = [table.dvs.get(t) for t in self.targets]
-        for local in range(len(table.items)):
-            if table.dead[local]:
-                continue
-            if all(col is not None and col[local] is not None for col in columns):
-                self.stats.completed.append(table.start + local)
-        for local, entry in table.persist.items():
-            self.write_persist(table, local, entry)
-
-    def write_persist(self, table: _Table, local: int, entry: _Persist) -> None:
-        values = dict(entry.values)
-        for target in self.targets:
-            col = table.dvs.get(target)
-            dv = col[local] if col is not None else None
-            if target not in values and dv is not None:
-                try:
-                    values[target] = self.store.load(dv)
-                except Exception:  # the record says it is unreadable; the index row is gone
-                    continue
-        self.graph.last_run = RunReport(statuses=entry.statuses, values=values)
-        self.graph.persist(entry.path)
-        self.graph.last_run = RunReport()
-
-    def release(self, nodes: Iterable[Node]) -> None:
-        """Release ``nodes``' instances here and on the executor's workers."""
-        nodes = sorted(nodes, key=lambda n: self.pass_index.get(n, -1))
-        if not nodes:
-            return
-        for node in nodes:
-            node.release_resources()
-            self.touched.discard(node)
-        if not self.executor.in_process:
-            self.executor.release(frozenset(instance_key(n) for n in nodes))
-
-
-class _AlreadyRecorded(Exception):
-    """``prep_fn`` failed again for an item; its failure is already recorded."""
-
-
-def _format(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
-    it = iter(items)
-    start = 0
-    while chunk := list(islice(it, size)):
-        yield start, chunk
-        start += len(chunk)
