@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any
 
-from incgraph.errors import PipelineError, StoreError
+from incgraph.errors import HashingError, PipelineError, StoreError
 from incgraph.queues.caching import Stored, TaskCache, materialize
 from incgraph.queues.channel import Channel, Chunk
 from incgraph.queues.workers import ChunkResult, apply_chunk, make_pool, shutdown_pool
@@ -171,6 +171,7 @@ class _Work:
         "dups",
         "dvs",
         "future",
+        "inputs",
         "items",
         "keys",
         "misses",
@@ -187,6 +188,7 @@ class _Work:
         self.results: list[Any] | None = None
         self.out_dvs: list[Any] | None = None
         self.misses: list[int] = []
+        self.inputs: list[Any] = []  # the values of the misses, loaded, in misses order
         self.dups: list[tuple[int, int]] = []  # (position, position of the same item's first use)
         self.future: Future[ChunkResult] | None = None
 
@@ -242,15 +244,13 @@ class TaskRunner(Runner):
         results: list[Any] = [_FAILED] * len(items)
 
         def unhashable(i: int, exc: Exception) -> None:
-            self.fail(
-                work.start + i,
-                items[i],
-                type(exc)(
-                    f"task {self.name!r}: item {_short(items[i])} cannot be content-hashed for "
-                    f"caching ({exc}); register a hasher for its type "
-                    "(incgraph.hashing.register_hasher) or declare the task with cache=False"
-                ),
+            error = HashingError(
+                f"task {self.name!r}: item {_short(items[i])} cannot be content-hashed for "
+                f"caching ({exc}); register a hasher for its type "
+                "(incgraph.hashing.register_hasher) or declare the task with cache=False"
             )
+            error.__cause__ = exc
+            self.fail(work.start + i, items[i], error)
 
         dvs = cache.versions(items, work.dvs, unhashable)
         keys = cache.keys(dvs)
@@ -279,7 +279,8 @@ class TaskRunner(Runner):
         if len(work.misses) != len(items):
             items = [items[i] for i in work.misses]
         store = self.ex.store_if_caching
-        return items if store is None else materialize(items, store)
+        work.inputs = items if store is None else materialize(items, store)
+        return work.inputs
 
     def finish(self, work: _Work, result: ChunkResult) -> bool:
         """Record failures, save computed results, emit the chunk's results in order."""
@@ -288,7 +289,7 @@ class TaskRunner(Runner):
             if errors:
                 for j in sorted(errors):
                     exc, text = errors[j]
-                    self.fail(work.start + j, work.items[j], exc, text)
+                    self.fail(work.start + j, work.inputs[j], exc, text)
                 values = [v for j, v in enumerate(values) if j not in errors]
             self.counts.computed += len(values)
             return self.emit(values)
@@ -310,17 +311,18 @@ class TaskRunner(Runner):
         for j, i in enumerate(work.misses):
             if j in errors:
                 exc, text = errors[j]
-                self.fail(work.start + i, work.items[i], exc, text)
+                self.fail(work.start + i, work.inputs[j], exc, text)
                 continue
             value = values[j]
             rec, dv = cache.record(keys[i], dvs[i], value, durations[j] if durations else 0.0)
-            to_save.append((rec, value, self.name, work.start + i, work.items[i]))
+            to_save.append((rec, value, self.name, work.start + i, work.inputs[j]))
             results[i] = value
             out_dvs[i] = dv
         for i, first in work.dups:
             if results[first] is _FAILED:
-                exc, text = errors[work.misses.index(first)]
-                self.fail(work.start + i, work.items[i], exc, text)
+                j = work.misses.index(first)
+                exc, text = errors[j]
+                self.fail(work.start + i, work.inputs[j], exc, text)
             else:
                 results[i], out_dvs[i] = results[first], out_dvs[first]
                 self.counts.cached += 1

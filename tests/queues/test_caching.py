@@ -244,3 +244,18 @@ def test_a_hit_whose_blob_is_gone_is_computed_again() -> None:
     report = second.run()
     assert list(out2) == [5, 10] and report.cached == 4
     assert sorted(map(str, CALLS)) == sorted(map(str, [2, ("plus_one", 4), 3, ("plus_one", 9)]))
+
+
+def test_failures_after_a_hit_report_the_real_item(tmp_path: Path) -> None:
+    """An item failing downstream of a cached hit is reported with its value, not a placeholder."""
+
+    def picky(x: int) -> int:
+        if x == 4:
+            raise ValueError("no fours")
+        return x
+
+    _run(tmp_path, [1, 2], square)
+    for cache in (False, True):
+        _, report = _run(tmp_path, [1, 2], square, iq.Task(picky, cache=cache))
+        (failure,) = report.failures
+        assert failure.item == 4 and failure.node == "picky"
