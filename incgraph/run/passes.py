@@ -489,6 +489,9 @@ class BatchRun:
 
     def finish(self, table: _Table) -> None:
         """Note completed items and write the JSON record of items that asked for one."""
+        for local in range(len(table.items)):  # run nodes that are all constants: no pass
+            if not table.prepped[local]:
+                self.prepare(table, local)
         columns = [table.dvs.get(t) for t in self.targets]
         for local in range(len(table.items)):
             if table.dead[local]:

@@ -348,3 +348,17 @@ def test_an_unreadable_upstream_result_fails_the_item_and_the_rerun_recomputes(
     CALLS.clear()
     stats = g.process_batch(["ab", "cde"], [n["square"]])
     assert stats.completed == [0, 1] and CALLS == ["Parse cde", "Square 3"]
+
+
+def test_constant_run_nodes_complete_once_bound() -> None:
+    """A batch whose run node is a constant calls prep_fn per item and completes each one."""
+    g = ProcessGraph(store=":memory:")
+    text = g.add_constant_node(0, "text")
+    seen: list[int] = []
+
+    def prep(index: int, item: str) -> None:
+        seen.append(index)
+        text.set_value(item)
+
+    stats = g.process_batch(["a", "b"], [text], prep)
+    assert seen == [0, 1] and stats.completed == [0, 1] and stats.computed == 0
