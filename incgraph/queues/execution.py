@@ -59,8 +59,8 @@ class Execution:
         self.chunk_size = chunk_size
         self.abort = Abort()
         self.has_cache = any(s.task is not None and s.task.cache for s in pipeline.stages)
-        self.store: Store = pipeline.store if self.has_cache else None  # type: ignore[assignment]
-        self.store_if_caching: Store | None = self.store if self.has_cache else None
+        # the store, opened only when a task caches (None otherwise: nothing to load or save)
+        self.store: Store | None = pipeline.store if self.has_cache else None
         self.failures: list[ItemFailure] = []
         self.uncached: list[ItemFailure] = []
         self.error: BaseException | None = None
@@ -103,9 +103,11 @@ class Execution:
             self.channels[q] = self.channels[root]
             self.written[q] = 0
         self.counts_of_source: dict[Queue, NodeCounts] = {}
+        stage_names = {stage.name for stage in p.stages}
         for q in p.queues:
             if q.producer is None:
-                counts = NodeCounts(q.name or "input", "queue")
+                name = q.name or "input"
+                counts = NodeCounts(f"queue:{name}" if name in stage_names else name, "queue")
                 self.counts[counts.name] = counts
                 self.counts_of_source[q] = counts
                 self.runners.append(SourceRunner(self, q, counts))
@@ -134,8 +136,8 @@ class Execution:
     def put(self, q: Queue, chunk: Chunk) -> bool:
         """Write ``chunk`` to queue ``q`` (values loaded first if ``q`` is an output)."""
         ch = self.channels[q]
-        if ch.terminal and self.store_if_caching is not None:
-            chunk.items = materialize(chunk.items, self.store_if_caching)
+        if ch.terminal and self.store is not None:
+            chunk.items = materialize(chunk.items, self.store)
         self.written[q] += len(chunk)
         return ch.put(chunk)
 
@@ -266,7 +268,9 @@ class PipelineRun:
     """A running pipeline, as returned by ``run(block=False)``.
 
     Read its output queues while it runs (iteration ends when the pipeline is
-    done), then call :meth:`wait` for the report.
+    done), then call :meth:`wait` for the report -- also after reading every
+    output: it returns once the last results are saved in the store. As a context
+    manager, leaving the block waits (or, on an exception, cancels).
 
     Examples
     --------

@@ -208,8 +208,8 @@ class TaskRunner(Runner):
         self.outputs = list(stage.outputs)
         self.cache: TaskCache | None = None
         if self.task.cache:
-            ex.recorder_producers += 1
-            assert stage.node is not None
+            ex.recorder_producers += 1  # read by Execution once every runner is made
+            assert stage.node is not None and ex.store is not None
             self.cache = TaskCache(
                 ex.store, self.task.code_version, stage.node.label, self.task.qualified_name
             )
@@ -278,7 +278,7 @@ class TaskRunner(Runner):
         items = work.items
         if len(work.misses) != len(items):
             items = [items[i] for i in work.misses]
-        store = self.ex.store_if_caching
+        store = self.ex.store
         work.inputs = items if store is None else materialize(items, store)
         return work.inputs
 
@@ -442,6 +442,7 @@ class RecorderRunner(Runner):
         and the rest is saved; a store that still fails stops the run.
         """
         store = self.ex.store
+        assert store is not None
         try:
             store.save_many([(e[0], e[1]) for e in entries])
             return
@@ -477,7 +478,7 @@ class OpRunner(Runner):
 
     def chunks(self) -> Iterator[Chunk]:
         """Input chunks with their values loaded, until the input ends."""
-        store = self.ex.store_if_caching
+        store = self.ex.store
         while True:
             chunk = self.read(self.input, self.ex.chunk_size)
             if chunk is None:
