@@ -34,6 +34,18 @@ own. Computed results are written in batches (blobs, then one index
 transaction), promptly when a result was slow to compute or large. Failures raise :class:`~incgraph.errors.NodeError` once
 in-flight jobs have finished; nothing half-done is recorded.
 
+Exactly once across processes, and a run log. Each run has a store session
+(:class:`~incgraph.store.session.StoreSession`): a hit appends its key to
+``session.hits`` (a list append; one row is written when the run ends), and a
+node that must compute first claims its key. A key another process is
+computing is waited for (the serial walk blocks; the pool loop keeps working
+and polls), then is a hit; a lapsed lease is taken over. The pool loop claims
+every node of a ready wave in one transaction. Leases are released right
+after the results' index rows are committed (``flush``), and a run saves what
+it holds before it waits for anyone, so two runs never wait for each other.
+A read-only store raises :class:`~incgraph.errors.ReadOnlyStoreError` naming
+the node before anything computes.
+
 Batches (:mod:`incgraph.run.batch`) take the same steps in bulk, per pass
 and per chunk of items: keys from :mod:`incgraph.run.keys`, one
 ``lookup_many``, batch jobs from :mod:`incgraph.run.jobs`, one ``save_many``.
@@ -55,9 +67,10 @@ from incgraph.core.graph import Node
 from incgraph.executors.base import Executor
 from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
 from incgraph.run.keys import cache_key, input_versions, make_record
-from incgraph.errors import StoreCorruptError, StoreError
+from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
+from incgraph.store.leases import Claims
 from incgraph.store.protocols import Record
 
 # Computed results are written in batches (one index transaction each): when this many are
@@ -68,6 +81,10 @@ PROMPT_WRITE_SECONDS = 0.5
 PROMPT_WRITE_BYTES = 1 << 20
 # Runs of at least this many nodes read every node's latest record in bulk first.
 PREFETCH_MIN_NODES = 32
+# The pool loop polls keys other processes are computing at this interval (growing to the max).
+FIRST_POLL_SECONDS = 0.002
+MAX_POLL_SECONDS = 0.1
+_WATCHING = "watching"  # decide(): the node waits for another process's result
 
 __all__ = ["NodeStatus", "RunReport", "execute"]
 
@@ -151,6 +168,14 @@ class _Run:
         self.readers = readers
         self.waiting: dict[Node, int] = {}
         self.dependents: dict[Node, list[Node]] = {}
+        label = ", ".join(t.label for t in targets)
+        self.session = store.session("run", label if len(label) <= 200 else label[:197] + "...")
+        self.hit_keys = self.session.hits
+        # pool loop: key -> the nodes (equal nodes share a key) to claim in this wave, and
+        # those whose key another process is computing
+        self.to_claim: dict[str, list[tuple[Node, dict[str, str]]]] = {}
+        self.watched: dict[str, list[tuple[Node, dict[str, str]]]] = {}
+        self.poll_delay = FIRST_POLL_SECONDS
 
     # -- keys and values ------------------------------------------------------------
 
@@ -172,6 +197,16 @@ class _Run:
         """Compute a node whose stored blob could not be loaded, and store it again."""
         input_dvs = input_versions(node, self.dvs.__getitem__)
         key = cache_key(node, input_dvs) if node.cache else None
+        if key is not None and not self.store.read_only:
+            stored = self.session.acquire(key, before_wait=self.flush)
+            if stored is not None:  # another process stored it meanwhile
+                try:
+                    value = self.store.load(stored)
+                except (KeyError, StoreCorruptError):
+                    self.session.claim([key])
+                else:
+                    self.dvs[node] = stored
+                    return value
         out = compute_in_process(node, self.input_values(node), key)
         if key is not None:
             self.pending.append(
@@ -190,15 +225,20 @@ class _Run:
     # -- the loop ---------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        self.prefetch()
+        ok = False
         try:
-            if getattr(self.executor, "inline", False):
-                self._walk()
-            else:
-                self._loop()
+            self.prefetch()
+            try:
+                if getattr(self.executor, "inline", False):
+                    self._walk()
+                else:
+                    self._loop()
+            finally:
+                self.flush()  # results that completed are kept even when another node failed
+            self.report.values = {t: self.value_of(t) for t in self.order if t in self.targets}
+            ok = True
         finally:
-            self.flush()  # results that completed are kept even when another node failed
-        self.report.values = {t: self.value_of(t) for t in self.order if t in self.targets}
+            self.session.close(ok)  # releases leases still held; writes the run log's row
         return self.report
 
     def prefetch(self) -> None:
@@ -252,15 +292,31 @@ class _Run:
         ready = deque(n for n in self.order if self.waiting[n] == 0)
         in_flight: dict[Future[Outcome], tuple[Node, str | None, dict[str, str] | None]] = {}
         error: BaseException | None = None
-        while ready or in_flight:
+        while ready or in_flight or self.watched:
             while ready and error is None:
                 node = ready.popleft()
-                submitted = self.decide(node, in_flight)
+                submitted = self.decide(node, in_flight, defer_claim=True)
                 if not submitted:
                     self.resolve(node, ready)
-            if not in_flight:
+                if not ready and self.to_claim:
+                    for settled in self.claim_wave(in_flight):
+                        self.resolve(settled, ready)
+            if error is not None:
+                self.to_claim.clear()
+                self.watched.clear()
+            if not in_flight and not self.watched:
                 break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            if self.watched:
+                self.flush()  # never hold back results while waiting for someone else's
+            timeout = self.poll_delay if self.watched else None
+            if in_flight:
+                done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+            else:
+                time.sleep(self.poll_delay)
+                done = set()
+            if self.watched and error is None:
+                for settled in self.poll_watched(in_flight):
+                    self.resolve(settled, ready)
             for fut in done:
                 node, key, input_dvs = in_flight.pop(fut)
                 exc = fut.exception()
@@ -273,8 +329,15 @@ class _Run:
         if error is not None:
             raise error
 
-    def decide(self, node: Node, in_flight: dict[Future[Outcome], Any]) -> bool:
-        """Settle ``node`` now (constant or hit) or submit it; True if submitted."""
+    def decide(
+        self, node: Node, in_flight: dict[Future[Outcome], Any], *, defer_claim: bool = False
+    ) -> bool:
+        """Settle ``node`` now (constant or hit) or submit it; True if submitted.
+
+        A node that must compute claims its key first. With ``defer_claim`` (the
+        pool loop) the claim waits for :meth:`claim_wave` and True is returned;
+        otherwise a key another process holds is waited for here.
+        """
         if node.is_constant:
             self.dvs[node] = node.data_version_of_constant()
             self.report.statuses[node] = NodeStatus(node, "constant", None, self.dvs[node])
@@ -293,6 +356,7 @@ class _Run:
                 if data_version is not MISSING:
                     self.dvs[node] = data_version
                     self.report.statuses[node] = NodeStatus(node, "hit", key, data_version)
+                    self.hit_keys.append(key)
                     return False
             if self.upstream_only and node not in self.targets:
                 from incgraph.errors import NotCachedError
@@ -301,6 +365,31 @@ class _Run:
                     f"run_only needs the stored result of {node.describe()}, but the store has "
                     "none for its current inputs; run graph.run_upto(...) on it first"
                 )
+            if self.store.read_only:
+                raise ReadOnlyStoreError(
+                    f"{node.describe()} must compute (the store has no result for its current "
+                    f"inputs), but {self.store!r} was opened read-only; open the store "
+                    "writable to compute and save it"
+                )
+            if node not in self.force:
+                assert input_dvs is not None
+                if defer_claim:
+                    self.to_claim.setdefault(key, []).append((node, input_dvs))
+                    return True
+                stored = self.session.acquire(key, before_wait=self.flush)
+                if stored is not None:  # another process computed it meanwhile
+                    self.settle_hit(node, key, stored)
+                    return False
+        self.submit(node, key, input_dvs, in_flight)
+        return True
+
+    def submit(
+        self,
+        node: Node,
+        key: str | None,
+        input_dvs: dict[str, str] | None,
+        in_flight: dict[Future[Outcome], Any],
+    ) -> None:
         inputs = self.input_values(node)
         if self.gc_paused:
             gc.enable()
@@ -311,7 +400,46 @@ class _Run:
         else:
             fut = submit_compute(self.executor, node, inputs, key)
         in_flight[fut] = (node, key, input_dvs)
-        return True
+
+    def settle_hit(self, node: Node, key: str, data_version: str) -> None:
+        self.dvs[node] = data_version
+        self.report.statuses[node] = NodeStatus(node, "hit", key, data_version)
+        self.hit_keys.append(key)
+
+    def claim_wave(self, in_flight: dict[Future[Outcome], Any]) -> list[Node]:
+        """Claim the keys of a ready wave in one transaction; return the nodes settled as hits."""
+        wave, self.to_claim = self.to_claim, {}
+        claims = self.session.claim(wave)
+        for key in claims.theirs:
+            self.watched.setdefault(key, []).extend(wave.pop(key))
+        return self.settle_claimed(claims, wave, in_flight)
+
+    def poll_watched(self, in_flight: dict[Future[Outcome], Any]) -> list[Node]:
+        """Look at the keys others are computing: stored ones are hits, lapsed ones ours."""
+        claims = self.session.poll(self.watched)
+        if claims.mine or claims.done:
+            self.poll_delay = FIRST_POLL_SECONDS
+        else:
+            self.poll_delay = min(self.poll_delay * 1.5, MAX_POLL_SECONDS)
+        ready = {key: self.watched.pop(key) for key in [*claims.mine, *claims.done]}
+        return self.settle_claimed(claims, ready, in_flight)
+
+    def settle_claimed(
+        self,
+        claims: Claims,
+        nodes: dict[str, list[tuple[Node, dict[str, str]]]],
+        in_flight: dict[Future[Outcome], Any],
+    ) -> list[Node]:
+        """Submit the nodes of keys now ours; settle those of stored keys as hits (returned)."""
+        for key in claims.mine:
+            for node, input_dvs in nodes[key]:
+                self.submit(node, key, input_dvs, in_flight)
+        settled = []
+        for key, data_version in claims.done.items():
+            for node, _ in nodes[key]:
+                self.settle_hit(node, key, data_version)
+                settled.append(node)
+        return settled
 
     def record(
         self, node: Node, key: str | None, input_dvs: dict[str, str] | None, out: Outcome
@@ -344,6 +472,7 @@ class _Run:
             self.store.save_many(items)
         except StoreError as exc:
             _raise_naming_the_node(self.store, items, exc)
+        self.session.saved([record.key for record, _ in items])  # logged; leases released
 
     def resolve(self, node: Node, ready: deque[Node]) -> None:
         """``node`` has a data version: release its dependents and drop values no one needs."""

@@ -45,8 +45,10 @@ caller's open transaction, which is what makes a migration atomic.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # sqlite_utils imports numpy when present: load it only to migrate
+    import sqlite_utils
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 

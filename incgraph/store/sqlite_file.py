@@ -42,8 +42,6 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
-import sqlite_utils
-
 from incgraph.errors import ReadOnlyStoreError, StoreError
 from incgraph.store.failure import is_busy, store_error
 from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -247,6 +245,8 @@ class SqliteFile:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
+        import sqlite_utils  # imports numpy when installed: only when a store is created/migrated
+
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
         for migration in MIGRATIONS[version:]:
