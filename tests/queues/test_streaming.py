@@ -172,3 +172,27 @@ def test_a_failing_input_generator_is_recorded() -> None:
     assert list(out) == [2]
     (failure,) = report.failures
     assert failure.node == "files" and isinstance(failure.exception, OSError)
+
+
+@pytest.mark.timeout(20)
+def test_run_handle_as_context_manager_and_wait_timeout() -> None:
+    """Leaving a `with run(block=False)` block waits; wait(timeout) raises while still running."""
+    p = iq.Pipeline(store=":memory:")
+    out = p.map(inc, iq.Queue(range(100)))
+    with p.run(block=False) as handle:
+        assert len(list(out)) == 100
+    assert handle.done() and p.last_report is not None
+
+    release = threading.Event()
+
+    def stuck(x: int) -> int:
+        assert release.wait(10), "never released"
+        return x
+
+    p2 = iq.Pipeline(store=":memory:")
+    p2.map(iq.task(cache=False)(stuck), iq.Queue([1]))
+    handle2 = p2.run(block=False)
+    with pytest.raises(PipelineError, match="did not finish within"):
+        handle2.wait(timeout=0.2)
+    release.set()
+    assert handle2.wait().ok
