@@ -18,10 +18,11 @@ holds (those in ``keys``), drops them, then waits until every worker has
 started its release job. A worker busy waiting cannot take a second job, so
 the jobs land on distinct workers and all of them have released when
 ``release`` returns; the workers stay warm for the next pass. If the jobs do
-not all meet within :data:`RENDEZVOUS_SECONDS` (a worker is busy with other
-work, or died), the executor falls back to recycling the pool: the workers
-exit (an ``atexit`` hook releases their instances) and the next job starts
-fresh ones. ``release`` is a no-op when none of ``keys`` was ever sent.
+not all meet within :data:`RENDEZVOUS_SECONDS` (``rendezvous_seconds`` on an
+executor overrides it) because a worker is busy, hung or dead, the executor
+falls back to recycling the pool: the workers are stopped (killed if they do not
+stop) and the next job starts fresh ones. ``release`` is a no-op when none of
+``keys`` was ever sent.
 
 A pool whose worker died (killed, out of memory, segfault) is replaced on the
 next submit; the jobs that were running on it fail with loky's
@@ -68,6 +69,7 @@ class ProcessExecutor:
         self.workers = max_workers or os.cpu_count() or 1
         self._pool: Any = None
         self._sent: set[str] = set()
+        self.rendezvous_seconds = RENDEZVOUS_SECONDS
 
     def __repr__(self) -> str:
         return f"<ProcessExecutor workers={self.workers}>"
@@ -96,35 +98,40 @@ class ProcessExecutor:
         """Release ``instance_keys`` (all when ``None``) on every worker that may hold them."""
         if self._pool is None or not (instance_keys is None or self._sent & instance_keys):
             return
-        with tempfile.TemporaryDirectory(prefix="incgraph-release-") as meeting:
-            futures = [
-                self._pool.submit(_release_here, instance_keys, meeting, self.workers)
-                for _ in range(self.workers)
-            ]
-            try:
-                pids = [f.result(timeout=RENDEZVOUS_SECONDS + 30) for f in futures]
-                met = {pid for pid in pids if pid is not None}
-            except Exception:  # a worker died or hung: recycling releases everything
-                met = set()
-        if len(met) < self.workers:
-            self._drop_pool(wait=True)
-        elif instance_keys is None:
-            self._sent.clear()
-        else:
-            self._sent -= instance_keys
+        if self._everyone_released(instance_keys):
+            self._sent = set() if instance_keys is None else self._sent - instance_keys
+        else:  # a worker is busy, hung or dead: recycling releases everything
+            self._drop_pool(wait=True, kill=True)
 
-    def _drop_pool(self, *, wait: bool) -> None:
+    def _everyone_released(self, instance_keys: frozenset[str] | None) -> bool:
+        """Send one release job per worker; whether every worker ran one and met the others."""
+        with tempfile.TemporaryDirectory(prefix="incgraph-release-") as meeting:
+            try:
+                futures = [
+                    self._pool.submit(
+                        _release_here, instance_keys, meeting, self.workers, self.rendezvous_seconds
+                    )
+                    for _ in range(self.workers)
+                ]
+                pids = [f.result(timeout=self.rendezvous_seconds + 30) for f in futures]
+            except Exception:
+                return False
+        return len({pid for pid in pids if pid is not None}) == self.workers
+
+    def _drop_pool(self, *, wait: bool, kill: bool = False) -> None:
         pool, self._pool = self._pool, None
         self._sent.clear()
         if pool is not None:
-            pool.shutdown(wait=wait)
+            pool.shutdown(wait=wait, kill_workers=kill)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the worker processes."""
         self._drop_pool(wait=wait)
 
 
-def _release_here(keys: frozenset[str] | None, meeting: str, parties: int) -> int | None:
+def _release_here(
+    keys: frozenset[str] | None, meeting: str, parties: int, patience: float
+) -> int | None:
     """In a worker: release ``keys``, then wait for ``parties`` workers to have done so.
 
     Returns this worker's pid once all have met, ``None`` if they did not in time.
@@ -135,7 +142,7 @@ def _release_here(keys: frozenset[str] | None, meeting: str, parties: int) -> in
     pid = os.getpid()
     with open(os.path.join(meeting, str(pid)), "w"):
         pass
-    deadline = time.monotonic() + RENDEZVOUS_SECONDS
+    deadline = time.monotonic() + patience
     while len(os.listdir(meeting)) < parties:
         if time.monotonic() > deadline:
             return None

@@ -101,3 +101,12 @@ class Burn(Processor):
 
     def process(self, x: int) -> int:
         return burn(x, self.rounds)
+
+
+class CrashAt(Processor):
+    """Kills its worker process (``os._exit``) on the item named by $INCGRAPH_TEST_CRASH_AT."""
+
+    def process(self, x: int) -> int:
+        if str(x) == os.environ.get("INCGRAPH_TEST_CRASH_AT"):
+            os._exit(3)
+        return x + 100

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
+
+import pytest
 
 from incgraph.executors.processes import ProcessExecutor
 from incgraph.graph import ProcessGraph
-from tests.executors.processors import Negate, Square, lines
+from tests.executors.processors import CrashAt, Negate, Square, lines
 
 
 def test_each_worker_constructs_a_processor_at_most_once_per_pass(
@@ -80,3 +85,40 @@ def test_a_processor_defined_in_main_runs_in_worker_processes(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["6", "21", "True"]
+
+
+def test_a_worker_that_dies_fails_its_items_and_the_batch_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-job fails that job's items; the pool is replaced, a rerun finishes."""
+    monkeypatch.setenv("INCGRAPH_TEST_CRASH_AT", "3")  # inherited by the workers it starts
+    g = ProcessGraph(store=tmp_path / "store")
+    x = g.add_constant_node(0, "x")
+    node = g.add_node(1, CrashAt, {"x": x})
+    executor = ProcessExecutor(max_workers=1)
+    try:
+        stats = g.process_batch(range(8), [node], executor=executor)
+        assert 3 in stats.failed and stats.computed + len(stats.failures) == 8
+        assert all(f.index == 3 or isinstance(f.exception, BrokenExecutor) for f in stats.failures)
+        assert executor.submit(abs, -1).result() == 1  # a fresh pool took over
+    finally:
+        executor.shutdown()
+    monkeypatch.delenv("INCGRAPH_TEST_CRASH_AT")
+    rerun = g.process_batch(range(8), [node], executor="processes")
+    assert rerun.completed == list(range(8)) and rerun.cached == stats.computed
+
+
+def test_release_falls_back_to_a_fresh_pool_when_a_worker_is_gone(tmp_path: Path) -> None:
+    """If a worker cannot join the release, the pool is recycled and the executor still works."""
+    executor = ProcessExecutor(max_workers=2)
+    executor.rendezvous_seconds = 0.5
+    try:
+        pid = executor.submit(os.getpid).result()
+        executor._sent.add("some-instance")  # as if a job had made one
+        pool = executor._pool
+        os.kill(pid, signal.SIGKILL)
+        executor.release(frozenset({"some-instance"}))
+        assert executor._pool is not pool  # recycled, not reused
+        assert executor.submit(abs, -2).result() == 2
+    finally:
+        executor.shutdown()
