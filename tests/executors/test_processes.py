@@ -40,7 +40,10 @@ def test_switching_resources_releases_workers_instances(
     x = g.add_constant_node(0, "x")
     sq = g.add_node(1, Square, {"x": x}, node_init_kwargs={"log": str(log)})
     neg = g.add_node(2, Negate, {"y": sq}, node_init_kwargs={"log": str(log)})
+    process_executor.submit(abs, 0).result()
+    pool = process_executor._pool
     g.process_batch(range(8), [neg], executor=process_executor)
+    assert process_executor._pool is pool  # released by release jobs: the workers stay warm
     events = [line.rsplit(" ", 1)[0] for line in log.read_text().splitlines()]
     first_negate = events.index("init Negate")
     assert events[:first_negate].count("release Square") == events.count("init Square") >= 1
