@@ -243,6 +243,8 @@ class _Heartbeat:
         self._running = False
 
     def add(self, lessee: Lessee) -> None:
+        if lessee in self._lessees:  # the common case: renewals already scheduled
+            return
         with self._cond:
             self._lessees.add(lessee)
             if not self._running:

@@ -41,6 +41,7 @@ _FINISH_RUN = (
     "UPDATE runs SET finished = ?, status = ?, hits = ?, computed = ?, hit_keys = ?, "
     "written_keys = ? WHERE id = ?"
 )
+_STORED = "SELECT data_version FROM results WHERE key = ?"
 _UPSERT_LEASE = (
     "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
@@ -180,7 +181,11 @@ class SqliteLedger:
         conn: sqlite3.Connection, keys: list[str], owner: str, expires: float, now: float
     ) -> ClaimResult:
         done: dict[str, str] = {}
-        for start in range(0, len(keys), _CHUNK):
+        if len(keys) == 1:  # the serial walk's case: skip building an IN list
+            row = conn.execute(_STORED, keys).fetchone()
+            if row is not None:
+                return ClaimResult([], {}, {keys[0]: row[0]})
+        for start in range(0, len(keys) if len(keys) > 1 else 0, _CHUNK):
             chunk = keys[start : start + _CHUNK]
             sql = f"SELECT key, data_version FROM results WHERE key IN ({_marks(chunk)})"
             done.update(conn.execute(sql, chunk).fetchall())
