@@ -22,9 +22,14 @@ from ``obj`` through the user's own code (``_usercode``):
   types* (None, bool, int, float, complex, str, bytes, Decimal, Fraction, enum
   members, and tuples, frozensets, named tuples and frozen dataclasses of
   those) contribute their data version, so ``THRESHOLD = 0.5 -> 0.6``
-  invalidates. Library code, modules and other objects (a loaded model, a
-  mutable dict) are not followed: pass such things as inputs, or bump
+  invalidates; so do lists, dicts and sets of such values up to 10,000 items
+  (``GRID = [0.1, 1.0]``), re-hashed on every call because they can change in
+  place. Library code, modules and other objects (a loaded model, a big or
+  non-data container) are not followed: pass such things as inputs, or bump
   ``version``.
+* names inside annotations are part of the normalized source but are not
+  followed: ``def __call__(self, up: Upstream)`` does not make the layer's
+  version depend on ``Upstream``'s code.
 
 A root that is not user code (``len``, ``numpy.sqrt``, a library class) is
 fingerprinted by its qualified name and its top-level package's
@@ -104,6 +109,33 @@ def is_simple(value: object, depth: int = 0) -> bool:
     return False
 
 
+_MUTABLE_DATA_LIMIT: Final = 10_000
+
+
+def is_plain_data(value: object, depth: int = 0) -> bool:
+    """Whether a value is a (possibly mutable) container of simple data: list/dict/set of them.
+
+    Such module-level constants (``GRID = [0.1, 1.0]``) are part of a code version by
+    value. Because they can change in place, the memo re-hashes them on every call
+    (:meth:`_Walk.still_valid`); containers over ``_MUTABLE_DATA_LIMIT`` items are not
+    followed (pass them as inputs).
+    """
+    if is_simple(value):
+        return True
+    if depth > 8:
+        return False
+    cls = type(value)
+    if cls in (list, tuple, set, frozenset):
+        items = value  # type: ignore[assignment]
+    elif cls is dict:
+        items = [*value.keys(), *value.values()]  # type: ignore[attr-defined]
+    else:
+        return False
+    if len(items) > _MUTABLE_DATA_LIMIT:  # type: ignore[arg-type]
+        return False
+    return all(is_plain_data(item, depth + 1) for item in items)  # type: ignore[attr-defined]
+
+
 def label(obj: object) -> str:
     """``module.qualname`` of a function or class."""
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
@@ -177,6 +209,7 @@ class _Walk:
         self.cells: list[tuple[CellType, object]] = []
         self.codes: list[tuple[FunctionType, CodeType]] = []
         self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...]]] = []
+        self.mutables: list[tuple[object, str]] = []
         self.recorded: set[tuple[int, str]] = set()
         self.seen: set[int] = set()
         self.todo: list[object] = []
@@ -260,6 +293,11 @@ class _Walk:
         if is_simple(value):
             self.entries.add(f"value {where} {data_version(value)}")
             return
+        if is_plain_data(value):
+            version = data_version(value)
+            self.mutables.append((value, version))
+            self.entries.add(f"value {where} {version}")
+            return
         target = getattr(value, "py_func", value)
         if isinstance(target, functools.partial):
             target = target.func
@@ -279,6 +317,9 @@ class _Walk:
                 return False
         for fn, code in self.codes:
             if fn.__code__ is not code:
+                return False
+        for value, version in self.mutables:
+            if data_version(value) != version:  # changed in place since the walk
                 return False
         return all(tuple(namespace) == keys for namespace, keys in self.class_keys)
 

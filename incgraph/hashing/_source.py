@@ -186,10 +186,34 @@ def _chain(node: ast.Attribute) -> tuple[str, ...] | None:
     return None
 
 
+def _without_annotations(node: ast.AST) -> list[ast.AST]:
+    """Every node under ``node`` except those inside annotations.
+
+    Annotations name types (often other processors or layers) without running them, so
+    they are part of the normalized source but are not followed as code dependencies:
+    otherwise editing an upstream layer would change every reader's code version.
+    """
+    out: list[ast.AST] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        for field, value in ast.iter_fields(current):
+            if field in ("annotation", "returns") or (
+                isinstance(current, ast.AnnAssign) and field == "annotation"
+            ):
+                continue
+            if isinstance(value, ast.AST):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, ast.AST))
+    return out
+
+
 def _references(node: ast.AST) -> tuple[frozenset[str], frozenset[tuple[str, ...]]]:
     names: set[str] = set()
     chains: set[tuple[str, ...]] = set()
-    for child in ast.walk(node):
+    for child in _without_annotations(node):
         if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
             names.add(child.id)
         elif isinstance(child, ast.Attribute):

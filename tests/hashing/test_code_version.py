@@ -445,3 +445,45 @@ def test_versions_are_stable_across_processes(modules: Modules) -> None:
         timeout=120,
     )
     assert done.stdout == expected
+
+
+def test_list_and_dict_constants_are_part_of_the_version(modules: Modules) -> None:
+    """A module-level list/dict of data read by the code is included, also after in-place edits."""
+    source = '''
+GRID = [0.1, 1.0]
+NAMES = {"a": 1}
+
+
+def score(x):
+    return sum(GRID) * x + NAMES["a"]
+'''
+    mod = modules.write("grid", source)
+    before = code_version(mod.score)
+    edited = modules.write("grid", source.replace("[0.1, 1.0]", "[0.1, 10.0]"))
+    assert code_version(edited.score) != before
+    edited = modules.write("grid", source)
+    assert code_version(edited.score) == before
+    edited.GRID.append(5.0)  # changed in place, same object: still seen
+    assert code_version(edited.score) != before
+    edited.NAMES["a"] = 2
+    edited.GRID.pop()
+    assert code_version(edited.score) != before
+
+
+def test_names_in_annotations_are_not_followed(modules: Modules) -> None:
+    """A type named only in annotations does not make its code part of the reader's version."""
+    source = '''
+class Upstream:
+    def run(self):
+        return 1
+
+
+class Reader:
+    def __call__(self, up: Upstream) -> "Upstream":
+        value: Upstream = up
+        return value
+'''
+    mod = modules.write("annotated", source)
+    before = code_version(mod.Reader)
+    edited = modules.write("annotated", source.replace("return 1", "return 2"))
+    assert code_version(edited.Reader) == before
