@@ -116,6 +116,8 @@ def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
         return report
     bad_blobs = _check_blobs(store, report, quarantine)
     _check_rows(store, report, quarantine, bad_blobs)
+    if quarantine:  # rows dropped with their blob were not there to count
+        report.results += sum(len(p.keys) for p in report.problems if p.kind == "blob")
     report.orphan_files = len(store.blobs.orphan_files(0.0))  # type: ignore[attr-defined]
     report.temp_files = len(store.blobs.stale_temp_files(0.0))  # type: ignore[attr-defined]
     report.seconds = time.perf_counter() - started
@@ -142,7 +144,7 @@ def _file_problem(store: Store) -> Problem | None:
 
 
 def _check_blobs(store: Store, report: VerifyReport, quarantine: bool) -> set[str]:
-    """Check every blob; quarantine the bad ones; return all stored data versions' set of bad."""
+    """Check every blob; quarantine the bad ones; return the bad data versions."""
     bad: set[str] = set()
     referenced = _referenced(store)
     for entry in list(store.blobs.entries()):  # type: ignore[attr-defined]

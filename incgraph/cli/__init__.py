@@ -1,0 +1,109 @@
+"""The ``incgraph`` command: look into a store, explain a graph, and keep the store healthy.
+
+Design note
+-----------
+One ``argparse`` parser with a subcommand per task; every subcommand takes
+``--store PATH`` (default: the folder ``ProcessGraph`` uses,
+:func:`incgraph.store.default_location`) and ``--json`` (exact values for
+scripts instead of a table). The commands live by concern:
+:mod:`incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
+``stats``), :mod:`incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
+``pin``, ``unpin``) and :mod:`incgraph.cli.explaining` (``explain``).
+
+Exit codes: 0 when all went well, 1 when problems were found (``verify``) or
+the store cannot be read, 2 for usage errors (bad arguments, an unknown or
+ambiguous key, no store where one was expected). :func:`main` returns the
+code instead of exiting, so tests and other programs can call it.
+
+The command only reads a store unless asked to change it (``gc``,
+``verify``, ``clear``, ``pin``). Note that ``show`` loads (unpickles) a
+value: only point it at stores you trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from incgraph.cli.context import Context, UsageError
+from incgraph.errors import StoreError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting, so :func:`main` can return 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, usage=self.format_usage())
+
+
+def _common() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--store",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="store folder (default: $INCGRAPH_STORE or ./.incgraph)",
+    )
+    parent.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    from incgraph.cli import browse, explaining, upkeep
+
+    parser = _Parser(
+        prog="incgraph",
+        description="Inspect and maintain an incgraph store.",
+        epilog="Exit codes: 0 ok, 1 problems found, 2 usage error.",
+    )
+    parser.add_argument("--store", metavar="PATH", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parent = _common()
+    for module in (browse, explaining, upkeep):
+        module.register(commands, parent)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``incgraph`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Examples
+    --------
+    >>> main(["--help"])  # doctest: +ELLIPSIS
+    usage: incgraph ...
+    0
+    """
+    parser = build_parser()
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        err.write(exc.usage + f"incgraph: error: {exc}\n")
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(out)
+        return 2
+    ctx = Context(args, out, err)
+    run: Callable[[Context], int] = args.run
+    try:
+        return run(ctx)
+    except UsageError as exc:
+        err.write(f"incgraph {args.command}: error: {exc}\n")
+        return 2
+    except StoreError as exc:
+        err.write(f"incgraph {args.command}: {exc}\n")
+        return 1
+    except BrokenPipeError:  # e.g. `incgraph ls | head`
+        return 0
+    finally:
+        ctx.close()

@@ -1,0 +1,7 @@
+"""``python -m incgraph.cli``: the ``incgraph`` command."""
+
+import sys
+
+from incgraph.cli import main
+
+sys.exit(main())

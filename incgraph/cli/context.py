@@ -1,0 +1,91 @@
+"""What every command gets: its arguments, its output streams, and the store, opened once.
+
+Design note
+-----------
+A command never creates a store: ``incgraph ls`` in the wrong folder says
+there is no store there (a usage error) instead of leaving an empty
+``.incgraph`` behind. An existing store is opened writable when its folder
+is writable (so an older store is upgraded in place), else read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from incgraph.store import Store, default_location, open_store
+from incgraph.store.store import INDEX_FILE
+
+__all__ = ["Context", "UsageError"]
+
+
+class UsageError(Exception):
+    """Bad arguments, an unknown key, no store: the command exits with code 2."""
+
+    def __init__(self, message: str, *, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class Context:
+    """One command's arguments, output streams and (lazily opened) store."""
+
+    def __init__(self, args: argparse.Namespace, out: IO[str], err: IO[str]) -> None:
+        self.args = args
+        self.out = out
+        self.err = err
+        self._store: Store | None = None
+
+    @property
+    def as_json(self) -> bool:
+        """Whether ``--json`` was given."""
+        return bool(getattr(self.args, "json", False))
+
+    @property
+    def location(self) -> Path:
+        """The store folder: ``--store`` or the default."""
+        given = getattr(self.args, "store", None)
+        return Path(given).expanduser().absolute() if given else default_location()
+
+    @property
+    def store(self) -> Store:
+        """The store, opened on first use; a usage error if there is none."""
+        if self._store is None:
+            folder = self.location
+            if not (folder / INDEX_FILE).is_file():
+                raise UsageError(
+                    f"there is no incgraph store at {folder} (no {INDEX_FILE}); "
+                    "pass --store PATH or set $INCGRAPH_STORE"
+                )
+            self._store = open_store(folder, read_only=not os.access(folder, os.W_OK))
+        return self._store
+
+    def print(self, text: str = "") -> None:
+        """Write a line to standard output."""
+        self.out.write(text + "\n")
+
+    def warn(self, text: str) -> None:
+        """Write a line to standard error."""
+        self.err.write(text + "\n")
+
+    def emit_json(self, data: Any) -> None:
+        """Print ``data`` as indented JSON."""
+        self.print(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+    def key(self, prefix: str) -> str:
+        """The stored key that ``prefix`` uniquely starts (usage error otherwise)."""
+        try:
+            return self.store.resolve(prefix)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,218 @@
+"""``incgraph explain FILE.py``: what a run of the graphs a Python file defines would do, and why.
+
+Design note
+-----------
+The file's module-level code runs as ``python FILE.py`` would run it, as the
+module ``__main__`` (so processors get the same code versions, hence the same
+cache keys, as when the script runs), except that every top-level ``if
+__name__ == "__main__":`` block (where scripts start their runs) is cut out of
+its syntax tree first: the guard. The module stays installed as
+``sys.modules["__main__"]``, with the file's folder on ``sys.path``, while the
+plan is made (code versions read the processors' source through it), and the
+caller's are restored afterwards. Every
+:class:`~incgraph.graph.ProcessGraph` in the file's globals is explained (or
+only the one named by ``--graph``), for the nodes named by ``--target`` (a
+global variable bound to a node, a node id or a node label) or else for its
+sinks (the nodes no other node reads).
+
+The plan is decided from the index alone (:func:`incgraph.core.plan.plan`):
+nothing is computed or loaded. Module-level code that itself runs the graph
+still runs: keep it under the ``__main__`` guard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from incgraph.cli.browse import SHORT
+from incgraph.cli.context import Context, UsageError
+from incgraph.cli.tables import table
+from incgraph.core.graph import Node
+from incgraph.core.plan import Plan, plan
+from incgraph.graph import ProcessGraph
+
+__all__ = ["find_graphs", "graph_file", "register", "without_main_blocks"]
+
+
+def register(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Add ``explain`` to ``commands``."""
+    explain = commands.add_parser(
+        "explain", parents=[parent], help="what a run of a graph file would compute, and why"
+    )
+    explain.add_argument("file", help="a Python file defining a ProcessGraph at module level")
+    explain.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="variable, node id or label to explain (repeatable; default: the sinks)",
+    )
+    explain.add_argument("--graph", metavar="VARIABLE", help="only the graph in this variable")
+    explain.set_defaults(run=cmd_explain)
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    mains = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(mains) == 1
+
+
+def without_main_blocks(source: str, filename: str) -> types.CodeType:
+    """The module's code with every top-level ``if __name__ == "__main__":`` block removed.
+
+    Examples
+    --------
+    >>> code = without_main_blocks("x = 1\nif __name__ == '__main__':\n    x = 2\n", "f.py")
+    >>> scope = {"__name__": "__main__"}
+    >>> exec(code, scope)
+    >>> scope["x"]
+    1
+    """
+    tree = ast.parse(source, filename)
+    tree.body = [
+        stmt for stmt in tree.body if not (isinstance(stmt, ast.If) and _is_main_guard(stmt.test))
+    ]
+    return compile(tree, filename, "exec", dont_inherit=True)  # not our __future__ flags
+
+
+@contextlib.contextmanager
+def graph_file(path: Path) -> Iterator[dict[str, Any]]:
+    """Run the file's module-level code as ``__main__`` (minus its main blocks); yield its globals.
+
+    While the context lasts, the module is ``sys.modules["__main__"]`` and the
+    file's folder is first on ``sys.path``; both are restored on exit.
+    """
+    path = path.absolute()
+    code = without_main_blocks(path.read_text(encoding="utf-8"), str(path))
+    module = types.ModuleType("__main__")
+    module.__file__ = str(path)
+    module.__dict__["__builtins__"] = __builtins__
+    saved_main = sys.modules.get("__main__")
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    sys.modules["__main__"] = module
+    try:
+        exec(code, module.__dict__)
+        yield module.__dict__
+    finally:
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
+def find_graphs(namespace: dict[str, Any], variable: str | None) -> list[tuple[str, ProcessGraph]]:
+    """(variable name, graph) for every distinct ProcessGraph in ``namespace``."""
+    if variable is not None:
+        graph = namespace.get(variable)
+        if not isinstance(graph, ProcessGraph):
+            raise UsageError(f"the file has no ProcessGraph in a variable named {variable!r}")
+        return [(variable, graph)]
+    found: dict[int, tuple[str, ProcessGraph]] = {}
+    for name, value in namespace.items():
+        if isinstance(value, ProcessGraph) and id(value) not in found:
+            found[id(value)] = (name, value)
+    return list(found.values())
+
+
+def _targets(graph: ProcessGraph, namespace: dict[str, Any], names: list[str]) -> list[Node]:
+    nodes = list(graph)
+    if not names:
+        read = {up for node in nodes for up in node.upstream()}
+        return [node for node in nodes if node not in read]
+    chosen = []
+    for name in names:
+        value = namespace.get(name)
+        if isinstance(value, Node) and value.graph is graph:
+            chosen.append(value)
+            continue
+        match = [n for n in nodes if str(n.id) == name or n.label == name]
+        if not match:
+            raise UsageError(
+                f"--target {name!r} is neither a variable holding a node of this graph nor "
+                "a node id or label in it"
+            )
+        chosen += match
+    return chosen
+
+
+def cmd_explain(ctx: Context) -> int:
+    """Print the plan of each graph the file defines."""
+    path = Path(ctx.args.file)
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file")
+    with graph_file(path) as namespace:
+        return _explain(ctx, path, namespace)
+
+
+def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
+    graphs = find_graphs(namespace, ctx.args.graph)
+    if not graphs:
+        raise UsageError(
+            f"{path} defines no ProcessGraph at module level; create one there "
+            "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
+        )
+    given = getattr(ctx.args, "store", None) is not None
+    results = []
+    for name, graph in graphs:
+        targets = _targets(graph, namespace, ctx.args.target)
+        if given:
+            store = ctx.store
+            found = plan(graph.topological_sort(targets), store.lookup, store.latest_for_node)
+        else:
+            store = graph.store
+            found = graph.explain(targets)
+        results.append((name, graph, targets, store, found))
+    if ctx.as_json:
+        ctx.emit_json(
+            [_plan_json(name, targets, store, found) for name, _, targets, store, found in results]
+        )
+        return 0
+    for i, (name, _, targets, store, found) in enumerate(results):
+        if i:
+            ctx.print()
+        _print_plan(ctx, path, name, targets, store, found)
+    return 0
+
+
+def _plan_json(name: str, targets: list[Node], store: Any, found: Plan) -> dict[str, Any]:
+    return {
+        "graph": name,
+        "store": None if store.path is None else str(store.path),
+        "targets": [t.label for t in targets],
+        "decisions": [d.__dict__ for d in found],
+    }
+
+
+def _print_plan(
+    ctx: Context, path: Path, name: str, targets: list[Node], store: Any, found: Plan
+) -> None:
+    where = "memory" if store.path is None else str(store.path)
+    ctx.print(
+        f"graph `{name}` in {path} (store {where}); targets: "
+        + (", ".join(t.describe() for t in targets) or "(none)")
+    )
+    rows = [[d.node, d.name, d.action, d.reason, (d.key or "-")[:SHORT]] for d in found.decisions]
+    if rows:
+        ctx.print(table(["NODE", "NAME", "ACTION", "REASON", "KEY"], rows))
+    counts = {action: 0 for action in ("hit", "compute", "maybe")}
+    for d in found.decisions:
+        if d.action in counts:
+            counts[d.action] += 1
+    ctx.print(
+        f"{counts['hit']} hit(s), {counts['compute']} to compute, {counts['maybe']} maybe "
+        "(computed unless an input comes out unchanged)"
+    )
