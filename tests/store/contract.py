@@ -420,5 +420,386 @@ class StoreContract:
         assert store.load(saved) == value
         assert store.latest_for_node(node).key == key
 
+    # -- bulk versions and key prefixes ------------------------------------------------------------
+
+    def test_lookup_versions_gives_stored_keys_only(self, store: Store) -> None:
+        """lookup_versions maps each stored key to its data version and leaves absent keys out."""
+        store.save_many([(record(i, 100 + i), i) for i in range(3)])
+        found = store.lookup_versions([dv(0), dv(2), dv(9), dv(0)])
+        assert found == {dv(0): dv(100), dv(2): dv(102)}
+        assert store.lookup_versions([]) == {}
+
+    def test_resolve_finds_a_unique_prefix(self, store: Store) -> None:
+        """resolve returns the one key a prefix starts, and refuses unknown or ambiguous ones."""
+        store.save(record("abc1", 1), 1)
+        store.save(record("abc2", 2), 2)
+        full = record("abc1", 1).key
+        assert store.resolve(full) == full
+        assert store.resolve(full[:8]) == full
+        with pytest.raises(ValueError, match="ambiguous"):
+            store.resolve(full[:5])
+        with pytest.raises(KeyError):
+            store.resolve("ffff")
+
+    # -- run log -------------------------------------------------------------------------------
+
+    def test_a_run_log_is_one_row_with_its_distinct_keys(self, store: Store) -> None:
+        """A closed run log is one run with its distinct hits and writes, in order of runs."""
+        with store.run_log("run", "first") as log:
+            log.hits += [dv(1), dv(2), dv(1)]
+            log.wrote_many([dv(3), dv(3)])
+        with store.run_log("batch", "second") as log:
+            log.hit_many([dv(3)])
+        first, second = store.runs()
+        assert (first.kind, first.label, first.hits, first.computed) == ("run", "first", 2, 1)
+        assert (first.status, second.kind, second.hits) == ("ok", "batch", 1)
+        assert second.id > first.id and first.finished is not None
+        keys = store.ledger.run_keys([first.id, second.id])
+        assert keys[first.id] == ([dv(1), dv(2)], [dv(3)])
+        assert keys[second.id] == ([dv(3)], [])
+
+    def test_a_key_written_is_not_also_counted_as_a_hit(self, store: Store) -> None:
+        """A run that wrote a key and later hit it logs it once, as written."""
+        with store.run_log() as log:
+            log.wrote_many([dv(1)])
+            log.hit_many([dv(1), dv(2)])
+        assert store.ledger.run_keys([store.runs()[0].id])[store.runs()[0].id] == (
+            [dv(2)],
+            [dv(1)],
+        )
+
+    def test_a_failed_run_is_logged_as_failed(self, store: Store) -> None:
+        """A run log closed by an exception records status "failed" and keeps its keys."""
+        with pytest.raises(RuntimeError), store.run_log() as log:
+            log.wrote_many([dv(1)])
+            raise RuntimeError("boom")
+        assert [(run.status, run.computed) for run in store.runs()] == [("failed", 1)]
+
+    def test_an_announced_run_is_visible_while_it_runs(self, store: Store) -> None:
+        """announce=True logs the run as "running" at once, then completes that same row."""
+        log = store.run_log("batch", "long", announce=True)
+        (running,) = store.runs()
+        assert (running.status, running.finished) == ("running", None)
+        log.wrote_many([dv(1)])
+        assert log.close() == running.id
+        assert log.close() == running.id  # closing twice writes nothing more
+        (done,) = store.runs()
+        assert (done.id, done.status, done.computed) == (running.id, "ok", 1)
+
+    def test_keys_that_are_not_hex_round_trip_through_the_log(self, store: Store) -> None:
+        """Keys of any text survive the run log's packing."""
+        odd = ["short", "é" * 32, "A" * 32]
+        with store.run_log() as log:
+            log.hit_many(odd)
+        run_id = store.runs()[0].id
+        assert store.ledger.run_keys([run_id])[run_id] == (odd, [])
+
+    # -- pins ----------------------------------------------------------------------------------
+
+    def test_pins_are_kept_by_prefix_and_removed(self, store: Store) -> None:
+        """pin accepts a unique prefix and returns the key; unpin removes it; pins lists them."""
+        store.save(record("aa", 1), 1)
+        store.save(record("bb", 2), 2)
+        key = store.pin(record("aa", 1).key[:6])
+        assert key == record("aa", 1).key and store.pins() == [key]
+        store.pin(key)  # pinning twice keeps one pin
+        assert store.pins() == [key]
+        assert store.unpin(key[:5]) == key and store.pins() == []
+        assert store.unpin(key) is None
+        with pytest.raises(KeyError):
+            store.pin("ffff")
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def test_a_claim_is_mine_theirs_or_done(self, store: Store) -> None:
+        """The first claimant gets a key, a second sees it as theirs, a stored key is done."""
+        store.save(record(1, 11), 1)
+        a, b = store.lessee(), store.lessee()
+        try:
+            mine = a.claim_many([dv(1), dv(2), dv(3)])
+            assert mine.mine == [dv(2), dv(3)] and mine.done == {dv(1): dv(11)}
+            theirs = b.claim_many([dv(2), dv(4)])
+            assert theirs.mine == [dv(4)] and theirs.theirs == [dv(2)]
+            assert store.ledger.lease_states([dv(2)])[dv(2)].owner == a.owner
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_claim_after_the_result_is_stored_is_done(self, store: Store) -> None:
+        """Once the holder saves and releases, a waiting claimant's poll sees the result."""
+        a, b = store.lessee(), store.lessee()
+        try:
+            assert a.claim_many([dv(1)]).mine == [dv(1)]
+            assert b.poll([dv(1)]).theirs == [dv(1)]
+            store.save(record(1, 11), "x")
+            a.release([dv(1)])
+            assert b.poll([dv(1)]).done == {dv(1): dv(11)}
+            assert b.wait([dv(1)]).done == {dv(1): dv(11)}
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_released_lease_without_a_result_is_taken_over(self, store: Store) -> None:
+        """A holder that fails releases its lease; the waiter then claims the key itself."""
+        a, b = store.lessee(), store.lessee()
+        try:
+            a.claim_many([dv(1)])
+            a.release([dv(1)])
+            assert b.wait([dv(1)]).mine == [dv(1)]
+            assert store.ledger.lease_states()[dv(1)].owner == b.owner
+        finally:
+            a.close()
+            b.close()
+
+    def test_an_expired_lease_is_taken_over(self, store: Store) -> None:
+        """A lease whose holder stopped renewing it is free once it expires."""
+        ledger = store.ledger
+        ledger.claim([dv(1)], "dead", expires=100.0, now=50.0)
+        assert list(ledger.claim([dv(1)], "me", expires=200.0, now=99.0).theirs) == [dv(1)]
+        assert ledger.claim([dv(1)], "me", expires=200.0, now=101.0).mine == [dv(1)]
+        assert ledger.lease_states([dv(1)])[dv(1)].owner == "me"
+
+    def test_renewal_pushes_the_expiry_of_own_leases_only(self, store: Store) -> None:
+        """renew extends the claimant's own leases; release drops only its own."""
+        ledger = store.ledger
+        ledger.claim([dv(1)], "me", expires=100.0, now=0.0)
+        ledger.claim([dv(2)], "you", expires=100.0, now=0.0)
+        ledger.renew("me", [dv(1), dv(2)], expires=500.0)
+        ledger.release("me", [dv(2)])
+        states = ledger.lease_states()
+        assert states[dv(1)].expires == 500.0 and states[dv(2)].expires == 100.0
+        assert ledger.drop_expired(now=200.0) == 1
+        assert list(ledger.lease_states()) == [dv(1)]
+
+    def test_a_lessee_renews_when_a_third_of_its_ttl_has_passed(self, store: Store) -> None:
+        """renew_due renews every held lease once ttl/3 has passed since the last renewal."""
+        lessee = store.lessee(ttl=30.0)
+        try:
+            lessee.claim_many([dv(1)])
+            first = store.ledger.lease_states()[dv(1)].expires
+            lessee.renew_due(lessee.renewed + 1.0)  # too early: nothing written
+            assert store.ledger.lease_states()[dv(1)].expires == first
+            lessee.renew_due(lessee.renewed + 11.0)
+            assert store.ledger.lease_states()[dv(1)].expires >= first + 10.0
+        finally:
+            lessee.close()
+        assert store.ledger.lease_states() == {}
+
+    def test_a_session_logs_claims_saves_and_releases(self, store: Store) -> None:
+        """A session claims, logs what was saved, releases its leases, and logs one run."""
+        with store.session("batch", "items") as session:
+            assert session.claim([dv(1), dv(2)]).mine == [dv(1), dv(2)]
+            store.save(record(1, 11), 1)
+            session.saved([dv(1)])
+            session.hits.append(dv(7))
+            assert list(store.ledger.lease_states()) == [dv(2)]
+        assert store.ledger.lease_states() == {}
+        (run,) = store.runs()
+        assert (run.kind, run.label, run.hits, run.computed) == ("batch", "items", 1, 1)
+
+    def test_acquire_returns_a_stored_version_or_none(self, store: Store) -> None:
+        """acquire gives the data version of a stored key, and None when the key is ours."""
+        store.save(record(1, 11), 1)
+        with store.session() as session:
+            assert session.acquire(dv(1)) == dv(11)
+            assert session.acquire(dv(2)) is None
+
+    # -- garbage collection ------------------------------------------------------------------------
+
+    def _three_runs(self, store: Store) -> list[Record]:
+        """Results 1-6 (old), then runs that use {1, 2}, {3}, {4}; returns the records."""
+        saved = store.save_many([(record(i, 100 + i, created=float(i)), i) for i in range(1, 7)])
+        for keys in ([dv(1), dv(2)], [dv(3)], [dv(4)]):
+            with store.run_log() as log:
+                log.hit_many(keys)
+        return saved
+
+    def test_gc_keeps_what_the_last_runs_used(self, store: Store) -> None:
+        """keep_runs=2 keeps the keys of the last two runs and drops the rest, listing them."""
+        self._three_runs(store)
+        report = store.gc(keep_runs=2, grace=0)
+        assert sorted(rec.key for rec in report.removed) == [dv(1), dv(2), dv(5), dv(6)]
+        assert sorted(rec.key for rec in store.index.records()) == [dv(3), dv(4)]
+        assert sorted(report.blobs_removed) == [dv(101), dv(102), dv(105), dv(106)]
+        assert sorted(store.blobs.data_versions()) == [dv(103), dv(104)]
+        assert report.kept == 2 and report.bytes_freed > 0 and not report.dry_run
+
+    def test_gc_with_more_runs_than_logged_keeps_everything(self, store: Store) -> None:
+        """With fewer logged runs than keep_runs, the window reaches back: nothing is dropped."""
+        self._three_runs(store)
+        assert store.gc(keep_runs=5, grace=0).removed == []
+        assert store.gc(grace=0).removed == []  # keep_runs=None keeps every result
+        assert len(store.index) == 6
+
+    def test_gc_keeps_pinned_and_recent_results(self, store: Store) -> None:
+        """Pinned keys, keys pinned for one gc, and results younger than grace are kept."""
+        self._three_runs(store)
+        store.pin(dv(5))
+        store.save(record(7, 107), 7)  # created now
+        report = store.gc(keep_runs=1, pins=[dv(6)], grace=3600)
+        assert sorted(rec.key for rec in report.removed) == [dv(1), dv(2), dv(3)]
+        assert sorted(rec.key for rec in store.index.records()) == [dv(4), dv(5), dv(6), dv(7)]
+        assert dv(5) in report.pinned and dv(6) in report.pinned
+
+    def test_gc_keeps_results_created_inside_the_window(self, store: Store) -> None:
+        """A result written after the oldest kept run started, by no logged run, is kept."""
+        self._three_runs(store)
+        started = store.runs()[-1].started
+        store.save(record(8, 108, created=started + 1e-3), 8)  # e.g. by a killed batch
+        kept = {rec.key for rec in store.index.records()} - {
+            rec.key for rec in store.gc(keep_runs=1, grace=0).removed
+        }
+        assert kept == {dv(4), dv(8)}
+
+    def test_gc_keeps_what_a_running_announced_run_wrote(self, store: Store) -> None:
+        """Results created after a live announced run started are kept whatever keep_runs says."""
+        self._three_runs(store)
+        batch = store.run_log("batch", announce=True)
+        store.save(record(9, 109), 9)
+        with store.run_log() as log:
+            log.hit_many([dv(4)])
+        report = store.gc(keep_runs=1, grace=0)
+        assert dv(9) not in {rec.key for rec in report.removed}
+        batch.close()
+
+    def test_gc_dry_run_deletes_nothing(self, store: Store) -> None:
+        """dry_run reports what would go and leaves every row and blob in place."""
+        self._three_runs(store)
+        report = store.gc(keep_runs=1, grace=0, dry_run=True)
+        assert len(report.removed) == 5 and report.dry_run
+        assert len(store.index) == 6 and len(list(store.blobs.data_versions())) == 6
+
+    def test_gc_byte_budget_drops_least_recently_used_first(self, store: Store) -> None:
+        """max_bytes drops unpinned results, least recently used first, until the blobs fit."""
+        values = {i: np.full(BIG // 8, i, dtype=np.int64) for i in range(1, 5)}
+        store.save_many([(record(i, 100 + i, created=float(i)), values[i]) for i in values])
+        for key in (dv(2), dv(1)):  # 1 is used last, then 2; 3 and 4 only created
+            with store.run_log() as log:
+                log.hit_many([key])
+        store.pin(dv(3))
+        size = store.lookup(dv(1)).size
+        report = store.gc(max_bytes=2 * size, grace=0)
+        assert [rec.key for rec in report.removed] == [dv(2), dv(4)]
+        assert sorted(rec.key for rec in store.index.records()) == [dv(1), dv(3)]
+        assert not report.over_budget
+        assert store.gc(max_bytes=size // 2, grace=0).over_budget  # the pin cannot go
+
+    def test_gc_counts_a_shared_blob_once_and_frees_it_with_its_last_key(
+        self, store: Store
+    ) -> None:
+        """Two keys sharing a blob: dropping one keeps the blob; dropping both frees it."""
+        store.save(record(1, 50, created=1.0), np.arange(BIG))
+        store.save(record(2, 50, created=2.0), np.arange(BIG))
+        with store.run_log() as log:
+            log.hit_many([dv(2)])
+        report = store.gc(keep_runs=1, grace=0)
+        assert [rec.key for rec in report.removed] == [dv(1)] and report.blobs_removed == []
+        assert_same(store.load(store.lookup(dv(2))), np.arange(BIG))
+
+    def test_gc_reclaims_orphan_blobs(self, store: Store) -> None:
+        """A blob no record references (a crash between blob and row) is removed by gc."""
+        store.blobs.put(dv(77), "orphan")
+        store.save(record(1, 11), "kept")
+        assert store.gc(grace=3600).orphan_blobs == []  # too young
+        report = store.gc(grace=0)
+        assert report.orphan_blobs == [dv(77)] and report.removed == []
+        assert not store.blobs.contains(dv(77)) and store.load(store.lookup(dv(1))) == "kept"
+
+    def test_gc_trims_the_run_log(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The run log keeps the newest max(keep_runs, RUN_LOG_LIMIT) runs."""
+        from incgraph.store import garbage
+
+        monkeypatch.setattr(garbage, "RUN_LOG_LIMIT", 2)
+        for _ in range(4):
+            store.run_log().close()
+        ids = [run.id for run in store.runs()]
+        assert store.gc(grace=0).runs_trimmed == 2
+        assert [run.id for run in store.runs()] == ids[2:]
+        assert store.gc(keep_runs=5, grace=0).runs_trimmed == 0
+
+    def test_gc_refuses_negative_arguments(self, store: Store) -> None:
+        """Negative keep_runs or max_bytes are errors, not silent no-ops."""
+        with pytest.raises(ValueError, match="keep_runs"):
+            store.gc(keep_runs=-1)
+        with pytest.raises(ValueError, match="max_bytes"):
+            store.gc(max_bytes=-1)
+
+    # -- verify, stats, listing, lineage, clear ------------------------------------------------
+
+    def test_verify_passes_a_sound_store(self, store: Store) -> None:
+        """A store of sound results verifies with no problems and counts them all."""
+        store.save_many([(record(i, 100 + i), VALUES["big-bytes"] if i else 1) for i in range(3)])
+        report = store.verify()
+        assert report.ok and (report.blobs, report.results) == (3, 3)
+
+    def test_verify_reports_a_row_whose_blob_is_gone(self, store: Store) -> None:
+        """An index row naming a missing blob is a problem, and quarantining drops the row."""
+        store.save(record(1, 11), "x")
+        store.index.put(record(2, 99))  # no blob
+        report = store.verify(quarantine=False)
+        assert [(p.kind, p.name) for p in report.problems] == [("index", dv(2))]
+        assert "missing" in report.problems[0].reason and store.lookup(dv(2)) is not MISSING
+        assert not store.verify().ok
+        assert store.lookup(dv(2)) is MISSING and store.verify().ok
+
+    def test_stats_count_results_bytes_and_hit_rates(self, store: Store) -> None:
+        """stats counts results, nodes, blob bytes once each, runs, hits and the hit rate."""
+        store.save(record(1, 50, node="a"), VALUES["big-bytes"])
+        store.save(record(2, 50, node="b"), VALUES["big-bytes"])
+        store.save(record(3, 51, node="b"), 1)
+        with store.run_log() as log:
+            log.wrote_many([dv(1)])
+            log.hit_many([dv(2), dv(3), dv(2)])
+        stats = store.stats()
+        assert (stats.results, stats.nodes, stats.blobs, stats.runs) == (3, 2, 2, 1)
+        assert stats.bytes == store.lookup(dv(1)).size + store.lookup(dv(3)).size
+        assert (stats.hits, stats.computed, stats.hit_rate) == (2, 1, 2 / 3)
+        per_node = {n.node: n for n in stats.per_node}
+        assert (per_node["b"].results, per_node["b"].hits, per_node["a"].computed) == (2, 2, 1)
+
+    def test_listing_counts_hits_per_run_and_filters(self, store: Store) -> None:
+        """list_results gives hit counts from the run log, newest first, filtered by glob."""
+        from incgraph.store.usage import list_results
+
+        store.save(record(1, 11, node="grid/1", created=1.0), 1)
+        store.save(record(2, 12, node="grid/2", created=2.0), 2)
+        store.save(record(3, 13, node="other", created=3.0), 3)
+        for _ in range(3):
+            with store.run_log() as log:
+                log.hit_many([dv(1), dv(1)])
+        found = list_results(store)
+        assert [info.record.key for info in found] == [dv(3), dv(2), dv(1)]
+        assert [info.hits for info in found] == [0, 0, 3]
+        assert [i.record.node for i in list_results(store, node="grid/*")] == ["grid/2", "grid/1"]
+        assert list_results(store, processor="nope.*") == []
+
+    def test_lineage_follows_inputs_to_their_producers(self, store: Store) -> None:
+        """lineage leads from a result through each input's data version to what produced it."""
+        from incgraph.store.lineage import lineage
+
+        store.save(record(1, 11, node="load", inputs={"n": dv(500)}), 1)
+        store.save(record(2, 12, node="scale", inputs={"data": dv(11), "k": dv(501)}), 2)
+        store.save(record(3, 13, node="sum", inputs={"a": dv(12), "b": dv(11)}), 3)
+        tree = lineage(store, dv(3))
+        assert [n.record.node for n in tree.walk()] == ["sum", "scale", "load", "load"]
+        a, b = tree.inputs
+        assert (a.name, a.data_version, b.producers[0].seen) == ("a", dv(12), True)
+        assert [i.producers for i in a.producers[0].inputs if i.name == "k"] == [[]]
+        shallow = lineage(store, dv(3), depth=1)
+        assert all(p.truncated for i in shallow.inputs for p in i.producers if not p.seen)
+        with pytest.raises(KeyError):
+            lineage(store, dv(404))
+
+    def test_clear_deletes_results_blobs_runs_and_pins(self, store: Store) -> None:
+        """clear empties the store and reports what it deleted; the store stays usable."""
+        store.save_many([(record(i, 100 + i), VALUES["big-list"]) for i in range(3)])
+        store.pin(dv(1))
+        store.run_log().close()
+        report = store.clear()
+        assert (report.results, report.blobs, report.runs, report.pins) == (3, 3, 1, 1)
+        assert list(store.index.records()) == [] and list(store.blobs.data_versions()) == []
+        assert store.runs() == [] and store.pins() == []
+        assert store.load(store.save(record(5, 5), "again")) == "again"
+
 
 __all__ = ["ARRAYS", "BIG", "VALUES", "StoreContract", "assert_same", "dv", "record"]
