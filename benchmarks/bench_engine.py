@@ -123,23 +123,46 @@ def main() -> None:
         assert warm["computed"] == 0 and warm["hits"] == n, warm
         ig_us = warm["run"] / n * 1e6
         rows.append(emit("incgraph cold run", nodes=n, us_per_node=round(cold["run"] / n * 1e6, 2)))
-        rows.append(emit("incgraph graph build", nodes=n, us_per_node=round(warm["build"] / n * 1e6, 2)))
+        rows.append(
+            emit("incgraph graph build", nodes=n, us_per_node=round(warm["build"] / n * 1e6, 2))
+        )
         rows.append(emit("incgraph cached rerun", nodes=n, us_per_node=round(ig_us, 2), ratio=1.0))
 
         fresh(JOBLIB, n, base / "jl")
         jl_us = best(JOBLIB, n, base / "jl", repeat=args.repeat)["run"] / n * 1e6
-        rows.append(emit("joblib.Memory hit", nodes=n, us_per_node=round(jl_us, 2), ratio=round(jl_us / ig_us, 2)))
+        rows.append(
+            emit(
+                "joblib.Memory hit",
+                nodes=n,
+                us_per_node=round(jl_us, 2),
+                ratio=round(jl_us / ig_us, 2),
+            )
+        )
 
         fresh(DISKCACHE, n, base / "dc")
         dc_us = best(DISKCACHE, n, base / "dc", repeat=args.repeat)["run"] / n * 1e6
-        rows.append(emit("diskcache memoize hit", nodes=n, us_per_node=round(dc_us, 2), ratio=round(dc_us / ig_us, 2)))
+        rows.append(
+            emit(
+                "diskcache memoize hit",
+                nodes=n,
+                us_per_node=round(dc_us, 2),
+                ratio=round(dc_us / ig_us, 2),
+            )
+        )
 
         big = args.big
         fresh(GRAPH, big, base / "big")
         bw = best(GRAPH, big, base / "big", repeat=args.repeat)
         assert bw["computed"] == 0, bw
-        rows.append(emit("incgraph 100k no-op rerun", nodes=big, build_s=round(bw["build"], 3),
-                         run_s=round(bw["run"], 3), total_s=round(bw["build"] + bw["run"], 3)))
+        rows.append(
+            emit(
+                "incgraph 100k no-op rerun",
+                nodes=big,
+                build_s=round(bw["build"], 3),
+                run_s=round(bw["run"], 3),
+                total_s=round(bw["build"] + bw["run"], 3),
+            )
+        )
 
     print()
     print("| measurement | nodes | figure | peer / incgraph |")
@@ -149,7 +172,10 @@ def main() -> None:
             ratio = f"{r['ratio']}x" if "ratio" in r else ""
             print(f"| {r['benchmark']} | {r['nodes']} | {r['us_per_node']} µs/node | {ratio} |")
         else:
-            print(f"| {r['benchmark']} | {r['nodes']} | build {r['build_s']} s + run {r['run_s']} s = {r['total_s']} s | |")
+            print(
+                f"| {r['benchmark']} | {r['nodes']} | build {r['build_s']} s + "
+                f"run {r['run_s']} s = {r['total_s']} s | |"
+            )
 
 
 if __name__ == "__main__":

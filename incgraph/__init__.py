@@ -22,6 +22,7 @@ from incgraph.errors import (
     ConfigurationError,
     ConstantNotSetError,
     CycleError,
+    ExecutionNotFoundError,
     ExtraNotInstalledError,
     FlowDefinitionError,
     FlowError,
@@ -33,14 +34,26 @@ from incgraph.errors import (
     NotCachedError,
     ParallelError,
     PipelineError,
+    QueueEmpty,
     ReadOnlyStoreError,
     StoreCorruptError,
     StoreError,
     StoreFullError,
 )
+from incgraph.flow import Accessor, Execution, Flow, ForEach, Layer, Parameter
 from incgraph.graph import ProcessGraph
 from incgraph.hashing import code_version, data_version, register_hasher
 from incgraph.parallel import Batch, action, any_action_failed, inbatch_parallel
+from incgraph.queues import (
+    ItemFailure,
+    Pipeline,
+    PipelineReport,
+    PipelineRun,
+    Queue,
+    Task,
+    task,
+)
+from incgraph.run.batch import BatchFailure, BatchStats
 from incgraph.run.engine import RunReport
 from incgraph.sentinels import MISSING
 from incgraph.store import Record, Store, memory_store, open_store
@@ -49,27 +62,42 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "Accessor",
     "ArtifactNotFoundError",
     "Batch",
+    "BatchFailure",
+    "BatchStats",
     "ConfigurationError",
     "ConstantNotSetError",
     "CycleError",
     "Decision",
+    "Execution",
+    "ExecutionNotFoundError",
     "ExtraNotInstalledError",
+    "Flow",
     "FlowDefinitionError",
     "FlowError",
+    "ForEach",
     "GraphDefinitionError",
     "HashingError",
     "IncgraphError",
     "InputTypeError",
+    "ItemFailure",
+    "Layer",
     "Node",
     "NodeError",
     "NotCachedError",
     "ParallelError",
+    "Parameter",
+    "Pipeline",
     "PipelineError",
+    "PipelineReport",
+    "PipelineRun",
     "Plan",
     "ProcessGraph",
     "Processor",
+    "Queue",
+    "QueueEmpty",
     "ReadOnlyStoreError",
     "Record",
     "RunReport",
@@ -77,6 +105,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "Task",
     "__version__",
     "action",
     "any_action_failed",
@@ -86,4 +115,5 @@ __all__ = [
     "memory_store",
     "open_store",
     "register_hasher",
+    "task",
 ]

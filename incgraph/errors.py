@@ -8,7 +8,7 @@ Each class also subclasses the builtin a caller would naturally catch, so
     │   └── CycleError                      nodes that depend on themselves
     ├── InputTypeError (TypeError)          a value or upstream type does not fit an annotation
     ├── ConstantNotSetError (ValueError)    a run needs a constant that was never set
-    ├── ConfigurationError (ValueError)     an option incgraph does not know (executor, target, strategy)
+    ├── ConfigurationError (ValueError)     an option value incgraph does not know
     ├── HashingError (TypeError)            a value has no deterministic content hash
     ├── NotCachedError (LookupError)        run_only needs an upstream result that is not stored
     ├── NodeError (RuntimeError)            a processor raised; carries node and original exception
@@ -19,15 +19,18 @@ Each class also subclasses the builtin a caller would naturally catch, so
     ├── ExtraNotInstalledError (ImportError) an optional extra is missing; says what to pip install
     ├── ParallelError (RuntimeError)        in-batch parallel calls failed; carries every exception
     ├── FlowError                           Flow/Layer front-end
-    │   ├── FlowDefinitionError (TypeError) bad registration, annotation or cycle, found before running
-    │   └── ArtifactNotFoundError (AttributeError) a layer read an attribute upstream never set
+    │   ├── FlowDefinitionError (TypeError) bad registration/annotation/cycle, before running
+    │   ├── ArtifactNotFoundError (AttributeError) a layer read an attribute upstream never set
+    │   └── ExecutionNotFoundError (LookupError) no stored execution has that id
     └── PipelineError (RuntimeError)        queue pipeline misuse or a failed run
+        └── QueueEmpty (queue.Empty)        a finished output queue has no more items
 
 Messages name the node, the argument and what to do about it.
 """
 
 from __future__ import annotations
 
+import queue as _stdlib_queue
 from typing import Any
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "ConfigurationError",
     "ConstantNotSetError",
     "CycleError",
+    "ExecutionNotFoundError",
     "ExtraNotInstalledError",
     "FlowDefinitionError",
     "FlowError",
@@ -46,6 +50,7 @@ __all__ = [
     "NotCachedError",
     "ParallelError",
     "PipelineError",
+    "QueueEmpty",
     "ReadOnlyStoreError",
     "StoreCorruptError",
     "StoreError",
@@ -163,8 +168,16 @@ class ArtifactNotFoundError(FlowError, AttributeError):
     """A layer read an attribute that its upstream layer never set."""
 
 
+class ExecutionNotFoundError(FlowError, LookupError):
+    """No execution with the requested id is stored for this flow."""
+
+
 class PipelineError(IncgraphError, RuntimeError):
     """A queue pipeline was misused or could not finish."""
+
+
+class QueueEmpty(PipelineError, _stdlib_queue.Empty):
+    """A finished output queue has no more items (also a :class:`queue.Empty`)."""
 
 
 def require_extra(module: str, extra: str) -> Any:
@@ -173,10 +186,10 @@ def require_extra(module: str, extra: str) -> Any:
     Examples
     --------
     >>> json = require_extra("json", "none-needed")
-    >>> require_extra("no_such_module_xyz", "dask")
+    >>> require_extra("no_such_module_xyz", "dask")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    incgraph.errors.ExtraNotInstalledError: this feature needs 'no_such_module_xyz': pip install 'incgraph[dask]'
+    incgraph.errors.ExtraNotInstalledError: ... pip install 'incgraph[dask]'
     """
     import importlib
 

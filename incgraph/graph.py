@@ -207,7 +207,7 @@ class ProcessGraph(Graph):
         store = self.store
         return plan(order, store.lookup, store.latest_for_node, forced)
 
-    def render(self, format: str = "mermaid", *, explain: bool = False) -> str:  # noqa: A002
+    def render(self, format: str = "mermaid", *, explain: bool = False) -> str:
         """Mermaid or DOT text of the graph; with ``explain=True`` nodes are marked hit/compute.
 
         Examples

@@ -55,7 +55,7 @@ class Drawing:
     boxes: list[Box] = field(default_factory=list)
     arrows: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def box(self, id: str, label: str, kind: str = "processor", status: str | None = None) -> None:  # noqa: A002
+    def box(self, id: str, label: str, kind: str = "processor", status: str | None = None) -> None:
         """Add a box."""
         self.boxes.append(Box(id, label, kind, status))
 
@@ -88,7 +88,9 @@ def to_mermaid(drawing: Drawing) -> str:
     lines = ["flowchart TD"]
     used = []
     for b in drawing.boxes:
-        open_, close = ("([", "])") if b.kind == "constant" else ("{{", "}}") if b.kind == "op" else ("[", "]")
+        open_, close = (
+            ("([", "])") if b.kind == "constant" else ("{{", "}}") if b.kind == "op" else ("[", "]")
+        )
         if b.kind == "queue":
             open_, close = "[/", "/]"
         suffix = f":::{b.status}" if b.status in _STATUS_STYLE else ""
@@ -154,8 +156,10 @@ def write_image(dot_text: str, path: str | Path) -> Path:
     return out
 
 
-def draw_graph(graph: Graph, plan: Plan | None = None, nodes: Iterable[Node] | None = None) -> Drawing:
-    """A :class:`Drawing` of ``graph`` (or of ``nodes``), each node marked with its planned action."""
+def draw_graph(
+    graph: Graph, plan: Plan | None = None, nodes: Iterable[Node] | None = None
+) -> Drawing:
+    """A :class:`Drawing` of ``graph`` (or ``nodes``), each node marked with its planned action."""
     actions = plan.actions() if plan is not None else {}
     chosen = list(graph) if nodes is None else list(nodes)
     members = set(chosen)
@@ -170,7 +174,7 @@ def draw_graph(graph: Graph, plan: Plan | None = None, nodes: Iterable[Node] | N
     return drawing
 
 
-def render(graph: Graph, format: str = "mermaid", *, plan: Plan | None = None) -> str:  # noqa: A002
+def render(graph: Graph, format: str = "mermaid", *, plan: Plan | None = None) -> str:
     """Mermaid (``format="mermaid"``) or DOT (``format="dot"``) text for ``graph``."""
     drawing = draw_graph(graph, plan)
     if format == "mermaid":

@@ -6,6 +6,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_default_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_default_store(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test may write ./.incgraph in the checkout: point the default store at a temp folder."""
     monkeypatch.setenv("INCGRAPH_STORE", str(tmp_path_factory.mktemp("default-store")))

@@ -61,6 +61,15 @@ def new_run_epoch() -> None:
     _CODE_VERSIONS.clear()
 
 
+def _declared_version(of_class: object, of_node: object) -> object:
+    """The declared version mixed into a code version: the class's, the node's, or both."""
+    if of_node is None:
+        return of_class
+    if of_class is None:
+        return of_node
+    return (of_class, of_node)
+
+
 @functools.lru_cache(maxsize=1)
 def _empty_init_version() -> str:
     return hashing.data_version({})
@@ -235,17 +244,22 @@ class Node:
         return self._value_dv
 
     def code_version(self) -> str:
-        """Fingerprint of the processor's code, its ``version`` and this node's ``version``."""
+        """Fingerprint of the processor's code, its ``version`` and this node's ``version``.
+
+        The code fingerprinted is ``processor.code_source`` when set (a generated
+        processor wrapping user code), else the processor class.
+        """
         if self._code_version is MISSING or self._code_epoch != _EPOCH[0]:
             assert self.processor is not None
-            declared = (getattr(self.processor, "version", None), self.version)
+            declared = _declared_version(getattr(self.processor, "version", None), self.version)
+            target = getattr(self.processor, "code_source", None) or self.processor
             try:
-                memo_key: Any = (self.processor, declared)
+                memo_key: Any = (target, declared)
                 cached = _CODE_VERSIONS.get(memo_key)
             except TypeError:  # an unhashable version: compute, don't memoize
                 memo_key, cached = None, None
             if cached is None:
-                cached = hashing.code_version(self.processor, declared)
+                cached = hashing.code_version(target, declared)
                 if memo_key is not None:
                     _CODE_VERSIONS[memo_key] = cached
             self._code_version = cached
@@ -334,7 +348,7 @@ class Graph:
         name: str | None = None,
         value: Any = MISSING,
         *,
-        id: Hashable = MISSING,  # noqa: A002 - seed 003 spells it add_constant_node(id=0, ...)
+        id: Hashable = MISSING,  # seed 003 spells it add_constant_node(id=0, ...)
     ) -> Node:
         """Add a constant node whose value is set by the caller.
 
@@ -526,7 +540,9 @@ class Graph:
         for node in order:
             for up in node._upstream:
                 if up.seq >= node.seq:  # only possible if bindings were edited after add_node
-                    raise CycleError(f"{up.describe()} is bound by {node.describe()} added before it")
+                    raise CycleError(
+                        f"{up.describe()} is bound by {node.describe()} added before it"
+                    )
         return order
 
     def _targets(self, target: Node | Iterable[Node] | None) -> list[Node]:

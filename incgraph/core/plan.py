@@ -148,6 +148,8 @@ def _why_new(node: Node, inputs: dict[str, str], before: _Lineage | Missing) -> 
         reasons.append("code changed")
     if before.init_version != node.init_version():
         reasons.append("init kwargs changed")
-    changed = sorted(k for k in inputs.keys() | before.inputs.keys() if inputs.get(k) != before.inputs.get(k))
+    changed = sorted(
+        k for k in inputs.keys() | before.inputs.keys() if inputs.get(k) != before.inputs.get(k)
+    )
     reasons.extend(f"input {k!r} changed" for k in changed)
     return ", ".join(reasons) or "new inputs since the last stored result"

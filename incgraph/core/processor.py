@@ -34,6 +34,11 @@ class Processor:
     ----------
     version : object
         Bump to invalidate every result of this processor.
+    code_source : object or None
+        What the code version fingerprints: ``None`` (the default) means this class.
+        Front-ends that generate a processor around user code (a queue task's
+        function) point it at that code, so the node's cache key is the user
+        code's, not the generated wrapper's.
     resource : str or None
         Name of the heavy resource this processor holds (e.g. ``"llm"``).
         Consecutive batch passes over processors with the same resource keep
@@ -50,6 +55,7 @@ class Processor:
 
     version: ClassVar[object] = None
     resource: ClassVar[str | None] = None
+    code_source: ClassVar[object] = None
 
     def setup(self) -> None:
         """Acquire heavy resources. Called once, right after construction, before ``process``."""

@@ -193,7 +193,7 @@ def _args_match(value: Any, origin: type, args: tuple[Any, ...]) -> bool:
 
 
 def is_compatible(produced: Any, expected: Any) -> bool:
-    """Whether a processor declared to return ``produced`` can feed a parameter of type ``expected``.
+    """Whether a processor declared to return ``produced`` can feed an ``expected`` parameter.
 
     Only clear mismatches are rejected: ``Any`` or an unknown form on either
     side is compatible.
@@ -238,7 +238,8 @@ def _is_compatible(produced: Any, expected: Any) -> bool:
     p_args, e_args = typing.get_args(produced), typing.get_args(expected)
     if not p_args or not e_args or len(p_args) != len(e_args):
         return True
-    return all(a is Ellipsis or b is Ellipsis or is_compatible(a, b) for a, b in zip(p_args, e_args))
+    pairs = zip(p_args, e_args, strict=True)
+    return all(a is Ellipsis or b is Ellipsis or is_compatible(a, b) for a, b in pairs)
 
 
 def _maybe_protocol(p_cls: type, e_cls: type) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from incgraph import hashing
-from incgraph.errors import FlowError, NotCachedError
+from incgraph.errors import ExecutionNotFoundError, FlowError
 from incgraph.flow.layer import Layer, bind_view
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
@@ -214,7 +214,7 @@ class Execution:
             record = store.lookup(execution_key(flow, execution_id))
         if record is MISSING:
             what = "no execution" if execution_id is None else f"no execution {execution_id!r}"
-            raise NotCachedError(
+            raise ExecutionNotFoundError(
                 f"{what} of {flow} is recorded in the store {store!r}; run the flow first, or open "
                 "the store it ran with (MyFlow(store=...))"
             )

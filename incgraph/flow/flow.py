@@ -211,7 +211,7 @@ class Flow:
 
         Raises
         ------
-        NotCachedError
+        ExecutionNotFoundError
             If the store holds no such execution.
         """
         classes = {name: reg.layer for name, reg in self._registrations.items()}

@@ -23,9 +23,10 @@ from ``obj`` through the user's own code (``_usercode``):
   members, and tuples, frozensets, named tuples and frozen dataclasses of
   those) contribute their data version, so ``THRESHOLD = 0.5 -> 0.6``
   invalidates; so do lists, dicts and sets of such values up to 10,000 items
-  (``GRID = [0.1, 1.0]``), re-hashed on every call because they can change in
-  place. Library code, modules and other objects (a loaded model, a big or
-  non-data container) are not followed: pass such things as inputs, or bump
+  (``GRID = [0.1, 1.0]``), by their value when first fingerprinted in the
+  process (rebinding the name is seen; mutating in place is not). Library
+  code, modules and other objects (a loaded model, a big or non-data
+  container) are not followed: pass such things as inputs, or bump
   ``version``.
 * names inside annotations are part of the normalized source but are not
   followed: ``def __call__(self, up: Upstream)`` does not make the layer's
@@ -88,6 +89,7 @@ _SKIPPED_CLASS_ATTRS: Final = frozenset(
         "__parameters__",
         "__abstractmethods__",
         "_abc_impl",
+        "__slotnames__",
     }
 )
 
@@ -116,9 +118,12 @@ def is_plain_data(value: object, depth: int = 0) -> bool:
     """Whether a value is a (possibly mutable) container of simple data: list/dict/set of them.
 
     Such module-level constants (``GRID = [0.1, 1.0]``) are part of a code version by
-    value. Because they can change in place, the memo re-hashes them on every call
-    (:meth:`_Walk.still_valid`); containers over ``_MUTABLE_DATA_LIMIT`` items are not
-    followed (pass them as inputs).
+    their value when the code is first fingerprinted in a process; afterwards, like
+    every other reference, they are re-checked by identity only. So editing the
+    source or rebinding the name (a re-run notebook cell) invalidates, while in-place
+    mutation (``GRID.append(x)``, or a memo dict filling up) does not: state kept in a
+    module-level container must not make every run a miss. Containers over
+    ``_MUTABLE_DATA_LIMIT`` items are not followed (pass them as inputs).
     """
     if is_simple(value):
         return True
@@ -209,7 +214,7 @@ class _Walk:
         self.cells: list[tuple[CellType, object]] = []
         self.codes: list[tuple[FunctionType, CodeType]] = []
         self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...]]] = []
-        self.mutables: list[tuple[object, str]] = []
+
         self.recorded: set[tuple[int, str]] = set()
         self.seen: set[int] = set()
         self.todo: list[object] = []
@@ -264,6 +269,8 @@ class _Walk:
         for name, attr in namespace.items():
             if name in _SKIPPED_CLASS_ATTRS:
                 continue
+            if name.startswith("__") and name.endswith("__") and is_plain_data(attr):
+                continue  # interpreter bookkeeping (e.g. copyreg's __slotnames__), not code
             self.record(namespace, name, attr)
             for member in _members(attr):
                 self.depend(member, f"{label(klass)}.{name}")
@@ -294,9 +301,7 @@ class _Walk:
             self.entries.add(f"value {where} {data_version(value)}")
             return
         if is_plain_data(value):
-            version = data_version(value)
-            self.mutables.append((value, version))
-            self.entries.add(f"value {where} {version}")
+            self.entries.add(f"value {where} {data_version(value)}")
             return
         target = getattr(value, "py_func", value)
         if isinstance(target, functools.partial):
@@ -317,9 +322,6 @@ class _Walk:
                 return False
         for fn, code in self.codes:
             if fn.__code__ is not code:
-                return False
-        for value, version in self.mutables:
-            if data_version(value) != version:  # changed in place since the walk
                 return False
         return all(tuple(namespace) == keys for namespace, keys in self.class_keys)
 

@@ -126,7 +126,9 @@ def inbatch_parallel(
     if n_workers is not None and (
         isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
     ):
-        raise ConfigurationError(f"inbatch_parallel: n_workers must be a positive int, got {n_workers!r}")
+        raise ConfigurationError(
+            f"inbatch_parallel: n_workers must be a positive int, got {n_workers!r}"
+        )
 
     def decorate(method: _F) -> _F:
         if target not in TARGETS:

@@ -16,8 +16,9 @@ compute for the task node with its ``item`` input bound to the item::
 
 so a result cached by a pipeline is a hit for a ``ProcessGraph`` that runs the
 same task on the same item, and the other way round. To make that hold, the
-task node's code version *is* the task's (``hashing.code_version(fn)``), not a
-fingerprint of the generated wrapper class: task nodes are :class:`TaskNode` s.
+generated processor's ``code_source`` is the task's function and its
+``version`` the task's, so the node's code version *is* the task's
+(``hashing.code_version(fn[, version])``), not a fingerprint of the wrapper.
 
 Op processors apply their op to the value they are given, so the graph stays
 runnable node by node: ``Split`` returns the predicate's value for an item,
@@ -30,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from incgraph.core.graph import Node
 from incgraph.core.processor import Processor
 from incgraph.queues.task import Task
 
@@ -39,10 +39,8 @@ __all__ = [
     "FilterOp",
     "MergeOp",
     "SplitOp",
-    "TaskNode",
     "TaskProcessor",
     "UnbatchOp",
-    "as_task_node",
     "task_processor",
 ]
 
@@ -75,35 +73,13 @@ def task_processor(t: Task) -> type[TaskProcessor]:
         {
             "function": staticmethod(t.fn),
             "task": t,
+            "code_source": t.fn,
+            "version": t.version,
             "__module__": getattr(t.fn, "__module__", __name__),
             "__qualname__": name,
             "__doc__": f"Generated processor of task {t.name!r}.",
         },
     )
-
-
-class TaskNode(Node):
-    """A task's node: its code version is the task's, ``hashing.code_version(fn)``.
-
-    ``Graph.add_node`` builds a plain :class:`~incgraph.core.graph.Node`; the
-    pipeline then gives the node this class (same slots, one method changed), so
-    every caller -- the engine, plans, the CLI -- sees the task's code version.
-    """
-
-    __slots__ = ()
-
-    def code_version(self) -> str:
-        """The task's code version (recomputed when the function or a helper changes)."""
-        processor = self.processor
-        assert processor is not None and issubclass(processor, TaskProcessor)
-        return processor.task.code_version
-
-
-def as_task_node(node: Node) -> TaskNode:
-    """Make ``node`` (a node of a :func:`task_processor` class) a :class:`TaskNode`."""
-    node.__class__ = TaskNode
-    assert isinstance(node, TaskNode)
-    return node
 
 
 class SplitOp(Processor):

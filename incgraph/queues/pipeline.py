@@ -36,7 +36,6 @@ from incgraph.queues.nodes import (
     MergeOp,
     SplitOp,
     UnbatchOp,
-    as_task_node,
     task_processor,
 )
 from incgraph.queues.queue import Queue
@@ -340,7 +339,7 @@ class Pipeline:
             node = g.add_node(stage.name, task_processor(t), {"item": ups[0]}, cache=t.cache)
             if t.cache:
                 _ = t.code_version  # a function that cannot be fingerprinted fails here
-            return as_task_node(node)
+            return node
         if stage.kind == "merge":
             return g.add_node(stage.name, MergeOp, {f"item_{i}": u for i, u in enumerate(ups)})
         if stage.kind == "split":

@@ -19,13 +19,12 @@ q.get()`` ends with ``queue.Empty`` instead of hanging.
 
 from __future__ import annotations
 
-import queue as stdlib_queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from incgraph.errors import InputTypeError, PipelineError
+from incgraph.errors import InputTypeError, PipelineError, QueueEmpty
 from incgraph.sentinels import MISSING
 
 if TYPE_CHECKING:
@@ -123,7 +122,8 @@ class Queue:
 
         Raises
         ------
-        queue.Empty
+        QueueEmpty
+            (a :class:`queue.Empty`)
             The pipeline is done and the queue drained (or ``timeout`` expired, or
             ``block=False`` and no item is ready); ``exhausted`` tells which.
         PipelineError
@@ -139,7 +139,7 @@ class Queue:
                 return self._buffer.popleft()
         if default is not MISSING:
             return default
-        raise stdlib_queue.Empty(
+        raise QueueEmpty(
             f"queue {self.name!r} is exhausted"
             if self.exhausted
             else f"queue {self.name!r}: no item ready"

@@ -31,7 +31,8 @@ ready nodes run at once.
 A rerun first reads every node's latest (key, data version) in one bulk query
 per 500 nodes; a node whose new key matches is a hit without a query of its
 own. Computed results are written in batches (blobs, then one index
-transaction), promptly when a result was slow to compute or large. Failures raise :class:`~incgraph.errors.NodeError` once
+transaction), promptly when a result was slow to compute or large.
+Failures raise :class:`~incgraph.errors.NodeError` once
 in-flight jobs have finished; nothing half-done is recorded.
 
 Exactly once across processes, and a run log. Each run has a store session
@@ -64,10 +65,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from incgraph.core.graph import Node
+from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.executors.base import Executor
 from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
 from incgraph.run.keys import cache_key, input_versions, make_record
-from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.leases import Claims

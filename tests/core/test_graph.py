@@ -41,13 +41,18 @@ def graph() -> ProcessGraph:
 def test_duplicate_id_is_rejected(graph: ProcessGraph) -> None:
     """A second node with the same id raises, naming the id and the node that holds it."""
     graph.add_node(1, SumInt, {"a": 1, "b": 2})
-    with pytest.raises(GraphDefinitionError, match=r"node id 1 is already used by node 1 \(SumInt\)"):
+    with pytest.raises(
+        GraphDefinitionError, match=r"node id 1 is already used by node 1 \(SumInt\)"
+    ):
         graph.add_node(1, SumInt, {"a": 1, "b": 2})
 
 
 def test_unknown_input_names_the_parameters(graph: ProcessGraph) -> None:
     """Binding an input process() does not take lists the inputs it does take."""
-    with pytest.raises(GraphDefinitionError, match=r"node 1 \(SumInt\): unknown input 'c'; SumInt.process takes a, b"):
+    with pytest.raises(
+        GraphDefinitionError,
+        match=r"node 1 \(SumInt\): unknown input 'c'; SumInt.process takes a, b",
+    ):
         graph.add_node(1, SumInt, {"a": 1, "b": 2, "c": 3})
 
 

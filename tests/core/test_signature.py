@@ -105,7 +105,7 @@ def test_process_signature_resolves_forward_references() -> None:
     """String annotations are resolved through the module globals."""
 
     class P:
-        def process(self, a: "int") -> "list[int]":
+        def process(self, a: int) -> list[int]:
             return [a]
 
     sig = process_signature(P)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PIPELINE = textwrap.dedent(
-    '''
+    """
     import json, sys
     import numpy as np
     from incgraph import ProcessGraph, Processor
@@ -40,7 +40,7 @@ PIPELINE = textwrap.dedent(
     total = graph.add_node(3, Total, {"x": scaled})
     value = graph.run_upto(total)
     print(json.dumps({"value": value, "computed": [str(x.id) for x in graph.last_run.computed]}))
-    '''
+    """
 )
 HELPERS = textwrap.dedent(
     '''
@@ -84,7 +84,7 @@ def test_second_process_computes_nothing(project: Path, tmp_path: Path) -> None:
 
 
 def test_edits_that_matter_and_edits_that_do_not(project: Path, tmp_path: Path) -> None:
-    """Comments/docstrings change nothing; a helper or constant edit recomputes the node and below."""
+    """Comments/docstrings change nothing; a helper or constant edit recomputes node and below."""
     store = tmp_path / "store"
     base = run(project, store)["value"]
     pipeline = project / "pipeline.py"
@@ -127,7 +127,7 @@ def test_concurrent_processes_share_one_store(project: Path, tmp_path: Path) -> 
 
 
 KILLED = textwrap.dedent(
-    '''
+    """
     import sys
     import numpy as np
     from incgraph import ProcessGraph, Processor
@@ -140,7 +140,7 @@ KILLED = textwrap.dedent(
     nodes = [graph.add_node(i, Block, {"i": i}) for i in range(400)]
     print("ready", flush=True)
     graph.run_upto(nodes)
-    '''
+    """
 )
 
 
@@ -167,7 +167,9 @@ def test_sigkill_mid_run_never_serves_a_torn_result(tmp_path: Path) -> None:
             value = opened.load(record)
             assert value.shape == (300_000,) and bool((value == float(record.node)).all())
     # Finishing the run afterwards computes only what no killed run committed.
-    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, check=True)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store)], capture_output=True, check=True
+    )
     assert done.returncode == 0
     with open_store(store) as opened:
         assert len(list(opened.index.records())) == 400

@@ -1,4 +1,4 @@
-"""The README's demo: examples/quickstart.py gives the seed's numbers and computes nothing on a rerun."""
+"""The README's demo gives the seed's numbers and computes nothing on a rerun."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from incgraph.errors import FlowError, NotCachedError
+from incgraph.errors import ExecutionNotFoundError, FlowError
 from incgraph.flow import Accessor, Flow, ForEach, Layer, Parameter
 
 
@@ -107,11 +107,11 @@ def test_params_are_recorded(tmp_path: Path) -> None:
 
 
 def test_unknown_execution(tmp_path: Path) -> None:
-    """An id the store does not hold raises NotCachedError naming the flow."""
+    """An id the store does not hold raises ExecutionNotFoundError naming the flow."""
     Small, _, _ = small_flow()
-    with pytest.raises(NotCachedError, match="no execution 'nope' of Small"):
+    with pytest.raises(ExecutionNotFoundError, match="no execution 'nope' of Small"):
         Small(store=tmp_path).execution("nope")
-    with pytest.raises(NotCachedError, match="no execution of Small"):
+    with pytest.raises(ExecutionNotFoundError, match="no execution of Small"):
         Small(store=tmp_path).execution()
 
 

@@ -262,7 +262,9 @@ def test_failure_raises_node_error_with_the_original() -> None:
 
     g = ProcessGraph(store=":memory:")
     n = g.add_node(3, Boom, {"x": 1})
-    with pytest.raises(NodeError, match=r"node 3 \(Boom\) failed: ZeroDivisionError: bad x") as info:
+    with pytest.raises(
+        NodeError, match=r"node 3 \(Boom\) failed: ZeroDivisionError: bad x"
+    ) as info:
         g.run_upto(n)
     assert isinstance(info.value.exception, ZeroDivisionError)
     assert info.value.__cause__ is info.value.exception
@@ -279,7 +281,10 @@ def test_wrong_return_type_is_caught_at_run_time() -> None:
 
     g = ProcessGraph(store=":memory:")
     n = g.add_node(1, Liar, {"x": 1})
-    with pytest.raises(InputTypeError, match=r"node 1 \(Liar\) returned str, but its process\(\) is annotated -> int"):
+    with pytest.raises(
+        InputTypeError,
+        match=r"node 1 \(Liar\) returned str, but its process\(\) is annotated -> int",
+    ):
         g.run_upto(n)
 
 
