@@ -4,7 +4,10 @@ Design note
 -----------
 *Connections.* SQLite connections must not cross threads or a ``fork``, so each
 thread gets its own, kept in a ``threading.local`` together with one reused
-cursor for the hot single-row queries. ``os.register_at_fork`` gives every open
+cursor for the hot single-row queries. :meth:`SqliteFile.close` closes only the
+calling thread's connection and drops the others, which close when their
+thread lets go of them: closing a connection under another thread's feet
+crashes the interpreter. ``os.register_at_fork`` gives every open
 :class:`SqliteFile` a fresh ``threading.local`` in the child: the child opens
 its own connections on first use. The inherited ones are kept referenced
 (never closed, never garbage collected) because closing them in the child could
@@ -185,12 +188,21 @@ class SqliteFile:
         os.close(fd)
 
     def close(self) -> None:
-        """Close every connection this process opened; the next use reopens one."""
+        """Close this thread's connection now, and let go of the other threads'.
+
+        Closing a connection while another thread is inside one of its calls
+        crashes the interpreter (seen: a graph closing a store that other threads
+        were running on), so other threads' connections are not closed from here:
+        they are dropped, and close when their thread lets go of them (at once if
+        it is idle, else when its current call returns). Every next use, in any
+        thread, opens a fresh connection.
+        """
         with self._lock:
-            connections, self._connections = self._connections, []
+            mine = getattr(self._local, "conn", None)
+            self._connections = []
             self._local = threading.local()
-        for conn in connections:
-            conn.close()
+        if mine is not None:
+            mine.close()
 
     def end_thread(self) -> None:
         """Close the calling thread's connection, if it has one (it is about to exit)."""
