@@ -31,10 +31,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -269,6 +271,52 @@ def serve() -> None:
 
 if __name__ == "__main__":
     serve()
+
+
+# -- the parent's side ----------------------------------------------------------------------------
+
+
+class Zygote:
+    """The fault_worker zygote: forks writers, racers and lease holders on command."""
+
+    def __init__(self, stderr: Path) -> None:
+        self.stderr_path = stderr
+        self.stderr = open(stderr, "w")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        assert self.ask("") == "ready"
+
+    def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if line:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def fork(self, *words: object) -> int:
+        return int(self.ask(" ".join(map(str, words))))
+
+    def reap(self, pid: int) -> int:
+        return int(self.ask(f"reap {pid}"))
+
+    def errors(self) -> str:
+        self.stderr.flush()
+        return self.stderr_path.read_text()
+
+    def close(self) -> None:
+        try:
+            self.ask("quit")
+            self.proc.wait(timeout=30)
+        finally:
+            for stream in (self.proc.stdin, self.proc.stdout):
+                if stream is not None:
+                    stream.close()
+            self.stderr.close()
 
 
 # -- the checker (runs in the test or campaign process) -------------------------------------------

@@ -13,8 +13,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,52 +24,7 @@ from incgraph.errors import StoreCorruptError, StoreFullError
 from incgraph.graph import ProcessGraph
 from incgraph.store import file_blobs, open_store
 
-from .fault_worker import Make, check, race_graph
-
-WORKER = Path(__file__).with_name("fault_worker.py")
-
-
-class Zygote:
-    """The fault_worker zygote: forks writers, racers and lease holders on command."""
-
-    def __init__(self, stderr: Path) -> None:
-        self.stderr_path = stderr
-        self.stderr = open(stderr, "w")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        assert self.ask("") == "ready"
-
-    def ask(self, line: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        if line:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def fork(self, *words: object) -> int:
-        return int(self.ask(" ".join(map(str, words))))
-
-    def reap(self, pid: int) -> int:
-        return int(self.ask(f"reap {pid}"))
-
-    def errors(self) -> str:
-        self.stderr.flush()
-        return self.stderr_path.read_text()
-
-    def close(self) -> None:
-        try:
-            self.ask("quit")
-            self.proc.wait(timeout=30)
-        finally:
-            for stream in (self.proc.stdin, self.proc.stdout):
-                if stream is not None:
-                    stream.close()
-            self.stderr.close()
+from .fault_worker import Make, Zygote, check, race_graph
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,222 @@
+"""A fault campaign against the store: inject faults for a while and count what was lost.
+
+Faults (each against a store in a temporary folder):
+
+* ``sigkill``: a writer (direct saves, batched saves, graph runs, gc, verify) is
+  SIGKILLed at a random instant, again and again; after every kill the store
+  is opened, every result new since the last check is loaded and compared with
+  the value its record implies, every acknowledged (committed) result must be
+  listed, and ``verify`` must find nothing. Every result is checked once more
+  at the end.
+* ``race``: 8 processes x 4 threads run one cold graph on one store; every node
+  must be computed exactly once and every run return the same result.
+* ``lease``: a process computing a node is SIGKILLed; a second one, waiting for
+  it, must take over when the lease expires and compute the right result.
+* ``enospc``: a graph run whose N-th blob write fails with ENOSPC (N random)
+  must raise StoreFullError and leave a store that verifies and reruns.
+* ``bitflip``: random bytes of random blob files are flipped; ``verify`` must
+  find every one, quarantine it, and a rerun must recompute exactly those.
+
+Prints one JSON line per fault and a markdown table (docs/reliability.md).
+
+    python benchmarks/fault_campaign.py [--kills 100] [--races 5] [--leases 3] [--rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.store.fault_worker
+
+from incgraph.errors import StoreFullError
+from incgraph.graph import ProcessGraph
+from incgraph.store import file_blobs, open_store
+from tests.store.fault_worker import Make, Zygote, check, race_graph
+
+
+def sigkill(zygote: Zygote, root: Path, kills: int, rng: random.Random) -> dict[str, Any]:
+    store, acks = root / "kills", root / "acks"
+    checked: set[str] = set()
+    worst = {"torn": 0, "lost": 0, "problems": 0}
+    for kill in range(kills):
+        pid = zygote.fork("write", store, kill + 1, acks)
+        time.sleep(rng.uniform(0.01, 0.3))
+        os.kill(pid, signal.SIGKILL)
+        zygote.reap(pid)
+        outcome = check(str(store), str(acks), checked)
+        for name in worst:
+            worst[name] += outcome[name]
+    final = check(str(store), str(acks))
+    return {
+        "fault": "sigkill",
+        "runs": kills,
+        "results": final["results"],
+        "acknowledged": final["acked"],
+        "torn": worst["torn"] + final["torn"],
+        "lost": worst["lost"] + final["lost"],
+        "verify_problems": worst["problems"] + final["problems"],
+    }
+
+
+def race(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
+    duplicates = errors = disagreements = 0
+    for r in range(rounds):
+        store, log = root / f"race{r}", root / f"race{r}.log"
+        open_store(store).close()
+        start = time.time() + 0.5
+        outs = [root / f"race{r}-{i}.json" for i in range(8)]
+        pids = [
+            zygote.fork("race", store, log, out, 4, "threads" if i % 2 else "serial", start)
+            for i, out in enumerate(outs)
+        ]
+        codes = [zygote.reap(pid) for pid in pids]
+        reports = [json.loads(out.read_text()) for out in outs]
+        errors += sum(code != 0 for code in codes) + sum(len(r["errors"]) for r in reports)
+        results = {value for report in reports for value in report["results"]}
+        disagreements += len(results) - 1
+        calls = Counter(line.split()[2] for line in log.read_text().splitlines())
+        graph, sink = race_graph(":memory:", str(log))
+        needed = {n.label for n in graph.topological_sort(sink) if not n.is_constant}
+        duplicates += sum(count - 1 for count in calls.values()) + len(needed - set(calls))
+    return {
+        "fault": "race",
+        "runs": rounds * 32,
+        "duplicate_computes": duplicates,
+        "errors": errors,
+        "disagreeing_results": disagreements,
+        "lost": 0,
+    }
+
+
+def lease(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
+    wrong = 0
+    for r in range(rounds):
+        store, log = root / f"lease{r}", root / f"lease{r}.log"
+        first = zygote.fork("hold", store, log, 1.0, 60, root / f"lease{r}-a.json")
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = zygote.fork("hold", store, log, 1.0, 0, root / f"lease{r}-b.json")
+        os.kill(first, signal.SIGKILL)
+        zygote.reap(first)
+        code = zygote.reap(second)
+        out = json.loads((root / f"lease{r}-b.json").read_text()) if code == 0 else {}
+        wrong += out != {"result": 42, "computed": 1}
+    return {"fault": "lease", "runs": rounds, "not_taken_over": wrong, "lost": wrong}
+
+
+def enospc(root: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
+    unclear = broken = 0
+    real = file_blobs.write_all
+    for r in range(rounds):
+        graph = ProcessGraph(store=root / f"full{r}")
+        nodes = [
+            graph.add_node(f"item{i}", Make, {"i": graph.add_constant_node(f"c{i}", "i", value=i)})
+            for i in range(2, 42, 4)  # big values: each a blob file
+        ]
+        fail_at = rng.randint(1, len(nodes))
+        calls = [0]
+
+        def write_all(fd: int, data: Any, calls: list[int] = calls, fail_at: int = fail_at) -> None:
+            calls[0] += 1
+            if calls[0] >= fail_at:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(fd, data)
+
+        file_blobs.write_all = write_all  # type: ignore[assignment]
+        try:
+            graph.run_upto(nodes)
+            unclear += 1
+        except StoreFullError as exc:
+            unclear += "full" not in str(exc) or "node item" not in str(exc)
+        finally:
+            file_blobs.write_all = real
+        store = graph.store
+        broken += not store.verify().ok or bool(store.ledger.lease_states())
+        graph.run_upto(nodes)
+        broken += check(str(root / f"full{r}"))["torn"]
+        graph.close()
+    return {"fault": "enospc", "runs": rounds, "unclear_errors": unclear, "broken": broken,
+            "lost": broken}  # fmt: skip
+
+
+def bitflip(root: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
+    missed = served = wrong_recompute = flipped_total = 0
+    for r in range(rounds):
+        graph = ProcessGraph(store=root / f"flip{r}")
+        nodes = [
+            graph.add_node(f"item{i}", Make, {"i": graph.add_constant_node(f"c{i}", "i", value=i)})
+            for i in range(40)
+        ]
+        graph.run_upto(nodes)
+        files = sorted((root / f"flip{r}" / "blobs").glob("*/*.*"))
+        hit = rng.sample(files, k=rng.randint(1, len(files)))
+        for path in hit:
+            data = bytearray(path.read_bytes())
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            path.write_bytes(bytes(data))
+        flipped_total += len(hit)
+        report = graph.store.verify()
+        missed += len(hit) - sum(p.kind == "blob" for p in report.problems)
+        served += check(str(root / f"flip{r}"))["torn"]
+        graph.run_upto(nodes)
+        wrong_recompute += len(graph.last_run.computed) != sum(len(p.keys) for p in report.problems)
+        served += check(str(root / f"flip{r}"))["torn"]
+        graph.close()
+    return {"fault": "bitflip", "runs": rounds, "flipped_blobs": flipped_total,
+            "missed": missed, "served_corrupt": served, "wrong_recomputes": wrong_recompute,
+            "lost": 0}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--races", type=int, default=5)
+    parser.add_argument("--leases", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        zygote = Zygote(root / "zygote-stderr.txt")
+        try:
+            for run in (
+                lambda: sigkill(zygote, root, args.kills, rng),
+                lambda: race(zygote, root, args.races),
+                lambda: lease(zygote, root, args.leases),
+                lambda: enospc(root, args.rounds, rng),
+                lambda: bitflip(root, args.rounds, rng),
+            ):
+                started = time.perf_counter()
+                row = run()
+                row["seconds"] = round(time.perf_counter() - started, 1)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+            locked = "locked" in zygote.errors()
+        finally:
+            zygote.close()
+    print()
+    print("| fault | runs | outcome | results lost | seconds |")
+    print("|---|---:|---|---:|---:|")
+    for row in rows:
+        skip = {"fault", "runs", "lost", "seconds"}
+        outcome = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items() if k not in skip)
+        print(f"| {row['fault']} | {row['runs']} | {outcome} | {row['lost']} | {row['seconds']} |")
+    print(f"\n'database is locked' seen by any worker: {'yes' if locked else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
