@@ -171,7 +171,9 @@ def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
         targets = _targets(graph, namespace, ctx.args.target)
         if given:
             store = ctx.store
-            found = plan(graph.topological_sort(targets), store.lookup, store.latest_for_node)
+            order = graph.topological_sort(targets)
+            # Record's fields are frozen; plan's protocol declares them as plain attributes
+            found = plan(order, store.lookup, store.latest_for_node)  # type: ignore[arg-type]
         else:
             store = graph.store
             found = graph.explain(targets)

@@ -298,13 +298,15 @@ class FileBlobStore:
                 return problem
         return self.problem_with(row, buffer)
 
-    def quarantine(self, data_version: str, folder: Path) -> Path | None:
+    def quarantine(self, data_version: str, folder: Path | None) -> Path | None:
         """Move a blob's bytes into ``folder`` and drop its row; return where they went.
 
         The bytes of an inline blob are written to a file there; a blob whose
         file is gone just loses its row (None is returned).
         """
         self._check_writable()
+        if folder is None:
+            raise ValueError(f"a folder is needed to quarantine blob {data_version}")
         try:
             found = self.file.connection().execute(_SELECT, (data_version,)).fetchone()
         except sqlite3.Error as exc:
@@ -317,20 +319,24 @@ class FileBlobStore:
         target = folder / f"{data_version}.{digest}.{stamp}.{SUFFIXES.get(codec, 'bin')}"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if row.inline:
-                fd = os.open(target, _CREATE_FLAGS, 0o600)
-                try:
-                    write_all(fd, data)
-                finally:
-                    os.close(fd)
-            else:
-                try:
-                    os.replace(self._file_path(row), target)
-                except FileNotFoundError:
-                    target = None  # type: ignore[assignment]
+            moved = self._move_out(row, data, target)
         except OSError as exc:
             raise store_error(exc, folder) from exc
-        self._delete_rows([replace(row, inline=True)])  # row only: the file has moved
+        self._delete_rows([replace(row, inline=True)])  # the row only: the file has moved
+        return moved
+
+    def _move_out(self, row: _Row, data: bytes | None, target: Path) -> Path | None:
+        if row.inline:
+            fd = os.open(target, _CREATE_FLAGS, 0o600)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            return target
+        try:
+            os.replace(self._file_path(row), target)
+        except FileNotFoundError:
+            return None
         return target
 
     def delete_many(self, data_versions: Iterable[str]) -> int:

@@ -154,7 +154,7 @@ def collect_garbage(
     recent = {run.id for run in _recent_runs(runs, keep_runs)}
     last_used, used = _run_usage(store, runs, records, recent)
     keep = _kept_by_runs(records, runs, keep_runs, pinned, used, now - grace, now)
-    entries = list(store.blobs.entries())  # type: ignore[attr-defined]
+    entries = list(store.blobs.entries())
     sizes = {entry.data_version: entry.size for entry in entries}
     dropped = [rec for rec in records if rec.key not in keep]
     if max_bytes is not None:
@@ -176,7 +176,7 @@ def collect_garbage(
     report.blobs_removed = sorted(freed & sizes.keys()) + report.orphan_blobs
     report.bytes_freed = sum(sizes.get(dv, 0) for dv in report.blobs_removed)
     blobs = store.blobs
-    files = list(blobs.orphan_files(grace)) + list(blobs.stale_temp_files(grace))  # type: ignore[attr-defined]
+    files = list(blobs.orphan_files(grace)) + list(blobs.stale_temp_files(grace))
     report.files_removed = sorted(files)
     report.bytes_freed += sum(_size(path) for path in report.files_removed)
     trim = _runs_to_trim(runs, keep_runs, now)
@@ -300,7 +300,7 @@ def _size(path: Path) -> int:
 def _delete(store: Store, report: GcReport, trim: list[int], now: float) -> None:
     """Index rows, then blobs, then files; then the ledger's leftovers."""
     store.index.delete(rec.key for rec in report.removed)
-    store.blobs.delete_many(report.blobs_removed)  # type: ignore[attr-defined]
+    store.blobs.delete_many(report.blobs_removed)
     for path in report.files_removed:
         with suppress(FileNotFoundError):
             os.unlink(path)

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from incgraph.sentinels import MISSING, Missing
@@ -239,15 +240,16 @@ class MemoryBlobStore:
         """None if the blob is stored (bytes in memory cannot tear), else why not."""
         return None if data_version in self._blobs else "it is not stored"
 
-    def quarantine(self, data_version: str, folder: Any) -> None:
-        """Drop the blob (a memory store has no folder to move it to)."""
+    def quarantine(self, data_version: str, folder: Path | None) -> Path | None:
+        """Drop the blob (a memory store has no folder to move it to); return None."""
         self.delete_many([data_version])
+        return None
 
-    def orphan_files(self, older_than: float = 3600.0) -> list[Any]:
+    def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
         """None: a memory store has no files."""
         return []
 
-    def stale_temp_files(self, older_than: float = 3600.0) -> list[Any]:
+    def stale_temp_files(self, older_than: float = 3600.0) -> list[Path]:
         """None: a memory store has no files."""
         return []
 

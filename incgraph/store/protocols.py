@@ -127,6 +127,26 @@ class Index(Protocol):
         """Remove the records under ``keys`` (absent keys are ignored)."""
         ...
 
+    def data_versions_of(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> data version of the stored ``keys``, in bulk."""
+        ...
+
+    def keys_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Up to ``limit`` stored keys starting with ``prefix``, in key order."""
+        ...
+
+    def keys_for_data_version(self, data_version: str) -> list[str]:
+        """The keys whose result is ``data_version`` (the producers of a value)."""
+        ...
+
+    def raw_rows(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """(reference, row) of every row as stored, unchecked (for ``verify``)."""
+        ...
+
+    def delete_raw(self, refs: Iterable[Any]) -> None:
+        """Delete rows by the references :meth:`raw_rows` gave."""
+        ...
+
     def close(self) -> None:
         """Release connections. The index may be reopened by using it again."""
         ...
@@ -154,6 +174,30 @@ class BlobStore(Protocol):
 
     def data_versions(self) -> Iterator[str]:
         """Every stored data version."""
+        ...
+
+    def delete_many(self, data_versions: Iterable[str]) -> int:
+        """Remove blobs; return how many there were."""
+        ...
+
+    def entries(self) -> Iterator[BlobEntry]:
+        """Size, creation time and place of every stored blob."""
+        ...
+
+    def check(self, data_version: str) -> str | None:
+        """Why the blob must not be served (its bytes read in full), or None if sound."""
+        ...
+
+    def quarantine(self, data_version: str, folder: Path | None) -> Path | None:
+        """Move the blob's bytes into ``folder`` and drop it; return where they went."""
+        ...
+
+    def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
+        """Files no blob row names, older than ``older_than`` seconds."""
+        ...
+
+    def stale_temp_files(self, older_than: float = 3600.0) -> list[Path]:
+        """Temporary files of interrupted writes, older than ``older_than`` seconds."""
         ...
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ call                        when
                             (its data version) or ours (None)
 ``session.saved(keys)``     right after ``Store.save_many`` committed their rows: logs them
                             as written and releases their leases
+``session.release(keys)``   keys claimed but not saved (their computation failed)
 ``session.close(ok)``       at the end, always (``finally``): releases every lease still
                             held and writes the run log's one row
 ==========================  ============================================================
@@ -98,6 +99,11 @@ class StoreSession:
         if key in claims.done:
             return claims.done[key]
         return None
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Give up keys this run claimed but will not save (their computation failed)."""
+        if self._lessee is not None:
+            self._lessee.release(keys)
 
     def saved(self, keys: Iterable[str]) -> None:
         """Keys whose index rows were just committed: log them as written, release their leases."""

@@ -110,7 +110,13 @@ class SqliteLedger:
     def add_run(self, entry: RunEntry) -> int:
         """Insert a finished run; return its id."""
         row = _row(entry)
-        return int(self.file.write(lambda conn: conn.execute(_INSERT_RUN, row).lastrowid))
+
+        def insert(conn: sqlite3.Connection) -> int:
+            run_id = conn.execute(_INSERT_RUN, row).lastrowid
+            assert run_id is not None  # an INSERT into a rowid table always sets it
+            return run_id
+
+        return self.file.write(insert)
 
     def start_run(self, entry: RunEntry) -> int:
         """Insert a run that is starting; return its id."""

@@ -152,7 +152,7 @@ class Store:
 
     def lookup_versions(self, keys: Iterable[str]) -> dict[str, str]:
         """Key -> data version of the stored ``keys``, in bulk (what a batch of hits needs)."""
-        return self.index.data_versions_of(keys)  # type: ignore[attr-defined, no-any-return]
+        return self.index.data_versions_of(keys)
 
     def resolve(self, prefix: str) -> str:
         """The one stored cache key that starts with ``prefix``.
@@ -164,7 +164,7 @@ class Store:
         ValueError
             Several do; the message lists some of them.
         """
-        found = self.index.keys_with_prefix(prefix, 6)  # type: ignore[attr-defined]
+        found = self.index.keys_with_prefix(prefix, 6)
         if not found:
             raise KeyError(f"no stored result has a key starting with {prefix!r}")
         if len(found) > 1 and prefix not in found:

@@ -171,7 +171,7 @@ def _matches(text: str, pattern: str) -> bool:
 def store_stats(store: Store) -> StoreStats:
     """Counts, bytes and hit rates of ``store`` (see :class:`StoreStats`)."""
     stats = StoreStats(path=None if store.path is None else str(store.path))
-    entries = list(store.blobs.entries())  # type: ignore[attr-defined]
+    entries = list(store.blobs.entries())
     stats.blobs = len(entries)
     stats.inline_bytes = sum(entry.size for entry in entries if entry.inline)
     stats.file_bytes = sum(entry.size for entry in entries if not entry.inline)
@@ -238,12 +238,12 @@ def clear_store(store: Store) -> ClearReport:
         raise ReadOnlyStoreError(f"cannot clear {store!r}: it was opened read-only")
     report = ClearReport()
     records = list(store.index.records())
-    entries = list(store.blobs.entries())  # type: ignore[attr-defined]
+    entries = list(store.blobs.entries())
     report.results, report.blobs = len(records), len(entries)
     report.bytes = sum(entry.size for entry in entries)
     report.runs, report.pins = len(store.runs()), len(store.pins())
     store.index.delete(rec.key for rec in records)
-    store.blobs.delete_many(entry.data_version for entry in entries)  # type: ignore[attr-defined]
+    store.blobs.delete_many(entry.data_version for entry in entries)
     _remove_files(store, report)
     store.ledger.delete_runs(run.id for run in store.runs())
     store.ledger.unpin(store.pins())
@@ -254,8 +254,8 @@ def clear_store(store: Store) -> ClearReport:
 def _remove_files(store: Store, report: ClearReport) -> None:
     """Files left in the blob folder once no row names them: orphans and temporaries."""
     leftovers: Iterable[os.PathLike[str]] = [
-        *store.blobs.orphan_files(0.0),  # type: ignore[attr-defined]
-        *store.blobs.stale_temp_files(0.0),  # type: ignore[attr-defined]
+        *store.blobs.orphan_files(0.0),
+        *store.blobs.stale_temp_files(0.0),
     ]
     for path in leftovers:
         with suppress(FileNotFoundError):

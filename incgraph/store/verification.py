@@ -118,8 +118,8 @@ def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
     _check_rows(store, report, quarantine, bad_blobs)
     if quarantine:  # rows dropped with their blob were not there to count
         report.results += sum(len(p.keys) for p in report.problems if p.kind == "blob")
-    report.orphan_files = len(store.blobs.orphan_files(0.0))  # type: ignore[attr-defined]
-    report.temp_files = len(store.blobs.stale_temp_files(0.0))  # type: ignore[attr-defined]
+    report.orphan_files = len(store.blobs.orphan_files(0.0))
+    report.temp_files = len(store.blobs.stale_temp_files(0.0))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -147,12 +147,12 @@ def _check_blobs(store: Store, report: VerifyReport, quarantine: bool) -> set[st
     """Check every blob; quarantine the bad ones; return the bad data versions."""
     bad: set[str] = set()
     referenced = _referenced(store)
-    for entry in list(store.blobs.entries()):  # type: ignore[attr-defined]
+    for entry in list(store.blobs.entries()):
         report.blobs += 1
         dv = entry.data_version
         if dv not in referenced:
             report.orphan_blobs += 1
-        reason = store.blobs.check(dv)  # type: ignore[attr-defined]
+        reason = store.blobs.check(dv)
         if reason is None:
             continue
         bad.add(dv)
@@ -161,23 +161,23 @@ def _check_blobs(store: Store, report: VerifyReport, quarantine: bool) -> set[st
         if quarantine:
             store.index.delete(keys)
             folder = store.quarantine_folder
-            path = store.blobs.quarantine(dv, folder)  # type: ignore[attr-defined]
+            path = store.blobs.quarantine(dv, folder)
             moved = None if path is None else str(path)
         report.problems.append(Problem("blob", dv, reason, keys, moved))
     return bad
 
 
 def _referenced(store: Store) -> set[str]:
-    return {row[1] for _, row in store.index.raw_rows() if isinstance(row[1], str)}  # type: ignore[attr-defined]
+    return {row[1] for _, row in store.index.raw_rows() if isinstance(row[1], str)}
 
 
 def _keys_for(store: Store, data_version: str) -> list[str]:
-    return list(store.index.keys_for_data_version(data_version))  # type: ignore[attr-defined]
+    return list(store.index.keys_for_data_version(data_version))
 
 
 def _check_rows(store: Store, report: VerifyReport, quarantine: bool, bad_blobs: set[str]) -> None:
     """Check every index row; quarantine malformed ones and those whose blob is gone."""
-    stored = {entry.data_version for entry in store.blobs.entries()}  # type: ignore[attr-defined]
+    stored = {entry.data_version for entry in store.blobs.entries()}
     doomed: list[tuple[Any, tuple[Any, ...], str]] = []
     for ref, row in _rows(store):
         report.results += 1
@@ -195,7 +195,7 @@ def _check_rows(store: Store, report: VerifyReport, quarantine: bool, bad_blobs:
 
 
 def _rows(store: Store) -> Iterator[tuple[Any, tuple[Any, ...]]]:
-    yield from store.index.raw_rows()  # type: ignore[attr-defined]
+    yield from store.index.raw_rows()
 
 
 def _row_problem(row: tuple[Any, ...]) -> str | None:
@@ -238,7 +238,7 @@ def _quarantine_rows(store: Store, doomed: list[tuple[Any, tuple[Any, ...], str]
             for _, row, reason in doomed
         )
         _append_private(target, lines)
-    store.index.delete_raw([ref for ref, _, _ in doomed])  # type: ignore[attr-defined]
+    store.index.delete_raw([ref for ref, _, _ in doomed])
     return None if target is None else str(target)
 
 
