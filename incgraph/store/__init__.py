@@ -2,17 +2,28 @@
 
 The engine talks to a :class:`Store` only. :func:`open_store` opens the on-disk
 store (an SQLite index through sqlite-utils plus blob files in one folder);
-:func:`memory_store` makes an in-memory one with the same semantics. Both pass
-the one contract suite in ``tests/store/contract.py``. See ``docs/store.md``
-for the on-disk layout, durability, concurrency, and the security note: results
-are pickled, so opening a store means trusting it.
+:func:`memory_store` makes an in-memory one with the same semantics. Beside the
+index and the blobs, a *ledger* holds the run log, pins and leases; on top of
+them sit garbage collection (:meth:`Store.gc`), verification
+(:meth:`Store.verify`), statistics and lineage. Every implementation passes the
+one contract suite in ``tests/store/contract.py``. See ``docs/store.md`` for the
+on-disk layout, durability, concurrency, exactly-once leases and the security
+note: results are pickled, so opening a store means trusting it.
 """
 
 from incgraph.store.file_blobs import INLINE_LIMIT, FileBlobStore
-from incgraph.store.memory import MemoryBlobStore, MemoryIndex
-from incgraph.store.protocols import BlobStore, Index, Record
+from incgraph.store.garbage import GRACE_SECONDS, GcReport
+from incgraph.store.leases import LEASE_SECONDS, Claims, Lessee
+from incgraph.store.ledger import Ledger
+from incgraph.store.lineage import LineageNode, lineage
+from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
+from incgraph.store.protocols import BlobEntry, BlobStore, Index, Record
+from incgraph.store.runlog import RunInfo, RunLog
+from incgraph.store.session import StoreSession
+from incgraph.store.signing import HMAC_ENV_VAR, Signer
 from incgraph.store.sqlite_file import SqliteFile
 from incgraph.store.sqlite_index import SqliteIndex
+from incgraph.store.sqlite_ledger import SqliteLedger
 from incgraph.store.store import (
     ENV_VAR,
     Store,
@@ -20,20 +31,41 @@ from incgraph.store.store import (
     memory_store,
     open_store,
 )
+from incgraph.store.usage import ClearReport, StoreStats
+from incgraph.store.verification import VerifyReport
 
 __all__ = [
     "ENV_VAR",
+    "GRACE_SECONDS",
+    "HMAC_ENV_VAR",
     "INLINE_LIMIT",
+    "LEASE_SECONDS",
+    "BlobEntry",
     "BlobStore",
+    "Claims",
+    "ClearReport",
     "FileBlobStore",
+    "GcReport",
     "Index",
+    "Ledger",
+    "Lessee",
+    "LineageNode",
     "MemoryBlobStore",
     "MemoryIndex",
+    "MemoryLedger",
     "Record",
+    "RunInfo",
+    "RunLog",
+    "Signer",
     "SqliteFile",
     "SqliteIndex",
+    "SqliteLedger",
     "Store",
+    "StoreSession",
+    "StoreStats",
+    "VerifyReport",
     "default_location",
+    "lineage",
     "memory_store",
     "open_store",
 ]
