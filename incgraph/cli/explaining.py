@@ -71,7 +71,7 @@ def _is_main_guard(test: ast.expr) -> bool:
 
 
 def without_main_blocks(source: str, filename: str) -> types.CodeType:
-    """The module's code with every top-level ``if __name__ == "__main__":`` block removed.
+    r"""The module's code with every top-level ``if __name__ == "__main__":`` block removed.
 
     Examples
     --------

@@ -112,7 +112,7 @@ def ago(when: float | None, now: float | None = None) -> str:
 
     Examples
     --------
-    >>> ago(100.0, now=100.5), ago(0.0, now=7200.0), ago(None)
+    >>> ago(100.0, now=100.5), ago(3600.0, now=10800.0), ago(None)
     ('just now', '2 h ago', '-')
     """
     if not when:
