@@ -85,7 +85,6 @@ PREFETCH_MIN_NODES = 32
 # The pool loop polls keys other processes are computing at this interval (growing to the max).
 FIRST_POLL_SECONDS = 0.002
 MAX_POLL_SECONDS = 0.1
-_WATCHING = "watching"  # decide(): the node waits for another process's result
 
 __all__ = ["NodeStatus", "RunReport", "execute"]
 
