@@ -99,13 +99,19 @@ class ProcessGraph(Graph):
         return self._executor
 
     def close(self) -> None:
-        """Release resources, shut the executor down and close the store."""
+        """Release resources; shut down the executor and close the store if the graph made them.
+
+        A :class:`~incgraph.store.Store` or an executor object passed in by the caller
+        stays open: whoever made it closes it.
+        """
         self.release_resources()
         if self._executor is not None:
-            self._executor.shutdown()
+            if not isinstance(self._executor_spec, Executor):
+                self._executor.shutdown()
             self._executor = None
         if self._store is not None:
-            self._store.close()
+            if not isinstance(self._store_location, Store):
+                self._store.close()
             self._store = None
 
     def __enter__(self) -> ProcessGraph:

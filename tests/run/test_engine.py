@@ -428,3 +428,21 @@ def test_long_chain_runs_iteratively() -> None:
     assert g.run_upto(prev) == 100_000
     assert g.run_upto(prev) == 100_000
     assert len(g.last_run.hits) == 100_000
+
+
+def test_close_leaves_a_passed_in_store_open(tmp_path: Path) -> None:
+    """ProcessGraph.close() closes a store it opened itself, not one the caller passed in."""
+    from incgraph.store import open_store
+
+    store = open_store(tmp_path / "shared")
+    g = ProcessGraph(store=store)
+    n = g.add_node(1, SumInt, {"a": 1, "b": 2})
+    assert g.run_upto(n) == 3
+    g.close()
+    g2 = ProcessGraph(store=store)
+    m = g2.add_node(1, SumInt, {"a": 1, "b": 2})
+    assert g2.run_upto(m) == 3 and g2.last_run.hits == [m]
+    store.close()
+    with ProcessGraph(store=tmp_path / "own") as g3:
+        assert g3.run_upto(g3.add_node(1, SumInt, {"a": 2, "b": 2})) == 4
+    assert g3._store is None
