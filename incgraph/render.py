@@ -86,7 +86,7 @@ def to_mermaid(drawing: Drawing) -> str:
         classDef hit fill:#d4f7d4,stroke:#2a2
     """
     lines = ["flowchart TD"]
-    used = []
+    used: list[str] = []
     for b in drawing.boxes:
         open_, close = (
             ("([", "])") if b.kind == "constant" else ("{{", "}}") if b.kind == "op" else ("[", "]")
@@ -94,7 +94,7 @@ def to_mermaid(drawing: Drawing) -> str:
         if b.kind == "queue":
             open_, close = "[/", "/]"
         suffix = f":::{b.status}" if b.status in _STATUS_STYLE else ""
-        if suffix and b.status not in used:
+        if b.status is not None and suffix and b.status not in used:
             used.append(b.status)
         lines.append(f'    {_mermaid_id(b.id)}{open_}"{_quote(b.label)}"{close}{suffix}')
     for src, dst, label in drawing.arrows:

@@ -173,7 +173,7 @@ def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
             store = ctx.store
             order = graph.topological_sort(targets)
             # Record's fields are frozen; plan's protocol declares them as plain attributes
-            found = plan(order, store.lookup, store.latest_for_node)  # type: ignore[arg-type]
+            found = plan(order, store.lookup, store.latest_for_node)
         else:
             store = graph.store
             found = graph.explain(targets)

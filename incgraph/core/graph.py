@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -75,13 +76,19 @@ def _empty_init_version() -> str:
     return hashing.data_version({})
 
 
-@functools.lru_cache(maxsize=1024)
+_INIT_SIGNATURES: weakref.WeakKeyDictionary[type, inspect.Signature | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _init_signature(cls: type) -> inspect.Signature | None:
     """``cls``'s constructor signature, once per class (None when it cannot be read)."""
-    try:
-        return inspect.signature(cls)
-    except (TypeError, ValueError):
-        return None
+    if cls not in _INIT_SIGNATURES:
+        try:
+            _INIT_SIGNATURES[cls] = inspect.signature(cls)
+        except (TypeError, ValueError):
+            _INIT_SIGNATURES[cls] = None
+    return _INIT_SIGNATURES[cls]
 
 
 class Node:

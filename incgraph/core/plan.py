@@ -30,10 +30,14 @@ Action = Literal["constant", "hit", "compute", "maybe"]
 
 
 class _Lineage(Protocol):
-    data_version: str
-    code_version: str
-    init_version: str
-    inputs: Mapping[str, str]
+    @property
+    def data_version(self) -> str: ...
+    @property
+    def code_version(self) -> str: ...
+    @property
+    def init_version(self) -> str: ...
+    @property
+    def inputs(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)

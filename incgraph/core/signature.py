@@ -29,6 +29,7 @@ import functools
 import inspect
 import types
 import typing
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,9 @@ class ProcessSignature:
         return self.var_keyword or name in self.params
 
 
-@functools.lru_cache(maxsize=4096)
+_SIGNATURES: weakref.WeakKeyDictionary[type, ProcessSignature] = weakref.WeakKeyDictionary()
+
+
 def process_signature(cls: type) -> ProcessSignature:
     """Read ``cls.process``'s signature once per class (forward references resolved when possible).
 
@@ -72,6 +75,13 @@ def process_signature(cls: type) -> ProcessSignature:
     >>> sorted(sig.params), sorted(sig.required), sig.returns
     (['a', 'b'], ['a'], <class 'int'>)
     """
+    found = _SIGNATURES.get(cls)
+    if found is None:
+        found = _SIGNATURES[cls] = _read_signature(cls)
+    return found
+
+
+def _read_signature(cls: type) -> ProcessSignature:
     fn = cls.process  # type: ignore[attr-defined]
     sig = inspect.signature(fn)
     try:

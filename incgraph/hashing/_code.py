@@ -131,7 +131,7 @@ def is_plain_data(value: object, depth: int = 0) -> bool:
         return False
     cls = type(value)
     if cls in (list, tuple, set, frozenset):
-        items = value  # type: ignore[assignment]
+        items = value
     elif cls is dict:
         items = [*value.keys(), *value.values()]  # type: ignore[attr-defined]
     else:
