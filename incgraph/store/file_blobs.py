@@ -47,7 +47,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -429,11 +429,21 @@ class FileBlobStore:
         """Store ``value`` under ``data_version`` (a no-op if present); return its size in bytes."""
         return self.put_many([(data_version, value)])[0]
 
-    def put_many(self, items: Iterable[tuple[str, Any]]) -> list[int]:
+    def put_many(
+        self,
+        items: Iterable[tuple[str, Any]],
+        *,
+        also: Callable[[sqlite3.Connection, list[int]], None] | None = None,
+    ) -> list[int]:
         """Store many values: their files first, then all their rows in one transaction.
 
         Returns the stored size of each item, in order. Data versions already
         present (or repeated in ``items``) are not written again.
+
+        ``also(conn, sizes)``, when given, runs inside that same transaction
+        after the blob rows are in (``sizes`` as returned), so the caller's own
+        rows in this file (the index's) commit atomically with the blobs they
+        name. It may run more than once (a busy database is retried).
         """
         self._check_writable()
         items = list(items)
@@ -450,12 +460,20 @@ class FileBlobStore:
                 sizes[data_version] = row.size
             else:
                 pending[data_version] = self._write(data_version, value)
-        if pending:
-            winners = self.file.write(lambda conn: self._insert(conn, pending.values(), stored))
-            for data_version, winner in winners.items():
-                sizes[data_version] = winner.size
-                self._drop_losing_file(pending[data_version], winner)
-        return [sizes[dv] for dv, _ in items]
+        if not pending and also is None:
+            return [sizes[dv] for dv, _ in items]
+
+        def commit(conn: sqlite3.Connection) -> tuple[dict[str, _Row], list[int]]:
+            winners = self._insert(conn, list(pending.values()), stored) if pending else {}
+            in_order = [winners[dv].size if dv in winners else sizes[dv] for dv, _ in items]
+            if also is not None:
+                also(conn, in_order)
+            return winners, in_order
+
+        winners, in_order = self.file.write(commit)
+        for data_version, winner in winners.items():
+            self._drop_losing_file(pending[data_version], winner)
+        return in_order
 
     def delete(self, data_version: str) -> None:
         """Remove the blob (row first, then its file); absent blobs are ignored."""
@@ -473,21 +491,10 @@ class FileBlobStore:
 
     def _rows(self, data_versions: list[str]) -> dict[str, _Row]:
         """The stored rows of ``data_versions`` (absent ones left out), by chunked IN queries."""
-        unique = list(dict.fromkeys(data_versions))
-        rows = {}
-        conn = self.file.connection()
         try:
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                sql = (
-                    "SELECT data_version, codec, checksum, size, data IS NULL, tag FROM blobs "
-                    f"WHERE data_version IN ({','.join('?' * len(chunk))})"
-                )
-                for dv, codec, digest, size, is_file, tag in conn.execute(sql, chunk):
-                    rows[dv] = _Row(dv, codec, digest, size, not is_file, tag)
+            return _select_rows(self.file.connection(), data_versions)
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
-        return rows
 
     def _write(self, data_version: str, value: Any) -> _Pending:
         encoded = encode(value, inline_limit=self.inline_limit)
@@ -542,28 +549,36 @@ class FileBlobStore:
             self._folders.add(folder)
 
     def _insert(
-        self, conn: sqlite3.Connection, pending: Iterable[_Pending], stored: dict[str, _Row]
+        self, conn: sqlite3.Connection, pending: list[_Pending], stored: dict[str, _Row]
     ) -> dict[str, _Row]:
-        """Commit the rows of ``pending``; return the row that holds each data version now."""
+        """Commit the rows of ``pending``; return the row that holds each data version now.
+
+        Runs inside the write transaction, so the rows read here are the truth:
+        a data version another writer committed since ``stored`` was read keeps
+        that writer's row (we lost the race), every other one gets ours. Three
+        statements for any number of blobs: drop stale rows (their file went
+        missing), read the rows present, insert the rest.
+        """
+        stale = [
+            (row.data_version, row.checksum)
+            for item in pending
+            if (row := stored.get(item.row.data_version)) is not None
+        ]
+        if stale:
+            conn.executemany("DELETE FROM blobs WHERE data_version = ? AND checksum = ?", stale)
+        winners = _select_rows(conn, [item.row.data_version for item in pending])
         now = time.time()
-        winners = {}
-        for item in pending:
-            row = item.row
-            stale = stored.get(row.data_version)
-            if stale is not None:  # a row whose file went missing: replace it
-                conn.execute(
-                    "DELETE FROM blobs WHERE data_version = ? AND checksum = ?",
-                    (stale.data_version, stale.checksum),
-                )
-            values = (row.data_version, row.codec, row.checksum, row.size, now, item.data, row.tag)
-            if conn.execute(_INSERT, values).rowcount == 1:
-                winners[row.data_version] = row
-            else:
-                codec, digest, size, data, tag = conn.execute(
-                    _SELECT, (row.data_version,)
-                ).fetchone()
-                winner = _Row(row.data_version, codec, digest, size, data is not None, tag)
-                winners[row.data_version] = winner
+        fresh = [item for item in pending if item.row.data_version not in winners]
+        conn.executemany(
+            _INSERT,
+            [
+                (r.data_version, r.codec, r.checksum, r.size, now, item.data, r.tag)
+                for item in fresh
+                for r in (item.row,)
+            ],
+        )
+        for item in fresh:
+            winners[item.row.data_version] = item.row
         return winners
 
     def _drop_losing_file(self, pending: _Pending, winner: _Row) -> None:
@@ -590,6 +605,21 @@ class FileBlobStore:
     def close(self) -> None:
         """Close this process's SQLite connections; using the store again reopens them."""
         self.file.close()
+
+
+def _select_rows(conn: sqlite3.Connection, data_versions: list[str]) -> dict[str, _Row]:
+    """The rows of ``data_versions`` present in ``conn``'s ``blobs`` table, 500 per query."""
+    unique = list(dict.fromkeys(data_versions))
+    rows = {}
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        sql = (
+            "SELECT data_version, codec, checksum, size, data IS NULL, tag FROM blobs "
+            f"WHERE data_version IN ({','.join('?' * len(chunk))})"
+        )
+        for dv, codec, digest, size, is_file, tag in conn.execute(sql, chunk):
+            rows[dv] = _Row(dv, codec, digest, size, not is_file, tag)
+    return rows
 
 
 def _fsync_folder(folder: Path) -> None:

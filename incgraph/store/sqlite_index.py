@@ -75,7 +75,10 @@ def _record(key: str, row: Sequence[Any]) -> Record:
     return Record(key, row[0], row[1], row[2], row[3], row[4], inputs, row[6], row[7], row[8])
 
 
-def _row(record: Record) -> tuple[Any, ...]:
+def record_row(
+    record: Record, size: int | None = None, created: float | None = None
+) -> tuple[Any, ...]:
+    """The ``results`` row of ``record``, optionally with another ``size`` and ``created``."""
     inputs = record.inputs
     return (
         record.key,
@@ -85,9 +88,9 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.code_version,
         record.init_version,
         _dumps(inputs if type(inputs) is dict else dict(inputs)),
-        record.created,
+        record.created if created is None else created,
         record.duration,
-        record.size,
+        record.size if size is None else size,
     )
 
 
@@ -223,13 +226,21 @@ class SqliteIndex:
 
     def put(self, record: Record) -> None:
         """Insert or replace the record under ``record.key``."""
-        row = _row(record)
+        row = record_row(record)
         self.file.write(lambda conn: conn.execute(_PUT, row))
 
     def put_many(self, records: Iterable[Record]) -> None:
         """Insert or replace many records: one transaction per :data:`PUT_CHUNK` rows."""
-        for chunk in _chunks(map(_row, records), PUT_CHUNK):
+        for chunk in _chunks(map(record_row, records), PUT_CHUNK):
             self.file.write(partial(_execute_many, _PUT, chunk))
+
+    def insert_rows(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert or replace ready-made rows (:func:`record_row` order) in the caller's transaction.
+
+        For a caller that writes other rows of this file in the same transaction
+        (:meth:`incgraph.store.Store.save_many` writes blob rows first).
+        """
+        conn.executemany(_PUT, rows)
 
     def latest_for_node(self, node: str) -> Record | Missing:
         """The most recently created record of ``node`` (the later insert wins a tie)."""

@@ -575,6 +575,35 @@ def test_put_many_spans_several_transactions(store: Store, monkeypatch: pytest.M
     assert len(store.index) == 25
 
 
+def test_save_many_writes_blob_and_index_rows_in_one_transaction_per_chunk(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save_many of 20 results in chunks of 8 takes three write transactions, and all load."""
+    monkeypatch.setattr("incgraph.store.store.PUT_CHUNK", 8)
+    statements: list[str] = []
+    store.index.file.connection().set_trace_callback(statements.append)
+    saved = store.save_many([(record(i, i + 100), {"i": i}) for i in range(20)])
+    store.index.file.connection().set_trace_callback(None)
+    assert sum(sql == "BEGIN IMMEDIATE" for sql in statements) == 3
+    assert [store.load(store.lookup(rec.key)) for rec in saved] == [{"i": i} for i in range(20)]
+    assert all(rec.size > 0 and rec.created > 0 for rec in saved)
+
+
+def test_a_failed_index_write_keeps_no_inline_blob_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the index rows cannot be written, the inline blob rows of the same chunk roll back."""
+
+    def fail(self: SqliteIndex, conn: sqlite3.Connection, rows: list[object]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteIndex, "insert_rows", fail)
+    with pytest.raises(StoreError):
+        store.save_many([(record(i, i + 100), [i]) for i in range(5)])
+    assert not any(store.blobs.contains(dv(i + 100)) for i in range(5))
+    assert store.lookup(dv(0)) is MISSING
+
+
 def test_a_read_only_store_refuses_a_corrupt_blob_without_dropping_it(tmp_path: Path) -> None:
     """Read-only, a corrupt blob still raises StoreCorruptError, and nothing is deleted."""
     with open_store(tmp_path) as store:
