@@ -134,24 +134,36 @@ def process_batch(
     order = graph.topological_sort(targets)
     prep = prep_fn if prep_fn is not None else _default_prep(order)
     ex, owned = _choose_executor(graph, executor, parallel)
-    batch = BatchRun(graph, order, targets, prep, ex, fault_tolerant, chunk_size)
+    # announced: a gc in another process keeps what this batch writes while it runs
+    session = graph.store.session("batch", _label(targets), announce=True)
+    batch = BatchRun(graph, order, targets, prep, ex, fault_tolerant, chunk_size, session)
     start = time.perf_counter()
     graph.last_run = RunReport()
+    ok = False
     try:
         if strategy == "breadth_first":
             batch.breadth_first(list(batch_items), progress)
         else:
             batch.depth_first(batch_items, progress)
+        ok = True
     finally:
         try:
             batch.release(batch.touched)
         finally:
-            if owned:
-                ex.shutdown()
-            graph.last_run = RunReport()
+            try:
+                session.close(ok)  # releases leases still held; completes the run log's row
+            finally:
+                if owned:
+                    ex.shutdown()
+                graph.last_run = RunReport()
     batch.stats.strategy = strategy
     batch.stats.seconds = time.perf_counter() - start
     return batch.stats
+
+
+def _label(targets: list[Node]) -> str:
+    label = ", ".join(t.label for t in targets)
+    return label if len(label) <= 200 else label[:197] + "..."
 
 
 def _default_prep(order: list[Node]) -> PrepFn:

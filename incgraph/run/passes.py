@@ -151,9 +151,11 @@ class BatchRun:
         executor: Executor,
         fault_tolerant: bool,
         chunk_size: int,
+        session: Any,
     ) -> None:
         self.graph = graph
         self.store = graph.store
+        self.session = session
         self.targets = targets
         self.prep_fn = prep
         self.executor = executor
@@ -222,6 +224,7 @@ class BatchRun:
             raise self.stop
         keys = [r.key for r in rows if r.key is not None]
         found = stored_versions(self.store, keys) if keys else {}
+        self.session.hits.extend(found)  # the run log: one list op per chunk
         column, persist = table.column(node), table.persist
         misses = []
         self.twins = {}
@@ -241,9 +244,63 @@ class BatchRun:
         self.stats.nodes[node].cached += hits
         self.progress.advance(cached=hits)
         if misses:
-            self.compute(node, table, misses)
+            self.compute_leased(node, table, misses)
         if self.stop is not None:
             raise self.stop
+
+    def compute_leased(self, node: Node, table: _Table, misses: list[_Row]) -> None:
+        """Compute the misses no other process is computing; then wait for the rest.
+
+        One claim (one transaction) for every keyed miss: keys stored meanwhile are
+        hits, keys another run holds are set aside, ours (and key-less rows) are
+        computed and saved. Only then, holding no lease, does the pass wait for the
+        keys set aside: those their holder stored are hits, those whose lease
+        lapsed (their holder failed or died) are computed here.
+        """
+        keyed = [row.key for row in misses if row.key is not None]
+        if not keyed:
+            self.compute(node, table, misses)
+            return
+        claims = self.session.claim(keyed)
+        theirs = set(claims.theirs)
+        try:
+            self.settle_stored(node, table, misses, claims.done)
+            mine = [row for row in misses if row.key not in claims.done and row.key not in theirs]
+            if mine:
+                self.compute(node, table, mine)
+        finally:
+            self.session.release(claims.mine)  # rows never settled (a stop, an error)
+        if not theirs or self.stop is not None:
+            return
+        later = self.session.lessee.wait(claims.theirs)
+        self.settle_stored(node, table, misses, later.done)
+        if later.mine:
+            lapsed = set(later.mine)
+            try:
+                self.compute(node, table, [row for row in misses if row.key in lapsed])
+            finally:
+                self.session.release(later.mine)
+
+    def settle_stored(
+        self, node: Node, table: _Table, misses: list[_Row], done: dict[str, str]
+    ) -> None:
+        """Misses whose key another run stored since the look-up (and their twins): hits."""
+        if not done:
+            return
+        self.session.hits.extend(done)
+        column, persist = table.column(node), table.persist
+        hits = 0
+        for row in misses:
+            dv = done.get(row.key) if row.key is not None else None
+            if dv is None:
+                continue
+            for r in (row, *self.twins.get(row.key or "", [])):
+                column[r.local] = dv
+                if r.local in persist:
+                    persist[r.local].statuses[node] = NodeStatus(node, "hit", r.key, dv)
+                hits += 1
+        self.stats.nodes[node].cached += hits
+        self.progress.advance(cached=hits)
 
     def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Row]:
         """Prepare items as needed and build the key of each that can run ``node``."""
@@ -427,7 +484,9 @@ class BatchRun:
             for row, res in done
             if row.key is not None
         ]
-        sizes = iter(record.size for record in self.store.save_many(saves)) if saves else iter(())
+        sizes = iter(()) if not saves else iter(r.size for r in self.store.save_many(saves))
+        if saves:
+            self.session.saved([record.key for record, _ in saves])  # logged; leases released
         twins = 0
         for row, result in done:
             size = next(sizes) if row.key is not None else 0
@@ -464,6 +523,8 @@ class BatchRun:
     # -- failures -------------------------------------------------------------------------
 
     def fail_row(self, node: Node, table: _Table, row: _Row, exc: BaseException, tb: str) -> None:
+        if row.key is not None:
+            self.session.release([row.key])  # another run may compute it now
         self.stats.nodes[node].failed += 1
         self.progress.advance(failed=1)
         entry = table.persist.get(row.local)
