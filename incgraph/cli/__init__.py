@@ -8,7 +8,8 @@ One ``argparse`` parser with a subcommand per task; every subcommand takes
 scripts instead of a table). The commands live by concern:
 :mod:`incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
 ``stats``), :mod:`incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
-``pin``, ``unpin``) and :mod:`incgraph.cli.explaining` (``explain``).
+``pin``, ``unpin``), :mod:`incgraph.cli.explaining` (``explain``) and
+:mod:`incgraph.cli.rendering` (``render``).
 
 Exit codes: 0 when all went well, 1 when problems were found (``verify``) or
 the store cannot be read, 2 for usage errors (bad arguments, an unknown or
@@ -56,7 +57,7 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    from incgraph.cli import browse, explaining, upkeep
+    from incgraph.cli import browse, explaining, rendering, upkeep
 
     parser = _Parser(
         prog="incgraph",
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parent = _common()
-    for module in (browse, explaining, upkeep):
+    for module in (browse, explaining, rendering, upkeep):
         module.register(commands, parent)
     return parser
 

@@ -38,7 +38,14 @@ from incgraph.core.graph import Node
 from incgraph.core.plan import Plan, plan
 from incgraph.graph import ProcessGraph
 
-__all__ = ["find_graphs", "graph_file", "register", "without_main_blocks"]
+__all__ = [
+    "choose_targets",
+    "find_graphs",
+    "graph_file",
+    "plan_for",
+    "register",
+    "without_main_blocks",
+]
 
 
 def register(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -128,7 +135,8 @@ def find_graphs(namespace: dict[str, Any], variable: str | None) -> list[tuple[s
     return list(found.values())
 
 
-def _targets(graph: ProcessGraph, namespace: dict[str, Any], names: list[str]) -> list[Node]:
+def choose_targets(graph: ProcessGraph, namespace: dict[str, Any], names: list[str]) -> list[Node]:
+    """The nodes ``--target`` names (variables, ids or labels), else the graph's sinks."""
     nodes = list(graph)
     if not names:
         read = {up for node in nodes for up in node.upstream()}
@@ -165,18 +173,10 @@ def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
             f"{path} defines no ProcessGraph at module level; create one there "
             "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
         )
-    given = getattr(ctx.args, "store", None) is not None
     results = []
     for name, graph in graphs:
-        targets = _targets(graph, namespace, ctx.args.target)
-        if given:
-            store = ctx.store
-            order = graph.topological_sort(targets)
-            # Record's fields are frozen; plan's protocol declares them as plain attributes
-            found = plan(order, store.lookup, store.latest_for_node)
-        else:
-            store = graph.store
-            found = graph.explain(targets)
+        targets = choose_targets(graph, namespace, ctx.args.target)
+        store, found = plan_for(ctx, graph, targets)
         results.append((name, graph, targets, store, found))
     if ctx.as_json:
         ctx.emit_json(
@@ -188,6 +188,15 @@ def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
             ctx.print()
         _print_plan(ctx, path, name, targets, store, found)
     return 0
+
+
+def plan_for(ctx: Context, graph: ProcessGraph, targets: list[Node]) -> tuple[Any, Plan]:
+    """(store, plan) of a run up to ``targets``: against ``--store`` if given, else the graph's."""
+    if getattr(ctx.args, "store", None) is None:
+        return graph.store, graph.explain(targets)
+    store = ctx.store
+    order = graph.topological_sort(targets)
+    return store, plan(order, store.lookup, store.latest_for_node)
 
 
 def _plan_json(name: str, targets: list[Node], store: Any, found: Plan) -> dict[str, Any]:

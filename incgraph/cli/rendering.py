@@ -1,0 +1,121 @@
+"""``incgraph render FILE.py``: draw the graph a Python file defines, each node marked hit/compute.
+
+Design note
+-----------
+The file is loaded exactly as ``incgraph explain`` loads it
+(:func:`incgraph.cli.explaining.graph_file`: module-level code as
+``__main__``, minus its ``if __name__ == "__main__":`` blocks), and the plan
+is made the same way (:func:`incgraph.cli.explaining.plan_for`: the graph's
+own store, or ``--store``), from the index alone. The drawing is
+:func:`incgraph.render.draw_graph` of the nodes a run up to the targets
+visits (``--target``, else the sinks: the whole graph), printed as mermaid
+(default) or DOT. ``--output PATH`` also writes an image through graphviz's
+``dot`` (:func:`incgraph.render.write_image`, the format taken from the
+suffix); without graphviz that is a usage error (exit code 2) that says how
+to install it, and the text is still printed.
+
+A file defining several graphs needs ``--graph VARIABLE``: one drawing, one
+image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from incgraph.cli.context import Context, UsageError
+from incgraph.cli.explaining import choose_targets, find_graphs, graph_file, plan_for
+from incgraph.errors import ExtraNotInstalledError
+from incgraph.render import draw_graph, to_dot, to_mermaid, write_image
+
+__all__ = ["FORMATS", "register"]
+
+FORMATS = {"mermaid": to_mermaid, "dot": to_dot}
+"""``--format`` -> the function turning a drawing into text."""
+
+
+def register(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Add ``render`` to ``commands``."""
+    render = commands.add_parser(
+        "render",
+        parents=[parent],
+        help="draw a graph file's graph as mermaid or DOT, nodes marked hit/compute",
+    )
+    render.add_argument("file", help="a Python file defining a ProcessGraph at module level")
+    render.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="variable, node id or label to draw up to (repeatable; default: the whole graph)",
+    )
+    render.add_argument("--graph", metavar="VARIABLE", help="the graph in this variable")
+    render.add_argument(
+        "--format", choices=sorted(FORMATS), default="mermaid", help="text to print"
+    )
+    render.add_argument(
+        "--output",
+        metavar="PATH",
+        help="also write an image with graphviz (format from the suffix: .png, .svg, .pdf)",
+    )
+    render.set_defaults(run=cmd_render)
+
+
+def cmd_render(ctx: Context) -> int:
+    """Print the drawing of the file's graph; write an image with ``--output``."""
+    path = Path(ctx.args.file)
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file")
+    with graph_file(path) as namespace:
+        return _render(ctx, path, namespace)
+
+
+def _render(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
+    graphs = find_graphs(namespace, ctx.args.graph)
+    if not graphs:
+        raise UsageError(
+            f"{path} defines no ProcessGraph at module level; create one there "
+            "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
+        )
+    if len(graphs) > 1:
+        names = ", ".join(name for name, _ in graphs)
+        raise UsageError(f"{path} defines several graphs ({names}); pick one with --graph NAME")
+    name, graph = graphs[0]
+    targets = choose_targets(graph, namespace, ctx.args.target)
+    store, found = plan_for(ctx, graph, targets)
+    drawing = draw_graph(graph, found, graph.topological_sort(targets))
+    text = FORMATS[ctx.args.format](drawing)
+    if not ctx.as_json:
+        ctx.print(text)  # printed even when the image cannot be written
+    image = _write(ctx.args.output, to_dot(drawing)) if ctx.args.output else None
+    if ctx.as_json:
+        counts = {a: sum(d.action == a for d in found) for a in ("hit", "compute", "maybe")}
+        ctx.emit_json(
+            {
+                "graph": name,
+                "store": None if store.path is None else str(store.path),
+                "format": ctx.args.format,
+                "text": text,
+                "image": None if image is None else str(image),
+                "actions": found.actions(),
+                **counts,
+            }
+        )
+    if image is not None:
+        ctx.warn(f"incgraph render: wrote {image}")
+    return 0
+
+
+def _write(output: str, dot_text: str) -> Path:
+    """Write the image, turning graphviz's failures into messages that say what to do."""
+    try:
+        return write_image(dot_text, Path(output).expanduser())
+    except ExtraNotInstalledError as exc:
+        raise UsageError(f"cannot write {output}: {exc}; or drop --output") from None
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(
+            f"graphviz's dot could not write {output} (exit code {exc.returncode}); "
+            "use a suffix dot knows, such as .png, .svg or .pdf"
+        ) from None
