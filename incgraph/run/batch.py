@@ -19,6 +19,13 @@ finished job. Hits load nothing. So a fully cached rerun costs a key hash and
 a share of one indexed query per item-node, and a killed batch leaves every
 committed item-node a hit for the rerun: resuming is rerunning.
 
+Several processes. Each batch opens an *announced* store session
+(:meth:`incgraph.store.Store.session`): its hits and writes go into the run
+log (so ``store.gc(keep_runs=...)`` keeps what recent batches used, and a gc
+elsewhere keeps what a running batch wrote), and misses are claimed before
+they compute, so batches sharing a store compute each item-node once in total
+(see :mod:`incgraph.run.passes`).
+
 Failures. An item whose node raises gets a :class:`BatchFailure`; its
 downstream nodes are skipped, its other branches and the other items go on.
 With ``fault_tolerant=False`` the loop stops submitting, lets in-flight jobs

@@ -23,6 +23,16 @@ are thus committed one by one (little is lost if the batch is killed) and
 trivial ones go in a few big jobs (the round trip to a worker, and the commit,
 are paid rarely). Items whose key is the same within a pass are computed once.
 
+Sessions. A batch has one store session (:mod:`incgraph.store.session`):
+every chunk's hits are appended to its run log in one list extend, and its
+keyed misses are claimed in one transaction. Keys another run stored since the
+look-up are hits, keys another run is computing are set aside, the rest are
+computed; each job's keys are logged and their leases released right after
+its ``save_many`` commits. Only when the pass holds no lease does it wait for
+the keys set aside (so two batches never wait for each other): stored ones
+are hits, lapsed ones are computed here. A failed row's lease is released at
+once, so another run computes it instead of waiting.
+
 Failures are recorded as :class:`~incgraph.run.batch_report.BatchFailure`
 records; a skipped item-node is one whose inputs have no data version for that
 item. With ``fault_tolerant=False`` the first failure sets ``stop``: nothing
@@ -42,7 +52,12 @@ from itertools import islice
 from typing import Any
 
 from incgraph.core.graph import Node
-from incgraph.errors import ConfigurationError, NodeError, StoreCorruptError
+from incgraph.errors import (
+    ConfigurationError,
+    NodeError,
+    ReadOnlyStoreError,
+    StoreCorruptError,
+)
 from incgraph.executors import Executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
 from incgraph.run.engine import NodeStatus, RunReport
@@ -261,6 +276,12 @@ class BatchRun:
         if not keyed:
             self.compute(node, table, misses)
             return
+        if self.store.read_only:
+            raise ReadOnlyStoreError(
+                f"{node.describe()} must compute {len(keyed)} item(s) (the store has no "
+                f"result for their inputs), but {self.store!r} was opened read-only; open "
+                "the store writable to compute and save them"
+            )
         claims = self.session.claim(keyed)
         theirs = set(claims.theirs)
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from incgraph.core.processor import Processor
-from incgraph.errors import NodeError
+from incgraph.errors import NodeError, ReadOnlyStoreError
 from incgraph.graph import ProcessGraph
 from incgraph.store import open_store
 
@@ -231,6 +231,21 @@ def test_a_batch_that_raises_is_logged_as_failed_and_keeps_what_it_wrote(tmp_pat
     assert 2 <= len(saved) <= 3 and "inc 2" not in saved
     stats = graph.process_batch(range(4), [nodes["inc"]], progress=False)
     assert (stats.computed, stats.cached) == (4 - len(saved), len(saved))  # no lease held back
+
+
+def test_a_read_only_store_serves_a_cached_batch_and_refuses_to_compute(tmp_path: Path) -> None:
+    """On a read-only store a cached batch runs (logging nothing), and one with misses raises
+    a ReadOnlyStoreError naming the node before computing anything."""
+    graph, nodes = build(open_store(tmp_path / "store"), tmp_path / "marks")
+    graph.process_batch(range(3), [nodes["double"]], progress=False)
+    computed = sum(marks(tmp_path).values())
+    reader = open_store(tmp_path / "store", read_only=True)
+    graph, nodes = build(reader, tmp_path / "marks")
+    stats = graph.process_batch(range(3), [nodes["double"]], progress=False)
+    assert (stats.computed, stats.cached) == (0, 6)
+    with pytest.raises(ReadOnlyStoreError, match=r"node 1 \(Inc\)"):
+        graph.process_batch(range(5), [nodes["double"]], progress=False)
+    assert sum(marks(tmp_path).values()) == computed
 
 
 if __name__ == "__main__":
