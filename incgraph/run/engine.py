@@ -41,7 +41,11 @@ Exactly once across processes, and a run log. Each run has a store session
 node that must compute first claims its key. A key another process is
 computing is waited for (the serial walk blocks; the pool loop keeps working
 and polls), then is a hit; a lapsed lease is taken over. The pool loop claims
-every node of a ready wave in one transaction. Leases are released right
+every node of a ready wave in one transaction. Leases guard work worth
+guarding: a node whose latest stored result (read by the prefetch) took less
+than :data:`LEASE_MIN_SECONDS` recomputes without a claim, as a duplicate
+compute of a cheap node by two processes is harmless; a node computing for
+the first time is always leased. Leases are released right
 after the results' index rows are committed (``flush``), and a run saves what
 it holds before it waits for anyone, so two runs never wait for each other.
 A read-only store raises :class:`~incgraph.errors.ReadOnlyStoreError` naming
@@ -82,6 +86,11 @@ PROMPT_WRITE_SECONDS = 0.5
 PROMPT_WRITE_BYTES = 1 << 20
 # Runs of at least this many nodes read every node's latest record in bulk first.
 PREFETCH_MIN_NODES = 32
+# Leases guard work worth guarding: a node whose latest stored result took less than this
+# to compute is recomputed without claiming its key first (a claim is one write transaction,
+# ~40 us). Two processes may then both compute it, which is harmless: same key, same result.
+# A node with no stored result (its first compute ever), or an unknown duration, is leased.
+LEASE_MIN_SECONDS = 0.05
 # The pool loop polls keys other processes are computing at this interval (growing to the max).
 FIRST_POLL_SECONDS = 0.002
 MAX_POLL_SECONDS = 0.1
@@ -155,7 +164,7 @@ class _Run:
         self.dvs: dict[Node, str] = {}
         self.values: dict[Node, Any] = {}
         self.pending: list[tuple[Record, Any]] = []
-        self.latest: dict[str, tuple[str, str]] = {}
+        self.latest: dict[str, tuple[str, str, float]] = {}
         self.gc_paused = False
         self.pending_since = 0.0
         # ``order`` is the upstream closure of the targets, so every binding of a node in it
@@ -242,7 +251,7 @@ class _Run:
         return self.report
 
     def prefetch(self) -> None:
-        """Read every node's latest (key, data version) in bulk.
+        """Read every node's latest (key, data version, duration) in bulk.
 
         On a rerun where nothing changed, a node's new key equals its latest key, so
         the hit is confirmed without a query of its own. A key that differs falls
@@ -250,7 +259,7 @@ class _Run:
         """
         if len(self.order) >= PREFETCH_MIN_NODES and not self.force:
             labels = [n.label for n in self.order if n.cache and not n.is_constant]
-            self.latest = self.store.latest_versions(labels)
+            self.latest = self.store.latest_entries(labels)
 
     def _walk(self) -> None:
         """The loop for executors that finish a job inside ``submit`` (serial).
@@ -334,9 +343,10 @@ class _Run:
     ) -> bool:
         """Settle ``node`` now (constant or hit) or submit it; True if submitted.
 
-        A node that must compute claims its key first. With ``defer_claim`` (the
-        pool loop) the claim waits for :meth:`claim_wave` and True is returned;
-        otherwise a key another process holds is waited for here.
+        A node that must compute claims its key first, unless it is known to be
+        cheap (:data:`LEASE_MIN_SECONDS`). With ``defer_claim`` (the pool loop)
+        the claim waits for :meth:`claim_wave` and True is returned; otherwise a
+        key another process holds is waited for here.
         """
         if node.is_constant:
             self.dvs[node] = node.data_version_of_constant()
@@ -371,7 +381,7 @@ class _Run:
                     f"inputs), but {self.store!r} was opened read-only; open the store "
                     "writable to compute and save it"
                 )
-            if node not in self.force:
+            if node not in self.force and not self.known_cheap(node):
                 assert input_dvs is not None
                 if defer_claim:
                     self.to_claim.setdefault(key, []).append((node, input_dvs))
@@ -382,6 +392,11 @@ class _Run:
                     return False
         self.submit(node, key, input_dvs, in_flight)
         return True
+
+    def known_cheap(self, node: Node) -> bool:
+        """Whether ``node``'s latest stored result is known to have taken < LEASE_MIN_SECONDS."""
+        latest = self.latest.get(node.label)
+        return latest is not None and latest[2] < LEASE_MIN_SECONDS
 
     def submit(
         self,

@@ -75,11 +75,15 @@ class MemoryIndex:
 
     def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Node label -> (key, data version) of its latest record."""
-        found: dict[str, tuple[str, str]] = {}
+        return {node: (key, dv) for node, (key, dv, _) in self.latest_entries(nodes).items()}
+
+    def latest_entries(self, nodes: Iterable[str]) -> dict[str, tuple[str, str, float]]:
+        """Node label -> (key, data version, duration) of its latest record."""
+        found: dict[str, tuple[str, str, float]] = {}
         for node in nodes:
             latest = self.latest_for_node(node)
             if latest is not MISSING:
-                found[node] = (latest.key, latest.data_version)
+                found[node] = (latest.key, latest.data_version, latest.duration)
         return found
 
     def data_versions_of(self, keys: Iterable[str]) -> dict[str, str]:

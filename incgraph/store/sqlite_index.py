@@ -57,7 +57,7 @@ _LATEST = (
     f"SELECT key, {_FIELDS} FROM results WHERE node = ? ORDER BY created DESC, rowid DESC LIMIT 1"
 )
 _LATEST_MANY = (
-    "SELECT n.value, r.key, r.data_version FROM json_each(?) AS n JOIN results AS r "
+    "SELECT n.value, r.key, r.data_version, r.duration FROM json_each(?) AS n JOIN results AS r "
     "ON r.rowid = (SELECT rowid FROM results WHERE node = n.value "
     "ORDER BY created DESC, rowid DESC LIMIT 1)"
 )
@@ -252,13 +252,17 @@ class SqliteIndex:
 
     def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Node label -> (key, data version) of its latest record (one query per 500 labels)."""
+        return {node: (key, dv) for node, (key, dv, _) in self.latest_entries(nodes).items()}
+
+    def latest_entries(self, nodes: Iterable[str]) -> dict[str, tuple[str, str, float]]:
+        """Node label -> (key, data version, duration) of its latest record, in bulk."""
         labels = list(dict.fromkeys(nodes))
-        found: dict[str, tuple[str, str]] = {}
+        found: dict[str, tuple[str, str, float]] = {}
         conn = self.file.connection()
         try:
             for chunk in _chunks(labels, GET_CHUNK):
-                for node, key, dv in conn.execute(_LATEST_MANY, (json.dumps(chunk),)):
-                    found[node] = (key, dv)
+                for node, key, dv, took in conn.execute(_LATEST_MANY, (json.dumps(chunk),)):
+                    found[node] = (key, dv, took)
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
         return found

@@ -182,6 +182,18 @@ class Store:
         """Node label -> (key, data version) of each node's latest record, in bulk."""
         return self.index.latest_versions(nodes)
 
+    def latest_entries(self, nodes: Iterable[str]) -> dict[str, tuple[str, str, float]]:
+        """Node label -> (key, data version, duration) of each node's latest record, in bulk.
+
+        The duration is how long that result took to compute (NaN when the index
+        cannot say): the engine skips the lease of a node known to be cheap.
+        """
+        bulk = getattr(self.index, "latest_entries", None)
+        if bulk is not None:
+            return dict(bulk(nodes))
+        nan = float("nan")
+        return {node: (key, dv, nan) for node, (key, dv) in self.latest_versions(nodes).items()}
+
     def lookup_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys`` (absent keys are left out)."""
         return self.index.get_many(keys)

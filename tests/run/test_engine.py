@@ -446,3 +446,53 @@ def test_close_leaves_a_passed_in_store_open(tmp_path: Path) -> None:
     with ProcessGraph(store=tmp_path / "own") as g3:
         assert g3.run_upto(g3.add_node(1, SumInt, {"a": 2, "b": 2})) == 4
     assert g3._store is None
+
+
+class Inc(Processor):
+    def process(self, x: int) -> int:
+        return x + 1
+
+
+def _claims_of_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str | None = None
+) -> list[int]:
+    """Keys claimed by a first run of a 40-node chain, then by a rerun after its seed changed."""
+    from incgraph.store.leases import Lessee
+
+    claimed: list[str] = []
+    claim_many = Lessee.claim_many
+
+    def counting(self: Lessee, keys: Any) -> Any:
+        keys = list(keys)
+        claimed.extend(keys)
+        return claim_many(self, keys)
+
+    monkeypatch.setattr(Lessee, "claim_many", counting)
+    counts = []
+    for seed in (1, 10**6):
+        with ProcessGraph(store=tmp_path / "store", executor=executor) as g:
+            nodes = [g.add_constant_node(0, "seed", value=seed)]
+            for i in range(1, 41):
+                nodes.append(g.add_node(i, Inc, {"x": nodes[-1]}))
+            assert g.run_upto(nodes[-1]) == seed + 40 and len(g.last_run.computed) == 40
+        counts.append(len(claimed))
+        claimed.clear()
+    return counts
+
+
+@pytest.mark.parametrize("executor", [None, "threads"])
+def test_cheap_nodes_recompute_without_a_lease_but_first_computes_are_leased(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str | None
+) -> None:
+    """A node's first compute claims its key; a recompute of a node known to be cheap does not."""
+    assert _claims_of_runs(tmp_path, monkeypatch, executor) == [40, 0]
+
+
+def test_a_node_that_was_slow_is_leased_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a threshold no stored duration is below, every recompute claims its key."""
+    from incgraph.run import engine
+
+    monkeypatch.setattr(engine, "LEASE_MIN_SECONDS", 0.0)
+    assert _claims_of_runs(tmp_path, monkeypatch) == [40, 40]
