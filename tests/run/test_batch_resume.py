@@ -18,6 +18,7 @@ SCRIPT = textwrap.dedent(
     import os, signal, sys
     from incgraph.core.processor import Processor
     from incgraph.graph import ProcessGraph
+    from incgraph.store import open_store
 
     calls_path, store_path, strategy = sys.argv[1], sys.argv[2], sys.argv[3]
     def log(line):  # (KILL_AT is read here, not kept in a global: globals are code)
@@ -38,7 +39,9 @@ SCRIPT = textwrap.dedent(
             log(f"Score {text}")
             return sum(map(ord, text))
 
-    graph = ProcessGraph(store=store_path)
+    # the killed run's leases on the keys it was computing lapse after lease_seconds (30 s
+    # by default), and the resumed run waits for them: keep that short here
+    graph = ProcessGraph(store=open_store(store_path, lease_seconds=2.0))
     doc = graph.add_constant_node(0, "doc")
     score = graph.add_node(2, Score, {"text": graph.add_node(1, Clean, {"doc": doc})})
     stats = graph.process_batch(
