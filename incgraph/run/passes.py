@@ -29,9 +29,12 @@ keyed misses are claimed in one transaction. Keys another run stored since the
 look-up are hits, keys another run is computing are set aside, the rest are
 computed; each job's keys are logged and their leases released right after
 its ``save_many`` commits. Only when the pass holds no lease does it wait for
-the keys set aside (so two batches never wait for each other): stored ones
-are hits, lapsed ones are computed here. A failed row's lease is released at
-once, so another run computes it instead of waiting.
+the keys set aside (so two batches never wait for each other): breadth-first
+at the end of the pass (two batches on one store then share a pass chunk by
+chunk), depth-first at the end of the chunk's pass. Stored ones are hits,
+lapsed ones (their holder failed or was killed) are computed here. A failed
+row's lease is released at once, so another run computes it instead of
+waiting.
 
 Failures are recorded as :class:`~incgraph.run.batch_report.BatchFailure`
 records; a skipped item-node is one whose inputs have no data version for that
@@ -190,12 +193,15 @@ class BatchRun:
         self.progress = Progress()
         self.stop: BaseException | None = None
         self.twins: dict[str, list[_Row]] = {}
+        self.waiting: list[tuple[_Row, list[_Row]]] = []  # rows another run is computing
+        self.defer_waits = False  # breadth-first waits for them at the end of the pass
         self.kept_bytes = 0  # stored size of the results held in table.values
         self.kept_by_node: dict[Node, int] = {}
 
     # -- strategies -------------------------------------------------------------------
 
     def breadth_first(self, items: list[Any], progress: bool | None) -> None:
+        self.defer_waits = True
         self.stats.items = len(items)
         self.progress = make_progress(len(items) * len(self.passes), progress)
         table = _Table(0, items)
@@ -207,6 +213,8 @@ class BatchRun:
                 for lo in range(0, len(items), self.chunk_size):
                     self.run_pass(node, table, lo, min(lo + self.chunk_size, len(items)))
                     table.consts.clear()
+                self.await_others(node, table)
+                table.consts.clear()
                 self.stats.nodes[node].seconds += time.perf_counter() - started
                 self.drop_columns(table, p)
             self.finish(table)
@@ -264,13 +272,13 @@ class BatchRun:
             raise self.stop
 
     def compute_leased(self, node: Node, table: _Table, misses: list[_Row]) -> None:
-        """Compute the misses no other process is computing; then wait for the rest.
+        """Compute the misses no other run is computing; set the rest aside to wait for.
 
         One claim (one transaction) for every keyed miss: keys stored meanwhile are
         hits, keys another run holds are set aside, ours (and key-less rows) are
-        computed and saved. Only then, holding no lease, does the pass wait for the
-        keys set aside: those their holder stored are hits, those whose lease
-        lapsed (their holder failed or died) are computed here.
+        computed and saved. Breadth-first, the rows set aside wait until the end of
+        the pass (so two batches on one store share a pass chunk by chunk instead of
+        queueing behind each other); depth-first, until the end of the chunk's pass.
         """
         keyed = [row.key for row in misses if row.key is not None]
         if not keyed:
@@ -291,9 +299,29 @@ class BatchRun:
                 self.compute(node, table, mine)
         finally:
             self.session.release(claims.mine)  # rows never settled (a stop, an error)
-        if not theirs or self.stop is not None:
+        for row in misses:
+            if row.key in theirs:
+                self.waiting.append((row, self.twins.get(row.key or "", [])))
+        if not self.defer_waits:
+            self.await_others(node, table)
+
+    def await_others(self, node: Node, table: _Table) -> None:
+        """Wait for the keys set aside (holding no lease): stored ones are hits, lapsed ones
+        (their holder failed or died) are computed here."""
+        if not self.waiting or self.stop is not None:
+            self.waiting = []
             return
-        later = self.session.lessee.wait(claims.theirs)
+        misses: list[_Row] = []
+        self.twins = {}
+        for row, twins in self.waiting:  # a key set aside in two chunks: its rows are twins
+            key = row.key or ""
+            if key in self.twins:
+                self.twins[key] += [row, *twins]
+            else:
+                self.twins[key] = list(twins)
+                misses.append(row)
+        self.waiting = []
+        later = self.session.lessee.wait([row.key for row in misses if row.key is not None])
         self.settle_stored(node, table, misses, later.done)
         if later.mine:
             lapsed = set(later.mine)
@@ -301,6 +329,8 @@ class BatchRun:
                 self.compute(node, table, [row for row in misses if row.key in lapsed])
             finally:
                 self.session.release(later.mine)
+        if self.stop is not None:
+            raise self.stop
 
     def settle_stored(
         self, node: Node, table: _Table, misses: list[_Row], done: dict[str, str]

@@ -184,6 +184,33 @@ def test_a_failing_items_lease_is_released_so_another_process_computes_it(
     assert all(counts[f"inc {x}"] == 1 for x in range(8)), counts
 
 
+def test_keys_another_run_holds_wait_for_the_end_of_the_pass_and_compute_once(
+    tmp_path: Path,
+) -> None:
+    """Item 1's key is held by another claimant while both chunks holding it are looked up:
+    the pass goes on with the other items, and once the lease is released (by the time the
+    last item is bound) computes item 1 once for both of its rows."""
+    store = open_store(tmp_path / "store")
+    graph, nodes = build(store, tmp_path / "marks")
+    nodes["x"].set_value(1)
+    key = graph.explain(nodes["inc"])[nodes["inc"]].key
+    other = store.lessee()
+    assert other.claim_many([key]).mine == [key]
+    bound: list[int] = []
+
+    def prep_fn(index: int, item: int) -> None:
+        nodes["x"].set_value(item)
+        bound.append(index)
+        if index == 3:  # the other claimant gives up, after both chunks set item 1 aside
+            other.release([key])
+
+    stats = graph.process_batch([1, 2, 1, 3], [nodes["inc"]], prep_fn, chunk_size=2, progress=False)
+    other.close()
+    assert (stats.computed, stats.cached, stats.completed) == (3, 1, [0, 1, 2, 3])
+    assert marks(tmp_path) == Counter({"inc 1": 1, "inc 2": 1, "inc 3": 1})
+    assert bound[:4] == [0, 1, 2, 3]
+
+
 # -- the run log ----------------------------------------------------------------------------
 
 
