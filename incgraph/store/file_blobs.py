@@ -49,9 +49,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.store.codecs import SUFFIXES, Encoded, checksum, decode, encode
@@ -78,9 +77,8 @@ _INSERT = (
 )
 
 
-@dataclass(frozen=True)
-class _Row:
-    """What the ``blobs`` table says about one blob."""
+class _Row(NamedTuple):
+    """What the ``blobs`` table says about one blob (a tuple: built once per blob written)."""
 
     data_version: str
     codec: str
@@ -90,8 +88,7 @@ class _Row:
     tag: str | None = None
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
     """A blob whose bytes are written (inline data or a renamed file) but whose row is not."""
 
     row: _Row
@@ -322,7 +319,7 @@ class FileBlobStore:
             moved = self._move_out(row, data, target)
         except OSError as exc:
             raise store_error(exc, folder) from exc
-        self._delete_rows([replace(row, inline=True)])  # the row only: the file has moved
+        self._delete_rows([row._replace(inline=True)])  # the row only: the file has moved
         return moved
 
     def _move_out(self, row: _Row, data: bytes | None, target: Path) -> Path | None:
@@ -555,9 +552,10 @@ class FileBlobStore:
 
         Runs inside the write transaction, so the rows read here are the truth:
         a data version another writer committed since ``stored`` was read keeps
-        that writer's row (we lost the race), every other one gets ours. Three
-        statements for any number of blobs: drop stale rows (their file went
-        missing), read the rows present, insert the rest.
+        that writer's row (we lost the race), every other one gets ours. One
+        ``executemany`` for any number of blobs (after dropping stale rows whose
+        file went missing); the rows are read back only when some insert did
+        nothing, which the connection's change count tells.
         """
         stale = [
             (row.data_version, row.checksum)
@@ -566,19 +564,20 @@ class FileBlobStore:
         ]
         if stale:
             conn.executemany("DELETE FROM blobs WHERE data_version = ? AND checksum = ?", stale)
-        winners = _select_rows(conn, [item.row.data_version for item in pending])
         now = time.time()
-        fresh = [item for item in pending if item.row.data_version not in winners]
+        before = conn.total_changes  # after the deletes: counts only our inserts
         conn.executemany(
             _INSERT,
             [
                 (r.data_version, r.codec, r.checksum, r.size, now, item.data, r.tag)
-                for item in fresh
+                for item in pending
                 for r in (item.row,)
             ],
         )
-        for item in fresh:
-            winners[item.row.data_version] = item.row
+        winners = {item.row.data_version: item.row for item in pending}
+        if conn.total_changes - before < len(pending):  # some insert did nothing: theirs won
+            found = _select_rows(conn, list(winners))
+            winners.update(found)  # ours where we inserted (equal rows), theirs where we lost
         return winners
 
     def _drop_losing_file(self, pending: _Pending, winner: _Row) -> None:
