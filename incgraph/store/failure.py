@@ -72,6 +72,24 @@ def is_busy(exc: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def is_transient_io(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "disk I/O error", which WAL mode can raise transiently.
+
+    When the last connection to a WAL database closes, SQLite checkpoints and may
+    truncate the ``-wal``/``-shm`` files while another process is opening them; the
+    opener then sees ``SQLITE_IOERR``. Retrying a few times gets past it; a real disk
+    fault keeps failing and is reported after the retries.
+
+    Examples
+    --------
+    >>> is_transient_io(sqlite3.OperationalError("disk I/O error"))
+    True
+    >>> is_transient_io(sqlite3.OperationalError("database is locked"))
+    False
+    """
+    return isinstance(exc, sqlite3.OperationalError) and "disk I/O error" in str(exc)
+
+
 def corrupt_index_error(path: os.PathLike[str] | str, detail: object) -> StoreCorruptError:
     """The error for an index file SQLite cannot read, naming the file and the fix.
 

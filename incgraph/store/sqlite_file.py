@@ -46,10 +46,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from incgraph.errors import ReadOnlyStoreError, StoreError
-from incgraph.store.failure import is_busy, store_error
+from incgraph.store.failure import is_busy, is_transient_io, store_error
 from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SqliteFile"]
+
+# How many times a transient SQLite "disk I/O error" (a WAL open/close race between
+# processes) is retried before it is reported as a store error.
+IO_RETRIES = 8
 
 T = TypeVar("T")
 
@@ -136,19 +140,28 @@ class SqliteFile:
         return cur
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            conn = self._connect()
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
-        try:
-            if not self._schema_checked:
-                with self._lock:
-                    if not self._schema_checked:
-                        self._check_schema(conn)
-                        self._schema_checked = True
-        except BaseException:
-            conn.close()
-            raise
+        for attempt in range(IO_RETRIES + 1):
+            try:
+                conn = self._connect()
+            except sqlite3.Error as exc:
+                if is_transient_io(exc) and attempt < IO_RETRIES:
+                    time.sleep(0.005 * (attempt + 1))
+                    continue
+                raise store_error(exc, self.path) from exc
+            try:
+                if not self._schema_checked:
+                    with self._lock:
+                        if not self._schema_checked:
+                            self._check_schema(conn)
+                            self._schema_checked = True
+            except BaseException as exc:
+                conn.close()
+                cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+                if is_transient_io(cause or exc) and attempt < IO_RETRIES:
+                    time.sleep(0.005 * (attempt + 1))
+                    continue
+                raise
+            break
         with self._lock:
             self._connections.append(conn)
         self._local.conn = conn
@@ -303,11 +316,14 @@ class SqliteFile:
     def _retry(self, attempt: Callable[[], T]) -> T:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.001
+        io_errors = 0
         while True:
             try:
                 return attempt()
             except sqlite3.Error as exc:
-                if not is_busy(exc):
+                if is_transient_io(exc) and io_errors < IO_RETRIES:
+                    io_errors += 1
+                elif not is_busy(exc):
                     raise store_error(exc, self.path) from exc
                 if time.monotonic() > deadline:
                     raise StoreError(

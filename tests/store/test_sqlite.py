@@ -615,3 +615,30 @@ def test_a_read_only_store_refuses_a_corrupt_blob_without_dropping_it(tmp_path: 
             store.load(saved)
         assert store.lookup(saved.key) == saved
     assert path.exists()
+
+
+def test_transient_disk_io_errors_are_retried_then_reported(tmp_path: Path) -> None:
+    """SQLite's WAL 'disk I/O error' race is retried; an error that persists becomes a StoreError."""
+    import sqlite3
+
+    from incgraph.errors import StoreError
+    from incgraph.store.sqlite_file import IO_RETRIES, SqliteFile
+
+    file = SqliteFile(tmp_path / "index.sqlite")
+    calls = {"n": 0}
+
+    def flaky(conn: sqlite3.Connection) -> str:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return "ok"
+
+    assert file.write(flaky) == "ok" and calls["n"] == 3
+
+    def broken(conn: sqlite3.Connection) -> str:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(StoreError, match="disk I/O error"):
+        file.write(broken)
+    assert IO_RETRIES >= 3
+    file.close()
