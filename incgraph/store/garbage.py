@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from incgraph.errors import ReadOnlyStoreError
 from incgraph.store.protocols import Record
-from incgraph.store.runlog import RunInfo
+from incgraph.store.runlog import RunInfo, owner_is_dead
 
 if TYPE_CHECKING:
     from incgraph.store.store import Store
@@ -238,16 +238,11 @@ def _kept_by_runs(
 
 def _alive(run: RunInfo, now: float) -> bool:
     """Whether an announced run's process may still be running."""
+    if owner_is_dead(run.owner):
+        return False
     host, _, rest = run.owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True  # exists, owned by someone else
-        return True
+    if host == socket.gethostname() and rest.partition(":")[0].isdigit():
+        return True  # a live process on this host
     return now - run.started < STALE_RUN_SECONDS
 
 

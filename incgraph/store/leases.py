@@ -49,6 +49,7 @@ same result under the same key.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -59,7 +60,7 @@ from typing import Any
 
 from incgraph.errors import ReadOnlyStoreError, StoreError
 from incgraph.store.ledger import Ledger
-from incgraph.store.runlog import new_owner
+from incgraph.store.runlog import new_owner, owner_is_dead
 
 __all__ = ["LEASE_SECONDS", "Claims", "Lessee"]
 
@@ -137,8 +138,12 @@ class Lessee:
     def __repr__(self) -> str:
         return f"<Lessee {self.owner} holding {len(self.held)}>"
 
-    def claim_many(self, keys: Iterable[str]) -> Claims:
-        """Claim ``keys`` in one transaction: each is ``mine``, ``theirs`` or ``done``."""
+    def claim_many(self, keys: Iterable[str], *, take_over: bool = False) -> Claims:
+        """Claim ``keys`` in one transaction: each is ``mine``, ``theirs`` or ``done``.
+
+        With ``take_over`` the leases are taken even before they expire (used for
+        leases whose holder is a process on this host that has exited).
+        """
         keys = list(keys)
         if not keys:
             return Claims()
@@ -148,7 +153,7 @@ class Lessee:
                 "read-only; open it with read_only=False to compute and save results"
             )
         now = time.time()
-        result = self.ledger.claim(keys, self.owner, now + self.ttl, now)
+        result = self.ledger.claim(keys, self.owner, now + self.ttl, math.inf if take_over else now)
         if result.mine:
             with self._lock:
                 self.held.update(result.mine)
@@ -167,13 +172,20 @@ class Lessee:
         if not rest:
             return Claims([], [], done)
         now = time.time()
-        live = {
-            key
-            for key, state in self.ledger.lease_states(rest).items()
-            if state.expires >= now and state.owner != self.owner
-        }
-        free = [key for key in rest if key not in live]
+        live, orphaned = set(), []
+        for key, state in self.ledger.lease_states(rest).items():
+            if state.expires >= now and state.owner != self.owner:
+                if owner_is_dead(state.owner):  # killed on this host: don't wait out its lease
+                    orphaned.append(key)
+                else:
+                    live.add(key)
+        free = [key for key in rest if key not in live and key not in orphaned]
         claims = self.claim_many(free) if free else Claims()
+        if orphaned:
+            taken = self.claim_many(orphaned, take_over=True)
+            claims.mine += taken.mine
+            claims.theirs += taken.theirs
+            claims.done.update(taken.done)
         claims.done.update(done)
         claims.theirs += [key for key in rest if key in live]
         return claims

@@ -49,6 +49,30 @@ _HEX = b"\x01"  # keys are 32 lowercase hex digits, stored as 16 raw bytes each
 _TEXT = b"\x00"  # anything else: UTF-8, one key per line
 
 
+def owner_is_dead(owner: str) -> bool:
+    """Whether ``owner`` (from :func:`new_owner`) names a process on this host that has exited.
+
+    Owners on other hosts, and processes we may not signal, count as alive: only
+    their expiry can tell.
+
+    Examples
+    --------
+    >>> owner_is_dead(new_owner())
+    False
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False
+
+
 def new_owner() -> str:
     """A name for one claimant that is unique across hosts, processes, threads and time.
 

@@ -8,6 +8,7 @@ not start with ``test_``) or this base class (its name does not start with
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -558,6 +559,33 @@ class StoreContract:
         assert list(ledger.claim([dv(1)], "me", expires=200.0, now=99.0).theirs) == [dv(1)]
         assert ledger.claim([dv(1)], "me", expires=200.0, now=101.0).mine == [dv(1)]
         assert ledger.lease_states([dv(1)])[dv(1)].owner == "me"
+
+    def test_a_lease_of_an_exited_process_here_is_taken_over_before_expiry(
+        self, store: Store
+    ) -> None:
+        """poll() takes over an unexpired lease whose holder is a process on this host that exited."""
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dead_owner = f"{socket.gethostname()}:{child.stdout.strip()}:1:deadbeef0000"
+        store.ledger.claim([dv(1), dv(2)], dead_owner, expires=time.time() + 3600, now=time.time())
+        live_owner = f"{socket.gethostname()}:{os.getpid()}:1:alive0000000"
+        store.ledger.claim([dv(3)], live_owner, expires=time.time() + 3600, now=time.time())
+        lessee = store.lessee()
+        try:
+            claims = lessee.poll([dv(1), dv(2), dv(3)])
+            assert sorted(claims.mine) == sorted([dv(1), dv(2)])
+            assert claims.theirs == [dv(3)]
+        finally:
+            lessee.close()
 
     def test_renewal_pushes_the_expiry_of_own_leases_only(self, store: Store) -> None:
         """renew extends the claimant's own leases; release drops only its own."""
