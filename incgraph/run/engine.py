@@ -84,6 +84,8 @@ from incgraph.store.protocols import Record
 WRITE_CHUNK = 256
 PROMPT_WRITE_SECONDS = 0.5
 PROMPT_WRITE_BYTES = 1 << 20
+# The serial walk claims the leases of up to this many following nodes in one transaction.
+CLAIM_AHEAD = 512
 # Runs of at least this many nodes read every node's latest record in bulk first.
 PREFETCH_MIN_NODES = 32
 # Leases guard work worth guarding: a node whose latest stored result took less than this
@@ -185,6 +187,9 @@ class _Run:
         self.to_claim: dict[str, list[tuple[Node, dict[str, str]]]] = {}
         self.watched: dict[str, list[tuple[Node, dict[str, str]]]] = {}
         self.poll_delay = FIRST_POLL_SECONDS
+        # serial walk: keys claimed ahead of the walk in one transaction (see claim_ahead)
+        self.walk_pos = 0
+        self.claimed_ahead: set[str] = set()
 
     # -- keys and values ------------------------------------------------------------
 
@@ -281,7 +286,8 @@ class _Run:
             self.gc_paused = False
 
     def _walk_nodes(self, in_flight: dict[Future[Outcome], Any]) -> None:
-        for node in self.order:
+        for pos, node in enumerate(self.order):
+            self.walk_pos = pos
             if self.decide(node, in_flight):
                 fut, (node, key, input_dvs) = in_flight.popitem()
                 try:
@@ -386,12 +392,56 @@ class _Run:
                 if defer_claim:
                     self.to_claim.setdefault(key, []).append((node, input_dvs))
                     return True
-                stored = self.session.acquire(key, before_wait=self.flush)
+                stored = self.claim_ahead(key)
                 if stored is not None:  # another process computed it meanwhile
                     self.settle_hit(node, key, stored)
                     return False
         self.submit(node, key, input_dvs, in_flight)
         return True
+
+    def claim_ahead(self, key: str) -> str | None:
+        """Claim ``key`` for the serial walk; None when it is ours to compute, else its version.
+
+        A lease costs a write transaction, so the claim also takes the keys of the
+        nodes right after this one in the walk that are already decidable and must
+        compute (e.g. the sibling tasks of a ForEach): one transaction for the lot.
+        The look-ahead stops at the first node still waiting on an input, so a chain
+        pays nothing for it. A key another process holds is waited for (after
+        saving what this run holds, so two runs never wait for each other).
+        """
+        if key in self.claimed_ahead:
+            self.claimed_ahead.discard(key)
+            return None
+        batch = [key, *self.keys_to_claim_ahead()]
+        claims = self.session.claim(batch)
+        self.claimed_ahead.update(k for k in claims.mine if k != key)
+        if key in claims.done:
+            return claims.done[key]
+        if key in claims.theirs:
+            self.flush()
+            claims = self.session.lessee.wait([key])
+            if key in claims.done:
+                return claims.done[key]
+        return None
+
+    def keys_to_claim_ahead(self) -> list[str]:
+        """Keys of the next decidable, uncached, lease-worthy nodes after the walk's position."""
+        keys: list[str] = []
+        for node in self.order[self.walk_pos + 1 : self.walk_pos + 1 + CLAIM_AHEAD]:
+            if node.is_constant:
+                continue
+            if any(up not in self.dvs for up in node.upstream()):
+                break  # from here on the walk depends on results not known yet
+            if not node.cache or node in self.force or self.known_cheap(node):
+                continue
+            key = cache_key(node, input_versions(node, self.dvs.__getitem__))
+            latest = self.latest.get(node.label)
+            if (latest is not None and latest[0] == key) or (
+                self.store.lookup_version(key) is not MISSING
+            ):
+                continue
+            keys.append(key)
+        return keys
 
     def known_cheap(self, node: Node) -> bool:
         """Whether ``node``'s latest stored result is known to have taken < LEASE_MIN_SECONDS."""

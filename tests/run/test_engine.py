@@ -496,3 +496,32 @@ def test_a_node_that_was_slow_is_leased_again(
 
     monkeypatch.setattr(engine, "LEASE_MIN_SECONDS", 0.0)
     assert _claims_of_runs(tmp_path, monkeypatch) == [40, 40]
+
+
+def test_the_serial_walk_claims_sibling_leases_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Independent cold nodes (like ForEach tasks) are claimed together, not one transaction each."""
+    from incgraph.store.leases import Lessee
+
+    calls: list[int] = []
+    claim_many = Lessee.claim_many
+
+    def counting(self: Lessee, keys: Any, **kw: Any) -> Any:
+        keys = list(keys)
+        calls.append(len(keys))
+        return claim_many(self, keys, **kw)
+
+    monkeypatch.setattr(Lessee, "claim_many", counting)
+    with ProcessGraph(store=tmp_path / "store") as g:
+        seed = g.add_constant_node(0, "seed", value=7)
+        tasks = [g.add_node(i, SumInt, {"a": seed, "b": i}) for i in range(1, 101)]
+        total = g.add_node("total", Collect100, {"xs": tasks[0]})
+        assert g.run_upto([*tasks, total]) == 8
+        assert len(g.last_run.computed) == 101
+    assert sum(calls) == 101 and len(calls) <= 3
+
+
+class Collect100(Processor):
+    def process(self, xs: int) -> int:
+        return xs
