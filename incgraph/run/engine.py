@@ -363,7 +363,9 @@ class _Run:
         if node.cache:
             input_dvs = input_versions(node, self.dvs.__getitem__)
             key = cache_key(node, input_dvs)
-            if node not in self.force:
+            if node not in self.force and key not in self.claimed_ahead:
+                # (a key claimed ahead was looked up and found missing moments ago, and
+                # this run holds its lease: no second lookup)
                 latest = self.latest.get(node.label)
                 if latest is not None and latest[0] == key:
                     data_version: str | Missing = latest[1]
