@@ -166,13 +166,19 @@ def cmd_explain(ctx: Context) -> int:
         return _explain(ctx, path, namespace)
 
 
-def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
+def graphs_of_file(ctx: Context, path: Path, namespace: dict[str, Any]) -> list[Any]:
+    """The ``(name, graph)`` pairs the file defines (``--graph`` picks one), or a usage error."""
     graphs = find_graphs(namespace, ctx.args.graph)
     if not graphs:
         raise UsageError(
             f"{path} defines no ProcessGraph at module level; create one there "
             "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
         )
+    return graphs
+
+
+def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
+    graphs = graphs_of_file(ctx, path, namespace)
     results = []
     for name, graph in graphs:
         targets = choose_targets(graph, namespace, ctx.args.target)

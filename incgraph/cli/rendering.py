@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from incgraph.cli.context import Context, UsageError
-from incgraph.cli.explaining import choose_targets, find_graphs, graph_file, plan_for
+from incgraph.cli.explaining import choose_targets, graph_file, graphs_of_file, plan_for
 from incgraph.errors import ExtraNotInstalledError
 from incgraph.render import draw_graph, to_dot, to_mermaid, write_image
 
@@ -73,12 +73,7 @@ def cmd_render(ctx: Context) -> int:
 
 
 def _render(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
-    graphs = find_graphs(namespace, ctx.args.graph)
-    if not graphs:
-        raise UsageError(
-            f"{path} defines no ProcessGraph at module level; create one there "
-            "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
-        )
+    graphs = graphs_of_file(ctx, path, namespace)
     if len(graphs) > 1:
         names = ", ".join(name for name, _ in graphs)
         raise UsageError(f"{path} defines several graphs ({names}); pick one with --graph NAME")
