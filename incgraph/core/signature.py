@@ -153,6 +153,8 @@ def value_matches(value: Any, ann: Any) -> bool:
     >>> value_matches(None, int | None), value_matches(3, float)
     (True, True)
     """
+    if ann is Any or ann is object:  # the common case, before any typing call
+        return True
     ann = _unwrap(ann)
     if ann is Any or ann is object or isinstance(ann, typing.TypeVar):
         return True
@@ -215,6 +217,8 @@ def is_compatible(produced: Any, expected: Any) -> bool:
     >>> is_compatible(list[int], list[str]), is_compatible(int, int | None)
     (False, True)
     """
+    if expected is Any or produced is Any:
+        return True
     try:
         return _is_compatible_cached(produced, expected)
     except TypeError:  # unhashable annotation objects: check without the cache

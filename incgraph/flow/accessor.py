@@ -3,11 +3,11 @@
 Design note
 -----------
 An accessor holds *entries*, never values (see :mod:`incgraph.flow.artifacts`):
-each element of a shard is its own blob, named by its data version. ``len``
-reads nothing; ``accessor[i]`` loads element ``i`` alone; iteration loads one
-element at a time; a slice loads just the elements it covers and returns a
-list. Nothing is cached by the accessor itself, so holding one costs no
-memory beyond the list of data versions.
+each element of a shard is a small scalar kept inline or its own blob, named
+by its data version. ``len`` reads nothing; ``accessor[i]`` loads element
+``i`` alone; iteration loads one element at a time; a slice loads just the
+elements it covers and returns a list. Nothing is cached by the accessor
+itself, so holding one costs no memory beyond its entries.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ attribute name to an *entry*, one of
   ``complex``, or ``str``/``bytes`` of at most :data:`INLINE_MAX` items) kept
   inline, so reading a ForEach's scores loads nothing;
 * ``("r", data_version)`` - any other value, stored as its own blob;
-* ``("s", (entry, ...))`` - a shard: every element is its own blob, so an
-  :class:`~incgraph.flow.accessor.Accessor` loads element ``i`` and nothing else.
+* ``("s", (entry, ...))`` - a shard: one entry per element, by the same rule
+  (a small scalar inline, anything else its own blob), so an
+  :class:`~incgraph.flow.accessor.Accessor` loads element ``i`` and nothing
+  else. Inlining small elements matters for ForEach speed: a shard of N
+  numbers costs no N blob writes, and each task reads its element for free.
 
 A ForEach layer's result is a :class:`Join`: its tasks' manifests in task
 order. A :class:`Manifest` (and a :class:`Join`) computes its *content hash*
@@ -255,7 +258,7 @@ class ArtifactWriter:
             )
         out: dict[str, Any] = {name: self.entry(name, v) for name, v in values.items()}
         for name, elements in shards.items():
-            out[name] = shard(self._stored(f"{name}[{i}]", e) for i, e in enumerate(elements))
+            out[name] = shard(self.entry(f"{name}[{i}]", e) for i, e in enumerate(elements))
         return Manifest(out)
 
     def entry(self, name: str, value: Any) -> tuple[str, Any]:

@@ -98,6 +98,18 @@ class WriteBackStore(Store):
         found.update({k: self._records[k] for k in keys if k in self._records})
         return found
 
+    def lookup_version(self, key: str) -> str | Missing:
+        """A pending record's data version, else the inner store's."""
+        record = self._records.get(key)
+        return record.data_version if record is not None else self.inner.lookup_version(key)
+
+    def lookup_versions(self, keys: Iterable[str]) -> dict[str, str]:
+        """Pending records' data versions and the inner store's, for ``keys``."""
+        keys = list(keys)
+        found = self.inner.lookup_versions(k for k in keys if k not in self._records)
+        found.update({k: self._records[k].data_version for k in keys if k in self._records})
+        return found
+
     def load(self, record_or_data_version: Record | str) -> Any:
         """A pending blob, else the inner store's."""
         dv = (

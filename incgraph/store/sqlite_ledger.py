@@ -195,21 +195,21 @@ class SqliteLedger:
             chunk = keys[start : start + _CHUNK]
             sql = f"SELECT key, data_version FROM results WHERE key IN ({_marks(chunk)})"
             done.update(conn.execute(sql, chunk).fetchall())
-        mine, lost = [], []
-        for key in keys:
-            if key in done:
-                continue
-            if conn.execute(_UPSERT_LEASE, (key, owner, expires, now)).rowcount == 1:
-                mine.append(key)
-            else:
-                lost.append(key)
+        wanted = [key for key in keys if key not in done]
+        # One statement for every upsert; inside this write transaction the leases
+        # read back right after say exactly which keys are now ours.
+        conn.executemany(_UPSERT_LEASE, [(key, owner, expires, now) for key in wanted])
+        ours: set[str] = set()
         theirs = {}
-        for start in range(0, len(lost), _CHUNK):
-            chunk = lost[start : start + _CHUNK]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
             sql = f"SELECT key, owner, expires FROM leases WHERE key IN ({_marks(chunk)})"
             for key, holder, until in conn.execute(sql, chunk):
-                theirs[key] = LeaseState(key, holder, until)
-        return ClaimResult(mine, theirs, done)
+                if holder == owner:
+                    ours.add(key)
+                else:
+                    theirs[key] = LeaseState(key, holder, until)
+        return ClaimResult([key for key in wanted if key in ours], theirs, done)
 
     def renew(self, owner: str, keys: Iterable[str], expires: float) -> None:
         """Push back the expiry of ``owner``'s leases on ``keys``."""

@@ -173,3 +173,24 @@ def test_join_is_an_accessor_over_tasks(tmp_path: Path) -> None:
 
     out = Fan(store=tmp_path)()[Read]
     assert (out.values, out.last) == ([9, 1, 4], 4)
+
+
+def test_small_scalar_elements_live_in_the_manifest(tmp_path: Path) -> None:
+    """A shard of small scalars writes no blob per element, and reading one loads nothing more."""
+
+    class Numbers(Flow): ...
+
+    @Numbers.register
+    class Src(Layer):
+        def __call__(self) -> None:
+            self.shard(n=list(range(50)), big=[[i] * 500 for i in range(3)])
+
+    execution_id = Numbers(store=tmp_path)().id
+    store = CountingStore(open_store(tmp_path))
+    view = Numbers(store=store).execution(execution_id)[Src]
+    before = len(store.loaded)
+    assert (view.n[7], view.n[-1], list(view.n)[:3]) == (7, 49, [0, 1, 2])
+    assert len(store.loaded) == before  # inline elements: nothing loaded
+    assert view.big[1] == [1] * 500
+    assert len(store.loaded) == before + 1  # a list element is its own blob
+    assert open_store(tmp_path).stats().blobs < 20  # not one blob per number

@@ -31,8 +31,11 @@ def test_pending_writes_are_visible_then_committed(tmp_path: Path) -> None:
     assert buffer.load(DV1) == {"a": 1}
     assert buffer.load(DV2) == [1, 2, 3]
     assert set(buffer.lookup_many(["k1", "k2"])) == {"k1"}
+    assert (buffer.lookup_version("k1"), buffer.lookup_version("k2")) == (DV1, MISSING)
+    assert buffer.lookup_versions(["k1", "k2"]) == {"k1": DV1}
     assert inner.lookup("k1") is MISSING
     buffer.flush()
+    assert buffer.lookup_versions(["k1"]) == {"k1": DV1} == inner.lookup_versions(["k1"])
     assert inner.lookup("k1").data_version == DV1
     assert inner.load(DV2) == [1, 2, 3]
 
