@@ -113,6 +113,7 @@ class Node:
         "_fixed_dvs",
         "_init_version",
         "_instance",
+        "_job_spec",
         "_upstream",
         "_value",
         "_value_dv",
@@ -160,6 +161,7 @@ class Node:
         self._init_version: str | Missing = MISSING
         self._fixed_dvs: dict[str, str] | Missing = MISSING
         self._instance: Any = MISSING
+        self._job_spec: Any = None  # what incgraph.run.jobs needs to compute it, made once
         self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
         self.seq = len(graph.nodes)  # insertion position: inputs always come first
 
@@ -336,6 +338,11 @@ def _by_seq(node: Node) -> int:
     return node.seq
 
 
+def _where(node: Node) -> str:
+    """How add_node's messages name a node: ``node 3 (Double)``."""
+    return f"node {node.id} ({node.name()})"
+
+
 class Graph:
     """A DAG of :class:`Node`; building, validation and ordering only.
 
@@ -440,38 +447,37 @@ class Graph:
     def _check_bindings(self, node: Node) -> None:
         sig = node.signature
         assert sig is not None
-        where = f"node {node.id} ({node.name()})"
         for name, v in node.bindings.items():
             if not sig.accepts(name):
                 raise GraphDefinitionError(
-                    f"{where}: unknown input {name!r}; {node.name()}.process takes "
+                    f"{_where(node)}: unknown input {name!r}; {node.name()}.process takes "
                     f"{', '.join(sig.params) or 'no inputs'}"
                 )
             ann = sig.params.get(name, Any)
             if isinstance(v, Node):
-                self._check_upstream(where, name, ann, v)
+                self._check_upstream(node, name, ann, v)
             elif not value_matches(v, ann):
                 raise InputTypeError(
-                    f"{where}: input {name!r} expects {annotation_name(ann)}, got "
+                    f"{_where(node)}: input {name!r} expects {annotation_name(ann)}, got "
                     f"{type(v).__name__}; pass a value of that type or change the annotation"
                 )
-        missing = sorted(sig.required - node.bindings.keys())
-        if missing:
+        if not node.bindings.keys() >= sig.required:
+            missing = sorted(sig.required - node.bindings.keys())
             raise GraphDefinitionError(
-                f"{where}: missing required input(s) {', '.join(map(repr, missing))}; "
+                f"{_where(node)}: missing required input(s) {', '.join(map(repr, missing))}; "
                 "bind each to a node or a constant in `inputs`"
             )
 
-    def _check_upstream(self, where: str, name: str, ann: Any, up: Node) -> None:
+    def _check_upstream(self, node: Node, name: str, ann: Any, up: Node) -> None:
         if up.graph is not self or self.nodes.get(up.id) is not up:
             raise GraphDefinitionError(
-                f"{where}: input {name!r} is {up.describe()} from another graph; "
+                f"{_where(node)}: input {name!r} is {up.describe()} from another graph; "
                 "bind nodes of this graph only"
             )
         if up.is_constant:
             if up.value is not MISSING and not value_matches(up.value, ann):
                 raise InputTypeError(
-                    f"{where}: input {name!r} expects {annotation_name(ann)}, got "
+                    f"{_where(node)}: input {name!r} expects {annotation_name(ann)}, got "
                     f"{type(up.value).__name__} from constant {up.describe()}; "
                     "set a value of that type or change the annotation"
                 )
@@ -479,7 +485,7 @@ class Graph:
         assert up.signature is not None
         if not is_compatible(up.signature.returns, ann):
             raise InputTypeError(
-                f"{where}: input {name!r} expects {annotation_name(ann)}, but "
+                f"{_where(node)}: input {name!r} expects {annotation_name(ann)}, but "
                 f"{up.describe()} returns {annotation_name(up.signature.returns)}; "
                 "bind a node of a matching type or change one of the annotations"
             )

@@ -153,7 +153,7 @@ def value_matches(value: Any, ann: Any) -> bool:
     >>> value_matches(None, int | None), value_matches(3, float)
     (True, True)
     """
-    if ann is Any or ann is object:  # the common case, before any typing call
+    if ann is Any or ann is object or type(value) is ann:  # common cases: no typing calls
         return True
     ann = _unwrap(ann)
     if ann is Any or ann is object or isinstance(ann, typing.TypeVar):

@@ -39,6 +39,9 @@ committed and are hits on the rerun.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -210,11 +213,14 @@ class FlowRun:
             return
         version = self._version(lp)
         add = self.graph.add_node
-        tasks = [
-            add(f"{lp.name}[{task.index}]", proc, {**shared, TASK_INPUT: task}, version=version)
-            for task in grid.tasks()
-        ]
-        join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
+        # Pure bookkeeping (no user code runs): with the cyclic GC on, building N task
+        # nodes would trigger collections that rescan the growing graph.
+        with gc_paused():
+            tasks = [
+                add(f"{lp.name}[{task.index}]", proc, {**shared, TASK_INPUT: task}, version=version)
+                for task in grid.tasks()
+            ]
+            join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
         self._live[lp.name] = join
         self._pending[lp.name] = _Pending(join, memo)
 
@@ -261,3 +267,15 @@ class FlowRun:
 
     def _save_memo(self, pending: _Pending, data_version: str, value: Any) -> None:
         self.buffer.save(replace(pending.memo, data_version=data_version), value)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Switch the cyclic GC off for a block that allocates much and makes no cycles."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()

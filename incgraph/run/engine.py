@@ -66,11 +66,11 @@ from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from incgraph.core.graph import Node
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
-from incgraph.executors.base import Executor
+from incgraph.executors.base import Executor, SerialExecutor
 from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
 from incgraph.run.keys import cache_key, input_versions, make_record
 from incgraph.sentinels import MISSING, Missing
@@ -190,6 +190,8 @@ class _Run:
         self.walk_pos = 0
         self.claimed_ahead: set[str] = set()
         self.keyed_ahead: dict[Node, tuple[str, dict[str, str]]] = {}
+        # the serial executor runs each job in this thread: called directly, no Future
+        self.direct = type(executor) is SerialExecutor
 
     # -- keys and values ------------------------------------------------------------
 
@@ -465,7 +467,10 @@ class _Run:
         input_dvs: dict[str, str] | None,
         in_flight: dict[Future[Outcome], Any],
     ) -> None:
-        fut = submit_compute(self.executor, node, self.input_values(node), key)
+        if self.direct:
+            fut = cast("Future[Outcome]", _Done(node, self.input_values(node), key))
+        else:
+            fut = submit_compute(self.executor, node, self.input_values(node), key)
         in_flight[fut] = (node, key, input_dvs)
 
     def settle_hit(self, node: Node, key: str, data_version: str) -> None:
@@ -556,6 +561,25 @@ class _Run:
             readers[up] -= 1
             if readers[up] == 0 and up in values and up not in self.targets:
                 del values[up]
+
+
+class _Done:
+    """A finished job of the serial walk: what a done Future offers, without its lock."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, node: Node, inputs: dict[str, Any], key: str | None) -> None:
+        self._error: BaseException | None = None
+        try:
+            self._value: Outcome | None = compute_in_process(node, inputs, key)
+        except BaseException as exc:  # raised by result(), like a done future's
+            self._value, self._error = None, exc
+
+    def result(self) -> Outcome:
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def _raise_naming_the_node(store: Store, items: list[tuple[Record, Any]], exc: StoreError) -> None:

@@ -150,22 +150,33 @@ def run_coroutine(coro: Any) -> Any:
 
 # -- one computation -----------------------------------------------------------------
 
+_NEVER_AWAITABLE = frozenset({type(None), bool, int, float, complex, str, bytes, tuple, list, dict})
+"""Result types ``inspect.isawaitable`` need not look at (it costs an ABC check)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """What computing needs besides the instance: names for messages and the annotations."""
 
     label: str
-    description: str
+    describe: Callable[[], str]  # for messages only: not formatted unless one is raised
     params: dict[str, Any]
     returns: Any
     cache: bool
 
+    @property
+    def description(self) -> str:
+        return self.describe()
+
 
 def _spec_of_node(node: Node) -> _Spec:
-    sig = node.signature
-    assert sig is not None
-    return _Spec(node.label, node.describe(), _inputs_to_check(node), sig.returns, node.cache)
+    spec: _Spec | None = node._job_spec
+    if spec is None:  # a node's processor, bindings and cache flag never change
+        sig = node.signature
+        assert sig is not None
+        spec = _Spec(node.label, node.describe, _inputs_to_check(node), sig.returns, node.cache)
+        node._job_spec = spec
+    return spec
 
 
 def _inputs_to_check(node: Node) -> dict[str, Any]:
@@ -191,15 +202,18 @@ def _spec_of_job(job: WorkerJob) -> _Spec:
     from incgraph.core.signature import process_signature
 
     params = process_signature(job.processor).params
-    return _Spec(job.label, job.description, params, job.returns, job.cache)
+    description = job.description
+    return _Spec(job.label, lambda: description, params, job.returns, job.cache)
 
 
-def _check_inputs(description: str, params: dict[str, Any], inputs: dict[str, Any]) -> None:
+def _check_inputs(
+    describe: Callable[[], str], params: dict[str, Any], inputs: dict[str, Any]
+) -> None:
     for name, value in inputs.items():
         ann = params.get(name, Any)
         if not value_matches(value, ann):
             raise InputTypeError(
-                f"{description}: input {name!r} expects {annotation_name(ann)}, got "
+                f"{describe()}: input {name!r} expects {annotation_name(ann)}, got "
                 f"{type(value).__name__}; feed it a value of that type or change the annotation"
             )
 
@@ -234,12 +248,13 @@ def _checked(spec: _Spec, value: Any) -> Any:
 def _compute(
     spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
 ) -> Outcome:
-    _check_inputs(spec.description, spec.params, inputs)
+    if spec.params:
+        _check_inputs(spec.describe, spec.params, inputs)
     start = time.perf_counter()
     instance = _construct(spec, make)
     try:
         value = instance.process(**inputs)
-        if inspect.isawaitable(value):
+        if type(value) not in _NEVER_AWAITABLE and inspect.isawaitable(value):
             value = run_coroutine(value)
     except IncgraphError:
         raise
@@ -253,7 +268,8 @@ def _compute(
 async def _compute_async(
     spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
 ) -> Outcome:
-    _check_inputs(spec.description, spec.params, inputs)
+    if spec.params:
+        _check_inputs(spec.describe, spec.params, inputs)
     start = time.perf_counter()
     instance = _construct(spec, make)
     try:
