@@ -61,6 +61,8 @@ class Execution:
         self.has_cache = any(s.task is not None and s.task.cache for s in pipeline.stages)
         # the store, opened only when a task caches (None otherwise: nothing to load or save)
         self.store: Store | None = pipeline.store if self.has_cache else None
+        # stages read the store one at a time (see incgraph.queues.caching: "one store reader")
+        self.store_reads = threading.Lock()
         self.failures: list[ItemFailure] = []
         self.uncached: list[ItemFailure] = []
         self.error: BaseException | None = None
@@ -137,7 +139,7 @@ class Execution:
         """Write ``chunk`` to queue ``q`` (values loaded first if ``q`` is an output)."""
         ch = self.channels[q]
         if ch.terminal and self.store is not None:
-            chunk.items = materialize(chunk.items, self.store)
+            chunk.items = materialize(chunk.items, self.store, self.store_reads)
         self.written[q] += len(chunk)
         return ch.put(chunk)
 

@@ -15,15 +15,21 @@ stage thread through its input channel, so it waits for "input arrived or head
 finished" in one place.
 
 *Chunk sizes adapt.* A stage takes up to ``size`` items per chunk, where
-``size`` is re-estimated after every chunk so a chunk takes about
-:data:`TARGET_SECONDS` (between 1 and the run's ``chunk_size``): trivial
+``size`` is re-estimated after every chunk so the task's work on a chunk takes
+about :data:`TARGET_SECONDS` (between 1 and the run's ``chunk_size``): trivial
 functions move hundreds of items per hand-off, a function that takes a second
-per item moves them one by one, so results stream out as they are made.
+per item moves them one by one, so results stream out as they are made. Only
+the task's own time on the chunk's misses counts: a chunk of hits asks for the
+largest size (a hit is a row of a bulk look-up), and time spent waiting -- for
+the store, or for room downstream -- is not work. (Counting the waits shrank
+the chunks of a cached rerun to a few dozen items, each paying a query and a
+hand-off of its own.)
 
 *Caching* (a task with ``cache=True``) happens in the stage thread, a chunk at
-a time: data versions, keys, one ``lookup_many``; only misses are computed (or
-sent to the pool); results are saved with one ``save_many`` before they are
-passed on. See :mod:`incgraph.queues.caching`.
+a time: data versions, keys, one bulk look-up (taking the run's store-reads
+turn); only misses are computed (or sent to the pool); their records go to the
+run's recorder thread, which saves them in large transactions. See
+:mod:`incgraph.queues.caching`.
 
 *Ops* (split, filter, batch, unbatch) load their items' values (cached hits
 arrive as placeholders) and apply a predicate or regroup. A predicate that
@@ -32,7 +38,6 @@ raises, like a task, records the item as failed and goes on.
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -253,8 +258,9 @@ class TaskRunner(Runner):
             self.fail(work.start + i, items[i], error)
 
         dvs = cache.versions(items, work.dvs, unhashable)
-        keys = cache.keys(dvs)
-        found = cache.lookup(keys)
+        with self.ex.store_reads:
+            keys = cache.keys(dvs)
+            found = cache.lookup(keys)
         out_dvs: list[Any] = [MISSING] * len(items)
         first: dict[str, int] = {}
         for i, key in enumerate(keys):
@@ -279,7 +285,7 @@ class TaskRunner(Runner):
         if len(work.misses) != len(items):
             items = [items[i] for i in work.misses]
         store = self.ex.store
-        work.inputs = items if store is None else materialize(items, store)
+        work.inputs = items if store is None else materialize(items, store, self.ex.store_reads)
         return work.inputs
 
     def finish(self, work: _Work, result: ChunkResult) -> bool:
@@ -334,25 +340,33 @@ class TaskRunner(Runner):
             return self.emit(results, out_dvs)
         return self.emit([results[i] for i in kept], [out_dvs[i] for i in kept])
 
+    def resize(self, work: _Work, seconds: float) -> None:
+        """Size the next chunk by the time the task took on this one's misses.
+
+        Hits and look-ups are bulk work, cheap per item, so a chunk of hits sets
+        the largest size; and time spent waiting (for the store, for room
+        downstream) is not the task's time.
+        """
+        limit = self.ex.chunk_size
+        self.size = next_size(seconds, len(work.misses), limit) if work.misses else limit
+
     # -- loops ---------------------------------------------------------------------------
 
     def run_inline(self) -> None:
         """Compute each chunk in this thread."""
         fn, timed = self.fn, self.cache is not None
-        clock, limit = time.perf_counter, self.ex.chunk_size
         while True:
             chunk = self.input.get(self.size)
             if chunk is None:
                 return
-            start = clock()
             work = self.prepare(chunk)
             if work.misses:
                 result = apply_chunk(fn, self.miss_values(work), timed)
             else:
                 result = ([], {}, None, 0.0)
+            self.resize(work, result[3])
             if not self.finish(work, result):
                 return
-            self.size = next_size(clock() - start, len(chunk), limit)
 
     def run_pooled(self) -> None:
         """Keep up to ``2 * max_workers + 2`` chunks on the pool; emit them in input order."""
@@ -383,7 +397,7 @@ class TaskRunner(Runner):
                 fut = work.future
                 result = fut.result() if fut is not None else ([], {}, None, 0.0)
                 if fut is not None:
-                    self.size = next_size(result[3], len(work.misses), self.ex.chunk_size)
+                    self.resize(work, result[3])
                 if not self.finish(work, result):
                     return
             if abort.is_set:
@@ -394,7 +408,6 @@ class TaskRunner(Runner):
                     more_input = False
                     continue
                 if len(chunk):
-                    start = time.perf_counter()
                     work = self.prepare(chunk)
                     if work.misses:
                         values = self.miss_values(work)
@@ -403,8 +416,7 @@ class TaskRunner(Runner):
                         )
                         work.future.add_done_callback(wake)
                     else:
-                        elapsed = time.perf_counter() - start
-                        self.size = next_size(elapsed, len(chunk), self.ex.chunk_size)
+                        self.resize(work, 0.0)
                     slots.append(work)
                     continue
             if not more_input and not slots:
@@ -484,7 +496,7 @@ class OpRunner(Runner):
             if chunk is None:
                 return
             if store is not None:
-                chunk.items = materialize(chunk.items, store)
+                chunk.items = materialize(chunk.items, store, self.ex.store_reads)
             yield chunk
             self.seen += len(chunk)
 
