@@ -175,6 +175,7 @@ class _Work:
     __slots__ = (
         "dups",
         "dvs",
+        "failed",
         "future",
         "inputs",
         "items",
@@ -195,6 +196,7 @@ class _Work:
         self.misses: list[int] = []
         self.inputs: list[Any] = []  # the values of the misses, loaded, in misses order
         self.dups: list[tuple[int, int]] = []  # (position, position of the same item's first use)
+        self.failed = 0  # items of this chunk recorded as failed
         self.future: Future[ChunkResult] | None = None
 
     def ready(self) -> bool:
@@ -246,7 +248,6 @@ class TaskRunner(Runner):
             work.misses = list(range(len(chunk)))
             return work
         items = work.items
-        results: list[Any] = [_FAILED] * len(items)
 
         def unhashable(i: int, exc: Exception) -> None:
             error = HashingError(
@@ -255,12 +256,21 @@ class TaskRunner(Runner):
                 "(incgraph.hashing.register_hasher) or declare the task with cache=False"
             )
             error.__cause__ = exc
+            work.failed += 1
             self.fail(work.start + i, items[i], error)
 
         dvs = cache.versions(items, work.dvs, unhashable)
         with self.ex.store_reads:
             keys = cache.keys(dvs)
             found = cache.lookup(keys)
+        work.dvs, work.keys = dvs, keys
+        if len(found) == len(keys):  # every key found (so none MISSING, none repeated)
+            fn = self.fn
+            work.out_dvs = [found[key] for key in keys]
+            work.results = [Stored(dv, fn, x) for dv, x in zip(work.out_dvs, items, strict=True)]
+            self.counts.cached += len(keys)
+            return work
+        results: list[Any] = [_FAILED] * len(items)
         out_dvs: list[Any] = [MISSING] * len(items)
         first: dict[str, int] = {}
         for i, key in enumerate(keys):
@@ -276,7 +286,7 @@ class TaskRunner(Runner):
             else:
                 first[key] = i
                 work.misses.append(i)
-        work.dvs, work.keys, work.results, work.out_dvs = dvs, keys, results, out_dvs
+        work.results, work.out_dvs = results, out_dvs
         return work
 
     def miss_values(self, work: _Work) -> list[Any]:
@@ -317,6 +327,7 @@ class TaskRunner(Runner):
         for j, i in enumerate(work.misses):
             if j in errors:
                 exc, text = errors[j]
+                work.failed += 1
                 self.fail(work.start + i, work.inputs[j], exc, text)
                 continue
             value = values[j]
@@ -328,6 +339,7 @@ class TaskRunner(Runner):
             if results[first] is _FAILED:
                 j = work.misses.index(first)
                 exc, text = errors[j]
+                work.failed += 1
                 self.fail(work.start + i, work.inputs[j], exc, text)
             else:
                 results[i], out_dvs[i] = results[first], out_dvs[first]
@@ -335,9 +347,9 @@ class TaskRunner(Runner):
         self.counts.computed += len(to_save)
         if to_save and not self.ex.record(to_save):
             return False
-        kept = [i for i, r in enumerate(results) if r is not _FAILED]
-        if len(kept) == len(results):
+        if not work.failed:
             return self.emit(results, out_dvs)
+        kept = [i for i, r in enumerate(results) if r is not _FAILED]
         return self.emit([results[i] for i in kept], [out_dvs[i] for i in kept])
 
     def resize(self, work: _Work, seconds: float) -> None:

@@ -6,15 +6,18 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import incgraph.queues as iq
 from incgraph import hashing
 from incgraph.errors import HashingError
-from incgraph.queues.caching import item_key
+from incgraph.queues.caching import Stored, item_key, item_key_function, materialize
 from incgraph.store import memory_store, open_store
 
 CALLS: list[Any] = []
@@ -259,3 +262,92 @@ def test_failures_after_a_hit_report_the_real_item(tmp_path: Path) -> None:
         _, report = _run(tmp_path, [1, 2], square, iq.Task(picky, cache=cache))
         (failure,) = report.failures
         assert failure.item == 4 and failure.node == "picky"
+
+
+@settings(max_examples=200, deadline=None)
+@given(code_version=st.text(), item_dv=st.text())
+def test_fast_item_keys_are_node_keys(code_version: str, item_dv: str) -> None:
+    """item_key_function gives exactly hashing.node_key's key, for any strings."""
+    expected = hashing.node_key(code_version, hashing.data_version({}), {"item": item_dv})
+    assert item_key_function(code_version)(item_dv) == expected
+
+
+def test_fast_item_keys_fall_back_to_node_key_when_the_scheme_differs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Were node_key to hash another text, item_key_function would use node_key itself."""
+    real = hashing.node_key
+
+    def other_scheme(code_version: str, init_version: str, inputs: dict[str, str]) -> str:
+        return real(code_version + "/v2", init_version, inputs)
+
+    monkeypatch.setattr(hashing, "node_key", other_scheme)
+    cv, dv = hashing.code_version(square), hashing.data_version(7)
+    assert item_key_function(cv)(dv) == other_scheme(cv, hashing.data_version({}), {"item": dv})
+
+
+def test_a_lost_blob_is_recomputed_outside_the_store_turn() -> None:
+    """materialize loads inside the store-reads lock but recomputes a lost value after it."""
+    store, turn = memory_store(), threading.Lock()
+    held: list[bool] = []
+
+    def double(x: int) -> int:
+        held.append(turn.locked())
+        return 2 * x
+
+    lost = Stored(hashing.data_version("never saved"), double, 21)
+    assert materialize([1, lost], store, turn) == [1, 42]
+    assert held == [False] and not turn.locked()
+
+
+def test_a_cached_rerun_looks_items_up_in_full_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of hits ask for full chunks even when look-ups are slow (waits are not work)."""
+    store = open_store(tmp_path)
+    items = list(range(1000))
+    _run_on(store, items)
+    asked: list[int] = []
+    lookup_versions = store.lookup_versions
+
+    def slow_lookup(keys: Any) -> dict[str, str]:
+        keys = list(keys)
+        asked.append(len(keys))
+        time.sleep(0.003)  # a slow store: many times the chunk-time target
+        return lookup_versions(keys)
+
+    monkeypatch.setattr(store, "lookup_versions", slow_lookup)
+    out, report = _run_on(store, items, chunk_size=250)
+    assert out == [x * x + 1 for x in items] and report.cached == 2000
+    assert max(asked) == 250 and len(asked) <= 2 * (1000 // 250 + 1)
+
+
+def test_a_slow_task_still_takes_its_items_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk sizes follow the task's own time: misses of a slow task come one at a time."""
+    store = open_store(tmp_path)
+    asked: list[int] = []
+    lookup_versions = store.lookup_versions
+
+    def counted(keys: Any) -> dict[str, str]:
+        keys = list(keys)
+        asked.append(len(keys))
+        return lookup_versions(keys)
+
+    def slow(x: int) -> int:
+        time.sleep(0.01)  # ten times the chunk-time target per item
+        return x
+
+    monkeypatch.setattr(store, "lookup_versions", counted)
+    p = iq.Pipeline(store=store)
+    out = p.map(iq.Task(slow), iq.Queue(list(range(6))))
+    p.run()
+    assert list(out) == list(range(6)) and asked == [1] * 6
+
+
+def _run_on(store: Any, items: list[int], **run_options: Any) -> tuple[list[int], Any]:
+    p = iq.Pipeline(store=store)
+    out = p.chain([square, plus_one], iq.Queue(items))
+    report = p.run(**run_options)
+    return list(out), report
