@@ -41,8 +41,12 @@ differ, ``node_key`` itself is used.
 every row it steps through. Stages that query the store at the same time hand
 the GIL back and forth at each row -- a thread switch each, which costs more
 than the row -- so a run's look-ups and loads take turns (``turn``, the run's
-``Execution.store_reads`` lock), a chunk at a time. The lock only orders the
-reads; nothing depends on it for correctness, and user code never runs under it.
+``Execution.store_reads`` lock), a chunk at a time: a stage resolves a whole
+chunk (keys, look-up, placeholders) in one turn. The lock only orders the
+reads; nothing depends on it for correctness, no task runs under it (a lost
+blob is recomputed after the turn), and nothing under it waits on another
+stage, so it cannot deadlock. The recorder's saves do not take it: they are
+the run's long transactions, and the stages' reads go on beside them.
 
 *Items that cannot be hashed.* Caching one needs its content hash; an item that
 has none fails for that task with a :class:`~incgraph.errors.HashingError` that

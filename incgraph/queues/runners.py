@@ -260,16 +260,22 @@ class TaskRunner(Runner):
             self.fail(work.start + i, items[i], error)
 
         dvs = cache.versions(items, work.dvs, unhashable)
-        with self.ex.store_reads:
-            keys = cache.keys(dvs)
-            found = cache.lookup(keys)
+        with self.ex.store_reads:  # the whole resolution: no GIL hand-off mid-chunk
+            self.resolve(work, cache, dvs)
+        return work
+
+    def resolve(self, work: _Work, cache: TaskCache, dvs: list[Any]) -> None:
+        """Key and look up the chunk's items: hits become placeholders, the rest misses."""
+        items = work.items
+        keys = cache.keys(dvs)
+        found = cache.lookup(keys)
         work.dvs, work.keys = dvs, keys
         if len(found) == len(keys):  # every key found (so none MISSING, none repeated)
             fn = self.fn
             work.out_dvs = [found[key] for key in keys]
             work.results = [Stored(dv, fn, x) for dv, x in zip(work.out_dvs, items, strict=True)]
             self.counts.cached += len(keys)
-            return work
+            return
         results: list[Any] = [_FAILED] * len(items)
         out_dvs: list[Any] = [MISSING] * len(items)
         first: dict[str, int] = {}
@@ -287,7 +293,6 @@ class TaskRunner(Runner):
                 first[key] = i
                 work.misses.append(i)
         work.results, work.out_dvs = results, out_dvs
-        return work
 
     def miss_values(self, work: _Work) -> list[Any]:
         """The input values of the items to compute (cached inputs loaded now)."""
