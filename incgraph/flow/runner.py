@@ -216,10 +216,8 @@ class FlowRun:
         # Pure bookkeeping (no user code runs): with the cyclic GC on, building N task
         # nodes would trigger collections that rescan the growing graph.
         with gc_paused():
-            tasks = [
-                add(f"{lp.name}[{task.index}]", proc, {**shared, TASK_INPUT: task}, version=version)
-                for task in grid.tasks()
-            ]
+            each = ((f"{lp.name}[{task.index}]", {TASK_INPUT: task}) for task in grid.tasks())
+            tasks = self.graph.add_nodes(proc, shared, each, version=version)
             join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
         self._live[lp.name] = join
         self._pending[lp.name] = _Pending(join, memo)

@@ -42,6 +42,7 @@ import pickle
 import threading
 import time
 import traceback
+import types
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -150,8 +151,20 @@ def run_coroutine(coro: Any) -> Any:
 
 # -- one computation -----------------------------------------------------------------
 
-_NEVER_AWAITABLE = frozenset({type(None), bool, int, float, complex, str, bytes, tuple, list, dict})
-"""Result types ``inspect.isawaitable`` need not look at (it costs an ABC check)."""
+_NOT_AWAITABLE: set[type] = {type(None), bool, int, float, complex, str, bytes, tuple, list, dict}
+"""Result types known not to be awaitable (``inspect.isawaitable`` costs an ABC check)."""
+
+
+def _is_awaitable(value: Any) -> bool:
+    """``inspect.isawaitable(value)``, remembering the types that were not."""
+    cls = type(value)
+    if cls in _NOT_AWAITABLE:
+        return False
+    if inspect.isawaitable(value):
+        return True
+    if cls is not types.GeneratorType:  # a generator's answer depends on the instance
+        _NOT_AWAITABLE.add(cls)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +203,8 @@ def _inputs_to_check(node: Node) -> dict[str, Any]:
     """
     sig = node.signature
     assert sig is not None
+    if not sig.params:  # process(**inputs) without annotations: nothing to check
+        return {}
     params = dict(sig.params)
     for name, src in node.bindings.items():
         checked = not isinstance(src, Node) or src.is_constant
@@ -254,7 +269,7 @@ def _compute(
     instance = _construct(spec, make)
     try:
         value = instance.process(**inputs)
-        if type(value) not in _NEVER_AWAITABLE and inspect.isawaitable(value):
+        if _is_awaitable(value):
             value = run_coroutine(value)
     except IncgraphError:
         raise

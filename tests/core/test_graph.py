@@ -163,3 +163,31 @@ def test_var_keyword_processor_accepts_any_input(graph: ProcessGraph) -> None:
 
     n = graph.add_node(1, Collect, {"x": 1, "y": "z"})
     assert graph.run_upto(n) == {"x": 1, "y": "z"}
+
+
+def test_add_nodes_builds_what_add_node_builds(graph: ProcessGraph) -> None:
+    """add_nodes gives the same nodes, keys and results as one add_node call per node."""
+    a = graph.add_constant_node("a", "a", value=10)
+    bulk = graph.add_nodes(SumInt, {"a": a}, ((f"s{i}", {"b": i}) for i in range(3)))
+    single = [graph.add_node(f"t{i}", SumInt, {"a": a, "b": i}) for i in range(3)]
+    assert [n.id for n in bulk] == ["s0", "s1", "s2"]
+    assert [graph.run_upto(n) for n in bulk] == [10, 11, 12]
+    for b, s in zip(bulk, single, strict=True):
+        assert b.bindings == s.bindings and b.code_version() == s.code_version()
+        assert b.fixed_input_versions() == s.fixed_input_versions()
+    with pytest.raises(InputTypeError, match=r"'a' expects int"):
+        a.set_value("ten")  # every bulk-added node is a registered reader of the shared constant
+
+
+def test_add_nodes_checks_each_nodes_own_inputs(graph: ProcessGraph) -> None:
+    """A bad per-node input, a missing input or a reused id fails naming that node."""
+    a = graph.add_constant_node("a", "a", value=1)
+    with pytest.raises(InputTypeError, match=r"node s1 \(SumInt\): input 'b' expects int"):
+        graph.add_nodes(SumInt, {"a": a}, [("s0", {"b": 1}), ("s1", {"b": "x"})])
+    with pytest.raises(GraphDefinitionError, match=r"node m1 \(SumInt\): missing required"):
+        graph.add_nodes(SumInt, {}, [("m0", {"a": 1, "b": 2}), ("m1", {"a": 1})])
+    with pytest.raises(GraphDefinitionError, match="already used"):
+        graph.add_nodes(SumInt, {"a": a}, [("d0", {"b": 1}), ("d0", {"b": 2})])
+    with pytest.raises(InputTypeError, match=r"node w0 \(SumInt\): input 'a' expects int"):
+        graph.add_nodes(SumInt, {"a": "shared"}, [("w0", {"b": 1}), ("w1", {"b": 2})])
+    assert graph.add_nodes(SumInt, {"a": a}, []) == []
