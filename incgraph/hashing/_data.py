@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import sys
 
+from xxhash import xxh3_128_hexdigest
+
 from incgraph.errors import HashingError
 from incgraph.hashing import _builtins, _numpy, _pandas, _registry, _stdlib
-from incgraph.hashing._encoder import Encoder, Unhashable, encode
+from incgraph.hashing._encoder import HANDLERS, Encoder, Unhashable, encode, pack_u64
 from incgraph.hashing._scheme import DATA_HEADER
 
 __all__ = ["data_version"]
@@ -67,6 +69,16 @@ def data_version(value: object) -> str:
     >>> len(data_version([1, 2, 3]))
     32
     """
+    prefix = getattr(HANDLERS.get(type(value)), "str_prefix", None)
+    if prefix is not None:  # an __incgraph_hash__ type seen before (Manifest, Task, ...)
+        try:
+            reduced = value.__incgraph_hash__()  # type: ignore[attr-defined]
+        except Exception:
+            reduced = None  # the full path below raises the located error
+        if type(reduced) is str:
+            # exactly the bytes the full path writes: prefix, then the str's encoding
+            data = reduced.encode("utf-8", "surrogatepass")
+            return xxh3_128_hexdigest(b"".join((prefix, b"s", pack_u64(len(data)), data)))
     enc = Encoder()
     enc.buf += DATA_HEADER
     try:

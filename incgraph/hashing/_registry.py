@@ -36,8 +36,10 @@ from incgraph.hashing._encoder import (
     encode,
     forget_resolved,
     is_builtin,
+    pack_u64,
     type_label,
 )
+from incgraph.hashing._scheme import DATA_HEADER
 
 __all__ = ["register_hasher"]
 
@@ -133,7 +135,12 @@ def _call_protocol(value: Any) -> object:
 def _protocol_rule(cls: type) -> Handler | None:
     if not callable(getattr(cls, "__incgraph_hash__", None)):
         return None
-    return _reduction_handler(cls, _call_protocol, f"{cls.__qualname__}.__incgraph_hash__()")
+    handler = _reduction_handler(cls, _call_protocol, f"{cls.__qualname__}.__incgraph_hash__()")
+    # What the handler writes before the reduced value, for data_version's shortcut when
+    # a value of this type is hashed on its own and reduces to a str (see _data.py).
+    label = type_label(cls).encode("utf-8", "surrogatepass")
+    setattr(handler, "str_prefix", DATA_HEADER + b"R" + pack_u64(len(label)) + label)
+    return handler
 
 
 add_rule(10, _registered_rule)

@@ -9,6 +9,7 @@ import pytest
 
 from incgraph.errors import HashingError
 from incgraph.hashing import _encoder, _registry, data_version, register_hasher
+from incgraph.hashing._scheme import DATA_HEADER
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +156,44 @@ def test_registration_can_cover_builtin_subclasses() -> None:
     register_hasher(Settings, lambda s: sorted(s))
     assert data_version(Settings(a=1)) != before
     assert data_version(Settings(a=1)) == data_version(Settings(a=2))
+
+
+class Digest:
+    """Reduces to a str (as flow manifests do): data_version takes a shortcut for these."""
+
+    def __init__(self, text: Any) -> None:
+        self.text = text
+
+    def __incgraph_hash__(self) -> object:
+        if isinstance(self.text, Exception):
+            raise self.text
+        return self.text
+
+
+def _full_path(value: object) -> str:
+    """data_version through the encoder, never the str shortcut."""
+    enc = _encoder.Encoder()
+    enc.buf += DATA_HEADER
+    _encoder.encode(enc, value)
+    return enc.hexdigest()
+
+
+@pytest.mark.parametrize(
+    "text", ["", "abc", "é\udcff", "x" * 70_000], ids=["empty", "ascii", "non-ascii", "streamed"]
+)
+def test_str_reductions_hash_the_same_on_the_shortcut(text: str) -> None:
+    """A type reducing to a str hashes exactly as the encoder would (short, non-ASCII, streamed)."""
+    first = data_version(Digest(text))  # resolves the type's handler
+    assert data_version(Digest(text)) == first == _full_path(Digest(text))
+    assert data_version(Digest(text)) != data_version(text)
+    assert data_version(Digest(text + "!")) != first
+
+
+def test_shortcut_falls_back_for_other_reductions_and_errors() -> None:
+    """Non-str reductions, raising reductions and later registrations all take the full path."""
+    data_version(Digest("warm"))
+    assert data_version(Digest(("a", 1))) == _full_path(Digest(("a", 1)))
+    with pytest.raises(HashingError, match=r"Digest.__incgraph_hash__\(\) raised ValueError"):
+        data_version(Digest(ValueError("boom")))
+    register_hasher(Digest, lambda d: "constant")
+    assert data_version(Digest("a")) == data_version(Digest("b"))
