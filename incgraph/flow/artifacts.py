@@ -118,7 +118,7 @@ def entry_key(entry: tuple[str, Any]) -> str:
 
 
 class Manifest(dict[str, Any]):
-    """Attribute name -> entry, with its content hash computed once (``content``).
+    """Attribute name -> entry, with its content hash computed once, when first asked for.
 
     Examples
     --------
@@ -127,14 +127,20 @@ class Manifest(dict[str, Any]):
     (('v', 0.9), True)
     """
 
-    __slots__ = ("content",)
+    __slots__ = ("_content",)
 
     def __init__(self, entries: Mapping[str, Any] = {}, content: str | None = None) -> None:
         super().__init__(entries)
+        self._content = content
+
+    @property
+    def content(self) -> str:
+        """The content hash: equal entries, equal hash (see :func:`entry_key`)."""
+        content = self._content
         if content is None:
             parts = sorted(f"{name}={entry_key(e)}" for name, e in self.items())
-            content = hashing.combine("FlowManifest", *parts)
-        self.content = content
+            content = self._content = hashing.combine("FlowManifest", *parts)
+        return content
 
     def __incgraph_hash__(self) -> object:
         return self.content
@@ -213,7 +219,12 @@ class Task:
         self.elements = dict(elements)
         self.whole = dict(whole)
         if content is None:
-            parts = [f"{up}[]={m.content}" for up, m in self.elements.items()]
+            # the elements' entries directly (their partial manifests are never hashed)
+            parts = [
+                f"{up}[]{name}={entry_key(e)}"
+                for up, m in self.elements.items()
+                for name, e in m.items()
+            ]
             parts += [f"{up}={m.content}" for up, m in self.whole.items()]
             content = hashing.combine("FlowTask", str(index), *sorted(parts))
         self.content = content

@@ -66,7 +66,28 @@ _PAGE = (
     "ORDER BY created, rowid LIMIT ?"
 )
 _loads = json.loads
-_dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: C-accelerated, no setup
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"an input data version must be a str, got {type(value).__name__}")
+
+
+def _json_dumps() -> Any:
+    """Compact JSON of an inputs dict (str -> str): CPython's C encoder, made once.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs
+    as much as the encoding of a small dict itself.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # not CPython: the pure-Python encoder
+        return json.JSONEncoder(separators=(",", ":")).encode
+    encoder = make(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    return lambda obj: "".join(encoder(obj, 0))
+
+
+_dumps = _json_dumps()
 
 
 def _record(key: str, row: Sequence[Any]) -> Record:

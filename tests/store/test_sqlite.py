@@ -642,3 +642,17 @@ def test_transient_disk_io_errors_are_retried_then_reported(tmp_path: Path) -> N
         file.write(broken)
     assert IO_RETRIES >= 3
     file.close()
+
+
+def test_inputs_json_is_compact_escaped_and_round_trips() -> None:
+    """The index writes inputs as compact JSON, escaping any name, and reads back the same dict."""
+    import json
+
+    from incgraph.store import sqlite_index
+
+    inputs = {"x": "a" * 32, 'naïve "quoted"\n': "b" * 32, "": "c"}
+    text = sqlite_index._dumps(inputs)
+    assert text == json.dumps(inputs, separators=(",", ":"))
+    assert json.loads(text) == inputs
+    with pytest.raises(TypeError, match="must be a str"):
+        sqlite_index._dumps({"x": object()})
