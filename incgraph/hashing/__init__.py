@@ -17,7 +17,8 @@ characters and all tagged with :data:`SCHEME`:
   the helpers, classes and simple constants it references in the user's own
   modules, plus a declared ``version``.
 * :func:`combine` - a domain-tagged hash of strings.
-* :func:`node_key` - the cache key, ``combine("NodeKey", code, init, inputs...)``,
+* :func:`node_key` - the cache key, ``combine("NodeKey", code, init, inputs...)``
+  (:func:`node_key_function` builds many keys of a one-input node fast),
   built with a single xxh3 call because every cache hit computes it.
 
 Module map: ``_scheme`` (tag, combine, node_key), ``_encoder`` (stream,
@@ -34,10 +35,18 @@ Examples
 32
 """
 
-from incgraph.hashing._scheme import SCHEME, combine, node_key  # isort: skip
+from incgraph.hashing._scheme import SCHEME, combine, node_key, node_key_function  # isort: skip
 from incgraph.hashing._data import data_version  # isort: skip
 from incgraph.hashing._registry import register_hasher  # isort: skip
 from incgraph.hashing._code import code_version  # isort: skip
 from incgraph.hashing import _callables  # isort: skip  # noqa: F401  (registers callables)
 
-__all__ = ["SCHEME", "code_version", "combine", "data_version", "node_key", "register_hasher"]
+__all__ = [
+    "SCHEME",
+    "code_version",
+    "combine",
+    "data_version",
+    "node_key",
+    "node_key_function",
+    "register_hasher",
+]

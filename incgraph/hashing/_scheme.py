@@ -22,14 +22,14 @@ calls beyond the f-strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from xxhash import xxh3_128_hexdigest
 
 from incgraph.errors import HashingError
 
-__all__ = ["DATA_HEADER", "SCHEME", "combine", "node_key"]
+__all__ = ["DATA_HEADER", "SCHEME", "combine", "node_key", "node_key_function"]
 
 SCHEME: Final = "ig1"
 """Version tag of the hash scheme, mixed into every hash."""
@@ -114,3 +114,34 @@ def node_key(code_version: str, init_version: str, inputs: Mapping[str, str]) ->
         f"{len(init_version)}:{init_version}" + "".join([f"{len(p)}:{p}" for p in pairs])
     )
     return xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+
+
+def node_key_function(code_version: str, init_version: str, name: str) -> Callable[[str], str]:
+    """:func:`node_key` for nodes whose only input is ``name``: ``dv -> key``, built fast.
+
+    ``node_key(code_version, init_version, {name: dv})`` hashes a text whose
+    head (everything but the input's netstring) is the same for every ``dv``;
+    the returned function builds that head once and hashes ``head + input``
+    per call, about a fifth of ``node_key``'s cost. For keying a stream of
+    items through one task.
+
+    Examples
+    --------
+    >>> key = node_key_function("c" * 32, "i" * 32, "item")
+    >>> key("1" * 32) == node_key("c" * 32, "i" * 32, {"item": "1" * 32})
+    True
+    """
+    if type(code_version) is not str or type(init_version) is not str or type(name) is not str:
+        raise HashingError(
+            "node_key_function: code_version, init_version and name must be str, got "
+            f"{type(code_version).__name__}, {type(init_version).__name__} and "
+            f"{type(name).__name__}"
+        )
+    head = f"{_NODE_KEY_PREFIX}{len(code_version)}:{code_version}{len(init_version)}:{init_version}"
+    prefix = f"{name}="
+
+    def key(data_version: str) -> str:
+        pair = prefix + data_version
+        return xxh3_128_hexdigest(f"{head}{len(pair)}:{pair}".encode("utf-8", "surrogatepass"))
+
+    return key

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import incgraph.hashing as hashing
 from incgraph.errors import HashingError
-from incgraph.hashing import SCHEME, combine, data_version, node_key
+from incgraph.hashing import SCHEME, combine, data_version, node_key, node_key_function
 
 HEX32 = st.text("0123456789abcdef", min_size=32, max_size=32)
 
 
 def test_public_names_are_exactly_the_documented_api() -> None:
-    """incgraph.hashing exports the six documented names, sorted."""
+    """incgraph.hashing exports the seven documented names, sorted."""
     assert hashing.__all__ == sorted(hashing.__all__)
     assert set(hashing.__all__) == {
         "SCHEME",
@@ -22,6 +22,7 @@ def test_public_names_are_exactly_the_documented_api() -> None:
         "combine",
         "data_version",
         "node_key",
+        "node_key_function",
         "register_hasher",
     }
 
@@ -121,3 +122,16 @@ def test_package_imports_and_hashes_without_numpy_or_pandas() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == data_version({"a": [1, 2.0]})
+
+
+@settings(max_examples=300, deadline=None)
+@given(code=st.text(), init=st.text(), name=st.text(), dv=st.text())
+def test_node_key_function_is_node_key(code: str, init: str, name: str, dv: str) -> None:
+    """node_key_function(code, init, name)(dv) is node_key(code, init, {name: dv}) for any strings."""
+    assert node_key_function(code, init, name)(dv) == node_key(code, init, {name: dv})
+
+
+def test_node_key_function_rejects_non_strings() -> None:
+    """Versions and names must be strings, as node_key requires."""
+    with pytest.raises(HashingError, match="must be str"):
+        node_key_function(b"c", "i", "item")  # type: ignore[arg-type]
