@@ -60,10 +60,12 @@ def test_equal_values_hash_equal(value: Any) -> None:
     assert data_version(copy.deepcopy(value)) == data_version(value)
 
 
-@given(values, st.randoms(use_true_random=False))
-def test_dict_and_set_insertion_order_does_not_matter(value: Any, rng: random.Random) -> None:
+@given(values, st.integers(min_value=0, max_value=2**32 - 1))
+def test_dict_and_set_insertion_order_does_not_matter(value: Any, seed: int) -> None:
     """Rebuilding every dict and set in a shuffled order keeps the hash."""
-    assert data_version(_shuffled(value, rng)) == data_version(value)
+    # A plain Random from one drawn seed: how many shuffles run depends on set iteration
+    # order, which Hypothesis must not see as draws (it would call the strategy flaky).
+    assert data_version(_shuffled(value, random.Random(seed))) == data_version(value)
 
 
 @settings(max_examples=50)
