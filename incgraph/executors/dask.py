@@ -55,11 +55,13 @@ class DaskExecutor:
 
     Examples
     --------
-    >>> from distributed import Client, LocalCluster           # doctest: +SKIP
-    >>> cluster = LocalCluster(n_workers=2, processes=True)     # doctest: +SKIP
-    >>> ex = DaskExecutor(Client(cluster))                      # doctest: +SKIP
-    >>> ex.submit(pow, 2, 5).result()                           # doctest: +SKIP
+    A cluster in this process (``Client("tcp://scheduler:8786")`` joins a real one):
+
+    >>> from distributed import Client
+    >>> client = Client(processes=False, n_workers=1, dashboard_address=None)
+    >>> DaskExecutor(client).submit(pow, 2, 5).result()
     32
+    >>> client.close()
     """
 
     in_process = False
