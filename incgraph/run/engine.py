@@ -281,11 +281,16 @@ class _Run:
         # walk: collections stay on and see only what the walk and process() make.
         # (Disabling the GC instead and re-enabling it around each process() call made
         # every call pay a young-generation collection: ~10 us per node.)
-        gc.freeze()
+        # A process that froze objects itself (a pre-forking server keeping pages shared)
+        # is left as it is: unfreezing would undo its freeze.
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         try:
             self._walk_nodes(in_flight)
         finally:
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
 
     def _walk_nodes(self, in_flight: dict[Future[Outcome], Any]) -> None:
         for pos, node in enumerate(self.order):

@@ -525,3 +525,39 @@ def test_the_serial_walk_claims_sibling_leases_in_one_transaction(
 class Collect100(Processor):
     def process(self, xs: int) -> int:
         return xs
+
+
+class GcState(Processor):
+    """Notes, while it runs, whether the GC is on and how many objects are frozen."""
+
+    seen: ClassVar[list[tuple[bool, int]]] = []
+
+    def process(self, x: int) -> int:
+        import gc
+
+        GcState.seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return x
+
+
+def test_the_serial_walk_hides_the_graph_from_the_gc_and_leaves_a_users_freeze_alone() -> None:
+    """During the walk the GC stays on with the graph frozen; afterwards nothing is left frozen,
+    and objects the caller froze before the run are still frozen after it."""
+    import gc
+
+    graph = ProcessGraph(store=memory_store())
+    x = graph.add_constant_node("x", "x", value=1)
+    node = graph.add_node("g", GcState, {"x": x}, cache=False)
+    GcState.seen.clear()
+    assert gc.get_freeze_count() == 0
+    graph.run_upto(node)
+    ((enabled, frozen),) = GcState.seen
+    assert enabled and frozen > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        graph.run_upto(node)
+        # still frozen (a few frozen objects may have been freed meanwhile), not unfrozen
+        assert gc.get_freeze_count() > before // 2
+    finally:
+        gc.unfreeze()
