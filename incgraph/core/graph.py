@@ -424,11 +424,7 @@ class Graph:
         node = Node(self, node_id, processor_class, bindings, init_kwargs, version, cache)
         self._check_bindings(node)
         self._check_init_kwargs(node)
-        self.nodes[node_id] = node
-        for name, v in bindings.items():
-            if isinstance(v, Node):
-                self._consumers.setdefault(v, []).append((node, name))
-        return node
+        return self._register(node)
 
     def add_nodes(
         self,
@@ -474,12 +470,16 @@ class Graph:
             bindings = {**shared, **inputs}
             node = Node(self, node_id, processor_class, bindings, dict(init_kwargs), version, cache)
             self._check_bindings(node, inputs)
-            self.nodes[node_id] = node
-            for name, v in bindings.items():
-                if isinstance(v, Node):
-                    self._consumers.setdefault(v, []).append((node, name))
-            added.append(node)
+            added.append(self._register(node))
         return added
+
+    def _register(self, node: Node) -> Node:
+        """Enter a checked node: by id, and as a reader of each node it binds."""
+        self.nodes[node.id] = node
+        for name, v in node.bindings.items():
+            if isinstance(v, Node):
+                self._consumers.setdefault(v, []).append((node, name))
+        return node
 
     def _resolve_id(self, node_id: Hashable, alias: Hashable) -> Hashable:
         if node_id is MISSING:

@@ -109,11 +109,13 @@ def node_key(code_version: str, init_version: str, inputs: Mapping[str, str]) ->
             "node_key: code_version and init_version must be str, got "
             f"{type(code_version).__name__} and {type(init_version).__name__}"
         )
-    text = (
-        f"{_NODE_KEY_PREFIX}{len(code_version)}:{code_version}"
-        f"{len(init_version)}:{init_version}" + "".join([f"{len(p)}:{p}" for p in pairs])
-    )
+    text = _key_head(code_version, init_version) + "".join([f"{len(p)}:{p}" for p in pairs])
     return xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+
+
+def _key_head(code_version: str, init_version: str) -> str:
+    """The part of a node key's text before its input pairs."""
+    return f"{_NODE_KEY_PREFIX}{len(code_version)}:{code_version}{len(init_version)}:{init_version}"
 
 
 def node_key_function(code_version: str, init_version: str, name: str) -> Callable[[str], str]:
@@ -137,7 +139,7 @@ def node_key_function(code_version: str, init_version: str, name: str) -> Callab
             f"{type(code_version).__name__}, {type(init_version).__name__} and "
             f"{type(name).__name__}"
         )
-    head = f"{_NODE_KEY_PREFIX}{len(code_version)}:{code_version}{len(init_version)}:{init_version}"
+    head = _key_head(code_version, init_version)
     prefix = f"{name}="
 
     def key(data_version: str) -> str:

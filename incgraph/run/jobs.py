@@ -260,13 +260,25 @@ def _checked(spec: _Spec, value: Any) -> Any:
     return value
 
 
-def _compute(
-    spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
-) -> Outcome:
+def _begin(spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any]) -> tuple[Any, float]:
+    """Check the inputs, start the clock, construct: what both compute paths do first."""
     if spec.params:
         _check_inputs(spec.describe, spec.params, inputs)
     start = time.perf_counter()
-    instance = _construct(spec, make)
+    return _construct(spec, make), start
+
+
+def _finish(spec: _Spec, value: Any, key: str | None, start: float) -> Outcome:
+    """Check the result against ``-> annotation``, stop the clock, version it."""
+    value = _checked(spec, value)
+    duration = time.perf_counter() - start
+    return Outcome(value, result_data_version(value, key, spec.cache), duration)
+
+
+def _compute(
+    spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
+) -> Outcome:
+    instance, start = _begin(spec, make, inputs)
     try:
         value = instance.process(**inputs)
         if _is_awaitable(value):
@@ -275,29 +287,22 @@ def _compute(
         raise
     except Exception as exc:
         raise _node_error(spec, exc) from exc
-    value = _checked(spec, value)
-    duration = time.perf_counter() - start
-    return Outcome(value, result_data_version(value, key, spec.cache), duration)
+    return _finish(spec, value, key, start)
 
 
 async def _compute_async(
     spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
 ) -> Outcome:
-    if spec.params:
-        _check_inputs(spec.describe, spec.params, inputs)
-    start = time.perf_counter()
-    instance = _construct(spec, make)
+    instance, start = _begin(spec, make, inputs)
     try:
         value = instance.process(**inputs)
-        if inspect.isawaitable(value):
+        if _is_awaitable(value):
             value = await value
     except IncgraphError:
         raise
     except Exception as exc:
         raise _node_error(spec, exc) from exc
-    value = _checked(spec, value)
-    duration = time.perf_counter() - start
-    return Outcome(value, result_data_version(value, key, spec.cache), duration)
+    return _finish(spec, value, key, start)
 
 
 # -- in this process -------------------------------------------------------------------
