@@ -29,7 +29,6 @@ are the fastest of two passes and one pass.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 import timeit
@@ -40,6 +39,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import xxhash
+from rows import emit
 
 from incgraph.hashing import data_version, node_key
 
@@ -69,21 +69,6 @@ def per_call_us(runs: list[Callable[[], Any]], numbers: list[int], repeat: int =
         for i, (run, number) in enumerate(zip(runs, numbers, strict=True)):
             best[i] = min(best[i], timeit.timeit(run, number=number) / number * 1e6)
     return best
-
-
-def emit(
-    rows: list[dict[str, Any]], bench: str, unit: str, mine: float, peer: float, peer_name: str
-) -> None:
-    row = {
-        "bench": bench,
-        "unit": unit,
-        "incgraph": round(mine, 4),
-        "peer": round(peer, 4),
-        "peer_name": peer_name,
-        "ratio": round(mine / peer, 3),
-    }
-    rows.append(row)
-    print(json.dumps(row), flush=True)
 
 
 def bench_arrays(rows: list[dict[str, Any]]) -> None:

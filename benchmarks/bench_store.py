@@ -48,6 +48,7 @@ from typing import Any
 
 import diskcache
 import numpy as np
+from rows import emit
 
 from incgraph.store import Record, open_store
 from incgraph.store.sqlite_index import _GET
@@ -71,21 +72,6 @@ def median_time(run: Callable[[int], Any], repeat: int) -> float:
 def best_time(run: Callable[[int], Any], repeat: int) -> float:
     """Fastest wall time of ``run(i)``: for microbenchmarks on a shared machine."""
     return min(timings(run, repeat))
-
-
-def emit(
-    rows: list[dict[str, Any]], bench: str, unit: str, mine: float, peer: float, peer_name: str
-) -> None:
-    row = {
-        "bench": bench,
-        "unit": unit,
-        "incgraph": round(mine, 4),
-        "peer": round(peer, 4),
-        "peer_name": peer_name,
-        "ratio": round(mine / peer, 3),
-    }
-    rows.append(row)
-    print(json.dumps(row), flush=True)
 
 
 def make_records(n: int) -> list[Record]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,14 +57,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         assert done.returncode == 0, done.stderr
     return folder
-
-
-@pytest.fixture
-def project(template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the template project for one test."""
-    copy = tmp_path / "project"
-    shutil.copytree(template, copy)
-    return copy
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -56,14 +56,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def project(template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the template project for one test."""
-    copy = tmp_path / "project"
-    shutil.copytree(template, copy)
-    return copy
-
-
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """main(args) in-process: (exit code, stdout, stderr)."""
     code = main(list(args))
