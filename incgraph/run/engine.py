@@ -190,6 +190,7 @@ class _Run:
         self.walk_pos = 0
         self.claimed_ahead: set[str] = set()
         self.keyed_ahead: dict[Node, tuple[str, dict[str, str]]] = {}
+        self.found_ahead: dict[str, str] = {}  # keys the look-ahead found stored: their versions
         # the serial executor runs each job in this thread: called directly, no Future
         self.direct = type(executor) is SerialExecutor
 
@@ -381,7 +382,9 @@ class _Run:
                 if latest is not None and latest[0] == key:
                     data_version: str | Missing = latest[1]
                 else:
-                    data_version = self.store.lookup_version(key)
+                    data_version = self.found_ahead.pop(key, MISSING)
+                    if data_version is MISSING:
+                        data_version = self.store.lookup_version(key)
                 if data_version is not MISSING:
                     self.dvs[node] = data_version
                     self.report.statuses[node] = NodeStatus(node, "hit", key, data_version)
@@ -458,6 +461,7 @@ class _Run:
             if latest is None or latest[0] != key:
                 keyed[key] = node
         stored = self.store.lookup_versions(keyed) if keyed else {}
+        self.found_ahead.update(stored)  # decide() settles these as hits without a query
         return [key for key in keyed if key not in stored]
 
     def known_cheap(self, node: Node) -> bool:

@@ -522,6 +522,38 @@ def test_the_serial_walk_claims_sibling_leases_in_one_transaction(
     assert sum(calls) == 101 and len(calls) <= 3
 
 
+def test_hits_found_by_the_look_ahead_are_not_looked_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Siblings the claim look-ahead found stored (older results, not the latest) settle as hits
+    from that one bulk query: no single-key look-up each."""
+    store = tmp_path / "store"
+
+    def build(seed_value: int, extra: bool) -> tuple[ProcessGraph, list[Any]]:
+        g = ProcessGraph(store=store)
+        seed = g.add_constant_node(0, "seed", value=seed_value)
+        first = [g.add_node("new", SumInt, {"a": seed, "b": 1000})] if extra else []
+        return g, [*first, *(g.add_node(i, SumInt, {"a": seed, "b": i}) for i in range(1, 21))]
+
+    for value in (7, 8):  # results for seed 7 stay stored, but seed 8's are the latest
+        g, nodes = build(value, extra=False)
+        with g:
+            g.run_upto(nodes)
+    single: list[str] = []
+    lookup_version = Store.lookup_version
+
+    def counting(self: Store, key: str) -> Any:
+        single.append(key)
+        return lookup_version(self, key)
+
+    monkeypatch.setattr(Store, "lookup_version", counting)
+    g, nodes = build(7, extra=True)  # "new" must compute: its claim looks ahead at the 20
+    with g:
+        g.run_upto(nodes)
+        assert len(g.last_run.computed) == 1 and len(g.last_run.hits) == 20
+    assert len(single) == 1  # "new"'s own look-up only
+
+
 class Collect100(Processor):
     def process(self, xs: int) -> int:
         return xs
