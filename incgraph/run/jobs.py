@@ -374,15 +374,18 @@ def compute_batch_in_process(node: Node, entries: list[BatchEntry]) -> list[Any]
     ``async def process`` processor run concurrently on one event loop.
     """
     spec = _spec_of_node(node)
+    return _compute_entries(spec, lambda: node_instance(node), node.processor, entries)
 
-    def make() -> Any:
-        return node_instance(node)
 
-    if _is_async(node.processor):
-        result: list[Any] = run_coroutine(
+def _compute_entries(
+    spec: _Spec, make: Callable[[], Any], processor: Any, entries: list[BatchEntry]
+) -> list[Any]:
+    """Every entry computed: concurrently on one event loop for ``async def process``."""
+    if _is_async(processor):
+        results: list[Any] = run_coroutine(
             _gather_entries(lambda e: _compute_async(spec, make, e[0], e[1]), entries)
         )
-        return result
+        return results
     return _run_entries(lambda e: _compute(spec, make, e[0], e[1]), entries)
 
 
@@ -434,16 +437,7 @@ def compute_batch_in_worker(job: WorkerJob, entries: list[BatchEntry]) -> list[A
     error can be unpickled by the caller.
     """
     spec = _spec_of_job(job)
-
-    def make() -> Any:
-        return _worker_instance(job)
-
-    if _is_async(job.processor):
-        results: list[Any] = run_coroutine(
-            _gather_entries(lambda e: _compute_async(spec, make, e[0], e[1]), entries)
-        )
-    else:
-        results = _run_entries(lambda e: _compute(spec, make, e[0], e[1]), entries)
+    results = _compute_entries(spec, lambda: _worker_instance(job), job.processor, entries)
     return [_sendable(r, spec) if isinstance(r, JobFailure) else r for r in results]
 
 

@@ -213,29 +213,24 @@ class SqliteLedger:
 
     def renew(self, owner: str, keys: Iterable[str], expires: float) -> None:
         """Push back the expiry of ``owner``'s leases on ``keys``."""
-        chunks = list(_chunks(keys))
-        if not chunks:
-            return
-
-        def renew(conn: sqlite3.Connection) -> None:
-            for chunk in chunks:
-                sql = f"UPDATE leases SET expires = ? WHERE owner = ? AND key IN ({_marks(chunk)})"
-                conn.execute(sql, (expires, owner, *chunk))
-
-        self.file.write(renew)
+        sql = "UPDATE leases SET expires = ? WHERE owner = ? AND key IN ({})"
+        self._write_per_chunk(sql, (expires, owner), keys)
 
     def release(self, owner: str, keys: Iterable[str]) -> None:
         """Drop ``owner``'s leases on ``keys``."""
+        self._write_per_chunk("DELETE FROM leases WHERE owner = ? AND key IN ({})", (owner,), keys)
+
+    def _write_per_chunk(self, sql: str, params: tuple[Any, ...], keys: Iterable[str]) -> None:
+        """Run ``sql`` (``{}`` takes the placeholders) per chunk of keys, in one transaction."""
         chunks = list(_chunks(keys))
         if not chunks:
             return
 
-        def release(conn: sqlite3.Connection) -> None:
+        def write(conn: sqlite3.Connection) -> None:
             for chunk in chunks:
-                sql = f"DELETE FROM leases WHERE owner = ? AND key IN ({_marks(chunk)})"
-                conn.execute(sql, (owner, *chunk))
+                conn.execute(sql.format(_marks(chunk)), (*params, *chunk))
 
-        self.file.write(release)
+        self.file.write(write)
 
     def lease_states(self, keys: Iterable[str] | None = None) -> dict[str, LeaseState]:
         """The current leases on ``keys`` (every lease when None)."""
