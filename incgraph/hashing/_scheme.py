@@ -137,7 +137,8 @@ def node_key_function(code_version: str, init_version: str, name: str) -> Callab
         raise HashingError(
             "node_key_function: code_version, init_version and name must be str, got "
             f"{type(code_version).__name__}, {type(init_version).__name__} and "
-            f"{type(name).__name__}"
+            f"{type(name).__name__}; pass code_version(...) and data_version(...) strings and "
+            "the input's name"
         )
     head = _key_head(code_version, init_version)
     prefix = f"{name}="
