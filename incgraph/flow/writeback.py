@@ -26,6 +26,15 @@ are the objects that were saved, as values passed between nodes in one run
 already are: treat what a layer reads as read-only. A process killed before a flush
 loses at most the pending results, which the next run recomputes; a
 half-written result is never served.
+
+Leases. The engine releases a lease as soon as it has saved the key's result,
+which here only queues it. A session of this store
+(:meth:`WriteBackStore.session`) therefore keeps the leases of saved keys
+until it closes, after a flush: another process waiting on such a key polls
+the index and sees the result once the flush commits it (at most
+:data:`MAX_DELAY` later), never a released lease before the result is
+there. ``session.commit()``, which the engine calls before it waits for
+another process, flushes, so two runs never wait for each other.
 """
 
 from __future__ import annotations
@@ -36,9 +45,11 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Final
 
+from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.protocols import Record
+from incgraph.store.session import StoreSession
 
 __all__ = ["MAX_DELAY", "MAX_PENDING", "RECENT_BYTES", "RECENT_ITEM_BYTES", "WriteBackStore"]
 
@@ -123,6 +134,12 @@ class WriteBackStore(Store):
         recent = self._recent.get(dv)
         return self.inner.load(dv) if recent is None else recent[0]
 
+    def session(
+        self, kind: str = "run", label: str = "", *, announce: bool = False
+    ) -> StoreSession:
+        """A run's session whose leases are released only after their results are committed."""
+        return _BufferedSession(self, kind, label, announce=announce)
+
     def save_many(self, items: Iterable[tuple[Record, Any]]) -> list[Record]:
         """Queue results; they are committed at the next flush."""
         items = list(items)
@@ -188,3 +205,36 @@ class WriteBackStore(Store):
     def close(self) -> None:
         """Flush; the inner store stays open (it belongs to the caller)."""
         self.flush()
+
+
+class _BufferedSession(StoreSession):
+    """A session of a :class:`WriteBackStore`: saved keys keep their leases until a flush.
+
+    ``saved`` only logs the keys (their rows are still queued); ``commit`` and
+    ``close`` flush the buffer first, and ``close`` then releases every lease.
+    """
+
+    store: WriteBackStore
+
+    def saved(self, keys: Iterable[str]) -> None:
+        """Log ``keys`` as written; their leases are released when the session closes."""
+        self.log.written.extend(keys)
+
+    def commit(self) -> None:
+        """Flush the buffer: every result saved so far is committed."""
+        self.store.flush()
+
+    def close(self, ok: bool = True) -> None:
+        """Flush, then release every lease and write the run log.
+
+        If the flush fails, the leases are still released and the run log still
+        written; the flush's error is raised unless the run failed already.
+        """
+        try:
+            self.store.flush()
+        except StoreError:
+            super().close(ok=False)
+            if ok:
+                raise
+            return
+        super().close(ok)

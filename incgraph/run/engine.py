@@ -41,13 +41,19 @@ Exactly once across processes, and a run log. Each run has a store session
 node that must compute first claims its key. A key another process is
 computing is waited for (the serial walk blocks; the pool loop keeps working
 and polls), then is a hit; a lapsed lease is taken over. The pool loop claims
-every node of a ready wave in one transaction. Leases guard work worth
-guarding: a node whose latest stored result (read by the prefetch) took less
-than :data:`LEASE_MIN_SECONDS` recomputes without a claim, as a duplicate
-compute of a cheap node by two processes is harmless; a node computing for
-the first time is always leased. Leases are released right
-after the results' index rows are committed (``flush``), and a run saves what
-it holds before it waits for anyone, so two runs never wait for each other.
+every node of a ready wave in one transaction; the serial walk looks up the
+keys of the nodes ahead of it that are decidable (a ForEach's sibling tasks)
+in one query and claims their misses in one transaction. Leases guard work
+worth guarding: a node whose latest stored result (read by the prefetch) took
+less than :data:`LEASE_MIN_SECONDS` recomputes without a claim, as a duplicate
+compute of a cheap node by two processes is harmless, and so does a node whose
+processor has computed at least :data:`PROVEN_CHEAP_AFTER` times in this run,
+each time that quickly (the look-ahead claims at most :data:`UNPROVEN_AHEAD`
+nodes of a processor not yet seen, so a fan-out of cheap tasks stops paying
+for leases after its first few). Any other node computing for the first time is
+leased. Leases are released once the results' index rows are committed, and a
+run commits what it holds before it waits for anyone, so two runs never wait for
+each other.
 A read-only store raises :class:`~incgraph.errors.ReadOnlyStoreError` naming
 the node before anything computes.
 
@@ -84,8 +90,12 @@ from incgraph.store.protocols import Record
 WRITE_CHUNK = 256
 PROMPT_WRITE_SECONDS = 0.5
 PROMPT_WRITE_BYTES = 1 << 20
-# The serial walk claims the leases of up to this many following nodes in one transaction.
+# The serial walk looks up (and claims the leases of) up to this many following nodes at once.
 CLAIM_AHEAD = 512
+# ... but at most this many lease-worthy nodes of a processor not yet seen computing in the run,
+UNPROVEN_AHEAD = 64
+# ... so that once this many of its computes were cheap, the rest need no lease.
+PROVEN_CHEAP_AFTER = 16
 # Runs of at least this many nodes read every node's latest record in bulk first.
 PREFETCH_MIN_NODES = 32
 # Leases guard work worth guarding: a node whose latest stored result took less than this
@@ -191,6 +201,9 @@ class _Run:
         self.claimed_ahead: set[str] = set()
         self.keyed_ahead: dict[Node, tuple[str, dict[str, str]]] = {}
         self.found_ahead: dict[str, str] = {}  # keys the look-ahead found stored: their versions
+        self.missing_ahead: set[str] = set()  # keys the look-ahead found missing
+        # processor -> how many of its computes in this run were cheap (-inf: one was not)
+        self.cheap_runs: dict[Any, float] = {}
         # the serial executor runs each job in this thread: called directly, no Future
         self.direct = type(executor) is SerialExecutor
 
@@ -215,7 +228,7 @@ class _Run:
         input_dvs = input_versions(node, self.dvs.__getitem__)
         key = cache_key(node, input_dvs) if node.cache else None
         if key is not None and not self.store.read_only:
-            stored = self.session.acquire(key, before_wait=self.flush)
+            stored = self.session.acquire(key, before_wait=self.flush_before_wait)
             if stored is not None:  # another process stored it meanwhile
                 try:
                     value = self.store.load(stored)
@@ -330,7 +343,7 @@ class _Run:
             if not in_flight and not self.watched:
                 break
             if self.watched:
-                self.flush()  # never hold back results while waiting for someone else's
+                self.flush_before_wait()  # never hold back results while waiting for someone's
             timeout = self.poll_delay if self.watched else None
             if in_flight:
                 done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -373,22 +386,14 @@ class _Run:
             if ahead is None:
                 input_dvs = input_versions(node, self.dvs.__getitem__)
                 key = cache_key(node, input_dvs)
+                if not defer_claim and node not in self.force:
+                    self.look_ahead(node, key)
             else:
                 key, input_dvs = ahead
-            if node not in self.force and key not in self.claimed_ahead:
-                # (a key claimed ahead was looked up and found missing moments ago, and
-                # this run holds its lease: no second lookup)
-                latest = self.latest.get(node.label)
-                if latest is not None and latest[0] == key:
-                    data_version: str | Missing = latest[1]
-                else:
-                    data_version = self.found_ahead.pop(key, MISSING)
-                    if data_version is MISSING:
-                        data_version = self.store.lookup_version(key)
+            if node not in self.force:
+                data_version = self.stored_version(node, key)
                 if data_version is not MISSING:
-                    self.dvs[node] = data_version
-                    self.report.statuses[node] = NodeStatus(node, "hit", key, data_version)
-                    self.hit_keys.append(key)
+                    self.settle_hit(node, key, data_version)
                     return False
             if self.upstream_only and node not in self.targets:
                 from incgraph.errors import NotCachedError
@@ -408,66 +413,102 @@ class _Run:
                 if defer_claim:
                     self.to_claim.setdefault(key, []).append((node, input_dvs))
                     return True
-                stored = self.claim_ahead(key)
+                stored = self.claim(key)
                 if stored is not None:  # another process computed it meanwhile
                     self.settle_hit(node, key, stored)
                     return False
         self.submit(node, key, input_dvs, in_flight)
         return True
 
-    def claim_ahead(self, key: str) -> str | None:
+    def stored_version(self, node: Node, key: str) -> str | Missing:
+        """The data version stored under ``key``, from what the walk knows, else one query."""
+        latest = self.latest.get(node.label)
+        if latest is not None and latest[0] == key:
+            return latest[1]
+        data_version = self.found_ahead.pop(key, MISSING)
+        if data_version is MISSING and key not in self.missing_ahead:
+            data_version = self.store.lookup_version(key)
+        self.missing_ahead.discard(key)
+        return data_version
+
+    def look_ahead(self, node: Node, key: str) -> None:
+        """Look up ``key`` and the keys of the nodes after it in bulk; claim the misses in one go.
+
+        The walk is about to decide ``node``. The nodes right after it whose inputs
+        are all known now (e.g. the sibling tasks of a ForEach) are keyed here (their
+        keys are kept in :attr:`keyed_ahead`, so :meth:`decide` does not build them
+        twice), all the keys are looked up in one query, and the misses worth a
+        lease are claimed in one transaction. The look-ahead stops at the first node
+        still waiting on an input, so a chain pays nothing for it. It takes at most
+        :data:`UNPROVEN_AHEAD` lease-worthy nodes of a processor this run has not
+        yet seen compute, so that once a few have proved cheap
+        (:data:`PROVEN_CHEAP_AFTER`) the rest are looked up without leases.
+        """
+        latest = self.latest.get(node.label)
+        wanted: dict[str, Node] = {} if latest is not None and latest[0] == key else {key: node}
+        unproven = 0
+        for nxt in self.order[self.walk_pos + 1 : self.walk_pos + 1 + CLAIM_AHEAD]:
+            if nxt.is_constant:
+                continue
+            if any(up not in self.dvs for up in nxt.upstream()):
+                break  # from here on the walk depends on results not known yet
+            if not nxt.cache or nxt in self.force:
+                continue
+            if nxt.processor not in self.cheap_runs and not self.known_cheap(nxt):
+                unproven += 1
+                if unproven > UNPROVEN_AHEAD:
+                    break
+            input_dvs = input_versions(nxt, self.dvs.__getitem__)
+            nxt_key = cache_key(nxt, input_dvs)
+            self.keyed_ahead[nxt] = (nxt_key, input_dvs)
+            latest = self.latest.get(nxt.label)
+            if latest is None or latest[0] != nxt_key:
+                wanted[nxt_key] = nxt
+        if not wanted:
+            return
+        stored = self.store.lookup_versions(wanted)
+        self.found_ahead.update(stored)  # decide() settles these as hits without a query
+        missing = [k for k in wanted if k not in stored]
+        self.missing_ahead.update(missing)
+        if self.store.read_only or self.upstream_only:
+            return  # decide() raises for the first node that must compute
+        to_claim = [k for k in missing if not self.known_cheap(wanted[k])]
+        if to_claim:
+            claims = self.session.claim(to_claim)
+            self.claimed_ahead.update(claims.mine)
+            self.found_ahead.update(claims.done)  # stored by another process since the lookup
+            self.missing_ahead.difference_update(claims.done)
+
+    def claim(self, key: str) -> str | None:
         """Claim ``key`` for the serial walk; None when it is ours to compute, else its version.
 
-        A lease costs a write transaction, so the claim also takes the keys of the
-        nodes right after this one in the walk that are already decidable and must
-        compute (e.g. the sibling tasks of a ForEach): one transaction for the lot.
-        The look-ahead stops at the first node still waiting on an input, so a chain
-        pays nothing for it. A key another process holds is waited for (after
-        saving what this run holds, so two runs never wait for each other).
+        A key the look-ahead claimed is ours already. A key another process holds
+        is waited for, after committing what this run holds (so two runs never
+        wait for each other).
         """
         if key in self.claimed_ahead:
             self.claimed_ahead.discard(key)
             return None
-        batch = [key, *self.keys_to_claim_ahead()]
-        claims = self.session.claim(batch)
-        self.claimed_ahead.update(k for k in claims.mine if k != key)
+        claims = self.session.claim([key])
         if key in claims.done:
             return claims.done[key]
         if key in claims.theirs:
-            self.flush()
+            self.flush_before_wait()
             claims = self.session.lessee.wait([key])
             if key in claims.done:
                 return claims.done[key]
         return None
 
-    def keys_to_claim_ahead(self) -> list[str]:
-        """Keys of the next decidable, uncached, lease-worthy nodes after the walk's position.
-
-        Their keys are kept (:attr:`keyed_ahead`) so :meth:`decide` does not build
-        them twice, and they are looked up in one query.
-        """
-        keyed: dict[str, Node] = {}
-        for node in self.order[self.walk_pos + 1 : self.walk_pos + 1 + CLAIM_AHEAD]:
-            if node.is_constant:
-                continue
-            if any(up not in self.dvs for up in node.upstream()):
-                break  # from here on the walk depends on results not known yet
-            if not node.cache or node in self.force or self.known_cheap(node):
-                continue
-            input_dvs = input_versions(node, self.dvs.__getitem__)
-            key = cache_key(node, input_dvs)
-            self.keyed_ahead[node] = (key, input_dvs)
-            latest = self.latest.get(node.label)
-            if latest is None or latest[0] != key:
-                keyed[key] = node
-        stored = self.store.lookup_versions(keyed) if keyed else {}
-        self.found_ahead.update(stored)  # decide() settles these as hits without a query
-        return [key for key in keyed if key not in stored]
-
     def known_cheap(self, node: Node) -> bool:
-        """Whether ``node``'s latest stored result is known to have taken < LEASE_MIN_SECONDS."""
+        """Whether ``node`` is known to compute in < LEASE_MIN_SECONDS, so it needs no lease.
+
+        Known from its latest stored result, or because its processor's computes in
+        this run were all that quick (at least :data:`PROVEN_CHEAP_AFTER` of them).
+        """
         latest = self.latest.get(node.label)
-        return latest is not None and latest[2] < LEASE_MIN_SECONDS
+        if latest is not None and latest[2] < LEASE_MIN_SECONDS:
+            return True
+        return self.cheap_runs.get(node.processor, 0) >= PROVEN_CHEAP_AFTER
 
     def submit(
         self,
@@ -526,6 +567,10 @@ class _Run:
         self, node: Node, key: str | None, input_dvs: dict[str, str] | None, out: Outcome
     ) -> None:
         """Queue a computed result for the store and remember its value for the run."""
+        cheap = out.duration < LEASE_MIN_SECONDS
+        self.cheap_runs[node.processor] = (
+            self.cheap_runs.get(node.processor, 0) + 1 if cheap else float("-inf")
+        )
         if node.cache and key is not None and input_dvs is not None:
             record = make_record(node, key, input_dvs, out.data_version, out.duration)
             if not self.pending:
@@ -554,6 +599,11 @@ class _Run:
         except StoreError as exc:
             _raise_naming_the_node(self.store, items, exc)
         self.session.saved([record.key for record, _ in items])  # logged; leases released
+
+    def flush_before_wait(self) -> None:
+        """Write and commit everything this run holds: it is about to wait for another process."""
+        self.flush()
+        self.session.commit()
 
     def resolve(self, node: Node, ready: deque[Node]) -> None:
         """``node`` has a data version: release its dependents and drop values no one needs."""

@@ -21,6 +21,8 @@ call                        when
 ``session.saved(keys)``     right after ``Store.save_many`` committed their rows: logs them
                             as written and releases their leases
 ``session.release(keys)``   keys claimed but not saved (their computation failed)
+``session.commit()``        before waiting for another claimant: commit what was saved
+                            (a no-op here; a store that buffers writes flushes them)
 ``session.close(ok)``       at the end, always (``finally``): releases every lease still
                             held and writes the run log's one row
 ==========================  ============================================================
@@ -111,6 +113,14 @@ class StoreSession:
         self.log.written.extend(keys)
         if self._lessee is not None:
             self._lessee.release(keys)
+
+    def commit(self) -> None:
+        """Make sure every result saved in this run is committed; call before waiting for others.
+
+        Results saved to a :class:`~incgraph.store.Store` are committed when
+        ``save_many`` returns, so this does nothing; the session of a store that
+        buffers writes (``incgraph.flow.writeback``) commits them here.
+        """
 
     def close(self, ok: bool = True) -> None:
         """Release every lease still held and write the run log (once).

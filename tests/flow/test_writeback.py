@@ -104,3 +104,66 @@ def test_close_flushes_and_leaves_the_inner_store_open(tmp_path: Path) -> None:
     buffer.save(record("k1", DV1), "x")
     buffer.close()
     assert inner.load(inner.lookup("k1")) == "x"
+
+
+KEY = "a" * 32
+
+
+def test_a_session_keeps_leases_of_queued_results_until_they_are_committed(
+    tmp_path: Path,
+) -> None:
+    """A saved key's lease outlives the queue: released only after the flush committed its row."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    session = buffer.session("run", "test")
+    assert session.claim([KEY]).mine == [KEY]
+    buffer.save(record(KEY, DV1), 1)
+    session.saved([KEY])
+    assert inner.lookup(KEY) is MISSING
+    assert set(inner.ledger.lease_states([KEY])) == {KEY}  # still ours: not committed yet
+    session.commit()
+    assert inner.lookup_version(KEY) == DV1
+    session.close()
+    assert inner.ledger.lease_states([KEY]) == {}
+    assert inner.runs()[-1].computed == 1
+
+
+def test_another_claimant_sees_a_queued_result_once_it_is_committed(tmp_path: Path) -> None:
+    """Another process's claim on a key saved but still queued is 'theirs', then 'done'."""
+    buffer = WriteBackStore(open_store(tmp_path))
+    other = open_store(tmp_path).lessee()
+    session = buffer.session()
+    session.claim([KEY])
+    buffer.save(record(KEY, DV1), 1)
+    session.saved([KEY])
+    assert other.claim_many([KEY]).theirs == [KEY]  # no duplicate compute while queued
+    session.commit()
+    assert other.claim_many([KEY]).done == {KEY: DV1}
+    session.close()
+    other.close()
+
+
+def test_a_session_whose_flush_fails_still_releases_its_leases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close(): the flush's store error is raised (a run that failed keeps its own error)."""
+    from incgraph.errors import StoreError
+
+    inner = open_store(tmp_path)
+    for ok in (True, False):
+        buffer = WriteBackStore(inner)
+        session = buffer.session()
+        session.claim([KEY])
+        buffer.save(record(KEY, DV1), 1)
+
+        def broken() -> None:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(buffer, "flush", broken)
+        if ok:
+            with pytest.raises(StoreError, match="disk full"):
+                session.close(ok)
+        else:
+            session.close(ok)
+        assert inner.ledger.lease_states([KEY]) == {}
+        assert inner.runs()[-1].status == "failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -484,8 +485,41 @@ def _claims_of_runs(
 def test_cheap_nodes_recompute_without_a_lease_but_first_computes_are_leased(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str | None
 ) -> None:
-    """A node's first compute claims its key; a recompute of a node known to be cheap does not."""
-    assert _claims_of_runs(tmp_path, monkeypatch, executor) == [40, 0]
+    """A node's first compute claims its key, until its processor proved cheap in the run.
+
+    A recompute of a node whose stored result was cheap claims nothing.
+    """
+    from incgraph.run.engine import PROVEN_CHEAP_AFTER
+
+    assert _claims_of_runs(tmp_path, monkeypatch, executor) == [PROVEN_CHEAP_AFTER, 0]
+
+
+class SlowOnce(Processor):
+    def process(self, x: int) -> int:
+        if x == 5:
+            time.sleep(0.02)
+        return x + 1
+
+
+def test_a_processor_with_one_slow_compute_stays_leased(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One compute over LEASE_MIN_SECONDS: the processor is never taken for cheap in that run."""
+    from incgraph.run import engine
+    from incgraph.store.leases import Lessee
+
+    monkeypatch.setattr(engine, "LEASE_MIN_SECONDS", 0.01)
+    claimed: list[str] = []
+    claim_many = Lessee.claim_many
+    monkeypatch.setattr(
+        Lessee, "claim_many", lambda self, keys: claimed.extend(keys) or claim_many(self, keys)
+    )
+    with ProcessGraph(store=tmp_path / "store") as g:
+        nodes = [g.add_constant_node(0, "seed", value=0)]
+        for i in range(1, 41):
+            nodes.append(g.add_node(i, SlowOnce, {"x": nodes[-1]}))
+        assert g.run_upto(nodes[-1]) == 40
+    assert len(claimed) == 40  # x = 0..4 cheap (5 < 16), then one slow: leased to the end
 
 
 def test_a_node_that_was_slow_is_leased_again(
@@ -501,7 +535,12 @@ def test_a_node_that_was_slow_is_leased_again(
 def test_the_serial_walk_claims_sibling_leases_in_one_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Independent cold nodes (like ForEach tasks) are claimed together, not one transaction each."""
+    """Independent cold nodes (like ForEach tasks) are claimed together, not one transaction each.
+
+    Only the first few are claimed: the look-ahead takes UNPROVEN_AHEAD siblings of a
+    processor not yet seen computing; once they proved cheap, the rest need no lease.
+    """
+    from incgraph.run.engine import UNPROVEN_AHEAD
     from incgraph.store.leases import Lessee
 
     calls: list[int] = []
@@ -519,7 +558,7 @@ def test_the_serial_walk_claims_sibling_leases_in_one_transaction(
         total = g.add_node("total", Collect100, {"xs": tasks[0]})
         assert g.run_upto([*tasks, total]) == 8
         assert len(g.last_run.computed) == 101
-    assert sum(calls) == 101 and len(calls) <= 3
+    assert calls == [UNPROVEN_AHEAD + 1, 1]  # the first task and 64 ahead; then the total
 
 
 def test_hits_found_by_the_look_ahead_are_not_looked_up_again(
@@ -547,11 +586,11 @@ def test_hits_found_by_the_look_ahead_are_not_looked_up_again(
         return lookup_version(self, key)
 
     monkeypatch.setattr(Store, "lookup_version", counting)
-    g, nodes = build(7, extra=True)  # "new" must compute: its claim looks ahead at the 20
+    g, nodes = build(7, extra=True)  # deciding "new" looks ahead at the 20
     with g:
         g.run_upto(nodes)
         assert len(g.last_run.computed) == 1 and len(g.last_run.hits) == 20
-    assert len(single) == 1  # "new"'s own look-up only
+    assert single == []  # "new" and its 20 siblings: one bulk look-up
 
 
 class Collect100(Processor):
