@@ -1,0 +1,103 @@
+"""Per-task CPU instructions of a ForEach's first run: a timing-free measure for noisy machines.
+
+The VMs these benchmarks run on change speed by up to 1.5x within minutes, which
+hides any change of less than ~20% in wall-clock figures. Instructions executed
+do not drift: this script runs the first run of ``bench_flow``'s flow under
+valgrind's cachegrind (no cache simulation) for N = 200 and N = 2,200 tasks and
+reports ``(I(2200) - I(200)) / 2000``, the instructions one more task costs. The
+write-back buffer's time-based flush and the engine's prompt writes are switched
+off, so the same work is measured however slow valgrind makes the process. I/O
+time (SQLite's writes) is not in the count, so compare like with like: two
+checkouts (``--against``), not a count and a wall time.
+
+Run (about a minute; needs ``valgrind`` on the PATH)::
+
+    python benchmarks/flow_instructions.py                      # this checkout
+    python benchmarks/flow_instructions.py --against ../old    # and another, with the ratio
+
+``../old`` can be made with ``git worktree add ../old <commit>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SMALL, LARGE = 200, 2200
+
+# Runs in the measured process: the first run of bench_flow's flow on a fresh store
+# (after a warm-up run that pays the imports), with the time-based flushes off.
+_CHILD = """
+import shutil, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import bench_flow
+from incgraph.flow import writeback
+from incgraph.run import engine
+writeback.MAX_DELAY = engine.PROMPT_WRITE_SECONDS = float("inf")
+folder = Path(tempfile.mkdtemp())
+bench_flow.run_flow(folder / "warm", 10)
+bench_flow.run_flow(folder / "store", int(sys.argv[1]))
+shutil.rmtree(folder)
+"""
+
+
+def instructions(checkout: Path, n: int) -> int:
+    """Instructions the child process executes for a first run of ``n`` tasks."""
+    # Same hash seed, and no BLAS threads spinning (numpy is imported by the store's
+    # migrations): valgrind counts every thread's instructions.
+    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0"}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(n),
+            str(checkout / "benchmarks"),
+        ],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if match is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def per_task(checkout: Path) -> float:
+    """Instructions per additional task, in thousands."""
+    small, large = instructions(checkout, SMALL), instructions(checkout, LARGE)
+    return (large - small) / (LARGE - SMALL) / 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", type=Path, help="another checkout to compare with")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed: apt-get install valgrind (or your system's package)")
+    here = round(per_task(Path(__file__).resolve().parent.parent), 1)
+    line: dict[str, object] = {"bench": "flow_instructions", "kilo_instructions_per_task": here}
+    if args.against is not None:
+        other = round(per_task(args.against.resolve()), 1)
+        line.update(against=str(args.against), against_kilo_instructions_per_task=other)
+        line["ratio"] = round(here / other, 3)
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
