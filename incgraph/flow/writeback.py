@@ -8,7 +8,8 @@ with :meth:`~incgraph.store.Store.save_many`, each costs a few microseconds.
 :class:`WriteBackStore` is the store a flow run hands the engine: it holds
 saved results and artifact blobs in memory and commits them in one batch
 
-* when :data:`MAX_PENDING` items are waiting,
+* when :data:`MAX_PENDING` items are waiting, or values of more than
+  :data:`MAX_PENDING_BYTES` (arrays and bytes, by their size in memory),
 * when :data:`MAX_DELAY` seconds have passed since the last commit (so a flow
   of slow tasks commits each result as soon as it is made), and
 * at the end of every engine run, successful or not.
@@ -51,10 +52,20 @@ from incgraph.store import Store
 from incgraph.store.protocols import Record
 from incgraph.store.session import StoreSession
 
-__all__ = ["MAX_DELAY", "MAX_PENDING", "RECENT_BYTES", "RECENT_ITEM_BYTES", "WriteBackStore"]
+__all__ = [
+    "MAX_DELAY",
+    "MAX_PENDING",
+    "MAX_PENDING_BYTES",
+    "RECENT_BYTES",
+    "RECENT_ITEM_BYTES",
+    "WriteBackStore",
+]
 
 MAX_PENDING: Final = 1024
 """Flush once this many results and blobs are waiting."""
+
+MAX_PENDING_BYTES: Final = 256 << 20
+"""Flush once the waiting values hold this many bytes (counted for arrays and bytes)."""
 
 MAX_DELAY: Final = 0.2
 """Flush when this many seconds have passed since the last flush."""
@@ -95,6 +106,7 @@ class WriteBackStore(Store):
         self._records: dict[str, Record] = {}
         self._recent: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._recent_bytes = 0
+        self._pending_bytes = 0
         self._last_flush = time.monotonic()
 
     def lookup(self, key: str) -> Record | Missing:
@@ -149,6 +161,7 @@ class WriteBackStore(Store):
             for record, value in items:
                 self._blobs[record.data_version] = value
                 self._records[record.key] = record
+                self._pending_bytes += _nbytes(value)
             self._maybe_flush()
         return [record for record, _ in items]
 
@@ -156,11 +169,16 @@ class WriteBackStore(Store):
         """Queue an artifact blob (no index row); committed before any queued record."""
         with self._lock:
             self._blobs[data_version] = value
+            self._pending_bytes += _nbytes(value)
             self._maybe_flush()
 
     def _maybe_flush(self) -> None:
         waiting = len(self._blobs)  # every pending record has its blob here too
-        if waiting >= MAX_PENDING or time.monotonic() - self._last_flush >= MAX_DELAY:
+        if (
+            waiting >= MAX_PENDING
+            or self._pending_bytes >= MAX_PENDING_BYTES
+            or time.monotonic() - self._last_flush >= MAX_DELAY
+        ):
             self._flush_locked()
 
     def flush(self) -> None:
@@ -191,6 +209,7 @@ class WriteBackStore(Store):
         # Dropped only now: until committed, readers find them here.
         self._records = {}
         self._blobs = {}
+        self._pending_bytes = 0
 
     def _remember(self, items: list[tuple[str, Any]], sizes: list[int]) -> None:
         recent = self._recent
@@ -205,6 +224,14 @@ class WriteBackStore(Store):
     def close(self) -> None:
         """Flush; the inner store stays open (it belongs to the caller)."""
         self.flush()
+
+
+def _nbytes(value: Any) -> int:
+    """The bytes a pending value holds, for what says so cheaply (arrays, bytes), else 0."""
+    size = getattr(value, "nbytes", None)
+    if isinstance(size, int):
+        return size
+    return len(value) if isinstance(value, (bytes, bytearray)) else 0
 
 
 class _BufferedSession(StoreSession):

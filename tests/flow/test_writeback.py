@@ -167,3 +167,19 @@ def test_a_session_whose_flush_fails_still_releases_its_leases(
             session.close(ok)
         assert inner.ledger.lease_states([KEY]) == {}
         assert inner.runs()[-1].status == "failed"
+
+
+def test_flushes_when_the_pending_values_are_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large values (arrays, bytes) are committed once MAX_PENDING_BYTES of them wait."""
+    import numpy as np
+
+    monkeypatch.setattr(writeback, "MAX_PENDING_BYTES", 1000)
+    monkeypatch.setattr(writeback, "MAX_DELAY", 1e9)
+    inner = memory_store()
+    buffer = WriteBackStore(inner)
+    buffer.save(record("k1", DV1), np.zeros(100))  # 800 bytes
+    assert inner.lookup("k1") is MISSING
+    buffer.put_blob(DV2, b"x" * 300)
+    assert inner.lookup("k1") is not MISSING
+    buffer.save(record("k3", DV3), np.zeros(100))  # the count restarted at the flush
+    assert inner.lookup("k3") is MISSING
