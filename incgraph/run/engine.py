@@ -423,13 +423,18 @@ class _Run:
     def stored_version(self, node: Node, key: str) -> str | Missing:
         """The data version stored under ``key``, from what the walk knows, else one query."""
         latest = self.latest.get(node.label)
-        if latest is not None and latest[0] == key:
+        if latest is not None and latest[0] == key:  # the prefetch answered it
             return latest[1]
         data_version = self.found_ahead.pop(key, MISSING)
         if data_version is MISSING and key not in self.missing_ahead:
             data_version = self.store.lookup_version(key)
         self.missing_ahead.discard(key)
         return data_version
+
+    def prefetched(self, node: Node, key: str) -> bool:
+        """Whether ``key`` is ``node``'s latest stored key, as read by :meth:`prefetch`."""
+        latest = self.latest.get(node.label)
+        return latest is not None and latest[0] == key
 
     def look_ahead(self, node: Node, key: str) -> None:
         """Look up ``key`` and the keys of the nodes after it in bulk; claim the misses in one go.
@@ -444,8 +449,7 @@ class _Run:
         yet seen compute, so that once a few have proved cheap
         (:data:`PROVEN_CHEAP_AFTER`) the rest are looked up without leases.
         """
-        latest = self.latest.get(node.label)
-        wanted: dict[str, Node] = {} if latest is not None and latest[0] == key else {key: node}
+        wanted: dict[str, Node] = {} if self.prefetched(node, key) else {key: node}
         unproven = 0
         for nxt in self.order[self.walk_pos + 1 : self.walk_pos + 1 + CLAIM_AHEAD]:
             if nxt.is_constant:
@@ -461,8 +465,7 @@ class _Run:
             input_dvs = input_versions(nxt, self.dvs.__getitem__)
             nxt_key = cache_key(nxt, input_dvs)
             self.keyed_ahead[nxt] = (nxt_key, input_dvs)
-            latest = self.latest.get(nxt.label)
-            if latest is None or latest[0] != nxt_key:
+            if not self.prefetched(nxt, nxt_key):
                 wanted[nxt_key] = nxt
         if not wanted:
             return
