@@ -120,6 +120,7 @@ class Node:
         "bindings",
         "cache",
         "constant_name",
+        "fanout",
         "graph",
         "id",
         "init_kwargs",
@@ -167,6 +168,8 @@ class Node:
         self._job_spec: Any = None  # what incgraph.run.jobs needs to compute it, made once
         self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
         self.seq = len(graph.nodes)  # insertion position: inputs always come first
+        self.fanout: FanOut | None = None
+        """The fan-out this node was added in by :meth:`Graph.add_nodes`, if any."""
 
     # -- identity -----------------------------------------------------------------
 
@@ -332,6 +335,24 @@ class Node:
                 release()
 
 
+class FanOut:
+    """Nodes added together by :meth:`Graph.add_nodes` that differ only in inline inputs.
+
+    They share the processor, its version and init kwargs, and every input bound
+    to a node (``shared``: input name -> upstream node); each has its own inline
+    constants (a ForEach task's element, a grid point). The engine's serial walk
+    keys, looks up and claims a fan-out's nodes in bulk.
+    """
+
+    __slots__ = ("shared",)
+
+    def __init__(self, shared: dict[str, Node]) -> None:
+        self.shared = shared
+
+    def __repr__(self) -> str:
+        return f"<FanOut sharing {', '.join(self.shared) or 'no nodes'}>"
+
+
 def _by_seq(node: Node) -> int:
     return node.seq
 
@@ -456,8 +477,12 @@ class Graph:
         [0, 10, 20]
         """
         shared = dict(shared)
+        shared_nodes = {name: v for name, v in shared.items() if isinstance(v, Node)}
+        fan = True  # whether every node's own inputs are inline and leave the shared nodes be
         added: list[Node] = []
         for node_id, inputs in each:
+            if fan and any(isinstance(v, Node) or k in shared_nodes for k, v in inputs.items()):
+                fan = False
             if not added:  # the first is checked in full: processor, shared inputs, init kwargs
                 bindings = {**shared, **inputs}
                 first = self.add_node(
@@ -471,6 +496,10 @@ class Graph:
             node = Node(self, node_id, processor_class, bindings, dict(init_kwargs), version, cache)
             self._check_bindings(node, inputs)
             added.append(self._register(node))
+        if fan and len(added) > 1:
+            group = FanOut(shared_nodes)
+            for node in added:
+                node.fanout = group
         return added
 
     def _register(self, node: Node) -> Node:

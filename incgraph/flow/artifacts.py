@@ -117,6 +117,29 @@ def entry_key(entry: tuple[str, Any]) -> str:
     return "s" + hashing.combine("FlowShard", *[entry_key(e) for e in payload])
 
 
+def inline_manifest(values: Mapping[str, Any]) -> Manifest | None:
+    """The manifest of ``values`` if every one is inline (see :func:`is_inline`), else None.
+
+    What :meth:`ArtifactWriter.manifest` returns for such values, without a writer:
+    the usual case of a ForEach task that sets a few numbers.
+
+    Examples
+    --------
+    >>> inline_manifest({"score": 0.5})
+    {'score': ('v', 0.5)}
+    >>> inline_manifest({"model": [1, 2]}) is None
+    True
+    """
+    out = {}
+    for name, value in values.items():
+        cls = type(value)
+        if cls in _INLINE_SCALARS or (cls in _INLINE_SIZED and len(value) <= INLINE_MAX):
+            out[name] = (INLINE, value)
+        else:
+            return None
+    return Manifest(out)
+
+
 class Manifest(dict[str, Any]):
     """Attribute name -> entry, with its content hash computed once, when first asked for.
 

@@ -23,11 +23,11 @@ upstream layer work on what it produced (``upstream.summary()``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from incgraph.errors import ArtifactNotFoundError, FlowDefinitionError, FlowError
 from incgraph.flow.accessor import Accessor, Loader, resolve
+from incgraph.flow.artifacts import INLINE
 
 __all__ = ["FlowParams", "Layer", "bind_view", "finished_artifacts", "start_running"]
 
@@ -85,17 +85,22 @@ class FlowParams(Mapping[str, Any]):
         return f"FlowParams({self._values!r})"
 
 
-@dataclass
 class _Running:
-    """State of a layer whose ``__call__`` the flow is running."""
+    """State of a layer whose ``__call__`` the flow is running.
 
-    where: str
-    index: int
-    params: FlowParams
-    shards: dict[str, list[Any]] = field(default_factory=dict)
+    (Plain slotted classes, here and in :class:`_View`: a ForEach makes one of
+    each per task.)
+    """
+
+    __slots__ = ("index", "params", "shards", "where")
+
+    def __init__(self, where: str, index: int, params: FlowParams) -> None:
+        self.where = where
+        self.index = index
+        self.params = params
+        self.shards: dict[str, list[Any]] = {}
 
 
-@dataclass
 class _View:
     """State of an upstream layer as a downstream reader sees it.
 
@@ -103,12 +108,23 @@ class _View:
     ``overrides`` are a ForEach task's own elements, which win over ``base``.
     """
 
-    name: str
-    reader: str
-    base: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    overrides: dict[str, Any]
-    load: Loader
-    index: int
+    __slots__ = ("base", "index", "load", "name", "overrides", "reader")
+
+    def __init__(
+        self,
+        name: str,
+        reader: str,
+        base: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        overrides: dict[str, Any],
+        load: Loader,
+        index: int,
+    ) -> None:
+        self.name = name
+        self.reader = reader
+        self.base = base
+        self.overrides = overrides
+        self.load = load
+        self.index = index
 
 
 class Layer:
@@ -187,13 +203,14 @@ class Layer:
 
     def __setattr__(self, name: str, value: Any) -> None:
         state = self.__dict__.get(_STATE)
-        if isinstance(state, _View):
-            raise FlowError(
-                f"layer {state.reader} tried to set {state.name}.{name}; upstream layers are "
-                f"read-only, set self.{name} in {state.reader} instead"
-            )
         if state is not None:
-            _check_artifact_name(state.where, name)
+            if type(state) is _View:
+                raise FlowError(
+                    f"layer {state.reader} tried to set {state.name}.{name}; upstream layers "
+                    f"are read-only, set self.{name} in {state.reader} instead"
+                )
+            if name in RESERVED:
+                _check_artifact_name(state.where, name)
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -240,10 +257,12 @@ def _artifact_names(state: _View) -> list[str]:
 
 
 def _read(state: _View, name: str) -> Any:
-    where = f"{state.name}.{name}"
     entry = state.overrides.get(name)
     if entry is not None:
-        return resolve(entry, state.load, where)
+        if entry[0] == INLINE:  # the common case of a task's element: no name to format
+            return entry[1]
+        return resolve(entry, state.load, f"{state.name}.{name}")
+    where = f"{state.name}.{name}"
     base = state.base
     if isinstance(base, Mapping):
         entry = base.get(name)

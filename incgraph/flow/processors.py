@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 from incgraph import hashing
 from incgraph.core.processor import Processor
 from incgraph.errors import FlowError
-from incgraph.flow.artifacts import ArtifactWriter, Join, Manifest, Task
+from incgraph.flow.artifacts import ArtifactWriter, Join, Manifest, Task, inline_manifest
 from incgraph.flow.definition import LayerPlan
 from incgraph.flow.layer import FlowParams, Layer, bind_view, finished_artifacts, start_running
 
@@ -144,6 +144,10 @@ class LayerProcessor(Processor):
         inst = start_running(lp.layer, where, index, ctx.params)
         inst(**views)
         values, shards = finished_artifacts(inst)
+        if not shards:
+            small = inline_manifest(values)  # all small scalars: no blob, no writer
+            if small is not None:
+                return small
         writer = ArtifactWriter(ctx.put, lambda: self._identity(inputs), where)
         return writer.manifest(values, shards)
 

@@ -72,13 +72,13 @@ from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from incgraph.core.graph import Node
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.executors.base import Executor, SerialExecutor
 from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
-from incgraph.run.keys import cache_key, input_versions, make_record
+from incgraph.run.keys import cache_key, input_versions, key_maker, make_record
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.leases import Claims
@@ -112,9 +112,8 @@ __all__ = ["NodeStatus", "RunReport", "execute"]
 Status = Literal["constant", "hit", "computed", "failed", "skipped"]
 
 
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """What a run did with one node."""
+class NodeStatus(NamedTuple):
+    """What a run did with one node (a named tuple: one is made per node of every run)."""
 
     node: Node
     status: Status
@@ -307,8 +306,19 @@ class _Run:
                 gc.unfreeze()
 
     def _walk_nodes(self, in_flight: dict[Future[Outcome], Any]) -> None:
-        for pos, node in enumerate(self.order):
+        order, pos = self.order, 0
+        bulk = not (self.force or self.upstream_only or self.store.read_only)
+        while pos < len(order):
+            node = order[pos]
             self.walk_pos = pos
+            pos += 1
+            fan = node.fanout
+            if fan is not None and bulk and node.cache:
+                start = pos - 1
+                while pos < len(order) and order[pos].fanout is fan:
+                    pos += 1
+                self.walk_fanout(order[start:pos])
+                continue
             if self.decide(node, in_flight):
                 fut, (node, key, input_dvs) = in_flight.popitem()
                 try:
@@ -318,6 +328,97 @@ class _Run:
                     raise
                 self.record(node, key, input_dvs, out)
             self.drop_values(node)
+
+    def walk_fanout(self, nodes: list[Node]) -> None:
+        """Decide a run of a fan-out's nodes (the serial walk's bulk path).
+
+        The nodes share every upstream node (decided by now), so they are keyed
+        from one set of shared input versions, looked up in one query per chunk,
+        and their lease-worthy misses claimed in one transaction per chunk, as
+        :meth:`look_ahead` would, without deciding them one by one. A chunk holds
+        :data:`CLAIM_AHEAD` nodes, or ``UNPROVEN_AHEAD + 1`` while the processor
+        may need leases (not yet proved cheap in this run), so that a fan-out of
+        cheap nodes claims only its first few.
+        """
+        first = nodes[0]
+        assert first.fanout is not None
+        shared = first.fanout.shared
+        shared_dvs = {name: self.dvs[up] for name, up in shared.items()}
+        key_of = key_maker(first)
+        values: dict[str, Any] | None = None  # the shared inputs' values, once one computes
+        done = 0
+        while done < len(nodes):
+            cheap = self.known_cheap(first)
+            chunk = nodes[done : done + (CLAIM_AHEAD if cheap else UNPROVEN_AHEAD + 1)]
+            done += len(chunk)
+            keyed = []
+            for node in chunk:
+                ahead = self.keyed_ahead.pop(node, None)  # keyed by an earlier look-ahead
+                if ahead is None:
+                    input_dvs = dict(node.fixed_input_versions())
+                    input_dvs.update(shared_dvs)
+                    ahead = (key_of(input_dvs), input_dvs)
+                keyed.append((node, *ahead))
+            misses = self.settle_stored(keyed)
+            if misses:
+                if values is None:
+                    values = {name: self.value_of(up) for name, up in shared.items()}
+                self.compute_misses(misses, values)
+            for node in chunk:
+                self.drop_values(node)
+
+    def settle_stored(
+        self, keyed: list[tuple[Node, str, dict[str, str]]]
+    ) -> list[tuple[Node, str, dict[str, str]]]:
+        """Settle the keyed nodes whose key is stored as hits (one query); return the rest."""
+        latest, found, missing = self.latest, self.found_ahead, self.missing_ahead
+        wanted = [
+            key
+            for node, key, _ in keyed
+            if not self.prefetched(node, key) and key not in found and key not in missing
+        ]
+        stored = self.store.lookup_versions(wanted) if wanted else {}
+        misses = []
+        for node, key, input_dvs in keyed:
+            entry = latest.get(node.label)
+            if entry is not None and entry[0] == key:
+                data_version: str | None = entry[1]
+            else:
+                data_version = stored.get(key) or found.pop(key, None)
+                missing.discard(key)
+            if data_version is None:
+                misses.append((node, key, input_dvs))
+            else:
+                self.settle_hit(node, key, data_version)
+        return misses
+
+    def compute_misses(
+        self, misses: list[tuple[Node, str, dict[str, str]]], shared_values: dict[str, Any]
+    ) -> None:
+        """Claim the lease-worthy misses of a fan-out chunk in one go, then compute them here."""
+        to_claim = [
+            key
+            for node, key, _ in misses
+            if key not in self.claimed_ahead and not self.known_cheap(node)
+        ]
+        claims = self.session.claim(to_claim) if to_claim else None
+        for node, key, input_dvs in misses:
+            self.claimed_ahead.discard(key)
+            if claims is not None and key in claims.done:
+                self.settle_hit(node, key, claims.done[key])
+                continue
+            if claims is not None and key in claims.theirs:
+                stored = self.claim(key)  # waits for the other process
+                if stored is not None:
+                    self.settle_hit(node, key, stored)
+                    continue
+            inputs = {**node.bindings, **shared_values}
+            try:
+                out = compute_in_process(node, inputs, key)
+            except BaseException:
+                self.report.statuses[node] = NodeStatus(node, "failed", key, None)
+                raise
+            self.record(node, key, input_dvs, out)
 
     def _loop(self) -> None:
         for node in self.order:
