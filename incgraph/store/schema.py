@@ -40,17 +40,32 @@ Version 2 adds what lets people trust and inspect a store:
 
 The DDL is produced by ``sqlite_utils``; sqlite-utils 4 runs it inside the
 caller's open transaction, which is what makes a migration atomic.
+
+A new file. Creating a store's file the ordinary way - ``PRAGMA journal_mode
+= WAL`` on the empty file, then the migrations in a transaction - costs a
+rollback-journal transaction with three fsyncs, the migrations' Python, and
+a checkpoint of a dozen schema pages at close. :func:`new_file_image` instead
+runs the same :func:`migrate` once per process on an in-memory database and
+returns its bytes (``Connection.serialize``) with the header marked as a WAL
+database (bytes 18 and 19 of the SQLite header, the file format write and
+read versions, are 2 in WAL mode: what ``PRAGMA journal_mode = WAL`` itself
+writes). :class:`~incgraph.store.sqlite_file.SqliteFile` writes that image to
+a temporary file, fsyncs it once and links it into place, so a new store is
+either absent or complete. Because both paths run :func:`migrate`, the schema
+is the same whichever made the file.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # sqlite_utils imports numpy when present: load it only to migrate
     import sqlite_utils
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "new_file_image"]
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -135,3 +150,71 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this incgraph writes."""
+
+
+# Offsets 18 and 19 of the database header: the file format write and read versions,
+# 1 for rollback journals and 2 for WAL (https://sqlite.org/fileformat2.html#database_header).
+_FORMAT_VERSIONS = slice(18, 20)
+_WAL_FORMAT = b"\x02\x02"
+
+_image: bytes | None = None
+_image_lock = threading.Lock()
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations ``conn``'s database lacks, then set its ``user_version``.
+
+    Call it inside a write transaction: sqlite-utils issues its DDL in the
+    caller's transaction, so the migration is all or nothing.
+
+    Examples
+    --------
+    >>> import sqlite3
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> migrate(conn)
+    >>> conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    True
+    """
+    import sqlite_utils  # imports numpy when installed: only when a store is created/migrated
+
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+    for migration in MIGRATIONS[version:]:
+        migration(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def new_file_image() -> bytes | None:
+    """The bytes of a database file at :data:`SCHEMA_VERSION`, in WAL mode, holding no rows.
+
+    Built once per process by :func:`migrate` on an in-memory database. None
+    where this Python's ``sqlite3`` cannot serialize a database (then stores
+    are created the ordinary way).
+
+    Examples
+    --------
+    >>> image = new_file_image()
+    >>> image is None or (image[:16], image[18:20]) == (b"SQLite format 3\\x00", b"\\x02\\x02")
+    True
+    """
+    global _image
+    if _image is None:
+        with _image_lock:
+            if _image is None:
+                _image = _build_image()
+    return _image or None
+
+
+def _build_image() -> bytes:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        if not hasattr(conn, "serialize"):  # SQLite built without it
+            return b""
+        conn.execute("BEGIN IMMEDIATE")
+        migrate(conn)
+        conn.execute("COMMIT")
+        image = bytearray(conn.serialize())
+    finally:
+        conn.close()
+    image[_FORMAT_VERSIONS] = _WAL_FORMAT
+    return bytes(image)
