@@ -252,6 +252,18 @@ class Task:
             content = hashing.combine("FlowTask", str(index), *sorted(parts))
         self.content = content
 
+    @classmethod
+    def assembled(
+        cls, index: int, elements: dict[str, Any], whole: dict[str, Manifest], content: str
+    ) -> Task:
+        """A task from parts already built and hashed (the grid's fast path): no copies.
+
+        ``content`` must be what ``Task(index, elements, whole).content`` would be.
+        """
+        task = cls.__new__(cls)
+        task.index, task.elements, task.whole, task.content = index, elements, whole, content
+        return task
+
     def __incgraph_hash__(self) -> object:
         return self.content
 

@@ -79,9 +79,32 @@ class Grid:
         return hashing.combine("FlowGrid", *parts)
 
     def tasks(self) -> list[Task]:
-        """Each task's own inputs, in flat order (the first dimension varies fastest)."""
-        dims, constant = self.dims, self.constant
-        return [_task(i, pt, dims, constant) for i, pt in enumerate(grid_points(self.sizes))]
+        """Each task's own inputs, in flat order (the first dimension varies fastest).
+
+        Each cell of each dimension is turned into its elements and hash parts
+        once (a cell of a multi-dimensional grid is shared by many tasks); a
+        task merges its cells' and hashes the sorted parts, exactly as
+        :class:`~incgraph.flow.artifacts.Task` would.
+        """
+        cells = [[_cell(contributions) for contributions in dim] for dim in self.dims]
+        constant_elements, constant_whole, constant_parts = _cell(self.constant)
+        combine = hashing.combine
+        tasks = []
+        for index, point in enumerate(grid_points(self.sizes)):
+            elements = dict(constant_elements)
+            whole = dict(constant_whole)
+            parts = list(constant_parts)
+            for d, coord in enumerate(point):
+                cell_elements, cell_whole, cell_parts = cells[d][coord]
+                for up, entries in cell_elements.items():
+                    mine = elements.get(up)
+                    elements[up] = entries if mine is None else {**mine, **entries}
+                whole.update(cell_whole)
+                parts += cell_parts
+            parts.sort()
+            content = combine("FlowTask", str(index), *parts)
+            tasks.append(Task.assembled(index, elements, whole, content))
+        return tasks
 
 
 def _key(c: Contribution) -> str:
@@ -196,21 +219,22 @@ def _check_same_length(
         )
 
 
-def _task(
-    index: int,
-    point: tuple[int, ...],
-    dims: list[list[list[Contribution]]],
-    constant: list[Contribution],
-) -> Task:
+def _cell(
+    contributions: list[Contribution],
+) -> tuple[dict[str, dict[str, Any]], dict[str, Manifest], list[str]]:
+    """What one grid cell gives a task: elements by upstream layer, whole manifests, hash parts.
+
+    The hash parts are those :class:`~incgraph.flow.artifacts.Task` hashes:
+    ``"<up>[]<attr>=<entry key>"`` per element, ``"<up>=<content>"`` per whole manifest.
+    """
     elements: dict[str, dict[str, Any]] = {}
     whole: dict[str, Manifest] = {}
-    for d, coord in enumerate(point):
-        for up, attr, entry in dims[d][coord]:
-            if attr is None:
-                whole[up] = entry
-            else:
-                elements.setdefault(up, {})[attr] = entry
-    for up, attr, entry in constant:
-        assert attr is not None
-        elements.setdefault(up, {})[attr] = entry
-    return Task(index, {up: Manifest(e) for up, e in elements.items()}, whole)
+    parts = []
+    for up, attr, entry in contributions:
+        if attr is None:
+            whole[up] = entry
+            parts.append(f"{up}={entry.content}")
+        else:
+            elements.setdefault(up, {})[attr] = entry
+            parts.append(f"{up}[]{attr}={entry_key(entry)}")
+    return elements, whole, parts

@@ -302,3 +302,27 @@ def test_independent_foreach_layers_run_in_one_wave(tmp_path: Path) -> None:
     assert sorted(execution.computed) == sorted(
         ["Src", "Inc[0]", "Inc[1]", "Inc[2]", "Inc", "Dec[0]", "Dec[1]", "Dec[2]", "Dec", "Sum"]
     )
+
+
+def test_grid_tasks_hash_as_tasks_built_one_by_one() -> None:
+    """The grid's fast task assembly gives each task the content (and so the cache key) that
+    ``Task(index, elements, whole)`` computes, for crossed, constant and whole contributions."""
+    from incgraph.flow.artifacts import Manifest, Task, inline
+    from incgraph.flow.grid import Grid
+
+    upstream_task = Manifest({"score": inline(0.5)})
+    grid = Grid(
+        dims=[
+            [[("A", "x", inline(i))] for i in range(3)],
+            [[("B", "y", inline(f"s{j}")), ("C", None, upstream_task)] for j in range(2)],
+        ],
+        constant=[("A", "k", inline(7))],
+    )
+    tasks = grid.tasks()
+    assert [t.index for t in tasks] == list(range(6))
+    for task in tasks:
+        assert task.elements["A"]["k"] == ("v", 7)  # a constant merges into a crossed layer
+        rebuilt = Task(task.index, task.elements, task.whole)
+        assert task.content == rebuilt.content
+    assert len({t.content for t in tasks}) == 6
+    assert tasks[4].elements["A"]["x"] == ("v", 1) and tasks[4].elements["B"]["y"] == ("v", "s1")
