@@ -19,7 +19,9 @@ A lease expires ``ttl`` seconds (:data:`LEASE_SECONDS`) after it was taken or
 last renewed. While a claimant holds leases, one heartbeat thread per process
 renews them every ``ttl / 3`` seconds, so a live process keeps its leases
 however long it computes, and a killed one loses them within ``ttl``: its
-work is then redone by whoever waits. (diskcache's ``Lock`` was not used: a
+work is then redone by whoever waits. The thread outlives its last claimant
+by :data:`LINGER_SECONDS` (its connections closed), so runs in quick
+succession share one thread instead of starting one each. (diskcache's ``Lock`` was not used: a
 lock held by a killed process is never freed.)
 
 Guarantees and limits:
@@ -62,10 +64,13 @@ from incgraph.errors import ReadOnlyStoreError, StoreError
 from incgraph.store.ledger import Ledger
 from incgraph.store.runlog import new_owner, owner_is_dead
 
-__all__ = ["LEASE_SECONDS", "Claims", "Lessee"]
+__all__ = ["LEASE_SECONDS", "LINGER_SECONDS", "Claims", "Lessee"]
 
 LEASE_SECONDS = 30.0
 """How long a lease lives without renewal; a killed claimant's work is redone after this."""
+
+LINGER_SECONDS = 60.0
+"""How long the idle heartbeat thread waits for the next claimant before it exits."""
 
 _FIRST_POLL = 0.002
 _MAX_POLL = 0.1
@@ -252,41 +257,60 @@ class Lessee:
 class _Heartbeat:
     """One thread per process renewing the leases of every claimant that holds some.
 
-    The thread starts with the first claimant and exits (closing its own
-    database connections) when none is left.
+    The thread starts with the first claimant. When no claimant is left it
+    closes the database connections it renewed through, then lingers for
+    ``linger`` seconds before it exits: the next run's claimant (a flow runs
+    one engine run per wave, each with its own claimant) finds it waiting
+    instead of paying for a thread start and join. A store closed meanwhile
+    drops the thread's connection itself (:meth:`SqliteFile.close`).
+
+    Adding a claimant wakes the thread only when it waits longer than the
+    claimant's leases allow (it lingers, or the claimant's ``ttl`` is shorter);
+    removing one never does: the thread notices at its next beat.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, linger: float = LINGER_SECONDS) -> None:
+        self.linger = linger
         self._lessees: set[Lessee] = set()
         self._cond = threading.Condition()
-        self._running = False
+        self._thread: threading.Thread | None = None
+        self._period = math.inf  # how long the thread's current wait is
 
     def add(self, lessee: Lessee) -> None:
         if lessee in self._lessees:  # the common case: renewals already scheduled
             return
         with self._cond:
             self._lessees.add(lessee)
-            if not self._running:
-                self._running = True
+            if self._thread is None:
                 name = "incgraph-lease-heartbeat"
-                threading.Thread(target=self._run, name=name, daemon=True).start()
-            self._cond.notify()
+                self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+                self._period = math.inf
+                self._thread.start()
+            elif lessee.ttl / 3 < self._period:
+                self._cond.notify()
 
     def remove(self, lessee: Lessee) -> None:
         with self._cond:
             self._lessees.discard(lessee)
-            self._cond.notify()
 
     def _run(self) -> None:
         ledgers: dict[int, Ledger] = {}
         try:
             while True:
                 with self._cond:
-                    if not self._lessees:
-                        self._running = False
-                        return
-                    self._cond.wait(min(lessee.ttl for lessee in self._lessees) / 3)
+                    if not self._lessees and not ledgers:
+                        self._period = self.linger
+                        self._cond.wait(self.linger)
+                        if not self._lessees:  # lingered in vain: exit
+                            self._thread = None
+                            return
+                    if self._lessees:
+                        self._period = min(lessee.ttl for lessee in self._lessees) / 3
+                        self._cond.wait(self._period)
                     current = list(self._lessees)
+                if not current:  # idle: close this thread's connections, then linger
+                    _end_threads(ledgers)
+                    continue
                 now = time.time()
                 for lessee in current:
                     ledgers[id(lessee.ledger)] = lessee.ledger
@@ -294,8 +318,15 @@ class _Heartbeat:
                     with suppress(StoreError):
                         lessee.renew_due(now)
         finally:
-            for ledger in ledgers.values():
-                ledger.end_thread()
+            _end_threads(ledgers)
+
+
+def _end_threads(ledgers: dict[int, Ledger]) -> None:
+    """Close the calling thread's connection to each ledger, and forget them."""
+    for ledger in ledgers.values():
+        with suppress(StoreError):
+            ledger.end_thread()
+    ledgers.clear()
 
 
 _HEARTBEAT = _Heartbeat()
