@@ -353,6 +353,14 @@ class FanOut:
         return f"<FanOut sharing {', '.join(self.shared) or 'no nodes'}>"
 
 
+def _inline_and_apart(inputs: Mapping[str, Any], shared_nodes: Mapping[str, Node]) -> bool:
+    """Whether a fan-out member's own ``inputs`` are all inline and rebind no shared node."""
+    for name, v in inputs.items():  # noqa: SIM110 - a loop: all() with a generator costs more
+        if isinstance(v, Node) or name in shared_nodes:
+            return False
+    return True
+
+
 def _by_seq(node: Node) -> int:
     return node.seq
 
@@ -477,25 +485,33 @@ class Graph:
         [0, 10, 20]
         """
         shared = dict(shared)
+        items = iter(each)
+        head = next(items, None)
+        if head is None:
+            return []
+        # the first is checked in full: processor, shared inputs, init kwargs
+        first = self.add_node(
+            head[0], processor_class, {**shared, **head[1]}, node_init_kwargs, version, cache
+        )
         shared_nodes = {name: v for name, v in shared.items() if isinstance(v, Node)}
-        fan = True  # whether every node's own inputs are inline and leave the shared nodes be
-        added: list[Node] = []
-        for node_id, inputs in each:
-            if fan and any(isinstance(v, Node) or k in shared_nodes for k, v in inputs.items()):
-                fan = False
-            if not added:  # the first is checked in full: processor, shared inputs, init kwargs
-                bindings = {**shared, **inputs}
-                first = self.add_node(
-                    node_id, processor_class, bindings, node_init_kwargs, version, cache
-                )
-                init_kwargs = first.init_kwargs
-                added.append(first)
-                continue
-            node_id = self._resolve_id(node_id, MISSING)
+        fan = _inline_and_apart(head[1], shared_nodes)
+        init_kwargs, nodes = first.init_kwargs, self.nodes
+        readers = [(self._consumers.setdefault(up, []), name) for name, up in shared_nodes.items()]
+        added = [first]
+        for node_id, inputs in items:
+            if node_id in nodes or node_id is MISSING:
+                self._resolve_id(node_id, MISSING)  # raises, naming the node
             bindings = {**shared, **inputs}
             node = Node(self, node_id, processor_class, bindings, dict(init_kwargs), version, cache)
             self._check_bindings(node, inputs)
-            added.append(self._register(node))
+            if _inline_and_apart(inputs, shared_nodes):  # reads exactly the shared nodes
+                nodes[node_id] = node
+                for reader_list, name in readers:
+                    reader_list.append((node, name))
+            else:
+                fan = False
+                self._register(node)
+            added.append(node)
         if fan and len(added) > 1:
             group = FanOut(shared_nodes)
             for node in added:

@@ -191,3 +191,24 @@ def test_add_nodes_checks_each_nodes_own_inputs(graph: ProcessGraph) -> None:
     with pytest.raises(InputTypeError, match=r"node w0 \(SumInt\): input 'a' expects int"):
         graph.add_nodes(SumInt, {"a": "shared"}, [("w0", {"b": 1}), ("w1", {"b": 2})])
     assert graph.add_nodes(SumInt, {"a": a}, []) == []
+
+
+def test_add_nodes_marks_a_fan_out_only_when_members_differ_in_inline_inputs(
+    graph: ProcessGraph,
+) -> None:
+    """Nodes whose own inputs are inline constants form one fan-out sharing the upstream nodes;
+    a member binding a node of its own (or rebinding a shared one) makes it no fan-out, and
+    that member is still a registered reader of the node it binds."""
+    a = graph.add_constant_node("a", "a", value=1)
+    b = graph.add_constant_node("b", "b", value=2)
+    fan = graph.add_nodes(SumInt, {"a": a}, ((f"f{i}", {"b": i}) for i in range(3)))
+    assert fan[0].fanout is not None and all(n.fanout is fan[0].fanout for n in fan)
+    assert fan[0].fanout.shared == {"a": a}
+    mixed = graph.add_nodes(SumInt, {"a": a}, [("m0", {"b": 1}), ("m1", {"b": b})])
+    assert [n.fanout for n in mixed] == [None, None]
+    rebound = graph.add_nodes(SumInt, {"a": a, "b": 0}, [("r0", {"b": 1}), ("r1", {"a": b})])
+    assert [n.fanout for n in rebound] == [None, None]
+    assert graph.run_upto(rebound[1]) == 2  # a=b (2), b=0
+    with pytest.raises(InputTypeError, match=r"node m1 \(SumInt\): input 'b' expects int"):
+        b.set_value("two")  # m1 reads b: set_value checks it
+    assert graph.add_nodes(SumInt, {"a": a}, [("one", {"b": 1})])[0].fanout is None

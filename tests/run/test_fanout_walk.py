@@ -1,0 +1,153 @@
+"""The serial walk's bulk path for a fan-out (``Graph.add_nodes``): keys, look-ups, leases."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from incgraph import NodeError, ProcessGraph, Processor
+from incgraph.store import Store, open_store
+from incgraph.store.leases import Lessee
+
+
+class Scale(Processor):
+    """Multiplies; notes every compute."""
+
+    calls: ClassVar[list[int]] = []
+
+    def process(self, factor: int, x: int) -> int:
+        if x == -1:
+            raise ValueError("x must not be -1")
+        Scale.calls.append(x)
+        return factor * x
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    Scale.calls = []
+
+
+def fan(store: Any, xs: list[int], factor: int = 10) -> tuple[ProcessGraph, list[Any]]:
+    graph = ProcessGraph(store=store)
+    f = graph.add_constant_node("factor", "factor", value=factor)
+    nodes = graph.add_nodes(Scale, {"factor": f}, ((f"s{i}", {"x": x}) for i, x in enumerate(xs)))
+    return graph, nodes
+
+
+def _record(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[list[str]]:
+    """The keys of every ``cls.name(keys)`` call from now on, one list per call."""
+    calls: list[list[str]] = []
+    real = getattr(cls, name)
+
+    def recording(self: Any, keys: Any, *args: Any, **kw: Any) -> Any:
+        keys = list(keys)
+        calls.append(keys)
+        return real(self, keys, *args, **kw)
+
+    monkeypatch.setattr(cls, name, recording)
+    return calls
+
+
+def test_a_fan_out_is_claimed_once_for_its_first_nodes_and_looked_up_in_bulk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold fan-out of 600 cheap nodes claims UNPROVEN_AHEAD + 1 keys in one transaction and
+    nothing after; a rerun in a new graph finds all 600 with bulk look-ups, no single ones."""
+    from incgraph.run.engine import UNPROVEN_AHEAD
+
+    claims = _record(monkeypatch, Lessee, "claim_many")
+    with open_store(tmp_path / "s") as store:
+        graph, nodes = fan(store, list(range(600)))
+        assert graph.run_upto(nodes) == 5990
+        assert len(graph.last_run.computed) == 600 and sorted(Scale.calls) == list(range(600))
+        assert [len(keys) for keys in claims] == [UNPROVEN_AHEAD + 1]
+        single = _record(monkeypatch, Store, "lookup_version")
+        bulk = _record(monkeypatch, Store, "lookup_versions")
+        Scale.calls = []
+        graph, nodes = fan(store, list(range(600)))
+        assert [graph.run_upto(n) for n in nodes[:3]] == [0, 10, 20]
+        assert [len(keys) for keys in bulk] == [1, 1, 1]  # small runs: no prefetch
+        bulk.clear()
+        graph.run_upto(nodes)
+        assert len(graph.last_run.hits) == 600 and Scale.calls == [] and single == []
+        assert bulk == []  # the prefetch of the latest entries answered every key
+
+
+def test_a_partly_changed_fan_out_recomputes_only_the_changed_nodes(tmp_path: Path) -> None:
+    """Members whose own input changed compute; the others are hits; results are right."""
+    with open_store(tmp_path / "s") as store:
+        graph, nodes = fan(store, [1, 2, 3, 4])
+        graph.run_upto(nodes)
+        Scale.calls = []
+        graph, nodes = fan(store, [1, 20, 3, 40])
+        graph.run_upto(nodes)
+        report = graph.last_run
+        assert [report.statuses[n].status for n in nodes] == ["hit", "computed", "hit", "computed"]
+        assert sorted(Scale.calls) == [20, 40]
+        assert [report.values[n] for n in nodes] == [10, 200, 30, 400]
+
+
+def test_a_failing_member_names_itself_and_keeps_the_results_before_it(tmp_path: Path) -> None:
+    """The walk stops at a member that raises, naming it; members computed before it are stored
+    and are hits on the next run, which computes only the rest."""
+    with open_store(tmp_path / "s") as store:
+        graph, nodes = fan(store, [1, 2, -1, 4])
+        with pytest.raises(NodeError, match=r"node s2 \(Scale\) failed: ValueError"):
+            graph.run_upto(nodes)
+        assert store.ledger.lease_states() == {}
+        Scale.calls = []
+        graph, nodes = fan(store, [1, 2, 3, 4])
+        graph.run_upto(nodes)
+        assert sorted(Scale.calls) == [3, 4]
+
+
+def test_a_member_another_claimant_holds_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member whose key another claimant holds is waited for and then taken as a hit; the
+    walk commits what it computed before it waits."""
+    with open_store(tmp_path / "s") as store:
+        graph, nodes = fan(store, [1, 2, 3])
+        key = graph.explain(nodes[1])[nodes[1]].key
+        other = store.lessee()
+        assert other.claim_many([key]).mine == [key]
+        waiting = threading.Event()
+        real_wait = Lessee.wait
+
+        def wait(self: Lessee, keys: Any, *args: Any, **kw: Any) -> Any:
+            waiting.set()
+            return real_wait(self, keys, *args, **kw)
+
+        monkeypatch.setattr(Lessee, "wait", wait)
+        result: list[Any] = []
+        runner = threading.Thread(target=lambda: result.append(graph.run_upto(nodes)))
+        runner.start()
+        assert waiting.wait(timeout=30)
+        from incgraph.run.keys import make_record
+
+        factor_dv = graph.nodes["factor"].data_version_of_constant()
+        inputs = {"factor": factor_dv, **nodes[1].fixed_input_versions()}
+        store.save(make_record(nodes[1], key, inputs, "cd" * 16, 0.1), 20)
+        other.release([key])
+        runner.join(timeout=30)
+        assert result == [30] and sorted(Scale.calls) == [1, 3]
+        assert graph.last_run.statuses[nodes[1]].status == "hit"
+
+
+def test_force_and_run_only_take_the_node_by_node_path(tmp_path: Path) -> None:
+    """``force`` recomputes fan-out members; ``run_only`` needs them stored, as for any node."""
+    from incgraph import NotCachedError
+
+    with open_store(tmp_path / "s") as store:
+        graph, nodes = fan(store, [1, 2])
+        product = graph.add_node("product", Scale, {"factor": nodes[0], "x": nodes[1]})
+        with pytest.raises(NotCachedError, match="s0"):
+            graph.run_only(product)
+        assert graph.run_upto(product) == 200
+        Scale.calls = []
+        assert graph.run_only(product) == 200 and Scale.calls == []
+        graph.run_upto(nodes[0], force=True)
+        assert Scale.calls == [1]
