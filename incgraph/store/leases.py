@@ -228,6 +228,23 @@ class Lessee:
         if empty:
             _HEARTBEAT.remove(self)
 
+    def held_keys(self) -> list[str]:
+        """The keys whose leases this claimant holds now."""
+        with self._lock:
+            return list(self.held)
+
+    def released(self, keys: Iterable[str]) -> None:
+        """Forget leases on ``keys`` that the caller dropped in a transaction of its own.
+
+        For a ledger write that releases them together with other rows
+        (:meth:`incgraph.store.runlog.RunLog.close`); call it once that committed.
+        """
+        with self._lock:
+            self.held.difference_update(keys)
+            empty = not self.held
+        if empty:
+            _HEARTBEAT.remove(self)
+
     def renew_due(self, now: float) -> None:
         """Renew every held lease if the last renewal is ``ttl / 3`` old (the heartbeat's call)."""
         with self._lock:

@@ -24,7 +24,7 @@ call                        when
 ``session.commit()``        before waiting for another claimant: commit what was saved
                             (a no-op here; a store that buffers writes flushes them)
 ``session.close(ok)``       at the end, always (``finally``): releases every lease still
-                            held and writes the run log's one row
+                            held and writes the run log's one row, in one transaction
 ==========================  ============================================================
 
 The lessee is created on the first claim, so a fully cached run costs one
@@ -129,9 +129,7 @@ class StoreSession:
         swallowed, so it cannot hide the run's own error.
         """
         try:
-            if self._lessee is not None:
-                self._lessee.close()
-            self.log.close("ok" if ok else "failed")
+            self.log.close("ok" if ok else "failed", lessee=self._lessee)
         except StoreError:
             if ok:
                 raise

@@ -4,10 +4,11 @@ Design note
 -----------
 Every write is one :meth:`~incgraph.store.sqlite_file.SqliteFile.write`
 transaction (``BEGIN IMMEDIATE``, retried while busy). A run costs one
-``INSERT`` with two blobs; a claim costs one transaction for any number of
-keys: a set-based look at ``results`` first (stored keys are "done"), then an
-upsert per remaining key that only succeeds when the lease is free, expired,
-or already the claimant's::
+``INSERT`` with two blobs, in the same transaction as the release of the
+leases it still holds (:meth:`SqliteLedger.end_run`); a claim costs one
+transaction for any number of keys: a set-based look at ``results`` first
+(stored keys are "done"), then an upsert per remaining key that only
+succeeds when the lease is free, expired, or already the claimant's::
 
     INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
@@ -49,6 +50,9 @@ _UPSERT_LEASE = (
 )
 
 
+_RELEASE = "DELETE FROM leases WHERE owner = ? AND key IN ({})"
+
+
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(items))
     for start in range(0, len(unique), _CHUNK):
@@ -72,6 +76,26 @@ def _row(entry: RunEntry) -> tuple[Any, ...]:
         entry.hit_keys,
         entry.written_keys,
     )
+
+
+def _write_run(conn: sqlite3.Connection, entry: RunEntry, run_id: int | None) -> int:
+    """Insert the run (``run_id`` None) or complete the started one; return its id."""
+    if run_id is None:
+        row = _row(entry)
+        new_id = conn.execute(_INSERT_RUN, row).lastrowid
+        assert new_id is not None  # an INSERT into a rowid table always sets it
+        return new_id
+    params = (
+        entry.finished,
+        entry.status,
+        entry.hits,
+        entry.computed,
+        entry.hit_keys,
+        entry.written_keys,
+        run_id,
+    )
+    conn.execute(_FINISH_RUN, params)
+    return run_id
 
 
 class SqliteLedger:
@@ -109,14 +133,7 @@ class SqliteLedger:
 
     def add_run(self, entry: RunEntry) -> int:
         """Insert a finished run; return its id."""
-        row = _row(entry)
-
-        def insert(conn: sqlite3.Connection) -> int:
-            run_id = conn.execute(_INSERT_RUN, row).lastrowid
-            assert run_id is not None  # an INSERT into a rowid table always sets it
-            return run_id
-
-        return self.file.write(insert)
+        return self.file.write(lambda conn: _write_run(conn, entry, None))
 
     def start_run(self, entry: RunEntry) -> int:
         """Insert a run that is starting; return its id."""
@@ -124,16 +141,23 @@ class SqliteLedger:
 
     def finish_run(self, run_id: int, entry: RunEntry) -> None:
         """Complete a started run."""
-        params = (
-            entry.finished,
-            entry.status,
-            entry.hits,
-            entry.computed,
-            entry.hit_keys,
-            entry.written_keys,
-            run_id,
-        )
-        self.file.write(lambda conn: conn.execute(_FINISH_RUN, params))
+        self.file.write(lambda conn: _write_run(conn, entry, run_id))
+
+    def end_run(self, entry: RunEntry, run_id: int | None, owner: str, keys: Iterable[str]) -> int:
+        """Drop ``owner``'s leases on ``keys`` and write the finished run, in ONE transaction.
+
+        The run is added (``run_id`` None) or the started run ``run_id``
+        completed; returns its id. One commit where ``release`` and
+        ``add_run`` take two: what closing a run that still holds leases costs.
+        """
+        chunks = list(_chunks(keys))
+
+        def write(conn: sqlite3.Connection) -> int:
+            for chunk in chunks:
+                conn.execute(_RELEASE.format(_marks(chunk)), (owner, *chunk))
+            return _write_run(conn, entry, run_id)
+
+        return self.file.write(write)
 
     def runs(self) -> list[RunInfo]:
         """Every logged run, oldest first."""
@@ -218,7 +242,7 @@ class SqliteLedger:
 
     def release(self, owner: str, keys: Iterable[str]) -> None:
         """Drop ``owner``'s leases on ``keys``."""
-        self._write_per_chunk("DELETE FROM leases WHERE owner = ? AND key IN ({})", (owner,), keys)
+        self._write_per_chunk(_RELEASE, (owner,), keys)
 
     def _write_per_chunk(self, sql: str, params: tuple[Any, ...], keys: Iterable[str]) -> None:
         """Run ``sql`` (``{}`` takes the placeholders) per chunk of keys, in one transaction."""
