@@ -25,6 +25,7 @@ import functools
 import inspect
 import weakref
 from collections.abc import Hashable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 from incgraph import hashing
@@ -142,6 +143,7 @@ class Node:
         version: object,
         cache: bool,
         constant_name: str | None = None,
+        signature: ProcessSignature | None = None,
     ) -> None:
         self.graph = graph
         self.id = node_id
@@ -153,9 +155,9 @@ class Node:
         self.version = version
         self.cache = cache
         self.constant_name = constant_name
-        self.signature: ProcessSignature | None = (
-            process_signature(processor) if processor is not None else None
-        )
+        if signature is None and processor is not None:
+            signature = process_signature(processor)
+        self.signature: ProcessSignature | None = signature
         prefix = f"{graph.name}/" if graph.name else ""
         self.label = f"{prefix}{node_id}"
         self._value: Any = MISSING
@@ -313,22 +315,34 @@ class Node:
     @property
     def initialized(self) -> bool:
         """Whether a processor instance is currently alive for this node."""
-        return self._instance is not MISSING
+        holder = self if self.fanout is None else self.fanout
+        return holder._instance is not MISSING
 
     def instance(self) -> Any:
-        """The node's processor instance, constructed (and ``setup()``) on first use."""
-        if self._instance is MISSING:
+        """The node's processor instance, constructed (and ``setup()``) on first use.
+
+        The nodes of a fan-out (:meth:`Graph.add_nodes`: same processor, same
+        init kwargs) share one instance, as the items of a batch do: a ForEach
+        over a thousand tasks constructs its processor once, not a thousand times.
+        """
+        holder = self if self.fanout is None else self.fanout
+        inst = holder._instance
+        if inst is MISSING:
             assert self.processor is not None
             inst = self.processor(**self.init_kwargs)
             setup = getattr(inst, "setup", None)
             if setup is not None:
                 setup()
-            self._instance = inst
-        return self._instance
+            holder._instance = inst
+        return inst
 
     def release_resources(self) -> None:
-        """Call ``release()`` on the node's instance, if any, and drop it."""
-        inst, self._instance = self._instance, MISSING
+        """Call ``release()`` on the node's instance, if any, and drop it.
+
+        For a fan-out's node this releases the instance its fan-out shares.
+        """
+        holder = self if self.fanout is None else self.fanout
+        inst, holder._instance = holder._instance, MISSING
         if inst is not MISSING:
             release = getattr(inst, "release", None)
             if release is not None:
@@ -340,14 +354,16 @@ class FanOut:
 
     They share the processor, its version and init kwargs, and every input bound
     to a node (``shared``: input name -> upstream node); each has its own inline
-    constants (a ForEach task's element, a grid point). The engine's serial walk
-    keys, looks up and claims a fan-out's nodes in bulk.
+    constants (a ForEach task's element, a grid point). They share one processor
+    instance (see :meth:`Node.instance`), and the engine's serial walk keys,
+    looks up and claims a fan-out's nodes in bulk.
     """
 
-    __slots__ = ("shared",)
+    __slots__ = ("_instance", "shared")
 
     def __init__(self, shared: dict[str, Node]) -> None:
         self.shared = shared
+        self._instance: Any = MISSING  # the processor instance the members share
 
     def __repr__(self) -> str:
         return f"<FanOut sharing {', '.join(self.shared) or 'no nodes'}>"
@@ -361,8 +377,8 @@ def _inline_and_apart(inputs: Mapping[str, Any], shared_nodes: Mapping[str, Node
     return True
 
 
-def _by_seq(node: Node) -> int:
-    return node.seq
+_SEQ = attrgetter("seq")
+"""Sort key of nodes by insertion position."""
 
 
 def _where(node: Node) -> str:
@@ -495,14 +511,23 @@ class Graph:
         )
         shared_nodes = {name: v for name, v in shared.items() if isinstance(v, Node)}
         fan = _inline_and_apart(head[1], shared_nodes)
-        init_kwargs, nodes = first.init_kwargs, self.nodes
+        init_kwargs, sig, nodes = first.init_kwargs, first.signature, self.nodes
         readers = [(self._consumers.setdefault(up, []), name) for name, up in shared_nodes.items()]
         added = [first]
         for node_id, inputs in items:
             if node_id in nodes or node_id is MISSING:
                 self._resolve_id(node_id, MISSING)  # raises, naming the node
             bindings = {**shared, **inputs}
-            node = Node(self, node_id, processor_class, bindings, dict(init_kwargs), version, cache)
+            node = Node(
+                self,
+                node_id,
+                processor_class,
+                bindings,
+                dict(init_kwargs),
+                version,
+                cache,
+                signature=sig,
+            )
             self._check_bindings(node, inputs)
             if _inline_and_apart(inputs, shared_nodes):  # reads exactly the shared nodes
                 nodes[node_id] = node
@@ -644,7 +669,7 @@ class Graph:
                 if up not in needed:
                     needed.add(up)
                     stack.append(up)
-        order = sorted(needed, key=_by_seq)
+        order = sorted(needed, key=_SEQ)
         for node in order:
             for up in node._upstream:
                 if up.seq >= node.seq:  # only possible if bindings were edited after add_node

@@ -151,3 +151,39 @@ def test_force_and_run_only_take_the_node_by_node_path(tmp_path: Path) -> None:
         assert graph.run_only(product) == 200 and Scale.calls == []
         graph.run_upto(nodes[0], force=True)
         assert Scale.calls == [1]
+
+
+class Heavy(Processor):
+    """Counts constructions, setups and releases."""
+
+    made: ClassVar[list[str]] = []
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        Heavy.made.append("init")
+
+    def setup(self) -> None:
+        Heavy.made.append("setup")
+
+    def release(self) -> None:
+        Heavy.made.append("release")
+
+    def process(self, x: int) -> int:
+        return x * self.size
+
+
+def test_a_fan_out_constructs_its_processor_once_and_releases_it_once() -> None:
+    """The members of a fan-out share one instance: one __init__ and setup() for all of them,
+    one release() when the graph releases resources, and a new instance after that."""
+    Heavy.made = []
+    graph = ProcessGraph(store=":memory:")
+    nodes = graph.add_nodes(
+        Heavy, {}, ((f"h{i}", {"x": i}) for i in range(50)), node_init_kwargs={"size": 3}
+    )
+    assert graph.run_upto(nodes) == 147
+    assert Heavy.made == ["init", "setup"]
+    assert all(n.initialized for n in nodes) and nodes[0].instance() is nodes[49].instance()
+    graph.release_resources()
+    assert Heavy.made == ["init", "setup", "release"] and not nodes[7].initialized
+    graph.run_upto(nodes[7], force=True)
+    assert Heavy.made == ["init", "setup", "release", "init", "setup"]
