@@ -43,16 +43,23 @@ caller's open transaction, which is what makes a migration atomic.
 
 A new file. Creating a store's file the ordinary way - ``PRAGMA journal_mode
 = WAL`` on the empty file, then the migrations in a transaction - costs a
-rollback-journal transaction with three fsyncs, the migrations' Python, and
-a checkpoint of a dozen schema pages at close. :func:`new_file_image` instead
-runs the same :func:`migrate` once per process on an in-memory database and
-returns its bytes (``Connection.serialize``) with the header marked as a WAL
-database (bytes 18 and 19 of the SQLite header, the file format write and
-read versions, are 2 in WAL mode: what ``PRAGMA journal_mode = WAL`` itself
-writes). :class:`~incgraph.store.sqlite_file.SqliteFile` writes that image to
-a temporary file, fsyncs it once and links it into place, so a new store is
-either absent or complete. Because both paths run :func:`migrate`, the schema
-is the same whichever made the file.
+rollback-journal transaction with three fsyncs, importing ``sqlite_utils``
+(which imports pandas and numpy when installed: 0.3 s, once per process), the
+migrations' Python, and a checkpoint of a dozen schema pages at close. A new
+file needs no history, so :data:`NEW_FILE_SQL` holds the schema the
+migrations build as the statements that create it in one go (the ``sql``
+column of a migrated file's ``sqlite_master``), and :func:`new_file_image`
+runs them once per process on an in-memory database and returns its bytes
+(``Connection.serialize``) with the header marked as a WAL database (bytes 18
+and 19, the file format write and read versions, are 2 in WAL mode: what
+``PRAGMA journal_mode = WAL`` itself writes).
+:class:`~incgraph.store.sqlite_file.SqliteFile` writes the image to a
+temporary file, fsyncs it once and links it into place, so a new store is
+either absent or complete. ``tests/store/test_new_file.py`` checks that the
+image's ``sqlite_master`` (names, root pages, SQL text), ``user_version`` and
+journal mode equal those of a file migrated from version 0 step by step: a
+new migration must extend :data:`NEW_FILE_SQL` too, and that test prints
+what to put there.
 """
 
 from __future__ import annotations
@@ -65,7 +72,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # sqlite_utils imports numpy when present: load it only to migrate
     import sqlite_utils
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "new_file_image"]
+__all__ = ["MIGRATIONS", "NEW_FILE_SQL", "SCHEMA_VERSION", "migrate", "new_file_image"]
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -152,6 +159,54 @@ SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this incgraph writes."""
 
 
+NEW_FILE_SQL: tuple[str, ...] = (
+    'CREATE TABLE "results" (\n'
+    '   "key" TEXT PRIMARY KEY,\n'
+    '   "data_version" TEXT NOT NULL,\n'
+    '   "node" TEXT NOT NULL,\n'
+    '   "processor" TEXT NOT NULL,\n'
+    '   "code_version" TEXT NOT NULL,\n'
+    '   "init_version" TEXT NOT NULL,\n'
+    "   \"inputs\" TEXT NOT NULL DEFAULT '{}',\n"
+    '   "created" REAL NOT NULL,\n'
+    '   "duration" REAL NOT NULL DEFAULT 0.0,\n'
+    '   "size" INTEGER NOT NULL DEFAULT 0\n'
+    ")",
+    'CREATE INDEX "results_node_created"\n    ON "results" ("node", "created")',
+    'CREATE INDEX "results_data_version"\n    ON "results" ("data_version")',
+    'CREATE INDEX "results_created"\n    ON "results" ("created")',
+    'CREATE TABLE "blobs" (\n'
+    '   "data_version" TEXT PRIMARY KEY,\n'
+    '   "codec" TEXT NOT NULL,\n'
+    '   "checksum" TEXT NOT NULL,\n'
+    '   "size" INTEGER NOT NULL,\n'
+    '   "created" REAL NOT NULL,\n'
+    '   "data" BLOB\n'
+    ', "tag" TEXT)',
+    'CREATE TABLE "runs" (\n'
+    '   "id" INTEGER PRIMARY KEY,\n'
+    '   "kind" TEXT NOT NULL,\n'
+    "   \"label\" TEXT NOT NULL DEFAULT '',\n"
+    '   "owner" TEXT NOT NULL,\n'
+    '   "started" REAL NOT NULL,\n'
+    '   "finished" REAL,\n'
+    '   "status" TEXT NOT NULL,\n'
+    '   "hits" INTEGER NOT NULL DEFAULT 0,\n'
+    '   "computed" INTEGER NOT NULL DEFAULT 0,\n'
+    '   "hit_keys" BLOB,\n'
+    '   "written_keys" BLOB\n'
+    ")",
+    'CREATE TABLE "pins" (\n   "key" TEXT PRIMARY KEY,\n   "created" REAL NOT NULL\n)',
+    "CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+    "expires REAL NOT NULL) WITHOUT ROWID",
+)
+"""The schema :data:`MIGRATIONS` build, as the statements creating it in one go (new files).
+
+Exactly the ``sql`` of a migrated file's ``sqlite_master`` rows, in creation
+order (``blobs.tag`` is where ``ALTER TABLE ... ADD COLUMN`` put it). Tested
+equal to the migrations' result; extend it with every new migration.
+"""
+
 # Offsets 18 and 19 of the database header: the file format write and read versions,
 # 1 for rollback journals and 2 for WAL (https://sqlite.org/fileformat2.html#database_header).
 _FORMAT_VERSIONS = slice(18, 20)
@@ -187,9 +242,9 @@ def migrate(conn: sqlite3.Connection) -> None:
 def new_file_image() -> bytes | None:
     """The bytes of a database file at :data:`SCHEMA_VERSION`, in WAL mode, holding no rows.
 
-    Built once per process by :func:`migrate` on an in-memory database. None
-    where this Python's ``sqlite3`` cannot serialize a database (then stores
-    are created the ordinary way).
+    Built once per process from :data:`NEW_FILE_SQL` on an in-memory
+    database. None where this Python's ``sqlite3`` cannot serialize a database
+    (then stores are created the ordinary way).
 
     Examples
     --------
@@ -211,7 +266,9 @@ def _build_image() -> bytes:
         if not hasattr(conn, "serialize"):  # SQLite built without it
             return b""
         conn.execute("BEGIN IMMEDIATE")
-        migrate(conn)
+        for statement in NEW_FILE_SQL:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
         image = bytearray(conn.serialize())
     finally:

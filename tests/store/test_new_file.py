@@ -6,6 +6,8 @@ import errno
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,23 @@ def test_a_new_file_has_the_schema_of_one_migrated_step_by_step(tmp_path: Path) 
     migrated_step_by_step(tmp_path / "steps.sqlite")
     (tmp_path / "ordinary.sqlite").touch()  # an empty file is migrated the ordinary way
     open_and_close(tmp_path / "ordinary.sqlite")
-    made = schema_of(tmp_path / "image.sqlite")
+    made, steps = schema_of(tmp_path / "image.sqlite"), schema_of(tmp_path / "steps.sqlite")
     assert made["user_version"] == SCHEMA_VERSION and made["journal_mode"] == "wal"
     assert made["integrity"] == [("ok",)]
-    assert made == schema_of(tmp_path / "steps.sqlite") == schema_of(tmp_path / "ordinary.sqlite")
+    wanted = tuple(sql for _, _, _, _, sql in sorted(steps["master"], key=lambda r: r[3]) if sql)
+    assert made == steps, f"set incgraph.store.schema.NEW_FILE_SQL to {wanted!r}"
+    assert steps == schema_of(tmp_path / "ordinary.sqlite")
+
+
+def test_creating_a_store_does_not_import_sqlite_utils(tmp_path: Path) -> None:
+    """A new store is made without sqlite_utils (whose import pulls in pandas and numpy)."""
+    code = (
+        "import sys; from incgraph.store import open_store; "
+        f"open_store({str(tmp_path / 's')!r}).close(); "
+        "print(sorted({'sqlite_utils', 'pandas'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]"]
 
 
 def test_the_image_is_a_wal_database_at_the_current_version() -> None:
