@@ -40,6 +40,7 @@ committed and are hits on the rerun.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -168,7 +169,8 @@ class FlowRun:
             tasks = None if pending is None else len(node.bindings)
             self.results[name] = LayerResult(name, report.values[node], st.data_version, tasks)
             if pending is not None:
-                self._save_memo(pending, st.data_version, report.values[node])
+                assert st.key is not None
+                self._save_memo(pending, st.key, st.data_version, report.values[node])
         self._live.clear()
 
     # -- plain layers -------------------------------------------------------------------------
@@ -263,8 +265,19 @@ class FlowRun:
         self.cached.extend(f"{lp.name}[{i}]" for i in range(n))
         self.cached.append(lp.name)
 
-    def _save_memo(self, pending: _Pending, data_version: str, value: Any) -> None:
-        self.buffer.save(replace(pending.memo, data_version=data_version), value)
+    def _save_memo(self, pending: _Pending, join_key: str, data_version: str, value: Any) -> None:
+        """Record the join's result under the memo key too: one more index row, same blob.
+
+        The join's own row is committed by now (the engine's session flushed the
+        buffer), so its blob is stored: only the row is written, not the join's
+        bytes a second time.
+        """
+        join = self.buffer.lookup(join_key)
+        if join is MISSING or join.data_version != data_version:
+            self.buffer.save(replace(pending.memo, data_version=data_version), value)
+            return
+        memo = replace(pending.memo, data_version=data_version, size=join.size, created=time.time())
+        self.buffer.save_row(memo)
 
 
 @contextmanager

@@ -165,6 +165,18 @@ class WriteBackStore(Store):
             self._maybe_flush()
         return [record for record, _ in items]
 
+    def save_row(self, record: Record) -> None:
+        """Commit an index row naming a blob that is stored already; nothing is queued.
+
+        For a second key of a committed result (the flow's ForEach memo): writing
+        the row alone spares encoding the blob again. ``record`` should carry its
+        ``size`` and ``created``, as the store does not fill them in here.
+        """
+        if record.data_version in self._blobs:  # still queued: commit it with its blob
+            self.save(record, self._blobs[record.data_version])
+            return
+        self.inner.index.put_many([record])
+
     def put_blob(self, data_version: str, value: Any) -> None:
         """Queue an artifact blob (no index row); committed before any queued record."""
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -275,3 +276,31 @@ def test_succeeded_tasks_are_hits_after_a_failure(tmp_path: Path) -> None:
     assert {"Inv[0]", "Inv[1]"} <= set(execution.cached)
     assert "Inv[2]" in execution.computed
     assert list(execution[Inv].y) == [12, 6, 3, 4]
+
+
+def test_the_memo_row_reuses_the_joins_blob(tmp_path: Path, monkeypatch: Any) -> None:
+    """After a ForEach computes, its memo key is one more index row naming the join's blob:
+    the join is encoded and written once, and the rerun's memo hit loads the same join."""
+    from incgraph.flow.artifacts import Join
+    from incgraph.store import file_blobs
+
+    encoded_joins: list[int] = []
+    real = file_blobs.FileBlobStore.put_many
+
+    def counting(self: Any, items: Any, **kw: Any) -> Any:
+        items = list(items)
+        encoded_joins.extend(1 for _, v in items if isinstance(v, Join))
+        return real(self, items, **kw)
+
+    monkeypatch.setattr(file_blobs.FileBlobStore, "put_many", counting)
+    Fan, _ = fan_flow(tuple(range(20)))
+    first = Fan(store=tmp_path)()
+    assert encoded_joins == [1]
+    with Fan(store=tmp_path) as flow:
+        again = flow()
+        memo = [r for r in flow.store.index.records() if r.node.endswith("Work[*]")]
+        join = [r for r in flow.store.index.records() if r.node.endswith("/Work")]
+    assert len(memo) == 1 and memo[0].data_version == join[0].data_version
+    assert memo[0].size == join[0].size > 0 and memo[0].created > 0
+    assert "Work[19]" not in [str(n.id) for n in again.graph] and encoded_joins == [1]
+    assert list(again["Work"].y) == list(first["Work"].y)

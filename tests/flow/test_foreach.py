@@ -326,3 +326,20 @@ def test_grid_tasks_hash_as_tasks_built_one_by_one() -> None:
         assert task.content == rebuilt.content
     assert len({t.content for t in tasks}) == 6
     assert tasks[4].elements["A"]["x"] == ("v", 1) and tasks[4].elements["B"]["y"] == ("v", "s1")
+
+
+def test_a_join_pickles_compactly_and_loads_as_manifests_with_the_same_contents() -> None:
+    """A join round-trips through pickle as a Join of Manifests with equal entries, contents
+    and join content; joins pickled the older way (Manifest objects) still load."""
+    import pickle
+
+    from incgraph.flow.artifacts import Join, Manifest, inline, ref
+
+    join = Join([Manifest({"y": inline(i), "m": ref(f"{i:032x}")}) for i in range(3)])
+    loaded = pickle.loads(pickle.dumps(join))
+    assert isinstance(loaded, Join) and loaded == join and loaded.content == join.content
+    assert all(type(m) is Manifest for m in loaded)
+    assert [m.content for m in loaded] == [m.content for m in join]
+    assert [dict(m) for m in loaded] == [dict(m) for m in join]
+    older = pickle.loads(pickle.dumps((Join, (join.manifests, join.content))))
+    assert older[0](*older[1]) == join
