@@ -18,7 +18,8 @@ characters and all tagged with :data:`SCHEME`:
   modules, plus a declared ``version``.
 * :func:`combine` - a domain-tagged hash of strings.
 * :func:`node_key` - the cache key, ``combine("NodeKey", code, init, inputs...)``
-  (:func:`node_key_function` builds many keys of a one-input node fast),
+  (:func:`node_key_function` builds many keys of a one-input node fast,
+  :func:`node_key_maker` of any node),
   built with a single xxh3 call because every cache hit computes it.
 
 Module map: ``_scheme`` (tag, combine, node_key), ``_encoder`` (stream,
@@ -35,7 +36,13 @@ Examples
 32
 """
 
-from incgraph.hashing._scheme import SCHEME, combine, node_key, node_key_function  # isort: skip
+from incgraph.hashing._scheme import (  # isort: skip
+    SCHEME,
+    combine,
+    node_key,
+    node_key_function,
+    node_key_maker,
+)
 from incgraph.hashing._data import data_version  # isort: skip
 from incgraph.hashing._registry import register_hasher  # isort: skip
 from incgraph.hashing._code import code_version  # isort: skip
@@ -48,5 +55,6 @@ __all__ = [
     "data_version",
     "node_key",
     "node_key_function",
+    "node_key_maker",
     "register_hasher",
 ]

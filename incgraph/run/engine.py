@@ -205,6 +205,7 @@ class _Run:
         self.cheap_runs: dict[Any, float] = {}
         # the serial executor runs each job in this thread: called directly, no Future
         self.direct = type(executor) is SerialExecutor
+        self.frozen = False  # whether the serial walk froze the GC's view (see _walk)
 
     # -- keys and values ------------------------------------------------------------
 
@@ -296,7 +297,7 @@ class _Run:
         # every call pay a young-generation collection: ~10 us per node.)
         # A process that froze objects itself (a pre-forking server keeping pages shared)
         # is left as it is: unfreezing would undo its freeze.
-        freeze = gc.get_freeze_count() == 0
+        freeze = self.frozen = gc.get_freeze_count() == 0
         if freeze:
             gc.freeze()
         try:
@@ -304,6 +305,7 @@ class _Run:
         finally:
             if freeze:
                 gc.unfreeze()
+            self.frozen = False
 
     def _walk_nodes(self, in_flight: dict[Future[Outcome], Any]) -> None:
         order, pos = self.order, 0
@@ -366,21 +368,29 @@ class _Run:
                 self.compute_misses(misses, values)
             for node in chunk:
                 self.drop_values(node)
+            if self.frozen:
+                # What the chunk made and still holds (results, records, statuses) is
+                # long-lived: out of the collector's sight too, so later collections do
+                # not rescan a fan-out's growing results (unfrozen when the walk ends).
+                gc.freeze()
 
     def settle_stored(
         self, keyed: list[tuple[Node, str, dict[str, str]]]
     ) -> list[tuple[Node, str, dict[str, str]]]:
         """Settle the keyed nodes whose key is stored as hits (one query); return the rest."""
         latest, found, missing = self.latest, self.found_ahead, self.missing_ahead
+        entries = [latest.get(node.label) for node, _, _ in keyed] if latest else None
         wanted = [
             key
-            for node, key, _ in keyed
-            if not self.prefetched(node, key) and key not in found and key not in missing
+            for i, (_, key, _) in enumerate(keyed)
+            if (entries is None or entries[i] is None or entries[i][0] != key)  # type: ignore[index]
+            and key not in found
+            and key not in missing
         ]
         stored = self.store.lookup_versions(wanted) if wanted else {}
         misses = []
-        for node, key, input_dvs in keyed:
-            entry = latest.get(node.label)
+        for i, (node, key, input_dvs) in enumerate(keyed):
+            entry = None if entries is None else entries[i]
             if entry is not None and entry[0] == key:
                 data_version: str | None = entry[1]
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 
 from incgraph import hashing
 from incgraph.core.graph import Node
@@ -59,7 +58,7 @@ def cache_key(node: Node, inputs: dict[str, str]) -> str:
 
 def key_maker(node: Node) -> Callable[[dict[str, str]], str]:
     """:func:`cache_key` for one node with its versions bound: for building many keys."""
-    return partial(hashing.node_key, node.code_version(), node.init_version())
+    return hashing.node_key_maker(node.code_version(), node.init_version())
 
 
 def processor_name(node: Node) -> str:

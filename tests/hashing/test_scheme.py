@@ -14,7 +14,7 @@ HEX32 = st.text("0123456789abcdef", min_size=32, max_size=32)
 
 
 def test_public_names_are_exactly_the_documented_api() -> None:
-    """incgraph.hashing exports the seven documented names, sorted."""
+    """incgraph.hashing exports the eight documented names, sorted."""
     assert hashing.__all__ == sorted(hashing.__all__)
     assert set(hashing.__all__) == {
         "SCHEME",
@@ -23,6 +23,7 @@ def test_public_names_are_exactly_the_documented_api() -> None:
         "data_version",
         "node_key",
         "node_key_function",
+        "node_key_maker",
         "register_hasher",
     }
 
@@ -135,3 +136,16 @@ def test_node_key_function_rejects_non_strings() -> None:
     """Versions and names must be strings, as node_key requires."""
     with pytest.raises(HashingError, match="must be str"):
         node_key_function(b"c", "i", "item")  # type: ignore[arg-type]
+
+
+def test_node_key_maker_gives_node_keys() -> None:
+    """A bound key maker gives node_key's key for any inputs, and checks the versions' types."""
+    from incgraph.errors import HashingError
+    from incgraph.hashing import node_key, node_key_maker
+
+    key = node_key_maker("c" * 32, "i" * 32)
+    for inputs in ({}, {"x": "1" * 32}, {"b": "2" * 32, "a": "3" * 32, "é": "4" * 32}):
+        assert key(inputs) == node_key("c" * 32, "i" * 32, inputs)
+    assert key({"x": "1" * 32}) != node_key_maker("c" * 32, "j" * 32)({"x": "1" * 32})
+    with pytest.raises(HashingError, match="node_key_maker"):
+        node_key_maker(b"c", "i")  # type: ignore[arg-type]
