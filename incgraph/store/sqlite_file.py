@@ -69,11 +69,6 @@ IO_RETRIES = 8
 
 T = TypeVar("T")
 
-# one round trip for both (the table-valued forms of the two pragmas)
-_VERSION_AND_MODE = (
-    "SELECT user_version, journal_mode FROM pragma_user_version, pragma_journal_mode"
-)
-
 _WRITE_CHUNK = 1 << 30
 
 _OPEN_FILES: weakref.WeakSet[SqliteFile] = weakref.WeakSet()
@@ -295,11 +290,11 @@ class SqliteFile:
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Set WAL mode and migrate to :data:`SCHEMA_VERSION` (or check it, read-only)."""
         try:
-            version, mode = conn.execute(_VERSION_AND_MODE).fetchone()
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if self.read_only:
                 self._check_read_only_version(version)
                 return
-            if mode != "wal":
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
