@@ -78,7 +78,7 @@ from incgraph.core.graph import Node
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.executors.base import Executor, SerialExecutor
 from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
-from incgraph.run.keys import cache_key, input_versions, key_maker, make_record
+from incgraph.run.keys import cache_key, input_versions, key_maker, make_record, processor_name
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.leases import Claims
@@ -348,6 +348,7 @@ class _Run:
         shared_dvs = {name: self.dvs[up] for name, up in shared.items()}
         key_of = key_maker(first)
         values: dict[str, Any] | None = None  # the shared inputs' values, once one computes
+        lineage = ("", "", "")  # the members' processor name, code and init versions (ditto)
         done = 0
         while done < len(nodes):
             cheap = self.known_cheap(first)
@@ -365,7 +366,8 @@ class _Run:
             if misses:
                 if values is None:
                     values = {name: self.value_of(up) for name, up in shared.items()}
-                self.compute_misses(misses, values)
+                    lineage = (processor_name(first), first.code_version(), first.init_version())
+                self.compute_misses(misses, values, lineage)
             for node in chunk:
                 self.drop_values(node)
             if self.frozen:
@@ -403,7 +405,10 @@ class _Run:
         return misses
 
     def compute_misses(
-        self, misses: list[tuple[Node, str, dict[str, str]]], shared_values: dict[str, Any]
+        self,
+        misses: list[tuple[Node, str, dict[str, str]]],
+        shared_values: dict[str, Any],
+        lineage: tuple[str, str, str],
     ) -> None:
         """Claim the lease-worthy misses of a fan-out chunk in one go, then compute them here."""
         to_claim = [
@@ -428,7 +433,7 @@ class _Run:
             except BaseException:
                 self.report.statuses[node] = NodeStatus(node, "failed", key, None)
                 raise
-            self.record(node, key, input_dvs, out)
+            self.record(node, key, input_dvs, out, lineage)
 
     def _loop(self) -> None:
         for node in self.order:
@@ -678,22 +683,31 @@ class _Run:
         return settled
 
     def record(
-        self, node: Node, key: str | None, input_dvs: dict[str, str] | None, out: Outcome
+        self,
+        node: Node,
+        key: str | None,
+        input_dvs: dict[str, str] | None,
+        out: Outcome,
+        lineage: tuple[str, str, str] | None = None,
     ) -> None:
-        """Queue a computed result for the store and remember its value for the run."""
+        """Queue a computed result for the store and remember its value for the run.
+
+        ``lineage`` is passed on to :func:`~incgraph.run.keys.make_record`.
+        """
         cheap = out.duration < LEASE_MIN_SECONDS
         self.cheap_runs[node.processor] = (
             self.cheap_runs.get(node.processor, 0) + 1 if cheap else float("-inf")
         )
         if node.cache and key is not None and input_dvs is not None:
-            record = make_record(node, key, input_dvs, out.data_version, out.duration)
+            record = make_record(node, key, input_dvs, out.data_version, out.duration, lineage)
+            now = time.monotonic()
             if not self.pending:
-                self.pending_since = time.monotonic()
+                self.pending_since = now
             self.pending.append((record, out.value))
             if (
                 len(self.pending) >= WRITE_CHUNK
                 or out.duration >= PROMPT_WRITE_SECONDS
-                or time.monotonic() - self.pending_since >= PROMPT_WRITE_SECONDS
+                or now - self.pending_since >= PROMPT_WRITE_SECONDS
                 or getattr(out.value, "nbytes", 0) >= PROMPT_WRITE_BYTES
             ):
                 self.flush()

@@ -69,17 +69,21 @@ def processor_name(node: Node) -> str:
 
 
 def make_record(
-    node: Node, key: str, inputs: dict[str, str], data_version: str, duration: float
+    node: Node,
+    key: str,
+    inputs: dict[str, str],
+    data_version: str,
+    duration: float,
+    lineage: tuple[str, str, str] | None = None,
 ) -> Record:
-    """The index record of a result ``node`` computed from ``inputs`` under ``key``."""
+    """The index record of a result ``node`` computed from ``inputs`` under ``key``.
+
+    ``lineage`` is ``(processor name, code version, init version)`` when the
+    caller has it already (the nodes of a fan-out share it).
+    """
+    if lineage is None:
+        lineage = (processor_name(node), node.code_version(), node.init_version())
+    processor, code, init = lineage
     return Record(
-        key=key,
-        data_version=data_version,
-        node=node.label,
-        processor=processor_name(node),
-        code_version=node.code_version(),
-        init_version=node.init_version(),
-        inputs=inputs,
-        created=time.time(),
-        duration=duration,
+        key, data_version, node.label, processor, code, init, inputs, time.time(), duration
     )
