@@ -9,6 +9,12 @@ the store and the default executor - and nothing about any one run:
 runs them (:mod:`incgraph.flow.runner`), records an execution manifest and
 returns the :class:`~incgraph.flow.execution.Execution`.
 
+The plan is resolved on the first call and kept on the class until the next
+``register``: a flow script or a grid search calls the same flow many times,
+and resolving (signatures, annotations evaluated in the layers' modules) is a
+fixed cost of every call otherwise. Registrations and ``ForEach`` objects are
+immutable once registered, so a kept plan is the one ``resolve`` would return.
+
 ``bool(flow)`` is true in the user's process, so the seed idiom
 ``if flow := MyFlow(): flow()`` runs the flow. It is false only when the
 script is being re-imported as ``__mp_main__`` by a ``multiprocessing`` or
@@ -74,10 +80,12 @@ class Flow:
     """
 
     _registrations: ClassVar[dict[str, Registration]] = {}
+    _plan: ClassVar[Plan | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._registrations = dict(cls._registrations)
+        cls._plan = None
 
     def __init__(
         self,
@@ -135,12 +143,19 @@ class Flow:
                 "must be unique within a flow"
             )
         cls._registrations[layer.__name__] = Registration(layer, foreach)
+        cls._plan = None
         return layer
 
     @classmethod
     def plan(cls) -> Plan:
-        """The layers resolved and ordered; raises ``FlowDefinitionError`` if that is impossible."""
-        return resolve(cls.__name__, cls._registrations)
+        """The layers resolved and ordered; raises ``FlowDefinitionError`` if that is impossible.
+
+        Resolved once and kept until the next :meth:`register` on this class.
+        """
+        plan = cls._plan
+        if plan is None:
+            plan = cls._plan = resolve(cls.__name__, cls._registrations)
+        return plan
 
     # -- running -------------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -83,7 +82,7 @@ def new_owner() -> str:
     >>> int(pid) == os.getpid()
     True
     """
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:12]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{os.urandom(6).hex()}"
 
 
 def pack_keys(keys: Iterable[str]) -> bytes:
