@@ -567,14 +567,19 @@ class Graph:
         """Check ``node``'s bindings (those in ``only``, when given) and that none is missing."""
         sig = node.signature
         assert sig is not None
+        params, nodes = sig.params, self.nodes
         for name, v in (node.bindings if only is None else only).items():
-            if not sig.accepts(name):
-                raise GraphDefinitionError(
-                    f"{_where(node)}: unknown input {name!r}; {node.name()}.process takes "
-                    f"{', '.join(sig.params) or 'no inputs'}"
-                )
-            ann = sig.params.get(name, Any)
+            ann = params.get(name, MISSING)
+            if ann is MISSING:
+                if not sig.var_keyword:
+                    raise GraphDefinitionError(
+                        f"{_where(node)}: unknown input {name!r}; {node.name()}.process takes "
+                        f"{', '.join(params) or 'no inputs'}"
+                    )
+                ann = Any
             if isinstance(v, Node):
+                if ann is Any and v.graph is self and nodes.get(v.id) is v:
+                    continue  # an upstream node of this graph feeding an unannotated input
                 self._check_upstream(node, name, ann, v)
             elif not value_matches(v, ann):
                 raise InputTypeError(

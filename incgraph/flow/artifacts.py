@@ -313,7 +313,14 @@ class ArtifactWriter:
             )
         out: dict[str, Any] = {name: self.entry(name, v) for name, v in values.items()}
         for name, elements in shards.items():
-            out[name] = shard(self.entry(f"{name}[{i}]", e) for i, e in enumerate(elements))
+            entries = []
+            for i, e in enumerate(elements):
+                cls = type(e)  # is_inline(e), spelled out: a shard can have millions
+                if cls in _INLINE_SCALARS or (cls in _INLINE_SIZED and len(e) <= INLINE_MAX):
+                    entries.append((INLINE, e))
+                else:
+                    entries.append(self._stored(f"{name}[{i}]", e))
+            out[name] = (SHARD, tuple(entries))
         return Manifest(out)
 
     def entry(self, name: str, value: Any) -> tuple[str, Any]:

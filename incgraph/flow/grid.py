@@ -21,6 +21,7 @@ all tasks: its result *without* the fanned-out attributes (see
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ Result = Manifest | Join
 
 # A contribution to one task: (upstream layer, attribute or None for "the whole manifest", entry).
 Contribution = tuple[str, str | None, Any]
+# What a grid cell gives a task: elements by upstream layer, whole manifests, hash parts.
+_Cell = tuple[dict[str, dict[str, Any]], dict[str, Manifest], list[str]]
 
 
 @dataclass
@@ -70,13 +73,20 @@ class Grid:
         """A hash of everything the tasks receive, in O(sum of the dimension sizes).
 
         The tasks are a fixed function of the dimensions, so hashing the
-        dimensions pins down every task's inputs without expanding the grid.
+        dimensions (their cells' hash parts, see :func:`_cell`) pins down every
+        task's inputs without expanding the grid.
         """
-        parts = ["|".join(_key(c) for c in self.constant)]
-        for dim in self.dims:
+        constant, cells = self._cells
+        parts = ["|".join(constant[2])]
+        for dim in cells:
             parts.append(str(len(dim)))
-            parts.extend("|".join(_key(c) for c in cell) for cell in dim)
+            parts.extend("|".join(cell[2]) for cell in dim)
         return hashing.combine("FlowGrid", *parts)
+
+    @functools.cached_property
+    def _cells(self) -> tuple[_Cell, list[list[_Cell]]]:
+        """The constant contributions and every dimension's cells, made once for both uses."""
+        return _cell(self.constant), [[_cell(c) for c in dim] for dim in self.dims]
 
     def tasks(self) -> list[Task]:
         """Each task's own inputs, in flat order (the first dimension varies fastest).
@@ -86,8 +96,7 @@ class Grid:
         task merges its cells' and hashes the sorted parts, exactly as
         :class:`~incgraph.flow.artifacts.Task` would.
         """
-        cells = [[_cell(contributions) for contributions in dim] for dim in self.dims]
-        constant_elements, constant_whole, constant_parts = _cell(self.constant)
+        (constant_elements, constant_whole, constant_parts), cells = self._cells
         combine = hashing.combine
         tasks = []
         for index, point in enumerate(grid_points(self.sizes)):
@@ -105,13 +114,6 @@ class Grid:
             content = combine("FlowTask", str(index), *parts)
             tasks.append(Task.assembled(index, elements, whole, content))
         return tasks
-
-
-def _key(c: Contribution) -> str:
-    up, attr, entry = c
-    if attr is None:
-        return f"{up}={entry.content}"
-    return f"{up}.{attr}={entry_key(entry)}"
 
 
 def without(result: Result, attributes: frozenset[str]) -> Result:
@@ -219,9 +221,7 @@ def _check_same_length(
         )
 
 
-def _cell(
-    contributions: list[Contribution],
-) -> tuple[dict[str, dict[str, Any]], dict[str, Manifest], list[str]]:
+def _cell(contributions: list[Contribution]) -> _Cell:
     """What one grid cell gives a task: elements by upstream layer, whole manifests, hash parts.
 
     The hash parts are those :class:`~incgraph.flow.artifacts.Task` hashes:

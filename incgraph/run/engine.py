@@ -368,8 +368,7 @@ class _Run:
                     values = {name: self.value_of(up) for name, up in shared.items()}
                     lineage = (processor_name(first), first.code_version(), first.init_version())
                 self.compute_misses(misses, values, lineage)
-            for node in chunk:
-                self.drop_values(node)
+            self.drop_values(first, len(chunk))  # every member reads exactly first's upstream
             if self.frozen:
                 # What the chunk made and still holds (results, records, statuses) is
                 # long-lived: out of the collector's sight too, so later collections do
@@ -741,11 +740,14 @@ class _Run:
                 ready.append(dep)
         self.drop_values(node)
 
-    def drop_values(self, node: Node) -> None:
-        """``node`` is settled: its inputs' values may go if no one else in the run reads them."""
+    def drop_values(self, node: Node, times: int = 1) -> None:
+        """``node`` is settled: its inputs' values may go if no one else in the run reads them.
+
+        ``times`` settles that many nodes reading exactly what ``node`` reads.
+        """
         readers, values = self.readers, self.values
         for up in node.upstream():
-            readers[up] -= 1
+            readers[up] -= times
             if readers[up] == 0 and up in values and up not in self.targets:
                 del values[up]
 
