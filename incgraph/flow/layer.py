@@ -29,7 +29,7 @@ from incgraph.errors import ArtifactNotFoundError, FlowDefinitionError, FlowErro
 from incgraph.flow.accessor import Accessor, Loader, resolve
 from incgraph.flow.artifacts import INLINE
 
-__all__ = ["FlowParams", "Layer", "bind_view", "finished_artifacts", "start_running"]
+__all__ = ["FlowParams", "Layer", "bind_view", "run_layer"]
 
 RESERVED: Final = frozenset({"index", "params", "shard"})
 _STATE: Final = "_incgraph_state"
@@ -288,17 +288,20 @@ def _not_found(state: _View, name: str, names: list[str], task: int | None = Non
     )
 
 
-def start_running(layer_cls: type[Layer], where: str, index: int, params: FlowParams) -> Layer:
-    """A fresh instance of ``layer_cls`` ready for ``__call__`` (its ``__init__`` has run)."""
+def run_layer(
+    layer_cls: type[Layer], where: str, index: int, params: FlowParams, views: dict[str, Layer]
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Run ``__call__`` of a fresh ``layer_cls`` on ``views``; return what it left.
+
+    That is its public attributes (name -> value) and its shards (name -> elements).
+    ``where`` names the layer (and task) in messages, e.g. ``"Process[3]"``.
+    """
     inst = layer_cls.__new__(layer_cls)
-    object.__setattr__(inst, _STATE, _Running(where, index, params))
-    layer_cls.__init__(inst)
-    return inst
-
-
-def finished_artifacts(inst: Layer) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """What a run of ``__call__`` left: public attributes and shards."""
-    state = inst.__dict__[_STATE]
+    state = _Running(where, index, params)
+    object.__setattr__(inst, _STATE, state)
+    if layer_cls.__init__ is not Layer.__init__:  # Layer's own __init__ does nothing
+        layer_cls.__init__(inst)
+    inst(**views)
     values = {k: v for k, v in inst.__dict__.items() if not k.startswith("_")}
     return values, state.shards
 

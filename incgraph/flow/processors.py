@@ -35,7 +35,7 @@ from incgraph.core.processor import Processor
 from incgraph.errors import FlowError
 from incgraph.flow.artifacts import ArtifactWriter, Join, Manifest, Task, inline_manifest
 from incgraph.flow.definition import LayerPlan
-from incgraph.flow.layer import FlowParams, Layer, bind_view, finished_artifacts, start_running
+from incgraph.flow.layer import FlowParams, Layer, bind_view, run_layer
 
 __all__ = [
     "PARAMS_INPUT",
@@ -141,9 +141,7 @@ class LayerProcessor(Processor):
             )
             for arg, up in lp.call_args
         }
-        inst = start_running(lp.layer, where, index, ctx.params)
-        inst(**views)
-        values, shards = finished_artifacts(inst)
+        values, shards = run_layer(lp.layer, where, index, ctx.params, views)
         if not shards:
             small = inline_manifest(values)  # all small scalars: no blob, no writer
             if small is not None:

@@ -343,3 +343,26 @@ def test_a_join_pickles_compactly_and_loads_as_manifests_with_the_same_contents(
     assert [dict(m) for m in loaded] == [dict(m) for m in join]
     older = pickle.loads(pickle.dumps((Join, (join.manifests, join.content))))
     assert older[0](*older[1]) == join
+
+
+def test_a_layers_own_init_runs_before_each_call(tmp_path: Path) -> None:
+    """A layer that defines __init__ (no arguments) has it run on a fresh instance per task."""
+
+    class F(Flow): ...
+
+    @F.register
+    class Src(Layer):
+        def __call__(self) -> None:
+            self.shard(x=[1, 2])
+
+    @F.register(foreach=ForEach(parameters=[Parameter(layer=Src, attribute="x")]))
+    class Count(Layer):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __call__(self, src: Src) -> None:
+            self.calls += 1
+            self.x = src.x
+
+    run = F(store=tmp_path)()
+    assert list(run[Count].calls) == [1, 1] and list(run[Count].x) == [1, 2]
