@@ -141,5 +141,6 @@ def grid_points(sizes: Sequence[int]) -> Iterator[tuple[int, ...]]:
     >>> list(grid_points([]))
     [()]
     """
-    for point in itertools.product(*(range(n) for n in reversed(sizes))):
-        yield point[::-1]
+    if len(sizes) == 1:  # the usual ForEach over one shard: (0,), (1,), ... made in C
+        return zip(range(sizes[0]))
+    return (point[::-1] for point in itertools.product(*(range(n) for n in reversed(sizes))))

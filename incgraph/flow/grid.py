@@ -80,7 +80,7 @@ class Grid:
         parts = ["|".join(constant[2])]
         for dim in cells:
             parts.append(str(len(dim)))
-            parts.extend("|".join(cell[2]) for cell in dim)
+            parts.extend(["|".join(cell[2]) for cell in dim])
         return hashing.combine("FlowGrid", *parts)
 
     @functools.cached_property

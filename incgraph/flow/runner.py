@@ -218,7 +218,8 @@ class FlowRun:
         # Pure bookkeeping (no user code runs): with the cyclic GC on, building N task
         # nodes would trigger collections that rescan the growing graph.
         with gc_paused():
-            each = ((f"{lp.name}[{task.index}]", {TASK_INPUT: task}) for task in grid.tasks())
+            name = lp.name
+            each = [(f"{name}[{task.index}]", {TASK_INPUT: task}) for task in grid.tasks()]
             tasks = self.graph.add_nodes(proc, shared, each, version=version)
             join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
         self._live[lp.name] = join
