@@ -7,7 +7,11 @@ close that checkpoints SQLite's WAL into the file. This script measures that
 cost alone, as the time of a run with one task:
 
 * ``fresh``    - each run opens a store folder that does not exist yet;
-* ``existing`` - each run reopens one store that holds the results (all hits).
+* ``existing`` - each run reopens one store that holds the results (all hits);
+* ``new_process`` - the first run of a new Python process, on a fresh store,
+  after ``import bench_flow`` (so incgraph is imported, the flow defined):
+  what a script pays once, beyond the in-process ``fresh`` figure. One
+  process per measurement, ``--processes`` of them per checkout.
 
 Each checkout (this one, and with ``--against`` another, e.g. a ``git worktree``
 of the previous commit) runs in its own long-lived child process. The
@@ -15,12 +19,14 @@ children take turns, round after round, so a machine that slows down for a
 while slows both alike; a round is the mean of ``--runs`` runs, and the figure
 kept is the best round of ``--rounds`` (the median is printed too). Wall time on
 a shared VM drifts; counts do not: ``--syscalls`` also counts, under ``strace -f
--c``, the system calls and fsyncs of one fresh-store run.
+-c``, the system calls and fsyncs of one fresh-store run. ``--dir /dev/shm``
+puts the stores on tmpfs, where an fsync costs nothing: what is left is the
+CPU part of the cost.
 
 Prints one JSON line per measurement (``ratio`` = this checkout / ``--against``),
 then a markdown table.
 
-Run (about 30 s; ``--syscalls`` needs ``strace``)::
+Run (about a minute; ``--syscalls`` needs ``strace``)::
 
     git worktree add /tmp/fixed_base HEAD      # before changing anything
     python benchmarks/flow_fixed_cost.py --against /tmp/fixed_base --syscalls
@@ -49,7 +55,7 @@ import gc, shutil, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1] + "/benchmarks")
 import bench_flow
-folder = Path(tempfile.mkdtemp())
+folder = Path(tempfile.mkdtemp(dir=sys.argv[2] or None))
 bench_flow.run_flow(folder / "existing", 1)  # pays the imports; "existing" reuses the store
 count = 0
 for line in sys.stdin:
@@ -83,6 +89,19 @@ for i in range(int(sys.argv[2])):
 shutil.rmtree(folder)
 """
 
+# A new process: import bench_flow, then time its first run on a fresh store.
+_NEW_PROCESS = """
+import shutil, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
+import bench_flow
+folder = Path(tempfile.mkdtemp(dir=sys.argv[2] or None))
+start = time.perf_counter()
+bench_flow.run_flow(folder / "fresh", 1)
+print(time.perf_counter() - start)
+shutil.rmtree(folder)
+"""
+
 PHASES = ("fresh", "existing")
 
 
@@ -95,10 +114,10 @@ def _env(checkout: Path) -> dict[str, str]:
 class Child:
     """One checkout's long-lived measuring process."""
 
-    def __init__(self, checkout: Path) -> None:
+    def __init__(self, checkout: Path, folder: str) -> None:
         self.checkout = checkout
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(checkout)],
+            [sys.executable, "-c", _CHILD, str(checkout), folder],
             env=_env(checkout),
             cwd=checkout,
             stdin=subprocess.PIPE,
@@ -121,9 +140,11 @@ class Child:
         self.proc.wait(timeout=60)
 
 
-def interleaved(checkouts: list[Path], rounds: int, runs: int) -> dict[tuple[str, str], list]:
+def interleaved(
+    checkouts: list[Path], rounds: int, runs: int, folder: str
+) -> dict[tuple[str, str], list]:
     """(checkout label, phase) -> the per-round mean seconds per run."""
-    children = {str(c): Child(c) for c in checkouts}
+    children = {str(c): Child(c, folder) for c in checkouts}
     times: dict[tuple[str, str], list[float]] = {}
     try:
         for r in range(rounds):
@@ -136,6 +157,23 @@ def interleaved(checkouts: list[Path], rounds: int, runs: int) -> dict[tuple[str
     finally:
         for child in children.values():
             child.close()
+    return times
+
+
+def new_processes(checkouts: list[Path], processes: int, folder: str) -> dict[str, list[float]]:
+    """Checkout label -> seconds of the first fresh-store run in each of ``processes`` processes."""
+    times: dict[str, list[float]] = {str(c): [] for c in checkouts}
+    for p in range(processes):
+        for checkout in checkouts if p % 2 == 0 else checkouts[::-1]:
+            out = subprocess.run(
+                [sys.executable, "-c", _NEW_PROCESS, str(checkout), folder],
+                env=_env(checkout),
+                cwd=checkout,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            times[str(checkout)].append(float(out))
     return times
 
 
@@ -177,18 +215,27 @@ def main() -> None:
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
     parser.add_argument("--rounds", type=int, default=9, help="rounds; the best is kept")
     parser.add_argument("--runs", type=int, default=20, help="flow runs per round")
+    parser.add_argument("--processes", type=int, default=5, help="new processes per checkout")
     parser.add_argument("--syscalls", action="store_true", help="also count syscalls (strace)")
+    parser.add_argument(
+        "--dir",
+        default="",
+        help="where the stores go (default: the temp folder); /dev/shm: no fsync",
+    )
     args = parser.parse_args()
     this = HERE
     checkouts = [this] if args.against is None else [this, args.against.resolve()]
-    times = interleaved(checkouts, args.rounds, args.runs)
+    times = interleaved(checkouts, args.rounds, args.runs, args.dir)
+    for label, seconds in new_processes(checkouts, args.processes, args.dir).items():
+        times[(label, "new_process")] = seconds
     rows: list[dict[str, Any]] = []
-    for phase in PHASES:
+    for phase in (*PHASES, "new_process"):
         mine = times[(str(this), phase)]
         row: dict[str, Any] = {
             "bench": "flow_fixed_cost",
             "phase": phase,
             "n": 1,
+            "dir": args.dir or tempfile.gettempdir(),
             "ms": round(min(mine) * 1e3, 3),
             "median_ms": round(statistics.median(mine) * 1e3, 3),
         }
@@ -219,18 +266,21 @@ def _table(
     args: argparse.Namespace,
 ) -> None:
     print()
-    what = f"best of {args.rounds} rounds of {args.runs} runs (median)"
+    what = (
+        f"best of {args.rounds} rounds of {args.runs} runs (median); "
+        f"new_process: best of {args.processes} processes (median)"
+    )
     if args.against is None:
         print(f"| flow run, N = 1 | ms per run, {what} |")
         print("|---|---:|")
         for r in rows:
-            print(f"| {r['phase']} store | {r['ms']:.2f} ({r['median_ms']:.2f}) |")
+            print(f"| {r['phase']} | {r['ms']:.2f} ({r['median_ms']:.2f}) |")
     else:
         print(f"| flow run, N = 1 | this checkout, ms | `{args.against}`, ms | ratio |")
         print("|---|---:|---:|---:|")
         for r in rows:
             print(
-                f"| {r['phase']} store | {r['ms']:.2f} ({r['median_ms']:.2f}) "
+                f"| {r['phase']} | {r['ms']:.2f} ({r['median_ms']:.2f}) "
                 f"| {r['against_ms']:.2f} ({r['against_median_ms']:.2f}) | {r['ratio']:.2f} |"
             )
         print(f"\n(ms per run: {what})")
