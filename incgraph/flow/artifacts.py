@@ -56,11 +56,17 @@ __all__ = [
     "is_inline",
     "ref",
     "shard",
+    "task_hash",
 ]
 
 INLINE: Final = "v"
 REF: Final = "r"
 SHARD: Final = "s"
+
+# The content hashes of manifests, joins and tasks: hashing.combine under these domains.
+_manifest_hash = hashing.combiner("FlowManifest")
+_join_hash = hashing.combiner("FlowJoin")
+task_hash = hashing.combiner("FlowTask")
 
 INLINE_MAX: Final = 256
 """Strings and bytes up to this length are kept inside the manifest."""
@@ -161,8 +167,14 @@ class Manifest(dict[str, Any]):
         """The content hash: equal entries, equal hash (see :func:`entry_key`)."""
         content = self._content
         if content is None:
-            parts = sorted(f"{name}={entry_key(e)}" for name, e in self.items())
-            content = self._content = hashing.combine("FlowManifest", *parts)
+            parts = [
+                f"{name}=v{type(e[1]).__name__}:{e[1]!r}"
+                if e[0] == INLINE
+                else f"{name}={entry_key(e)}"
+                for name, e in self.items()
+            ]  # entry_key(e) with its inline case written out: the usual one
+            parts.sort()
+            content = self._content = _manifest_hash(parts)
         return content
 
     def __incgraph_hash__(self) -> object:
@@ -187,7 +199,7 @@ class Join:
     def __init__(self, manifests: Iterable[Manifest], content: str | None = None) -> None:
         self.manifests = tuple(manifests)
         if content is None:
-            content = hashing.combine("FlowJoin", *[m.content for m in self.manifests])
+            content = _join_hash([m.content for m in self.manifests])
         self.content = content
 
     def __len__(self) -> int:
@@ -258,7 +270,7 @@ class Task:
                 for name, e in m.items()
             ]
             parts += [f"{up}={m.content}" for up, m in self.whole.items()]
-            content = hashing.combine("FlowTask", str(index), *sorted(parts))
+            content = task_hash([str(index), *sorted(parts)])
         self.content = content
 
     @classmethod

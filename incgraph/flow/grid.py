@@ -29,7 +29,7 @@ from typing import Any
 
 from incgraph import hashing
 from incgraph.errors import ArtifactNotFoundError, FlowError
-from incgraph.flow.artifacts import SHARD, Join, Manifest, Task, entry_key
+from incgraph.flow.artifacts import SHARD, Join, Manifest, Task, entry_key, task_hash
 from incgraph.flow.definition import LayerPlan
 from incgraph.flow.foreach import Parameter, grid_points
 
@@ -97,7 +97,6 @@ class Grid:
         :class:`~incgraph.flow.artifacts.Task` would.
         """
         (constant_elements, constant_whole, constant_parts), cells = self._cells
-        combine = hashing.combine
         tasks = []
         for index, point in enumerate(grid_points(self.sizes)):
             elements = dict(constant_elements)
@@ -111,7 +110,8 @@ class Grid:
                 whole.update(cell_whole)
                 parts += cell_parts
             parts.sort()
-            content = combine("FlowTask", str(index), *parts)
+            parts.insert(0, str(index))
+            content = task_hash(parts)
             tasks.append(Task.assembled(index, elements, whole, content))
         return tasks
 

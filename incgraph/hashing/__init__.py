@@ -16,7 +16,8 @@ characters and all tagged with :data:`SCHEME`:
   normalized source (no comments, docstrings or formatting) of its code and of
   the helpers, classes and simple constants it references in the user's own
   modules, plus a declared ``version``.
-* :func:`combine` - a domain-tagged hash of strings.
+* :func:`combine` - a domain-tagged hash of strings (:func:`combiner` binds the
+  domain for hashing many part lists).
 * :func:`node_key` - the cache key, ``combine("NodeKey", code, init, inputs...)``
   (:func:`node_key_function` builds many keys of a one-input node fast,
   :func:`node_key_maker` of any node),
@@ -39,6 +40,7 @@ Examples
 from incgraph.hashing._scheme import (  # isort: skip
     SCHEME,
     combine,
+    combiner,
     node_key,
     node_key_function,
     node_key_maker,
@@ -52,6 +54,7 @@ __all__ = [
     "SCHEME",
     "code_version",
     "combine",
+    "combiner",
     "data_version",
     "node_key",
     "node_key_function",

@@ -22,14 +22,22 @@ calls beyond the f-strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from xxhash import xxh3_128_hexdigest
 
 from incgraph.errors import HashingError
 
-__all__ = ["DATA_HEADER", "SCHEME", "combine", "node_key", "node_key_function", "node_key_maker"]
+__all__ = [
+    "DATA_HEADER",
+    "SCHEME",
+    "combine",
+    "combiner",
+    "node_key",
+    "node_key_function",
+    "node_key_maker",
+]
 
 SCHEME: Final = "ig1"
 """Version tag of the hash scheme, mixed into every hash."""
@@ -76,6 +84,30 @@ def combine(domain: str, *parts: str) -> str:
         ) from None
     text = f"{_COMBINE_PREFIX}{len(domain)}:{domain}" + "".join([f"{len(p)}:{p}" for p in parts])
     return xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+
+
+def combiner(domain: str) -> Callable[[Iterable[str]], str]:
+    """:func:`combine` for one domain, with its head built once: ``parts -> hash``.
+
+    For hashing many part lists under one domain (a flow's task and manifest
+    contents). Unlike :func:`combine` it does not check the parts' types on
+    each call: pass strings.
+
+    Examples
+    --------
+    >>> task_hash = combiner("Example")
+    >>> task_hash(["a", "b"]) == combine("Example", "a", "b")
+    True
+    """
+    if type(domain) is not str:
+        raise HashingError(f"combiner: domain must be str, got {type(domain).__name__}")
+    head = f"{_COMBINE_PREFIX}{len(domain)}:{domain}"
+
+    def combined(parts: Iterable[str]) -> str:
+        text = head + "".join([f"{len(p)}:{p}" for p in parts])
+        return xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+
+    return combined
 
 
 def node_key(code_version: str, init_version: str, inputs: Mapping[str, str]) -> str:

@@ -14,12 +14,13 @@ HEX32 = st.text("0123456789abcdef", min_size=32, max_size=32)
 
 
 def test_public_names_are_exactly_the_documented_api() -> None:
-    """incgraph.hashing exports the eight documented names, sorted."""
+    """incgraph.hashing exports the nine documented names, sorted."""
     assert hashing.__all__ == sorted(hashing.__all__)
     assert set(hashing.__all__) == {
         "SCHEME",
         "code_version",
         "combine",
+        "combiner",
         "data_version",
         "node_key",
         "node_key_function",
@@ -149,3 +150,16 @@ def test_node_key_maker_gives_node_keys() -> None:
     assert key({"x": "1" * 32}) != node_key_maker("c" * 32, "j" * 32)({"x": "1" * 32})
     with pytest.raises(HashingError, match="node_key_maker"):
         node_key_maker(b"c", "i")  # type: ignore[arg-type]
+
+
+def test_combiner_gives_combine_hashes() -> None:
+    """A bound combiner hashes a list of parts as combine does under its domain."""
+    from incgraph.errors import HashingError
+    from incgraph.hashing import combine, combiner
+
+    flow_task = combiner("FlowTask")
+    for parts in ([], ["a"], ["ab", "c"], ["é", "x=1"]):
+        assert flow_task(parts) == combine("FlowTask", *parts)
+    assert flow_task(["a"]) != combiner("Other")(["a"])
+    with pytest.raises(HashingError, match="combiner"):
+        combiner(b"FlowTask")  # type: ignore[arg-type]
