@@ -28,6 +28,15 @@ order directly, with the same ``decide``/``record`` steps and none of the
 queue's bookkeeping. It is the debugging path. Pool executors let independent
 ready nodes run at once.
 
+A *fan-out* (nodes made by one ``Graph.add_nodes`` call that differ only in
+inline inputs: a ForEach's tasks) is walked in bulk by the serial walk
+(:meth:`_Run.walk_fanout`): per chunk, every member is keyed from the shared
+inputs' versions with one bound key maker, looked up in one query, its
+lease-worthy misses claimed in one transaction, and the misses computed with
+the shared inputs loaded once and the fan-out's one processor instance. Keys,
+records, hits and leases are exactly what deciding the members one by one
+gives; only the per-node overhead is gone.
+
 A rerun first reads every node's latest (key, data version) in one bulk query
 per 500 nodes; a node whose new key matches is a hit without a query of its
 own. Computed results are written in batches (blobs, then one index
