@@ -488,6 +488,13 @@ class Graph:
         bindings and the init kwargs are checked once: the way to add the
         thousand tasks of a fan-out.
 
+        When every node's own inputs are inline values (and none rebinds a
+        shared node), the nodes form a :class:`FanOut`: they share one
+        processor instance (constructed and ``setup()`` once, like the items of
+        a batch; ``release_resources()`` on any of them releases it), and the
+        serial executor keys, looks up, claims and computes them in bulk.
+        Results and cache keys are the same as with separate ``add_node`` calls.
+
         Examples
         --------
         >>> from incgraph import ProcessGraph, Processor
