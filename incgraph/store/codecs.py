@@ -26,6 +26,11 @@ codec       used for                                               file suffix
 codec is always used, so values kept inline in SQLite are single ``bytes``.
 The checksum of a blob is the xxh3-64 digest of its parts, as 16 hex digits.
 
+:func:`encode_small` is :func:`encode` for the save hot path: a small value's
+pickle comes back as bare ``bytes`` (no :class:`Encoded` around it) and
+:func:`checksum_of` digests it in one call; the bytes and the digest are the
+ones :func:`encode` and :func:`checksum` give.
+
 numpy is never imported here: an array can only reach :func:`encode` if the
 caller already imported numpy, and a blob can only be ``npy`` if numpy wrote it.
 """
@@ -45,7 +50,17 @@ import xxhash
 
 from incgraph.errors import StoreError
 
-__all__ = ["CODECS", "SUFFIXES", "Encoded", "checksum", "decode", "dumps", "encode"]
+__all__ = [
+    "CODECS",
+    "SUFFIXES",
+    "Encoded",
+    "checksum",
+    "checksum_of",
+    "decode",
+    "dumps",
+    "encode",
+    "encode_small",
+]
 
 SUFFIXES = {"pickle": "pkl", "npy": "npy", "pickle5": "pk5", "raw": "bin"}
 """File suffix of each codec."""
@@ -56,6 +71,8 @@ CODECS = tuple(SUFFIXES)
 _ALIGN = 64
 _PK5_MAGIC = b"IGPK5\x00\x00\x01"
 _U64 = struct.Struct("<Q")
+_pickle_dumps = pickle.dumps
+_xxh3_hexdigest = xxhash.xxh3_64_hexdigest
 
 Buffer = bytes | bytearray | memoryview
 
@@ -93,6 +110,17 @@ def checksum(parts: Iterable[Buffer]) -> str:
     return digest.hexdigest()
 
 
+def checksum_of(data: Buffer) -> str:
+    """:func:`checksum` of one buffer (the same digest, in one call).
+
+    Examples
+    --------
+    >>> checksum_of(b"abc") == checksum([b"ab", b"c"])
+    True
+    """
+    return _xxh3_hexdigest(data)
+
+
 def dumps(value: Any) -> bytes:
     """Pickle ``value`` in band (protocol 5); unpicklable values raise a clear StoreError.
 
@@ -122,25 +150,48 @@ def encode(value: Any, *, inline_limit: int) -> Encoded:
     >>> encode(b"x" * 10, inline_limit=32).codec, encode(b"x" * 64, inline_limit=32).codec
     ('pickle', 'raw')
     """
-    if type(value) is bytes and len(value) >= inline_limit:
+    found = encode_small(value, inline_limit=inline_limit)
+    if type(found) is bytes:
+        return Encoded("pickle", (found,), len(found))
+    return found  # type: ignore[return-value]
+
+
+def encode_small(value: Any, *, inline_limit: int) -> bytes | Encoded:
+    """:func:`encode`, with a small value's bytes returned bare: the hot path of a save.
+
+    Returns the bytes themselves when :func:`encode` would give one ``pickle`` part
+    smaller than ``inline_limit`` (what the blob store keeps inline), else the
+    :class:`Encoded` that :func:`encode` gives. The bytes are the same either way;
+    only the wrapping object and its calls are saved.
+
+    Examples
+    --------
+    >>> encode_small({"y": 1}, inline_limit=64) == dumps({"y": 1})
+    True
+    >>> encode_small(b"x" * 64, inline_limit=32).codec
+    'raw'
+    """
+    cls = type(value)
+    if cls is bytes and len(value) >= inline_limit:
         return Encoded("raw", (value,), len(value))
-    if _is_plain_array(value) and value.nbytes >= inline_limit:
+    if cls.__name__ == "ndarray" and _is_plain_array(value) and value.nbytes >= inline_limit:
         return _encode_npy(value)
     buffers: list[pickle.PickleBuffer] = []
     try:
-        data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        data = _pickle_dumps(value, protocol=5, buffer_callback=buffers.append)
     except Exception as exc:
         raise _unpicklable(value, exc) from exc
-    if not buffers:
-        return Encoded("pickle", (data,), len(data))
-    try:
-        raws = [buffer.raw() for buffer in buffers]
-    except BufferError:  # a non-contiguous buffer: fall back to in-band
-        raws = None
-    if raws is None or len(data) + sum(raw.nbytes for raw in raws) < inline_limit:
+    if buffers:
+        try:
+            raws = [buffer.raw() for buffer in buffers]
+        except BufferError:  # a non-contiguous buffer: fall back to in-band
+            raws = None
+        if raws is not None and len(data) + sum(raw.nbytes for raw in raws) >= inline_limit:
+            return _encode_pickle5(data, raws)
         data = dumps(value)
-        return Encoded("pickle", (data,), len(data))
-    return _encode_pickle5(data, raws)
+    if len(data) < inline_limit:
+        return data
+    return Encoded("pickle", (data,), len(data))
 
 
 def decode(codec: str, buffer: Buffer | Any) -> Any:

@@ -52,7 +52,7 @@ from incgraph.store.file_blobs import FileBlobStore
 from incgraph.store.leases import LEASE_SECONDS, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
-from incgraph.store.protocols import BlobStore, Index, Record
+from incgraph.store.protocols import BlobStore, Index, Record, with_size
 from incgraph.store.runlog import RunInfo, RunLog
 from incgraph.store.session import StoreSession
 from incgraph.store.signing import Signer, signer_from_env
@@ -396,18 +396,7 @@ class Store:
 
 def _sized(record: Record, size: int, now: float) -> Record:
     """``record`` as committed: its blob's ``size``, and ``now`` unless it has a time."""
-    return Record(
-        record.key,
-        record.data_version,
-        record.node,
-        record.processor,
-        record.code_version,
-        record.init_version,
-        record.inputs,
-        record.created or now,
-        record.duration,
-        size,
-    )
+    return with_size(record, size, record.created or now)
 
 
 def _save_chunk(
