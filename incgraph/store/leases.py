@@ -21,8 +21,8 @@ renews them every ``ttl / 3`` seconds, so a live process keeps its leases
 however long it computes, and a killed one loses them within ``ttl``: its
 work is then redone by whoever waits. The thread outlives its last claimant
 by :data:`LINGER_SECONDS` (its connections closed), so runs in quick
-succession share one thread instead of starting one each. (diskcache's ``Lock`` was not used: a
-lock held by a killed process is never freed.)
+succession share one thread instead of starting one each. (diskcache's
+``Lock`` was not used: a lock held by a killed process is never freed.)
 
 Guarantees and limits:
 

@@ -14,7 +14,9 @@ therefore only appends keys to two Python lists while the run goes on (the
 engine appends to :attr:`RunLog.hits` directly: one list append per hit) and
 writes them at :meth:`RunLog.close` as ONE row insert whose two blobs hold
 the keys packed by :func:`pack_keys` (16 bytes per 32-hex-digit key). Nothing
-is written per hit, ever.
+is written per hit, ever. A run's session closes its log together with its
+claimant (``close(lessee=...)``): the row and the release of the leases the
+run still holds are then one transaction (``SqliteLedger.end_run``).
 
 A long batch may ``announce`` itself: its row is inserted when it starts
 (status ``"running"``) and completed when it closes. Garbage collection keeps
