@@ -26,12 +26,13 @@ Saving many small values (the hot path: a ForEach saves one per task) reads
 nothing first: their rows go in with ``ON CONFLICT DO NOTHING``, and the
 connection's change count tells whether some insert did nothing (an existing
 blob, a lost race, or a file row whose file vanished, which the inline row then
-replaces); only then are those rows read back, inside the transaction. Large
-values' data versions are looked up before their files are written, so an
-existing file is not written again, and a signed store looks every data
-version up so an unsigned row is rewritten signed. Measured with
-``benchmarks/store_save_instructions.py``: 132k -> 83k CPU instructions per
-small result saved, together with the cheaper encode and Record.
+replaces); only then are those rows read back, inside the transaction. Values
+that may be files (``bytes``, arrays, and any value whose encoding came out
+large) are looked up before their files are written, so an existing file is
+not written again; a signed store looks every data version up, so an unsigned
+row is rewritten signed. Measured with ``benchmarks/store_save_instructions.py``:
+132k -> 84k CPU instructions per small result saved, together with the cheaper
+encode and Record.
 
 Every load checks the file's size and its xxh3-64 checksum against the row.
 A blob that fails (or whose file is missing, or that cannot be decoded) raises
@@ -547,30 +548,24 @@ class FileBlobStore:
         """Encode ``items`` and write their files: everything :meth:`put_many` does before its
         transaction.
 
-        Without a signer, small values are encoded first and become inline rows
-        with no look-up: the insert does nothing where a row exists, and
-        :meth:`_insert` reads back only then. Only the data versions of large
-        values are looked up first, so an already stored file is not written
-        again (its value was encoded for nothing). With a signer every data
-        version is looked up first, so an unsigned row is rewritten signed.
+        Without a signer, a value that is neither ``bytes`` nor an array is
+        encoded at once and, when small, becomes an inline row with no look-up:
+        the insert does nothing where a row exists, and :meth:`_insert` reads
+        back only then. The others (and, with a signer, every value, so that an
+        unsigned row is rewritten signed) are looked up first, and a stored,
+        complete blob is not written again. A large value that is neither bytes
+        nor an array (a frame, a long list) was encoded before its look-up, for
+        nothing if it is stored already.
         """
         batch = _Batch(self.signer is not None)
-        sizes, limit = batch.sizes, self.inline_limit
-        if self.signer is not None:
-            batch.stored = stored = self._rows([dv for dv, _ in items])
-            for data_version, value in items:
-                if data_version in sizes:
-                    continue
-                row = stored.get(data_version)
-                if row is not None and row.tag and self._complete(row):
-                    sizes[data_version] = row.size
-                else:
-                    self._stage_value(batch, data_version, value, row)
-            return batch
-        inline = batch.inline
-        large: dict[str, Encoded] = {}
+        sizes, inline, limit = batch.sizes, batch.inline, self.inline_limit
+        looked_up: dict[str, tuple[Any, Encoded | None]] = {}  # value, and its encoding if made
         for data_version, value in items:
-            if data_version in sizes or data_version in large:
+            if data_version in sizes or data_version in looked_up:
+                continue
+            cls = type(value)
+            if batch.tags is not None or cls is bytes or cls.__name__ == "ndarray":
+                looked_up[data_version] = (value, None)  # maybe a file: look it up first
                 continue
             found = encode_small(value, inline_limit=limit)
             if type(found) is bytes:
@@ -579,29 +574,33 @@ class FileBlobStore:
                 inline.append((data_version, checksum_of(found), size, bytearray(found)))
                 sizes[data_version] = size
             else:
-                large[data_version] = found  # type: ignore[assignment]
-        if large:
-            batch.stored = stored = self._rows(list(large))
-            for data_version, encoded in large.items():
-                row = stored.get(data_version)
-                if row is not None and self._complete(row):
-                    sizes[data_version] = row.size
-                else:
-                    self._stage_file(batch, data_version, encoded, row)
+                looked_up[data_version] = (value, found)  # type: ignore[assignment]
+        if looked_up:
+            batch.stored = self._rows(list(looked_up))
+            for data_version, (value, encoded) in looked_up.items():
+                self._stage_looked_up(batch, data_version, value, encoded)
         return batch
 
-    def _stage_value(self, batch: _Batch, data_version: str, value: Any, row: _Row | None) -> None:
-        """Encode ``value`` for a signed store: an inline row, or a file written now."""
-        found = encode_small(value, inline_limit=self.inline_limit)
+    def _stage_looked_up(
+        self, batch: _Batch, data_version: str, value: Any, encoded: Encoded | None
+    ) -> None:
+        """Stage a value whose stored row (if any) is known: keep a complete (signed) blob,
+        else encode it (unless done) as an inline row or a file written now."""
+        row = batch.stored.get(data_version)
+        if row is not None and self._complete(row) and (self.signer is None or row.tag):
+            batch.sizes[data_version] = row.size
+            return
+        found = encode_small(value, inline_limit=self.inline_limit) if encoded is None else encoded
         if type(found) is not bytes:
             self._stage_file(batch, data_version, found, row)  # type: ignore[arg-type]
             return
-        assert self.signer is not None and batch.tags is not None
         if row is not None:
             batch.stale.append((row.data_version, row.checksum))
         size = len(found)
         batch.inline.append((data_version, checksum_of(found), size, bytearray(found)))
-        batch.tags.append(self.signer.tag(data_version, "pickle", [found]))
+        if batch.tags is not None:
+            assert self.signer is not None
+            batch.tags.append(self.signer.tag(data_version, "pickle", [found]))
         batch.sizes[data_version] = size
 
     def _stage_file(

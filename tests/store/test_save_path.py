@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from incgraph.store import FileBlobStore, SqliteFile, SqliteIndex, Store, open_store
+from incgraph.store import FileBlobStore, SqliteFile, SqliteIndex, Store, file_blobs, open_store
 from incgraph.store.codecs import Encoded, checksum, checksum_of, dumps, encode, encode_small
 from incgraph.store.file_blobs import _check_data_versions
 
@@ -218,3 +218,25 @@ def test_data_versions_are_checked_together_and_one_by_one(store: Store) -> None
         with pytest.raises(ValueError, match="is not a hash string"):
             store.blobs.put_many([(dv(1), 1), (bad, 2)])  # type: ignore[list-item]
     assert list(store.blobs.data_versions()) == []
+
+
+def test_stored_bytes_and_arrays_are_looked_up_before_encoding(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving again a stored big array or big bytes encodes nothing; a small dict is encoded."""
+    store.save_many([(record(1, 2), np.arange(BIG)), (record(3, 4), b"b" * BIG)])
+    encoded: list[object] = []
+    real = file_blobs.encode_small
+
+    def counting(value: Any, *, inline_limit: int) -> Any:
+        encoded.append(value)
+        return real(value, inline_limit=inline_limit)
+
+    monkeypatch.setattr(file_blobs, "encode_small", counting)
+    saved = store.save_many(
+        [(record(5, 2), np.arange(BIG)), (record(6, 4), b"b" * BIG), (record(7, 8), {"s": 1})]
+    )
+    assert encoded == [{"s": 1}]
+    assert store.load(saved[1]) == b"b" * BIG and store.load(saved[2]) == {"s": 1}
+    small = store.save(record(9, 10), b"tiny")  # small bytes: looked up, then inline
+    assert blob_row(store.path, dv(10))[4] == "blob" and store.load(small) == b"tiny"
