@@ -519,6 +519,7 @@ class Graph:
         shared_nodes = {name: v for name, v in shared.items() if isinstance(v, Node)}
         fan = _inline_and_apart(head[1], shared_nodes)
         init_kwargs, sig, nodes = first.init_kwargs, first.signature, self.nodes
+        own = head[1].keys()  # a member binding these names misses no required input either
         readers = [(self._consumers.setdefault(up, []), name) for name, up in shared_nodes.items()]
         added = [first]
         for node_id, inputs in items:
@@ -535,7 +536,7 @@ class Graph:
                 cache,
                 signature=sig,
             )
-            self._check_bindings(node, inputs)
+            self._check_bindings(node, inputs, complete=inputs.keys() == own)
             if _inline_and_apart(inputs, shared_nodes):  # reads exactly the shared nodes
                 nodes[node_id] = node
                 for reader_list, name in readers:
@@ -570,8 +571,14 @@ class Graph:
             )
         return node_id
 
-    def _check_bindings(self, node: Node, only: Mapping[str, Any] | None = None) -> None:
-        """Check ``node``'s bindings (those in ``only``, when given) and that none is missing."""
+    def _check_bindings(
+        self, node: Node, only: Mapping[str, Any] | None = None, complete: bool = False
+    ) -> None:
+        """Check ``node``'s bindings (those in ``only``, when given) and that none is missing.
+
+        ``complete`` says the caller knows no required input is missing (a fan-out
+        member binding the same names as a member checked in full).
+        """
         sig = node.signature
         assert sig is not None
         params, nodes = sig.params, self.nodes
@@ -593,7 +600,7 @@ class Graph:
                     f"{_where(node)}: input {name!r} expects {annotation_name(ann)}, got "
                     f"{type(v).__name__}; pass a value of that type or change the annotation"
                 )
-        if not node.bindings.keys() >= sig.required:
+        if not complete and not node.bindings.keys() >= sig.required:
             missing = sorted(sig.required - node.bindings.keys())
             raise GraphDefinitionError(
                 f"{_where(node)}: missing required input(s) {', '.join(map(repr, missing))}; "

@@ -702,28 +702,28 @@ class _Run:
 
         ``lineage`` is passed on to :func:`~incgraph.run.keys.make_record`.
         """
-        cheap = out.duration < LEASE_MIN_SECONDS
-        self.cheap_runs[node.processor] = (
-            self.cheap_runs.get(node.processor, 0) + 1 if cheap else float("-inf")
+        value, data_version, duration = out
+        cheap_runs, processor = self.cheap_runs, node.processor
+        cheap_runs[processor] = (
+            cheap_runs.get(processor, 0) + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
         )
         if node.cache and key is not None and input_dvs is not None:
-            record = make_record(node, key, input_dvs, out.data_version, out.duration, lineage)
+            record = make_record(node, key, input_dvs, data_version, duration, lineage)
             now = time.monotonic()
-            if not self.pending:
+            pending = self.pending
+            if not pending:
                 self.pending_since = now
-            self.pending.append((record, out.value))
+            pending.append((record, value))
             if (
-                len(self.pending) >= WRITE_CHUNK
-                or out.duration >= PROMPT_WRITE_SECONDS
+                len(pending) >= WRITE_CHUNK
+                or duration >= PROMPT_WRITE_SECONDS
                 or now - self.pending_since >= PROMPT_WRITE_SECONDS
-                or getattr(out.value, "nbytes", 0) >= PROMPT_WRITE_BYTES
+                or getattr(value, "nbytes", 0) >= PROMPT_WRITE_BYTES
             ):
                 self.flush()
-        self.dvs[node] = out.data_version
-        self.values[node] = out.value
-        self.report.statuses[node] = NodeStatus(
-            node, "computed", key, out.data_version, out.duration
-        )
+        self.dvs[node] = data_version
+        self.values[node] = value
+        self.report.statuses[node] = NodeStatus(node, "computed", key, data_version, duration)
 
     def flush(self) -> None:
         """Write queued results: their blobs, then their index rows in one transaction."""
