@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import gc
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -87,6 +88,13 @@ class LayerResult:
         return self.tasks is not None
 
 
+_PROCESSORS: weakref.WeakKeyDictionary[Plan, dict[str, type[LayerProcessor]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Each plan's generated processor classes by layer name: a flow's runs reuse them, and
+with them their signatures and code versions (read once per class). Dropped with the plan."""
+
+
 @dataclass
 class _Pending:
     """A ForEach layer compiled in the current wave, waiting for its join."""
@@ -114,6 +122,7 @@ class FlowRun:
             PARAMS_INPUT, "params", value=FlowContext(params, self.buffer)
         )
         self.classes: dict[str, type[Layer]] = {lp.name: lp.layer for lp in plan.layers}
+        self._processors = _PROCESSORS.setdefault(plan, {})
         self.results: dict[str, LayerResult] = {}
         self.computed: list[str] = []
         self.cached: list[str] = []
@@ -179,7 +188,7 @@ class FlowRun:
         inputs: dict[str, Any] = {PARAMS_INPUT: self.params_node}
         for up in lp.upstream:
             inputs[up] = self._binding(up)
-        proc = layer_processor(lp, self.classes)
+        proc = self._processor(lp)
         self._live[lp.name] = self.graph.add_node(lp.name, proc, inputs, version=self._version(lp))
 
     def _binding(self, up: str) -> Node:
@@ -194,6 +203,13 @@ class FlowRun:
             self._frozen[up] = frozen
         return frozen
 
+    def _processor(self, lp: LayerPlan) -> type[LayerProcessor]:
+        """``lp``'s generated processor class, made once per plan (so per flow class)."""
+        made = self._processors.get(lp.name)
+        if made is None:
+            made = self._processors[lp.name] = layer_processor(lp, self.classes)
+        return made
+
     def _version(self, lp: LayerPlan) -> str:
         v = self._versions.get(lp.name)
         if v is None:
@@ -207,7 +223,7 @@ class FlowRun:
         foreach = {up: self.results[up].is_foreach for up in lp.upstream}
         grid = expand(lp, results, foreach)
         shared = self._shared_inputs(lp, grid)
-        proc = layer_processor(lp, self.classes)
+        proc = self._processor(lp)
         memo_key, memo = self._memo(lp, proc, grid, shared)
         hit = self.buffer.lookup(memo_key)
         if hit is not MISSING:

@@ -304,3 +304,27 @@ def test_the_memo_row_reuses_the_joins_blob(tmp_path: Path, monkeypatch: Any) ->
     assert memo[0].size == join[0].size > 0 and memo[0].created > 0
     assert "Work[19]" not in [str(n.id) for n in again.graph] and encoded_joins == [1]
     assert list(again["Work"].y) == list(first["Work"].y)
+
+
+def test_runs_of_one_flow_reuse_its_generated_processors(tmp_path: Path) -> None:
+    """Two runs of a flow class use the same generated processor class per layer (its
+    signature and code version are read once); registering a layer makes new ones."""
+    from incgraph.flow.processors import ForEachJoin, LayerProcessor
+
+    def generated(execution: Any) -> set[type]:
+        return {n.processor for n in execution.graph if n.processor is not None} - {ForEachJoin}
+
+    Fan, _ = fan_flow((1, 2))
+    first = Fan(store=tmp_path)()
+    again = Fan(store=tmp_path / "other")()
+    procs = generated(first)
+    assert len(procs) == 3 and all(issubclass(p, LayerProcessor) for p in procs)
+    assert procs == generated(again)
+
+    @Fan.register
+    class Extra(Layer):
+        def __call__(self) -> None:
+            self.z = 1
+
+    later = Fan(store=tmp_path / "third")()
+    assert len(generated(later)) == 4 and not procs & generated(later)
