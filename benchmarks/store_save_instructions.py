@@ -7,17 +7,22 @@ cost of a task. This script measures it without the engine or the flow: a child
 process opens a fresh store with :func:`incgraph.store.open_store` and saves N
 records with distinct keys and data versions, in ``save_many`` calls of 1,024
 (as the flow's write-back buffer does), each value a small dict like a flow
-manifest and each record's ``inputs`` three 32-hex data versions. It runs under
-valgrind's cachegrind (no cache simulation) for N = 200 and N = 2,200 and reports
-``(I(2200) - I(200)) / 2000``, the instructions one more saved result costs
-(imports, schema creation and the first chunk's warm-up cancel out). Time spent
-waiting on I/O is not counted: compare two checkouts (``--against``), not a count
-and a wall time.
+manifest and each record's ``inputs`` three 32-hex data versions.
+
+It runs under valgrind's cachegrind (no cache simulation) for N = 200 and
+N = 2,200; ``(I(2200) - I(200)) / 2000`` is what one more result costs (imports,
+schema creation and warm-up cancel out). The child runs twice per N: ``build``
+only makes the records and values, ``save`` also saves them; the figure
+``save_many`` is the difference of the two slopes, the instructions the store
+spends per saved result (``build_and_save`` is the ``save`` slope alone, which
+also counts building each Record). Time spent waiting on I/O is not counted:
+compare two checkouts (``--against``), not a count and a wall time.
 
 The peer is the same measurement on another checkout (the baseline before a
-change); the ratio is this checkout's count over the other's.
+change); the ratio is this checkout's count over the other's. The eight valgrind
+runs go two at a time (instruction counts do not depend on what else runs).
 
-Run (about a minute; needs ``valgrind`` on the PATH)::
+Run (about 90 s; needs ``valgrind`` on the PATH)::
 
     python benchmarks/store_save_instructions.py                          # this checkout
     python benchmarks/store_save_instructions.py --against /tmp/store_base  # and the ratio

@@ -26,13 +26,16 @@ Saving many small values (the hot path: a ForEach saves one per task) reads
 nothing first: their rows go in with ``ON CONFLICT DO NOTHING``, and the
 connection's change count tells whether some insert did nothing (an existing
 blob, a lost race, or a file row whose file vanished, which the inline row then
-replaces); only then are those rows read back, inside the transaction. Values
-that may be files (``bytes``, arrays, and any value whose encoding came out
-large) are looked up before their files are written, so an existing file is
-not written again; a signed store looks every data version up, so an unsigned
-row is rewritten signed. Measured with ``benchmarks/store_save_instructions.py``:
-132k -> 84k CPU instructions per small result saved, together with the cheaper
-encode and Record.
+replaces); only then are those rows read back, inside the transaction. A batch
+that finds 1 in 8 of its blobs stored already (results saved again, after an
+early cutoff) makes the next batch look its data versions up first, as failed
+inserts then cost more than a look-up; a batch that finds fewer turns that off.
+Values that may be files (``bytes``, arrays, and any value whose encoding came
+out large) are looked up before their files are written, so an existing file
+is not written again; a signed store looks every data version up, so an
+unsigned row is rewritten signed. Measured with
+``benchmarks/store_save_instructions.py``: 132k -> 84k CPU instructions per
+small result saved, together with the cheaper encode and Record.
 
 Every load checks the file's size and its xxh3-64 checksum against the row.
 A blob that fails (or whose file is missing, or that cannot be decoded) raises
@@ -126,15 +129,22 @@ class _Batch:
     hot path of a save makes no other object per small value.
     """
 
-    __slots__ = ("files", "inline", "sizes", "stale", "stored", "tags")
+    __slots__ = ("existing", "files", "inline", "missed", "sizes", "stale", "stored", "tags")
 
     def __init__(self, signed: bool) -> None:
+        self.existing = 0  # data versions whose look-up found a complete blob
+        self.missed = 0  # our inserts that did nothing: the blob was there already
         self.sizes: dict[str, int] = {}  # every data version staged -> its blob's size
         self.inline: list[tuple[str, str, int, bytearray]] = []  # our new inline rows
         self.tags: list[str] | None = [] if signed else None  # their HMAC tags, when signing
         self.files: dict[str, _Pending] = {}  # our new blob files, already in place
         self.stored: dict[str, _Row] = {}  # the rows looked up before the transaction
         self.stale: list[tuple[str, str]] = []  # (data version, checksum) of rows to replace
+
+    def looks_stored(self) -> bool:
+        """Whether at least 1 in 8 of these blobs was stored already: then the next batch
+        had better look its data versions up before encoding (see ``_look_up_first``)."""
+        return bool(self.sizes) and (self.existing + self.missed) * 8 >= len(self.sizes)
 
 
 def _check_data_version(data_version: str) -> None:
@@ -222,6 +232,10 @@ class FileBlobStore:
         self.mmap_threshold = mmap_threshold
         self._folders: set[Path] = set()
         self._folders_lock = threading.Lock()
+        # Whether the next put_many looks every data version up before encoding: when
+        # the last one found many of its blobs stored already (results saved again,
+        # e.g. after an early cutoff), a look-up is cheaper than failed inserts.
+        self._look_up_first = False
 
     def __repr__(self) -> str:
         return f"FileBlobStore({str(self.directory)!r})"
@@ -504,6 +518,7 @@ class FileBlobStore:
             _check_data_versions([dv for dv, _ in items])
         batch = self._stage(items)
         if not batch.inline and not batch.files and also is None:
+            self._look_up_first = batch.looks_stored()
             return [batch.sizes[dv] for dv, _ in items]
 
         def commit(conn: sqlite3.Connection) -> tuple[dict[str, _Row], list[int]]:
@@ -517,6 +532,7 @@ class FileBlobStore:
             return theirs, in_order
 
         theirs, in_order = self.file.write(commit)
+        self._look_up_first = batch.looks_stored()
         for data_version, winner in theirs.items():
             pending = batch.files.get(data_version)
             if pending is not None:
@@ -551,20 +567,22 @@ class FileBlobStore:
         Without a signer, a value that is neither ``bytes`` nor an array is
         encoded at once and, when small, becomes an inline row with no look-up:
         the insert does nothing where a row exists, and :meth:`_insert` reads
-        back only then. The others (and, with a signer, every value, so that an
-        unsigned row is rewritten signed) are looked up first, and a stored,
-        complete blob is not written again. A large value that is neither bytes
+        back only then. The others (and every value when the last batch met many
+        stored blobs, or with a signer, so that an unsigned row is rewritten
+        signed) are looked up first, and a stored, complete blob is not written
+        again. A large value that is neither bytes
         nor an array (a frame, a long list) was encoded before its look-up, for
         nothing if it is stored already.
         """
         batch = _Batch(self.signer is not None)
         sizes, inline, limit = batch.sizes, batch.inline, self.inline_limit
+        look_up_all = self.signer is not None or self._look_up_first
         looked_up: dict[str, tuple[Any, Encoded | None]] = {}  # value, and its encoding if made
         for data_version, value in items:
             if data_version in sizes or data_version in looked_up:
                 continue
             cls = type(value)
-            if batch.tags is not None or cls is bytes or cls.__name__ == "ndarray":
+            if look_up_all or cls is bytes or cls.__name__ == "ndarray":
                 looked_up[data_version] = (value, None)  # maybe a file: look it up first
                 continue
             found = encode_small(value, inline_limit=limit)
@@ -589,6 +607,7 @@ class FileBlobStore:
         row = batch.stored.get(data_version)
         if row is not None and self._complete(row) and (self.signer is None or row.tag):
             batch.sizes[data_version] = row.size
+            batch.existing += 1
             return
         found = encode_small(value, inline_limit=self.inline_limit) if encoded is None else encoded
         if type(found) is not bytes:
@@ -684,8 +703,10 @@ class FileBlobStore:
                     for r in (item.row,)
                 ],
             )
-        if conn.total_changes - before == len(batch.inline) + len(batch.files):
+        missed = len(batch.inline) + len(batch.files) - (conn.total_changes - before)
+        if not missed:
             return {}
+        batch.missed = missed
         found = _select_rows(conn, [entry[0] for entry in batch.inline] + list(batch.files))
         replace = [
             entry

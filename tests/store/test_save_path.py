@@ -240,3 +240,35 @@ def test_stored_bytes_and_arrays_are_looked_up_before_encoding(
     assert store.load(saved[1]) == b"b" * BIG and store.load(saved[2]) == {"s": 1}
     small = store.save(record(9, 10), b"tiny")  # small bytes: looked up, then inline
     assert blob_row(store.path, dv(10))[4] == "blob" and store.load(small) == b"tiny"
+
+
+def test_a_batch_that_met_stored_blobs_makes_the_next_look_up_first(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small values skip the look-up until a batch finds 1 in 8 stored; then the next one
+    looks every data version up and encodes only the missing ones, until a batch finds none."""
+    looked_up: list[list[str]] = []
+    encoded: list[object] = []
+    real_rows, real_encode = FileBlobStore._rows, file_blobs.encode_small
+
+    def rows(self: FileBlobStore, data_versions: list[str]) -> Any:
+        looked_up.append(list(data_versions))
+        return real_rows(self, data_versions)
+
+    def encode(value: Any, *, inline_limit: int) -> Any:
+        encoded.append(value)
+        return real_encode(value, inline_limit=inline_limit)
+
+    monkeypatch.setattr(FileBlobStore, "_rows", rows)
+    monkeypatch.setattr(file_blobs, "encode_small", encode)
+    store.save_many([(record(i, i), i) for i in range(8)])  # all new: no look-up
+    store.save_many([(record(10, 0), 0)] + [(record(i, i), i) for i in range(20, 27)])
+    assert looked_up == [] and len(encoded) == 16  # 1 in 8 met a stored blob (an insert missed)
+    encoded.clear()
+    saved = store.save_many([(record(30, 1), 1), (record(31, 2), 2), (record(32, 40), 40)])
+    assert looked_up == [[dv(1), dv(2), dv(40)]] and encoded == [40]
+    assert [store.load(rec) for rec in saved] == [1, 2, 40]
+    store.save_many([(record(50, 50), 50)])  # after a batch that found 2 in 3: looked up, new
+    store.save_many([(record(51, 51), 51)])  # after a batch that found none: no look-up
+    assert looked_up[1:] == [[dv(50)]]
+    assert store.load(store.lookup(dv(51))) == 51
