@@ -69,7 +69,7 @@ class Record:
 # ten). Instead, the new Record briefly becomes a _Draft, a class with the very same
 # slots and no frozen ``__setattr__``, whose slots take plain attribute stores, and then
 # becomes a Record again (``__class__`` assignment between two classes of one layout:
-# about 3.5k instructions in all). The engine builds a Record per computed node and the
+# about 5k instructions in all). The engine builds a Record per computed node and the
 # store another per saved result. Record stays the frozen, slotted dataclass above (same
 # fields, defaults, eq, repr, pickling and ``dataclasses.replace``); a subclass of it is
 # built field by field as before. tests/store/test_record.py checks the two agree.
@@ -136,6 +136,11 @@ def _record_init(
     draft.__class__ = Record
 
 
+_record_init.__qualname__ = "Record.__init__"
+_record_init.__doc__ = Record.__init__.__doc__
+Record.__init__ = _record_init  # type: ignore[method-assign]
+
+
 def with_size(record: Record, size: int, created: float) -> Record:
     """``record`` with another ``size`` and ``created``: what a save commits, built directly.
 
@@ -159,11 +164,6 @@ def with_size(record: Record, size: int, created: float) -> Record:
     draft.size = size
     draft.__class__ = Record
     return draft  # type: ignore[no-any-return]
-
-
-_record_init.__qualname__ = "Record.__init__"
-_record_init.__doc__ = Record.__init__.__doc__
-Record.__init__ = _record_init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True, slots=True)
