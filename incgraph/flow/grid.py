@@ -98,6 +98,12 @@ class Grid:
         """
         (constant_elements, constant_whole, constant_parts), cells = self._cells
         tasks = []
+        if len(cells) == 1 and not constant_parts:  # one dimension, nothing constant: a
+            # task's inputs are its cell's (read-only, so shared with the cell)
+            for index, (elements, whole, parts) in enumerate(cells[0]):
+                content = task_hash([str(index), *sorted(parts)])
+                tasks.append(Task.assembled(index, elements, whole, content))
+            return tasks
         for index, point in enumerate(grid_points(self.sizes)):
             elements = dict(constant_elements)
             whole = dict(constant_whole)

@@ -326,6 +326,10 @@ def test_grid_tasks_hash_as_tasks_built_one_by_one() -> None:
         assert task.content == rebuilt.content
     assert len({t.content for t in tasks}) == 6
     assert tasks[4].elements["A"]["x"] == ("v", 1) and tasks[4].elements["B"]["y"] == ("v", "s1")
+    single = Grid(dims=[[[("A", "x", inline(i)), ("C", None, upstream_task)] for i in range(3)]])
+    for task in single.tasks():  # one dimension, nothing constant: the fast path
+        assert task.content == Task(task.index, task.elements, task.whole).content
+        assert task.elements["A"]["x"] == ("v", task.index) and task.whole["C"] is upstream_task
 
 
 def test_a_join_pickles_compactly_and_loads_as_manifests_with_the_same_contents() -> None:
