@@ -594,14 +594,14 @@ class Collect100(Processor):
 
 
 class GcState(Processor):
-    """Notes, while it runs, whether the GC is on and how many objects are frozen."""
+    """Notes, while it runs, whether the GC is on, how many objects are frozen, the gen-0 threshold."""
 
-    seen: ClassVar[list[tuple[bool, int]]] = []
+    seen: ClassVar[list[tuple[bool, int, int]]] = []
 
     def process(self, x: int) -> int:
         import gc
 
-        GcState.seen.append((gc.isenabled(), gc.get_freeze_count()))
+        GcState.seen.append((gc.isenabled(), gc.get_freeze_count(), gc.get_threshold()[0]))
         return x
 
 
@@ -615,10 +615,11 @@ def test_the_serial_walk_hides_the_graph_from_the_gc_and_leaves_a_users_freeze_a
     node = graph.add_node("g", GcState, {"x": x}, cache=False)
     GcState.seen.clear()
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     graph.run_upto(node)
-    ((enabled, frozen),) = GcState.seen
-    assert enabled and frozen > 0
-    assert gc.get_freeze_count() == 0
+    ((enabled, frozen, young),) = GcState.seen
+    assert enabled and frozen > 0 and young >= 20_000  # young collections made rarer
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds  # both restored
     gc.freeze()
     try:
         before = gc.get_freeze_count()
