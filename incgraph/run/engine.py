@@ -370,8 +370,9 @@ class _Run:
             chunk = nodes[done : done + (CLAIM_AHEAD if cheap else UNPROVEN_AHEAD + 1)]
             done += len(chunk)
             keyed = []
+            keyed_ahead = self.keyed_ahead
             for node in chunk:
-                ahead = self.keyed_ahead.pop(node, None)  # keyed by an earlier look-ahead
+                ahead = keyed_ahead.pop(node, None) if keyed_ahead else None  # by look_ahead
                 if ahead is None:
                     input_dvs = dict(node.fixed_input_versions())
                     input_dvs.update(shared_dvs)
@@ -425,22 +426,27 @@ class _Run:
         lineage: tuple[str, str, str],
     ) -> None:
         """Claim the lease-worthy misses of a fan-out chunk in one go, then compute them here."""
-        to_claim = [
-            key
-            for node, key, _ in misses
-            if key not in self.claimed_ahead and not self.known_cheap(node)
-        ]
+        if self.cheap_runs.get(misses[0][0].processor, 0) >= PROVEN_CHEAP_AFTER:
+            to_claim = []  # proved cheap in this run: no member needs a lease
+        else:
+            to_claim = [
+                key
+                for node, key, _ in misses
+                if key not in self.claimed_ahead and not self.known_cheap(node)
+            ]
         claims = self.session.claim(to_claim) if to_claim else None
+        check_claims = claims is not None or bool(self.claimed_ahead)  # else: all ours
         for node, key, input_dvs in misses:
-            self.claimed_ahead.discard(key)
-            if claims is not None and key in claims.done:
-                self.settle_hit(node, key, claims.done[key])
-                continue
-            if claims is not None and key in claims.theirs:
-                stored = self.claim(key)  # waits for the other process
-                if stored is not None:
-                    self.settle_hit(node, key, stored)
+            if check_claims:
+                self.claimed_ahead.discard(key)
+                if claims is not None and key in claims.done:
+                    self.settle_hit(node, key, claims.done[key])
                     continue
+                if claims is not None and key in claims.theirs:
+                    stored = self.claim(key)  # waits for the other process
+                    if stored is not None:
+                        self.settle_hit(node, key, stored)
+                        continue
             inputs = {**node.bindings, **shared_values}
             try:
                 out = compute_in_process(node, inputs, key)
