@@ -69,6 +69,7 @@ from typing import Any, NamedTuple
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.store.codecs import SUFFIXES, Encoded, checksum, checksum_of, decode, encode_small
+from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import store_error
 from incgraph.store.protocols import BlobEntry
 from incgraph.store.signing import Signer
@@ -82,7 +83,6 @@ INLINE_LIMIT = 32 * 1024
 MMAP_THRESHOLD = 1 << 20
 """Blob files of at least this many bytes are memory-mapped instead of read."""
 
-_WRITE_CHUNK = 1 << 30
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _DATA_VERSION = re.compile(r"[0-9A-Za-z_\-]{2,128}")
 _DATA_VERSION_LINES = re.compile(r"[0-9A-Za-z_\-]{2,128}(?:\n[0-9A-Za-z_\-]{2,128})*")
@@ -153,16 +153,6 @@ def _check_data_version(data_version: str) -> None:
             f"data version {data_version!r} is not a hash string (2-128 characters of "
             "[0-9A-Za-z_-]); pass the value's data version from incgraph.hashing"
         )
-
-
-def write_all(fd: int, data: Any) -> None:
-    """Write every byte of the bytes-like ``data`` to the file descriptor ``fd``."""
-    view = memoryview(data)
-    if view.ndim != 1 or view.format != "B":
-        view = view.cast("B")
-    written = 0
-    while written < len(view):
-        written += os.write(fd, view[written : written + _WRITE_CHUNK])
 
 
 def _check_data_versions(data_versions: list[str]) -> None:
@@ -658,7 +648,7 @@ class FileBlobStore:
                 os.close(fd)
             os.replace(temp, path)
             if self.durable:
-                _fsync_folder(folder)
+                fsync_folder(folder)
         except BaseException as exc:
             with suppress(OSError):
                 os.unlink(temp)
@@ -796,17 +786,3 @@ def _select_rows(conn: sqlite3.Connection, data_versions: list[str]) -> dict[str
         for dv, codec, digest, size, is_file, tag in conn.execute(sql, chunk):
             rows[dv] = _Row(dv, codec, digest, size, not is_file, tag)
     return rows
-
-
-def _fsync_folder(folder: Path) -> None:
-    """fsync a folder so a rename inside it survives a power cut (no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

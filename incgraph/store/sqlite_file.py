@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from incgraph.errors import ReadOnlyStoreError, StoreError
+from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import is_busy, is_transient_io, store_error
 from incgraph.store.schema import SCHEMA_VERSION, migrate, new_file_image
 
@@ -69,7 +70,6 @@ IO_RETRIES = 8
 
 T = TypeVar("T")
 
-_WRITE_CHUNK = 1 << 30
 
 _OPEN_FILES: weakref.WeakSet[SqliteFile] = weakref.WeakSet()
 _INHERITED: list[sqlite3.Connection] = []  # a fork's parent connections: never closed
@@ -229,7 +229,7 @@ class SqliteFile:
             return False
         try:
             try:
-                _write_all(fd, image)
+                write_all(fd, image)
                 os.fsync(fd)  # complete on disk before its name can be seen
             finally:
                 os.close(fd)
@@ -240,7 +240,7 @@ class SqliteFile:
             with suppress(OSError):
                 os.unlink(temporary)
         if self.durable:
-            _fsync_folder(self.path.parent)
+            fsync_folder(self.path.parent)
         return True
 
     def _create_private_file(self) -> None:
@@ -373,23 +373,3 @@ class SqliteFile:
                     ) from exc
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view[:_WRITE_CHUNK]) :]
-
-
-def _fsync_folder(folder: Path) -> None:
-    """fsync a folder so a name just linked in it survives a power cut (where supported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
