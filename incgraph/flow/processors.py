@@ -131,16 +131,13 @@ class LayerProcessor(Processor):
                 task.elements,
                 task.whole,
             )
-        views = {
-            arg: bind_view(
-                self.classes[up],
-                reader=where,
-                base=whole[up] if up in whole else inputs[up],
-                load=ctx.load,
-                overrides=elements.get(up),
+        load, classes = ctx.load, self.classes
+        views = {}
+        for arg, up in lp.call_args:
+            base = whole[up] if up in whole else inputs[up]
+            views[arg] = bind_view(
+                classes[up], reader=where, base=base, load=load, overrides=elements.get(up)
             )
-            for arg, up in lp.call_args
-        }
         values, shards = run_layer(lp.layer, where, index, ctx.params, views)
         if not shards:
             small = inline_manifest(values)  # all small scalars: no blob, no writer
