@@ -183,3 +183,28 @@ def test_flushes_when_the_pending_values_are_large(monkeypatch: pytest.MonkeyPat
     assert inner.lookup("k1") is not MISSING
     buffer.save(record("k3", DV3), np.zeros(100))  # the count restarted at the flush
     assert inner.lookup("k3") is MISSING
+
+
+def test_save_row_names_a_stored_blob_without_encoding_it_again(tmp_path: Path) -> None:
+    """A row for a blob still queued is committed with it at the next flush; a row for a
+    committed blob is written at once; either way the blob is stored once."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    buffer.save(record("k1", DV1), {"a": 1})
+    buffer.save_row(record("k2", DV1))  # DV1 is still queued
+    assert inner.lookup("k2") is MISSING
+    buffer.flush()
+    assert inner.lookup("k2").data_version == DV1 and inner.load(DV1) == {"a": 1}
+    encoded: list[str] = []
+    real = inner.blobs.put_many
+
+    def counting(items: Any, **kw: Any) -> Any:
+        items = list(items)
+        encoded.extend(dv for dv, _ in items)
+        return real(items, **kw)
+
+    inner.blobs.put_many = counting  # type: ignore[method-assign]
+    buffer.save_row(record("k3", DV1))  # DV1 is committed: the row alone, right away
+    assert inner.lookup("k3").data_version == DV1 and encoded == []
+    buffer.flush()
+    assert encoded == [] and inner.load(DV1) == {"a": 1}
