@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+import cachegrind
 
 SMALL, LARGE = 200, 2200
 
@@ -50,32 +49,7 @@ shutil.rmtree(folder)
 
 def instructions(checkout: Path, n: int) -> int:
     """Instructions the child process executes for a first run of ``n`` tasks."""
-    # Same hash seed, and no BLAS threads spinning (numpy is imported by the store's
-    # migrations): valgrind counts every thread's instructions.
-    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0"}
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            _CHILD,
-            str(n),
-            str(checkout / "benchmarks"),
-        ],
-        env=env,
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    match = re.search(r"I\s+refs:\s+([\d,]+)", out)
-    if match is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-    return int(match.group(1).replace(",", ""))
+    return cachegrind.instructions(checkout, _CHILD, str(n), str(checkout / "benchmarks"))
 
 
 def per_task(checkout: Path) -> float:

@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import cachegrind
 
 SMALL, LARGE = 200, 2200
 CHUNK = 1024
@@ -80,33 +79,7 @@ shutil.rmtree(folder)
 def instructions(checkout: Path, n: int, mode: str) -> int:
     """Instructions the child executes in ``checkout`` to build (``mode="build"``) or build and
     save (``mode="save"``) ``n`` small results."""
-    # Same hash seed, and no BLAS threads spinning (numpy may be imported by the store's
-    # migrations): valgrind counts every thread's instructions.
-    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0"}
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            _CHILD,
-            str(n),
-            str(CHUNK),
-            mode,
-        ],
-        env=env,
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    match = re.search(r"I\s+refs:\s+([\d,]+)", out)
-    if match is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-    return int(match.group(1).replace(",", ""))
+    return cachegrind.instructions(checkout, _CHILD, str(n), str(CHUNK), mode)
 
 
 def measure(checkouts: list[Path]) -> list[dict[str, float]]:
