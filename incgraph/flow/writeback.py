@@ -61,8 +61,14 @@ __all__ = [
     "WriteBackStore",
 ]
 
-MAX_PENDING: Final = 1024
-"""Flush once this many results and blobs are waiting."""
+MAX_PENDING: Final = 4096
+"""Flush once this many results and blobs are waiting.
+
+Each commit rewrites every index page its rows touch, and cache keys land at random
+places in their indexes: a ForEach of 10,000 tasks wrote 26% fewer pages with 4,096
+results a commit than with 1,024 (``strace -c``). The time flush (:data:`MAX_DELAY`)
+still commits a slow flow's results promptly.
+"""
 
 MAX_PENDING_BYTES: Final = 256 << 20
 """Flush once the waiting values hold this many bytes (counted for arrays and bytes)."""
