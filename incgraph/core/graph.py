@@ -520,6 +520,10 @@ class Graph:
         fan = _inline_and_apart(head[1], shared_nodes)
         init_kwargs, sig, nodes = first.init_kwargs, first.signature, self.nodes
         own = head[1].keys()  # a member binding these names misses no required input either
+        # Inline values bound to unannotated inputs of a process(**inputs) need no check:
+        # a member with the first's names, all inline, would pass _check_bindings untouched.
+        assert sig is not None
+        unchecked = sig.var_keyword and not (own & sig.params.keys())
         readers = [(self._consumers.setdefault(up, []), name) for name, up in shared_nodes.items()]
         added = [first]
         for node_id, inputs in items:
@@ -536,8 +540,11 @@ class Graph:
                 cache,
                 signature=sig,
             )
-            self._check_bindings(node, inputs, complete=inputs.keys() == own)
-            if _inline_and_apart(inputs, shared_nodes):  # reads exactly the shared nodes
+            apart = _inline_and_apart(inputs, shared_nodes)  # reads exactly the shared nodes
+            same_names = inputs.keys() == own
+            if not (unchecked and apart and same_names):
+                self._check_bindings(node, inputs, complete=same_names)
+            if apart:
                 nodes[node_id] = node
                 for reader_list, name in readers:
                     reader_list.append((node, name))
@@ -595,7 +602,7 @@ class Graph:
                 if ann is Any and v.graph is self and nodes.get(v.id) is v:
                     continue  # an upstream node of this graph feeding an unannotated input
                 self._check_upstream(node, name, ann, v)
-            elif not value_matches(v, ann):
+            elif ann is not Any and not value_matches(v, ann):
                 raise InputTypeError(
                     f"{_where(node)}: input {name!r} expects {annotation_name(ann)}, got "
                     f"{type(v).__name__}; pass a value of that type or change the annotation"

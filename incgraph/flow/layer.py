@@ -322,6 +322,12 @@ def bind_view(
     for one task of a ForEach layer).
     """
     inst = layer_cls.__new__(layer_cls)
-    state = _View(name or layer_cls.__name__, reader, base, overrides or {}, load, index)
-    object.__setattr__(inst, _STATE, state)
+    attrs = inst.__dict__
+    attrs[_STATE] = _View(name or layer_cls.__name__, reader, base, overrides or {}, load, index)
+    if overrides:
+        # A task's inline elements cost nothing to read: set them now, so reading one
+        # is a plain attribute access (what __getattr__ would leave after a first read).
+        for attr, entry in overrides.items():
+            if entry[0] == INLINE:
+                attrs[attr] = entry[1]
     return inst

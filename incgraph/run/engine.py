@@ -86,7 +86,7 @@ from typing import Any, Literal, NamedTuple, cast
 from incgraph.core.graph import Node
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.executors.base import Executor, SerialExecutor
-from incgraph.run.jobs import Outcome, compute_in_process, submit_compute
+from incgraph.run.jobs import Outcome, compute_in_process, fanout_computer, submit_compute
 from incgraph.run.keys import cache_key, input_versions, key_maker, make_record, processor_name
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
@@ -436,6 +436,7 @@ class _Run:
             ]
         claims = self.session.claim(to_claim) if to_claim else None
         check_claims = claims is not None or bool(self.claimed_ahead)  # else: all ours
+        compute = fanout_computer(misses[0][0])
         for node, key, input_dvs in misses:
             if check_claims:
                 self.claimed_ahead.discard(key)
@@ -449,7 +450,7 @@ class _Run:
                         continue
             inputs = {**node.bindings, **shared_values}
             try:
-                out = compute_in_process(node, inputs, key)
+                out = compute(node, inputs, key)
             except BaseException:
                 self.report.statuses[node] = NodeStatus(node, "failed", key, None)
                 raise

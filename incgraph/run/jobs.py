@@ -54,6 +54,7 @@ from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
+from incgraph.sentinels import MISSING
 
 __all__ = [
     "BatchEntry",
@@ -64,6 +65,7 @@ __all__ = [
     "compute_batch_in_worker",
     "compute_in_process",
     "compute_in_worker",
+    "fanout_computer",
     "instance_key",
     "node_instance",
     "release_worker_instances",
@@ -271,7 +273,7 @@ def _node_error(spec: _Spec, exc: Exception) -> NodeError:
 
 def _checked(spec: _Spec, value: Any) -> Any:
     returns = spec.returns
-    if returns is not Any and not value_matches(value, returns):
+    if returns is not Any and type(value) is not returns and not value_matches(value, returns):
         raise InputTypeError(
             f"{spec.description} returned {type(value).__name__}, but its process() is annotated "
             f"-> {annotation_name(returns)}; return that type or change the annotation"
@@ -298,6 +300,13 @@ def _compute(
     spec: _Spec, make: Callable[[], Any], inputs: dict[str, Any], key: str | None
 ) -> Outcome:
     instance, start = _begin(spec, make, inputs)
+    return _call(spec, instance, inputs, key, start)
+
+
+def _call(
+    spec: _Spec, instance: Any, inputs: dict[str, Any], key: str | None, start: float
+) -> Outcome:
+    """Run ``process`` on a constructed instance (awaiting a coroutine), then :func:`_finish`."""
     try:
         value = instance.process(**inputs)
         if type(value) not in _NOT_AWAITABLE and _is_awaitable(value):
@@ -341,6 +350,34 @@ def compute_in_process(node: Node, inputs: dict[str, Any], key: str | None) -> O
     """Compute ``node`` here, with its own (lazily constructed) processor instance."""
     make = node.instance if node.initialized else partial(node_instance, node)
     return _compute(node._job_spec or _spec_of_node(node), make, inputs, key)
+
+
+def fanout_computer(first: Node) -> Callable[[Node, dict[str, Any], str | None], Outcome]:
+    """:func:`compute_in_process` for the nodes of ``first``'s fan-out, in this thread.
+
+    The members share their processor instance (see :meth:`Node.instance`), its
+    annotations and the inputs worth checking (the same shared nodes, and inline
+    values checked when added), so what :func:`compute_in_process` works out per
+    node is worked out once here; the instance is made (or taken) on the first
+    call and kept. Messages still name the member that failed.
+    """
+    assert first.fanout is not None, "fanout_computer is for a fan-out's members"
+    base = first._job_spec or _spec_of_node(first)
+    params, returns, cache = base.params, base.returns, base.cache
+    make = partial(node_instance, first)
+    instance: Any = MISSING
+
+    def compute(node: Node, inputs: dict[str, Any], key: str | None) -> Outcome:
+        nonlocal instance
+        spec = _Spec(node.label, node.describe, params, returns, cache)
+        if params:
+            _check_inputs(node.describe, params, inputs)
+        start = time.perf_counter()
+        if instance is MISSING:
+            instance = _construct(spec, make)
+        return _call(spec, instance, inputs, key, start)
+
+    return compute
 
 
 async def compute_in_process_async(node: Node, inputs: dict[str, Any], key: str | None) -> Outcome:

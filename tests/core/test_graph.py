@@ -193,6 +193,25 @@ def test_add_nodes_checks_each_nodes_own_inputs(graph: ProcessGraph) -> None:
     assert graph.add_nodes(SumInt, {"a": a}, []) == []
 
 
+class Tagged(Processor):
+    """Takes any inputs; only ``scale`` is annotated."""
+
+    def process(self, scale: int = 1, **rest: Any) -> int:
+        return scale * len(rest)
+
+
+def test_add_nodes_still_checks_members_of_a_keyword_only_processor(graph: ProcessGraph) -> None:
+    """Members of a process(**inputs) fan-out skip no check that could fail: an annotated input
+    with a bad value, or a node of another graph, is still reported naming the member."""
+    with pytest.raises(InputTypeError, match=r"node t1 \(Tagged\): input 'scale' expects int"):
+        graph.add_nodes(Tagged, {}, [("t0", {"scale": 1, "x": 1}), ("t1", {"scale": "2", "x": 2})])
+    other = ProcessGraph(store=":memory:").add_constant_node("o", "o", value=1)
+    with pytest.raises(GraphDefinitionError, match=r"node u1 \(Tagged\): input 'x' is .*another"):
+        graph.add_nodes(Tagged, {}, [("u0", {"x": 1}), ("u1", {"x": other})])
+    nodes = graph.add_nodes(Tagged, {}, [(f"v{i}", {"x": i, "y": "any"}) for i in range(3)])
+    assert [graph.run_upto(n) for n in nodes] == [2, 2, 2]
+
+
 def test_add_nodes_marks_a_fan_out_only_when_members_differ_in_inline_inputs(
     graph: ProcessGraph,
 ) -> None:

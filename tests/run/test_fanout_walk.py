@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from incgraph import NodeError, ProcessGraph, Processor
+from incgraph import InputTypeError, NodeError, ProcessGraph, Processor
 from incgraph.store import Store, open_store
 from incgraph.store.leases import Lessee
 
@@ -187,3 +187,48 @@ def test_a_fan_out_constructs_its_processor_once_and_releases_it_once() -> None:
     assert Heavy.made == ["init", "setup", "release"] and not nodes[7].initialized
     graph.run_upto(nodes[7], force=True)
     assert Heavy.made == ["init", "setup", "release", "init", "setup"]
+
+
+class Fragile(Processor):
+    """Fails to construct when asked to; checks its input's type; may return a coroutine."""
+
+    def __init__(self, broken: bool = False) -> None:
+        if broken:
+            raise RuntimeError("no model file")
+
+    def process(self, x: int, y: int = 0) -> Any:
+        if x == 99:
+
+            async def later() -> int:
+                return 990
+
+            return later()
+        return x * 10 + y
+
+
+class Loose(Processor):
+    """Unannotated: what it returns is checked where it is read."""
+
+    def process(self):  # type: ignore[no-untyped-def]
+        return "one"
+
+
+def test_fanout_computer_shares_one_instance_and_names_the_member_in_errors() -> None:
+    """fanout_computer computes each member as compute_in_process would (a coroutine awaited),
+    with one instance for all, and a bad input or a failure names the member it happened in."""
+    from incgraph.run.jobs import fanout_computer
+
+    graph = ProcessGraph(store=":memory:")
+    loose = graph.add_node("loose", Loose, {})
+    nodes = graph.add_nodes(Fragile, {"y": loose}, ((f"f{i}", {"x": i}) for i in range(3)))
+    compute = fanout_computer(nodes[0])
+    got = [compute(n, {"x": x, "y": 1}, None).value for n, x in zip(nodes, [1, 2, 99], strict=True)]
+    assert got == [11, 21, 990]
+    assert nodes[2].instance() is nodes[0].instance()
+    with pytest.raises(InputTypeError, match=r"node f1 \(Fragile\): input 'y' expects int"):
+        compute(nodes[1], {"x": 1, "y": "one"}, None)
+    broken = graph.add_nodes(
+        Fragile, {}, ((f"b{i}", {"x": i}) for i in range(2)), node_init_kwargs={"broken": True}
+    )
+    with pytest.raises(NodeError, match=r"node b1 \(Fragile\): constructing the processor"):
+        fanout_computer(broken[0])(broken[1], {"x": 1}, None)
