@@ -141,9 +141,10 @@ def cmd_show(ctx: Context) -> int:
         data["producers"] = {name: p.key if p else None for name, p in producers.items()}
         data["value"] = preview
         data["file"] = _file_of(ctx, rec)
+        data["in_row"] = _in_row(ctx, rec)
         ctx.emit_json(data)
         return 0
-    where = _file_of(ctx, rec) or ("inline in the index" if store.path else "in memory")
+    where = _storage_of(ctx, rec)
     lines = [
         ("key", rec.key),
         ("data version", rec.data_version),
@@ -181,6 +182,22 @@ def _producer(ctx: Context, data_version: str) -> Record | None:
     keys = list(find(data_version))[:1] if find is not None else []
     found = ctx.store.lookup_many(keys)
     return next(iter(found.values()), None)
+
+
+def _storage_of(ctx: Context, rec: Record) -> str:
+    """Where a result's bytes are, as a load finds them: a blob file, its row, or inline."""
+    found = _file_of(ctx, rec)
+    if found is not None:
+        return found
+    if _in_row(ctx, rec):
+        return "in its row of the index"
+    return "inline in the index" if ctx.store.path else "in memory"
+
+
+def _in_row(ctx: Context, rec: Record) -> bool:
+    """Whether the result's index row holds its bytes (small results, schema version 3)."""
+    holds = getattr(ctx.store.index, "holds_data", None)
+    return bool(holds(rec.key)) if holds is not None else False
 
 
 def _file_of(ctx: Context, rec: Record) -> str | None:
@@ -323,11 +340,13 @@ def cmd_stats(ctx: Context) -> int:
         ctx.emit_json(data)
         return 0
     rate = "-" if stats.hit_rate is None else f"{stats.hit_rate:.0%}"
-    inline, files = size(stats.inline_bytes), size(stats.file_bytes)
+    inline, files, held = size(stats.inline_bytes), size(stats.file_bytes), size(stats.row_bytes)
+    blob_bytes = size(stats.inline_bytes + stats.file_bytes)
     lines = [
         ("store", stats.path or "(in memory)"),
         ("results", f"{stats.results} from {stats.nodes} node(s)"),
-        ("blobs", f"{stats.blobs}, {size(stats.bytes)} ({inline} inline, {files} in files)"),
+        ("blobs", f"{stats.blobs}, {blob_bytes} ({inline} inline, {files} in files)"),
+        ("in rows", f"{held} (small results kept in their index row)"),
         ("index", size(stats.index_bytes)),
         ("runs", f"{stats.runs} logged: {stats.hits} hits, {stats.computed} computed"),
         ("hit rate", rate),

@@ -172,16 +172,21 @@ class WriteBackStore(Store):
         return [record for record, _ in items]
 
     def save_row(self, record: Record) -> None:
-        """Commit an index row naming a blob that is stored already; nothing is queued.
+        """Commit an index row naming a result that is stored already; nothing is queued.
 
         For a second key of a committed result (the flow's ForEach memo): writing
-        the row alone spares encoding the blob again. ``record`` should carry its
-        ``size`` and ``created``, as the store does not fill them in here.
+        the row alone spares encoding the value again. A small result kept in
+        its index row (schema version 3) is copied into the new row by the same
+        statement (``put_sharing_data``), so the new row stays loadable when the
+        first one is dropped. ``record`` should carry its ``size`` and
+        ``created``, as the store does not fill them in here.
         """
         if record.data_version in self._blobs:  # still queued: commit it with its blob
             self.save(record, self._blobs[record.data_version])
             return
-        self.inner.index.put_many([record])
+        index = self.inner.index
+        put = getattr(index, "put_sharing_data", None)
+        (index.put_many if put is None else put)([record])
 
     def put_blob(self, data_version: str, value: Any) -> None:
         """Queue an artifact blob (no index row); committed before any queued record."""

@@ -62,7 +62,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -82,6 +82,9 @@ INLINE_LIMIT = 32 * 1024
 
 MMAP_THRESHOLD = 1 << 20
 """Blob files of at least this many bytes are memory-mapped instead of read."""
+
+Also = Callable[[sqlite3.Connection, list[int], Mapping[str, tuple[str, bytearray]]], None]
+"""What :meth:`FileBlobStore.put_many` calls inside its transaction: (conn, sizes, row bytes)."""
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _DATA_VERSION = re.compile(r"[0-9A-Za-z_\-]{2,128}")
@@ -129,9 +132,20 @@ class _Batch:
     hot path of a save makes no other object per small value.
     """
 
-    __slots__ = ("existing", "files", "inline", "missed", "sizes", "stale", "stored", "tags")
+    __slots__ = (
+        "existing",
+        "files",
+        "inline",
+        "missed",
+        "row_limit",
+        "rows",
+        "sizes",
+        "stale",
+        "stored",
+        "tags",
+    )
 
-    def __init__(self, signed: bool) -> None:
+    def __init__(self, signed: bool, row_limit: int = -1) -> None:
         self.existing = 0  # data versions whose look-up found a complete blob
         self.missed = 0  # our inserts that did nothing: the blob was there already
         self.sizes: dict[str, int] = {}  # every data version staged -> its blob's size
@@ -140,6 +154,8 @@ class _Batch:
         self.files: dict[str, _Pending] = {}  # our new blob files, already in place
         self.stored: dict[str, _Row] = {}  # the rows looked up before the transaction
         self.stale: list[tuple[str, str]] = []  # (data version, checksum) of rows to replace
+        self.row_limit = row_limit  # values encoding to at most this many bytes get no blob row
+        self.rows: dict[str, tuple[str, bytearray]] = {}  # theirs: dv -> (checksum, bytes)
 
     def looks_stored(self) -> bool:
         """Whether at least 1 in 8 of these blobs was stored already: then the next batch
@@ -490,23 +506,33 @@ class FileBlobStore:
         self,
         items: Iterable[tuple[str, Any]],
         *,
-        also: Callable[[sqlite3.Connection, list[int]], None] | None = None,
+        also: Also | None = None,
+        row_limit: int = -1,
     ) -> list[int]:
         """Store many values: their files first, then all their rows in one transaction.
 
         Returns the stored size of each item, in order. Data versions already
         present (or repeated in ``items``) are not written again.
 
-        ``also(conn, sizes)``, when given, runs inside that same transaction
-        after the blob rows are in (``sizes`` as returned), so the caller's own
-        rows in this file (the index's) commit atomically with the blobs they
-        name. It may run more than once (a busy database is retried).
+        ``also(conn, sizes, rows)``, when given, runs inside that same
+        transaction after the blob rows are in (``sizes`` as returned), so the
+        caller's own rows in this file (the index's) commit atomically with the
+        blobs they name. It may run more than once (a busy database is retried).
+
+        ``row_limit`` (only with ``also``, and only without a signer): a value
+        whose pickle is at most this many bytes gets no blob row; ``rows`` maps
+        its data version to ``(checksum, bytes)``, which ``also`` must write
+        into every row it commits for that data version (the store's results
+        rows, schema version 3). A stored complete blob found by a look-up is
+        used instead, as always.
         """
         self._check_writable()
         items = list(items)
         if items:
             _check_data_versions([dv for dv, _ in items])
-        batch = self._stage(items)
+        if also is None or self.signer is not None:
+            row_limit = -1
+        batch = self._stage(items, row_limit)
         if not batch.inline and not batch.files and also is None:
             self._look_up_first = batch.looks_stored()
             return [batch.sizes[dv] for dv, _ in items]
@@ -518,7 +544,7 @@ class FileBlobStore:
                 sizes = {**sizes, **{dv: row.size for dv, row in theirs.items()}}
             in_order = [sizes[dv] for dv, _ in items]
             if also is not None:
-                also(conn, in_order)
+                also(conn, in_order, batch.rows)
             return theirs, in_order
 
         theirs, in_order = self.file.write(commit)
@@ -550,7 +576,7 @@ class FileBlobStore:
         except sqlite3.Error as exc:
             raise store_error(exc, self.file.path) from exc
 
-    def _stage(self, items: list[tuple[str, Any]]) -> _Batch:
+    def _stage(self, items: list[tuple[str, Any]], row_limit: int = -1) -> _Batch:
         """Encode ``items`` and write their files: everything :meth:`put_many` does before its
         transaction.
 
@@ -562,10 +588,12 @@ class FileBlobStore:
         signed) are looked up first, and a stored, complete blob is not written
         again. A large value that is neither bytes
         nor an array (a frame, a long list) was encoded before its look-up, for
-        nothing if it is stored already.
+        nothing if it is stored already. A small value whose bytes fit
+        ``row_limit`` goes to ``batch.rows`` instead of an inline row (see
+        :meth:`put_many`).
         """
-        batch = _Batch(self.signer is not None)
-        sizes, inline, limit = batch.sizes, batch.inline, self.inline_limit
+        batch = _Batch(self.signer is not None, row_limit)
+        sizes, inline, rows, limit = batch.sizes, batch.inline, batch.rows, self.inline_limit
         look_up_all = self.signer is not None or self._look_up_first
         looked_up: dict[str, tuple[Any, Encoded | None]] = {}  # value, and its encoding if made
         for data_version, value in items:
@@ -579,7 +607,10 @@ class FileBlobStore:
             if type(found) is bytes:
                 size = len(found)
                 # a bytearray binds straight to a BLOB; bytes go through sqlite3's adapters
-                inline.append((data_version, checksum_of(found), size, bytearray(found)))
+                if size <= row_limit:
+                    rows[data_version] = (checksum_of(found), bytearray(found))
+                else:
+                    inline.append((data_version, checksum_of(found), size, bytearray(found)))
                 sizes[data_version] = size
             else:
                 looked_up[data_version] = (value, found)  # type: ignore[assignment]
@@ -593,7 +624,8 @@ class FileBlobStore:
         self, batch: _Batch, data_version: str, value: Any, encoded: Encoded | None
     ) -> None:
         """Stage a value whose stored row (if any) is known: keep a complete (signed) blob,
-        else encode it (unless done) as an inline row or a file written now."""
+        else encode it (unless done) as an inline row, row bytes (a small value that is
+        neither bytes nor an array, see :meth:`put_many`) or a file written now."""
         row = batch.stored.get(data_version)
         if row is not None and self._complete(row) and (self.signer is None or row.tag):
             batch.sizes[data_version] = row.size
@@ -606,11 +638,15 @@ class FileBlobStore:
         if row is not None:
             batch.stale.append((row.data_version, row.checksum))
         size = len(found)
+        batch.sizes[data_version] = size
+        cls = type(value)
+        if size <= batch.row_limit and cls is not bytes and cls.__name__ != "ndarray":
+            batch.rows[data_version] = (checksum_of(found), bytearray(found))
+            return
         batch.inline.append((data_version, checksum_of(found), size, bytearray(found)))
         if batch.tags is not None:
             assert self.signer is not None
             batch.tags.append(self.signer.tag(data_version, "pickle", [found]))
-        batch.sizes[data_version] = size
 
     def _stage_file(
         self, batch: _Batch, data_version: str, encoded: Encoded, row: _Row | None

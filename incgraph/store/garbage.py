@@ -21,7 +21,9 @@ Budget. With ``max_bytes``, kept results that are not pinned and not younger
 than ``grace`` are then dropped, least recently used first (the later of its
 creation and the start of the last run that used it), until the blobs still
 referenced fit. Blobs are shared between keys with equal results, so a blob's
-bytes count once and are freed only with its last key.
+bytes count once and are freed only with its last key. A small result kept in
+its own index row (schema version 3) counts that row's bytes, freed with the
+row: every row holds its own copy.
 
 Clean-up, always: blobs no remaining result references (the blobs of dropped
 results, and orphans older than ``grace`` left by a crash between a blob's
@@ -30,7 +32,9 @@ interrupted writes (both older than ``grace``), expired leases, and run-log
 rows beyond the last :data:`RUN_LOG_LIMIT` (or ``keep_runs``) runs.
 
 Order. Index rows go first, then blob rows, then files: at no point does an
-index row name a blob that is gone. A writer racing a collection can at worst
+index row name a blob that is gone. Bytes held in index rows go with their
+row (SQLite reuses the freed pages; the file shrinks only with ``VACUUM``, as
+for inline blobs). A writer racing a collection can at worst
 commit a row for a blob the collection just deleted; loading it then raises
 ``KeyError``, the row is dropped, and the result is recomputed: never served
 wrong. Nothing is evicted silently: :class:`GcReport` lists every result
@@ -76,10 +80,12 @@ class GcReport:
     ----------
     removed : the results dropped, oldest first (each with its node, processor and size).
     blobs_removed : data versions whose blobs were deleted.
-    bytes_freed : bytes of those blobs.
+    bytes_freed : bytes of those blobs, of the results held in removed index rows, and of
+        the files removed.
     orphan_blobs : data versions of blobs no result referenced (part of ``blobs_removed``).
     files_removed : blob files no row named, and stale temporary files.
-    kept : results kept; ``kept_bytes`` the bytes of the blobs they reference.
+    kept : results kept; ``kept_bytes`` the bytes of the blobs they reference and of the
+        results their rows hold.
     pinned : pinned keys (all kept).
     over_budget : ``max_bytes`` could not be met without dropping pinned or recent results.
     runs_trimmed, leases_expired : run-log rows and expired leases deleted.
@@ -156,15 +162,20 @@ def collect_garbage(
     keep = _kept_by_runs(records, runs, keep_runs, pinned, used, now - grace, now)
     entries = list(store.blobs.entries())
     sizes = {entry.data_version: entry.size for entry in entries}
+    held = _row_bytes(store)
     dropped = [rec for rec in records if rec.key not in keep]
     if max_bytes is not None:
         young = now - grace
-        dropped += _over_budget(records, keep, pinned, last_used, sizes, max_bytes, young, report)
+        dropped += _over_budget(
+            records, keep, pinned, last_used, (sizes, held), max_bytes, young, report
+        )
     dropped_keys = {rec.key for rec in dropped}
     report.removed = sorted(dropped, key=lambda rec: (rec.created, rec.key))
     referenced = {rec.data_version for rec in records if rec.key not in dropped_keys}
     report.kept = len(records) - len(dropped_keys)
-    report.kept_bytes = sum(sizes.get(dv, 0) for dv in referenced)
+    report.kept_bytes = sum(sizes.get(dv, 0) for dv in referenced) + sum(
+        size for key, size in held.items() if key not in dropped_keys
+    )
     freed = {rec.data_version for rec in dropped} - referenced
     report.orphan_blobs = sorted(
         entry.data_version
@@ -175,6 +186,7 @@ def collect_garbage(
     )
     report.blobs_removed = sorted(freed & sizes.keys()) + report.orphan_blobs
     report.bytes_freed = sum(sizes.get(dv, 0) for dv in report.blobs_removed)
+    report.bytes_freed += sum(held.get(key, 0) for key in dropped_keys)
     blobs = store.blobs
     files = list(blobs.orphan_files(grace)) + list(blobs.stale_temp_files(grace))
     report.files_removed = sorted(files)
@@ -202,6 +214,12 @@ def _run_usage(
                     if last_used.get(key, run.started) < run.started:
                         last_used[key] = run.started
     return last_used, used
+
+
+def _row_bytes(store: Store) -> dict[str, int]:
+    """Key -> bytes of the result its index row holds (indexes that hold none: empty)."""
+    read = getattr(store.index, "row_bytes", None)
+    return {} if read is None else dict(read())
 
 
 def _recent_runs(runs: list[RunInfo], keep_runs: int | None) -> list[RunInfo]:
@@ -251,15 +269,19 @@ def _over_budget(
     keep: set[str],
     pinned: set[str],
     last_used: dict[str, float],
-    sizes: dict[str, int],
+    sizes: tuple[dict[str, int], dict[str, int]],
     max_bytes: int,
     young: float,
     report: GcReport,
 ) -> list[Record]:
-    """Kept results to drop, least recently used first, until the referenced blobs fit."""
+    """Kept results to drop, least recently used first, until what they hold fits.
+
+    ``sizes`` is (data version -> blob bytes, key -> bytes held in its row).
+    """
+    blob_sizes, held = sizes
     kept = [rec for rec in records if rec.key in keep]
     refs = Counter(rec.data_version for rec in kept)
-    total = sum(sizes.get(dv, 0) for dv in refs)
+    total = sum(blob_sizes.get(dv, 0) for dv in refs) + sum(held.get(rec.key, 0) for rec in kept)
     candidates = sorted(
         (rec for rec in kept if rec.key not in pinned and rec.created < young),
         key=lambda rec: (last_used[rec.key], rec.created, rec.key),
@@ -270,9 +292,10 @@ def _over_budget(
             break
         dropped.append(rec)
         keep.discard(rec.key)
+        total -= held.get(rec.key, 0)
         refs[rec.data_version] -= 1
         if refs[rec.data_version] == 0:
-            total -= sizes.get(rec.data_version, 0)
+            total -= blob_sizes.get(rec.data_version, 0)
     report.over_budget = total > max_bytes
     return dropped
 

@@ -29,7 +29,10 @@ processes is slow at worst and never an error.
 *Schema.* The first connection in a process checks ``PRAGMA user_version`` and
 applies :data:`~incgraph.store.schema.MIGRATIONS`; a file SQLite cannot read
 raises :class:`~incgraph.errors.StoreCorruptError` naming the file and the fix.
-A read-only file is opened with ``mode=ro`` and is never migrated.
+A read-only file is opened with ``mode=ro`` and is never migrated: one at
+:data:`~incgraph.store.schema.READABLE_SINCE` or later is read as it is
+(:attr:`SqliteFile.schema_version` tells readers which columns it has), an
+older one is refused with the fix (open it writable once).
 
 *New files.* A file that does not exist yet is made whole instead: the
 schema image (:func:`~incgraph.store.schema.new_file_image`: the migrated
@@ -60,7 +63,7 @@ from typing import TypeVar
 from incgraph.errors import ReadOnlyStoreError, StoreError
 from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import is_busy, is_transient_io, store_error
-from incgraph.store.schema import SCHEMA_VERSION, migrate, new_file_image
+from incgraph.store.schema import READABLE_SINCE, SCHEMA_VERSION, migrate, new_file_image
 
 __all__ = ["SqliteFile"]
 
@@ -128,11 +131,22 @@ class SqliteFile:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._schema_checked = False
+        self._version = SCHEMA_VERSION
         _OPEN_FILES.add(self)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
         return f"SqliteFile({str(self.path)!r}, {mode})"
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the file as this process reads it.
+
+        :data:`~incgraph.store.schema.SCHEMA_VERSION` unless the file was opened
+        read-only at an older version it can still read (see the module note).
+        """
+        self.connection()
+        return self._version
 
     # -- connections -------------------------------------------------------------
 
@@ -293,6 +307,7 @@ class SqliteFile:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if self.read_only:
                 self._check_read_only_version(version)
+                self._version = version
                 return
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
@@ -306,7 +321,7 @@ class SqliteFile:
     def _check_read_only_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise self._too_new(version)
-        if version < SCHEMA_VERSION:
+        if version < READABLE_SINCE:
             raise StoreError(
                 f"{self.path} has schema version {version}, older than this incgraph's "
                 f"{SCHEMA_VERSION} (or it is not an incgraph store); open it once "

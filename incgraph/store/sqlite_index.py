@@ -18,8 +18,22 @@ and other writers wait (``busy_timeout``) in between chunks.
 Bulk reads use ``IN (...)`` lists of at most :data:`GET_CHUNK` keys (below
 SQLite's bound-variable limit).
 
-``records()`` pages through the table by ``(created, rowid)`` instead of holding
-one cursor open, so it never pins an old WAL snapshot while the caller works.
+``records()`` pages through the table by ``rowid`` instead of holding one
+cursor open, so it never pins an old WAL snapshot while the caller works, and
+sorts the rows by ``(created, rowid)`` in memory: there is no index on
+``created`` (schema version 3 dropped it; one index less to update per insert),
+and every caller reads the whole table anyway.
+
+Results kept in their row (schema version 3). A result whose pickle is at most
+:data:`ROW_INLINE_LIMIT` bytes is written by
+:meth:`~incgraph.store.Store.save_many` into its ``results`` row (``checksum``
+and ``data`` columns) instead of a ``blobs`` row: one row per small result
+instead of two. The row and its bytes are one insert, so a row never names
+partial bytes. Every row naming such a data version carries its own copy
+(:meth:`SqliteIndex.put_sharing_data` copies it for a second key), so dropping
+one row never takes another's value with it. :meth:`SqliteIndex.row_value`
+reads one back the way an inline blob is read: checksum first, never served
+when it fails, then unpickled.
 """
 
 from __future__ import annotations
@@ -29,14 +43,26 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
+from itertools import groupby
 from typing import Any
 
+from incgraph.errors import StoreCorruptError
 from incgraph.sentinels import MISSING, Missing
+from incgraph.store.codecs import checksum_of, decode
 from incgraph.store.failure import store_error
 from incgraph.store.protocols import Record
+from incgraph.store.schema import ROW_DATA_SINCE
 from incgraph.store.sqlite_file import SqliteFile
 
-__all__ = ["GET_CHUNK", "PUT_CHUNK", "SqliteIndex"]
+__all__ = ["GET_CHUNK", "PUT_CHUNK", "ROW_INLINE_LIMIT", "SqliteIndex"]
+
+ROW_INLINE_LIMIT = 1024
+"""Results whose pickle is at most this many bytes are kept in their ``results`` row.
+
+Small enough that a row stays a small part of a 4 KiB page (a ForEach task's
+manifest is about 100 bytes); larger values stay blobs, shared by every key
+that names them.
+"""
 
 PUT_CHUNK = 50_000
 """Rows written per transaction by :meth:`SqliteIndex.put_many`."""
@@ -49,10 +75,25 @@ _FIELDS = (
 )
 _GET = f"SELECT {_FIELDS} FROM results WHERE key = ?"
 _GET_VERSION = "SELECT data_version FROM results WHERE key = ?"
-_PUT = (
-    "INSERT OR REPLACE INTO results (key, data_version, node, processor, code_version, "
-    "init_version, inputs, created, duration, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = (
+    "key, data_version, node, processor, code_version, init_version, inputs, created, duration, "
+    "size"
 )
+_PUT = f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# a row holding its result's bytes; the other rows leave checksum and data to their
+# default (NULL): binding None costs sqlite3 an adapter look-up per parameter
+_PUT_DATA = (
+    f"INSERT OR REPLACE INTO results ({_COLUMNS}, checksum, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# a row copying the bytes of a row with the same data version, if one has them
+_PUT_SHARING = (
+    f"INSERT OR REPLACE INTO results ({_COLUMNS}, checksum, data) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, s.checksum, s.data FROM (SELECT 1) "
+    "LEFT JOIN (SELECT checksum, data FROM results WHERE data_version = ?2 "
+    "AND data IS NOT NULL LIMIT 1) AS s ON 1"
+)
+_ROW_DATA = "SELECT checksum, data FROM results WHERE data_version = ? AND data IS NOT NULL LIMIT 1"
 _LATEST = (
     f"SELECT key, {_FIELDS} FROM results WHERE node = ? ORDER BY created DESC, rowid DESC LIMIT 1"
 )
@@ -61,10 +102,7 @@ _LATEST_MANY = (
     "ON r.rowid = (SELECT rowid FROM results WHERE node = n.value "
     "ORDER BY created DESC, rowid DESC LIMIT 1)"
 )
-_PAGE = (
-    f"SELECT rowid, key, {_FIELDS} FROM results WHERE (created, rowid) > (?, ?) "
-    "ORDER BY created, rowid LIMIT ?"
-)
+_PAGE = f"SELECT rowid, key, {_FIELDS} FROM results WHERE rowid > ? ORDER BY rowid LIMIT ?"
 _loads = json.loads
 
 
@@ -113,6 +151,45 @@ def record_row(
         record.duration,
         record.size if size is None else size,
     )
+
+
+def stored_row(record: Record, checksum: str, data: bytearray) -> tuple[Any, ...]:
+    """The ``results`` row of ``record`` holding its result's bytes ``data`` (xxh3-64 ``checksum``).
+
+    Examples
+    --------
+    >>> row = stored_row(Record("k", "dv", "n", "p", "c", "i", size=2), "ab" * 8, bytearray(b"xy"))
+    >>> len(row), row[-1]
+    (12, bytearray(b'xy'))
+    """
+    return (
+        record.key,
+        record.data_version,
+        record.node,
+        record.processor,
+        record.code_version,
+        record.init_version,
+        _dumps(record.inputs if type(record.inputs) is dict else dict(record.inputs)),
+        record.created,
+        record.duration,
+        record.size,
+        checksum,
+        data,
+    )
+
+
+def _by_created(row: Sequence[Any]) -> tuple[float, int]:
+    return row[8], row[0]
+
+
+def _by_created_any_type(row: Sequence[Any]) -> tuple[int, Any, int]:
+    """SQLite's order (NULL, numbers, text, blobs) for a ``created`` that is not a number."""
+    created = row[8]
+    if created is None:
+        return 0, 0, row[0]
+    if isinstance(created, (int, float)):
+        return 1, created, row[0]
+    return (2, created, row[0]) if isinstance(created, str) else (3, bytes(created), row[0])
 
 
 def _execute_many(sql: str, rows: list[Any], conn: sqlite3.Connection) -> None:
@@ -256,12 +333,118 @@ class SqliteIndex:
             self.file.write(partial(_execute_many, _PUT, chunk))
 
     def insert_rows(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Insert or replace ready-made rows (:func:`record_row` order) in the caller's transaction.
+        """Insert or replace ready-made rows in the caller's transaction, in order.
 
-        For a caller that writes other rows of this file in the same transaction
-        (:meth:`incgraph.store.Store.save_many` writes blob rows first).
+        Each row is a :func:`record_row` (10 values) or a :func:`stored_row`
+        (12: with its result's bytes). For a caller that writes other rows of
+        this file in the same transaction (:meth:`incgraph.store.Store.save_many`
+        writes blob rows first). One ``executemany`` per run of rows of one kind.
         """
-        conn.executemany(_PUT, rows)
+        for width, run in groupby(rows, len):
+            conn.executemany(_PUT_DATA if width == 12 else _PUT, run)
+
+    def put_sharing_data(self, records: Iterable[Record]) -> None:
+        """Insert or replace records, each copying the bytes a row of its data version holds.
+
+        For a second key of a stored result (the flow's ForEach memo): when the
+        result is kept in its row, the new row gets its own copy (one statement
+        per record, no round trip through Python), so it stays loadable when
+        the first row is dropped. A result kept as a blob is shared as usual.
+        """
+        for chunk in _chunks(map(record_row, records), PUT_CHUNK):
+            self.file.write(partial(_execute_many, _PUT_SHARING, chunk))
+
+    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
+        """The value a row holds for ``data_version``, or ``MISSING`` if no row holds one.
+
+        Read like an inline blob: the bytes must match their xxh3-64 checksum,
+        then they are unpickled. Served by the ``data_version`` index.
+
+        Parameters
+        ----------
+        data_version : str
+        signed : bool
+            The store signs its blobs: a row's bytes carry no signature, so
+            they are refused (rows hold bytes only in unsigned stores).
+
+        Raises
+        ------
+        StoreCorruptError
+            The bytes fail their checksum, cannot be unpickled, or ``signed``.
+            They are not served; the caller drops the rows naming them.
+        """
+        if self.file.read_only and self.file.schema_version < ROW_DATA_SINCE:
+            return MISSING
+        try:
+            found = self.file.cursor().execute(_ROW_DATA, (data_version,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        if found is None:
+            return MISSING
+        digest, data = found
+        if signed:
+            raise self._corrupt(
+                data_version, "it has no HMAC signature (kept in its row, which is never signed)"
+            )
+        if not isinstance(data, bytes) or checksum_of(data) != digest:
+            raise self._corrupt(data_version, "its bytes do not match their checksum")
+        try:
+            return decode("pickle", data)
+        except Exception as exc:
+            raise self._corrupt(data_version, f"it cannot be decoded ({exc!r})") from exc
+
+    def _corrupt(self, data_version: str, reason: str) -> StoreCorruptError:
+        if self.file.read_only:
+            action = "it is not served; open the store writable to drop it"
+        else:
+            action = "its rows are dropped and it will be recomputed"
+        return StoreCorruptError(
+            f"result {data_version} (kept in its row of {self.file.path}) is corrupt: "
+            f"{reason}; {action}"
+        )
+
+    def row_data(self, *, page: int = 1000) -> Iterator[tuple[int, str, Any, Any, Any]]:
+        """(rowid, key, data version, checksum, bytes) of every row holding its result's bytes.
+
+        Unchecked, as SQLite holds them (for ``verify``), in rowid order.
+        """
+        if self.file.schema_version < ROW_DATA_SINCE:
+            return
+        sql = (
+            "SELECT rowid, key, data_version, checksum, data FROM results "
+            "WHERE rowid > ? AND data IS NOT NULL ORDER BY rowid LIMIT ?"
+        )
+        after = -1
+        while True:
+            try:
+                rows = self.file.connection().execute(sql, (after, page)).fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.file.path) from exc
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    def row_bytes(self) -> dict[str, int]:
+        """Key -> bytes of the result kept in its row, for every row holding one."""
+        if self.file.schema_version < ROW_DATA_SINCE:
+            return {}
+        sql = "SELECT key, length(data) FROM results WHERE data IS NOT NULL"
+        try:
+            return dict(self.file.connection().execute(sql).fetchall())
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+
+    def holds_data(self, key: str) -> bool:
+        """Whether the row of ``key`` holds its result's bytes (False when there is no row)."""
+        if self.file.schema_version < ROW_DATA_SINCE:
+            return False
+        sql = "SELECT data IS NOT NULL FROM results WHERE key = ?"
+        try:
+            found = self.file.cursor().execute(sql, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return bool(found and found[0])
 
     def latest_for_node(self, node: str) -> Record | Missing:
         """The most recently created record of ``node`` (the later insert wins a tie)."""
@@ -289,19 +472,29 @@ class SqliteIndex:
         return found
 
     def records(self, *, page: int = 1000) -> Iterator[Record]:
-        """Every record in creation order, read ``page`` rows per query."""
-        after: tuple[float, int] = (float("-inf"), -1)
+        """Every record in creation order (ties in insertion order).
+
+        The table is read ``page`` rows per query in rowid order, then sorted by
+        ``(created, rowid)`` in memory: no index serves creation order (see the
+        module note), and every caller reads all records anyway.
+        """
+        rows: list[tuple[Any, ...]] = []
+        after = -1
         while True:
             try:
-                rows = self.file.connection().execute(_PAGE, (*after, page)).fetchall()
+                chunk = self.file.connection().execute(_PAGE, (after, page)).fetchall()
             except sqlite3.Error as exc:
                 raise store_error(exc, self.file.path) from exc
-            for row in rows:
-                yield _record(row[1], row[2:])
-            if len(rows) < page:
-                return
-            last = rows[-1]
-            after = (last[8], last[0])
+            rows += chunk
+            if len(chunk) < page:
+                break
+            after = chunk[-1][0]
+        try:
+            rows.sort(key=_by_created)
+        except TypeError:  # a damaged row's created is not a number: SQLite's order
+            rows.sort(key=_by_created_any_type)
+        for row in rows:
+            yield _record(row[1], row[2:])
 
     def keys_for_data_version(self, data_version: str) -> list[str]:
         """The keys whose result is ``data_version`` (uses the ``data_version`` index)."""

@@ -39,14 +39,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
-from incgraph.sentinels import Missing
+from incgraph.sentinels import MISSING, Missing
 from incgraph.store.failure import store_error
 from incgraph.store.file_blobs import FileBlobStore
 from incgraph.store.leases import LEASE_SECONDS, Lessee
@@ -57,7 +57,13 @@ from incgraph.store.runlog import RunInfo, RunLog
 from incgraph.store.session import StoreSession
 from incgraph.store.signing import Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
-from incgraph.store.sqlite_index import PUT_CHUNK, SqliteIndex, record_row
+from incgraph.store.sqlite_index import (
+    PUT_CHUNK,
+    ROW_INLINE_LIMIT,
+    SqliteIndex,
+    record_row,
+    stored_row,
+)
 from incgraph.store.sqlite_ledger import SqliteLedger
 
 if TYPE_CHECKING:
@@ -205,12 +211,17 @@ class Store:
     def load(self, record_or_data_version: Record | str) -> Any:
         """The value of a record (or of a data version).
 
+        The blob store is asked first; when it has no sound blob, an index row
+        that holds the value itself (schema version 3, small results) is read
+        (:meth:`~incgraph.store.sqlite_index.SqliteIndex.row_value`, checked
+        like an inline blob).
+
         Raises
         ------
         KeyError
-            No blob is stored for it.
+            No blob is stored for it, and no row holds it.
         StoreCorruptError
-            The blob failed its checks; it is never served.
+            The blob (or the row's bytes) failed its checks; it is never served.
 
         In both cases the index rows pointing at the data version are dropped
         (unless read-only), so the next run recomputes the result.
@@ -222,10 +233,28 @@ class Store:
         try:
             return self.blobs.get(data_version)
         except (KeyError, StoreCorruptError):
-            if not self.read_only:
-                with suppress(StoreError):
-                    self.index.delete(self._keys_for(data_version))
-            raise
+            try:
+                value = self._row_value(data_version)
+            except StoreCorruptError:
+                self._forget(data_version)
+                raise
+            if value is MISSING:
+                self._forget(data_version)
+                raise
+            return value
+
+    def _row_value(self, data_version: str) -> Any:
+        """The value an index row holds for ``data_version``, or ``MISSING``."""
+        read = getattr(self.index, "row_value", None)
+        if read is None:
+            return MISSING
+        return read(data_version, signed=getattr(self.blobs, "signer", None) is not None)
+
+    def _forget(self, data_version: str) -> None:
+        """Drop the index rows naming ``data_version`` (unless read-only): recomputed later."""
+        if not self.read_only:
+            with suppress(StoreError):
+                self.index.delete(self._keys_for(data_version))
 
     def _keys_for(self, data_version: str) -> list[str]:
         find = getattr(self.index, "keys_for_data_version", None)
@@ -402,15 +431,32 @@ def _sized(record: Record, size: int, now: float) -> Record:
 def _save_chunk(
     index: SqliteIndex, blobs: FileBlobStore, items: list[tuple[Record, Any]], now: float
 ) -> list[Record]:
-    """Blob rows, then index rows, of ``items`` in one transaction of their shared file."""
+    """Blob rows, then index rows, of ``items`` in one transaction of their shared file.
+
+    A result whose pickle is at most :data:`ROW_INLINE_LIMIT` bytes (no signer)
+    gets no blob row: its bytes and checksum go into its own index row.
+    """
     saved: list[Record] = []
 
-    def write_index(conn: sqlite3.Connection, sizes: list[int]) -> None:
+    def write_index(
+        conn: sqlite3.Connection, sizes: list[int], held: Mapping[str, tuple[str, bytearray]]
+    ) -> None:
         pairs = zip(items, sizes, strict=True)
         saved[:] = [_sized(record, size, now) for (record, _), size in pairs]
-        index.insert_rows(conn, [record_row(record) for record in saved])
+        if not held:
+            index.insert_rows(conn, [record_row(record) for record in saved])
+            return
+        rows = []
+        for record in saved:
+            data = held.get(record.data_version)
+            rows.append(record_row(record) if data is None else stored_row(record, *data))
+        index.insert_rows(conn, rows)
 
-    blobs.put_many([(record.data_version, value) for record, value in items], also=write_index)
+    blobs.put_many(
+        [(record.data_version, value) for record, value in items],
+        also=write_index,
+        row_limit=ROW_INLINE_LIMIT,
+    )
     return saved
 
 

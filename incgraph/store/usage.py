@@ -74,9 +74,12 @@ class NodeStats:
 class StoreStats:
     """Counts, bytes and hit rates of a store.
 
-    ``bytes`` counts each blob once (equal results share one); ``inline_bytes``
-    of it are kept inside SQLite and ``file_bytes`` as files; ``index_bytes``
-    is the SQLite file with its write-ahead log.
+    ``bytes`` counts each blob once (equal results share one) plus the bytes
+    of small results kept in their own index row: ``inline_bytes`` of it are
+    blobs kept inside SQLite, ``file_bytes`` blobs kept as files and
+    ``row_bytes`` results held in ``results`` rows (schema version 3; each row
+    holds its own copy, so these count per row). ``index_bytes`` is the SQLite
+    file with its write-ahead log.
     """
 
     path: str | None = None
@@ -85,6 +88,7 @@ class StoreStats:
     bytes: int = 0
     inline_bytes: int = 0
     file_bytes: int = 0
+    row_bytes: int = 0
     index_bytes: int = 0
     nodes: int = 0
     runs: int = 0
@@ -175,7 +179,9 @@ def store_stats(store: Store) -> StoreStats:
     stats.blobs = len(entries)
     stats.inline_bytes = sum(entry.size for entry in entries if entry.inline)
     stats.file_bytes = sum(entry.size for entry in entries if not entry.inline)
-    stats.bytes = stats.inline_bytes + stats.file_bytes
+    held = _row_bytes(store)
+    stats.row_bytes = sum(held.values())
+    stats.bytes = stats.inline_bytes + stats.file_bytes + stats.row_bytes
     stats.index_bytes = _index_bytes(store)
     hits, computed, _ = run_usage(store)
     runs = store.runs()
@@ -193,7 +199,10 @@ def store_stats(store: Store) -> StoreStats:
         stats.newest = rec.created if stats.newest is None else max(stats.newest, rec.created)
     stats.nodes = len(per_node)
     stats.per_node = sorted(
-        (_node_stats(label, recs, sizes, hits, computed) for label, recs in per_node.items()),
+        (
+            _node_stats(label, recs, (sizes, held), hits, computed)
+            for label, recs in per_node.items()
+        ),
         key=lambda node: (-node.bytes, node.node),
     )
     return stats
@@ -202,19 +211,28 @@ def store_stats(store: Store) -> StoreStats:
 def _node_stats(
     label: str,
     records: list[Record],
-    sizes: dict[str, int],
+    sizes: tuple[dict[str, int], dict[str, int]],
     hits: Counter[str],
     computed: Counter[str],
 ) -> NodeStats:
+    """``sizes``: (data version -> blob bytes, key -> bytes held in its row)."""
+    blob_sizes, held = sizes
     versions = {rec.data_version for rec in records}
     return NodeStats(
         node=label,
         processor=records[-1].processor,
         results=len(records),
-        bytes=sum(sizes.get(dv, 0) for dv in versions),
+        bytes=sum(blob_sizes.get(dv, 0) for dv in versions)
+        + sum(held.get(rec.key, 0) for rec in records),
         hits=sum(hits[rec.key] for rec in records),
         computed=sum(computed[rec.key] for rec in records),
     )
+
+
+def _row_bytes(store: Store) -> dict[str, int]:
+    """Key -> bytes of the result its index row holds (indexes that hold none: empty)."""
+    read = getattr(store.index, "row_bytes", None)
+    return {} if read is None else dict(read())
 
 
 def _index_bytes(store: Store) -> int:
@@ -231,6 +249,8 @@ def _index_bytes(store: Store) -> int:
 def clear_store(store: Store) -> ClearReport:
     """Delete every result, blob (and blob file), temporary file, run and pin of ``store``.
 
+    ``bytes`` counts the blobs, the results held in index rows and the files.
+
     Leases of claimants still computing are left alone. The quarantine folder
     is kept: it holds what ``verify`` set aside for inspection.
     """
@@ -240,7 +260,7 @@ def clear_store(store: Store) -> ClearReport:
     records = list(store.index.records())
     entries = list(store.blobs.entries())
     report.results, report.blobs = len(records), len(entries)
-    report.bytes = sum(entry.size for entry in entries)
+    report.bytes = sum(entry.size for entry in entries) + sum(_row_bytes(store).values())
     report.runs, report.pins = len(store.runs()), len(store.pins())
     store.index.delete(rec.key for rec in records)
     store.blobs.delete_many(entry.data_version for entry in entries)

@@ -13,15 +13,22 @@ store at once, so damage is found before a run meets it, and reported:
    verifying runs no code from the store;
 3. every index row: well-formed (hash-string key and data version, text
    node and processor, a JSON object of input name -> data version, numbers
-   where numbers belong) and naming a blob that exists.
+   where numbers belong) and naming a blob that exists, unless it holds its
+   result's bytes itself (schema version 3);
+4. the bytes a row holds: checked against the row's checksum, as an inline
+   blob's are. When signing is on they are never served (rows are never
+   signed), so such a row needs a signed blob like any other row.
 
-A bad blob is *quarantined*: the index rows that point at it are deleted
-first (so no run can hit it any more), then its bytes are moved to
-``<store>/quarantine/`` (inline bytes are written there as a file) and its
-row is dropped. A bad index row is appended to
-``quarantine/index-rows.jsonl`` and deleted. Either way the result is simply
-recomputed by the next run that needs it. With ``quarantine=False`` (or on a
-read-only store) problems are reported and nothing is touched.
+A bad blob is *quarantined*: the index rows that point at it (but hold no
+sound bytes of their own) are deleted first (so no run can hit it any more),
+then its bytes are moved to ``<store>/quarantine/`` (inline bytes are written
+there as a file) and its row is dropped. A bad index row is appended to
+``quarantine/index-rows.jsonl`` and deleted; so is a row whose own bytes are
+bad (written there in hex, with their checksum); other rows of the same data
+version carry their own copies and are checked on their own. Either way the
+result is simply recomputed by the next run that needs it. With
+``quarantine=False`` (or on a read-only store) problems are reported and
+nothing is touched.
 
 Orphans (blob files or rows no result uses) and temporary files of
 interrupted writes are counted but are not problems: ``gc`` reclaims them.
@@ -41,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from incgraph.errors import StoreError
+from incgraph.store.codecs import checksum_of
 from incgraph.store.failure import corrupt_index_error, store_error
 
 if TYPE_CHECKING:
@@ -114,8 +122,9 @@ def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
         report.problems.append(problem)
         report.seconds = time.perf_counter() - started
         return report
-    bad_blobs = _check_blobs(store, report, quarantine)
-    _check_rows(store, report, quarantine, bad_blobs)
+    held = _check_row_data(store, report, quarantine)
+    bad_blobs = _check_blobs(store, report, quarantine, held)
+    _check_rows(store, report, quarantine, bad_blobs, held)
     if quarantine:  # rows dropped with their blob were not there to count
         report.results += sum(len(p.keys) for p in report.problems if p.kind == "blob")
     report.orphan_files = len(store.blobs.orphan_files(0.0))
@@ -143,8 +152,12 @@ def _file_problem(store: Store) -> Problem | None:
     return Problem("file", str(file.path), str(detail))
 
 
-def _check_blobs(store: Store, report: VerifyReport, quarantine: bool) -> set[str]:
-    """Check every blob; quarantine the bad ones; return the bad data versions."""
+def _check_blobs(store: Store, report: VerifyReport, quarantine: bool, held: _Held) -> set[str]:
+    """Check every blob; quarantine the bad ones; return the bad data versions.
+
+    The rows dropped with a bad blob are those that do not hold sound bytes of
+    their own (``held``): a row that does stays, and loads from itself.
+    """
     bad: set[str] = set()
     referenced = _referenced(store)
     for entry in list(store.blobs.entries()):
@@ -156,7 +169,7 @@ def _check_blobs(store: Store, report: VerifyReport, quarantine: bool) -> set[st
         if reason is None:
             continue
         bad.add(dv)
-        keys = tuple(_keys_for(store, dv))
+        keys = tuple(key for key in _keys_for(store, dv) if key not in held.keys)
         moved = None
         if quarantine:
             store.index.delete(keys)
@@ -175,17 +188,77 @@ def _keys_for(store: Store, data_version: str) -> list[str]:
     return list(store.index.keys_for_data_version(data_version))
 
 
-def _check_rows(store: Store, report: VerifyReport, quarantine: bool, bad_blobs: set[str]) -> None:
-    """Check every index row; quarantine malformed ones and those whose blob is gone."""
+@dataclass
+class _Held:
+    """What :func:`_check_row_data` found in the rows that hold their result's bytes."""
+
+    sound: set[Any] = field(default_factory=set)  # row references: sound bytes, need no blob
+    keys: set[str] = field(default_factory=set)  # the keys of those rows
+    bad: set[Any] = field(default_factory=set)  # row references: reported (and quarantined)
+    unsigned: set[Any] = field(default_factory=set)  # sound bytes a signed store never serves
+
+
+def _check_row_data(store: Store, report: VerifyReport, quarantine: bool) -> _Held:
+    """Check the bytes rows hold; quarantine the rows whose bytes are bad.
+
+    In a signed store, sound bytes are unsigned and never served: such a row
+    needs a (signed) blob like any other, which :func:`_check_rows` checks.
+    """
+    held = _Held()
+    read = getattr(store.index, "row_data", None)
+    if read is None:
+        return held
+    signed = getattr(store.blobs, "signer", None) is not None
+    doomed: list[tuple[Any, tuple[Any, ...], str]] = []
+    for ref, key, dv, digest, data in list(read()):
+        reason = _row_data_problem(digest, data)
+        if reason is not None:
+            doomed.append((ref, (key, dv, digest, data), reason))
+        elif signed:
+            held.unsigned.add(ref)
+        else:
+            held.sound.add(ref)
+            held.keys.add(key)
+    moved = _quarantine_rows(store, doomed) if quarantine and doomed else None
+    if quarantine:  # gone before _check_rows counts the rows
+        report.results += len(doomed)
+    for _, row, reason in doomed:
+        name = row[0] if isinstance(row[0], str) else repr(row[0])
+        report.problems.append(Problem("index", name, reason, (name,), moved))
+    held.bad = {ref for ref, _, _ in doomed}
+    return held
+
+
+def _row_data_problem(digest: Any, data: Any) -> str | None:
+    """Why the bytes a row holds must not be served, or None."""
+    if not isinstance(data, bytes):
+        return f"the value it holds is {type(data).__name__}, not bytes"
+    if not isinstance(digest, str) or checksum_of(data) != digest:
+        return "the bytes it holds do not match their checksum"
+    return None
+
+
+def _check_rows(
+    store: Store, report: VerifyReport, quarantine: bool, bad_blobs: set[str], held: _Held
+) -> None:
+    """Check every index row; quarantine malformed ones and those whose blob is gone.
+
+    A row holding sound bytes of its own needs no blob; one whose bytes were
+    bad was reported (and, when quarantining, removed) already.
+    """
     stored = {entry.data_version for entry in store.blobs.entries()}
     doomed: list[tuple[Any, tuple[Any, ...], str]] = []
     for ref, row in _rows(store):
         report.results += 1
+        if ref in held.bad:
+            continue
         reason = _row_problem(row)
-        if reason is None and row[1] not in stored:
+        if reason is None and row[1] not in stored and ref not in held.sound:
             if row[1] in bad_blobs:
                 continue  # reported with its blob (and already removed when quarantining)
             reason = f"its blob {row[1]} is missing"
+            if ref in held.unsigned:
+                reason += " and the bytes its row holds have no HMAC signature (signing is on)"
         if reason is not None:
             doomed.append((ref, row, reason))
     moved = _quarantine_rows(store, doomed) if quarantine and doomed else None

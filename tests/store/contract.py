@@ -26,6 +26,12 @@ from incgraph.store import BlobStore, Index, Record, Store
 BIG = 64 * 1024  # bytes: above the 32 KiB inline limit
 
 
+def blob_value(x: Any) -> dict[str, Any]:
+    """A small value kept as a blob by every store: its pickle is above the 1 KiB an
+    SQLite store keeps in the result's own row, and below the 32 KiB inline limit."""
+    return {"v": x, "pad": "." * 1200}
+
+
 def dv(n: int | str) -> str:
     """A 32-hex-char data version or key made from ``n``."""
     return f"{n:032x}" if isinstance(n, int) else n.encode().hex()[:32].ljust(32, "0")
@@ -223,12 +229,12 @@ class StoreContract:
 
     def test_saving_again_is_idempotent(self, store: Store) -> None:
         """Saving the same record and value twice leaves one record and one blob that load."""
-        first = store.save(record(1, 2), {"x": 1})
-        second = store.save(record(1, 2), {"x": 1})
+        first = store.save(record(1, 2), blob_value(1))
+        second = store.save(record(1, 2), blob_value(1))
         assert second.size == first.size
         assert list(store.blobs.data_versions()) == [dv(2)]
         assert [rec.key for rec in store.index.records()] == [dv(1)]
-        assert store.load(second) == {"x": 1}
+        assert store.load(second) == blob_value(1)
 
     def test_equal_results_share_one_blob(self, store: Store) -> None:
         """Two keys whose results have the same data version share one stored blob."""
@@ -277,7 +283,7 @@ class StoreContract:
 
     def test_save_many_saves_everything_in_order(self, store: Store) -> None:
         """save_many returns the committed records in order; all look up and load."""
-        items = [(record(i, 100 + i % 5), {"i": i % 5}) for i in range(20)]
+        items = [(record(i, 100 + i % 5), blob_value(i % 5)) for i in range(20)]
         items.append((record(99, 99), np.arange(BIG)))
         saved = store.save_many(items)
         assert [rec.key for rec in saved] == [rec.key for rec, _ in items]
@@ -333,14 +339,14 @@ class StoreContract:
 
     def test_load_of_a_missing_blob_drops_its_records(self, store: Store) -> None:
         """Loading a record whose blob is gone raises KeyError and its index rows are dropped."""
-        saved = store.save(record(1, 5), "x")
-        store.save(record(2, 5), "x")
-        store.save(record(3, 6), "y")
+        saved = store.save(record(1, 5), blob_value("x"))
+        store.save(record(2, 5), blob_value("x"))
+        store.save(record(3, 6), blob_value("y"))
         store.blobs.delete(dv(5))
         with pytest.raises(KeyError):
             store.load(saved)
         assert store.lookup(dv(1)) is MISSING and store.lookup(dv(2)) is MISSING
-        assert store.load(store.lookup(dv(3))) == "y"
+        assert store.load(store.lookup(dv(3))) == blob_value("y")
 
     def test_load_of_an_unknown_data_version_raises_key_error(self, store: Store) -> None:
         """Loading a data version that was never stored raises KeyError."""
@@ -636,7 +642,9 @@ class StoreContract:
 
     def _three_runs(self, store: Store) -> list[Record]:
         """Results 1-6 (old), then runs that use {1, 2}, {3}, {4}; returns the records."""
-        saved = store.save_many([(record(i, 100 + i, created=float(i)), i) for i in range(1, 7)])
+        saved = store.save_many(
+            [(record(i, 100 + i, created=float(i)), blob_value(i)) for i in range(1, 7)]
+        )
         for keys in ([dv(1), dv(2)], [dv(3)], [dv(4)]):
             with store.run_log() as log:
                 log.hit_many(keys)
@@ -756,7 +764,10 @@ class StoreContract:
 
     def test_verify_passes_a_sound_store(self, store: Store) -> None:
         """A store of sound results verifies with no problems and counts them all."""
-        store.save_many([(record(i, 100 + i), VALUES["big-bytes"] if i else 1) for i in range(3)])
+        items = [
+            (record(i, 100 + i), VALUES["big-bytes"] if i else blob_value(1)) for i in range(3)
+        ]
+        store.save_many(items)
         report = store.verify()
         assert report.ok and (report.blobs, report.results) == (3, 3)
 
@@ -774,7 +785,7 @@ class StoreContract:
         """stats counts results, nodes, blob bytes once each, runs, hits and the hit rate."""
         store.save(record(1, 50, node="a"), VALUES["big-bytes"])
         store.save(record(2, 50, node="b"), VALUES["big-bytes"])
-        store.save(record(3, 51, node="b"), 1)
+        store.save(record(3, 51, node="b"), blob_value(1))
         with store.run_log() as log:
             log.wrote_many([dv(1)])
             log.hit_many([dv(2), dv(3), dv(2)])

@@ -22,7 +22,7 @@ from incgraph.store.codecs import checksum
 from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION
 from incgraph.store.signing import HMAC_ENV_VAR
 
-from .contract import BIG, assert_same, dv, record
+from .contract import BIG, assert_same, blob_value, dv, record
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_verify_quarantines_a_corrupt_blob_file(store: Store) -> None:
 
 def test_verify_quarantines_a_corrupt_inline_blob(store: Store) -> None:
     """Altered inline bytes are written to a quarantine file and the blob and rows dropped."""
-    store.save(record(1, 2), {"small": 1})
+    store.save(record(1, 2), blob_value(1))
     sql(store, "UPDATE blobs SET data = ? WHERE data_version = ?", b"garbage", dv(2))
     (problem,) = store.verify().problems
     assert Path(problem.moved_to).read_bytes() == b"garbage"
@@ -245,7 +245,7 @@ def test_the_key_comes_from_the_environment(
 ) -> None:
     """$INCGRAPH_HMAC_KEY turns signing on; verify quarantines blobs signed with nothing."""
     with open_store(tmp_path) as plain:
-        plain.save(record(1, 2), "unsigned")
+        plain.save(record(1, 2), blob_value("unsigned"))
     monkeypatch.setenv(HMAC_ENV_VAR, "from-env")
     with open_store(tmp_path) as signed:
         (problem,) = signed.verify().problems
@@ -332,7 +332,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         store.run_log().close()
         assert len(store.runs()) == 1
         version = store.index.file.connection().execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
 
 
 def test_the_run_log_costs_one_insert(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

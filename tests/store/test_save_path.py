@@ -16,7 +16,7 @@ from incgraph.store import FileBlobStore, SqliteFile, SqliteIndex, Store, file_b
 from incgraph.store.codecs import Encoded, checksum, checksum_of, dumps, encode, encode_small
 from incgraph.store.file_blobs import _check_data_versions
 
-from .contract import BIG, dv, record
+from .contract import BIG, blob_value, dv, record
 
 LIMIT = 1024
 
@@ -112,7 +112,7 @@ def test_one_shot_checksum_at_xxh3_length_boundaries(size: int) -> None:
 
 def test_a_small_value_is_stored_as_before(store: Store) -> None:
     """An inline row holds codec 'pickle', the checksum and size of the pickle, a BLOB, no tag."""
-    value = {"y": ("v", 3)}
+    value = blob_value(3)  # above the 1 KiB kept in the result's own row
     saved = store.save(record(1, 2), value)
     data = dumps(value)
     assert blob_row(store.path, dv(2)) == (
@@ -139,20 +139,21 @@ def test_a_signed_small_value_carries_its_tag(tmp_path: Path) -> None:
 def test_a_signed_store_rewrites_an_unsigned_small_blob(tmp_path: Path) -> None:
     """Saving under a key a data version whose inline row is unsigned replaces that row."""
     with open_store(tmp_path) as plain:
-        plain.save(record(1, 2), "same")
+        plain.save(record(1, 2), blob_value("same"))
     with open_store(tmp_path, hmac_key="k") as signed:
-        saved = signed.save(record(3, 2), "same")
+        saved = signed.save(record(3, 2), blob_value("same"))
         assert blob_row(tmp_path, dv(2))[5] is not None
-        assert signed.load(saved) == "same" and signed.verify().ok
+        assert signed.load(saved) == blob_value("same") and signed.verify().ok
 
 
 def test_an_existing_small_blob_wins_and_gives_its_size(store: Store) -> None:
     """Saving other bytes under a stored data version keeps the stored row; its size is returned."""
-    first = store.save(record(1, 2), "first")
-    second = store.save_many([(record(3, 2), "second, longer"), (record(4, 5), "new")])
-    assert [rec.size for rec in second] == [first.size, len(dumps("new"))]
-    assert store.load(store.lookup(dv(3))) == "first"
-    assert store.load(store.lookup(dv(4))) == "new"
+    first = store.save(record(1, 2), blob_value("first"))
+    new = blob_value("new")
+    second = store.save_many([(record(3, 2), blob_value("second, longer")), (record(4, 5), new)])
+    assert [rec.size for rec in second] == [first.size, len(dumps(new))]
+    assert store.load(store.lookup(dv(3))) == blob_value("first")
+    assert store.load(store.lookup(dv(4))) == new
 
 
 def test_a_small_value_replaces_a_file_row_whose_file_is_gone(tmp_path: Path) -> None:
@@ -161,14 +162,15 @@ def test_a_small_value_replaces_a_file_row_whose_file_is_gone(tmp_path: Path) ->
     all_files = Store(
         SqliteIndex(db), FileBlobStore(tmp_path / "blobs", db, inline_limit=1), path=tmp_path
     )
-    all_files.save(record(1, 2), "value")
+    value, other = blob_value("value"), blob_value("other")
+    all_files.save(record(1, 2), value)
     all_files.blobs.path_of(dv(2)).unlink()
     all_files.close()
     with open_store(tmp_path) as store:  # the same folder, the default inline limit
-        saved = store.save_many([(record(3, 2), "value"), (record(4, 5), "other")])
+        saved = store.save_many([(record(3, 2), value), (record(4, 5), other)])
         assert blob_row(tmp_path, dv(2))[4] == "blob"  # inline now
-        assert [store.load(rec) for rec in saved] == ["value", "other"]
-        assert saved[0].size == len(dumps("value"))
+        assert [store.load(rec) for rec in saved] == [value, other]
+        assert saved[0].size == len(dumps(value))
         assert store.verify().ok
 
 
@@ -261,14 +263,15 @@ def test_a_batch_that_met_stored_blobs_makes_the_next_look_up_first(
 
     monkeypatch.setattr(FileBlobStore, "_rows", rows)
     monkeypatch.setattr(file_blobs, "encode_small", encode)
-    store.save_many([(record(i, i), i) for i in range(8)])  # all new: no look-up
-    store.save_many([(record(10, 0), 0)] + [(record(i, i), i) for i in range(20, 27)])
+    v = blob_value  # kept as blobs: a value kept in its row has no blob row to meet
+    store.save_many([(record(i, i), v(i)) for i in range(8)])  # all new: no look-up
+    store.save_many([(record(10, 0), v(0))] + [(record(i, i), v(i)) for i in range(20, 27)])
     assert looked_up == [] and len(encoded) == 16  # 1 in 8 met a stored blob (an insert missed)
     encoded.clear()
-    saved = store.save_many([(record(30, 1), 1), (record(31, 2), 2), (record(32, 40), 40)])
-    assert looked_up == [[dv(1), dv(2), dv(40)]] and encoded == [40]
-    assert [store.load(rec) for rec in saved] == [1, 2, 40]
-    store.save_many([(record(50, 50), 50)])  # after a batch that found 2 in 3: looked up, new
-    store.save_many([(record(51, 51), 51)])  # after a batch that found none: no look-up
+    saved = store.save_many([(record(30, 1), v(1)), (record(31, 2), v(2)), (record(32, 40), v(40))])
+    assert looked_up == [[dv(1), dv(2), dv(40)]] and encoded == [v(40)]
+    assert [store.load(rec) for rec in saved] == [v(1), v(2), v(40)]
+    store.save_many([(record(50, 50), v(50))])  # after a batch that found 2 in 3: looked up, new
+    store.save_many([(record(51, 51), v(51))])  # after a batch that found none: no look-up
     assert looked_up[1:] == [[dv(50)]]
-    assert store.load(store.lookup(dv(51))) == 51
+    assert store.load(store.lookup(dv(51))) == v(51)

@@ -34,7 +34,7 @@ from incgraph.store import (
 )
 from incgraph.store.schema import SCHEMA_VERSION
 
-from .contract import BIG, StoreContract, assert_same, dv, record
+from .contract import BIG, StoreContract, assert_same, blob_value, dv, record
 
 
 class TestSqliteStore(StoreContract):
@@ -293,7 +293,7 @@ def test_a_truncated_or_missing_blob_file_is_corrupt(store: Store, damage: str) 
 
 def test_a_corrupt_inline_blob_is_never_served(store: Store, tmp_path: Path) -> None:
     """A small value whose bytes in SQLite were altered raises StoreCorruptError and is dropped."""
-    saved = store.save(record(1, 2), {"small": 1})
+    saved = store.save(record(1, 2), blob_value(1))
     conn = sqlite3.connect(tmp_path / "store" / "index.sqlite")
     with conn:
         conn.execute("UPDATE blobs SET data = ? WHERE data_version = ?", (b"garbage", dv(2)))
@@ -305,7 +305,7 @@ def test_a_corrupt_inline_blob_is_never_served(store: Store, tmp_path: Path) -> 
 
 def test_an_undecodable_blob_is_corrupt(store: Store, tmp_path: Path) -> None:
     """A blob whose bytes match their checksum but cannot be unpickled is corrupt, and dropped."""
-    saved = store.save(record(1, 2), {"small": 1})
+    saved = store.save(record(1, 2), blob_value(1))
     conn = sqlite3.connect(tmp_path / "store" / "index.sqlite")
     with conn:
         conn.execute(
