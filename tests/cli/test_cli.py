@@ -145,12 +145,13 @@ def test_show_prints_the_record_and_a_preview(
     assert newest["key"] in out and "__main__.Total" in out
     assert "data = " in out and "from " in out and "(no stored producer)" in out
     assert "value" in out and "float" in out
+    assert "in its row of the index" in out  # a float: kept in its results row
     loaded = next(
         r for r in run_json(capsys, "ls", "--store", store_of(project)) if r["node"] == "1"
     )
     data = run_json(capsys, "show", loaded["key"], "--store", store_of(project))
     assert data["value"].startswith("numpy.ndarray shape=(50000,) dtype=float64")
-    assert data["file"].endswith(".npy")
+    assert data["file"].endswith(".npy") and data["in_row"] is False
     quiet = run_json(capsys, "show", loaded["key"], "--store", store_of(project), "--no-value")
     assert quiet["value"] is None
 
@@ -198,8 +199,10 @@ def test_runs_and_stats(capsys: pytest.CaptureFixture[str], project: Path) -> No
     stats = run_json(capsys, "stats", "--store", store_of(project))
     assert (stats["results"], stats["nodes"], stats["runs"]) == (4, 2, 2)
     assert stats["hit_rate"] == 0.0 and stats["bytes"] > 400_000
+    assert stats["row_bytes"] > 0  # the two float totals are kept in their rows
     code, out, _ = run(capsys, "stats", "--store", store_of(project))
     assert code == 0 and "hit rate  0%" in out and "HIT RATE" in out
+    assert "small results kept in their index row" in out
 
 
 # -- explain --------------------------------------------------------------------------------------

@@ -208,3 +208,21 @@ def test_save_row_names_a_stored_blob_without_encoding_it_again(tmp_path: Path) 
     assert inner.lookup("k3").data_version == DV1 and encoded == []
     buffer.flush()
     assert encoded == [] and inner.load(DV1) == {"a": 1}
+
+
+def test_save_row_of_a_result_kept_in_its_row_copies_it(tmp_path: Path) -> None:
+    """A memo row for a small committed result (kept in its results row) gets its own copy of
+    the bytes: gc dropping the join's row leaves the memo loadable."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    joined = buffer.save(record("join", DV1), {"joined": [1, 2, 3]})
+    buffer.flush()
+    buffer.save_row(record("memo", DV1))
+    assert inner.lookup("memo").data_version == DV1
+    with inner.run_log() as log:
+        log.hit_many(["memo"])
+    report = inner.gc(keep_runs=1, grace=0)
+    assert [rec.key for rec in report.removed] == ["join"] and joined.key == "join"
+    assert inner.load(inner.lookup("memo")) == {"joined": [1, 2, 3]}
+    assert inner.verify().ok
+    inner.close()
