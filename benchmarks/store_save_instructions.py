@@ -28,13 +28,28 @@ Run (about 90 s; needs ``valgrind`` on the PATH)::
     python benchmarks/store_save_instructions.py --against /tmp/store_base  # and the ratio
 
 ``/tmp/store_base`` can be made with ``git worktree add /tmp/store_base <commit>``.
+
+``--wall`` measures wall-clock time instead (no valgrind; about 30 s): the same
+N small results saved in ``save_many`` calls of 1,024, for N = 1,000 and
+10,000, in a fresh child process per measurement (``PYTHONPATH`` = the
+checkout, so an editable install does not win), the checkouts interleaved
+round by round; it prints the minimum and the median over the rounds of the
+time per result spent in ``save_many`` (commits included, store creation
+not), and of the same plus the store's close (its WAL checkpoint copies the
+pages written into the database file). Wall time drifts with the machine's load: compare the two
+checkouts of one run, not runs::
+
+    python benchmarks/store_save_instructions.py --wall --against /tmp/store_base
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +91,19 @@ shutil.rmtree(folder)
 """
 
 
+# Runs in a plain child process (--wall): the same N results, timed around the save_many
+# calls only; prints the seconds.
+_WALL_CHILD = _CHILD.replace(
+    "if save:", "import time\nstarted = time.perf_counter()\nif save:"
+).replace(
+    "store.close()",
+    "took = time.perf_counter() - started\nstore.close()\n"
+    "print(took, time.perf_counter() - started)",
+)
+WALL_SIZES = (1000, 10_000)
+WALL_ROUNDS = 7
+
+
 def instructions(checkout: Path, n: int, mode: str) -> int:
     """Instructions the child executes in ``checkout`` to build (``mode="build"``) or build and
     save (``mode="save"``) ``n`` small results."""
@@ -108,10 +136,90 @@ def measure(checkouts: list[Path]) -> list[dict[str, float]]:
     return figures
 
 
+def wall_seconds(checkout: Path, n: int) -> tuple[float, float]:
+    """Seconds the child spends in ``save_many`` saving ``n`` small results, run in ``checkout``,
+    and the same with the store's close (its WAL checkpoint: the pages written) added."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0"}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", _WALL_CHILD, str(n), str(CHUNK), "save"],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    took, with_close = out.split()[-2:]
+    return float(took), float(with_close)
+
+
+WallKey = tuple[Path, str, int]  # (checkout, "save_many" or "save_many + close", N)
+
+
+def measure_wall(checkouts: list[Path]) -> dict[WallKey, list[float]]:
+    """Microseconds per result, one per round; checkouts interleaved within each round."""
+    times: dict[WallKey, list[float]] = {}
+    for _ in range(WALL_ROUNDS):
+        for n in WALL_SIZES:
+            for checkout in checkouts:
+                took, with_close = wall_seconds(checkout, n)
+                times.setdefault((checkout, "save_many", n), []).append(took / n * 1e6)
+                times.setdefault((checkout, "save_many + close", n), []).append(
+                    with_close / n * 1e6
+                )
+    return times
+
+
+def main_wall(checkouts: list[Path], against: Path | None) -> None:
+    """Print one JSON line per measurement (min and median us per result, ratio of medians)
+    and a markdown table."""
+    times = measure_wall(checkouts)
+    here = checkouts[0]
+    other = checkouts[1] if len(checkouts) > 1 else None
+    table = [
+        "| us per small result | N | this checkout min / median "
+        "| other checkout min / median | ratio of medians |",
+        "|---|---|---|---|---|",
+    ]
+    for n in WALL_SIZES:
+        for what in ("save_many", "save_many + close"):
+            mine = times[here, what, n]
+            row: dict[str, object] = {
+                "bench": f"store_save_wall.{what.replace(' + ', '_and_')}.n{n}",
+                "unit": "us per small result",
+                "incgraph": round(statistics.median(mine), 2),
+                "incgraph_min": round(min(mine), 2),
+                "rounds": WALL_ROUNDS,
+            }
+            cells = f"{min(mine):.2f} / {statistics.median(mine):.2f}"
+            if other is None:
+                table.append(f"| {what} | {n:,} | {cells} | | |")
+            else:
+                theirs = times[other, what, n]
+                ratio = round(statistics.median(mine) / statistics.median(theirs), 3)
+                row.update(
+                    peer=round(statistics.median(theirs), 2),
+                    peer_min=round(min(theirs), 2),
+                    peer_name=f"checkout {against}",
+                    ratio=ratio,
+                )
+                peer = f"{min(theirs):.2f} / {statistics.median(theirs):.2f}"
+                table.append(f"| {what} | {n:,} | {cells} | {peer} | {ratio} |")
+            print(json.dumps(row), flush=True)
+    print("\n".join(table))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time, not instructions")
     args = parser.parse_args()
+    if args.wall:
+        checkouts = [Path(__file__).resolve().parent.parent]
+        if args.against is not None:
+            checkouts.append(args.against.resolve())
+        main_wall(checkouts, args.against)
+        return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install valgrind (or your system's package)")
     checkouts = [Path(__file__).resolve().parent.parent]
