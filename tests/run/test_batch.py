@@ -333,6 +333,17 @@ def test_batch_equals_running_each_item_alone(items: list[str], strategy: str) -
         assert g.last_run.computed == []
 
 
+def lose_value(store: Any, data_version: str) -> None:
+    """Lose a stored value behind the store's back: its blob, or the bytes its rows hold."""
+    store.blobs.delete(data_version)
+    store.index.file.write(
+        lambda conn: conn.execute(
+            "UPDATE results SET data = NULL, checksum = NULL WHERE data_version = ?",
+            (data_version,),
+        )
+    )
+
+
 def test_an_unreadable_upstream_result_fails_the_item_and_the_rerun_recomputes(
     tmp_path: Path,
 ) -> None:
@@ -340,7 +351,7 @@ def test_an_unreadable_upstream_result_fails_the_item_and_the_rerun_recomputes(
     g, _, n = docs_graph(tmp_path / "store")
     g.process_batch(["ab", "cde"], [n["parse"]])
     victim = next(r for r in g.store.index.records() if g.store.load(r) == 3)
-    g.store.blobs.delete(victim.data_version)
+    lose_value(g.store, victim.data_version)
     stats = g.process_batch(["ab", "cde"], [n["square"]])
     (failure,) = stats.failures
     assert failure.index == 1 and failure.node is n["square"]
