@@ -7,6 +7,11 @@ plus its bytes: in the row's ``data`` column when the pickled value is smaller
 than ``inline_limit`` (32 KiB: one SQLite page run, no file to open), otherwise
 in the file ``blobs/<dv[:2]>/<dv>.<checksum>.<suffix>``.
 
+A caller that writes its own rows in the same transaction (the store's
+``save_many``, through ``put_many(..., also=..., row_limit=...)``) may take the
+bytes of a small value to keep them in its rows instead: such a value gets no
+blob row at all (schema version 3, :mod:`incgraph.store.sqlite_index`).
+
 Write protocol (joblib's): the bytes go to ``<dv>.<uuid>-<pid>-<tid>.tmp`` in
 the final folder, are flushed (and fsynced with ``durable=True``), then
 ``os.replace``-d onto the final name; only then is the row committed

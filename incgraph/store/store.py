@@ -13,6 +13,14 @@ Design note
   commit per chunk instead of two, and all-or-nothing. Measured: 38 -> 17 µs
   per small result in a ``save_many`` of 512, most of what is left being
   SQLite's own B-tree inserts into four indexes with random keys.
+* **Small results live in their row** (schema version 3). In that shared-file
+  path, a result whose pickle is at most :data:`ROW_INLINE_LIMIT` bytes (no
+  signer) gets no blob row: its bytes and checksum go into its own index row,
+  in the same insert. One row and three indexes per small result instead of
+  two rows and five (84k -> 68k instructions, about 10.7 -> 9.1 µs each).
+  :meth:`Store.load` asks the blob store first and then an index row of the
+  data version (:meth:`~incgraph.store.sqlite_index.SqliteIndex.row_value`,
+  checked like an inline blob), so any Index/BlobStore pair keeps working.
 * **Bad blobs are forgotten.** When :meth:`Store.load` meets a blob that is
   corrupt (:class:`~incgraph.errors.StoreCorruptError`) or gone (``KeyError``),
   it deletes the index rows that point at it before re-raising, so the engine
@@ -28,7 +36,8 @@ log (:meth:`Store.run_log`), pins (:meth:`Store.pin`) and leases
 :func:`open_store` lays a store out in one folder::
 
     <folder>/               mode 0700
-        index.sqlite        results + blobs tables (and -wal / -shm), mode 0600
+        index.sqlite        results (with small results' bytes) + blobs tables
+                            (and -wal / -shm), mode 0600
         blobs/<dv[:2]>/     large values, one file each, mode 0600
 
 Opening a store unpickles whatever it holds: open only stores you trust.
