@@ -258,12 +258,32 @@ class SqliteFile:
         return True
 
     def _create_private_file(self) -> None:
-        """Create the database file with mode 0600 (SQLite's -wal/-shm files copy it)."""
+        """Create the missing database file with mode 0600 (SQLite's -wal/-shm files copy it).
+
+        Never by opening ``self.path`` itself: closing any descriptor of the database
+        file drops every POSIX lock this process holds on it, the locks of the other
+        threads' open connections included, and another process could then write
+        under them (seen: "database disk image is malformed" with eight processes of
+        four threads, each thread opening its connection). The empty file is made
+        under a temporary name, closed, then linked into place (a no-op if the name
+        exists by then). A folder that refuses the temporary file or hard links
+        leaves the file to SQLite, which creates it with the process's default mode.
+        """
+        if os.path.lexists(self.path):
+            return
+        temporary = self.path.with_name(f".{self.path.name}-{uuid.uuid4().hex}.new")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        except OSError as exc:
-            raise store_error(exc, self.path) from exc
-        os.close(fd)
+            os.close(os.open(temporary, flags, 0o600))
+        except OSError:
+            return  # SQLite's own open reports a folder it cannot write to
+        try:
+            os.link(temporary, self.path)
+        except OSError:
+            pass  # made by another thread or process meanwhile, or no hard links here
+        finally:
+            with suppress(OSError):
+                os.unlink(temporary)
 
     def close(self) -> None:
         """Close this thread's connection now, and let go of the other threads'.

@@ -656,3 +656,32 @@ def test_inputs_json_is_compact_escaped_and_round_trips() -> None:
     assert json.loads(text) == inputs
     with pytest.raises(TypeError, match="must be a str"):
         sqlite_index._dumps({"x": object()})
+
+
+def test_a_thread_opening_its_connection_keeps_the_other_threads_locks(tmp_path: Path) -> None:
+    """Opening a connection in one thread never drops the SQLite locks the other threads'
+    connections hold (closing any descriptor of the file would): another process closing its
+    connection still sees this one open, so it leaves the WAL in place rather than
+    checkpointing and deleting it under this process's feet."""
+    import threading
+
+    path = tmp_path / "index.sqlite"
+    db = SqliteFile(path)
+    db.write(lambda conn: conn.execute("INSERT INTO pins (key, created) VALUES ('k', 1.0)"))
+    opened = threading.Thread(target=db.connection)  # a second thread's first connection
+    opened.start()
+    opened.join()
+    probe = textwrap.dedent(
+        f"""
+        import sqlite3
+        conn = sqlite3.connect({str(path)!r})
+        conn.execute("SELECT count(*) FROM pins").fetchone()
+        conn.close()
+        """
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True)
+    try:
+        assert Path(f"{path}-wal").exists()  # the probe was not the last connection
+        assert db.connection().execute("SELECT key FROM pins").fetchall() == [("k",)]
+    finally:
+        db.close()
