@@ -162,20 +162,7 @@ def stored_row(record: Record, checksum: str, data: bytearray) -> tuple[Any, ...
     >>> len(row), row[-1]
     (12, bytearray(b'xy'))
     """
-    return (
-        record.key,
-        record.data_version,
-        record.node,
-        record.processor,
-        record.code_version,
-        record.init_version,
-        _dumps(record.inputs if type(record.inputs) is dict else dict(record.inputs)),
-        record.created,
-        record.duration,
-        record.size,
-        checksum,
-        data,
-    )
+    return (*record_row(record), checksum, data)
 
 
 def _by_created(row: Sequence[Any]) -> tuple[float, int]:
