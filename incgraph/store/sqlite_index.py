@@ -401,16 +401,8 @@ class SqliteIndex:
             "SELECT rowid, key, data_version, checksum, data FROM results "
             "WHERE rowid > ? AND data IS NOT NULL ORDER BY rowid LIMIT ?"
         )
-        after = -1
-        while True:
-            try:
-                rows = self.file.connection().execute(sql, (after, page)).fetchall()
-            except sqlite3.Error as exc:
-                raise store_error(exc, self.file.path) from exc
+        for rows in self._pages(sql, page):
             yield from rows
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
 
     def row_bytes(self) -> dict[str, int]:
         """Key -> bytes of the result kept in its row, for every row holding one."""
@@ -465,17 +457,7 @@ class SqliteIndex:
         ``(created, rowid)`` in memory: no index serves creation order (see the
         module note), and every caller reads all records anyway.
         """
-        rows: list[tuple[Any, ...]] = []
-        after = -1
-        while True:
-            try:
-                chunk = self.file.connection().execute(_PAGE, (after, page)).fetchall()
-            except sqlite3.Error as exc:
-                raise store_error(exc, self.file.path) from exc
-            rows += chunk
-            if len(chunk) < page:
-                break
-            after = chunk[-1][0]
+        rows = [row for chunk in self._pages(_PAGE, page) for row in chunk]
         try:
             rows.sort(key=_by_created)
         except TypeError:  # a damaged row's created is not a number: SQLite's order
@@ -497,15 +479,20 @@ class SqliteIndex:
         ``row`` is (key, data_version, node, processor, code_version, init_version,
         inputs JSON text, created, duration, size), whatever their types turned out to be.
         """
-        sql = f"SELECT rowid, key, {_FIELDS} FROM results WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        for rows in self._pages(_PAGE, page):
+            for row in rows:
+                yield row[0], tuple(row[1:])
+
+    def _pages(self, sql: str, page: int) -> Iterator[list[Any]]:
+        """The rows of ``sql`` a page at a time (``rowid`` first; parameters: after, limit)."""
         after = -1
         while True:
             try:
                 rows = self.file.connection().execute(sql, (after, page)).fetchall()
             except sqlite3.Error as exc:
                 raise store_error(exc, self.file.path) from exc
-            for row in rows:
-                yield row[0], tuple(row[1:])
+            if rows:
+                yield rows
             if len(rows) < page:
                 return
             after = rows[-1][0]
