@@ -233,26 +233,8 @@ class SqliteFile:
         if os.path.lexists(self.path):
             return False
         image = new_file_image()
-        if image is None:
+        if image is None or not self._link_new_file(image):
             return False
-        temporary = self.path.with_name(f".{self.path.name}-{uuid.uuid4().hex}.new")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(temporary, flags, 0o600)
-        except OSError:
-            return False
-        try:
-            try:
-                write_all(fd, image)
-                os.fsync(fd)  # complete on disk before its name can be seen
-            finally:
-                os.close(fd)
-            os.link(temporary, self.path)  # fails if the name exists: never replaces a store
-        except OSError:
-            return False
-        finally:
-            with suppress(OSError):
-                os.unlink(temporary)
         if self.durable:
             fsync_folder(self.path.parent)
         return True
@@ -265,25 +247,42 @@ class SqliteFile:
         threads' open connections included, and another process could then write
         under them (seen: "database disk image is malformed" with eight processes of
         four threads, each thread opening its connection). The empty file is made
-        under a temporary name, closed, then linked into place (a no-op if the name
-        exists by then). A folder that refuses the temporary file or hard links
-        leaves the file to SQLite, which creates it with the process's default mode.
+        as :meth:`_link_new_file` makes one. A folder that refuses the temporary
+        file or hard links leaves the file to SQLite, which creates it with the
+        process's default mode.
         """
-        if os.path.lexists(self.path):
-            return
+        if not os.path.lexists(self.path):
+            self._link_new_file(b"")
+
+    def _link_new_file(self, content: bytes) -> bool:
+        """Give ``self.path`` a new file holding ``content``, mode 0600; False if not done here.
+
+        The file is written (and, when not empty, fsynced: complete on disk before its
+        name can be seen) under a temporary name, closed, then hard-linked into place:
+        the link fails if the name exists, so a store is never replaced, and no
+        descriptor of ``self.path`` is ever opened here. False when the name exists
+        by then or the folder refuses the temporary file or hard links.
+        """
         temporary = self.path.with_name(f".{self.path.name}-{uuid.uuid4().hex}.new")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
-            os.close(os.open(temporary, flags, 0o600))
+            fd = os.open(temporary, flags, 0o600)
         except OSError:
-            return  # SQLite's own open reports a folder it cannot write to
+            return False
         try:
+            try:
+                if content:
+                    write_all(fd, content)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.link(temporary, self.path)
         except OSError:
-            pass  # made by another thread or process meanwhile, or no hard links here
+            return False
         finally:
             with suppress(OSError):
                 os.unlink(temporary)
+        return True
 
     def close(self) -> None:
         """Close this thread's connection now, and let go of the other threads'.
