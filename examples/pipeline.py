@@ -1,4 +1,4 @@
-"""Seed 004's file pipeline, made real: download zips, unzip, split images from documents.
+"""A queue pipeline over files, made real: download zips, unzip, split images from documents.
 
 A fake "server" folder of zip files is created in a temporary folder: some zips
 hold a small image (a PPM file), some a text document. The pipeline then
