@@ -91,6 +91,10 @@ class ProcessGraph(Graph):
             self._store = memory_store() if loc == ":memory:" else open_store(loc)
         return self._store
 
+    def declared_packages(self) -> tuple[str, ...]:
+        """The store's ``packages``: their versions enter every node's cache key."""
+        return self.store.packages
+
     @property
     def executor(self) -> Executor:
         """The graph's executor, created on first use."""

@@ -12,7 +12,10 @@ checks, because a bad graph must fail before anything runs.
 Everything a cache key needs that depends only on the node -- its code
 version, the data version of its init kwargs and of its inline constants --
 is computed once and memoized on the node. A constant's data version is
-memoized until ``set_value`` changes it. This is what keeps a cache hit to a
+memoized until ``set_value`` changes it. Names in the processor's ``ignore``
+stay out of all of these (:meth:`Node.keyed_upstream` lists the bound nodes
+that count), and the versions of the packages in its ``packages`` (and the
+store's) join the init version. This is what keeps a cache hit to a
 string join, one xxh3 call and one index lookup.
 
 Nothing here touches the store, threads or the engine: ``incgraph.graph``
@@ -44,6 +47,7 @@ from incgraph.errors import (
     HashingError,
     InputTypeError,
 )
+from incgraph.hashing._packages import declared_names, package_versions, with_packages
 from incgraph.sentinels import MISSING, Missing
 
 __all__ = ["Graph", "Node"]
@@ -75,6 +79,17 @@ def _declared_version(of_class: object, of_node: object) -> object:
 @functools.lru_cache(maxsize=1)
 def _empty_init_version() -> str:
     return hashing.data_version({})
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _ignored(processor: object) -> frozenset[str]:
+    """The names ``processor`` leaves out of its keys (validated by ``add_node``)."""
+    names = getattr(processor, "ignore", None)
+    if not names:
+        return _NOTHING
+    return frozenset([names] if isinstance(names, str) else names)
 
 
 _INIT_SIGNATURES: weakref.WeakKeyDictionary[type, inspect.Signature | None] = (
@@ -115,6 +130,7 @@ class Node:
         "_init_version",
         "_instance",
         "_job_spec",
+        "_keyed",
         "_upstream",
         "_value",
         "_value_dv",
@@ -124,6 +140,7 @@ class Node:
         "fanout",
         "graph",
         "id",
+        "ignored",
         "init_kwargs",
         "is_constant",
         "label",
@@ -169,6 +186,9 @@ class Node:
         self._instance: Any = MISSING
         self._job_spec: Any = None  # what incgraph.run.jobs needs to compute it, made once
         self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
+        self.ignored = _ignored(processor)
+        """Input and init kwarg names left out of the cache key (the processor's ``ignore``)."""
+        self._keyed: list[tuple[str, Node]] | None = None
         self.seq = len(graph.nodes)  # insertion position: inputs always come first
         self.fanout: FanOut | None = None
         """The fan-out this node was added in by :meth:`Graph.add_nodes`, if any."""
@@ -279,26 +299,58 @@ class Node:
         return self._code_version
 
     def init_version(self) -> str:
-        """Data version of the node's init kwargs."""
+        """Data version of the node's init kwargs, with its declared package versions.
+
+        Init kwargs named in the processor's ``ignore`` are left out. When the
+        processor or the graph's store declares ``packages``, their installed
+        versions are combined in: upgrading one changes the key.
+        """
         if self._init_version is MISSING:
-            if not self.init_kwargs:
-                self._init_version = _empty_init_version()
-                return self._init_version
-            try:
-                self._init_version = hashing.data_version(self.init_kwargs)
-            except HashingError as exc:
-                raise HashingError(
-                    f"{self.describe()}: node_init_kwargs: {exc}; "
-                    "pass hashable init kwargs or add the node with cache=False"
-                ) from exc
+            kwargs = self.init_kwargs
+            if self.ignored and kwargs:
+                kwargs = {k: v for k, v in kwargs.items() if k not in self.ignored}
+            version = self._kwargs_version(kwargs)
+            self._init_version = with_packages(version, self.packages(), self.describe())
         return self._init_version
 
+    def _kwargs_version(self, kwargs: dict[str, Any]) -> str:
+        if not kwargs:
+            return _empty_init_version()
+        try:
+            return hashing.data_version(kwargs)
+        except HashingError as exc:
+            raise HashingError(
+                f"{self.describe()}: node_init_kwargs: {exc}; "
+                "pass hashable init kwargs or add the node with cache=False"
+            ) from exc
+
+    def packages(self) -> tuple[str, ...]:
+        """The packages whose versions are in this node's key: its processor's and its store's."""
+        own = getattr(self.processor, "packages", None) or ()
+        return tuple(sorted({*own, *self.graph.declared_packages()}))
+
+    def keyed_upstream(self) -> list[tuple[str, Node]]:
+        """``(input name, upstream node)`` for the bound nodes whose versions are in the key."""
+        keyed = self._keyed
+        if keyed is None:
+            ignored = self.ignored
+            keyed = self._keyed = [
+                (name, v)
+                for name, v in self.bindings.items()
+                if isinstance(v, Node) and name not in ignored
+            ]
+        return keyed
+
     def fixed_input_versions(self) -> dict[str, str]:
-        """Data versions of the inputs bound to inline constants (computed once)."""
+        """Data versions of the inputs bound to inline constants (computed once).
+
+        Inputs named in the processor's ``ignore`` are left out.
+        """
         if self._fixed_dvs is MISSING:
             dvs = {}
+            ignored = self.ignored
             for name, v in self.bindings.items():
-                if isinstance(v, Node):
+                if isinstance(v, Node) or name in ignored:
                     continue
                 try:
                     dvs[name] = hashing.data_version(v)
@@ -386,6 +438,35 @@ def _where(node: Node) -> str:
     return f"node {node.id} ({node.name()})"
 
 
+def _check_ignore(node: Node, ignore: object) -> None:
+    """Each name in ``ignore`` must be an input or an init kwarg of ``node``'s processor."""
+    if isinstance(ignore, str) or not isinstance(ignore, Iterable):
+        raise GraphDefinitionError(
+            f"{_where(node)}: ignore must be a tuple of input or init kwarg names, got "
+            f"{ignore!r}; write ignore = ({ignore!r},)"
+        )
+    assert node.signature is not None and node.processor is not None
+    init = _init_signature(node.processor)
+    init_names: set[str] = set()
+    init_any = init is None
+    if init is not None and node.processor.__init__ is not object.__init__:
+        for p in init.parameters.values():
+            if p.kind is p.VAR_KEYWORD:
+                init_any = True
+            elif p.kind is not p.VAR_POSITIONAL:
+                init_names.add(p.name)
+    inputs = node.signature.params
+    for name in ignore:
+        known = name in inputs or name in init_names or name in node.init_kwargs
+        if known or (isinstance(name, str) and (node.signature.var_keyword or init_any)):
+            continue
+        raise GraphDefinitionError(
+            f"{_where(node)}: ignore lists {name!r}, which is neither an input of "
+            f"{node.name()}.process ({', '.join(inputs) or 'no inputs'}) nor a keyword "
+            f"argument of {node.name()}(); remove it from ignore or fix the name"
+        )
+
+
 class Graph:
     """A DAG of :class:`Node`; building, validation and ordering only.
 
@@ -469,6 +550,7 @@ class Graph:
         node = Node(self, node_id, processor_class, bindings, init_kwargs, version, cache)
         self._check_bindings(node)
         self._check_init_kwargs(node)
+        self._check_declarations(node)
         return self._register(node)
 
     def add_nodes(
@@ -650,6 +732,20 @@ class Graph:
                 f"node {node.id} ({node.name()}): node_init_kwargs do not fit "
                 f"{node.name()}(): {exc}"
             ) from exc
+
+    def _check_declarations(self, node: Node) -> None:
+        """Check the processor's ``ignore`` and ``packages`` (once per add_node)."""
+        proc = node.processor
+        ignore = getattr(proc, "ignore", None)
+        if ignore:
+            _check_ignore(node, ignore)
+        packages = getattr(proc, "packages", None)
+        if packages:
+            package_versions(declared_names(packages, _where(node)), _where(node))
+
+    def declared_packages(self) -> tuple[str, ...]:
+        """Packages whose versions enter every node's key (a store's ``packages``); none here."""
+        return ()
 
     # -- reading ----------------------------------------------------------------------
 

@@ -130,9 +130,8 @@ def _decide(
         reason = f"{up.describe()} computes first; a hit if its result comes out unchanged"
         return Decision(node.label, name, "maybe", reason), None
     inputs = dict(node.fixed_input_versions())
-    for input_name, src in node.bindings.items():
-        if isinstance(src, Node):
-            inputs[input_name] = dvs[src]
+    for input_name, src in node.keyed_upstream():
+        inputs[input_name] = dvs[src]
     key = hashing.node_key(node.code_version(), node.init_version(), inputs)
     if node in force:
         return Decision(node.label, name, "compute", "forced", key), None
@@ -151,7 +150,12 @@ def _why_new(node: Node, inputs: dict[str, str], before: _Lineage | Missing) -> 
     if before.code_version != node.code_version():
         reasons.append("code changed")
     if before.init_version != node.init_version():
-        reasons.append("init kwargs changed")
+        packages = node.packages()
+        reasons.append(
+            f"init kwargs or versions of {', '.join(packages)} changed"
+            if packages
+            else "init kwargs changed"
+        )
     changed = sorted(
         k for k in inputs.keys() | before.inputs.keys() if inputs.get(k) != before.inputs.get(k)
     )

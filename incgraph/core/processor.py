@@ -11,9 +11,11 @@ cheap to keep heavy models (an LLM, a video decoder) behind a processor.
 
 ``version`` is mixed into the node's code version: bump it to invalidate
 results when something the code fingerprint cannot see has changed (a model
-file on disk, say). ``resource`` names what the processor holds in memory;
-batch runs release instances between passes only when the next pass needs a
-different resource.
+file on disk, say). ``ignore`` names inputs and init kwargs left out of the
+cache key (a ``device``, a ``verbose`` flag), and ``packages`` names installed
+packages whose versions enter it (see :mod:`incgraph.hashing._packages`).
+``resource`` names what the processor holds in memory; batch runs release
+instances between passes only when the next pass needs a different resource.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ class Processor:
         Name of the heavy resource this processor holds (e.g. ``"llm"``).
         Consecutive batch passes over processors with the same resource keep
         their instances; a change of resource releases them.
+    ignore : tuple of str
+        Names of ``process`` inputs or constructor keyword arguments that do
+        not affect the result (``("device", "num_workers", "verbose")``). They
+        are left out of the cache key, so changing one is a cache hit. The
+        risk is yours: a result that does depend on an ignored name is served
+        for every value of it. Each name must be an input or an init kwarg
+        (checked at ``add_node``).
+    packages : tuple of str
+        Installed packages (as ``pip`` names them, e.g. ``("scikit-learn",)``)
+        whose versions enter the cache key: upgrading one recomputes this
+        processor's results. Checked at ``add_node``; an unknown name raises.
 
     Examples
     --------
@@ -51,11 +64,17 @@ class Processor:
     ...         return a + b
     >>> SumInt().process(a=1, b=2)
     3
+    >>> class Embed(Processor):
+    ...     ignore = ("batch_size",)  # how many rows at a time: same result
+    ...     def process(self, text: str, batch_size: int = 32) -> int:
+    ...         return len(text)
     """
 
     version: ClassVar[object] = None
     resource: ClassVar[str | None] = None
     code_source: ClassVar[object] = None
+    ignore: ClassVar[tuple[str, ...]] = ()
+    packages: ClassVar[tuple[str, ...]] = ()
 
     def setup(self) -> None:
         """Acquire heavy resources. Called once, right after construction, before ``process``."""

@@ -105,7 +105,13 @@ class WriteBackStore(Store):
     """
 
     def __init__(self, inner: Store) -> None:
-        super().__init__(inner.index, inner.blobs, path=inner.path, read_only=inner.read_only)
+        super().__init__(
+            inner.index,
+            inner.blobs,
+            path=inner.path,
+            read_only=inner.read_only,
+            packages=inner.packages,
+        )
         self.inner = inner
         self._lock = threading.Lock()
         self._blobs: dict[str, Any] = {}

@@ -64,6 +64,7 @@ from typing import Any
 
 from incgraph import hashing
 from incgraph.errors import HashingError, StoreCorruptError
+from incgraph.hashing._packages import with_packages
 from incgraph.run.jobs import result_data_version
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
@@ -173,8 +174,8 @@ class TaskCache:
         self.code_version = code_version
         self.node = node
         self.processor = processor
-        self.init_version = init_version()
-        self.key = item_key_function(code_version)
+        self.init_version = with_packages(init_version(), store.packages, f"task {node}")
+        self.key = hashing.node_key_function(code_version, self.init_version, "item")
 
     def versions(
         self,

@@ -360,7 +360,8 @@ class _Run:
         first = nodes[0]
         assert first.fanout is not None
         shared = first.fanout.shared
-        shared_dvs = {name: self.dvs[up] for name, up in shared.items()}
+        ignored = first.ignored
+        shared_dvs = {name: self.dvs[up] for name, up in shared.items() if name not in ignored}
         key_of = key_maker(first)
         values: dict[str, Any] | None = None  # the shared inputs' values, once one computes
         lineage = ("", "", "")  # the members' processor name, code and init versions (ditto)

@@ -6,10 +6,12 @@ A node's cache key is ``hashing.node_key(code version, init version, inputs)``
 where ``inputs`` maps each input name to a data version: inline constants are
 hashed once per node (:meth:`Node.fixed_input_versions`), and every input bound
 to a node (constant or computed) contributes that node's data version *for the
-current item*. The engine loop and the batch loop both build keys here, which
-is what makes "the same node with the same inputs has the same cache key
-whichever front-end or executor ran it" true by construction rather than by
-care.
+current item*. Inputs the processor lists in ``ignore`` are left out
+(:meth:`Node.keyed_upstream`); ignored init kwargs and declared package
+versions are settled in :meth:`Node.init_version`. The engine loop and the
+batch loop both build keys here, which is what makes "the same node with the
+same inputs has the same cache key whichever front-end or executor ran it"
+true by construction rather than by care.
 
 :func:`make_record` is likewise the one place a computed result becomes an
 index :class:`~incgraph.store.protocols.Record` with its lineage.
@@ -30,6 +32,8 @@ __all__ = ["cache_key", "input_versions", "key_maker", "make_record", "processor
 def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, str]:
     """Input name -> data version for ``node``, asking ``version_of`` for bound nodes.
 
+    Inputs named in the processor's ``ignore`` are not in it.
+
     Examples
     --------
     >>> from incgraph import ProcessGraph, Processor
@@ -45,9 +49,8 @@ def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, s
     'dv-of-0'
     """
     dvs = dict(node.fixed_input_versions())
-    for name, src in node.bindings.items():
-        if isinstance(src, Node):
-            dvs[name] = version_of(src)
+    for name, src in node.keyed_upstream():
+        dvs[name] = version_of(src)
     return dvs
 
 

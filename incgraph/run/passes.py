@@ -356,8 +356,11 @@ class BatchRun:
     def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Row]:
         """Prepare items as needed and build the key of each that can run ``node``."""
         fixed = node.fixed_input_versions()
+        # every bound node, so an item whose input failed is skipped; names the processor
+        # ignores (``ignore``) are checked but left out of the key
+        ignored = node.ignored
         bound = [
-            (name, table.column(src))
+            (name, table.column(src), name not in ignored)
             for name, src in node.bindings.items()
             if isinstance(src, Node)
         ]
@@ -372,11 +375,12 @@ class BatchRun:
                 skipped += 1
                 continue
             inputs = dict(fixed)
-            for name, col in bound:
+            for name, col, keyed in bound:
                 dv = col[local]
                 if dv is None:
                     break
-                inputs[name] = dv
+                if keyed:
+                    inputs[name] = dv
             else:
                 rows.append(_Row(local, inputs, make_key(inputs) if make_key else None))
                 continue

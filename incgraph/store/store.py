@@ -55,6 +55,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
+from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.failure import store_error
 from incgraph.store.file_blobs import FileBlobStore
@@ -111,6 +112,9 @@ class Store:
         file when the index is a :class:`SqliteIndex`, else one in memory.
     lease_seconds : float
         How long a lease lives without renewal (:mod:`incgraph.store.leases`).
+    packages : tuple of str
+        Installed packages whose versions enter the cache key of every node run
+        with this store (see :func:`open_store`).
 
     Examples
     --------
@@ -135,6 +139,7 @@ class Store:
         read_only: bool = False,
         ledger: Ledger | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        packages: Iterable[str] = (),
     ) -> None:
         self.index = index
         self.blobs = blobs
@@ -147,6 +152,7 @@ class Store:
                 ledger = MemoryLedger(index)
         self.ledger = ledger
         self.lease_seconds = lease_seconds
+        self.packages = _declared_packages(packages)
 
     def __repr__(self) -> str:
         where = "in memory" if self.path is None else str(self.path)
@@ -489,6 +495,7 @@ def open_store(
     durable: bool = False,
     hmac_key: bytes | str | None = None,
     lease_seconds: float = LEASE_SECONDS,
+    packages: Iterable[str] = (),
 ) -> Store:
     """Open (creating if needed) the on-disk store in a folder.
 
@@ -509,6 +516,12 @@ def open_store(
     lease_seconds : float
         How long a lease on a key being computed lives without renewal: a
         killed process's work is taken over after this long.
+    packages : iterable of str
+        Installed packages (as ``pip`` names them) whose versions enter the
+        cache key of every node, layer and task run with this store, besides
+        those a processor declares in ``Processor.packages``: upgrading one
+        recomputes every result. Not remembered in the folder: pass the same
+        list wherever the store is opened.
 
     Raises
     ------
@@ -516,6 +529,8 @@ def open_store(
         The index file is not a readable SQLite database (the message names it).
     StoreError
         The folder cannot be created, or ``read_only`` and there is no store.
+    GraphDefinitionError
+        A name in ``packages`` is not an installed package.
 
     Examples
     --------
@@ -548,6 +563,7 @@ def open_store(
         read_only=read_only,
         ledger=SqliteLedger(sqlite_file),
         lease_seconds=lease_seconds,
+        packages=packages,
     )
 
 
@@ -559,6 +575,15 @@ def _make_private_folder(folder: Path) -> None:
         (folder / BLOB_FOLDER).mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise store_error(exc, folder) from exc
+
+
+def _declared_packages(packages: Iterable[str]) -> tuple[str, ...]:
+    """``packages`` checked: each an installed package (a clear error otherwise)."""
+    if not packages:
+        return ()
+    names = declared_names(packages, "the store")
+    package_versions(names, "the store")
+    return tuple(sorted(set(names)))
 
 
 def memory_store() -> Store:
