@@ -43,6 +43,7 @@ from incgraph.errors import (
 from incgraph.flow import Accessor, Execution, Flow, ForEach, Layer, Parameter
 from incgraph.graph import ProcessGraph
 from incgraph.hashing import code_version, data_version, register_hasher
+from incgraph.memoized import MemoizedFunction, memoize
 from incgraph.parallel import Batch, action, any_action_failed, inbatch_parallel
 from incgraph.queues import (
     ItemFailure,
@@ -84,6 +85,7 @@ __all__ = [
     "InputTypeError",
     "ItemFailure",
     "Layer",
+    "MemoizedFunction",
     "Node",
     "NodeError",
     "NotCachedError",
@@ -112,6 +114,7 @@ __all__ = [
     "code_version",
     "data_version",
     "inbatch_parallel",
+    "memoize",
     "memory_store",
     "open_store",
     "register_hasher",

@@ -16,13 +16,17 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incgraph.core.graph import Graph, Node, new_run_epoch
 from incgraph.core.plan import Plan, plan
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.engine import RunReport, execute
 from incgraph.store import Store, memory_store, open_store
+
+if TYPE_CHECKING:
+    from incgraph.store.acceptance import AcceptReport
+    from incgraph.store.invalidation import InvalidateReport
 
 __all__ = ["ProcessGraph"]
 
@@ -232,6 +236,102 @@ class ProcessGraph(Graph):
         from incgraph.render import render
 
         return render(self, format, plan=self.explain() if explain else None)
+
+    # -- cache controls -----------------------------------------------------------------------
+
+    def invalidate(
+        self, target: Any, *, downstream: bool = True, dry_run: bool = False
+    ) -> InvalidateReport:
+        """Take results out of use: the next run computes them again.
+
+        Parameters
+        ----------
+        target : Node, processor class, str, or a list of these
+            A node (its results for every input it was run with), a processor
+            class (every result it made, in any graph sharing the store), or a
+            cache key (or a unique prefix of one).
+        downstream : bool
+            Also take out what was computed from them: for nodes and
+            processors, the results of the nodes reading them in this graph;
+            for keys, the results whose inputs have their data versions.
+        dry_run : bool
+            Say what would be removed; remove nothing.
+
+        Returns
+        -------
+        InvalidateReport
+            ``removed`` lists every result taken out of use.
+
+        Only index rows are removed: bytes other results share stay, and
+        ``gc`` reclaims what nothing references any more.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph, Processor
+        >>> class Inc(Processor):
+        ...     def process(self, x: int) -> int:
+        ...         return x + 1
+        >>> g = ProcessGraph(store=":memory:")
+        >>> a = g.add_node(1, Inc, {"x": 1})
+        >>> b = g.add_node(2, Inc, {"x": a})
+        >>> _ = g.run_upto(b)
+        >>> len(g.invalidate(a).removed)
+        2
+        >>> _ = g.run_upto(b)
+        >>> len(g.last_run.computed)
+        2
+        """
+        from incgraph.run.controls import invalidate_targets
+
+        return invalidate_targets(self, self.store, target, downstream=downstream, dry_run=dry_run)
+
+    def accept(self, target: Any, *, dry_run: bool = False) -> list[AcceptReport]:
+        """Say that a node's current code gives the results of its previous code.
+
+        The results the node's most recent earlier code version stored become
+        hits for its current code version (and so does everything downstream,
+        whose keys follow data versions). The acceptance is recorded in the
+        store and shown by ``incgraph show`` and ``incgraph lineage``. Never
+        automatic: call it once after a refactor you know changes no result.
+
+        Parameters
+        ----------
+        target : Node, processor class, or a list of these
+            A processor class means each of its nodes in this graph.
+        dry_run : bool
+            Say what would be accepted; write nothing.
+
+        Returns
+        -------
+        list of AcceptReport
+            One per node accepted (``accepted`` lists (old key, new key) pairs).
+
+        Raises
+        ------
+        NotCachedError
+            No target node has results of an earlier code version.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph, Processor
+        >>> class Inc(Processor):
+        ...     def process(self, x: int) -> int:
+        ...         return x + 1
+        >>> g = ProcessGraph(store=":memory:")
+        >>> n = g.add_node(1, Inc, {"x": 1})
+        >>> _ = g.run_upto(n)
+        >>> Inc.version = 2  # a new code version that gives the same results
+        >>> g2 = ProcessGraph(store=g.store)
+        >>> n2 = g2.add_node(1, Inc, {"x": 1})
+        >>> len(g2.accept(n2)[0].accepted)
+        1
+        >>> _ = g2.run_upto(n2)
+        >>> len(g2.last_run.hits)
+        1
+        """
+        from incgraph.run.controls import accept_targets
+
+        return accept_targets(self, self.store, target, dry_run=dry_run)
 
     # -- batches ----------------------------------------------------------------------------
 

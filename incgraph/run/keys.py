@@ -26,7 +26,7 @@ from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.store.protocols import Record
 
-__all__ = ["cache_key", "input_versions", "key_maker", "make_record", "processor_name"]
+__all__ = ["cache_key", "call_key", "input_versions", "key_maker", "make_record", "processor_name"]
 
 
 def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, str]:
@@ -56,7 +56,15 @@ def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, s
 
 def cache_key(node: Node, inputs: dict[str, str]) -> str:
     """The cache key of ``node`` given its inputs' data versions."""
-    return hashing.node_key(node.code_version(), node.init_version(), inputs)
+    return call_key(node.code_version(), node.init_version(), inputs)
+
+
+def call_key(code_version: str, init_version: str, inputs: dict[str, str]) -> str:
+    """The cache key of code (by code version) called with init kwargs and inputs (by version).
+
+    What :func:`cache_key` gives a node; :func:`incgraph.memoize` keys a call with it.
+    """
+    return hashing.node_key(code_version, init_version, inputs)
 
 
 def key_maker(node: Node) -> Callable[[dict[str, str]], str]:

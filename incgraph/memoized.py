@@ -1,0 +1,531 @@
+"""``@incgraph.memoize``: cache a plain function's calls in a store, keyed like a node.
+
+Design note
+-----------
+A memoized function is a processor-like node with one input per parameter.
+A call binds its arguments to the parameters with :func:`inspect.signature`
+(defaults included, so ``f(1, b=2)``, ``f(1, 2)`` and ``f(a=1, b=2)`` are one
+call) and keys it exactly as the engine keys a node
+(:func:`incgraph.run.keys.call_key`): the function's code version (the same
+code-aware fingerprint a processor gets: helpers in your own modules count,
+comments do not), no init kwargs, and each argument's data version (its content
+hash) by parameter name. Its record is made by
+:func:`incgraph.run.keys.make_record`, with the function's qualified name as
+node label and processor, so ``incgraph ls``, ``show`` and ``lineage`` list
+calls like nodes, and a call whose argument is another memoized function's
+result links to that result in the lineage.
+
+A call is
+
+1. a *hit* when the index has its key: one look-up, then the value is loaded;
+2. otherwise a *miss*: the key is claimed through a store session
+   (:class:`~incgraph.store.session.StoreSession`, the engine's exactly-once
+   leases; a call another process is computing is waited for and then is a
+   hit), the function runs, and its result is saved (blob, then index row)
+   before the lease is released. A function whose calls in this process have
+   all been cheap (:data:`~incgraph.run.engine.PROVEN_CHEAP_AFTER` of them under
+   :data:`~incgraph.run.engine.LEASE_MIN_SECONDS`) is computed without a lease,
+   as the engine does: two processes computing it twice is harmless.
+
+Hits and writes go to the run log as the engine's do, through one session per
+thread that is closed (one row of kind ``"memoize"``) every
+:data:`LOG_SECONDS` or :data:`LOG_KEYS` keys, and at exit: a hit appends a key
+to a list and writes nothing.
+
+The function's code version is computed at each call (a few µs: fingerprints
+are memoized by the identity of the code they read), so redefining a helper in
+a notebook is seen by the next call. A result that was stored and whose blob
+turns out missing or corrupt is computed again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar, overload
+
+from incgraph import hashing
+from incgraph.core.graph import Graph, Node
+from incgraph.core.processor import Processor
+from incgraph.errors import ConfigurationError, HashingError, ReadOnlyStoreError, StoreCorruptError
+from incgraph.run.engine import LEASE_MIN_SECONDS, PROVEN_CHEAP_AFTER
+from incgraph.run.jobs import result_data_version
+from incgraph.run.keys import call_key, make_record
+from incgraph.sentinels import MISSING
+from incgraph.store import Store, open_store
+from incgraph.store.session import StoreSession
+from incgraph.store.store import default_location
+
+__all__ = ["CallInfo", "MemoizedFunction", "memoize"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOG_SECONDS = 30.0
+"""A thread's run-log session of a memoized function is written at least this often."""
+
+LOG_KEYS = 10_000
+"""... or once it holds this many keys (hits and writes)."""
+
+
+class CallInfo(NamedTuple):
+    """What one memoized call did: its value, whether it was a hit, and its cache key."""
+
+    value: Any
+    hit: bool
+    key: str
+
+
+class MemoizedCall(Processor):
+    """Base of the processors generated for memoized functions (what their records name)."""
+
+    function: Callable[..., Any]
+
+    def process(self, **arguments: Any) -> Any:
+        """Call the function with its bound arguments."""
+        return type(self).function(**arguments)
+
+
+# -- stores shared by the memoized functions of a process --------------------------------------
+
+_STORES: dict[Path, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _shared_store(location: str | os.PathLike[str] | None) -> Store:
+    """One open store per folder for every memoized function of this process."""
+    folder = default_location() if location is None else Path(location).expanduser().absolute()
+    with _STORES_LOCK:
+        store = _STORES.get(folder)
+        if store is None:
+            store = _STORES[folder] = open_store(folder)
+        return store
+
+
+# -- run-log sessions, one per thread and function, written at exit ---------------------------
+
+_LIVE: weakref.WeakSet[MemoizedFunction] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_sessions() -> None:
+    for memo in list(_LIVE):
+        memo.close()
+
+
+class _Sessions(threading.local):
+    session: StoreSession | None = None
+    opened: float = 0.0
+
+
+class MemoizedFunction:
+    """A function whose calls are cached in an incgraph store. Made by :func:`memoize`.
+
+    Calling it returns the cached result of an earlier call with equal
+    arguments (by content) and unchanged code, else computes and stores it.
+
+    Attributes
+    ----------
+    function : callable
+        The undecorated function.
+    label : str
+        The node label (and processor name) its results are recorded under:
+        ``module.qualname`` unless ``name=`` was given.
+    ignore : frozenset of str
+        Parameters left out of the cache key.
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        store: str | os.PathLike[str] | Store | None = None,
+        ignore: Iterable[str] = (),
+        version: object = None,
+        name: str | None = None,
+    ) -> None:
+        if not callable(function):
+            raise ConfigurationError(f"memoize: {function!r} is not callable; decorate a function")
+        if isinstance(function, (staticmethod, classmethod)):
+            function = function.__func__
+        self.function = function
+        self.version = version
+        self._qualname = f"{function.__module__}.{function.__qualname__}"
+        self.label = name or self._qualname
+        self.signature = inspect.signature(function)
+        self.ignore = frozenset(ignore)
+        unknown = sorted(self.ignore - self.signature.parameters.keys())
+        if unknown:
+            raise ConfigurationError(
+                f"memoize({self._qualname}): ignore= names {', '.join(map(repr, unknown))}, "
+                f"which {function.__name__}() does not take; its parameters are "
+                f"{', '.join(self.signature.parameters) or 'none'}"
+            )
+        self._store_location = store
+        self._store: Store | None = store if isinstance(store, Store) else None
+        self._init_version = hashing.data_version({})
+        self._node = _template_node(function, self.label, version)
+        self._cheap_calls = 0.0
+        self._local = _Sessions()
+        self._sessions: list[StoreSession] = []
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, function)
+        _LIVE.add(self)
+
+    def __repr__(self) -> str:
+        return f"<memoized {self.label}>"
+
+    def __reduce__(self) -> str:
+        # Pickled by reference (module + qualified name), like the function it replaces.
+        return str(self.function.__qualname__)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """Used as a method, the instance is the first argument (hashed by content)."""
+        if instance is None:
+            return self
+        return functools.partial(self.__call__, instance)
+
+    # -- the store -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store the calls are cached in, opened on first use."""
+        if self._store is None:
+            location = self._store_location
+            assert not isinstance(location, Store)
+            self._store = _shared_store(location)
+        return self._store
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def code_version(self) -> str:
+        """The function's code version now (its code, its helpers', and ``version``)."""
+        return hashing.code_version(self.function, self.version)
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.label}(): {exc}") from None
+        bound.apply_defaults()
+        return bound
+
+    def _inputs(self, bound: inspect.BoundArguments) -> dict[str, str]:
+        """Parameter name -> data version of the argument, for the parameters not ignored."""
+        inputs = {}
+        ignore = self.ignore
+        for param, value in bound.arguments.items():
+            if param in ignore:
+                continue
+            try:
+                inputs[param] = hashing.data_version(value)
+            except HashingError as exc:
+                raise HashingError(
+                    f"memoized function {self.label}: argument {param!r}: {exc}; pass a "
+                    f"hashable value, register a hasher for its type, or leave {param!r} out "
+                    f"of the key with @memoize(ignore=[{param!r}])"
+                ) from exc
+        return inputs
+
+    def _key(self, bound: inspect.BoundArguments) -> tuple[str, dict[str, str]]:
+        inputs = self._inputs(bound)
+        return call_key(self.code_version(), self._init_version, inputs), inputs
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key of a call with these arguments (nothing is computed or looked up).
+
+        Examples
+        --------
+        >>> from incgraph import memoize, memory_store
+        >>> @memoize(store=memory_store())
+        ... def add(a, b=1):
+        ...     return a + b
+        >>> add.key(1) == add.key(1, 1) == add.key(a=1, b=1)
+        True
+        """
+        return self._key(self._bind(args, kwargs))[0]
+
+    # -- calling -----------------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(*args, **kwargs).value
+
+    def call(self, *args: Any, **kwargs: Any) -> CallInfo:
+        """Call the function through the cache; say whether it was a hit.
+
+        Returns
+        -------
+        CallInfo
+            ``(value, hit, key)``.
+
+        Examples
+        --------
+        >>> from incgraph import memoize, memory_store
+        >>> @memoize(store=memory_store())
+        ... def square(x):
+        ...     return x * x
+        >>> square.call(3)[:2], square.call(3)[:2]
+        ((9, False), (9, True))
+        """
+        bound = self._bind(args, kwargs)
+        key, inputs = self._key(bound)
+        store = self.store
+        session = self._session()
+        stored = store.lookup_version(key)
+        if stored is not MISSING:
+            try:
+                value = store.load(stored)
+            except (KeyError, StoreCorruptError):
+                pass  # the store dropped its rows: compute it again below
+            else:
+                session.hits.append(key)
+                return CallInfo(value, True, key)
+        return self._compute(bound, key, inputs, session)
+
+    def _compute(
+        self,
+        bound: inspect.BoundArguments,
+        key: str,
+        inputs: dict[str, str],
+        session: StoreSession,
+    ) -> CallInfo:
+        """A miss: claim the key (unless cheap), compute, save, release."""
+        store = self.store
+        if store.read_only:
+            raise ReadOnlyStoreError(
+                f"memoized function {self.label} must compute (no result is stored for these "
+                f"arguments), but {store!r} was opened read-only; open the store writable"
+            )
+        leased = self._cheap_calls < PROVEN_CHEAP_AFTER
+        if leased:
+            done = session.acquire(key)
+            if done is not None:  # another process stored it while we looked
+                try:
+                    value = store.load(done)
+                except (KeyError, StoreCorruptError):
+                    session.claim([key])
+                else:
+                    session.hits.append(key)
+                    return CallInfo(value, True, key)
+        start = time.perf_counter()
+        try:
+            value = self.function(*bound.args, **bound.kwargs)
+        except BaseException:
+            if leased:
+                session.release([key])
+            raise
+        duration = time.perf_counter() - start
+        self._cheap_calls = self._cheap_calls + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
+        data_version = result_data_version(value, key, True)
+        lineage = (self._qualname, self.code_version(), self._init_version)
+        record = make_record(self._node, key, inputs, data_version, duration, lineage)
+        try:
+            store.save(record, value)
+        except BaseException:
+            if leased:
+                session.release([key])
+            raise
+        session.saved([key])
+        return CallInfo(value, False, key)
+
+    # -- queries and maintenance ----------------------------------------------------------------
+
+    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+        """Whether a call with these arguments would be a hit (joblib's name for it).
+
+        Decided from the index alone; nothing is computed or loaded.
+
+        Examples
+        --------
+        >>> from incgraph import memoize, memory_store
+        >>> @memoize(store=memory_store())
+        ... def inc(x):
+        ...     return x + 1
+        >>> inc.check_call_in_cache(1), inc(1), inc.check_call_in_cache(1)
+        (False, 2, True)
+        """
+        key = self.key(*args, **kwargs)
+        return self.store.lookup_version(key) is not MISSING
+
+    def clear(self, warn: bool = True) -> int:
+        """Forget every stored call of this function (any code version); return how many.
+
+        The next call with any arguments computes. Results are removed from
+        use as :meth:`incgraph.ProcessGraph.invalidate` removes them: their
+        bytes go at the next ``gc``. ``warn`` is accepted for joblib
+        compatibility and ignored.
+
+        Examples
+        --------
+        >>> from incgraph import memoize, memory_store
+        >>> @memoize(store=memory_store())
+        ... def inc(x):
+        ...     return x + 1
+        >>> inc(1), inc.clear(), inc.check_call_in_cache(1)
+        (2, 1, False)
+        """
+        from incgraph.store.invalidation import invalidate, select
+
+        chosen = select(self.store, nodes=[self.label], processors=[self._qualname])
+        return len(invalidate(self.store, chosen, downstream=False).removed)
+
+    def accept(self) -> int:
+        """Record that the function's current code gives the results of its previous code.
+
+        Calls stored under the most recent earlier code version become hits for
+        the current one; the acceptance is recorded and shown by ``incgraph
+        show`` / ``lineage``. Returns how many results were accepted. See
+        :func:`incgraph.store.acceptance.accept`.
+
+        Raises
+        ------
+        NotCachedError
+            No earlier code version of the function has stored results.
+        """
+        from incgraph.store.acceptance import accept
+
+        report = accept(
+            self.store, self.label, self._qualname, self.code_version(), what=self.label
+        )
+        return len(report.accepted)
+
+    # -- the run log ----------------------------------------------------------------------------
+
+    def _session(self) -> StoreSession:
+        """This thread's run-log session, renewed every LOG_SECONDS or LOG_KEYS keys."""
+        local = self._local
+        session = local.session
+        if session is not None:
+            log = session.log
+            if (
+                time.monotonic() - local.opened < LOG_SECONDS
+                and len(log.hits) + len(log.written) < LOG_KEYS
+            ):
+                return session
+            self._end(session)
+        session = self.store.session("memoize", self.label)
+        local.session, local.opened = session, time.monotonic()
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    def _end(self, session: StoreSession) -> None:
+        with self._lock:
+            if session not in self._sessions:
+                return
+            self._sessions.remove(session)
+        session.close()
+
+    def close(self) -> None:
+        """Write the run log of the calls so far (also done at exit and every 30 s)."""
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            self._end(session)
+        self._local = _Sessions()
+
+
+def _template_node(function: Callable[..., Any], label: str, version: object) -> Node:
+    """The node a memoized function's records are made for: a generated processor."""
+    module = getattr(function, "__module__", __name__)
+    qualname = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
+    cls = type(
+        qualname.rpartition(".")[2] if qualname.isidentifier() else "memoized",
+        (MemoizedCall,),
+        {
+            "function": staticmethod(function),
+            "code_source": function,
+            "version": version,
+            "__module__": module,
+            "__qualname__": qualname,
+            "__doc__": f"Generated processor of memoized function {label!r}.",
+        },
+    )
+    return Graph().add_node(label, cls)
+
+
+@overload
+def memoize(function: F, /) -> F: ...
+
+
+@overload
+def memoize(
+    function: None = None,
+    /,
+    *,
+    store: str | os.PathLike[str] | Store | None = None,
+    ignore: Iterable[str] = (),
+    version: object = None,
+    name: str | None = None,
+) -> Callable[[F], F]: ...
+
+
+def memoize(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    store: str | os.PathLike[str] | Store | None = None,
+    ignore: Iterable[str] = (),
+    version: object = None,
+    name: str | None = None,
+) -> Any:
+    """Cache a function's calls in an incgraph store: ``@memoize`` or ``@memoize(...)``.
+
+    A drop-in for ``joblib.Memory(location).cache``, keyed like a processor
+    node: the function's code (and the helpers it calls in your own modules)
+    and the content of each argument. Editing the function recomputes; calling
+    it again with equal arguments, in this process or another, loads the
+    stored result. Concurrent processes compute a call once.
+
+    Parameters
+    ----------
+    function : callable
+        The function (when used as ``@memoize`` without parentheses).
+    store : str, pathlib.Path, Store or None
+        The store folder (or a :class:`~incgraph.store.Store`); None uses the
+        folder :class:`~incgraph.ProcessGraph` uses (``$INCGRAPH_STORE`` or
+        ``./.incgraph``). It is opened at the first call.
+    ignore : iterable of str
+        Parameters that do not affect the result (``verbose``, ``n_jobs``):
+        left out of the key, still passed to the function. A call differing
+        only in them is a hit, so list only what truly cannot change the result.
+    version : object, optional
+        Bump to invalidate every stored call.
+    name : str, optional
+        The label calls are recorded under (default ``module.qualname``).
+
+    Returns
+    -------
+    MemoizedFunction
+        Callable like the function, with ``check_call_in_cache``, ``call``,
+        ``key``, ``clear`` and ``accept``.
+
+    Raises
+    ------
+    ConfigurationError
+        ``ignore`` names a parameter the function does not take.
+
+    Examples
+    --------
+    >>> from incgraph import memoize, memory_store
+    >>> calls = []
+    >>> @memoize(store=memory_store(), ignore=["verbose"])
+    ... def scale(x, factor=2, verbose=False):
+    ...     calls.append(x)
+    ...     return x * factor
+    >>> scale(3), scale(3, 2), scale(x=3, verbose=True), calls
+    (6, 6, 6, [3])
+    """
+
+    def wrap(fn: Callable[..., Any]) -> MemoizedFunction:
+        return MemoizedFunction(fn, store=store, ignore=ignore, version=version, name=name)
+
+    if function is None:
+        return wrap
+    return wrap(function)
