@@ -46,6 +46,11 @@ class ProcessGraph(Graph):
     name : str, optional
         Prefix for node labels in the store (``"video/2"``), useful when several
         graphs share one store.
+    max_bytes : int, optional
+        A byte budget for the store, enforced after every run that writes
+        (least recently used results go first; pinned and recent ones never).
+        Default: ``$INCGRAPH_MAX_BYTES`` if set, else none. Given with a
+        :class:`~incgraph.store.Store`, it sets that store's budget.
 
     Examples
     --------
@@ -76,8 +81,12 @@ class ProcessGraph(Graph):
         *,
         executor: Executor | str | None = None,
         name: str | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         super().__init__(name=name)
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
+        self._max_bytes = max_bytes
         self._store_location = store
         self._store: Store | None = None
         self._executor_spec = executor
@@ -92,7 +101,12 @@ class ProcessGraph(Graph):
         """The graph's store, opened on first use."""
         if self._store is None:
             loc = self._store_location
-            self._store = memory_store() if loc == ":memory:" else open_store(loc)
+            if loc == ":memory:":
+                self._store = memory_store()
+            else:
+                self._store = open_store(loc)
+            if self._max_bytes is not None:
+                self._store.max_bytes = self._max_bytes
         return self._store
 
     def declared_packages(self) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ One ``argparse`` parser with a subcommand per task; every subcommand takes
 scripts instead of a table). The commands live by concern:
 :mod:`incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
 ``stats``), :mod:`incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
-``pin``, ``unpin``), :mod:`incgraph.cli.explaining` (``explain``) and
+``pin``, ``unpin``), :mod:`incgraph.cli.controlling` (``invalidate``,
+``accept``), :mod:`incgraph.cli.explaining` (``explain``) and
 :mod:`incgraph.cli.rendering` (``render``).
 
 Exit codes: 0 when all went well, 1 when problems were found (``verify``) or
@@ -17,7 +18,7 @@ ambiguous key, no store where one was expected). :func:`main` returns the
 code instead of exiting, so tests and other programs can call it.
 
 The command only reads a store unless asked to change it (``gc``,
-``verify``, ``clear``, ``pin``). Note that ``show`` loads (unpickles) a
+``verify``, ``clear``, ``pin``, ``invalidate``, ``accept``). Note that ``show`` loads (unpickles) a
 value: only point it at stores you trust.
 """
 
@@ -57,7 +58,7 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    from incgraph.cli import browse, explaining, rendering, upkeep
+    from incgraph.cli import browse, controlling, explaining, rendering, upkeep
 
     parser = _Parser(
         prog="incgraph",
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parent = _common()
-    for module in (browse, explaining, rendering, upkeep):
+    for module in (browse, explaining, rendering, upkeep, controlling):
         module.register(commands, parent)
     return parser
 

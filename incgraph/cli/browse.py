@@ -16,6 +16,7 @@ from typing import Any
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.tables import ago, duration, size, table, timestamp
 from incgraph.render import Drawing, to_dot
+from incgraph.store.acceptance import acceptances
 from incgraph.store.lineage import LineageNode, lineage
 from incgraph.store.protocols import Record
 from incgraph.store.usage import ResultInfo, list_results, run_usage
@@ -133,6 +134,7 @@ def cmd_show(ctx: Context) -> int:
     rec = store.lookup(ctx.key(ctx.args.key))
     assert isinstance(rec, Record)
     hits, _, last = run_usage(store)
+    accepted = acceptances(store).get(rec.key)
     producers = {name: _producer(ctx, dv) for name, dv in rec.inputs.items()}
     preview = None if ctx.args.no_value else _preview(ctx, rec)
     if ctx.as_json:
@@ -142,6 +144,7 @@ def cmd_show(ctx: Context) -> int:
         data["value"] = preview
         data["file"] = _file_of(ctx, rec)
         data["in_row"] = _in_row(ctx, rec)
+        data["accepted_from"] = None if accepted is None else accepted.to_dict()
         ctx.emit_json(data)
         return 0
     where = _storage_of(ctx, rec)
@@ -153,6 +156,14 @@ def cmd_show(ctx: Context) -> int:
         ("code version", rec.code_version),
         ("init version", rec.init_version),
     ]
+    if accepted is not None:
+        lines.append(
+            (
+                "accepted",
+                f"from code {accepted.previous[:8]} (result {accepted.old_key[:SHORT]}) "
+                f"by `incgraph accept` on {timestamp(accepted.when)}: not computed by this code",
+            )
+        )
     for i, (name, dv) in enumerate(rec.inputs.items()):
         made = producers[name]
         origin = f"from {made.key[:SHORT]} (node {made.node})" if made else "(no stored producer)"
@@ -248,16 +259,22 @@ def cmd_lineage(ctx: Context) -> int:
     return 0
 
 
-def _describe(rec: Record) -> str:
+def _describe(node: LineageNode) -> str:
+    rec = node.record
+    accepted = ""
+    if node.accepted is not None:
+        accepted = (
+            f"  accepted from code {node.accepted.previous[:8]} ({node.accepted.old_key[:SHORT]})"
+        )
     return (
         f"{rec.key[:SHORT]}  node {rec.node} ({rec.processor})  code {rec.code_version[:8]}  "
-        f"init {rec.init_version[:8]}  created {timestamp(rec.created)}"
+        f"init {rec.init_version[:8]}  created {timestamp(rec.created)}{accepted}"
     )
 
 
 def lineage_text(tree: LineageNode, prefix: str = "") -> list[str]:
     """The tree drawn with box-drawing branches, one result or input per line."""
-    lines = [] if prefix else [_describe(tree.record)]
+    lines = [] if prefix else [_describe(tree)]
     if tree.seen:
         return lines
     for i, item in enumerate(tree.inputs):
@@ -270,7 +287,7 @@ def lineage_text(tree: LineageNode, prefix: str = "") -> list[str]:
             sub_branch, sub_cont = ("└─ ", "   ") if end else ("├─ ", "│  ")
             seen = "  (shown above)" if made.seen else ""
             cut = "  (inputs not followed: --depth)" if made.truncated else ""
-            lines.append(f"{prefix}{cont}{sub_branch}{_describe(made.record)}{seen}{cut}")
+            lines.append(f"{prefix}{cont}{sub_branch}{_describe(made)}{seen}{cut}")
             lines += lineage_text(made, prefix + cont + sub_cont)
         if item.more_producers:
             lines.append(f"{prefix}{cont}└─ ... {item.more_producers} more producer(s)")

@@ -12,14 +12,14 @@ times, bytes) instead of these renderings.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Sequence
+
+from incgraph.store.budget import parse_size
 
 __all__ = ["ago", "duration", "parse_size", "size", "table", "timestamp"]
 
 _UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*", re.IGNORECASE)
 
 
 def table(
@@ -62,23 +62,6 @@ def size(count: float) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``"500"``, ``"10K"``, ``"1.5GB"``, ``"2GiB"`` (K=1000, Ki=1024).
-
-    Examples
-    --------
-    >>> parse_size("500"), parse_size("10k"), parse_size("1.5GB"), parse_size("1KiB")
-    (500, 10000, 1500000000, 1024)
-    """
-    match = _SIZE.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a size; write e.g. 500M, 10G or 1.5GiB")
-    number, prefix, suffix = match.groups()
-    base = 1024 if suffix.lower().startswith("i") else 1000
-    power = " kmgtp".index(prefix.lower()) if prefix else 0
-    return int(float(number) * base**power)
 
 
 def duration(seconds: float) -> str:

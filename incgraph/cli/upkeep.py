@@ -2,8 +2,9 @@
 
 Design note
 -----------
-Nothing is removed silently: ``gc`` lists every result it drops (``--dry-run``
-lists what it would drop), ``verify`` lists every problem and what it did
+Nothing is removed silently: ``gc`` says what it drops, counted by processor
+and node (``-v`` lists every result and file; ``--json`` gives every row;
+``--dry-run`` says what it would drop), ``verify`` lists every problem and what it did
 about it, and ``clear`` refuses to run without ``--yes`` after saying what it
 would delete.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from incgraph.cli.browse import SHORT
 from incgraph.cli.context import Context, UsageError
-from incgraph.cli.tables import duration, parse_size, size, table, timestamp
+from incgraph.cli.tables import duration, parse_size, size, table
 from incgraph.store.garbage import GRACE_SECONDS, GcReport
 from incgraph.store.verification import VerifyReport
 
@@ -26,7 +27,11 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Add this module's subcommands to ``commands``."""
     gc = commands.add_parser("gc", parents=[parent], help="drop results recent runs did not use")
     gc.add_argument("--keep-runs", type=int, metavar="N", help="keep what the last N runs used")
-    gc.add_argument("--max-bytes", metavar="SIZE", help="then drop least recently used to fit")
+    gc.add_argument(
+        "--max-bytes",
+        metavar="SIZE",
+        help="then drop least recently used to fit (default: $INCGRAPH_MAX_BYTES, if set)",
+    )
     gc.add_argument(
         "--pin", action="append", default=[], metavar="KEY", help="pin KEY (kept from now on)"
     )
@@ -38,6 +43,7 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
         help=f"leave anything younger alone (default {GRACE_SECONDS:.0f})",
     )
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    gc.add_argument("-v", "--verbose", action="store_true", help="list each result and file")
     gc.set_defaults(run=cmd_gc)
 
     verify = commands.add_parser("verify", parents=[parent], help="check every blob and row")
@@ -72,6 +78,8 @@ def cmd_gc(ctx: Context) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     store = ctx.store
+    if max_bytes is None:
+        max_bytes = store.max_bytes
     pins = [ctx.key(key) for key in args.pin]
     if not args.dry_run:
         for key in pins:
@@ -86,7 +94,7 @@ def cmd_gc(ctx: Context) -> int:
     if ctx.as_json:
         ctx.emit_json(_gc_json(report))
         return 0
-    _print_gc(ctx, report, max_bytes)
+    _print_gc(ctx, report, max_bytes, verbose=args.verbose)
     return 0
 
 
@@ -116,16 +124,18 @@ def _gc_json(report: GcReport) -> dict[str, Any]:
     }
 
 
-def _print_gc(ctx: Context, report: GcReport, max_bytes: int | None) -> None:
+def _print_gc(
+    ctx: Context, report: GcReport, max_bytes: int | None, *, verbose: bool = False
+) -> None:
+    """A summary by processor and node (each result and file with ``verbose``), then totals."""
+    from incgraph.cli.controlling import by_processor, result_rows
+
     verb = "would remove" if report.dry_run else "removed"
     if report.removed:
-        rows = [
-            [r.key[:SHORT], r.node, r.processor, timestamp(r.created), size(r.size)]
-            for r in report.removed
-        ]
-        ctx.print(table(["KEY", "NODE", "PROCESSOR", "CREATED", "SIZE"], rows, right=[4]))
-    for path in report.files_removed:
-        ctx.print(f"{verb} file {path}")
+        ctx.print(result_rows(report.removed) if verbose else by_processor(report.removed))
+    if verbose:
+        for path in report.files_removed:
+            ctx.print(f"{verb} file {path}")
     extra = []
     if report.orphan_blobs:
         extra.append(f"{len(report.orphan_blobs)} orphan blob(s)")

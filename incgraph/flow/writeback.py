@@ -111,6 +111,7 @@ class WriteBackStore(Store):
             path=inner.path,
             read_only=inner.read_only,
             packages=inner.packages,
+            max_bytes=inner.max_bytes,
         )
         self.inner = inner
         self._lock = threading.Lock()

@@ -90,6 +90,7 @@ from incgraph.run.jobs import Outcome, compute_in_process, fanout_computer, subm
 from incgraph.run.keys import cache_key, input_versions, key_maker, make_record, processor_name
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
+from incgraph.store.garbage import GcReport
 from incgraph.store.leases import Claims
 from incgraph.store.protocols import Record
 
@@ -144,6 +145,8 @@ class RunReport:
 
     statuses: dict[Node, NodeStatus] = field(default_factory=dict)
     values: dict[Node, Any] = field(default_factory=dict)
+    budget: GcReport | None = None
+    """What the store's byte budget removed after this run (None: no budget, or no writes)."""
 
     def _with(self, status: Status) -> list[Node]:
         return [n for n, s in self.statuses.items() if s.status == status]
@@ -278,6 +281,7 @@ class _Run:
             ok = True
         finally:
             self.session.close(ok)  # releases leases still held; writes the run log's row
+            self.report.budget = self.session.budget
         return self.report
 
     def prefetch(self) -> None:

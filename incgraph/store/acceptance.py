@@ -85,6 +85,15 @@ class Acceptance:
     previous: str
     old_key: str
 
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON."""
+        return {
+            "run": self.run_id,
+            "when": self.when,
+            "code_version": self.previous,
+            "key": self.old_key,
+        }
+
 
 def accept(
     store: Store,

@@ -29,7 +29,8 @@ Clean-up, always: blobs no remaining result references (the blobs of dropped
 results, and orphans older than ``grace`` left by a crash between a blob's
 commit and its index row's), blob files no row names and temporary files of
 interrupted writes (both older than ``grace``), expired leases, and run-log
-rows beyond the last :data:`RUN_LOG_LIMIT` (or ``keep_runs``) runs.
+rows beyond the last :data:`RUN_LOG_LIMIT` (or ``keep_runs``) runs (acceptances,
+:mod:`incgraph.store.acceptance`, stay: they are the record of a decision).
 
 Order. Index rows go first, then blob rows, then files: at no point does an
 index row name a blob that is gone. Bytes held in index rows go with their
@@ -305,7 +306,11 @@ def _runs_to_trim(runs: list[RunInfo], keep_runs: int | None, now: float) -> lis
     limit = max(keep_runs or 0, RUN_LOG_LIMIT)
     ordered = sorted(runs, key=lambda run: (run.started, run.id))
     old = ordered[:-limit] if len(ordered) > limit else []
-    return [run.id for run in old if not (run.status == "running" and _alive(run, now))]
+    return [
+        run.id
+        for run in old
+        if not (run.status == "running" and _alive(run, now)) and run.kind != "accept"
+    ]
 
 
 def _size(path: Path) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from incgraph.sentinels import MISSING
+from incgraph.store.acceptance import Acceptance, acceptances
 from incgraph.store.protocols import Record
 
 if TYPE_CHECKING:
@@ -56,13 +57,16 @@ class LineageNode:
     """A result in a lineage tree.
 
     ``seen`` marks a result already expanded elsewhere in the tree;
-    ``truncated`` one whose inputs were not followed (depth limit).
+    ``truncated`` one whose inputs were not followed (depth limit);
+    ``accepted`` says the result was accepted from an earlier code version's
+    (:mod:`incgraph.store.acceptance`) rather than computed by its own.
     """
 
     record: Record
     inputs: list[LineageInput] = field(default_factory=list)
     seen: bool = False
     truncated: bool = False
+    accepted: Acceptance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -79,6 +83,7 @@ class LineageNode:
             "size": rec.size,
             "seen": self.seen,
             "truncated": self.truncated,
+            "accepted_from": None if self.accepted is None else self.accepted.to_dict(),
             "inputs": [i.to_dict() for i in self.inputs],
         }
 
@@ -121,11 +126,17 @@ def lineage(store: Store, key: str, *, depth: int | None = None) -> LineageNode:
     record = store.lookup(key)
     if record is MISSING:
         raise KeyError(f"no result is stored under key {key}")
-    return _expand(store, record, depth, set())
+    return _expand(store, record, depth, set(), acceptances(store))
 
 
-def _expand(store: Store, record: Record, depth: int | None, seen: set[str]) -> LineageNode:
-    node = LineageNode(record)
+def _expand(
+    store: Store,
+    record: Record,
+    depth: int | None,
+    seen: set[str],
+    accepted: dict[str, Acceptance],
+) -> LineageNode:
+    node = LineageNode(record, accepted=accepted.get(record.key))
     if record.key in seen:
         node.seen = True
         return node
@@ -139,7 +150,7 @@ def _expand(store: Store, record: Record, depth: int | None, seen: set[str]) -> 
         item.more_producers = max(0, len(keys) - MAX_PRODUCERS)
         for producer in store.lookup_many(keys[:MAX_PRODUCERS]).values():
             below = None if depth is None else depth - 1
-            item.producers.append(_expand(store, producer, below, seen))
+            item.producers.append(_expand(store, producer, below, seen, accepted))
         node.inputs.append(item)
     return node
 

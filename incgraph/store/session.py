@@ -24,7 +24,9 @@ call                        when
 ``session.commit()``        before waiting for another claimant: commit what was saved
                             (a no-op here; a store that buffers writes flushes them)
 ``session.close(ok)``       at the end, always (``finally``): releases every lease still
-                            held and writes the run log's one row, in one transaction
+                            held and writes the run log's one row, in one transaction;
+                            then, after a run that wrote, enforces the store's byte
+                            budget (:mod:`incgraph.store.budget`, kept in ``budget``)
 ==========================  ============================================================
 
 The lessee is created on the first claim, so a fully cached run costs one
@@ -39,10 +41,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from incgraph.errors import StoreError
+from incgraph.store.budget import enforce_budget
 from incgraph.store.leases import Claims, Lessee
 from incgraph.store.runlog import RunLog
 
 if TYPE_CHECKING:
+    from incgraph.store.garbage import GcReport
     from incgraph.store.store import Store
 
 __all__ = ["StoreSession"]
@@ -68,6 +72,8 @@ class StoreSession:
         self.log: RunLog = store.run_log(kind, label, announce=announce)
         self.hits: list[str] = self.log.hits
         self._lessee: Lessee | None = None
+        self.budget: GcReport | None = None
+        """What the store's byte budget removed when this session closed (None: nothing ran)."""
 
     def __repr__(self) -> str:
         return f"<StoreSession {self.log!r}>"
@@ -137,6 +143,8 @@ class StoreSession:
             if self._lessee is not None:
                 with suppress(StoreError):
                     self._lessee.close()
+        if ok:
+            self.budget = enforce_budget(self.store, bool(self.log.written))
 
     def __enter__(self) -> StoreSession:
         return self

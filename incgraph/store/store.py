@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
+from incgraph.store.budget import max_bytes_from_env
 from incgraph.store.failure import store_error
 from incgraph.store.file_blobs import FileBlobStore
 from incgraph.store.leases import LEASE_SECONDS, Lessee
@@ -115,6 +116,9 @@ class Store:
     packages : tuple of str
         Installed packages whose versions enter the cache key of every node run
         with this store (see :func:`open_store`).
+    max_bytes : int, optional
+        The store's byte budget, enforced after every run that writes
+        (:mod:`incgraph.store.budget`); None for no budget.
 
     Examples
     --------
@@ -140,7 +144,11 @@ class Store:
         ledger: Ledger | None = None,
         lease_seconds: float = LEASE_SECONDS,
         packages: Iterable[str] = (),
+        max_bytes: int | None = None,
     ) -> None:
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
+        self.max_bytes = max_bytes
         self.index = index
         self.blobs = blobs
         self.path = None if path is None else Path(path)
@@ -496,6 +504,7 @@ def open_store(
     hmac_key: bytes | str | None = None,
     lease_seconds: float = LEASE_SECONDS,
     packages: Iterable[str] = (),
+    max_bytes: int | None = None,
 ) -> Store:
     """Open (creating if needed) the on-disk store in a folder.
 
@@ -522,6 +531,10 @@ def open_store(
         those a processor declares in ``Processor.packages``: upgrading one
         recomputes every result. Not remembered in the folder: pass the same
         list wherever the store is opened.
+    max_bytes : int, optional
+        A byte budget enforced after every run that writes results, least
+        recently used first (:mod:`incgraph.store.budget`). Default:
+        ``$INCGRAPH_MAX_BYTES`` if set, else no budget.
 
     Raises
     ------
@@ -541,6 +554,8 @@ def open_store(
     """
     if isinstance(location, Store):
         return location
+    if max_bytes is None:
+        max_bytes = max_bytes_from_env()  # a bad value fails before anything is created
     folder = default_location() if location is None else Path(location).expanduser().absolute()
     index_path = folder / INDEX_FILE
     if read_only:
@@ -564,6 +579,7 @@ def open_store(
         ledger=SqliteLedger(sqlite_file),
         lease_seconds=lease_seconds,
         packages=packages,
+        max_bytes=max_bytes,
     )
 
 
