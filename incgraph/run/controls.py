@@ -13,8 +13,10 @@ terms:
   transitively (the graph's edges, not equal data versions);
 * a processor class means every result recorded under its qualified name, and
   downstream the nodes reading this graph's nodes of that class;
-* a string is a cache key (or a unique prefix); downstream follows the data
-  versions in the store (:func:`~incgraph.store.invalidation.downstream_of`).
+* a string is a cache key (or a unique prefix); downstream follows its data
+  version in the store (:func:`~incgraph.store.invalidation.downstream_of`)
+  into the results of the nodes that read its node in this graph (none when
+  the key belongs to no node of this graph).
 
 Acceptance needs the code version a node has *now*, which only the graph
 knows (a node's own ``version`` is part of it): :func:`accept_targets` asks
@@ -89,6 +91,11 @@ def _records_of_nodes(store: Store, nodes: Iterable[Node]) -> list[Record]:
     return [r for r in select(store, nodes=labels) if (r.node, r.processor) in wanted]
 
 
+def _owns(node: Node, records: list[Record]) -> bool:
+    pair = (node.label, processor_name(node))
+    return any((r.node, r.processor) == pair for r in records)
+
+
 def invalidate_targets(
     graph: Graph, store: Store, target: Any, *, downstream: bool, dry_run: bool
 ) -> InvalidateReport:
@@ -108,7 +115,10 @@ def invalidate_targets(
     if downstream:
         starts = nodes + [n for cls in classes for n in _nodes_of(graph, cls)]
         below = _records_of_nodes(store, _downstream_nodes(graph, starts))
-        below += downstream_of(store, by_key)
+        if by_key:
+            owners = [n for n in graph if not n.is_constant and _owns(n, by_key)]
+            within = {(n.label, processor_name(n)) for n in _downstream_nodes(graph, owners)}
+            below += downstream_of(store, by_key, within)
     report = invalidate(store, chosen + below, downstream=False, dry_run=dry_run)
     chosen_keys = {r.key for r in chosen}
     report.downstream = sum(1 for r in report.removed if r.key not in chosen_keys)

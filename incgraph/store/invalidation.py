@@ -12,10 +12,12 @@ references, later, as it removes any other orphan.
 What to invalidate is chosen by key, by node label and by processor
 (:func:`select`), and *downstream* adds every result computed, directly or
 transitively, from a chosen result's data version (:func:`downstream_of`).
-Following data versions is what a store alone can do: a result whose input
-happens to equal a removed result's value is removed too. That can only cost a
-recomputation, never a wrong hit. :meth:`incgraph.ProcessGraph.invalidate`
-follows the graph's own edges instead.
+Following data versions is all a store alone can do, and it over-reaches: a
+result whose input merely *equals* a removed result (a constant ``2`` beside a
+node that returned ``2``) is removed too. That costs recomputation, never a
+wrong hit, but it is why the command line asks for ``--downstream``
+explicitly. :meth:`incgraph.ProcessGraph.invalidate` knows the graph's edges
+and follows data versions only into the nodes that read the chosen ones.
 
 Invalidated pinned keys are unpinned (the row they pinned is gone). Nothing is
 removed silently: :class:`InvalidateReport` lists every result, and
@@ -98,11 +100,15 @@ def select(
     return found
 
 
-def downstream_of(store: Store, chosen: Iterable[Record]) -> list[Record]:
+def downstream_of(
+    store: Store, chosen: Iterable[Record], within: set[tuple[str, str]] | None = None
+) -> list[Record]:
     """Every other result computed, directly or transitively, from a ``chosen`` result.
 
     A result is downstream when one of its inputs has the data version of a
-    chosen (or downstream) result.
+    chosen (or downstream) result. ``within``, when given, keeps only results
+    of those (node label, processor) pairs (the nodes a graph says read them):
+    an input that merely equals a chosen result is then not followed.
 
     Examples
     --------
@@ -117,6 +123,8 @@ def downstream_of(store: Store, chosen: Iterable[Record]) -> list[Record]:
     done = {rec.key for rec in chosen}
     readers: dict[str, list[Record]] = {}
     for rec in store.index.records():
+        if within is not None and (rec.node, rec.processor) not in within:
+            continue
         for dv in set(rec.inputs.values()):
             readers.setdefault(dv, []).append(rec)
     frontier = {rec.data_version for rec in chosen}
@@ -137,7 +145,7 @@ def downstream_of(store: Store, chosen: Iterable[Record]) -> list[Record]:
 
 
 def invalidate(
-    store: Store, chosen: Iterable[Record], *, downstream: bool = True, dry_run: bool = False
+    store: Store, chosen: Iterable[Record], *, downstream: bool = False, dry_run: bool = False
 ) -> InvalidateReport:
     """Take ``chosen`` results (and, with ``downstream``, what was computed from them) out of use.
 
@@ -154,7 +162,7 @@ def invalidate(
     >>> store = memory_store()
     >>> a = store.save(Record("a" * 32, "1" * 32, "1", "m.Inc", "c", "i", {"x": "0" * 32}), 1)
     >>> b = store.save(Record("b" * 32, "2" * 32, "2", "m.Dbl", "c", "i", {"y": "1" * 32}), 2)
-    >>> report = invalidate(store, [a])
+    >>> report = invalidate(store, [a], downstream=True)
     >>> [r.node for r in report.removed], store.lookup("b" * 32), store.load("1" * 32)
     (['1', '2'], MISSING, 1)
     """

@@ -1,0 +1,94 @@
+"""The store's byte budget, enforced after every run that writes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from incgraph import ConfigurationError, ProcessGraph, Processor, memoize, open_store
+from incgraph.store import Record, Store
+
+HOUR = 3600.0
+
+
+class Zeros(Processor):
+    def process(self, n: int) -> np.ndarray:
+        return np.zeros(n)
+
+
+def _old_results(store: Store, count: int, nbytes: int) -> list[str]:
+    """``count`` results of ``nbytes`` each, created two hours ago, oldest first."""
+    keys = []
+    start = time.time() - 2 * HOUR
+    for i in range(count):
+        key = f"{i:032x}"
+        store.save(Record(key, f"{i + 1000:032x}", f"old{i}", "m.P", "c", "i", {}, start + i),
+                   b"x" * nbytes)  # fmt: skip
+        keys.append(key)
+    return keys
+
+
+def test_run_that_writes_enforces_the_budget_least_recently_used_first(tmp_path: Path) -> None:
+    """After a run over budget, the oldest unused results go and the run's report says so."""
+    store = open_store(tmp_path / "s", max_bytes=60_000)
+    keys = _old_results(store, 5, 20_000)
+    g = ProcessGraph(store=store)
+    n = g.add_node(1, Zeros, {"n": 1000})  # 8 KB, new
+    g.run_upto(n)
+    report = g.last_run.budget
+    assert report is not None and not report.over_budget
+    assert [r.key for r in report.removed] == keys[:3]  # oldest first, until it fits
+    assert report.kept_bytes <= 60_000
+    assert g.run_upto(n).shape == (1000,) and g.last_run.budget is None  # a hit writes nothing
+
+
+def test_pinned_and_recent_results_are_never_dropped(tmp_path: Path) -> None:
+    """A pinned result and one younger than the grace period stay, even over budget."""
+    store = open_store(tmp_path / "s")
+    keys = _old_results(store, 3, 20_000)
+    store.pin(keys[0])
+    g = ProcessGraph(store=store, max_bytes=10_000)
+    n = g.add_node(1, Zeros, {"n": 1000})
+    g.run_upto(n)
+    report = g.last_run.budget
+    assert report is not None and report.over_budget
+    assert sorted(r.key for r in report.removed) == keys[1:]
+    assert store.lookup_version(keys[0]) == f"{1000:032x}"
+    assert g.explain(n)[n].action == "hit"
+
+
+def test_environment_sets_the_budget_and_a_bad_value_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$INCGRAPH_MAX_BYTES is every opened store's budget; a value that is no size raises."""
+    monkeypatch.setenv("INCGRAPH_MAX_BYTES", "1.5GiB")
+    assert open_store(tmp_path / "a").max_bytes == int(1.5 * 1024**3)
+    assert open_store(tmp_path / "b", max_bytes=5).max_bytes == 5
+    monkeypatch.setenv("INCGRAPH_MAX_BYTES", "lots")
+    with pytest.raises(ConfigurationError, match=r"INCGRAPH_MAX_BYTES.*'lots'"):
+        open_store(tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+
+
+def test_memoized_function_log_enforces_the_budget(tmp_path: Path) -> None:
+    """A memoized function's run log, written at close, brings the store under budget."""
+    store = open_store(tmp_path / "s", max_bytes=30_000)
+    keys = _old_results(store, 3, 20_000)
+
+    @memoize(store=store)
+    def ones(n: int) -> np.ndarray:
+        return np.ones(n)
+
+    ones(100)
+    ones.close()
+    assert [store.lookup_version(k) for k in keys].count(f"{1002:032x}") == 1
+    assert ones.check_call_in_cache(100)
+
+
+def test_negative_budget_is_refused(tmp_path: Path) -> None:
+    """max_bytes below zero raises at once."""
+    with pytest.raises(ValueError, match="max_bytes"):
+        ProcessGraph(store=tmp_path / "s", max_bytes=-1)
