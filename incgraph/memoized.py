@@ -55,6 +55,7 @@ from incgraph import hashing
 from incgraph.core.graph import Graph, Node
 from incgraph.core.processor import Processor
 from incgraph.errors import ConfigurationError, HashingError, ReadOnlyStoreError, StoreCorruptError
+from incgraph.hashing._packages import declared_names, package_versions, with_packages
 from incgraph.run.engine import LEASE_MIN_SECONDS, PROVEN_CHEAP_AFTER
 from incgraph.run.jobs import result_data_version
 from incgraph.run.keys import call_key, make_record
@@ -149,6 +150,7 @@ class MemoizedFunction:
         ignore: Iterable[str] = (),
         version: object = None,
         name: str | None = None,
+        packages: Iterable[str] = (),
     ) -> None:
         if not callable(function):
             raise ConfigurationError(f"memoize: {function!r} is not callable; decorate a function")
@@ -169,7 +171,10 @@ class MemoizedFunction:
             )
         self._store_location = store
         self._store: Store | None = store if isinstance(store, Store) else None
-        self._init_version = hashing.data_version({})
+        where = f"memoized function {self.label}"
+        self.packages = declared_names(packages, where)
+        package_versions(self.packages, where)  # an unknown package fails here
+        self._init: str | None = None
         self._node = _template_node(function, self.label, version)
         self._cheap_calls = 0.0
         self._local = _Sessions()
@@ -235,7 +240,15 @@ class MemoizedFunction:
 
     def _key(self, bound: inspect.BoundArguments) -> tuple[str, dict[str, str]]:
         inputs = self._inputs(bound)
-        return call_key(self.code_version(), self._init_version, inputs), inputs
+        return call_key(self.code_version(), self.init_version(), inputs), inputs
+
+    def init_version(self) -> str:
+        """No init kwargs, with the versions of the declared packages and the store's."""
+        if self._init is None:
+            names = sorted({*self.packages, *self.store.packages})
+            empty = hashing.data_version({})
+            self._init = with_packages(empty, names, f"memoized function {self.label}")
+        return self._init
 
     def key(self, *args: Any, **kwargs: Any) -> str:
         """The cache key of a call with these arguments (nothing is computed or looked up).
@@ -323,7 +336,7 @@ class MemoizedFunction:
         duration = time.perf_counter() - start
         self._cheap_calls = self._cheap_calls + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
         data_version = result_data_version(value, key, True)
-        lineage = (self._qualname, self.code_version(), self._init_version)
+        lineage = (self._qualname, self.code_version(), self.init_version())
         record = make_record(self._node, key, inputs, data_version, duration, lineage)
         try:
             store.save(record, value)
@@ -463,6 +476,7 @@ def memoize(
     ignore: Iterable[str] = (),
     version: object = None,
     name: str | None = None,
+    packages: Iterable[str] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -474,6 +488,7 @@ def memoize(
     ignore: Iterable[str] = (),
     version: object = None,
     name: str | None = None,
+    packages: Iterable[str] = (),
 ) -> Any:
     """Cache a function's calls in an incgraph store: ``@memoize`` or ``@memoize(...)``.
 
@@ -499,6 +514,9 @@ def memoize(
         Bump to invalidate every stored call.
     name : str, optional
         The label calls are recorded under (default ``module.qualname``).
+    packages : iterable of str
+        Installed packages whose versions enter the key (``("scikit-learn",)``):
+        upgrading one recomputes every call. The store's ``packages`` count too.
 
     Returns
     -------
@@ -524,7 +542,9 @@ def memoize(
     """
 
     def wrap(fn: Callable[..., Any]) -> MemoizedFunction:
-        return MemoizedFunction(fn, store=store, ignore=ignore, version=version, name=name)
+        return MemoizedFunction(
+            fn, store=store, ignore=ignore, version=version, name=name, packages=packages
+        )
 
     if function is None:
         return wrap

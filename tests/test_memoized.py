@@ -297,3 +297,16 @@ def test_accept_after_a_refactor(tmp_path: Path) -> None:
     assert not new.check_call_in_cache(1)
     assert new.accept() == 2
     assert new.call(1).hit and new.call(2).hit and not new.call(3).hit
+
+
+def test_declared_packages_enter_the_key(tmp_path: Path) -> None:
+    """packages= puts installed versions in the key; an unknown package fails at decoration."""
+
+    def f(x: int) -> int:
+        return x
+
+    plain = memoize(f, store=tmp_path / "s")
+    pinned = memoize(f, store=tmp_path / "s", packages=("numpy",))
+    assert plain.key(1) != pinned.key(1)
+    with pytest.raises(incgraph.IncgraphError, match="no-such-package-xyz"):
+        memoize(f, store=tmp_path / "s", packages=("no-such-package-xyz",))
