@@ -194,7 +194,7 @@ class MemoizedFunction:
         """Used as a method, the instance is the first argument (hashed by content)."""
         if instance is None:
             return self
-        return functools.partial(self.__call__, instance)
+        return BoundMemoized(self, instance)
 
     # -- the store -------------------------------------------------------------------------
 
@@ -442,6 +442,38 @@ class MemoizedFunction:
         for session in sessions:
             self._end(session)
         self._local = _Sessions()
+
+
+class BoundMemoized:
+    """A memoized function used as a method: its calls get the instance as first argument."""
+
+    __slots__ = ("instance", "memoized")
+
+    def __init__(self, memoized: MemoizedFunction, instance: Any) -> None:
+        self.memoized = memoized
+        self.instance = instance
+
+    def __repr__(self) -> str:
+        return f"<bound memoized {self.memoized.label} of {self.instance!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.memoized.call(self.instance, *args, **kwargs).value
+
+    def call(self, *args: Any, **kwargs: Any) -> CallInfo:
+        """:meth:`MemoizedFunction.call` with the instance first."""
+        return self.memoized.call(self.instance, *args, **kwargs)
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """:meth:`MemoizedFunction.key` with the instance first."""
+        return self.memoized.key(self.instance, *args, **kwargs)
+
+    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`MemoizedFunction.check_call_in_cache` with the instance first."""
+        return self.memoized.check_call_in_cache(self.instance, *args, **kwargs)
+
+    def clear(self, warn: bool = True) -> int:
+        """:meth:`MemoizedFunction.clear`: forgets every call, of every instance."""
+        return self.memoized.clear(warn)
 
 
 def _template_node(function: Callable[..., Any], label: str, version: object) -> Node:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,56 @@ def test_staticmethod_and_method_use(tmp_path: Path) -> None:
 
     assert Tool(1).double(4) == 8 and Tool.double(4) == 8
     assert Tool(1).plus(1) == 2 and Tool.plus.check_call_in_cache(Tool(5), 1)
+    assert Tool(7).plus.check_call_in_cache(1) and Tool(7).plus.call(1).hit
+    assert not Tool(7).plus.check_call_in_cache(2)
+
+
+def test_exactly_once_across_processes(tmp_path: Path) -> None:
+    """A call one process is computing is waited for by another, then loaded: computed once."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            from pathlib import Path
+            import incgraph
+
+            tmp = Path({str(tmp_path)!r})
+
+            @incgraph.memoize(store=tmp / "store")
+            def slow(x):
+                with open(tmp / "computed", "a") as f:
+                    f.write(sys.argv[1] + "\\n")
+                (tmp / "started").touch()
+                for _ in range(500):  # until the other process is about to call, at most 5 s
+                    if (tmp / "second").exists():
+                        break
+                    time.sleep(0.01)
+                time.sleep(0.5)
+                return x * 2
+
+            if sys.argv[1] == "second":
+                (tmp / "second").touch()
+            info = slow.call(21)
+            print(info.value, "hit" if info.hit else "miss")
+            """
+        )
+    )
+    env = {"PYTHONPATH": str(Path(incgraph.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+    first = subprocess.Popen(
+        [sys.executable, str(script), "first"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    for _ in range(3000):  # wait (at most 30 s) until the first process computes, holding the lease
+        if (tmp_path / "started").exists() or first.poll() is not None:
+            break
+        time.sleep(0.01)
+    second = subprocess.run(
+        [sys.executable, str(script), "second"], capture_output=True, text=True, env=env
+    )
+    out, _ = first.communicate(timeout=60)
+    assert out.strip() == "42 miss"
+    assert second.stdout.strip() == "42 hit", second.stderr
+    assert (tmp_path / "computed").read_text().split() == ["first"]
 
 
 def test_pickles_by_reference() -> None:

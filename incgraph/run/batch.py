@@ -165,6 +165,7 @@ def process_batch(
                 graph.last_run = RunReport()
     batch.stats.strategy = strategy
     batch.stats.seconds = time.perf_counter() - start
+    batch.stats.budget = session.budget
     return batch.stats
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incgraph.core.graph import Node
+from incgraph.store.garbage import GcReport
 
 __all__ = ["BatchFailure", "BatchStats", "NodeBatchStats"]
 
@@ -117,6 +118,8 @@ class BatchStats:
     failures: list[BatchFailure] = field(default_factory=list)
     nodes: dict[Node, NodeBatchStats] = field(default_factory=dict)
     seconds: float = 0.0
+    budget: GcReport | None = None
+    """What the store's byte budget removed after the batch (None: no budget, or no writes)."""
 
     def _total(self, attr: str) -> int:
         return sum(getattr(s, attr) for s in self.nodes.values())

@@ -92,3 +92,15 @@ def test_negative_budget_is_refused(tmp_path: Path) -> None:
     """max_bytes below zero raises at once."""
     with pytest.raises(ValueError, match="max_bytes"):
         ProcessGraph(store=tmp_path / "s", max_bytes=-1)
+
+
+def test_batch_enforces_the_budget_and_reports_it(tmp_path: Path) -> None:
+    """process_batch ends under budget and its stats say what the budget removed."""
+    store = open_store(tmp_path / "s", max_bytes=30_000)
+    keys = _old_results(store, 3, 20_000)
+    g = ProcessGraph(store=store)
+    n = g.add_constant_node("n", "n")
+    z = g.add_node("z", Zeros, {"n": n})
+    stats = g.process_batch([10, 20], [z], progress=False)
+    assert stats.budget is not None
+    assert [r.key for r in stats.budget.removed] == keys[:2]
