@@ -68,3 +68,40 @@ def test_every_subpackage_imports() -> None:
     """Each subpackage imports on its own (no circular imports between front-ends)."""
     for mod in ("core", "hashing", "store", "executors", "run", "parallel", "render", "graph"):
         importlib.import_module(f"incgraph.{mod}")
+
+
+def test_import_is_lazy() -> None:
+    """`import incgraph` loads no engine module and no heavy library; names load on first use."""
+    code = (
+        "import sys, incgraph\n"
+        "heavy = ('numpy', 'pandas', 'dask', 'joblib', 'tqdm', 'sqlite_utils', 'sqlite3',\n"
+        "         'asyncio', 'incgraph.graph', 'incgraph.flow', 'incgraph.store')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "print(incgraph.Flow.__module__, 'incgraph.flow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "incgraph.flow.flow True"]
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    """A name incgraph does not export raises AttributeError naming it, and dir() lists __all__."""
+    try:
+        incgraph.NoSuchName  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchName" in str(exc)
+    else:
+        raise AssertionError("incgraph.NoSuchName did not raise")
+    assert set(incgraph.__all__) <= set(dir(incgraph))
+
+
+def test_command_start_up_skips_the_engine() -> None:
+    """`incgraph --help` and the parser import no engine, front-end or graph module."""
+    code = (
+        "import sys\n"
+        "from incgraph.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('incgraph.graph', 'incgraph.run.engine', 'incgraph.flow',\n"
+        "                         'incgraph.render', 'asyncio') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -29,8 +29,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from incgraph import __version__
 from incgraph.cli.context import Context, UsageError
-from incgraph.errors import StoreError
+from incgraph.errors import IncgraphError, StoreError
 
 __all__ = ["main"]
 
@@ -65,8 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect and maintain an incgraph store.",
         epilog="Exit codes: 0 ok, 1 problems found, 2 usage error.",
     )
-    parser.add_argument("--store", metavar="PATH", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        default=None,
+        help="store folder (default: $INCGRAPH_STORE or ./.incgraph); also after the command",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False,
+        help="print JSON for scripts; also after the command",
+    )
+    parser.add_argument("--version", action="version", version=f"incgraph {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parent = _common()
     for module in (browse, explaining, rendering, upkeep, controlling):
@@ -105,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         err.write(f"incgraph {args.command}: {exc}\n")
         return 1
+    except IncgraphError as exc:  # a graph the file defines is wrong: the user's to fix
+        err.write(f"incgraph {args.command}: error: {exc}\n")
+        return 2
     except BrokenPipeError:  # e.g. `incgraph ls | head`
         return 0
     finally:

@@ -15,7 +15,6 @@ from typing import Any
 
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.tables import ago, duration, size, table, timestamp
-from incgraph.render import Drawing, to_dot
 from incgraph.store.acceptance import acceptances
 from incgraph.store.lineage import LineageNode, lineage
 from incgraph.store.protocols import Record
@@ -296,6 +295,8 @@ def lineage_text(tree: LineageNode, prefix: str = "") -> list[str]:
 
 def lineage_dot(tree: LineageNode) -> str:
     """Graphviz DOT of the tree: results as boxes, outside inputs as ellipses."""
+    from incgraph.render import Drawing, to_dot
+
     drawing = Drawing(f"lineage of {tree.record.key[:SHORT]}")
     added: set[str] = set()
     for node in tree.walk():

@@ -29,14 +29,16 @@ import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incgraph.cli.browse import SHORT
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.tables import table
-from incgraph.core.graph import Node
-from incgraph.core.plan import Plan, plan
-from incgraph.graph import ProcessGraph
+
+if TYPE_CHECKING:  # the engine is imported when a command needs it, not at start-up
+    from incgraph.core.graph import Node
+    from incgraph.core.plan import Plan
+    from incgraph.graph import ProcessGraph
 
 __all__ = [
     "choose_targets",
@@ -103,26 +105,57 @@ def graph_file(path: Path) -> Iterator[dict[str, Any]]:
     file's folder is first on ``sys.path``; both are restored on exit.
     """
     path = path.absolute()
-    code = without_main_blocks(path.read_text(encoding="utf-8"), str(path))
+    try:
+        code = without_main_blocks(path.read_text(encoding="utf-8"), str(path))
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not a Python file this Python can read: {exc}") from None
     module = types.ModuleType("__main__")
     module.__file__ = str(path)
     module.__dict__["__builtins__"] = __builtins__
-    saved_main = sys.modules.get("__main__")
+    saved_main, saved_argv = sys.modules.get("__main__"), sys.argv
     folder = str(path.parent)
     sys.path.insert(0, folder)
     sys.modules["__main__"] = module
+    sys.argv = [str(path)]  # the file sees itself run without arguments, as `python FILE`
     try:
-        exec(code, module.__dict__)
+        _run_module_code(code, module, path)
         yield module.__dict__
     finally:
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
+        sys.argv = saved_argv
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
 
 
+def _run_module_code(code: types.CodeType, module: types.ModuleType, path: Path) -> None:
+    """Run the file's module-level code; its failure is the user's to fix, not a traceback."""
+    try:
+        exec(code, module.__dict__)
+    except (Exception, SystemExit) as exc:
+        line = _failing_line(exc, str(path))
+        raise UsageError(
+            f"running the module-level code of {path}{line} failed: "
+            f"{type(exc).__name__}: {exc}; the command runs that code to find the graph, so "
+            "keep runs, argument parsing and other work under `if __name__ == '__main__':`"
+        ) from None
+
+
+def _failing_line(exc: BaseException, filename: str) -> str:
+    """`` (line N)`` of the deepest frame of the traceback that is in ``filename``."""
+    line = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = f" (line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return line
+
+
 def find_graphs(namespace: dict[str, Any], variable: str | None) -> list[tuple[str, ProcessGraph]]:
     """(variable name, graph) for every distinct ProcessGraph in ``namespace``."""
+    from incgraph.graph import ProcessGraph
+
     if variable is not None:
         graph = namespace.get(variable)
         if not isinstance(graph, ProcessGraph):
@@ -137,6 +170,8 @@ def find_graphs(namespace: dict[str, Any], variable: str | None) -> list[tuple[s
 
 def choose_targets(graph: ProcessGraph, namespace: dict[str, Any], names: list[str]) -> list[Node]:
     """The nodes ``--target`` names (variables, ids or labels), else the graph's sinks."""
+    from incgraph.core.graph import Node
+
     nodes = list(graph)
     if not names:
         read = {up for node in nodes for up in node.upstream()}
@@ -198,6 +233,8 @@ def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
 
 def plan_for(ctx: Context, graph: ProcessGraph, targets: list[Node]) -> tuple[Any, Plan]:
     """(store, plan) of a run up to ``targets``: against ``--store`` if given, else the graph's."""
+    from incgraph.core.plan import plan
+
     if getattr(ctx.args, "store", None) is None:
         return graph.store, graph.explain(targets)
     store = ctx.store

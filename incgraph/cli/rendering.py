@@ -28,12 +28,11 @@ from typing import Any
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.explaining import choose_targets, graph_file, graphs_of_file, plan_for
 from incgraph.errors import ExtraNotInstalledError
-from incgraph.render import draw_graph, to_dot, to_mermaid, write_image
 
 __all__ = ["FORMATS", "register"]
 
-FORMATS = {"mermaid": to_mermaid, "dot": to_dot}
-"""``--format`` -> the function turning a drawing into text."""
+FORMATS = ("dot", "mermaid")
+"""``--format`` choices: the ``incgraph.render`` function ``to_<format>`` draws the text."""
 
 
 def register(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -52,9 +51,7 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
         help="variable, node id or label to draw up to (repeatable; default: the whole graph)",
     )
     render.add_argument("--graph", metavar="VARIABLE", help="the graph in this variable")
-    render.add_argument(
-        "--format", choices=sorted(FORMATS), default="mermaid", help="text to print"
-    )
+    render.add_argument("--format", choices=FORMATS, default="mermaid", help="text to print")
     render.add_argument(
         "--output",
         metavar="PATH",
@@ -77,14 +74,16 @@ def _render(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
     if len(graphs) > 1:
         names = ", ".join(name for name, _ in graphs)
         raise UsageError(f"{path} defines several graphs ({names}); pick one with --graph NAME")
+    from incgraph import render
+
     name, graph = graphs[0]
     targets = choose_targets(graph, namespace, ctx.args.target)
     store, found = plan_for(ctx, graph, targets)
-    drawing = draw_graph(graph, found, graph.topological_sort(targets))
-    text = FORMATS[ctx.args.format](drawing)
+    drawing = render.draw_graph(graph, found, graph.topological_sort(targets))
+    text = getattr(render, f"to_{ctx.args.format}")(drawing)
     if not ctx.as_json:
         ctx.print(text)  # printed even when the image cannot be written
-    image = _write(ctx.args.output, to_dot(drawing)) if ctx.args.output else None
+    image = _write(ctx.args.output, render.to_dot(drawing)) if ctx.args.output else None
     if ctx.as_json:
         counts = {a: sum(d.action == a for d in found) for a in ("hit", "compute", "maybe")}
         ctx.emit_json(
@@ -105,6 +104,8 @@ def _render(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
 
 def _write(output: str, dot_text: str) -> Path:
     """Write the image, turning graphviz's failures into messages that say what to do."""
+    from incgraph.render import write_image
+
     try:
         return write_image(dot_text, Path(output).expanduser())
     except ExtraNotInstalledError as exc:

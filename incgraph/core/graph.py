@@ -421,6 +421,26 @@ class FanOut:
         return f"<FanOut sharing {', '.join(self.shared) or 'no nodes'}>"
 
 
+def _check_processor_class(node_id: Hashable, processor_class: object) -> None:
+    """Fail at ``add_node`` when what was passed cannot be the node's processor class."""
+    if not isinstance(processor_class, type):
+        cls = type(processor_class).__name__
+        if callable(getattr(processor_class, "process", None)):
+            raise GraphDefinitionError(
+                f"node {node_id}: got an instance of {cls}, but add_node takes the processor "
+                f"class; pass {cls} itself and give its constructor arguments as "
+                "node_init_kwargs={...} (the graph builds the instance when the node runs)"
+            )
+        raise GraphDefinitionError(
+            f"node {node_id}: {processor_class!r} is not a class; pass a Processor subclass"
+        )
+    if not callable(getattr(processor_class, "process", None)):
+        raise GraphDefinitionError(
+            f"node {node_id}: {processor_class!r} has no process() method; "
+            "pass a Processor subclass"
+        )
+
+
 def _inline_and_apart(inputs: Mapping[str, Any], shared_nodes: Mapping[str, Node]) -> bool:
     """Whether a fan-out member's own ``inputs`` are all inline and rebind no shared node."""
     for name, v in inputs.items():  # noqa: SIM110 - a loop: all() with a generator costs more
@@ -540,11 +560,7 @@ class Graph:
             A constant or an upstream return annotation that does not fit a parameter annotation.
         """
         node_id = self._resolve_id(node_id, MISSING)
-        if not callable(getattr(processor_class, "process", None)):
-            raise GraphDefinitionError(
-                f"node {node_id}: {processor_class!r} has no process() method; "
-                "pass a Processor subclass"
-            )
+        _check_processor_class(node_id, processor_class)
         bindings = dict(inputs or {})
         init_kwargs = dict(node_init_kwargs or {})
         node = Node(self, node_id, processor_class, bindings, init_kwargs, version, cache)

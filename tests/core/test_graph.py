@@ -231,3 +231,26 @@ def test_add_nodes_marks_a_fan_out_only_when_members_differ_in_inline_inputs(
     with pytest.raises(InputTypeError, match=r"node m1 \(SumInt\): input 'b' expects int"):
         b.set_value("two")  # m1 reads b: set_value checks it
     assert graph.add_nodes(SumInt, {"a": a}, [("one", {"b": 1})])[0].fanout is None
+
+
+def test_a_processor_instance_fails_at_add_node_naming_the_node() -> None:
+    """Passing an instance instead of the class fails at add_node, naming the node and the fix."""
+
+    class Scale(Processor):
+        def __init__(self, factor: int = 2) -> None:
+            self.factor = factor
+
+        def process(self, x: int) -> int:
+            return self.factor * x
+
+    graph = ProcessGraph(store=":memory:")
+    with pytest.raises(GraphDefinitionError) as info:
+        graph.add_node("scaled", Scale(3), {"x": 1})
+    message = str(info.value)
+    assert message.startswith("node scaled: got an instance of Scale")
+    assert "pass Scale itself" in message and "node_init_kwargs" in message
+    assert "scaled" not in graph.nodes
+    with pytest.raises(GraphDefinitionError, match="node many0: got an instance of Scale"):
+        graph.add_nodes(Scale(), {}, [("many0", {"x": 1})])
+    with pytest.raises(GraphDefinitionError, match="node f: 'text' is not a class"):
+        graph.add_node("f", "text", {"x": 1})  # type: ignore[arg-type]
