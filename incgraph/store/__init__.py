@@ -1,7 +1,7 @@
 """Persistence: a metadata index (cache key -> record) beside a blob store (data version -> value).
 
 The engine talks to a :class:`Store` only. :func:`open_store` opens the on-disk
-store (an SQLite index through sqlite-utils plus blob files in one folder);
+store (an SQLite index plus blob files in one folder);
 :func:`memory_store` makes an in-memory one with the same semantics. Beside the
 index and the blobs, a *ledger* holds the run log, pins and leases; on top of
 them sit garbage collection (:meth:`Store.gc`), verification

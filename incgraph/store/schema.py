@@ -59,14 +59,15 @@ incgraph that knows only version 2 refuses a version 3 file ("newer than
 this incgraph understands"): it would not see the results kept in rows, and
 would drop their rows as results whose blob is missing.
 
-The DDL is produced by ``sqlite_utils``; sqlite-utils 4 runs it inside the
-caller's open transaction, which is what makes a migration atomic.
+Each migration is a tuple of plain SQL statements, run inside the caller's
+open transaction, which is what makes a migration atomic. (The statements
+keep the exact text an earlier version generated with ``sqlite-utils``, so
+``sqlite_master`` reads the same whichever version created a file.)
 
 A new file. Creating a store's file the ordinary way - ``PRAGMA journal_mode
 = WAL`` on the empty file, then the migrations in a transaction - costs a
-rollback-journal transaction with three fsyncs, importing ``sqlite_utils``
-(which imports pandas and numpy when installed: 0.3 s, once per process), the
-migrations' Python, and a checkpoint of a dozen schema pages at close. A new
+rollback-journal transaction with three fsyncs, the migrations' statements
+and a checkpoint of a dozen schema pages at close. A new
 file needs no history, so :data:`NEW_FILE_SQL` holds the schema the
 migrations build as the statements that create it in one go (the ``sql``
 column of a migrated file's ``sqlite_master``), and :func:`new_file_image`
@@ -87,11 +88,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # sqlite_utils imports numpy when present: load it only to migrate
-    import sqlite_utils
 
 __all__ = [
     "MIGRATIONS",
@@ -103,94 +99,74 @@ __all__ = [
     "new_file_image",
 ]
 
+_RESULTS_V1 = (
+    'CREATE TABLE "results" (\n'
+    '   "key" TEXT PRIMARY KEY,\n'
+    '   "data_version" TEXT NOT NULL,\n'
+    '   "node" TEXT NOT NULL,\n'
+    '   "processor" TEXT NOT NULL,\n'
+    '   "code_version" TEXT NOT NULL,\n'
+    '   "init_version" TEXT NOT NULL,\n'
+    "   \"inputs\" TEXT NOT NULL DEFAULT '{}',\n"
+    '   "created" REAL NOT NULL,\n'
+    '   "duration" REAL NOT NULL DEFAULT 0.0,\n'
+    '   "size" INTEGER NOT NULL DEFAULT 0\n'
+    ")"
+)
+_BLOBS_V1 = (
+    'CREATE TABLE "blobs" (\n'
+    '   "data_version" TEXT PRIMARY KEY,\n'
+    '   "codec" TEXT NOT NULL,\n'
+    '   "checksum" TEXT NOT NULL,\n'
+    '   "size" INTEGER NOT NULL,\n'
+    '   "created" REAL NOT NULL,\n'
+    '   "data" BLOB\n'
+    ")"
+)
+_RUNS = (
+    'CREATE TABLE "runs" (\n'
+    '   "id" INTEGER PRIMARY KEY,\n'
+    '   "kind" TEXT NOT NULL,\n'
+    "   \"label\" TEXT NOT NULL DEFAULT '',\n"
+    '   "owner" TEXT NOT NULL,\n'
+    '   "started" REAL NOT NULL,\n'
+    '   "finished" REAL,\n'
+    '   "status" TEXT NOT NULL,\n'
+    '   "hits" INTEGER NOT NULL DEFAULT 0,\n'
+    '   "computed" INTEGER NOT NULL DEFAULT 0,\n'
+    '   "hit_keys" BLOB,\n'
+    '   "written_keys" BLOB\n'
+    ")"
+)
+_PINS = 'CREATE TABLE "pins" (\n   "key" TEXT PRIMARY KEY,\n   "created" REAL NOT NULL\n)'
+# WITHOUT ROWID: a claim rewrites one b-tree page instead of a table page plus its key
+# index (measured: 36 -> 22 us per single-key claim transaction)
+_LEASES = (
+    "CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+    "expires REAL NOT NULL) WITHOUT ROWID"
+)
+_NODE_CREATED = 'CREATE INDEX "results_node_created"\n    ON "results" ("node", "created")'
+_DATA_VERSION = 'CREATE INDEX "results_data_version"\n    ON "results" ("data_version")'
 
-def _create_v1(db: sqlite_utils.Database) -> None:
-    """Version 0 (empty file) -> 1: ``results`` and ``blobs`` with their indexes."""
-    results = db.table("results")
-    results.create(
-        {
-            "key": str,
-            "data_version": str,
-            "node": str,
-            "processor": str,
-            "code_version": str,
-            "init_version": str,
-            "inputs": str,
-            "created": float,
-            "duration": float,
-            "size": int,
-        },
-        pk="key",
-        not_null={
-            "data_version",
-            "node",
-            "processor",
-            "code_version",
-            "init_version",
-            "inputs",
-            "created",
-            "duration",
-            "size",
-        },
-        defaults={"inputs": "{}", "duration": 0.0, "size": 0},
-    )
-    results.create_index(["node", "created"], index_name="results_node_created")
-    results.create_index(["data_version"], index_name="results_data_version")
-    results.create_index(["created"], index_name="results_created")
-    db.table("blobs").create(
-        {
-            "data_version": str,
-            "codec": str,
-            "checksum": str,
-            "size": int,
-            "created": float,
-            "data": bytes,
-        },
-        pk="data_version",
-        not_null={"codec", "checksum", "size", "created"},
-    )
-
-
-def _create_v2(db: sqlite_utils.Database) -> None:
-    """Version 1 -> 2: the run log, pins, leases, and a signature column for blobs."""
-    db.table("runs").create(
-        {
-            "id": int,
-            "kind": str,
-            "label": str,
-            "owner": str,
-            "started": float,
-            "finished": float,
-            "status": str,
-            "hits": int,
-            "computed": int,
-            "hit_keys": bytes,
-            "written_keys": bytes,
-        },
-        pk="id",
-        not_null={"kind", "label", "owner", "started", "status", "hits", "computed"},
-        defaults={"label": "", "hits": 0, "computed": 0},
-    )
-    db.table("pins").create({"key": str, "created": float}, pk="key", not_null={"created"})
-    # WITHOUT ROWID: a claim rewrites one b-tree page instead of a table page plus its key
-    # index (measured: 36 -> 22 us per single-key claim transaction)
-    db.execute(
-        "CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-        "expires REAL NOT NULL) WITHOUT ROWID"
-    )
-    db.table("blobs").add_column("tag", str)
-
-
-def _create_v3(db: sqlite_utils.Database) -> None:
-    """Version 2 -> 3: small results' bytes in their ``results`` row; no ``results_created``."""
-    results = db.table("results")
-    results.add_column("checksum", str)
-    results.add_column("data", bytes)
-    db.execute("DROP INDEX IF EXISTS results_created")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2, _create_v3]
-"""``MIGRATIONS[i]`` migrates a store from schema version ``i`` to ``i + 1``."""
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 0 -> 1: ``results`` and ``blobs`` with their indexes
+    (
+        _RESULTS_V1,
+        _NODE_CREATED,
+        _DATA_VERSION,
+        'CREATE INDEX "results_created"\n    ON "results" ("created")',
+        _BLOBS_V1,
+    ),
+    # 1 -> 2: the run log, pins, leases, and a signature column for blobs
+    (_RUNS, _PINS, _LEASES, 'ALTER TABLE "blobs" ADD COLUMN "tag" TEXT'),
+    # 2 -> 3: small results' bytes in their ``results`` row; no ``results_created``
+    (
+        'ALTER TABLE "results" ADD COLUMN "checksum" TEXT',
+        'ALTER TABLE "results" ADD COLUMN "data" BLOB',
+        "DROP INDEX IF EXISTS results_created",
+    ),
+]
+"""``MIGRATIONS[i]``: the SQL statements taking a store from schema version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this incgraph writes."""
@@ -208,44 +184,13 @@ to migrate them.
 
 
 NEW_FILE_SQL: tuple[str, ...] = (
-    'CREATE TABLE "results" (\n'
-    '   "key" TEXT PRIMARY KEY,\n'
-    '   "data_version" TEXT NOT NULL,\n'
-    '   "node" TEXT NOT NULL,\n'
-    '   "processor" TEXT NOT NULL,\n'
-    '   "code_version" TEXT NOT NULL,\n'
-    '   "init_version" TEXT NOT NULL,\n'
-    "   \"inputs\" TEXT NOT NULL DEFAULT '{}',\n"
-    '   "created" REAL NOT NULL,\n'
-    '   "duration" REAL NOT NULL DEFAULT 0.0,\n'
-    '   "size" INTEGER NOT NULL DEFAULT 0\n'
-    ', "checksum" TEXT, "data" BLOB)',
-    'CREATE INDEX "results_node_created"\n    ON "results" ("node", "created")',
-    'CREATE INDEX "results_data_version"\n    ON "results" ("data_version")',
-    'CREATE TABLE "blobs" (\n'
-    '   "data_version" TEXT PRIMARY KEY,\n'
-    '   "codec" TEXT NOT NULL,\n'
-    '   "checksum" TEXT NOT NULL,\n'
-    '   "size" INTEGER NOT NULL,\n'
-    '   "created" REAL NOT NULL,\n'
-    '   "data" BLOB\n'
-    ', "tag" TEXT)',
-    'CREATE TABLE "runs" (\n'
-    '   "id" INTEGER PRIMARY KEY,\n'
-    '   "kind" TEXT NOT NULL,\n'
-    "   \"label\" TEXT NOT NULL DEFAULT '',\n"
-    '   "owner" TEXT NOT NULL,\n'
-    '   "started" REAL NOT NULL,\n'
-    '   "finished" REAL,\n'
-    '   "status" TEXT NOT NULL,\n'
-    '   "hits" INTEGER NOT NULL DEFAULT 0,\n'
-    '   "computed" INTEGER NOT NULL DEFAULT 0,\n'
-    '   "hit_keys" BLOB,\n'
-    '   "written_keys" BLOB\n'
-    ")",
-    'CREATE TABLE "pins" (\n   "key" TEXT PRIMARY KEY,\n   "created" REAL NOT NULL\n)',
-    "CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-    "expires REAL NOT NULL) WITHOUT ROWID",
+    _RESULTS_V1[:-1] + ', "checksum" TEXT, "data" BLOB)',
+    _NODE_CREATED,
+    _DATA_VERSION,
+    _BLOBS_V1[:-1] + ', "tag" TEXT)',
+    _RUNS,
+    _PINS,
+    _LEASES,
 )
 """The schema :data:`MIGRATIONS` build, as the statements creating it in one go (new files).
 
@@ -268,8 +213,8 @@ _image_lock = threading.Lock()
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations ``conn``'s database lacks, then set its ``user_version``.
 
-    Call it inside a write transaction: sqlite-utils issues its DDL in the
-    caller's transaction, so the migration is all or nothing.
+    Call it inside a write transaction: the DDL runs in the caller's
+    transaction, so the migration is all or nothing.
 
     Examples
     --------
@@ -279,12 +224,10 @@ def migrate(conn: sqlite3.Connection) -> None:
     >>> conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     True
     """
-    import sqlite_utils  # imports numpy when installed: only when a store is created/migrated
-
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
     for migration in MIGRATIONS[version:]:
-        migration(db)
+        for statement in migration:
+            conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

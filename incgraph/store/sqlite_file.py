@@ -42,8 +42,8 @@ fails if the name exists. So a crash leaves no store file or a complete one
 (never a torn one), and two processes creating the same store at once
 cannot both win: the loser, like any process that finds the file, opens and
 migrates it the ordinary way, as it does where hard links are not supported.
-Measured on a fresh store: 1 fsync instead of 3, and no ``sqlite_utils``
-run, rollback journal or schema pages to checkpoint at close.
+Measured on a fresh store: 1 fsync instead of 3, and no migration
+statements, rollback journal or schema pages to checkpoint at close.
 """
 
 from __future__ import annotations

@@ -314,11 +314,10 @@ def test_every_store_file_is_private_to_its_user(tmp_path: Path, umask: str) -> 
 
 def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     """A store written at schema version 1 opens, gains the ledger tables and keeps its rows."""
-    import sqlite_utils
-
     path = tmp_path / "index.sqlite"
     conn = sqlite3.connect(path)
-    MIGRATIONS[0](sqlite_utils.Database(conn))
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.execute(
         "INSERT INTO results VALUES (?, ?, 'n', 'p', 'c', 'i', '{}', 1.0, 0.0, 0)", (dv(1), dv(2))

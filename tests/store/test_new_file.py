@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from incgraph.store import SqliteFile, open_store
 from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION, new_file_image
@@ -47,10 +46,10 @@ def migrated_step_by_step(path: Path) -> None:
     """Version 0 -> 1 -> ... -> SCHEMA_VERSION, one transaction and one user_version per step."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
     for version, migration in enumerate(MIGRATIONS):
         conn.execute("BEGIN IMMEDIATE")
-        migration(db)
+        for statement in migration:
+            conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version + 1}")
         conn.execute("COMMIT")
     conn.close()

@@ -395,16 +395,14 @@ def test_clear_counts_and_removes_row_bytes(store: Store) -> None:
 
 def version_2_store(folder: Path) -> None:
     """A store written at schema version 2 with an inline blob, a file blob and a shared blob."""
-    import sqlite_utils
-
     folder.mkdir()
     (folder / "blobs").mkdir()
     conn = sqlite3.connect(folder / "index.sqlite", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
-    db = sqlite_utils.Database(conn)
     for migration in MIGRATIONS[:2]:
-        migration(db)
+        for statement in migration:
+            conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")
     small, big = dumps({"small": 1}), np.arange(BIG, dtype=np.int64)
     blob = "INSERT INTO blobs VALUES (?, ?, ?, ?, 1.0, ?, NULL)"
