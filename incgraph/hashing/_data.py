@@ -24,13 +24,13 @@ import sys
 from xxhash import xxh3_128_hexdigest
 
 from incgraph.errors import HashingError
-from incgraph.hashing import _builtins, _numpy, _pandas, _registry, _stdlib
+from incgraph.hashing import _builtins, _numpy, _pandas, _polars, _registry, _stdlib, _torch
 from incgraph.hashing._encoder import HANDLERS, Encoder, Unhashable, encode, pack_u64
 from incgraph.hashing._scheme import DATA_HEADER
 
 __all__ = ["data_version"]
 
-_ENCODING_MODULES = (_builtins, _stdlib, _registry, _numpy, _pandas)
+_ENCODING_MODULES = (_builtins, _stdlib, _registry, _numpy, _pandas, _torch, _polars)
 
 
 def data_version(value: object) -> str:

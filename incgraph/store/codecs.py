@@ -48,7 +48,7 @@ from typing import Any
 
 import xxhash
 
-from incgraph.errors import StoreError
+from incgraph.errors import ExtraNotInstalledError, StoreError
 
 __all__ = [
     "CODECS",
@@ -67,6 +67,14 @@ SUFFIXES = {"pickle": "pkl", "npy": "npy", "pickle5": "pk5", "raw": "bin"}
 
 CODECS = tuple(SUFFIXES)
 """The codec names a blob row may hold."""
+
+EXTRAS = {"numpy": "numpy", "pandas": "pandas", "polars": "polars", "torch": "torch"}
+"""Library -> the extra that installs it: a stored value needing a missing one says so.
+
+Loading such a value raises :class:`~incgraph.errors.ExtraNotInstalledError`
+(an ``ImportError``), never a corruption error: the bytes are fine, and the
+result must not be dropped because this environment lacks a library.
+"""
 
 _ALIGN = 64
 _PK5_MAGIC = b"IGPK5\x00\x00\x01"
@@ -204,12 +212,21 @@ def decode(codec: str, buffer: Buffer | Any) -> Any:
     >>> decode("pickle", dumps([1, None]))
     [1, None]
     """
-    if codec == "pickle":
-        return pickle.loads(buffer)
-    if codec == "npy":
-        return _decode_npy(memoryview(buffer))
-    if codec == "pickle5":
-        return _decode_pickle5(memoryview(buffer))
+    try:
+        if codec == "pickle":
+            return pickle.loads(buffer)
+        if codec == "npy":
+            return _decode_npy(memoryview(buffer))
+        if codec == "pickle5":
+            return _decode_pickle5(memoryview(buffer))
+    except ModuleNotFoundError as exc:
+        library = (exc.name or "").partition(".")[0]
+        if library not in EXTRAS:
+            raise
+        raise ExtraNotInstalledError(
+            f"the stored value holds {library} objects, and loading it needs {library}: "
+            f"pip install 'incgraph[{EXTRAS[library]}]'"
+        ) from exc
     if codec == "raw":
         return bytes(buffer)
     raise ValueError(f"unknown codec {codec!r}; expected one of {', '.join(CODECS)}")

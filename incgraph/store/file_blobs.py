@@ -72,7 +72,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
+from incgraph.errors import (
+    ExtraNotInstalledError,
+    ReadOnlyStoreError,
+    StoreCorruptError,
+    StoreError,
+)
 from incgraph.store.codecs import SUFFIXES, Encoded, checksum, checksum_of, decode, encode_small
 from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import store_error
@@ -279,6 +284,8 @@ class FileBlobStore:
             raise self._discard(row, problem)
         try:
             return decode(row.codec, buffer)
+        except ExtraNotInstalledError:  # the bytes are sound: this Python lacks a library
+            raise
         except Exception as exc:
             raise self._discard(row, f"it cannot be decoded ({exc!r})") from exc
 

@@ -46,7 +46,7 @@ from functools import partial
 from itertools import groupby
 from typing import Any
 
-from incgraph.errors import StoreCorruptError
+from incgraph.errors import ExtraNotInstalledError, StoreCorruptError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.codecs import checksum_of, decode
 from incgraph.store.failure import store_error
@@ -377,6 +377,8 @@ class SqliteIndex:
             raise self._corrupt(data_version, "its bytes do not match their checksum")
         try:
             return decode("pickle", data)
+        except ExtraNotInstalledError:  # the bytes are sound: this Python lacks a library
+            raise
         except Exception as exc:
             raise self._corrupt(data_version, f"it cannot be decoded ({exc!r})") from exc
 
