@@ -2,7 +2,10 @@
 
 Run::
 
-    python benchmarks/bench_hashing.py
+    python benchmarks/bench_hashing.py                  # every section
+    python benchmarks/bench_hashing.py torch polars     # some: small arrays frame torch polars
+
+The torch and polars sections run when the library is installed.
 
 Prints one JSON line per measurement (``{"bench": ..., "unit": ..., "incgraph": ...,
 "peer": ..., "peer_name": ..., "ratio": ...}``; ratio = incgraph / peer, so for
@@ -18,6 +21,10 @@ Measurements
   copied to C order in blocks), against ``joblib.hash`` of that array.
 * ``frame``: a 5M-row DataFrame with one float64 and one string column, in
   seconds, against ``joblib.hash`` (timed once: it takes ~8 s).
+* ``torch_f32``, ``torch_bf16``: a 256 MB CPU tensor (float32, bfloat16), in GB/s,
+  against one bare xxh3_128 pass over the same memory (torch's own bytes, no copy).
+* ``polars_num``: a 16M-row polars DataFrame with a float64 and an int64 column
+  (256 MB), in GB/s, against bare xxh3_128 passes over the two column buffers.
 * ``small_int``, ``small_str``, ``node_key``: microseconds per call for
   ``data_version(42)``, ``data_version("abc")`` and a 3-input ``node_key``,
   against ``joblib.hash`` of the same small value.
@@ -29,7 +36,9 @@ are the fastest of two passes and one pass.
 
 from __future__ import annotations
 
+import importlib.util
 import platform
+import sys
 import time
 import timeit
 from collections.abc import Callable
@@ -111,6 +120,39 @@ def bench_small(rows: list[dict[str, Any]]) -> None:
         emit(rows, bench, "us/call", mine_us, peer_us, "joblib.hash")
 
 
+def bench_torch(rows: list[dict[str, Any]]) -> None:
+    import torch
+
+    for name, dtype in (("torch_f32", torch.float32), ("torch_bf16", torch.bfloat16)):
+        n = 256 * 1024 * 1024 // torch.empty(0, dtype=dtype).element_size()
+        t = torch.rand(n).to(dtype)
+        raw = memoryview(t.view(torch.uint8).numpy())  # the same memory, as bytes
+        runs: list[Callable[[], Any]] = [
+            lambda t=t: data_version(t),
+            lambda raw=raw: xxhash.xxh3_128(raw).digest(),
+        ]
+        mine, bare = best_times(runs, 9)
+        nbytes = raw.nbytes
+        emit(rows, name, "GB/s", nbytes / mine / GB, nbytes / bare / GB, "bare xxh3_128 pass")
+
+
+def bench_polars(rows: list[dict[str, Any]]) -> None:
+    import polars as pl
+
+    n = 16 * 1024 * 1024
+    rng = np.random.default_rng(2)
+    df = pl.DataFrame({"x": rng.random(n), "i": rng.integers(0, 1 << 40, n)})
+    buffers = [memoryview(df[name].to_numpy()) for name in df.columns]
+
+    def bare() -> None:
+        for buffer in buffers:
+            xxhash.xxh3_128(buffer).digest()
+
+    mine, peer = best_times([lambda: data_version(df), bare], 9)
+    nbytes = sum(b.nbytes for b in buffers)
+    emit(rows, "polars_num", "GB/s", nbytes / mine / GB, nbytes / peer / GB, "bare xxh3_128 passes")
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| measurement | unit | incgraph | peer | ratio |", "|---|---|---|---|---|"]
     for row in rows:
@@ -127,10 +169,20 @@ def main() -> None:
         f"joblib {joblib.__version__}, xxhash {xxhash.VERSION}",
         flush=True,
     )
+    sections = {
+        "small": bench_small,
+        "arrays": bench_arrays,
+        "frame": bench_frame,
+        "torch": bench_torch,
+        "polars": bench_polars,
+    }
+    chosen = sys.argv[1:] or list(sections)
     rows: list[dict[str, Any]] = []
-    bench_small(rows)
-    bench_arrays(rows)
-    bench_frame(rows)
+    for name in chosen:
+        if name in ("torch", "polars") and importlib.util.find_spec(name) is None:
+            print(f"# {name} is not installed: section skipped", flush=True)
+            continue
+        sections[name](rows)
     print()
     print(markdown(rows))
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ALL = ["engine", "hashing", "store", "batch", "executors", "flow", "queues", "inbatch"]
+ALL = ["engine", "import", "hashing", "store", "batch", "executors", "flow", "queues", "inbatch"]
 
 
 def main(names: list[str]) -> int:
