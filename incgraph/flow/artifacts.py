@@ -248,9 +248,11 @@ class Task:
     index : the task's flat position in the grid.
     elements : upstream layer -> this task's elements of it (a partial manifest).
     whole : upstream ForEach layer -> the task of it this one is aligned with.
+    positional : whether ``index`` is part of ``content`` (the layer reads
+        ``self.index``); otherwise tasks that see the same elements share it.
     """
 
-    __slots__ = ("content", "elements", "index", "whole")
+    __slots__ = ("content", "elements", "index", "positional", "whole")
 
     def __init__(
         self,
@@ -258,10 +260,12 @@ class Task:
         elements: Mapping[str, Manifest],
         whole: Mapping[str, Manifest],
         content: str | None = None,
+        positional: bool = True,
     ) -> None:
         self.index = index
         self.elements = dict(elements)
         self.whole = dict(whole)
+        self.positional = positional
         if content is None:
             # the elements' entries directly (their partial manifests are never hashed)
             parts = [
@@ -270,26 +274,33 @@ class Task:
                 for name, e in m.items()
             ]
             parts += [f"{up}={m.content}" for up, m in self.whole.items()]
-            content = task_hash([str(index), *sorted(parts)])
+            content = task_hash([str(index) if positional else "", *sorted(parts)])
         self.content = content
 
     @classmethod
     def assembled(
-        cls, index: int, elements: dict[str, Any], whole: dict[str, Manifest], content: str
+        cls,
+        index: int,
+        elements: dict[str, Any],
+        whole: dict[str, Manifest],
+        content: str,
+        positional: bool = True,
     ) -> Task:
         """A task from parts already built and hashed (the grid's fast path): no copies.
 
-        ``content`` must be what ``Task(index, elements, whole).content`` would be.
+        ``content`` must be what ``Task(index, elements, whole, None, positional).content``
+        would be.
         """
         task = cls.__new__(cls)
         task.index, task.elements, task.whole, task.content = index, elements, whole, content
+        task.positional = positional
         return task
 
     def __incgraph_hash__(self) -> object:
         return self.content
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Task, (self.index, self.elements, self.whole, self.content))
+        return (Task, (self.index, self.elements, self.whole, self.content, self.positional))
 
     def __repr__(self) -> str:
         return f"<Task {self.index}>"

@@ -12,7 +12,9 @@ the upstream result says how many points it contributes:
 
 A task's inputs then name exactly what it sees, which is what makes its cache
 key precise. Its own input ``"task"`` (a :class:`~incgraph.flow.artifacts.Task`)
-holds its flat index, its element entry of each fanned-out attribute
+holds its flat index (in its key only when the layer reads ``self.index``, see
+:mod:`incgraph.flow.reads`: otherwise inserting a value into a grid recomputes
+only the new cells), its element entry of each fanned-out attribute
 (changing element 3 changes task 3's key only) and, for an aligned ForEach,
 the upstream task's manifest. Each other upstream layer is one input shared by
 all tasks: its result *without* the fanned-out attributes (see
@@ -88,21 +90,22 @@ class Grid:
         """The constant contributions and every dimension's cells, made once for both uses."""
         return _cell(self.constant), [[_cell(c) for c in dim] for dim in self.dims]
 
-    def tasks(self) -> list[Task]:
+    def tasks(self, positional: bool = True) -> list[Task]:
         """Each task's own inputs, in flat order (the first dimension varies fastest).
 
         Each cell of each dimension is turned into its elements and hash parts
         once (a cell of a multi-dimensional grid is shared by many tasks); a
         task merges its cells' and hashes the sorted parts, exactly as
-        :class:`~incgraph.flow.artifacts.Task` would.
+        :class:`~incgraph.flow.artifacts.Task` would. ``positional`` puts each
+        task's index into its hash (the layer reads ``self.index``).
         """
         (constant_elements, constant_whole, constant_parts), cells = self._cells
         tasks = []
         if len(cells) == 1 and not constant_parts:  # one dimension, nothing constant: a
             # task's inputs are its cell's (read-only, so shared with the cell)
             for index, (elements, whole, parts) in enumerate(cells[0]):
-                content = task_hash([str(index), *sorted(parts)])
-                tasks.append(Task.assembled(index, elements, whole, content))
+                content = task_hash([str(index) if positional else "", *sorted(parts)])
+                tasks.append(Task.assembled(index, elements, whole, content, positional))
             return tasks
         for index, point in enumerate(grid_points(self.sizes)):
             elements = dict(constant_elements)
@@ -116,9 +119,9 @@ class Grid:
                 whole.update(cell_whole)
                 parts += cell_parts
             parts.sort()
-            parts.insert(0, str(index))
+            parts.insert(0, str(index) if positional else "")
             content = task_hash(parts)
-            tasks.append(Task.assembled(index, elements, whole, content))
+            tasks.append(Task.assembled(index, elements, whole, content, positional))
         return tasks
 
 

@@ -38,8 +38,9 @@ _STATE: Final = "_incgraph_state"
 class FlowParams(Mapping[str, Any]):
     """The keyword arguments of ``flow(**params)``, read-only, as ``self.params`` in a layer.
 
-    Both ``self.params["lr"]`` and ``self.params.lr`` work. Every layer's cache
-    key includes the params, so changing one recomputes the flow.
+    Both ``self.params["lr"]`` and ``self.params.lr`` work. A layer's cache key
+    holds the parameters its code reads (see :mod:`incgraph.flow.reads`), so
+    changing one recomputes the layers that read it and what depends on them.
 
     Examples
     --------
@@ -52,12 +53,15 @@ class FlowParams(Mapping[str, Any]):
     AttributeError: flow parameter 'epochs' was not passed; flow(...) got: lr
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_read", "_values")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], read: set[str] | None = None) -> None:
         object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_read", read)
 
     def __getitem__(self, name: str) -> Any:
+        if self._read is not None:
+            self._read.add(name)
         try:
             return self._values[name]
         except KeyError:
@@ -66,6 +70,8 @@ class FlowParams(Mapping[str, Any]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        if self._read is not None:
+            self._read.add(name)
         try:
             return self._values[name]
         except KeyError:
@@ -76,12 +82,18 @@ class FlowParams(Mapping[str, Any]):
         return f"flow parameter {name!r} was not passed; flow(...) got: {got}"
 
     def __iter__(self) -> Iterator[str]:
+        if self._read is not None:
+            self._read.add("*")
         return iter(self._values)
 
     def __len__(self) -> int:
+        if self._read is not None:
+            self._read.add("*")
         return len(self._values)
 
     def __repr__(self) -> str:
+        if self._read is not None:
+            self._read.add("*")
         return f"FlowParams({self._values!r})"
 
 
@@ -92,11 +104,12 @@ class _Running:
     each per task.)
     """
 
-    __slots__ = ("index", "params", "shards", "where")
+    __slots__ = ("index", "index_read", "params", "shards", "where")
 
     def __init__(self, where: str, index: int, params: FlowParams) -> None:
         self.where = where
         self.index = index
+        self.index_read = False
         self.params = params
         self.shards: dict[str, list[Any]] = {}
 
@@ -164,7 +177,11 @@ class Layer:
     def index(self) -> int:
         """This task's flat position in its ForEach grid (``0`` for a layer without ForEach)."""
         state = self.__dict__.get(_STATE)
-        return state.index if state is not None else 0
+        if state is None:
+            return 0
+        if type(state) is _Running:
+            state.index_read = True
+        return state.index
 
     @property
     def params(self) -> FlowParams:
@@ -289,21 +306,57 @@ def _not_found(state: _View, name: str, names: list[str], task: int | None = Non
 
 
 def run_layer(
-    layer_cls: type[Layer], where: str, index: int, params: FlowParams, views: dict[str, Layer]
+    layer_cls: type[Layer],
+    where: str,
+    index: int,
+    params: FlowParams,
+    views: dict[str, Layer],
+    *,
+    index_keyed: bool = True,
+    params_keyed: frozenset[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Run ``__call__`` of a fresh ``layer_cls`` on ``views``; return what it left.
 
     That is its public attributes (name -> value) and its shards (name -> elements).
     ``where`` names the layer (and task) in messages, e.g. ``"Process[3]"``.
+    ``index_keyed`` and ``params_keyed`` say what the run's cache key holds (the
+    position; the parameters, ``None`` for all): reading anything else fails
+    with a :class:`FlowError` (see :mod:`incgraph.flow.reads`).
     """
     inst = layer_cls.__new__(layer_cls)
+    if params_keyed is not None:
+        params = _recording(params)
     state = _Running(where, index, params)
     object.__setattr__(inst, _STATE, state)
     if layer_cls.__init__ is not Layer.__init__:  # Layer's own __init__ does nothing
         layer_cls.__init__(inst)
     inst(**views)
+    if not index_keyed and state.index_read:
+        raise _unseen_read(where, "self.index", "its position")
+    if params_keyed is not None:
+        unseen = sorted((params._read or set()) - params_keyed)
+        if unseen:
+            what = "self.params" if "*" in unseen else f"flow parameter {unseen[0]!r}"
+            raise _unseen_read(where, what, "that parameter")
     values = {k: v for k, v in inst.__dict__.items() if not k.startswith("_")}
     return values, state.shards
+
+
+def _recording(params: FlowParams) -> FlowParams:
+    """The same parameters, noting in ``_read`` each one read (``"*"``: all of them)."""
+    recording = FlowParams.__new__(FlowParams)  # shares the values: no copy per task
+    object.__setattr__(recording, "_values", params._values)
+    object.__setattr__(recording, "_read", set())
+    return recording
+
+
+def _unseen_read(where: str, what: str, left_out: str) -> FlowError:
+    return FlowError(
+        f"layer {where} read {what} in a way incgraph could not see in its code, so its "
+        f"cache key leaves out {left_out} and the result is not stored; read {what} "
+        "directly as an attribute of self in the layer's own methods (self.index, "
+        "self.params.name, self.params['name']) so that its key includes it"
+    )
 
 
 def bind_view(

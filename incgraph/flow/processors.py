@@ -16,10 +16,11 @@ the store, the executors and ``explain`` with every other front-end:
   order, into the :class:`~incgraph.flow.artifacts.Join` downstream layers read.
 
 The run context (:class:`FlowContext`) travels as the ``params`` input of
-every layer node: it carries the flow parameters, which are therefore part of
-every layer's cache key, and the store that artifact blobs are written to and
-read from. Its data version is that of the parameters alone
-(``__incgraph_hash__``), so two runs with equal parameters share their keys.
+every layer node: it carries the flow parameters and the store that artifact
+blobs are written to and read from. Its data version is that of the
+parameters the layer's code reads (``keyed``, see :mod:`incgraph.flow.reads`;
+all of them when that cannot be told), so a layer's key changes only with
+the parameters it reads, and two runs with equal parameters share their keys.
 Pickled (for an executor in another process) it carries the store's folder
 and reopens it there.
 """
@@ -60,16 +61,25 @@ class FlowContext:
         The keyword arguments of ``flow(**params)``.
     store : Store-like
         Has ``load(data_version)`` and ``put_blob(data_version, value)``.
+    keyed : frozenset of str, optional
+        The parameters in the cache key of the layers given this context
+        (their values, or their absence); ``None`` (default): all of them.
     """
 
-    __slots__ = ("params", "store")
+    __slots__ = ("keyed", "params", "store")
 
-    def __init__(self, params: Mapping[str, Any], store: Any) -> None:
+    def __init__(
+        self, params: Mapping[str, Any], store: Any, keyed: frozenset[str] | None = None
+    ) -> None:
         self.params = FlowParams(params)
         self.store = store
+        self.keyed = keyed
 
     def __incgraph_hash__(self) -> object:
-        return dict(self.params)
+        if self.keyed is None:
+            return dict(self.params)  # in the caller's order: a layer may iterate it
+        values = self.params._values
+        return ("FlowParamsRead", {k: values[k] for k in sorted(self.keyed) if k in values})
 
     def __reduce__(self) -> tuple[Any, ...]:
         path = getattr(self.store, "path", None)
@@ -78,7 +88,7 @@ class FlowContext:
                 "a flow with an in-memory store cannot run layers in other processes; "
                 "give the flow a store folder (MyFlow(store='path')) or use executor='threads'"
             )
-        return (_reopened_context, (dict(self.params), str(path)))
+        return (_reopened_context, (dict(self.params), str(path), self.keyed))
 
     def load(self, data_version: str) -> Any:
         """Load a blob (an artifact or a shard element)."""
@@ -97,13 +107,15 @@ _OPENED: dict[str, Any] = {}
 """Stores reopened in this (worker) process, by folder: one per folder, not one per job."""
 
 
-def _reopened_context(params: dict[str, Any], path: str) -> FlowContext:
+def _reopened_context(
+    params: dict[str, Any], path: str, keyed: frozenset[str] | None
+) -> FlowContext:
     store = _OPENED.get(path)
     if store is None:
         from incgraph.store import open_store
 
         store = _OPENED[path] = open_store(path)
-    return FlowContext(params, store)
+    return FlowContext(params, store, keyed)
 
 
 class LayerProcessor(Processor):
@@ -138,7 +150,15 @@ class LayerProcessor(Processor):
             views[arg] = bind_view(
                 classes[up], reader=where, base=base, load=load, overrides=elements.get(up)
             )
-        values, shards = run_layer(lp.layer, where, index, ctx.params, views)
+        values, shards = run_layer(
+            lp.layer,
+            where,
+            index,
+            ctx.params,
+            views,
+            index_keyed=task is None or task.positional,
+            params_keyed=ctx.keyed,
+        )
         if not shards:
             small = inline_manifest(values)  # all small scalars: no blob, no writer
             if small is not None:

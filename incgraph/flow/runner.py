@@ -61,6 +61,7 @@ from incgraph.flow.processors import (
     LayerProcessor,
     layer_processor,
 )
+from incgraph.flow.reads import layer_reads
 from incgraph.flow.writeback import WriteBackStore
 from incgraph.graph import ProcessGraph
 from incgraph.sentinels import MISSING
@@ -118,9 +119,8 @@ class FlowRun:
         self.plan = plan
         self.buffer = WriteBackStore(store)
         self.graph = ProcessGraph(store=self.buffer, executor=executor, name=flow)
-        self.params_node = self.graph.add_constant_node(
-            PARAMS_INPUT, "params", value=FlowContext(params, self.buffer)
-        )
+        self.params = params
+        self._params_nodes: dict[frozenset[str] | None, Node] = {}
         self.classes: dict[str, type[Layer]] = {lp.name: lp.layer for lp in plan.layers}
         self._processors = _PROCESSORS.setdefault(plan, {})
         self.results: dict[str, LayerResult] = {}
@@ -184,8 +184,22 @@ class FlowRun:
 
     # -- plain layers -------------------------------------------------------------------------
 
+    def _params_node(self, lp: LayerPlan) -> Node:
+        """The run context holding the parameters ``lp`` reads: one constant node per set."""
+        keyed = layer_reads(lp.layer, self._version(lp)).params
+        node = self._params_nodes.get(keyed)
+        if node is None:
+            name = "params" if keyed is None else f"params {', '.join(sorted(keyed)) or '(none)'}"
+            node = self.graph.add_constant_node(
+                f"{PARAMS_INPUT}<{name}>" if keyed is not None else PARAMS_INPUT,
+                name,
+                value=FlowContext(self.params, self.buffer, keyed),
+            )
+            self._params_nodes[keyed] = node
+        return node
+
     def _compile_layer(self, lp: LayerPlan) -> None:
-        inputs: dict[str, Any] = {PARAMS_INPUT: self.params_node}
+        inputs: dict[str, Any] = {PARAMS_INPUT: self._params_node(lp)}
         for up in lp.upstream:
             inputs[up] = self._binding(up)
         proc = self._processor(lp)
@@ -235,14 +249,16 @@ class FlowRun:
         # nodes would trigger collections that rescan the growing graph.
         with gc_paused():
             name = lp.name
-            each = [(f"{name}[{task.index}]", {TASK_INPUT: task}) for task in grid.tasks()]
+            positional = layer_reads(lp.layer, version).index
+            tasks_in = grid.tasks(positional)
+            each = [(f"{name}[{task.index}]", {TASK_INPUT: task}) for task in tasks_in]
             tasks = self.graph.add_nodes(proc, shared, each, version=version)
             join = add(lp.name, ForEachJoin, {f"t{i}": t for i, t in enumerate(tasks)})
         self._live[lp.name] = join
         self._pending[lp.name] = _Pending(join, memo)
 
     def _shared_inputs(self, lp: LayerPlan, grid: Grid) -> dict[str, Node]:
-        shared: dict[str, Node] = {PARAMS_INPUT: self.params_node}
+        shared: dict[str, Node] = {PARAMS_INPUT: self._params_node(lp)}
         for up in lp.upstream:
             if up in grid.whole:
                 continue

@@ -1,0 +1,245 @@
+"""What a layer reads of its run: its task's ``self.index``, which flow parameters.
+
+Design note
+-----------
+A layer's cache key holds what its result can depend on. Two parts of a run
+are often not used at all: a ForEach task's position (``self.index``) and most
+flow parameters. Keying every task by its position made a grid recompute
+every cell after the one inserted; keying every layer by every parameter made
+a change of ``epochs`` recompute the layer that only loads the data.
+
+So each layer's code is read once per code version (:func:`layer_reads`),
+from its source, and the key holds only what the code reads:
+
+* ``self.index`` anywhere in the code -> the task's position is in its key;
+  otherwise two tasks that see equal elements share a key, wherever they sit.
+* ``self.params.lr``, ``self.params["lr"]`` and ``self.params.get("lr", ...)``
+  -> parameter ``lr`` (its value, or its absence) is in the key. Any other use
+  of ``self.params`` (iterating it, passing it on, ``self.params[name]``)
+  keys the layer by every parameter.
+
+The reading is conservative: the code analysed is the layer's ``__call__``
+and ``__init__`` and every method or property of the class that they reach
+through ``self.<name>``, nested functions and lambdas included. Whenever
+``self`` is used in any other way -- passed to a function, stored,
+``getattr(self, name)``, ``vars(self)``, ``super()``, an operator on it --,
+or the class overrides attribute access, or a method's source cannot be
+read, the layer is keyed by everything (position and every parameter), as it
+would be without this analysis.
+
+A run-time check backs the reading up: a task whose key leaves out its
+position, or a parameter, records whether it read it anyway (through a path
+the reading cannot see, such as a frame inspection) and, if so, fails with a
+:class:`~incgraph.errors.FlowError` instead of storing a result under a key
+that does not pin it down. A wrong hit is never possible; the failure names
+the layer and the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EVERYTHING", "Reads", "layer_reads"]
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What of its run a layer's key holds.
+
+    Attributes
+    ----------
+    index : bool
+        Whether a ForEach task's position is in its key.
+    params : frozenset of str, or None
+        The flow parameters in its key; ``None`` means every parameter.
+    """
+
+    index: bool
+    params: frozenset[str] | None
+
+
+EVERYTHING = Reads(index=True, params=None)
+"""The key of a layer whose reads cannot be determined: position and every parameter."""
+
+# Names whose use in a layer's code may reach ``self`` in ways the reading cannot follow.
+_OPAQUE_NAMES = frozenset({"super", "locals", "vars", "eval", "exec", "globals", "__class__"})
+# FlowParams methods that read one parameter named by their first argument.
+_ONE_PARAM_METHODS = frozenset({"get"})
+
+
+class _Unknown(Exception):
+    """The code uses ``self`` in a way the reading does not follow."""
+
+
+_MEMO: dict[tuple[type, str], Reads] = {}
+
+
+def layer_reads(layer: type, code_version: str) -> Reads:
+    """What ``layer``'s code reads of its run (memoized per class and code version).
+
+    Examples
+    --------
+    >>> from incgraph.flow import Layer
+    >>> class Train(Layer):
+    ...     def __call__(self) -> None:
+    ...         self.model = ("fit", self.params.lr, self.params.get("epochs", 3))
+    >>> reads = layer_reads(Train, "v1")
+    >>> reads.index, sorted(reads.params)
+    (False, ['epochs', 'lr'])
+    >>> class Dump(Layer):
+    ...     def __call__(self) -> None:
+    ...         self.args = dict(self.params)
+    >>> layer_reads(Dump, "v1").params is None
+    True
+    """
+    key = (layer, code_version)
+    reads = _MEMO.get(key)
+    if reads is None:
+        try:
+            reads = _Reader(layer).read()
+        except _Unknown:
+            reads = EVERYTHING
+        _MEMO[key] = reads
+    return reads
+
+
+class _Reader:
+    """Walks the methods of one layer class that running it can reach through ``self``."""
+
+    def __init__(self, layer: type) -> None:
+        self.layer = layer
+        self.index = False
+        self.params: set[str] | None = set()
+        self.seen: set[str] = set()
+        self.todo: list[str] = []
+
+    def read(self) -> Reads:
+        from incgraph.flow.layer import Layer
+
+        for hook in ("__getattr__", "__getattribute__", "__setattr__"):
+            if _defined_by_user(self.layer, hook, Layer):
+                raise _Unknown(hook)
+        self.want("__call__")
+        if _defined_by_user(self.layer, "__init__", Layer):
+            self.want("__init__")
+        while self.todo:
+            self.read_function(self.todo.pop())
+        params = None if self.params is None else frozenset(self.params)
+        return Reads(index=self.index, params=params)
+
+    def want(self, name: str) -> None:
+        if name not in self.seen:
+            self.seen.add(name)
+            self.todo.append(name)
+
+    def read_function(self, name: str) -> None:
+        """Read the code behind ``self.<name>``: a method, or a property's accessors."""
+        attr = inspect.getattr_static(self.layer, name)
+        if isinstance(attr, property):
+            functions = [f for f in (attr.fget, attr.fset, attr.fdel) if f is not None]
+        elif isinstance(attr, (staticmethod, classmethod)):
+            return  # never receives the instance
+        elif inspect.isfunction(attr):
+            functions = [attr]
+        elif hasattr(type(attr), "__get__"):
+            raise _Unknown(name)  # another descriptor: it runs code we cannot see
+        else:
+            return  # a class-level value (a default threshold, say): data
+        for fn in functions:
+            if not inspect.isfunction(fn) or hasattr(fn, "__wrapped__"):
+                raise _Unknown(name)
+            tree = _function_tree(fn)
+            args = tree.args.posonlyargs + tree.args.args
+            if not args:
+                raise _Unknown(name)
+            self.read_body(tree, args[0].arg)
+
+    def read_body(self, tree: ast.AST, me: str) -> None:
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                if node.id in _OPAQUE_NAMES:
+                    raise _Unknown(node.id)
+                if node.id == me and isinstance(node.ctx, ast.Load):
+                    self.read_use(node, parents)
+
+    def read_use(self, node: ast.Name, parents: dict[ast.AST, ast.AST]) -> None:
+        """One use of ``self``: only ``self.<name>`` is followed."""
+        parent = parents.get(node)
+        if not isinstance(parent, ast.Attribute) or parent.value is not node:
+            raise _Unknown("self used whole")
+        name = parent.attr
+        if name == "index":
+            self.index = True
+        elif name == "params":
+            self.read_params(parent, parents)
+        elif name.startswith("__"):
+            raise _Unknown(name)  # __dict__, __class__, ...: the instance itself
+        elif _is_user_code(self.layer, name):
+            self.want(name)
+
+    def read_params(self, node: ast.Attribute, parents: dict[ast.AST, ast.AST]) -> None:
+        """``self.params`` followed by ``.name``, ``["name"]`` or ``.get("name", ...)``."""
+        if self.params is None:
+            return
+        parent = parents.get(node)
+        named = None
+        if isinstance(parent, ast.Attribute):
+            if parent.attr in _ONE_PARAM_METHODS:
+                call = parents.get(parent)
+                if isinstance(call, ast.Call) and call.func is parent and call.args:
+                    named = _constant_str(call.args[0])
+            elif not _is_params_method(parent.attr):
+                named = parent.attr
+        elif isinstance(parent, ast.Subscript) and parent.value is node:
+            named = _constant_str(parent.slice)
+        if named is None or named.startswith("_"):
+            self.params = None
+        else:
+            self.params.add(named)
+
+
+def _constant_str(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _defined_by_user(layer: type, name: str, base: type) -> bool:
+    """Whether a class between ``layer`` and ``base`` in the MRO defines ``name``."""
+    for klass in layer.__mro__:
+        if klass is base:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
+def _is_user_code(layer: type, name: str) -> bool:
+    """Whether ``self.<name>`` finds something a user class defines (a method, property...)."""
+    from incgraph.flow.layer import Layer
+
+    return _defined_by_user(layer, name, Layer)
+
+
+def _is_params_method(name: str) -> bool:
+    """Whether ``self.params.<name>`` is a method of the mapping, not a parameter."""
+    from incgraph.flow.layer import FlowParams
+
+    return hasattr(FlowParams, name)
+
+
+def _function_tree(fn: Any) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        module = ast.parse(source)
+    except (OSError, TypeError, SyntaxError) as exc:
+        raise _Unknown(getattr(fn, "__qualname__", "?")) from exc
+    tree = module.body[0] if module.body else None
+    if not isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise _Unknown(getattr(fn, "__qualname__", "?"))
+    return tree
