@@ -56,8 +56,8 @@ class FlowParams(Mapping[str, Any]):
     __slots__ = ("_read", "_values")
 
     def __init__(self, values: Mapping[str, Any], read: set[str] | None = None) -> None:
-        object.__setattr__(self, "_values", dict(values))
-        object.__setattr__(self, "_read", read)
+        self._values = dict(values)
+        self._read = read
 
     def __getitem__(self, name: str) -> Any:
         if self._read is not None:
@@ -334,8 +334,9 @@ def run_layer(
     if not index_keyed and state.index_read:
         raise _unseen_read(where, "self.index", "its position")
     if params_keyed is not None:
-        unseen = sorted((params._read or set()) - params_keyed)
-        if unseen:
+        read = params._read
+        if read and not read <= params_keyed:
+            unseen = sorted(read - params_keyed)
             what = "self.params" if "*" in unseen else f"flow parameter {unseen[0]!r}"
             raise _unseen_read(where, what, "that parameter")
     values = {k: v for k, v in inst.__dict__.items() if not k.startswith("_")}
@@ -345,8 +346,8 @@ def run_layer(
 def _recording(params: FlowParams) -> FlowParams:
     """The same parameters, noting in ``_read`` each one read (``"*"``: all of them)."""
     recording = FlowParams.__new__(FlowParams)  # shares the values: no copy per task
-    object.__setattr__(recording, "_values", params._values)
-    object.__setattr__(recording, "_read", set())
+    recording._values = params._values
+    recording._read = set()
     return recording
 
 
