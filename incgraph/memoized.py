@@ -54,7 +54,13 @@ from typing import Any, NamedTuple, TypeVar, overload
 from incgraph import hashing
 from incgraph.core.graph import Graph, Node
 from incgraph.core.processor import Processor
-from incgraph.errors import ConfigurationError, HashingError, ReadOnlyStoreError, StoreCorruptError
+from incgraph.errors import (
+    ConfigurationError,
+    HashingError,
+    ReadOnlyStoreError,
+    StoreCorruptError,
+    StoreError,
+)
 from incgraph.hashing._packages import declared_names, package_versions, with_packages
 from incgraph.run.engine import LEASE_MIN_SECONDS, PROVEN_CHEAP_AFTER
 from incgraph.run.jobs import result_data_version
@@ -123,6 +129,7 @@ def _close_all_sessions() -> None:
 class _Sessions(threading.local):
     session: StoreSession | None = None
     opened: float = 0.0
+    pid: int = 0
 
 
 class MemoizedFunction:
@@ -152,10 +159,16 @@ class MemoizedFunction:
         name: str | None = None,
         packages: Iterable[str] = (),
     ) -> None:
-        if not callable(function):
-            raise ConfigurationError(f"memoize: {function!r} is not callable; decorate a function")
         if isinstance(function, (staticmethod, classmethod)):
             function = function.__func__
+        if not callable(function):
+            raise ConfigurationError(f"memoize: {function!r} is not callable; decorate a function")
+        if inspect.iscoroutinefunction(function) or inspect.isgeneratorfunction(function):
+            kind = "a coroutine" if inspect.iscoroutinefunction(function) else "a generator"
+            raise ConfigurationError(
+                f"memoize({getattr(function, '__qualname__', function)!r}): it returns {kind}, "
+                "which cannot be stored; memoize a function that returns the finished result"
+            )
         self.function = function
         self.version = version
         self._qualname = f"{function.__module__}.{function.__qualname__}"
@@ -178,7 +191,7 @@ class MemoizedFunction:
         self._node = _template_node(function, self.label, version)
         self._cheap_calls = 0.0
         self._local = _Sessions()
-        self._sessions: list[StoreSession] = []
+        self._sessions: dict[StoreSession, int] = {}  # open sessions -> the pid that made them
         self._lock = threading.Lock()
         functools.update_wrapper(self, function)
         _LIVE.add(self)
@@ -340,6 +353,12 @@ class MemoizedFunction:
         record = make_record(self._node, key, inputs, data_version, duration, lineage)
         try:
             store.save(record, value)
+        except StoreError as exc:
+            if leased:
+                session.release([key])
+            raise type(exc)(
+                f"memoized function {self.label} returned a value the store cannot keep: {exc}"
+            ) from exc
         except BaseException:
             if leased:
                 session.release([key])
@@ -414,6 +433,8 @@ class MemoizedFunction:
         """This thread's run-log session, renewed every LOG_SECONDS or LOG_KEYS keys."""
         local = self._local
         session = local.session
+        if session is not None and local.pid != os.getpid():
+            session = None  # made before a fork: its log and leases are the parent's
         if session is not None:
             log = session.log
             if (
@@ -423,17 +444,16 @@ class MemoizedFunction:
                 return session
             self._end(session)
         session = self.store.session("memoize", self.label)
-        local.session, local.opened = session, time.monotonic()
+        local.session, local.opened, local.pid = session, time.monotonic(), os.getpid()
         with self._lock:
-            self._sessions.append(session)
+            self._sessions[session] = os.getpid()
         return session
 
     def _end(self, session: StoreSession) -> None:
         with self._lock:
-            if session not in self._sessions:
-                return
-            self._sessions.remove(session)
-        session.close()
+            pid = self._sessions.pop(session, None)
+        if pid == os.getpid():  # a session made before a fork is the parent's to write
+            session.close()
 
     def close(self) -> None:
         """Write the run log of the calls so far (also done at exit and every 30 s)."""

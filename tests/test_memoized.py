@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -361,3 +362,47 @@ def test_declared_packages_enter_the_key(tmp_path: Path) -> None:
     assert plain.key(1) != pinned.key(1)
     with pytest.raises(incgraph.IncgraphError, match="no-such-package-xyz"):
         memoize(f, store=tmp_path / "s", packages=("no-such-package-xyz",))
+
+
+def test_unstorable_result_and_async_functions_are_named(tmp_path: Path) -> None:
+    """A result that cannot be stored raises naming the function; async defs are refused."""
+
+    @memoize(store=tmp_path / "s")
+    def lock(x: int) -> object:
+        return threading.Lock()
+
+    with pytest.raises(incgraph.StoreError, match=r"memoized function .*lock.*cannot keep"):
+        lock(1)
+    assert not lock.check_call_in_cache(1)
+
+    async def fetch(x: int) -> int:
+        return x
+
+    with pytest.raises(ConfigurationError, match=r"fetch.*coroutine"):
+        memoize(fetch)
+
+
+def test_forked_child_logs_its_own_calls(tmp_path: Path) -> None:
+    """A child process forked after calls keeps caching and writes its own run-log row."""
+    import os
+
+    store = tmp_path / "s"
+
+    @memoize(store=store)
+    def inc(x: int) -> int:
+        return x + 1
+
+    inc(1)
+    with warnings.catch_warnings():  # Python 3.12 warns about forking a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: one hit, one miss, then exit without the parent's hooks
+        code = 0 if inc.call(1).hit and not inc.call(2).hit else 1
+        inc.close()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    inc.close()
+    runs = open_store(store).runs()
+    assert sum(run.computed for run in runs) == 2 and sum(run.hits for run in runs) == 1
+    assert len({run.owner.split(":")[1] for run in runs}) == 2

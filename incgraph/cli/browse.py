@@ -348,6 +348,14 @@ def cmd_runs(ctx: Context) -> int:
     return 0
 
 
+def _budget(ctx: Context) -> str:
+    """The byte budget every run enforces ($INCGRAPH_MAX_BYTES), or that there is none."""
+    limit = ctx.store.max_bytes
+    if limit is None:
+        return "none (set $INCGRAPH_MAX_BYTES to keep the store under a size)"
+    return f"{size(limit)} ($INCGRAPH_MAX_BYTES), enforced after every run that writes"
+
+
 def cmd_stats(ctx: Context) -> int:
     """Counts, bytes and hit rates, overall and per node."""
     stats = ctx.store.stats()
@@ -355,6 +363,7 @@ def cmd_stats(ctx: Context) -> int:
         data = dict(stats.__dict__)
         data["hit_rate"] = stats.hit_rate
         data["per_node"] = [{**n.__dict__, "hit_rate": n.hit_rate} for n in stats.per_node]
+        data["max_bytes"] = ctx.store.max_bytes
         ctx.emit_json(data)
         return 0
     rate = "-" if stats.hit_rate is None else f"{stats.hit_rate:.0%}"
@@ -369,6 +378,7 @@ def cmd_stats(ctx: Context) -> int:
         ("runs", f"{stats.runs} logged: {stats.hits} hits, {stats.computed} computed"),
         ("hit rate", rate),
         ("pins", str(stats.pins)),
+        ("budget", _budget(ctx)),
         ("leases", f"{stats.leases} held"),
         ("oldest", timestamp(stats.oldest)),
         ("newest", timestamp(stats.newest)),

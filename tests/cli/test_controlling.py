@@ -179,3 +179,15 @@ def test_help_lists_the_new_commands(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert "invalidate" in out and "accept" in out
     assert textwrap.dedent(out)
+
+
+def test_stats_shows_the_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`incgraph stats` says which byte budget runs enforce, or that there is none."""
+    open_store(tmp_path / "s").close()
+    assert main(["stats", "--store", str(tmp_path / "s")]) == 0
+    assert "budget" in capsys.readouterr().out
+    monkeypatch.setenv("INCGRAPH_MAX_BYTES", "2G")
+    assert main(["stats", "--store", str(tmp_path / "s"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_bytes"] == 2_000_000_000
