@@ -3,10 +3,10 @@
 Design note
 -----------
 ``invalidate`` takes results out of use (the next run computes them again) by
-key, node label or processor; ``--downstream`` adds the results computed from
-them, found by data version (which also catches results whose input merely
-equals a removed result: the store does not know the graph's edges, so this is
-asked for explicitly); ``--dry-run`` says what would go. ``accept`` records that
+key, node label or processor, with the results computed from them (found by
+data version: the store does not know the graph's edges, so this also catches
+a result whose input merely equals a removed result; ``--no-downstream``
+keeps them all); ``--dry-run`` says what would go. ``accept`` records that
 the current code of a processor (or memoized function) gives the results of
 its previous code: it imports the processor by its qualified name (from the
 current folder, like ``python -m``) to fingerprint its code as it is now.
@@ -44,9 +44,9 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
         "--processor", action="append", default=[], metavar="PATTERN", help="processor names"
     )
     inv.add_argument(
-        "--downstream",
+        "--no-downstream",
         action="store_true",
-        help="also results whose inputs equal theirs (by content): check with --dry-run",
+        help="keep the results computed from them (by default those go too)",
     )
     inv.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     inv.add_argument("-v", "--verbose", action="store_true", help="list each result")
@@ -111,7 +111,7 @@ def cmd_invalidate(ctx: Context) -> int:
     chosen = select(store, keys=keys, nodes=args.node, processors=args.processor)
     if not chosen:
         raise UsageError("no stored result matches; see `incgraph ls` for labels and processors")
-    report = invalidate(store, chosen, downstream=args.downstream, dry_run=args.dry_run)
+    report = invalidate(store, chosen, downstream=not args.no_downstream, dry_run=args.dry_run)
     if ctx.as_json:
         ctx.emit_json(
             {

@@ -15,9 +15,9 @@ transitively, from a chosen result's data version (:func:`downstream_of`).
 Following data versions is all a store alone can do, and it over-reaches: a
 result whose input merely *equals* a removed result (a constant ``2`` beside a
 node that returned ``2``) is removed too. That costs recomputation, never a
-wrong hit, but it is why the command line asks for ``--downstream``
-explicitly. :meth:`incgraph.ProcessGraph.invalidate` knows the graph's edges
-and follows data versions only into the nodes that read the chosen ones.
+wrong hit; ``incgraph invalidate --dry-run`` shows it beforehand.
+:meth:`incgraph.ProcessGraph.invalidate` knows the graph's edges and follows
+data versions only into the nodes that read the chosen ones.
 
 Invalidated pinned keys are unpinned (the row they pinned is gone). Nothing is
 removed silently: :class:`InvalidateReport` lists every result, and

@@ -103,11 +103,11 @@ def test_invalidate_dry_run_then_for_real(
 ) -> None:
     """--dry-run says what would go and removes nothing; then the rows go, downstream too."""
     store = _store_with_chain(tmp_path)
-    assert main(["invalidate", "--store", store, "--node", "d0", "--dry-run", "--downstream"]) == 0
+    assert main(["invalidate", "--store", store, "--node", "d0", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would take 2 result(s) out of use, 1 of them downstream" in out
     assert len(list(open_store(store).index.records())) == 6
-    args = ["--processor", "procs.Double", "--downstream", "--json"]
+    args = ["--processor", "procs.Double", "--json"]
     assert main(["invalidate", "--store", store, *args]) == 0
     report = json.loads(capsys.readouterr().out)
     assert sorted(r["node"] for r in report["removed"]) == ["d0", "d1", "d2", "s0", "s1", "s2"]
@@ -117,10 +117,10 @@ def test_invalidate_dry_run_then_for_real(
 def test_invalidate_by_key_without_downstream(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A key prefix without --downstream removes exactly that result; -v lists it."""
+    """A key prefix with --no-downstream removes exactly that result; -v lists it."""
     store = _store_with_chain(tmp_path)
     rec = next(r for r in open_store(store).index.records() if r.node == "d2")
-    assert main(["invalidate", "--store", store, rec.key[:10], "-v"]) == 0
+    assert main(["invalidate", "--store", store, rec.key[:10], "--no-downstream", "-v"]) == 0
     out = capsys.readouterr().out
     assert rec.key[:12] in out and "took 1 result(s) out of use;" in out
     assert {r.node for r in open_store(store).index.records()} == {"d0", "d1", "s0", "s1", "s2"}
