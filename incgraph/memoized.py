@@ -66,7 +66,7 @@ from incgraph.run.engine import LEASE_MIN_SECONDS, PROVEN_CHEAP_AFTER
 from incgraph.run.jobs import result_data_version
 from incgraph.run.keys import call_key, make_record
 from incgraph.sentinels import MISSING
-from incgraph.store import Store, open_store
+from incgraph.store import Store, memory_store, open_store
 from incgraph.store.session import StoreSession
 from incgraph.store.store import default_location
 
@@ -217,7 +217,10 @@ class MemoizedFunction:
         if self._store is None:
             location = self._store_location
             assert not isinstance(location, Store)
-            self._store = _shared_store(location)
+            if location == ":memory:":
+                self._store = memory_store()  # lives as long as the function, like a graph's
+            else:
+                self._store = _shared_store(location)
         return self._store
 
     # -- keys ------------------------------------------------------------------------------
@@ -555,8 +558,9 @@ def memoize(
     function : callable
         The function (when used as ``@memoize`` without parentheses).
     store : str, pathlib.Path, Store or None
-        The store folder (or a :class:`~incgraph.store.Store`); None uses the
-        folder :class:`~incgraph.ProcessGraph` uses (``$INCGRAPH_STORE`` or
+        The store folder (or a :class:`~incgraph.store.Store`, or ``":memory:"``
+        for one that lives as long as the function); None uses the folder
+        :class:`~incgraph.ProcessGraph` uses (``$INCGRAPH_STORE`` or
         ``./.incgraph``). It is opened at the first call.
     ignore : iterable of str
         Parameters that do not affect the result (``verbose``, ``n_jobs``):

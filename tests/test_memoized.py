@@ -406,3 +406,42 @@ def test_forked_child_logs_its_own_calls(tmp_path: Path) -> None:
     runs = open_store(store).runs()
     assert sum(run.computed for run in runs) == 2 and sum(run.hits for run in runs) == 1
     assert len({run.owner.split(":")[1] for run in runs}) == 2
+
+
+def test_memory_store_and_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """store=":memory:" makes no folder; no store= uses $INCGRAPH_STORE like ProcessGraph."""
+    @memoize(store=":memory:")
+    def inc(x: int) -> int:
+        return x + 1
+
+    assert inc(1) == 2 and inc.call(1).hit and inc.store.path is None
+    monkeypatch.setenv("INCGRAPH_STORE", str(tmp_path / "default"))
+
+    @memoize
+    def dec(x: int) -> int:
+        return x - 1
+
+    assert dec(1) == 0 and (tmp_path / "default" / "index.sqlite").exists()
+
+
+def test_cli_accepts_an_edited_memoized_function(tmp_path: Path) -> None:
+    """Edit a memoized function's module, `incgraph accept` it by name: the next call is a hit."""
+    store = tmp_path / "store"
+    module = tmp_path / "funcs.py"
+    source = "import incgraph\n\n@incgraph.memoize(store={store!r})\ndef f(x):\n    return {body}\n"
+    module.write_text(source.format(store=str(store), body="x + 1"))
+    (tmp_path / "use.py").write_text("import funcs\nprint(funcs.f.call(1)[:2])\n")
+    env = {"PYTHONPATH": str(Path(incgraph.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+
+    def python(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+
+    assert python("use.py").stdout.strip() == "(2, False)"
+    module.write_text(source.format(store=str(store), body="1 + x"))
+    assert python("use.py").stdout.strip() == "(2, False)"  # new code: computed again
+    module.write_text(source.format(store=str(store), body="int(x) + 1"))
+    done = python("-m", "incgraph.cli", "accept", "funcs.f", "--store", str(store))
+    assert done.returncode == 0 and "accepted 1 result(s)" in done.stdout, done.stderr
+    assert python("use.py").stdout.strip() == "(2, True)"
