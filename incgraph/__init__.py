@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         StoreCorruptError,
         StoreError,
         StoreFullError,
+        UnstorableResultError,
     )
     from incgraph.flow import Accessor, Execution, Flow, ForEach, Layer, Parameter
     from incgraph.graph import ProcessGraph
@@ -115,6 +116,7 @@ _LAZY: dict[str, str] = {
     "StoreError": "incgraph.errors",
     "StoreFullError": "incgraph.errors",
     "Task": "incgraph.queues.task",
+    "UnstorableResultError": "incgraph.errors",
     "action": "incgraph.parallel",
     "any_action_failed": "incgraph.parallel",
     "code_version": "incgraph.hashing",
@@ -189,6 +191,7 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "Task",
+    "UnstorableResultError",
     "__version__",
     "action",
     "any_action_failed",

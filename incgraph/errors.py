@@ -15,6 +15,7 @@ Each class also subclasses the builtin a caller would naturally catch, so
     ├── StoreError (OSError)                the store cannot be read or written
     │   ├── StoreCorruptError               an index row or blob failed its check
     │   ├── StoreFullError                  the disk is full (ENOSPC)
+    │   ├── UnstorableResultError           a result cannot be pickled (names the part)
     │   └── ReadOnlyStoreError              a write to a store opened read-only
     ├── ExtraNotInstalledError (ImportError) an optional extra is missing; says what to pip install
     ├── ParallelError (RuntimeError)        in-batch parallel calls failed; carries every exception
@@ -55,6 +56,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "UnstorableResultError",
     "require_extra",
 ]
 
@@ -129,6 +131,27 @@ class StoreCorruptError(StoreError):
 
 class StoreFullError(StoreError):
     """A write failed because the disk is full; the store is left intact."""
+
+
+class UnstorableResultError(StoreError):
+    """A result cannot be stored (or sent back from a worker process): it cannot be pickled.
+
+    The message names the part that cannot be pickled and its type, such as
+    ``result['model'].fh: _io.TextIOWrapper``. In a batch, only that item fails
+    at that node.
+
+    Attributes
+    ----------
+    part : str
+        The path to the part that cannot be pickled, and its type.
+    """
+
+    def __init__(self, message: str, part: str = "") -> None:
+        super().__init__(message)
+        self.part = part
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.part))
 
 
 class ReadOnlyStoreError(StoreError):

@@ -84,10 +84,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, cast
 
 from incgraph.core.graph import Node
-from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
+from incgraph.errors import (
+    NodeError,
+    ReadOnlyStoreError,
+    StoreCorruptError,
+    UnstorableResultError,
+)
 from incgraph.executors.base import Executor, SerialExecutor
 from incgraph.run.jobs import Outcome, compute_in_process, fanout_computer, submit_compute
 from incgraph.run.keys import cache_key, input_versions, key_maker, make_record, processor_name
+from incgraph.run.saving import save_results
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.garbage import GcReport
@@ -502,7 +508,11 @@ class _Run:
                     error = error or exc
                     self.report.statuses[node] = NodeStatus(node, "failed", key, None)
                     continue
-                self.record(node, key, input_dvs, fut.result())
+                try:
+                    self.record(node, key, input_dvs, fut.result())
+                except NodeError as exc:  # a result of this write could not be stored
+                    error = error or exc
+                    continue
                 self.resolve(node, ready)
         if error is not None:
             raise error
@@ -725,6 +735,9 @@ class _Run:
         cheap_runs[processor] = (
             cheap_runs.get(processor, 0) + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
         )
+        self.dvs[node] = data_version
+        self.values[node] = value
+        self.report.statuses[node] = NodeStatus(node, "computed", key, data_version, duration)
         if node.cache and key is not None and input_dvs is not None:
             record = make_record(node, key, input_dvs, data_version, duration, lineage)
             now = time.monotonic()
@@ -739,20 +752,36 @@ class _Run:
                 or getattr(value, "nbytes", 0) >= PROMPT_WRITE_BYTES
             ):
                 self.flush()
-        self.dvs[node] = data_version
-        self.values[node] = value
-        self.report.statuses[node] = NodeStatus(node, "computed", key, data_version, duration)
 
     def flush(self) -> None:
         """Write queued results: their blobs, then their index rows in one transaction."""
         if not self.pending:
             return
         items, self.pending = self.pending, []
-        try:
-            self.store.save_many(items)
-        except StoreError as exc:
-            _raise_naming_the_node(self.store, items, exc)
-        self.session.saved([record.key for record, _ in items])  # logged; leases released
+        results = save_results(self.store, items)
+        self.session.saved([r.key for r in results if isinstance(r, Record)])  # leases released
+        unstorable = [
+            (record, error)
+            for (record, _), error in zip(items, results, strict=True)
+            if isinstance(error, UnstorableResultError)
+        ]
+        if unstorable:
+            self.fail_unstorable(unstorable)
+
+    def fail_unstorable(self, unstorable: list[tuple[Record, UnstorableResultError]]) -> None:
+        """Results that could not be pickled fail their nodes: raise a NodeError for the first.
+
+        Every other result of their write was stored; the failed nodes' leases are released.
+        """
+        self.session.release([record.key for record, _ in unstorable])
+        nodes = {node.label: node for node in self.order}
+        errors = []
+        for record, exc in unstorable:
+            node = nodes[record.node]
+            self.report.statuses[node] = NodeStatus(node, "failed", record.key, None)
+            message = f"{node.describe()}: {exc}"
+            errors.append(NodeError(message, node=node.label, exception=exc))
+        raise errors[0] from errors[0].exception
 
     def flush_before_wait(self) -> None:
         """Write and commit everything this run holds: it is about to wait for another process."""
@@ -796,16 +825,6 @@ class _Done:
             raise self._error
         assert self._value is not None
         return self._value
-
-
-def _raise_naming_the_node(store: Store, items: list[tuple[Record, Any]], exc: StoreError) -> None:
-    """Retry a failed batch write one result at a time, to say which node could not be stored."""
-    for record, value in items:
-        try:
-            store.save(record, value)
-        except StoreError as one:
-            raise type(one)(f"node {record.node} ({record.processor}): {one}") from one
-    raise exc
 
 
 def execute(

@@ -55,6 +55,8 @@ from incgraph.core.graph import Node
 from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
 from incgraph.sentinels import MISSING
+from incgraph.store.codecs import unstorable
+from incgraph.store.picklability import check_sendable
 
 __all__ = [
     "BatchEntry",
@@ -482,8 +484,39 @@ def _worker_instance(job: WorkerJob) -> Any:
 
 
 def compute_in_worker(job: WorkerJob) -> Outcome:
-    """Compute a :class:`WorkerJob` in this (worker) process, reusing its instances."""
-    return _compute(_spec_of_job(job), lambda: _worker_instance(job), job.inputs, job.key)
+    """Compute a :class:`WorkerJob` in this (worker) process, reusing its instances.
+
+    A result that cannot be pickled raises a :class:`NodeError` naming the part
+    that cannot (see :func:`_sendable_outcome`).
+    """
+    spec = _spec_of_job(job)
+    out = _compute(spec, lambda: _worker_instance(job), job.inputs, job.key)
+    failure = _sendable_outcome(out, spec)
+    if failure is not None:
+        raise failure.error
+    return out
+
+
+def _sendable_outcome(out: Outcome, spec: _Spec) -> JobFailure | None:
+    """``None`` when ``out``'s value can go back to the caller and into the store, else why not.
+
+    Executors pickle a worker's results with cloudpickle, which would turn an open
+    file into a ``StringIO``; checking with the standard pickler first makes this
+    executor refuse exactly the results the in-process executors cannot store.
+    """
+    problem = check_sendable(out.value)
+    if problem is None:
+        return None
+    part, exc = problem
+    fix = (
+        "or mark the node cache=False"
+        if spec.cache
+        else "or compute this node in the caller's process (executor 'serial' or 'threads'): "
+        "results of worker processes come back pickled"
+    )
+    error = unstorable(part, exc, fix=fix)
+    failure = NodeError(f"{spec.description}: {error}", node=spec.label, exception=error)
+    return JobFailure(failure, f"{type(error).__qualname__}: {error}\n")
 
 
 def compute_batch_in_worker(job: WorkerJob, entries: list[BatchEntry]) -> list[Any]:
@@ -495,7 +528,10 @@ def compute_batch_in_worker(job: WorkerJob, entries: list[BatchEntry]) -> list[A
     """
     spec = _spec_of_job(job)
     results = _compute_entries(spec, lambda: _worker_instance(job), job.processor, entries)
-    return [_sendable(r, spec) if isinstance(r, JobFailure) else r for r in results]
+    return [
+        _sendable(r, spec) if isinstance(r, JobFailure) else (_sendable_outcome(r, spec) or r)
+        for r in results
+    ]
 
 
 def _sendable(failure: JobFailure, spec: _Spec) -> JobFailure:

@@ -60,6 +60,7 @@ from incgraph.errors import (
     NodeError,
     ReadOnlyStoreError,
     StoreCorruptError,
+    UnstorableResultError,
 )
 from incgraph.executors import Executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
@@ -68,6 +69,7 @@ from incgraph.run.jobs import JobFailure, Outcome, instance_key, submit_batch
 from incgraph.run.keys import key_maker, make_record
 from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
+from incgraph.run.saving import save_results
 
 __all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn", "stored_versions"]
 
@@ -532,19 +534,11 @@ class BatchRun:
         ]
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, JobFailure):
-                for r in (row, *self.twins.get(row.key or "", [])):
-                    self.fail_row(node, table, r, result.error, result.traceback)
-        saves = [
-            (make_record(node, row.key, row.inputs, res.data_version, res.duration), res.value)
-            for row, res in done
-            if row.key is not None
-        ]
-        sizes = iter(()) if not saves else iter(r.size for r in self.store.save_many(saves))
-        if saves:
-            self.session.saved([record.key for record, _ in saves])  # logged; leases released
+                self.fail_twins(node, table, row, result.error, result.traceback)
+        sizes = self.save(node, table, done)
         twins = 0
         for row, result in done:
-            size = next(sizes) if row.key is not None else 0
+            size = sizes.get(row.local, 0)
             self.keep(node, table, row, result, "computed", size)
             for r in self.twins.get(row.key or "", []):
                 self.keep(node, table, r, result, "hit", 0)
@@ -553,6 +547,33 @@ class BatchRun:
         stats.computed += len(done)
         stats.cached += twins
         self.progress.advance(computed=len(done), cached=twins)
+
+    def save(self, node: Node, table: _Table, done: list[tuple[_Row, Outcome]]) -> dict[int, int]:
+        """Store the keyed results of ``done`` (one transaction): row -> stored size.
+
+        A result that cannot be stored fails its item (and its twins) at ``node``
+        and is taken out of ``done``; the others are stored.
+        """
+        keyed = [(row, res) for row, res in done if row.key is not None]
+        if not keyed:
+            return {}
+        saves = [
+            (make_record(node, row.key, row.inputs, res.data_version, res.duration), res.value)
+            for row, res in keyed
+            if row.key is not None
+        ]
+        sizes: dict[int, int] = {}
+        failed = set()
+        for (row, _), saved in zip(keyed, save_results(self.store, saves), strict=True):
+            if isinstance(saved, UnstorableResultError):
+                failed.add(row.local)
+                self.fail_twins(node, table, row, saved, "")
+            else:
+                sizes[row.local] = saved.size
+        if failed:
+            done[:] = [(row, res) for row, res in done if row.local not in failed]
+        self.session.saved([r.key for r, _ in keyed if r.local in sizes and r.key is not None])
+        return sizes
 
     def keep(
         self, node: Node, table: _Table, row: _Row, result: Outcome, status: Any, size: int
@@ -577,6 +598,11 @@ class BatchRun:
 
     # -- failures -------------------------------------------------------------------------
 
+    def fail_twins(self, node: Node, table: _Table, row: _Row, exc: BaseException, tb: str) -> None:
+        """Fail ``row`` and the items that had the same key (computed once, failed once)."""
+        for r in (row, *self.twins.get(row.key or "", [])):
+            self.fail_row(node, table, r, exc, tb)
+
     def fail_row(self, node: Node, table: _Table, row: _Row, exc: BaseException, tb: str) -> None:
         if row.key is not None:
             self.session.release([row.key])  # another run may compute it now
@@ -585,7 +611,14 @@ class BatchRun:
         entry = table.persist.get(row.local)
         if entry is not None:
             entry.statuses[node] = NodeStatus(node, "failed", row.key, None)
-        self.fail(table.start + row.local, table.items[row.local], node, exc, tb)
+        index = table.start + row.local
+        original = exc.exception if isinstance(exc, NodeError) else exc
+        if isinstance(original, UnstorableResultError):  # say which item, wherever it was found
+            exc = NodeError(
+                f"{node.describe()}, item {index}: {original}", node=node.label, exception=original
+            )
+            tb = tb or f"{type(original).__qualname__}: {original}\n"
+        self.fail(index, table.items[row.local], node, exc, tb)
 
     def fail(self, index: int, item: Any, node: Node | None, exc: BaseException, tb: str) -> None:
         original = exc.exception if isinstance(exc, NodeError) else exc

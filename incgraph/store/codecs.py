@@ -48,7 +48,8 @@ from typing import Any
 
 import xxhash
 
-from incgraph.errors import ExtraNotInstalledError, StoreError
+from incgraph.errors import ExtraNotInstalledError, UnstorableResultError
+from incgraph.store.picklability import unpicklable_part
 
 __all__ = [
     "CODECS",
@@ -60,6 +61,7 @@ __all__ = [
     "dumps",
     "encode",
     "encode_small",
+    "unstorable",
 ]
 
 SUFFIXES = {"pickle": "pkl", "npy": "npy", "pickle5": "pk5", "raw": "bin"}
@@ -143,10 +145,24 @@ def dumps(value: Any) -> bytes:
         raise _unpicklable(value, exc) from exc
 
 
-def _unpicklable(value: Any, exc: Exception) -> StoreError:
-    return StoreError(
-        f"cannot store a value of type {type(value).__qualname__!r}: it cannot be pickled "
-        f"({exc!r}); return a picklable value or mark the node cache=False"
+def _unpicklable(value: Any, exc: Exception) -> UnstorableResultError:
+    return unstorable(unpicklable_part(value), exc)
+
+
+def unstorable(
+    part: str, exc: Exception, *, fix: str = "or mark the node cache=False"
+) -> UnstorableResultError:
+    """The error saying that ``part`` (a path and a type) of a result cannot be pickled.
+
+    Examples
+    --------
+    >>> str(unstorable("result[0]: _thread.lock", TypeError("cannot pickle")))  # doctest: +ELLIPSIS
+    'cannot store result[0]: _thread.lock (TypeError: cannot pickle); return a picklable ...'
+    """
+    return UnstorableResultError(
+        f"cannot store {part} ({type(exc).__name__}: {exc}); return a picklable value "
+        f"(keep paths or settings instead of open files, locks and connections) {fix}",
+        part,
     )
 
 

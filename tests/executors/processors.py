@@ -110,3 +110,41 @@ class CrashAt(Processor):
         if str(x) == os.environ.get("INCGRAPH_TEST_CRASH_AT"):
             os._exit(3)
         return x + 100
+
+
+_KEPT_OPEN: list[Any] = []
+"""Files opened by ``Unpicklable`` results, kept referenced so none is left for the collector."""
+
+
+class FileModel:
+    """A "model" holding an open file: it cannot be pickled."""
+
+    def __init__(self, path: str) -> None:
+        self.weights = [1.0, 2.0]
+        self.fh = open(path)  # noqa: SIM115 - the point is a file left open
+        _KEPT_OPEN.append(self.fh)
+
+
+class Unpicklable(Processor):
+    """Returns ``x * 2``, except for the items in ``bad``: a value that cannot be pickled.
+
+    ``kind`` says which: ``"file"`` (a dict holding a model with an open file) or
+    ``"lock"`` (a ``threading.Lock``).
+    """
+
+    def __init__(self, bad: tuple[int, ...], kind: str, path: str) -> None:
+        self.bad = bad
+        self.kind = kind
+        self.path = path
+
+    def process(self, x: int) -> Any:
+        if x not in self.bad:
+            return x * 2
+        if self.kind == "lock":
+            return threading.Lock()
+        return {"model": FileModel(self.path), "n": x}
+
+
+class Double(Processor):
+    def process(self, v: Any) -> int:
+        return int(v) * 2
