@@ -14,7 +14,7 @@ from incgraph.store.picklability import check_sendable, pickle_error, unpicklabl
 
 
 class Slotted:
-    __slots__ = ("name", "guard")
+    __slots__ = ("guard", "name")
 
     def __init__(self) -> None:
         self.name = "s"
