@@ -157,10 +157,11 @@ def unstorable(
     Examples
     --------
     >>> str(unstorable("result[0]: _thread.lock", TypeError("cannot pickle")))  # doctest: +ELLIPSIS
-    'cannot store result[0]: _thread.lock (TypeError: cannot pickle); return a picklable ...'
+    'cannot store result[0]: _thread.lock: it cannot be pickled (TypeError: cannot pickle); ...'
     """
     return UnstorableResultError(
-        f"cannot store {part} ({type(exc).__name__}: {exc}); return a picklable value "
+        f"cannot store {part}: it cannot be pickled ({type(exc).__name__}: {exc}); "
+        "return a picklable value "
         f"(keep paths or settings instead of open files, locks and connections) {fix}",
         part,
     )

@@ -157,6 +157,8 @@ class Lessee:
                 f"cannot claim {len(keys)} key(s) to compute them: the store was opened "
                 "read-only; open it with read_only=False to compute and save results"
             )
+        if _UNRELEASED.leases:
+            _UNRELEASED.retry()
         now = time.time()
         result = self.ledger.claim(keys, self.owner, now + self.ttl, math.inf if take_over else now)
         if result.mine:
@@ -218,13 +220,21 @@ class Lessee:
         return total
 
     def release(self, keys: Iterable[str]) -> None:
-        """Give up the leases on ``keys`` (after their results are committed, or on failure)."""
+        """Give up the leases on ``keys`` (after their results are committed, or on failure).
+
+        A release the store cannot write (its disk is full) does not raise: the
+        leases are kept aside and released by this process's next claim on any
+        store, so "free space and rerun" does not wait for them to expire.
+        """
         with self._lock:
             mine = [key for key in keys if key in self.held]
             self.held.difference_update(mine)
             empty = not self.held
         if mine:
-            self.ledger.release(self.owner, mine)
+            try:
+                self.ledger.release(self.owner, mine)
+            except StoreError:
+                _UNRELEASED.keep(self.ledger, self.owner, mine)
         if empty:
             _HEARTBEAT.remove(self)
 
@@ -346,12 +356,46 @@ def _end_threads(ledgers: dict[int, Ledger]) -> None:
     ledgers.clear()
 
 
+class _Unreleased:
+    """Leases this process gave up but could not write as released (the disk was full).
+
+    They are no longer renewed, so other processes may take them over once they
+    expire. This process does not wait that long: its next claim (on any store)
+    first retries releasing them, and a rerun after freeing space finds them gone.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.leases: list[tuple[Ledger, str, list[str]]] = []
+
+    def keep(self, ledger: Ledger, owner: str, keys: list[str]) -> None:
+        with self._lock:
+            self.leases.append((ledger, owner, keys))
+
+    def retry(self) -> None:
+        with self._lock:
+            leases, self.leases = self.leases, []
+        kept = []
+        for ledger, owner, keys in leases:
+            try:
+                ledger.release(owner, keys)
+            except StoreError:
+                kept.append((ledger, owner, keys))  # still full: next claim tries again
+            except Exception:
+                pass
+        if kept:
+            with self._lock:
+                self.leases += kept
+
+
 _HEARTBEAT = _Heartbeat()
+_UNRELEASED = _Unreleased()
 
 
 def _new_heartbeat_after_fork() -> None:
-    global _HEARTBEAT
+    global _HEARTBEAT, _UNRELEASED
     _HEARTBEAT = _Heartbeat()
+    _UNRELEASED = _Unreleased()  # the parent's leases are the parent's to release
 
 
 if hasattr(os, "register_at_fork"):
