@@ -254,6 +254,7 @@ class _Run:
                     self.session.claim([key])
                 else:
                     self.dvs[node] = stored
+                    self.report.statuses[node] = NodeStatus(node, "hit", key, stored)
                     return value
         out = compute_in_process(node, self.input_values(node), key)
         if key is not None:
@@ -262,6 +263,10 @@ class _Run:
             )
             self.flush()
         self.dvs[node] = out.data_version
+        # it was decided a hit, but its process() ran: the report says so
+        self.report.statuses[node] = NodeStatus(
+            node, "computed", key, out.data_version, out.duration
+        )
         return out.value
 
     def input_values(self, node: Node) -> dict[str, Any]:

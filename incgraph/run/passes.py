@@ -65,11 +65,13 @@ from incgraph.errors import (
 from incgraph.executors import Executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
 from incgraph.run.engine import NodeStatus, RunReport
-from incgraph.run.jobs import JobFailure, Outcome, instance_key, submit_batch
+from incgraph.run.jobs import JobFailure, Outcome, compute_in_process, instance_key, submit_batch
 from incgraph.run.keys import key_maker, make_record
 from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
 from incgraph.run.saving import save_results
+from incgraph.sentinels import MISSING
+from incgraph.store.protocols import Record
 
 __all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn", "stored_versions"]
 
@@ -189,6 +191,13 @@ class BatchRun:
         for i, node in enumerate(self.passes):
             for up in node.upstream():
                 self.last_reader[up] = i
+        # a result read by a later pass may have to be computed again there (its blob
+        # turned out corrupt): its inputs' data versions live as long as it is read
+        self.versions_needed = dict(self.last_reader)
+        for node in self.passes:
+            for up in node.upstream():
+                until = self.last_reader.get(node, -1)
+                self.versions_needed[up] = max(self.versions_needed[up], until)
         self.touched: set[Node] = {n for n in self.passes if n.initialized}
         self.sizers: dict[Node, _Sizer] = {}
         self.stats = BatchStats(nodes={n: NodeBatchStats(n) for n in self.passes})
@@ -460,20 +469,61 @@ class BatchRun:
                 if kept is not None and local in kept:
                     values[name] = kept[local]
                 else:
-                    values[name] = self.load(node, name, src, table.dvs[src][local])
+                    values[name] = self.load(node, name, src, table, local)
         return values
 
-    def load(self, node: Node, name: str, src: Node, data_version: str | None) -> Any:
-        """The stored value of ``src`` for an item, or an error that says what to do."""
+    def load(self, node: Node, name: str, src: Node, table: _Table, local: int) -> Any:
+        """The stored value of ``src`` for an item; recomputed if its blob is gone or corrupt.
+
+        Raises an error that says what to do when it cannot be recomputed here (its
+        own inputs are no longer known, or it recomputes to another data version).
+        """
+        data_version = table.dvs[src][local]
         assert data_version is not None
         try:
             return self.store.load(data_version)
         except (KeyError, StoreCorruptError) as exc:
+            value = self.recompute(src, table, local)
+            if value is not MISSING:
+                return value
             raise StoreCorruptError(
                 f"{node.describe()}: input {name!r} needs the stored result of "
                 f"{src.describe()} for this item, which could not be read ({exc!r}); the "
                 "store dropped its index rows, so running the batch again recomputes it"
             ) from exc
+
+    def recompute(self, node: Node, table: _Table, local: int) -> Any:
+        """Compute ``node`` for one item again, here, and store it; it is counted as computed.
+
+        For a result decided a hit whose blob could not be read. ``MISSING`` when the
+        item's inputs of ``node`` are no longer known, or the result's data version is
+        not the one its dependents were keyed with (a processor that is not
+        deterministic): then the item fails, and the next batch recomputes it.
+        """
+        input_dvs = dict(node.fixed_input_versions())
+        for name, src in node.bindings.items():
+            if isinstance(src, Node):
+                col = table.dvs.get(src)
+                if col is None or col[local] is None:
+                    return MISSING
+                input_dvs[name] = col[local]
+        key = key_maker(node)(input_dvs) if node.cache else None
+        out = compute_in_process(node, self.input_values(node, table, local), key)
+        if key is not None:
+            record = make_record(node, key, input_dvs, out.data_version, out.duration)
+            saved = save_results(self.store, [(record, out.value)])[0]
+            if isinstance(saved, Record):
+                self.session.saved([key])
+        if out.data_version != table.dvs[node][local]:
+            return MISSING
+        stats = self.stats.nodes[node]
+        stats.cached -= 1
+        stats.computed += 1
+        stats.compute_seconds += out.duration
+        entry = table.persist.get(local)
+        if entry is not None:
+            entry.statuses[node] = NodeStatus(node, "computed", key, out.data_version, out.duration)
+        return out.value
 
     def compute(self, node: Node, table: _Table, misses: list[_Row]) -> None:
         """Submit the misses in jobs, and settle each job as it finishes."""
@@ -629,12 +679,14 @@ class BatchRun:
     # -- the end of a pass, a chunk, a batch ------------------------------------------------
 
     def drop_columns(self, table: _Table, p: int) -> None:
-        """Forget data versions and values no later pass reads (targets stay)."""
+        """Forget data versions and values no later pass needs (targets stay)."""
         for up, last in self.last_reader.items():
             if last == p and up not in self.targets:
-                table.dvs.pop(up, None)
                 table.values.pop(up, None)
                 self.kept_bytes -= self.kept_by_node.pop(up, 0)
+        for up, last in self.versions_needed.items():
+            if last == p and up not in self.targets:
+                table.dvs.pop(up, None)
 
     def finish(self, table: _Table) -> None:
         """Note completed items and write the JSON record of items that asked for one."""
