@@ -26,7 +26,9 @@ stop) and the next job starts fresh ones. ``release`` is a no-op when none of
 
 A pool whose worker died (killed, out of memory, segfault) is replaced on the
 next submit; the jobs that were running on it fail with loky's
-``TerminatedWorkerError``.
+``TerminatedWorkerError``. The other way round, workers never outlive this
+process: each runs a watchdog (:mod:`incgraph.executors.watchdog`) that ends
+it when the process that started the pool dies, even in the middle of a job.
 """
 
 from __future__ import annotations
@@ -78,7 +80,12 @@ class ProcessExecutor:
         if self._pool is None:
             from joblib.externals.loky import ProcessPoolExecutor  # joblib loads lazily
 
-            self._pool = ProcessPoolExecutor(self.workers)
+            from incgraph.executors.watchdog import watch_parent
+
+            # each worker exits if this process dies (it may hold a loaded model)
+            self._pool = ProcessPoolExecutor(
+                self.workers, initializer=watch_parent, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:

@@ -23,7 +23,7 @@ parent. An exception that cannot be pickled back is replaced by a
 
 If a whole chunk fails (a worker died, or a return value could not be
 pickled), every call of that chunk gets that chunk's exception, with a note naming
-the calls it covered.
+the calls it covered. Workers exit when the process that started them dies.
 """
 
 from __future__ import annotations
@@ -77,7 +77,14 @@ def run_in_processes(fn: Callable[..., Any], calls: Sequence[Call], n_workers: i
 
 
 def run_chunk_in_worker(fn: Callable[..., Any], calls: list[Call]) -> list[Any]:
-    """Run one chunk inside a worker process, catching exceptions per call."""
+    """Run one chunk inside a worker process, catching exceptions per call.
+
+    The worker's first chunk starts its watchdog: it exits if the process that
+    started it dies (:mod:`incgraph.executors.watchdog`).
+    """
+    from incgraph.executors.watchdog import watch_parent
+
+    watch_parent()
     results: list[Any] = []
     for args, kwargs in calls:
         try:

@@ -148,3 +148,22 @@ class Unpicklable(Processor):
 class Double(Processor):
     def process(self, v: Any) -> int:
         return int(v) * 2
+
+
+class Hang(Processor):
+    """Notes its worker's pid in the file ``log``, then computes for two minutes."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+
+    def process(self, x: int) -> int:
+        note(self.log, "busy")
+        threading.Event().wait(120)
+        return x
+
+
+def hang(log: str, x: int) -> int:
+    """Notes this process's pid in the file ``log``, then works for two minutes."""
+    note(log, "busy")
+    threading.Event().wait(120)
+    return x

@@ -1,0 +1,88 @@
+"""Worker processes never outlive the process that started them (SIGKILL included)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.executors.processors import lines
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BATCH = """
+import sys
+from incgraph import ProcessGraph
+from incgraph.executors.processes import ProcessExecutor
+from tests.executors.processors import Hang
+
+graph = ProcessGraph(store=sys.argv[1], executor=ProcessExecutor(max_workers=2))
+x = graph.add_constant_node(0, "x")
+hang = graph.add_node(1, Hang, {"x": x}, node_init_kwargs={"log": sys.argv[2]})
+graph.process_batch(range(4), [hang], progress=False)
+"""
+
+MPC = """
+import sys
+from functools import partial
+from incgraph.parallel.processes import run_in_processes
+from tests.executors.processors import hang
+
+run_in_processes(partial(hang, sys.argv[2]), [((i,), {}) for i in range(4)], 2)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def poll(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    """Check ``condition()`` every 50 ms until it holds or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("script", [BATCH, MPC], ids=["processes-batch", "mpc"])
+def test_workers_exit_when_their_parent_is_killed(script: str, tmp_path: Path) -> None:
+    """SIGKILL the process running a batch: its busy worker processes exit soon after."""
+    log = tmp_path / "log"
+    workers: set[int] = set()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "store"), str(log)], cwd=ROOT
+    )
+    try:
+        assert poll(lambda: len(lines(log, "busy")) >= 2, 120), "the workers never started"
+        workers = {int(line.split()[1]) for line in lines(log, "busy")}
+        assert len(workers) == 2 and parent.pid not in workers
+        parent.send_signal(signal.SIGKILL)
+        assert parent.wait(60) == -signal.SIGKILL
+        assert poll(lambda: not any(alive(pid) for pid in workers), 30), (
+            f"workers {sorted(pid for pid in workers if alive(pid))} outlived their parent"
+        )
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid in workers:  # leave nothing behind, whatever the outcome
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
