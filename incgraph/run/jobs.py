@@ -56,7 +56,7 @@ from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
 from incgraph.sentinels import MISSING
 from incgraph.store.codecs import unstorable
-from incgraph.store.picklability import check_sendable
+from incgraph.store.picklability import check_sendable, unpicklable_part
 
 __all__ = [
     "BatchEntry",
@@ -591,15 +591,82 @@ def submit_compute(
     """Submit the job computing ``node`` from ``inputs`` to ``executor``, in or out of process."""
     if executor.in_process:
         fut: Future[Outcome] = executor.submit(compute_in_process, node, inputs, key)
-    else:
-        fut = executor.submit(compute_in_worker, worker_job(node, inputs, key))
-    return fut
+        return fut
+    job = worker_job(node, inputs, key)
+    return _naming_what_cannot_be_sent(executor.submit(compute_in_worker, job), node, job, [])
 
 
 def submit_batch(executor: Any, node: Node, entries: list[BatchEntry]) -> Future[list[Any]]:
     """Submit one batch job computing ``node`` for each ``(inputs, key)`` entry."""
     if executor.in_process:
         fut: Future[list[Any]] = executor.submit(compute_batch_in_process, node, entries)
-    else:
-        fut = executor.submit(compute_batch_in_worker, worker_job(node, {}, None), entries)
-    return fut
+        return fut
+    job = worker_job(node, {}, None)
+    sent = executor.submit(compute_batch_in_worker, job, entries)
+    return _naming_what_cannot_be_sent(sent, node, job, entries)
+
+
+def _naming_what_cannot_be_sent(
+    fut: Future[Any], node: Node, job: WorkerJob, entries: list[BatchEntry]
+) -> Future[Any]:
+    """``fut``, except that a job that could not be pickled fails with a NodeError naming
+    what could not (the processor, an init kwarg or an input, and the part of it)."""
+    named: Future[Any] = Future()
+
+    def settle(done: Future[Any]) -> None:
+        exc = done.exception()
+        if exc is None:
+            named.set_result(done.result())
+            return
+        if _is_pickling_error(exc):
+            try:
+                exc = _unsendable_job(node, job, entries, exc)
+            except Exception as failed:  # the diagnosis failed: report the original error
+                exc.__context__ = failed
+        named.set_exception(exc)
+
+    fut.add_done_callback(settle)
+    return named
+
+
+def _is_pickling_error(exc: BaseException) -> bool:
+    return isinstance(exc, pickle.PicklingError) or (
+        isinstance(exc, TypeError) and "pickle" in str(exc)
+    )
+
+
+def _unsendable_job(
+    node: Node, job: WorkerJob, entries: list[BatchEntry], exc: BaseException
+) -> BaseException:
+    """The NodeError saying which part of ``job`` could not be pickled (else ``exc``)."""
+    from joblib.externals.loky.backend.reduction import dumps  # what loky pickles jobs with
+
+    def error_of(value: Any) -> Exception | None:
+        try:
+            dumps(value)
+        except Exception as problem:
+            return problem
+        return None
+
+    processor = job.processor
+    candidates = [(f"the processor {processor.__qualname__}", processor.__qualname__, processor)]
+    candidates += [
+        (f"init kwarg {name!r}", f"node_init_kwargs[{name!r}]", value)
+        for name, value in job.init_kwargs.items()
+    ]
+    for inputs in [job.inputs, *(entry[0] for entry in entries)]:
+        candidates += [(f"input {name!r}", name, value) for name, value in inputs.items()]
+    for what, root, value in candidates:
+        problem = error_of(value)
+        if problem is not None:
+            part = unpicklable_part(value, root, error_of=error_of)
+            message = (
+                f"{node.describe()} cannot be sent to a worker process: {what} cannot be "
+                f"pickled: {part} ({type(problem).__name__}: {problem}); make it picklable "
+                "(open files, locks and connections in process() or setup(), not at module "
+                "level) or use an in-process executor ('serial' or 'threads')"
+            )
+            named = pickle.PicklingError(f"cannot pickle {part}: {problem}")
+            named.__cause__ = problem
+            return NodeError(message, node=node.label, exception=named)
+    return exc

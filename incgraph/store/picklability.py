@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import pickle
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 __all__ = ["check_sendable", "pickle_error", "type_name", "unpicklable_part"]
@@ -103,7 +104,13 @@ def type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def unpicklable_part(value: Any, root: str = "result", *, lenient: bool = False) -> str:
+def unpicklable_part(
+    value: Any,
+    root: str = "result",
+    *,
+    lenient: bool = False,
+    error_of: Callable[[Any], Exception | None] | None = None,
+) -> str:
     """Where in ``value`` the part that cannot be pickled is, and its type.
 
     Parameters
@@ -114,6 +121,11 @@ def unpicklable_part(value: Any, root: str = "result", *, lenient: bool = False)
         What the path starts with.
     lenient : bool
         Leave classes and functions out of the check (as :func:`check_sendable` does).
+    error_of : callable, optional
+        ``error_of(part)``: the error pickling ``part`` raises, or ``None``; by
+        default :func:`pickle_error`. (Pass cloudpickle's to follow what it
+        pickles by value: the globals, closures and defaults of functions and
+        the attributes of classes defined in ``__main__``.)
 
     Examples
     --------
@@ -127,12 +139,14 @@ def unpicklable_part(value: Any, root: str = "result", *, lenient: bool = False)
     >>> unpicklable_part([1, threading.Lock()])
     'result[1]: _thread.lock'
     """
+    if error_of is None:
+        error_of = partial(pickle_error, lenient=lenient)
     seen: set[int] = set()
     path, part = root, value
     for _ in range(_MAX_DEPTH):
         seen.add(id(part))
         for child_path, child in _parts(part, path):
-            if id(child) not in seen and pickle_error(child, lenient=lenient) is not None:
+            if id(child) not in seen and error_of(child) is not None:
                 path, part = child_path, child
                 break
         else:
@@ -142,6 +156,14 @@ def unpicklable_part(value: Any, root: str = "result", *, lenient: bool = False)
 
 def _parts(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     """The parts of ``value`` a pickle would contain, each with its path."""
+    if isinstance(value, types.FunctionType):
+        yield from _function_parts(value, path)
+        return
+    if isinstance(value, type):
+        for name, item in vars(value).items():
+            if name not in ("__dict__", "__weakref__"):
+                yield f"{value.__qualname__}.{name}", item
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             yield f"{path}[{key!r}]", item
@@ -163,6 +185,30 @@ def _parts(value: Any, path: str) -> Iterator[tuple[str, Any]]:
         for name in [slots] if isinstance(slots, str) else slots:
             if name not in ("__dict__", "__weakref__") and hasattr(value, name):
                 yield f"{path}.{name}", getattr(value, name)
+
+
+def _function_parts(func: types.FunctionType, path: str) -> Iterator[tuple[str, Any]]:
+    """What pickling a function by value takes along: the globals its code reads, its
+    closure and its defaults."""
+    scope = func.__globals__
+    for name in sorted(_global_names(func.__code__)):
+        if name in scope:
+            yield f"{path} -> global {name}", scope[name]
+    for name, cell in zip(func.__code__.co_freevars, func.__closure__ or (), strict=False):
+        try:
+            yield f"{path} -> {name} (closure)", cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    for i, default in enumerate(func.__defaults__ or ()):
+        yield f"{path} -> default {i}", default
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):  # nested functions, comprehensions
+            names |= _global_names(const)
+    return names
 
 
 def check_sendable(value: Any) -> tuple[str, Exception] | None:

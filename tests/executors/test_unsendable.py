@@ -1,0 +1,70 @@
+"""A job the processes executor cannot pickle fails with an error naming what could not be."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, sys, threading
+from incgraph import ProcessGraph, Processor
+from incgraph.errors import NodeError
+from incgraph.executors.processes import ProcessExecutor
+
+LOG = open(sys.argv[2], "a")
+GUARD = threading.Lock()
+
+
+class Logs(Processor):
+    def process(self, x: int) -> int:
+        LOG.write(f"{x}\\n")
+        return x + 1
+
+
+class Guarded(Processor):
+    def process(self, x: int) -> int:
+        with GUARD:
+            return x + 1
+
+
+executor = ProcessExecutor(max_workers=1)
+out = {}
+for processor in (Logs, Guarded):
+    graph = ProcessGraph(store=sys.argv[1], executor=executor)
+    x = graph.add_constant_node(0, "x", value=1)
+    node = graph.add_node(1, processor, {"x": x})
+    try:
+        graph.run_upto(node)
+    except NodeError as exc:
+        out[processor.__name__] = [str(exc), exc.node]
+    stats = graph.process_batch([1, 2], [node], progress=False)
+    out[processor.__name__ + " batch"] = [str(f) for f in stats.failures]
+executor.shutdown()
+print(json.dumps(out))
+"""
+
+
+def test_a_processor_reading_an_open_file_global_names_it(tmp_path: Path) -> None:
+    """A __main__ processor using a module-level file or lock: the error names that global."""
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "store"), str(tmp_path / "log")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    message, node = out["Logs"]
+    assert node == "1"
+    assert message.startswith("node 1 (Logs) cannot be sent to a worker process")
+    assert "Logs.process -> global LOG: _io.TextIOWrapper" in message
+    assert "in-process executor" in message
+    assert "Guarded.process -> global GUARD: _thread.lock" in out["Guarded"][0]
+    failures = out["Guarded batch"]
+    assert len(failures) == 2
+    assert all("Guarded.process -> global GUARD: _thread.lock" in f for f in failures)
