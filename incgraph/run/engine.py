@@ -42,7 +42,10 @@ per 500 nodes; a node whose new key matches is a hit without a query of its
 own. Computed results are written in batches (blobs, then one index
 transaction), promptly when a result was slow to compute or large.
 Failures raise :class:`~incgraph.errors.NodeError` once
-in-flight jobs have finished; nothing half-done is recorded.
+in-flight jobs have finished; nothing half-done is recorded. A result that
+cannot be pickled fails its node the same way (:mod:`incgraph.run.saving`
+stores the other results of its write). A hit whose blob turns out gone or
+corrupt when its value is needed is computed again and reported as computed.
 
 Exactly once across processes, and a run log. Each run has a store session
 (:class:`~incgraph.store.session.StoreSession`): a hit appends its key to

@@ -38,7 +38,10 @@ waiting.
 
 Failures are recorded as :class:`~incgraph.run.batch_report.BatchFailure`
 records; a skipped item-node is one whose inputs have no data version for that
-item. With ``fault_tolerant=False`` the first failure sets ``stop``: nothing
+item. A result that cannot be pickled fails its item-node only (the job's
+other results are stored). An input whose stored blob turns out gone or
+corrupt is computed again for that item (:meth:`BatchRun.recompute`), so the
+data versions of a node's inputs are kept as long as the node is read. With ``fault_tolerant=False`` the first failure sets ``stop``: nothing
 more is submitted, in-flight jobs are settled (saved), and it is raised.
 """
 
@@ -504,9 +507,10 @@ class BatchRun:
         for name, src in node.bindings.items():
             if isinstance(src, Node):
                 col = table.dvs.get(src)
-                if col is None or col[local] is None:
+                version = None if col is None else col[local]
+                if version is None:
                     return MISSING
-                input_dvs[name] = col[local]
+                input_dvs[name] = version
         key = key_maker(node)(input_dvs) if node.cache else None
         out = compute_in_process(node, self.input_values(node, table, local), key)
         if key is not None:
