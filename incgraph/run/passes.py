@@ -41,8 +41,9 @@ records; a skipped item-node is one whose inputs have no data version for that
 item. A result that cannot be pickled fails its item-node only (the job's
 other results are stored). An input whose stored blob turns out gone or
 corrupt is computed again for that item (:meth:`BatchRun.recompute`), so the
-data versions of a node's inputs are kept as long as the node is read. With ``fault_tolerant=False`` the first failure sets ``stop``: nothing
-more is submitted, in-flight jobs are settled (saved), and it is raised.
+data versions of a node's inputs are kept as long as the node is read. With
+``fault_tolerant=False`` the first failure sets ``stop``: nothing more is
+submitted, in-flight jobs are settled (saved), and it is raised.
 """
 
 from __future__ import annotations
