@@ -104,3 +104,13 @@ def test_batch_enforces_the_budget_and_reports_it(tmp_path: Path) -> None:
     stats = g.process_batch([10, 20], [z], progress=False)
     assert stats.budget is not None
     assert [r.key for r in stats.budget.removed] == keys[:2]
+
+
+def test_under_budget_collects_nothing(tmp_path: Path) -> None:
+    """A run that wrote but stays under budget removes nothing and reports no collection."""
+    store = open_store(tmp_path / "s", max_bytes=10**9)
+    _old_results(store, 3, 20_000)
+    g = ProcessGraph(store=store)
+    n = g.add_node(1, Zeros, {"n": 1000})
+    g.run_upto(n)
+    assert g.last_run.budget is None and len(list(store.index.records())) == 4
