@@ -158,9 +158,10 @@ def collect_garbage(
     pinned = set(store.ledger.pins()) | {store.resolve(key) for key in pins}
     report.pinned = sorted(pinned)
     runs = store.runs()
-    recent = {run.id for run in _recent_runs(runs, keep_runs)}
+    counted = [run for run in runs if run.kind != "accept"]  # a decision, not a use
+    recent = {run.id for run in _recent_runs(counted, keep_runs)}
     last_used, used = _run_usage(store, runs, records, recent)
-    keep = _kept_by_runs(records, runs, keep_runs, pinned, used, now - grace, now)
+    keep = _kept_by_runs(records, counted, keep_runs, pinned, used, now - grace, now)
     entries = list(store.blobs.entries())
     sizes = {entry.data_version: entry.size for entry in entries}
     held = _row_bytes(store)

@@ -238,3 +238,17 @@ def test_key_downstream_follows_graph_edges_not_equal_values(tmp_path: Path) -> 
     report = g.invalidate(key)
     assert sorted(r.node for r in report.removed) == ["one", "reader"]
     assert g.explain(bystander)[bystander].action == "hit"
+
+
+def test_an_acceptance_is_not_a_run_for_keep_runs(tmp_path: Path) -> None:
+    """gc --keep-runs 1 after an accept keeps what the last real run used, not just the accepted."""
+    store = open_store(tmp_path / "s")
+    g = ProcessGraph(store=store)
+    a = g.add_node("a", Load, {"n": 3})
+    other = g.add_node("other", Load, {"n": 4}, version="x")
+    g.run_upto([a, other])
+    g2 = ProcessGraph(store=store)
+    a2 = g2.add_node("a", Load, {"n": 3}, version="refactored")
+    g2.accept(a2)
+    report = store.gc(keep_runs=1, grace=0)
+    assert report.removed == []
