@@ -82,11 +82,10 @@ LOG_KEYS = 10_000
 
 
 class CallInfo(NamedTuple):
-    """What one memoized call did: its value, whether it was a hit, and its cache key."""
+    """What one memoized call did: its value, and whether it was a hit (``value, hit = ...``)."""
 
     value: Any
     hit: bool
-    key: str
 
 
 class MemoizedCall(Processor):
@@ -291,7 +290,7 @@ class MemoizedFunction:
         Returns
         -------
         CallInfo
-            ``(value, hit, key)``.
+            ``(value, hit)``: the result, and whether it came from the store.
 
         Examples
         --------
@@ -299,8 +298,11 @@ class MemoizedFunction:
         >>> @memoize(store=memory_store())
         ... def square(x):
         ...     return x * x
-        >>> square.call(3)[:2], square.call(3)[:2]
-        ((9, False), (9, True))
+        >>> square.call(3)
+        CallInfo(value=9, hit=False)
+        >>> value, hit = square.call(3)
+        >>> value, hit
+        (9, True)
         """
         bound = self._bind(args, kwargs)
         key, inputs = self._key(bound)
@@ -314,7 +316,7 @@ class MemoizedFunction:
                 pass  # the store dropped its rows: compute it again below
             else:
                 session.hits.append(key)
-                return CallInfo(value, True, key)
+                return CallInfo(value, True)
         return self._compute(bound, key, inputs, session)
 
     def _compute(
@@ -341,7 +343,7 @@ class MemoizedFunction:
                     session.claim([key])
                 else:
                     session.hits.append(key)
-                    return CallInfo(value, True, key)
+                    return CallInfo(value, True)
         start = time.perf_counter()
         try:
             value = self.function(*bound.args, **bound.kwargs)
@@ -367,7 +369,7 @@ class MemoizedFunction:
                 session.release([key])
             raise
         session.saved([key])
-        return CallInfo(value, False, key)
+        return CallInfo(value, False)
 
     # -- queries and maintenance ----------------------------------------------------------------
 
