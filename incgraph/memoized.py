@@ -173,7 +173,7 @@ class MemoizedFunction:
         self._qualname = f"{function.__module__}.{function.__qualname__}"
         self.label = name or self._qualname
         self.signature = inspect.signature(function)
-        self.ignore = frozenset(ignore)
+        self.ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
         unknown = sorted(self.ignore - self.signature.parameters.keys())
         if unknown:
             raise ConfigurationError(

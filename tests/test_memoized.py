@@ -64,7 +64,11 @@ def test_new_process_hits(tmp_path: Path) -> None:
             """
         )
     )
-    env = {"PYTHONPATH": str(Path(incgraph.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(Path(incgraph.__file__).parents[1]),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     first = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
     second = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
@@ -312,7 +316,11 @@ def test_exactly_once_across_processes(tmp_path: Path) -> None:
             """
         )
     )
-    env = {"PYTHONPATH": str(Path(incgraph.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(Path(incgraph.__file__).parents[1]),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     first = subprocess.Popen(
         [sys.executable, str(script), "first"], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -432,7 +440,11 @@ def test_cli_accepts_an_edited_memoized_function(tmp_path: Path) -> None:
     source = "import incgraph\n\n@incgraph.memoize(store={store!r})\ndef f(x):\n    return {body}\n"
     module.write_text(source.format(store=str(store), body="x + 1"))
     (tmp_path / "use.py").write_text("import funcs\nprint(tuple(funcs.f.call(1)))\n")
-    env = {"PYTHONPATH": str(Path(incgraph.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(Path(incgraph.__file__).parents[1]),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
     def python(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -446,3 +458,39 @@ def test_cli_accepts_an_edited_memoized_function(tmp_path: Path) -> None:
     done = python("-m", "incgraph.cli", "accept", "funcs.f", "--store", str(store))
     assert done.returncode == 0 and "accepted 1 result(s)" in done.stdout, done.stderr
     assert python("use.py").stdout.strip() == "(2, True)"
+
+
+def test_editing_a_helper_in_another_module_recomputes(tmp_path: Path) -> None:
+    """A new process sees an edited helper the function calls (a miss), but not a comment."""
+    (tmp_path / "helpers.py").write_text("def scale(x):\n    return 2 * x\n")
+    (tmp_path / "job.py").write_text(
+        textwrap.dedent(
+            f"""
+            import incgraph
+            from helpers import scale
+
+            @incgraph.memoize(store={str(tmp_path / "store")!r}, ignore="verbose")
+            def work(x, verbose=False):
+                return scale(x) + 1
+
+            print(*work.call(5))
+            """
+        )
+    )
+    env = {
+        "PYTHONPATH": f"{Path(incgraph.__file__).parents[1]}:{tmp_path}",
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",  # edits within one second must not reuse a .pyc
+    }
+
+    def run() -> str:
+        done = subprocess.run([sys.executable, str(tmp_path / "job.py")], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert run() == "11 False" and run() == "11 True"
+    (tmp_path / "helpers.py").write_text("def scale(x):\n    # times two\n    return 2 * x\n")
+    assert run() == "11 True"
+    (tmp_path / "helpers.py").write_text("def scale(x):\n    return 3 * x\n")
+    assert run() == "16 False"

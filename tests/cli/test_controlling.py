@@ -44,7 +44,11 @@ print("computed", len(g.last_run.computed))
 
 
 def _python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(incgraph.__file__).parents[1])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(incgraph.__file__).parents[1]),
+        "PYTHONDONTWRITEBYTECODE": "1",  # edits within one second must not reuse a .pyc
+    }
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env, check=False
     )
