@@ -253,9 +253,11 @@ class MemoizedFunction:
                 ) from exc
         return inputs
 
-    def _key(self, bound: inspect.BoundArguments) -> tuple[str, dict[str, str]]:
+    def _key(self, bound: inspect.BoundArguments) -> tuple[str, dict[str, str], str]:
+        """The call's key, its inputs' data versions, and the code version in the key."""
         inputs = self._inputs(bound)
-        return call_key(self.code_version(), self.init_version(), inputs), inputs
+        code = self.code_version()
+        return call_key(code, self.init_version(), inputs), inputs, code
 
     def init_version(self) -> str:
         """No init kwargs, with the versions of the declared packages and the store's."""
@@ -305,7 +307,7 @@ class MemoizedFunction:
         (9, True)
         """
         bound = self._bind(args, kwargs)
-        key, inputs = self._key(bound)
+        key, inputs, code = self._key(bound)
         store = self.store
         session = self._session()
         stored = store.lookup_version(key)
@@ -317,16 +319,20 @@ class MemoizedFunction:
             else:
                 session.hits.append(key)
                 return CallInfo(value, True)
-        return self._compute(bound, key, inputs, session)
+        return self._compute(bound, (key, inputs, code), session)
 
     def _compute(
         self,
         bound: inspect.BoundArguments,
-        key: str,
-        inputs: dict[str, str],
+        keyed: tuple[str, dict[str, str], str],
         session: StoreSession,
     ) -> CallInfo:
-        """A miss: claim the key (unless cheap), compute, save, release."""
+        """A miss: claim the key (unless cheap), compute, save, release.
+
+        ``keyed`` is what :meth:`_key` gave: the key, the inputs' data versions
+        and the code version, recorded as they were keyed.
+        """
+        key = keyed[0]
         store = self.store
         if store.read_only:
             raise ReadOnlyStoreError(
@@ -335,41 +341,51 @@ class MemoizedFunction:
             )
         leased = self._cheap_calls < PROVEN_CHEAP_AFTER
         if leased:
-            done = session.acquire(key)
-            if done is not None:  # another process stored it while we looked
-                try:
-                    value = store.load(done)
-                except (KeyError, StoreCorruptError):
-                    session.claim([key])
-                else:
-                    session.hits.append(key)
-                    return CallInfo(value, True)
-        start = time.perf_counter()
+            stored = self._claim(key, session)
+            if stored is not None:
+                return stored
         try:
+            start = time.perf_counter()
             value = self.function(*bound.args, **bound.kwargs)
+            duration = time.perf_counter() - start
+            self._save(keyed, value, duration)
         except BaseException:
             if leased:
                 session.release([key])
             raise
-        duration = time.perf_counter() - start
         self._cheap_calls = self._cheap_calls + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
+        session.saved([key])
+        return CallInfo(value, False)
+
+    def _claim(self, key: str, session: StoreSession) -> CallInfo | None:
+        """Take the lease on ``key`` (waiting for another process that holds it).
+
+        The stored call when another process stored it meanwhile; None when it
+        is ours to compute.
+        """
+        done = session.acquire(key)
+        if done is None:
+            return None
+        try:
+            value = self.store.load(done)
+        except (KeyError, StoreCorruptError):
+            session.claim([key])  # its bytes are gone: compute it after all
+            return None
+        session.hits.append(key)
+        return CallInfo(value, True)
+
+    def _save(self, keyed: tuple[str, dict[str, str], str], value: Any, duration: float) -> None:
+        """Store a computed result with its record (blob, then index row)."""
+        key, inputs, code = keyed
         data_version = result_data_version(value, key, True)
-        lineage = (self._qualname, self.code_version(), self.init_version())
+        lineage = (self._qualname, code, self.init_version())
         record = make_record(self._node, key, inputs, data_version, duration, lineage)
         try:
-            store.save(record, value)
+            self.store.save(record, value)
         except StoreError as exc:
-            if leased:
-                session.release([key])
             raise type(exc)(
                 f"memoized function {self.label} returned a value the store cannot keep: {exc}"
             ) from exc
-        except BaseException:
-            if leased:
-                session.release([key])
-            raise
-        session.saved([key])
-        return CallInfo(value, False)
 
     # -- queries and maintenance ----------------------------------------------------------------
 
