@@ -34,13 +34,16 @@ it when the process that started the pool dies, even in the middle of a job.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future
 from typing import Any, TypeVar
 
-__all__ = ["RENDEZVOUS_SECONDS", "ProcessExecutor"]
+from incgraph.store.picklability import unpicklable_part
+
+__all__ = ["RENDEZVOUS_SECONDS", "ProcessExecutor", "is_pickling_error", "unsendable"]
 
 RENDEZVOUS_SECONDS = 5.0
 """How long release jobs wait for every worker to join before the pool is recycled instead."""
@@ -155,3 +158,56 @@ def _release_here(
             return None
         time.sleep(0.001)
     return pid
+
+
+def is_pickling_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says that something could not be pickled (to reach a worker).
+
+    Examples
+    --------
+    >>> is_pickling_error(TypeError("cannot pickle '_thread.lock' object"))
+    True
+    >>> is_pickling_error(TypeError("unsupported operand"))
+    False
+    """
+    return isinstance(exc, pickle.PicklingError) or (
+        isinstance(exc, TypeError) and "pickle" in str(exc)
+    )
+
+
+def unsendable(candidates: list[tuple[str, str, Any]]) -> tuple[str, Exception] | None:
+    """The first of ``candidates`` loky cannot pickle, and an error naming the part that fails.
+
+    ``candidates`` are ``(what, root, value)``: ``what`` describes the value for
+    a message (``"input 'x'"``), ``root`` starts the part's path. Values are
+    pickled as loky pickles a job (with cloudpickle, so a processor or function
+    defined in ``__main__`` is followed into the globals its code reads).
+    Returns ``(what, error)`` (a ``PicklingError`` whose message names the part,
+    chained to the original), or ``None`` when every candidate pickles.
+
+    Examples
+    --------
+    >>> import threading
+    >>> what, error = unsendable([("input 'a'", "a", 1), ("input 'b'", "b", [threading.Lock()])])
+    >>> what, str(error).split(" (")[0]
+    ("input 'b'", 'cannot pickle b[0]: _thread.lock')
+    """
+    from joblib.externals.loky.backend.reduction import dumps  # what loky pickles jobs with
+
+    def error_of(value: Any) -> Exception | None:
+        try:
+            dumps(value)
+        except Exception as problem:
+            return problem
+        return None
+
+    for what, root, value in candidates:
+        problem = error_of(value)
+        if problem is not None:
+            part = unpicklable_part(value, root, error_of=error_of)
+            named = pickle.PicklingError(
+                f"cannot pickle {part} ({type(problem).__name__}: {problem})"
+            )
+            named.__cause__ = problem
+            return what, named
+    return None

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from incgraph.errors import ParallelError
+from incgraph.executors.processes import is_pickling_error, unsendable
 from incgraph.parallel.entries import Call
 from incgraph.parallel.threads import CHUNKS_PER_WORKER, chunk_bounds
 
@@ -71,9 +72,34 @@ def run_in_processes(fn: Callable[..., Any], calls: Sequence[Call], n_workers: i
         try:
             results.extend(future.result())
         except Exception as exc:
+            if is_pickling_error(exc):
+                exc = _naming_what_cannot_be_sent(fn, calls, start, stop, exc)
             _add_note(exc, f"calls {start}..{stop - 1} failed together in the worker pool")
             results.extend([exc] * (stop - start))
     return results
+
+
+def _naming_what_cannot_be_sent(
+    fn: Callable[..., Any], calls: Sequence[Call], start: int, stop: int, exc: Exception
+) -> Exception:
+    """A PicklingError naming the function or argument that could not be pickled (else ``exc``)."""
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+    candidates: list[tuple[str, str, Any]] = [(f"the function {name}", name, fn)]
+    for i in range(start, stop):
+        args, kwargs = calls[i]
+        candidates += [(f"argument {j} of call {i}", f"args[{j}]", a) for j, a in enumerate(args)]
+        candidates += [(f"argument {k!r} of call {i}", k, v) for k, v in kwargs.items()]
+    found = unsendable(candidates)
+    if found is None:
+        return exc
+    what, named = found
+    error = pickle.PicklingError(
+        f"{what} cannot be sent to a worker process: {named}; make it picklable (open files, "
+        "locks and connections inside the function, not at module level) or use "
+        "target='threads'"
+    )
+    error.__cause__ = named
+    return error
 
 
 def run_chunk_in_worker(fn: Callable[..., Any], calls: list[Call]) -> list[Any]:

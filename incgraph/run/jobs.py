@@ -54,9 +54,10 @@ from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.core.signature import annotation_name, value_matches
 from incgraph.errors import HashingError, IncgraphError, InputTypeError, NodeError
+from incgraph.executors.processes import is_pickling_error, unsendable
 from incgraph.sentinels import MISSING
 from incgraph.store.codecs import unstorable
-from incgraph.store.picklability import check_sendable, unpicklable_part
+from incgraph.store.picklability import check_sendable
 
 __all__ = [
     "BatchEntry",
@@ -618,7 +619,7 @@ def _naming_what_cannot_be_sent(
         if exc is None:
             named.set_result(done.result())
             return
-        if _is_pickling_error(exc):
+        if is_pickling_error(exc):
             try:
                 exc = _unsendable_job(node, job, entries, exc)
             except Exception as failed:  # the diagnosis failed: report the original error
@@ -629,25 +630,10 @@ def _naming_what_cannot_be_sent(
     return named
 
 
-def _is_pickling_error(exc: BaseException) -> bool:
-    return isinstance(exc, pickle.PicklingError) or (
-        isinstance(exc, TypeError) and "pickle" in str(exc)
-    )
-
-
 def _unsendable_job(
     node: Node, job: WorkerJob, entries: list[BatchEntry], exc: BaseException
 ) -> BaseException:
     """The NodeError saying which part of ``job`` could not be pickled (else ``exc``)."""
-    from joblib.externals.loky.backend.reduction import dumps  # what loky pickles jobs with
-
-    def error_of(value: Any) -> Exception | None:
-        try:
-            dumps(value)
-        except Exception as problem:
-            return problem
-        return None
-
     processor = job.processor
     candidates = [(f"the processor {processor.__qualname__}", processor.__qualname__, processor)]
     candidates += [
@@ -656,17 +642,13 @@ def _unsendable_job(
     ]
     for inputs in [job.inputs, *(entry[0] for entry in entries)]:
         candidates += [(f"input {name!r}", name, value) for name, value in inputs.items()]
-    for what, root, value in candidates:
-        problem = error_of(value)
-        if problem is not None:
-            part = unpicklable_part(value, root, error_of=error_of)
-            message = (
-                f"{node.describe()} cannot be sent to a worker process: {what} cannot be "
-                f"pickled: {part} ({type(problem).__name__}: {problem}); make it picklable "
-                "(open files, locks and connections in process() or setup(), not at module "
-                "level) or use an in-process executor ('serial' or 'threads')"
-            )
-            named = pickle.PicklingError(f"cannot pickle {part}: {problem}")
-            named.__cause__ = problem
-            return NodeError(message, node=node.label, exception=named)
-    return exc
+    found = unsendable(candidates)
+    if found is None:
+        return exc
+    what, named = found
+    message = (
+        f"{node.describe()} cannot be sent to a worker process: {what} cannot be pickled: "
+        f"{named}; make it picklable (open files, locks and connections in process() or "
+        "setup(), not at module level) or use an in-process executor ('serial' or 'threads')"
+    )
+    return NodeError(message, node=node.label, exception=named)

@@ -68,3 +68,18 @@ def test_a_processor_reading_an_open_file_global_names_it(tmp_path: Path) -> Non
     failures = out["Guarded batch"]
     assert len(failures) == 2
     assert all("Guarded.process -> global GUARD: _thread.lock" in f for f in failures)
+
+
+def test_an_mpc_argument_that_cannot_be_pickled_is_named() -> None:
+    """The mpc target names the call and argument that could not reach a worker process."""
+    import pickle
+    import threading
+
+    from incgraph.parallel.processes import run_in_processes
+
+    (error,) = run_in_processes(abs, [(([1, threading.Lock()],), {})], 1)
+    assert isinstance(error, pickle.PicklingError)
+    assert str(error).startswith(
+        "argument 0 of call 0 cannot be sent to a worker process: cannot pickle "
+        "args[0][1]: _thread.lock"
+    )
