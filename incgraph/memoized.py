@@ -48,6 +48,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, overload
 
@@ -122,7 +123,8 @@ _LIVE: weakref.WeakSet[MemoizedFunction] = weakref.WeakSet()
 @atexit.register
 def _close_all_sessions() -> None:
     for memo in list(_LIVE):
-        memo.close()
+        with suppress(StoreError):  # at exit: a log that cannot be written is only lost
+            memo.close()
 
 
 class _Sessions(threading.local):

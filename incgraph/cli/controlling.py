@@ -213,6 +213,13 @@ def current_code_version(qualified: str) -> str:
 
 
 def _import(qualified: str) -> Any:
+    if qualified.startswith("incgraph.flow."):
+        raise UsageError(
+            f"{qualified} is a processor incgraph generates for a flow layer; its code version "
+            "comes from the layer and the flow, which this command cannot rebuild. After a "
+            "refactor of a layer, rerun the flow (its readers stay hits when its artifacts "
+            "come out equal)"
+        )
     module_name, _, _ = qualified.partition(".")
     if module_name == "__main__":
         raise UsageError(

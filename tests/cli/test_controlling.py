@@ -195,3 +195,15 @@ def test_stats_shows_the_budget(
     monkeypatch.setenv("INCGRAPH_MAX_BYTES", "2G")
     assert main(["stats", "--store", str(tmp_path / "s"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["max_bytes"] == 2_000_000_000
+
+
+def test_accept_refuses_flow_layer_processors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flow layer's generated processor is refused with what to do instead."""
+    store = open_store(tmp_path / "s")
+    name = "incgraph.flow.processors.LayerProcessor[Train]"
+    store.save(Record("a" * 32, "b" * 32, "F/Train", name, "c" * 32, "i" * 32, {}), 1)
+    store.close()
+    assert main(["accept", "--store", str(tmp_path / "s"), "F/Train"]) == 2
+    assert "flow layer" in capsys.readouterr().err
