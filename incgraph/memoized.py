@@ -430,6 +430,26 @@ class MemoizedFunction:
         chosen = select(self.store, nodes=[self.label], processors=[self._qualname])
         return len(invalidate(self.store, chosen, downstream=False).removed)
 
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Forget the stored call with these arguments; True if there was one.
+
+        The next such call computes again (joblib's ``f.call`` always computes:
+        ``f.invalidate(...)`` then ``f(...)`` does that through the cache).
+
+        Examples
+        --------
+        >>> from incgraph import memoize, memory_store
+        >>> @memoize(store=memory_store())
+        ... def inc(x):
+        ...     return x + 1
+        >>> inc(1), inc.invalidate(1), inc.invalidate(1), inc.check_call_in_cache(1)
+        (2, True, False, False)
+        """
+        from incgraph.store.invalidation import invalidate, select
+
+        chosen = select(self.store, keys=[self.key(*args, **kwargs)])
+        return bool(invalidate(self.store, chosen, downstream=False).removed)
+
     def accept(self) -> int:
         """Record that the function's current code gives the results of its previous code.
 
@@ -513,6 +533,10 @@ class BoundMemoized:
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
         """:meth:`MemoizedFunction.check_call_in_cache` with the instance first."""
         return self.memoized.check_call_in_cache(self.instance, *args, **kwargs)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`MemoizedFunction.invalidate` with the instance first."""
+        return self.memoized.invalidate(self.instance, *args, **kwargs)
 
     def clear(self, warn: bool = True) -> int:
         """:meth:`MemoizedFunction.clear`: forgets every call, of every instance."""
@@ -598,7 +622,7 @@ def memoize(
     -------
     MemoizedFunction
         Callable like the function, with ``check_call_in_cache``, ``call``,
-        ``key``, ``clear`` and ``accept``.
+        ``key``, ``invalidate``, ``clear`` and ``accept``.
 
     Raises
     ------

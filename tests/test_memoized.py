@@ -146,10 +146,12 @@ def test_check_call_in_cache_and_clear(tmp_path: Path) -> None:
     sq(3)
     sq(4)
     assert sq.check_call_in_cache(3) and sq.check_call_in_cache(x=4)
+    assert sq.invalidate(4) and not sq.invalidate(4) and not sq.check_call_in_cache(4)
+    sq(4)
     assert sq.clear() == 2
     assert not sq.check_call_in_cache(3)
     sq(3)
-    assert calls == [3, 4, 3]
+    assert calls == [3, 4, 4, 3]
 
 
 def test_exceptions_propagate_and_store_nothing(tmp_path: Path) -> None:
