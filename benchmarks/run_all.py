@@ -13,7 +13,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ALL = ["engine", "import", "hashing", "store", "batch", "executors", "flow", "queues", "inbatch"]
+ALL = [
+    "engine",
+    "import",
+    "hashing",
+    "paths",
+    "store",
+    "batch",
+    "executors",
+    "flow",
+    "queues",
+    "inbatch",
+]
 
 
 def main(names: list[str]) -> int:

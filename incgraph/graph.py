@@ -359,6 +359,7 @@ class ProcessGraph(Graph):
         """Run ``run_nodes`` for every item; see :func:`incgraph.run.batch.process_batch`."""
         from incgraph.run.batch import process_batch
 
+        new_run_epoch()  # code versions and files as they are now
         return process_batch(self, batch_items, run_nodes, prep_fn, **options)
 
     batch_process = process_batch

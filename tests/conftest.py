@@ -14,6 +14,8 @@ def _isolated_default_store(
 ) -> None:
     """No test may write ./.incgraph in the checkout: point the default store at a temp folder."""
     monkeypatch.setenv("INCGRAPH_STORE", str(tmp_path_factory.mktemp("default-store")))
+    # file digests (DataPath's stat shortcut) are remembered in a temp table, not ~/.cache
+    monkeypatch.setenv("INCGRAPH_DIGESTS", str(tmp_path_factory.mktemp("digests") / "d.sqlite"))
 
 
 # torch is not in the `test` extra (its default wheel is a multi-GB CUDA build); CI installs

@@ -48,6 +48,7 @@ from incgraph.errors import (
     InputTypeError,
 )
 from incgraph.hashing._packages import declared_names, package_versions, with_packages
+from incgraph.hashing._paths import path_hashes
 from incgraph.sentinels import MISSING, Missing
 
 __all__ = ["Graph", "Node"]
@@ -124,13 +125,16 @@ class Node:
     """
 
     __slots__ = (
+        "_built_with",
         "_code_epoch",
         "_code_version",
         "_fixed_dvs",
+        "_init_paths",
         "_init_version",
         "_instance",
         "_job_spec",
         "_keyed",
+        "_paths_epoch",
         "_upstream",
         "_value",
         "_value_dv",
@@ -189,6 +193,9 @@ class Node:
         self.ignored = _ignored(processor)
         """Input and init kwarg names left out of the cache key (the processor's ``ignore``)."""
         self._keyed: list[tuple[str, Node]] | None = None
+        self._paths_epoch = -1  # the run whose memos below hold a DataPath's version (-1: none)
+        self._init_paths = False  # whether the init kwargs hold a DataPath
+        self._built_with: str | None = None  # init version of the live instance, if _init_paths
         self.seq = len(graph.nodes)  # insertion position: inputs always come first
         self.fanout: FanOut | None = None
         """The fan-out this node was added in by :meth:`Graph.add_nodes`, if any."""
@@ -266,11 +273,30 @@ class Node:
 
     # -- versions (memoized) --------------------------------------------------------
 
+    def _forget_paths(self) -> None:
+        """Drop memos that hold a file's version from an earlier run: files change between runs."""
+        if self._paths_epoch >= 0 and self._paths_epoch != _EPOCH[0]:
+            self._value_dv = self._init_version = self._fixed_dvs = MISSING
+            self._paths_epoch = -1
+
+    def _hashed(self, value: Any) -> str:
+        """``data_version(value)``, noting when it looked at files (a DataPath inside)."""
+        before = path_hashes()
+        dv = hashing.data_version(value)
+        if path_hashes() != before:
+            self._paths_epoch = _EPOCH[0]
+        return dv
+
     def data_version_of_constant(self) -> str:
-        """Data version of a constant node's current value."""
+        """Data version of a constant node's current value.
+
+        Memoized until ``set_value``, or only for the current run when the
+        value holds a :class:`~incgraph.DataPath` (its files may change).
+        """
+        self._forget_paths()
         if self._value_dv is MISSING:
             try:
-                self._value_dv = hashing.data_version(self.constant_value())
+                self._value_dv = self._hashed(self.constant_value())
             except HashingError as exc:
                 raise HashingError(f"constant {self.describe()}: {exc}") from exc
         return self._value_dv
@@ -305,6 +331,7 @@ class Node:
         processor or the graph's store declares ``packages``, their installed
         versions are combined in: upgrading one changes the key.
         """
+        self._forget_paths()
         if self._init_version is MISSING:
             kwargs = self.init_kwargs
             if self.ignored and kwargs:
@@ -317,7 +344,10 @@ class Node:
         if not kwargs:
             return _empty_init_version()
         try:
-            return hashing.data_version(kwargs)
+            before = path_hashes()
+            version = self._hashed(kwargs)
+            self._init_paths = path_hashes() != before
+            return version
         except HashingError as exc:
             raise HashingError(
                 f"{self.describe()}: node_init_kwargs: {exc}; "
@@ -346,6 +376,7 @@ class Node:
 
         Inputs named in the processor's ``ignore`` are left out.
         """
+        self._forget_paths()
         if self._fixed_dvs is MISSING:
             dvs = {}
             ignored = self.ignored
@@ -353,7 +384,7 @@ class Node:
                 if isinstance(v, Node) or name in ignored:
                     continue
                 try:
-                    dvs[name] = hashing.data_version(v)
+                    dvs[name] = self._hashed(v)
                 except HashingError as exc:
                     raise HashingError(
                         f"{self.describe()}: input {name!r}: {exc}; "
@@ -379,6 +410,10 @@ class Node:
         """
         holder = self if self.fanout is None else self.fanout
         inst = holder._instance
+        built_with = holder._built_with
+        if inst is not MISSING and built_with is not None and built_with != self.init_version():
+            self.release_resources()  # a file it was built from has changed since
+            inst = MISSING
         if inst is MISSING:
             assert self.processor is not None
             inst = self.processor(**self.init_kwargs)
@@ -386,6 +421,7 @@ class Node:
             if setup is not None:
                 setup()
             holder._instance = inst
+            holder._built_with = self.init_version() if self._init_paths else None
         return inst
 
     def release_resources(self) -> None:
@@ -411,11 +447,12 @@ class FanOut:
     looks up and claims a fan-out's nodes in bulk.
     """
 
-    __slots__ = ("_instance", "shared")
+    __slots__ = ("_built_with", "_instance", "shared")
 
     def __init__(self, shared: dict[str, Node]) -> None:
         self.shared = shared
         self._instance: Any = MISSING  # the processor instance the members share
+        self._built_with: str | None = None  # its init version, when a DataPath is in it
 
     def __repr__(self) -> str:
         return f"<FanOut sharing {', '.join(self.shared) or 'no nodes'}>"

@@ -1,0 +1,197 @@
+"""DataPath inputs in every front-end: editing the file recomputes, touching it does not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import incgraph.queues as iq
+from incgraph import DataPath, HashingError, ProcessGraph, Processor
+from incgraph.flow import Flow, Layer
+
+CALLS: list[str] = []
+
+
+class Total(Processor):
+    def process(self, csv: DataPath) -> int:
+        CALLS.append(csv.name)
+        rows = csv.read_text().splitlines()[1:]
+        return sum(int(r.split(",")[1]) for r in rows)
+
+
+class Count(Processor):
+    def __init__(self, vocab: DataPath) -> None:
+        self.words = vocab.read_text().split()
+
+    def process(self, text: str) -> int:
+        CALLS.append(text)
+        return sum(w in self.words for w in text.split())
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    CALLS.clear()
+
+
+def _csv(path: Path, *values: int) -> Path:
+    path.write_text("name,value\n" + "".join(f"r{i},{v}\n" for i, v in enumerate(values)))
+    return path
+
+
+def test_inline_datapath_recomputes_on_edit_not_on_touch(tmp_path: Path) -> None:
+    """The same graph rerun: an edit recomputes, a touch is a hit, the old bytes hit again."""
+    csv = _csv(tmp_path / "t.csv", 1, 2)
+    g = ProcessGraph(store=tmp_path / "store")
+    node = g.add_node(1, Total, {"csv": DataPath(csv)})
+    assert g.run_upto(node) == 3
+    _csv(csv, 1, 5)
+    assert g.run_upto(node) == 6
+    os.utime(csv, ns=(10**18, 10**18))
+    assert g.run_upto(node) == 6
+    _csv(csv, 1, 2)
+    assert g.run_upto(node) == 3
+    assert CALLS == ["t.csv", "t.csv"]
+
+
+def test_constant_node_holding_a_datapath(tmp_path: Path) -> None:
+    """A constant node set once to a DataPath sees the file's edits at the next run."""
+    csv = _csv(tmp_path / "t.csv", 4)
+    g = ProcessGraph(store=tmp_path / "store")
+    const = g.add_constant_node(0, "csv", value=DataPath(csv))
+    node = g.add_node(1, Total, {"csv": const})
+    assert g.run_upto(node) == 4
+    _csv(csv, 7)
+    assert g.run_upto(node) == 7
+    assert g.run_upto(node) == 7
+    assert CALLS == ["t.csv", "t.csv"]
+
+
+def test_datapath_in_init_kwargs(tmp_path: Path) -> None:
+    """A file passed as an init kwarg (a vocabulary, weights) is part of the key by content."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("cat dog")
+    g = ProcessGraph(store=tmp_path / "store")
+    node = g.add_node(1, Count, {"text": "cat and dog and eel"}, {"vocab": DataPath(vocab)})
+    assert g.run_upto(node) == 2
+    assert g.run_upto(node) == 2
+    vocab.write_text("cat dog eel")
+    assert g.run_upto(node) == 3
+    assert len(CALLS) == 2
+
+
+def test_datapath_batch_items(tmp_path: Path) -> None:
+    """process_batch over file items: only the edited file's item computes again."""
+    files = [_csv(tmp_path / f"{i}.csv", i) for i in range(3)]
+    g = ProcessGraph(store=tmp_path / "store")
+    const = g.add_constant_node(0, "csv")
+    node = g.add_node(1, Total, {"csv": const})
+
+    def prep_fn(i: int, item: Path) -> None:
+        const.set_value(DataPath(item))
+
+    g.process_batch(files, [node], prep_fn)
+    _csv(files[1], 10)
+    stats = g.process_batch(files, [node], prep_fn)
+    assert CALLS == ["0.csv", "1.csv", "2.csv", "1.csv"]
+    assert stats.nodes[node].cached == 2
+
+
+def test_missing_file_names_the_node_and_input(tmp_path: Path) -> None:
+    """A DataPath to nothing fails the run with the node, the input and the path named."""
+    g = ProcessGraph(store=tmp_path / "store")
+    node = g.add_node(7, Total, {"csv": DataPath(tmp_path / "absent.csv")})
+    with pytest.raises(HashingError, match=r"node 7 \(Total\): input 'csv'.*absent.csv' does not"):
+        g.run_upto(node)
+
+
+def test_datapath_queue_items(tmp_path: Path) -> None:
+    """A queue pipeline over DataPath items recomputes exactly the edited file's item."""
+    files = [_csv(tmp_path / f"{i}.csv", i) for i in range(3)]
+
+    def total(csv: DataPath) -> int:
+        CALLS.append(csv.name)
+        return sum(int(r.split(",")[1]) for r in csv.read_text().splitlines()[1:])
+
+    def run() -> list[int]:
+        p = iq.Pipeline(store=tmp_path / "store")
+        out = p.map(total, iq.Queue([DataPath(f) for f in files]))
+        p.run()
+        return list(out)
+
+    assert run() == [0, 1, 2]
+    _csv(files[2], 20)
+    assert run() == [0, 1, 20]
+    assert CALLS == ["0.csv", "1.csv", "2.csv", "2.csv"]
+
+
+class Files(Flow): ...
+
+
+@Files.register
+class Load(Layer):
+    def __call__(self) -> None:
+        path = self.params.data
+        CALLS.append(path.name)
+        self.rows = path.read_text().splitlines()[1:]
+
+
+def test_datapath_flow_parameter(tmp_path: Path) -> None:
+    """A flow parameter holding a DataPath: an edit recomputes the layer, a rerun is a hit."""
+    csv = _csv(tmp_path / "t.csv", 1)
+    flow = Files(store=tmp_path / "store")
+    assert flow(data=DataPath(csv))[Load].rows == ["r0,1"]
+    assert flow(data=DataPath(csv)).computed == []
+    _csv(csv, 2)
+    run = flow(data=DataPath(csv))
+    assert run.computed == ["Load"] and run[Load].rows == ["r0,2"]
+
+
+PIPELINE = textwrap.dedent(
+    """
+    import sys
+    import incgraph.queues as iq
+    from incgraph import DataPath
+
+    def parse(csv):
+        rows = csv.read_text().splitlines()[1:]
+        return sum(int(r.split(",")[1]) for r in rows)
+
+    p = iq.Pipeline(store=sys.argv[1])
+    out = p.map(parse, iq.Queue([DataPath(sys.argv[2])]))
+    report = p.run()
+    if report.failures:
+        print("failed", type(report.failures[0].exception).__name__)
+    else:
+        print("total", list(out)[0], "computed", report.computed)
+    """
+)
+
+
+def test_fixing_a_csv_between_processes_recomputes(tmp_path: Path) -> None:
+    """A broken CSV fails; fixed on disk, the next process recomputes; a rerun is a hit."""
+    script = tmp_path / "pipeline.py"
+    script.write_text(PIPELINE)
+    csv = tmp_path / "data.csv"
+    csv.write_text("name,value\na,1\nb,oops\n")
+
+    def run() -> str:
+        out = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "store"), str(csv)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ,
+        )
+        return out.stdout.strip()
+
+    assert run() == "failed ValueError"
+    csv.write_text("name,value\na,1\nb,2\n")
+    assert run() == "total 3 computed 1"
+    assert run() == "total 3 computed 0"
+    csv.write_text("name,value\na,1\nb,5\n")
+    assert run() == "total 6 computed 1"
