@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     )
     from incgraph.flow import Accessor, Execution, Flow, ForEach, Layer, Parameter
     from incgraph.graph import ProcessGraph
-    from incgraph.hashing import DataPath, code_version, data_version, register_hasher
+    from incgraph.hashing import code_version, data_version, register_hasher
+    from incgraph.hashing._paths import DataPath
     from incgraph.memoized import MemoizedFunction, memoize
     from incgraph.parallel import Batch, action, any_action_failed, inbatch_parallel
     from incgraph.queues import (
@@ -78,7 +79,7 @@ _LAZY: dict[str, str] = {
     "ConfigurationError": "incgraph.errors",
     "ConstantNotSetError": "incgraph.errors",
     "CycleError": "incgraph.errors",
-    "DataPath": "incgraph.hashing",
+    "DataPath": "incgraph.hashing._paths",
     "Decision": "incgraph.core.plan",
     "Execution": "incgraph.flow",
     "ExecutionNotFoundError": "incgraph.errors",

@@ -13,7 +13,7 @@ Everything a cache key needs that depends only on the node -- its code
 version, the data version of its init kwargs and of its inline constants --
 is computed once and memoized on the node. A constant's data version is
 memoized until ``set_value`` changes it. Names in the processor's ``ignore``
-stay out of all of these (:meth:`Node.keyed_upstream` lists the bound nodes
+stay out of all of these (`Node.keyed_upstream` lists the bound nodes
 that count), and the versions of the packages in its ``packages`` (and the
 store's) join the init version. This is what keeps a cache hit to a
 string join, one xxh3 call and one index lookup.
@@ -291,7 +291,7 @@ class Node:
         """Data version of a constant node's current value.
 
         Memoized until ``set_value``, or only for the current run when the
-        value holds a :class:`~incgraph.DataPath` (its files may change).
+        value holds a `DataPath` (its files may change).
         """
         self._forget_paths()
         if self._value_dv is MISSING:

@@ -13,7 +13,7 @@ cheap to keep heavy models (an LLM, a video decoder) behind a processor.
 results when something the code fingerprint cannot see has changed (a model
 file on disk, say). ``ignore`` names inputs and init kwargs left out of the
 cache key (a ``device``, a ``verbose`` flag), and ``packages`` names installed
-packages whose versions enter it (see :mod:`incgraph.hashing._packages`).
+packages whose versions enter it (see `incgraph.hashing._packages`).
 ``resource`` names what the processor holds in memory; batch runs release
 instances between passes only when the next pass needs a different resource.
 """

@@ -13,7 +13,7 @@ the upstream result says how many points it contributes:
 A task's inputs then name exactly what it sees, which is what makes its cache
 key precise. Its own input ``"task"`` (a :class:`~incgraph.flow.artifacts.Task`)
 holds its flat index (in its key only when the layer reads ``self.index``, see
-:mod:`incgraph.flow.reads`: otherwise inserting a value into a grid recomputes
+`incgraph.flow.reads`: otherwise inserting a value into a grid recomputes
 only the new cells), its element entry of each fanned-out attribute
 (changing element 3 changes task 3's key only) and, for an aligned ForEach,
 the upstream task's manifest. Each other upstream layer is one input shared by
@@ -96,7 +96,7 @@ class Grid:
         Each cell of each dimension is turned into its elements and hash parts
         once (a cell of a multi-dimensional grid is shared by many tasks); a
         task merges its cells' and hashes the sorted parts, exactly as
-        :class:`~incgraph.flow.artifacts.Task` would. ``positional`` puts each
+        `Task` would. ``positional`` puts each
         task's index into its hash (the layer reads ``self.index``).
         """
         (constant_elements, constant_whole, constant_parts), cells = self._cells

@@ -39,7 +39,7 @@ class FlowParams(Mapping[str, Any]):
     """The keyword arguments of ``flow(**params)``, read-only, as ``self.params`` in a layer.
 
     Both ``self.params["lr"]`` and ``self.params.lr`` work. A layer's cache key
-    holds the parameters its code reads (see :mod:`incgraph.flow.reads`), so
+    holds the parameters its code reads (see `incgraph.flow.reads`), so
     changing one recomputes the layers that read it and what depends on them.
 
     Examples
@@ -321,7 +321,7 @@ def run_layer(
     ``where`` names the layer (and task) in messages, e.g. ``"Process[3]"``.
     ``index_keyed`` and ``params_keyed`` say what the run's cache key holds (the
     position; the parameters, ``None`` for all): reading anything else fails
-    with a :class:`FlowError` (see :mod:`incgraph.flow.reads`).
+    with a `FlowError` (see `incgraph.flow.reads`).
     """
     inst = layer_cls.__new__(layer_cls)
     if params_keyed is not None:

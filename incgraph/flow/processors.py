@@ -18,7 +18,7 @@ the store, the executors and ``explain`` with every other front-end:
 The run context (:class:`FlowContext`) travels as the ``params`` input of
 every layer node: it carries the flow parameters and the store that artifact
 blobs are written to and read from. Its data version is that of the
-parameters the layer's code reads (``keyed``, see :mod:`incgraph.flow.reads`;
+parameters the layer's code reads (``keyed``, see `incgraph.flow.reads`;
 all of them when that cannot be told), so a layer's key changes only with
 the parameters it reads, and two runs with equal parameters share their keys.
 Pickled (for an executor in another process) it carries the store's folder

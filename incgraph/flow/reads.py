@@ -8,7 +8,7 @@ flow parameters. Keying every task by its position made a grid recompute
 every cell after the one inserted; keying every layer by every parameter made
 a change of ``epochs`` recompute the layer that only loads the data.
 
-So each layer's code is read once per code version (:func:`layer_reads`),
+So each layer's code is read once per code version (`layer_reads`),
 from its source, and the key holds only what the code reads:
 
 * ``self.index`` anywhere in the code -> the task's position is in its key;
@@ -30,7 +30,7 @@ would be without this analysis.
 A run-time check backs the reading up: a task whose key leaves out its
 position, or a parameter, records whether it read it anyway (through a path
 the reading cannot see, such as a frame inspection) and, if so, fails with a
-:class:`~incgraph.errors.FlowError` instead of storing a result under a key
+`FlowError` instead of storing a result under a key
 that does not pin it down. A wrong hit is never possible; the failure names
 the layer and the fix.
 """

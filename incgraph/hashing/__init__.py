@@ -27,7 +27,7 @@ Module map: ``_scheme`` (tag, combine, node_key), ``_encoder`` (stream,
 dispatch, error paths), ``_builtins``/``_stdlib``/``_callables`` (Python types),
 ``_numpy``/``_pandas`` (lazy: never imports either library), ``_registry``
 (user types), ``_data`` (data_version), ``_usercode``/``_source``/``_code``
-(code versions), ``_paths`` (:class:`DataPath`: files and folders by content),
+(code versions), ``_paths`` (`DataPath`: files and folders by content),
 ``_packages`` (declared package versions). ``docs/hashing.md`` lists every
 encoding.
 
@@ -51,10 +51,9 @@ from incgraph.hashing._data import data_version  # isort: skip
 from incgraph.hashing._registry import register_hasher  # isort: skip
 from incgraph.hashing._code import code_version  # isort: skip
 from incgraph.hashing import _callables  # isort: skip  # noqa: F401  (registers callables)
-from incgraph.hashing._paths import DataPath  # isort: skip  (registers its hasher)
+from incgraph.hashing import _paths  # isort: skip  # noqa: F401  (registers DataPath)
 
 __all__ = [
-    "DataPath",
     "SCHEME",
     "code_version",
     "combine",

@@ -12,7 +12,7 @@ through the node's init version, so upgrading one package recomputes exactly
 the nodes that declared it.
 
 Versions come from the installed distribution's metadata
-(:func:`importlib.metadata.version`), looked up once per process: a package
+(`importlib.metadata.version`), looked up once per process: a package
 upgraded while a process runs keeps its old version there, as its already
 imported modules do. Names are distribution names as ``pip`` spells them;
 ``scikit_learn`` and ``Scikit-Learn`` find ``scikit-learn`` too.

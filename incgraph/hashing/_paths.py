@@ -1,4 +1,4 @@
-"""Files and folders as inputs: :class:`DataPath`, hashed by what the path holds.
+"""Files and folders as inputs: `DataPath`, hashed by what the path holds.
 
 Design note
 -----------
@@ -14,10 +14,10 @@ what it holds now:
   any file changes it; empty folders count too;
 * **symbolic links** are followed (a link to a file hashes as that file's
   bytes, a link to a folder is walked); a link that points nowhere, or a
-  folder that links back into itself, raises :class:`HashingError` naming it.
+  folder that links back into itself, raises `HashingError` naming it.
 
 Anything else (a missing path, a socket, an unreadable file) raises
-:class:`HashingError` naming the path; the engine adds the node and input.
+`HashingError` naming the path; the engine adds the node and input.
 
 The stat shortcut. Reading a 10 GB file on every run would make a rerun as
 slow as the work it saves, so each file's digest is remembered with its
@@ -26,20 +26,20 @@ the signature is unchanged the digest is reused without reading the file. An
 edit (even one that keeps the size, or an editor replacing the file) changes
 the signature and the file is read again; ``touch`` changes it too, and the
 re-read gives the same digest, so the data version -- and the cache key -- stay
-the same. A file modified less than :data:`RACY_SECONDS` before it was hashed
+the same. A file modified less than `RACY_SECONDS` before it was hashed
 is not remembered (a second write within the file system's timestamp
 resolution could otherwise go unseen).
 
 Digests are remembered in this process and in a small SQLite table shared by
-every process of the user (:func:`digest_table_path`: ``$INCGRAPH_DIGESTS``,
+every process of the user (`digest_table_path`: ``$INCGRAPH_DIGESTS``,
 else ``incgraph/file-digests.sqlite`` under ``$XDG_CACHE_HOME`` or
 ``~/.cache``). It is a cache of facts about files, not a store of results:
 deleting it costs one read of each file. If it cannot be opened the digests
 are kept in memory only.
 
-A run hashes a :class:`DataPath` when it builds keys, so the graph re-checks
+A run hashes a `DataPath` when it builds keys, so the graph re-checks
 files at every run (a node's value memo lasts one run when it holds a path,
-see :func:`path_hashes`).
+see `path_hashes`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class DataPath(os.PathLike[str]):
     set in ``prep_fn``, a queue item, a flow parameter). The processor gets
     the ``DataPath`` back: it is ``os.PathLike`` (``open(p)``,
     ``pandas.read_csv(p)``) and forwards path attributes (``p.name``,
-    ``p.read_text()``, ``p.path`` is the :class:`pathlib.Path`).
+    ``p.read_text()``, ``p.path`` is the `pathlib.Path`).
 
     Parameters
     ----------
@@ -134,7 +134,7 @@ _HASHED = [0]
 
 
 def path_hashes() -> int:
-    """How many :class:`DataPath` values this process has hashed so far.
+    """How many `DataPath` values this process has hashed so far.
 
     A value whose hashing moved this count holds a path: its data version is
     only good until the files change, so memos of it must not outlive a run.

@@ -7,8 +7,8 @@ where ``inputs`` maps each input name to a data version: inline constants are
 hashed once per node (:meth:`Node.fixed_input_versions`), and every input bound
 to a node (constant or computed) contributes that node's data version *for the
 current item*. Inputs the processor lists in ``ignore`` are left out
-(:meth:`Node.keyed_upstream`); ignored init kwargs and declared package
-versions are settled in :meth:`Node.init_version`. The engine loop and the
+(`Node.keyed_upstream`); ignored init kwargs and declared package
+versions are settled in `Node.init_version`. The engine loop and the
 batch loop both build keys here, which is what makes "the same node with the
 same inputs has the same cache key whichever front-end or executor ran it"
 true by construction rather than by care.

@@ -115,7 +115,7 @@ class Store:
         How long a lease lives without renewal (:mod:`incgraph.store.leases`).
     packages : tuple of str
         Installed packages whose versions enter the cache key of every node run
-        with this store (see :func:`open_store`).
+        with this store (see `open_store`).
     max_bytes : int, optional
         The store's byte budget, enforced after every run that writes
         (:mod:`incgraph.store.budget`); None for no budget.

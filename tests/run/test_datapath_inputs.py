@@ -195,3 +195,20 @@ def test_fixing_a_csv_between_processes_recomputes(tmp_path: Path) -> None:
     assert run() == "total 3 computed 0"
     csv.write_text("name,value\na,1\nb,5\n")
     assert run() == "total 6 computed 1"
+
+
+def test_datapath_memoized_argument(tmp_path: Path) -> None:
+    """A memoized function called with a DataPath recomputes when the file is edited."""
+    import incgraph
+
+    f = _csv(tmp_path / "m.csv", 2)
+
+    @incgraph.memoize(store=tmp_path / "store")
+    def total(csv: DataPath) -> int:
+        CALLS.append(csv.name)
+        return sum(int(r.split(",")[1]) for r in csv.read_text().splitlines()[1:])
+
+    assert total(DataPath(f)) == 2 and total(DataPath(f)) == 2
+    _csv(f, 9)
+    assert total(DataPath(f)) == 9
+    assert CALLS == ["m.csv", "m.csv"]
