@@ -180,8 +180,28 @@ class Manifest(dict[str, Any]):
     def __incgraph_hash__(self) -> object:
         return self.content
 
+    def __incgraph_refs__(self) -> list[str]:
+        """The data versions of the blobs this manifest names: the store keeps them with it.
+
+        Examples
+        --------
+        >>> Manifest({"a": ref("ab" * 16), "b": inline(1), "c": shard([ref("cd" * 16)])})\
+        ...     .__incgraph_refs__() == ["ab" * 16, "cd" * 16]
+        True
+        """
+        return list(_refs(self.values()))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Manifest, (dict(self), self.content))
+
+
+def _refs(entries: Iterable[tuple[str, Any]]) -> Iterator[str]:
+    """The data versions named by ``entries`` (and by the elements of their shards)."""
+    for kind, payload in entries:
+        if kind == REF:
+            yield payload
+        elif kind == SHARD:
+            yield from _refs(payload)
 
 
 class Join:
@@ -223,6 +243,10 @@ class Join:
 
     def __incgraph_hash__(self) -> object:
         return self.content
+
+    def __incgraph_refs__(self) -> list[str]:
+        """The blobs its tasks' manifests name (each once): the store keeps them with it."""
+        return list(dict.fromkeys(ref for m in self.manifests for ref in _refs(m.values())))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Plain dicts, not Manifests: pickle writes those in C, without a Python

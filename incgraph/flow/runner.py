@@ -43,7 +43,7 @@ import gc
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,7 +66,9 @@ from incgraph.flow.writeback import WriteBackStore
 from incgraph.graph import ProcessGraph
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
+from incgraph.errors import StoreError
 from incgraph.store.protocols import Record
+from incgraph.store.runlog import RunLog
 
 __all__ = ["FlowRun", "LayerResult"]
 
@@ -136,14 +138,30 @@ class FlowRun:
     def run(self) -> dict[str, LayerResult]:
         """Run every layer (computing only what is not cached); return their results."""
         todo = list(self.plan.layers)
+        log = self.buffer.run_log_of_flow = self.buffer.inner.run_log("flow", self.flow)
+        ok = False
         try:
             while todo:
                 compiled = self._compile_wave(todo)
                 todo = [lp for lp in todo if lp.name not in compiled]
                 self._run_wave()
+            ok = True
         finally:
-            self.buffer.flush()
+            try:
+                self.buffer.flush()
+            finally:
+                if ok:
+                    log.close("ok")
+                else:
+                    with suppress(StoreError):  # the run's own error says more
+                        log.close("failed")
         return self.results
+
+    def _log(self) -> RunLog:
+        """The flow's one run log: every wave's keys, memo hits and memo rows go in it."""
+        log = self.buffer.run_log_of_flow
+        assert log is not None, "a flow's run log exists while it runs"
+        return log
 
     def _compile_wave(self, todo: list[LayerPlan]) -> set[str]:
         compiled: set[str] = set()
@@ -294,6 +312,7 @@ class FlowRun:
 
     def _memo_hit(self, lp: LayerPlan, record: Record, n: int) -> None:
         value = self.buffer.load(record)
+        self._log().hits.append(record.key)
         self.results[lp.name] = LayerResult(lp.name, value, record.data_version, n)
         self.cached.extend(f"{lp.name}[{i}]" for i in range(n))
         self.cached.append(lp.name)
@@ -306,6 +325,7 @@ class FlowRun:
         bytes a second time.
         """
         join = self.buffer.lookup(join_key)
+        self._log().written.append(pending.memo.key)
         if join is MISSING or join.data_version != data_version:
             self.buffer.save(replace(pending.memo, data_version=data_version), value)
             return

@@ -50,6 +50,7 @@ from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.protocols import Record
+from incgraph.store.runlog import RunLog
 from incgraph.store.session import StoreSession
 
 __all__ = [
@@ -121,6 +122,7 @@ class WriteBackStore(Store):
         self._recent_bytes = 0
         self._pending_bytes = 0
         self._last_flush = time.monotonic()
+        self.run_log_of_flow: RunLog | None = None  # set by the flow: its waves' one log
 
     def lookup(self, key: str) -> Record | Missing:
         """A pending record, else the inner store's."""
@@ -163,7 +165,7 @@ class WriteBackStore(Store):
         self, kind: str = "run", label: str = "", *, announce: bool = False
     ) -> StoreSession:
         """A run's session whose leases are released only after their results are committed."""
-        return _BufferedSession(self, kind, label, announce=announce)
+        return _BufferedSession(self, kind, label, announce=announce, log=self.run_log_of_flow)
 
     def save_many(self, items: Iterable[tuple[Record, Any]]) -> list[Record]:
         """Queue results; they are committed at the next flush."""

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from incgraph.errors import PipelineError
+from incgraph.errors import PipelineError, StoreError
 from incgraph.queues.caching import materialize
 from incgraph.queues.channel import Abort, Channel, Chunk
 from incgraph.queues.report import ItemFailure, NodeCounts, PipelineReport
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from incgraph.queues.queue import Queue
     from incgraph.queues.stages import Stage
     from incgraph.store import Store
+    from incgraph.store.runlog import RunLog
 
 __all__ = ["Execution", "PipelineRun"]
 
@@ -61,6 +63,12 @@ class Execution:
         self.has_cache = any(s.task is not None and s.task.cache for s in pipeline.stages)
         # the store, opened only when a task caches (None otherwise: nothing to load or save)
         self.store: Store | None = pipeline.store if self.has_cache else None
+        # the run's one row in the store's run log: the keys it hit and wrote (so gc's
+        # keep_runs counts a pipeline run as one run and keeps what it used)
+        self.log: RunLog | None = None
+        if self.store is not None:
+            label = ", ".join(stage.name for stage in pipeline.stages)
+            self.log = self.store.run_log("pipeline", label[:200])
         # stages read the store one at a time (see incgraph.queues.caching: "one store reader")
         self.store_reads = threading.Lock()
         self.failures: list[ItemFailure] = []
@@ -233,6 +241,9 @@ class Execution:
 
     def _finish(self) -> None:
         self.finished_at = time.perf_counter()
+        if self.log is not None:
+            with suppress(StoreError):  # the run's results are in; its log row is bookkeeping
+                self.log.close("ok" if self.error is None else "failed")
         self.done.set()
 
     def join(self, timeout: float | None = None) -> None:

@@ -269,6 +269,8 @@ class TaskRunner(Runner):
         items = work.items
         keys = cache.keys(dvs)
         found = cache.lookup(keys)
+        if self.ex.log is not None:
+            self.ex.log.hits.extend(found)
         work.dvs, work.keys = dvs, keys
         if len(found) == len(keys):  # every key found (so none MISSING, none repeated)
             fn = self.fn
@@ -474,6 +476,7 @@ class RecorderRunner(Runner):
         assert store is not None
         try:
             store.save_many([(e[0], e[1]) for e in entries])
+            self._logged(entries)
             return
         except StoreError:
             storable = [e for e in entries if self._storable(e)]
@@ -481,6 +484,12 @@ class RecorderRunner(Runner):
                 raise
         if storable:
             store.save_many([(e[0], e[1]) for e in storable])
+            self._logged(storable)
+
+    def _logged(self, entries: list[tuple[Any, ...]]) -> None:
+        """Note the keys of saved entries in the run's log."""
+        if self.ex.log is not None:
+            self.ex.log.written.extend(e[0].key for e in entries)
 
     def _storable(self, entry: tuple[Any, ...]) -> bool:
         _, value, node, index, item = entry

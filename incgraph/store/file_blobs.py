@@ -12,10 +12,13 @@ A caller that writes its own rows in the same transaction (the store's
 bytes of a small value to keep them in its rows instead: such a value gets no
 blob row at all (schema version 3, :mod:`incgraph.store.sqlite_index`).
 
-Write protocol (joblib's): the bytes go to ``<dv>.<uuid>-<pid>-<tid>.tmp`` in
-the final folder, are flushed (and fsynced with ``durable=True``), then
-``os.replace``-d onto the final name; only then is the row committed
-(``INSERT ... ON CONFLICT DO NOTHING``). Hence:
+Write protocol (joblib's): the bytes go to ``<dv>.<uuid>-<host>-<pid>-<tid>.tmp``
+in the final folder, are flushed (and fsynced with ``durable=True``), then,
+inside the write transaction that commits their row, ``os.replace``-d onto
+the final name (``INSERT ... ON CONFLICT DO NOTHING``). A collector holding
+the write lock therefore never sees a renamed file whose row is about to be
+committed, and it keeps the temporary files of writers that still run
+(:mod:`incgraph.store.names`). Hence:
 
 * a row always names a file that was complete when the row was committed;
 * a process killed mid-write leaves at worst a ``.tmp`` file
@@ -60,15 +63,17 @@ whose bytes did not reach the disk fails its checksum.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import re
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -81,11 +86,25 @@ from incgraph.errors import (
 from incgraph.store.codecs import SUFFIXES, Encoded, checksum, checksum_of, decode, encode_small
 from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import store_error
+from incgraph.store.names import (
+    BadName,
+    blob_file_name,
+    is_blob_file,
+    is_real_folder,
+    open_file,
+    open_folder,
+    parse_temp_file,
+    temp_file_is_live,
+    temp_file_name,
+)
 from incgraph.store.protocols import BlobEntry
 from incgraph.store.signing import Signer
 from incgraph.store.sqlite_file import SqliteFile
 
 __all__ = ["INLINE_LIMIT", "MMAP_THRESHOLD", "FileBlobStore"]
+
+TEMP_FILE_SECONDS = 3600.0
+"""A temporary file whose writer cannot be checked (another host) is kept this long."""
 
 INLINE_LIMIT = 32 * 1024
 """Encoded values smaller than this many bytes are kept inside SQLite."""
@@ -96,6 +115,10 @@ MMAP_THRESHOLD = 1 << 20
 Also = Callable[[sqlite3.Connection, list[int], Mapping[str, tuple[str, bytearray]]], None]
 """What :meth:`FileBlobStore.put_many` calls inside its transaction: (conn, sizes, row bytes)."""
 
+_FOLDER_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _DATA_VERSION = re.compile(r"[0-9A-Za-z_\-]{2,128}")
 _DATA_VERSION_LINES = re.compile(r"[0-9A-Za-z_\-]{2,128}(?:\n[0-9A-Za-z_\-]{2,128})*")
@@ -115,6 +138,11 @@ _INSERT_INLINE_SIGNED = (
     "VALUES (?, 'pickle', ?, ?, ?, ?, ?) ON CONFLICT (data_version) DO NOTHING"
 )
 _DELETE = "DELETE FROM blobs WHERE data_version = ? AND checksum = ?"
+_DELETE_UNREFERENCED = (
+    "DELETE FROM blobs WHERE data_version = ? AND checksum = ? "
+    "AND NOT EXISTS (SELECT 1 FROM results WHERE data_version = ?) "
+    "AND NOT EXISTS (SELECT 1 FROM refs WHERE ref = ?)"
+)
 
 
 class _Row(NamedTuple):
@@ -129,10 +157,15 @@ class _Row(NamedTuple):
 
 
 class _Pending(NamedTuple):
-    """A blob file written (renamed into place) whose row is not committed yet."""
+    """A blob file written under its temporary name, renamed into place with its row."""
 
     row: _Row
     path: Path
+    temp: Path
+
+
+class _Vanished(Exception):
+    """A blob found stored before the transaction was deleted meanwhile (by a collector)."""
 
 
 class _Batch:
@@ -145,6 +178,7 @@ class _Batch:
     __slots__ = (
         "existing",
         "files",
+        "found",
         "inline",
         "missed",
         "row_limit",
@@ -157,6 +191,7 @@ class _Batch:
 
     def __init__(self, signed: bool, row_limit: int = -1) -> None:
         self.existing = 0  # data versions whose look-up found a complete blob
+        self.found: list[str] = []  # those data versions: checked again inside the transaction
         self.missed = 0  # our inserts that did nothing: the blob was there already
         self.sizes: dict[str, int] = {}  # every data version staged -> its blob's size
         self.inline: list[tuple[str, str, int, bytearray]] = []  # our new inline rows
@@ -326,14 +361,38 @@ class FileBlobStore:
 
         A writer killed between creating and renaming its temporary file leaves it
         behind; nothing reads it, and a garbage collector may delete these paths.
+        Only names incgraph makes are listed, and never the file of a writer that
+        still runs on this host, however old; a file whose writer cannot be
+        checked (another host) must also be older than :data:`TEMP_FILE_SECONDS`.
         """
-        cutoff = time.time() - older_than
+        now = time.time()
         stale = []
-        for path in self.directory.glob("*/*.tmp"):
-            with suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    stale.append(path)
+        for path, stats in self._own_files():
+            temp = parse_temp_file(path.name, path.parent.name)
+            if temp is None or stats.st_mtime >= now - older_than:
+                continue
+            live = temp_file_is_live(temp)
+            if live is False or (live is None and stats.st_mtime < now - TEMP_FILE_SECONDS):
+                stale.append(path)
         return sorted(stale)
+
+    def _own_files(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """Regular files in the real (not symlinked) two-character sub-folders of the blob folder."""
+        if not is_real_folder(self.directory):
+            return
+        try:
+            folders = sorted(os.scandir(self.directory), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return
+        for folder in folders:
+            if len(folder.name) != 2 or not folder.is_dir(follow_symlinks=False):
+                continue
+            with suppress(FileNotFoundError, NotADirectoryError):
+                for entry in os.scandir(folder.path):
+                    with suppress(FileNotFoundError):
+                        stats = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(stats.st_mode):
+                            yield Path(entry.path), stats
 
     # -- maintenance: listing, checking, quarantining, reclaiming ------------------------
 
@@ -350,8 +409,10 @@ class FileBlobStore:
             except sqlite3.Error as exc:
                 raise store_error(exc, self.file.path) from exc
             for _, dv, codec, digest, size, created, is_file in rows:
-                row = _Row(dv, codec, digest, size, not is_file)
-                path = self._file_path(row) if is_file and _DATA_VERSION.fullmatch(dv) else None
+                path = None
+                if is_file:
+                    with suppress(BadName):
+                        path = self._file_path(_Row(dv, codec, digest, size, False))
                 yield BlobEntry(dv, size, created, not is_file, path)
             if len(rows) < 1000:
                 return
@@ -371,10 +432,10 @@ class FileBlobStore:
             return "it is not stored"
         codec, digest, size, data, tag = found
         row = _Row(data_version, codec, digest, size, data is not None, tag)
-        if codec not in SUFFIXES:
-            return f"its row names an unknown codec {codec!r}"
-        if not _DATA_VERSION.fullmatch(data_version):
-            return "its data version is not a hash string"
+        try:
+            blob_file_name(data_version, digest, codec)
+        except BadName as exc:
+            return str(exc)
         if row.inline:
             buffer: Any = data
         else:
@@ -401,7 +462,12 @@ class FileBlobStore:
         codec, digest, size, data, tag = found
         row = _Row(data_version, codec, digest, size, data is not None, tag)
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        target = folder / f"{data_version}.{digest}.{stamp}.{SUFFIXES.get(codec, 'bin')}"
+        try:
+            name = blob_file_name(data_version, digest, codec)
+        except BadName:  # a crafted row: no file of ours to move, drop the row only
+            self._delete_rows([row._replace(inline=True)])
+            return None
+        target = folder / f"{name}.{stamp}"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             moved = self._move_out(row, data, target)
@@ -419,36 +485,59 @@ class FileBlobStore:
                 os.close(fd)
             return target
         try:
-            os.replace(self._file_path(row), target)
-        except FileNotFoundError:
+            with self._folder_of(row) as (folder_fd, name):
+                os.replace(name, target, src_dir_fd=folder_fd)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         return target
 
-    def delete_many(self, data_versions: Iterable[str]) -> int:
-        """Remove blobs (rows in one transaction, then their files); return how many went."""
+    def delete_many(self, data_versions: Iterable[str], *, unreferenced: bool = False) -> int:
+        """Remove blobs (rows and files in one transaction); return how many went.
+
+        ``unreferenced=True`` (garbage collection) removes only blobs that no
+        result names or references when the transaction runs.
+        """
         self._check_writable()
         rows = list(self._rows(list(data_versions)).values())
         if rows:
-            self._delete_rows(rows)
-        return len(rows)
+            return len(self._delete_rows(rows, unreferenced=unreferenced))
+        return 0
 
     def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
         """Blob files no row names (a writer killed after its rename), older than ``older_than`` s.
 
-        Temporary files are not listed here (see :meth:`stale_temp_files`).
+        Temporary files are not listed here (see :meth:`stale_temp_files`), and
+        neither is any file whose name incgraph would not give a blob (a user's
+        own files), nor anything behind a symlink. A file is listed only if no
+        row names it once the write lock is held (:meth:`unnamed_files`): a file
+        is renamed into place inside the transaction that commits its row.
         """
-        wanted = {entry.path for entry in self.entries() if entry.path is not None}
         cutoff = time.time() - older_than
-        orphans = []
-        for path in self.directory.glob("*/*"):
-            if path.suffix == ".tmp" or path in wanted:
-                continue
-            with suppress(FileNotFoundError):
-                if path.is_file() and path.stat().st_mtime < cutoff:
-                    orphans.append(path)
-        # a row committed while we listed would name its file: list the rows again
-        wanted = {entry.path for entry in self.entries() if entry.path is not None}
-        return sorted(path for path in orphans if path not in wanted)
+        candidates = [
+            path
+            for path, stats in self._own_files()
+            if is_blob_file(path.name, path.parent.name) and stats.st_mtime < cutoff
+        ]
+        if not candidates or self.read_only:
+            return self._unnamed(self.file.connection(), candidates)
+        return self.file.write(lambda conn: self._unnamed(conn, candidates))
+
+    def _unnamed(self, conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
+        """The ``paths`` no row of ``conn``'s ``blobs`` table names."""
+        named = {
+            path
+            for row in _select_rows(conn, [path.name.split(".")[0] for path in paths]).values()
+            if not row.inline
+            for path in [self._path_or_none(row)]
+            if path is not None
+        }
+        return sorted(path for path in paths if path not in named)
+
+    def _path_or_none(self, row: _Row) -> Path | None:
+        try:
+            return self._file_path(row)
+        except BadName:
+            return None
 
     def _row(self, data_version: str) -> _Row | None:
         sql = "SELECT codec, checksum, size, data IS NULL, tag FROM blobs WHERE data_version = ?"
@@ -462,12 +551,26 @@ class FileBlobStore:
         return _Row(data_version, codec, digest, size, not is_file, tag)
 
     def _complete(self, row: _Row) -> bool:
-        return row.inline or self._file_path(row).exists()
+        if row.inline:
+            return True
+        path = self._path_or_none(row)
+        return path is not None and os.path.isfile(path) and not os.path.islink(path)
 
     def _file_path(self, row: _Row) -> Path:
-        _check_data_version(row.data_version)
-        name = f"{row.data_version}.{row.checksum}.{SUFFIXES.get(row.codec, 'bin')}"
+        """Where ``row``'s bytes live; :class:`BadName` for a row no file of ours can match."""
+        name = blob_file_name(row.data_version, row.checksum, row.codec)
         return self.directory / row.data_version[:2] / name
+
+    @contextmanager
+    def _folder_of(self, row: _Row) -> Iterator[tuple[int, str]]:
+        """A descriptor of ``row``'s sub-folder and its file's name, through no symlink."""
+        name = blob_file_name(row.data_version, row.checksum, row.codec)
+        with open_folder(self.directory) as top:
+            fd = os.open(row.data_version[:2], _FOLDER_FLAGS, dir_fd=top)
+            try:
+                yield fd, name
+            finally:
+                os.close(fd)
 
     def _read_file(self, row: _Row) -> Any:
         buffer, problem = self._read_bytes(row)
@@ -477,10 +580,15 @@ class FileBlobStore:
 
     def _read_bytes(self, row: _Row) -> tuple[Any, str | None]:
         """The file's bytes (mapped when big), or None and why they cannot be read."""
-        path = self._file_path(row)
+        try:
+            path = self._file_path(row)
+        except BadName as exc:
+            return None, str(exc)
         buffer: Any = None
         try:
-            with open(path, "rb", buffering=0) as handle:
+            with self._folder_of(row) as (folder_fd, name):
+                fd = open_file(folder_fd, name)
+            with open(fd, "rb", buffering=0) as handle:
                 actual = os.fstat(handle.fileno()).st_size
                 if actual != row.size:
                     return None, f"its file holds {actual} bytes, not {row.size}"
@@ -491,13 +599,20 @@ class FileBlobStore:
                     handle.readinto(buffer)
         except FileNotFoundError:
             return None, "its file is missing"
+        except (NotADirectoryError, IsADirectoryError) as exc:
+            return None, f"its file is not a regular file in the store ({exc})"
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None, "its file or folder is a symlink, which incgraph never follows"
             raise store_error(exc, path) from exc
         return buffer, None
 
     def _discard(self, row: _Row, reason: str) -> StoreCorruptError:
         """Remove a blob that failed a check (unless read-only); return the error to raise."""
-        where = f"inline in {self.file.path}" if row.inline else str(self._file_path(row))
+        where = f"inline in {self.file.path}"
+        if not row.inline:
+            path = self._path_or_none(row)
+            where = "its row names no valid file" if path is None else str(path)
         if self.read_only:
             action = "it is not served; open the store writable to drop it"
         else:
@@ -544,12 +659,31 @@ class FileBlobStore:
             _check_data_versions([dv for dv, _ in items])
         if also is None or self.signer is not None:
             row_limit = -1
-        batch = self._stage(items, row_limit)
-        if not batch.inline and not batch.files and also is None:
+        for _ in range(3):
+            batch = self._stage(items, row_limit)
+            try:
+                return self._commit(batch, items, also)
+            except _Vanished:
+                self._look_up_first = True  # stage again, looking every blob up
+            finally:
+                self._drop_temp_files(batch)
+        raise StoreError(
+            f"blobs of {self.directory} kept vanishing while being saved; "
+            "is a garbage collection with --grace 0 running in a loop?"
+        )
+
+    def _commit(
+        self, batch: _Batch, items: list[tuple[str, Any]], also: Also | None
+    ) -> list[int]:
+        """The transaction of :meth:`put_many`: rename files into place, insert rows, ``also``."""
+        if not batch.inline and not batch.files and not batch.found and also is None:
             self._look_up_first = batch.looks_stored()
             return [batch.sizes[dv] for dv, _ in items]
 
         def commit(conn: sqlite3.Connection) -> tuple[dict[str, _Row], list[int]]:
+            if batch.found and len(_select_rows(conn, batch.found)) < len(set(batch.found)):
+                raise _Vanished
+            self._rename_into_place(batch)
             theirs = self._insert(conn, batch)
             sizes = batch.sizes
             if theirs:  # a copy: a retried transaction starts from the staged sizes again
@@ -566,6 +700,29 @@ class FileBlobStore:
             if pending is not None:
                 self._drop_losing_file(pending, winner)
         return in_order
+
+    def _rename_into_place(self, batch: _Batch) -> None:
+        """Give the batch's files their final names (inside the transaction; idempotent)."""
+        folders = set()
+        for pending in batch.files.values():
+            try:
+                os.replace(pending.temp, pending.path)
+            except FileNotFoundError:
+                if not os.path.exists(pending.path):  # renamed by an earlier attempt otherwise
+                    raise
+            except OSError as exc:
+                raise store_error(exc, pending.path) from exc
+            folders.add(pending.path.parent)
+        if self.durable:
+            for folder in folders:
+                fsync_folder(folder)
+
+    @staticmethod
+    def _drop_temp_files(batch: _Batch) -> None:
+        """Remove temporary files a failed transaction left unrenamed."""
+        for pending in batch.files.values():
+            with suppress(OSError):
+                os.unlink(pending.temp)
 
     def delete(self, data_version: str) -> None:
         """Remove the blob (row first, then its file); absent blobs are ignored."""
@@ -642,6 +799,7 @@ class FileBlobStore:
         if row is not None and self._complete(row) and (self.signer is None or row.tag):
             batch.sizes[data_version] = row.size
             batch.existing += 1
+            batch.found.append(data_version)
             return
         found = encode_small(value, inline_limit=self.inline_limit) if encoded is None else encoded
         if type(found) is not bytes:
@@ -674,17 +832,17 @@ class FileBlobStore:
             None if signer is None else signer.tag(data_version, encoded.codec, encoded.parts),
         )
         path = self._file_path(ours)
-        self._write_file(path, encoded)
+        temp = self._write_file(path, encoded)
         if row is not None:
             batch.stale.append((row.data_version, row.checksum))
-        batch.files[data_version] = _Pending(ours, path)
+        batch.files[data_version] = _Pending(ours, path, temp)
         batch.sizes[data_version] = ours.size
 
-    def _write_file(self, path: Path, encoded: Encoded) -> None:
+    def _write_file(self, path: Path, encoded: Encoded) -> Path:
+        """Write ``encoded`` to a temporary file beside ``path``; return its name."""
         folder = path.parent
         self._make_folder(folder)
-        name = path.name.split(".")[0]
-        temp = folder / f"{name}.{uuid.uuid4().hex}-{os.getpid()}-{threading.get_ident()}.tmp"
+        temp = folder / temp_file_name(path.name.split(".")[0])
         try:
             fd = os.open(temp, _CREATE_FLAGS, 0o600)
             try:
@@ -694,15 +852,13 @@ class FileBlobStore:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, path)
-            if self.durable:
-                fsync_folder(folder)
         except BaseException as exc:
             with suppress(OSError):
                 os.unlink(temp)
             if isinstance(exc, OSError):
                 raise store_error(exc, path) from exc
             raise
+        return temp
 
     def _make_folder(self, folder: Path) -> None:
         if folder in self._folders:
@@ -712,6 +868,12 @@ class FileBlobStore:
             folder.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise store_error(exc, folder) from exc
+        for made in (self.directory, folder):
+            if not is_real_folder(made):
+                raise StoreError(
+                    f"{made} is a symlink or not a folder; incgraph writes blob files only "
+                    "into real folders of the store: remove it and rerun"
+                )
         with self._folders_lock:
             self._folders.add(folder)
 
@@ -777,21 +939,77 @@ class FileBlobStore:
 
     def _drop_losing_file(self, pending: _Pending, winner: _Row) -> None:
         """Delete the file we wrote if another writer's row (with other bytes) won."""
-        if pending.path is not None and (winner.inline or self._file_path(winner) != pending.path):
+        if pending.path is not None and (
+            winner.inline or self._path_or_none(winner) != pending.path
+        ):
             with suppress(OSError):
                 os.unlink(pending.path)
 
-    def _delete_rows(self, rows: list[_Row]) -> None:
-        """Delete rows (only if unchanged), then, after the commit, their files."""
+    def _delete_rows(self, rows: list[_Row], *, unreferenced: bool = False) -> list[_Row]:
+        """Delete rows (only if unchanged) and their files, in one transaction; return those gone.
 
-        def delete(conn: sqlite3.Connection) -> None:
-            conn.executemany(_DELETE, [(row.data_version, row.checksum) for row in rows])
+        A file goes inside the transaction, after its row: a writer renames a
+        file into place only inside its own transaction, so it cannot put back a
+        file of that name between our delete and our unlink. With
+        ``unreferenced``, a row that some ``results`` row names, or that a
+        stored result references (the ``refs`` table), is kept: the check and
+        the delete see the same state.
+        """
+        sql = _DELETE_UNREFERENCED if unreferenced else _DELETE
 
-        self.file.write(delete)
-        for row in rows:
-            if not row.inline:
-                with suppress(FileNotFoundError):
-                    os.unlink(self._file_path(row))
+        def delete(conn: sqlite3.Connection) -> list[_Row]:
+            gone = []
+            for row in rows:
+                before = conn.total_changes
+                params = (row.data_version, row.checksum)
+                conn.execute(sql, params * 2 if unreferenced else params)
+                if conn.total_changes > before:
+                    gone.append(row)
+                    if not row.inline:
+                        self._unlink(row)
+            return gone
+
+        return self.file.write(delete)
+
+    def remove_files(self, paths: Iterable[Path]) -> list[Path]:
+        """Delete those of ``paths`` that are still orphans or stale temporary files; return them.
+
+        Each path must be one :meth:`orphan_files` or :meth:`stale_temp_files`
+        listed (a name incgraph makes, in a real sub-folder of the blob folder);
+        it is checked again under the write lock, so a file renamed into place
+        meanwhile (with its row) stays.
+        """
+        self._check_writable()
+        wanted = [path for path in paths if path.parent.parent == self.directory]
+        if not wanted:
+            return []
+
+        def remove(conn: sqlite3.Connection) -> list[Path]:
+            blob_files = [p for p in wanted if is_blob_file(p.name, p.parent.name)]
+            doomed = self._unnamed(conn, blob_files)
+            for path in wanted:
+                temp = parse_temp_file(path.name, path.parent.name)
+                if temp is not None and temp_file_is_live(temp) is not True:
+                    doomed.append(path)
+            removed = []
+            for path in doomed:
+                with suppress(OSError):
+                    with open_folder(self.directory) as top:
+                        folder = os.open(path.parent.name, _FOLDER_FLAGS, dir_fd=top)
+                        try:
+                            os.unlink(path.name, dir_fd=folder)
+                        finally:
+                            os.close(folder)
+                    removed.append(path)
+            return removed
+
+        return sorted(self.file.write(remove))
+
+    def _unlink(self, row: _Row) -> None:
+        """Remove ``row``'s file, if its fields name one of ours, through no symlink."""
+        with suppress(BadName, FileNotFoundError, NotADirectoryError, OSError):
+            with self._folder_of(row) as (folder_fd, name):
+                os.unlink(name, dir_fd=folder_fd)
 
     def close(self) -> None:
         """Close this process's SQLite connections; using the store again reopens them."""

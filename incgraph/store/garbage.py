@@ -173,7 +173,7 @@ def collect_garbage(
         )
     dropped_keys = {rec.key for rec in dropped}
     report.removed = sorted(dropped, key=lambda rec: (rec.created, rec.key))
-    referenced = {rec.data_version for rec in records if rec.key not in dropped_keys}
+    referenced = _referenced(store, [rec for rec in records if rec.key not in dropped_keys])
     report.kept = len(records) - len(dropped_keys)
     report.kept_bytes = sum(sizes.get(dv, 0) for dv in referenced) + sum(
         size for key, size in held.items() if key not in dropped_keys
@@ -216,6 +216,13 @@ def _run_usage(
                     if last_used.get(key, run.started) < run.started:
                         last_used[key] = run.started
     return last_used, used
+
+
+def _referenced(store: Store, kept: list[Record]) -> set[str]:
+    """The blobs ``kept`` results need: their own, and those their values reference."""
+    own = {rec.data_version for rec in kept}
+    refs = store.index.refs()
+    return own | {ref for dv in own for ref in refs.get(dv, ())}
 
 
 def _row_bytes(store: Store) -> dict[str, int]:
@@ -324,9 +331,8 @@ def _size(path: Path) -> int:
 def _delete(store: Store, report: GcReport, trim: list[int], now: float) -> None:
     """Index rows, then blobs, then files; then the ledger's leftovers."""
     store.index.delete(rec.key for rec in report.removed)
-    store.blobs.delete_many(report.blobs_removed)
-    for path in report.files_removed:
-        with suppress(FileNotFoundError):
-            os.unlink(path)
+    store.blobs.delete_many(report.blobs_removed, unreferenced=True)
+    store.index.drop_unused_refs()
+    report.files_removed = store.blobs.remove_files(report.files_removed)
     store.ledger.delete_runs(trim)
     report.leases_expired = store.ledger.drop_expired(now)

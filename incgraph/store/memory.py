@@ -55,6 +55,7 @@ class MemoryIndex:
         self._by_node: dict[str, dict[str, None]] = {}  # node label -> its keys, in insertion order
         self._order = itertools.count()
         self._lock = threading.Lock()
+        self._refs: dict[str, set[str]] = {}  # result data version -> blobs it references
 
     def __repr__(self) -> str:
         return f"MemoryIndex({len(self._records)} records)"
@@ -170,6 +171,30 @@ class MemoryIndex:
                 if old is not None:
                     self._by_node.get(old[1].node, {}).pop(key, None)
 
+    def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (result data version, referenced blob) pairs."""
+        with self._lock:
+            for dv, ref in pairs:
+                self._refs.setdefault(dv, set()).add(ref)
+
+    def refs(self) -> dict[str, set[str]]:
+        """Result data version -> the blobs it references."""
+        with self._lock:
+            return {dv: set(refs) for dv, refs in self._refs.items()}
+
+    def referencing(self, ref: str) -> list[str]:
+        """The keys of the results that reference the blob ``ref``."""
+        with self._lock:
+            dvs = {dv for dv, refs in self._refs.items() if ref in refs}
+            return [key for key, (_, rec) in self._records.items() if rec.data_version in dvs]
+
+    def drop_unused_refs(self) -> None:
+        """Forget the references of data versions no result has any more."""
+        with self._lock:
+            used = {rec.data_version for _, rec in self._records.values()}
+            for dv in [dv for dv in self._refs if dv not in used]:
+                del self._refs[dv]
+
     def close(self) -> None:
         """Nothing to release; the records stay."""
 
@@ -224,8 +249,8 @@ class MemoryBlobStore:
         """Remove the blob; absent blobs are ignored."""
         self.delete_many([data_version])
 
-    def delete_many(self, data_versions: Iterable[str]) -> int:
-        """Remove blobs; return how many were stored."""
+    def delete_many(self, data_versions: Iterable[str], *, unreferenced: bool = False) -> int:
+        """Remove blobs; return how many were stored (``unreferenced``: the caller checked)."""
         with self._lock:
             gone = [self._blobs.pop(dv, None) for dv in data_versions]
             for dv in list(self._created):
@@ -250,6 +275,10 @@ class MemoryBlobStore:
         return None
 
     def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
+        """None: a memory store has no files."""
+        return []
+
+    def remove_files(self, paths: Iterable[Path]) -> list[Path]:
         """None: a memory store has no files."""
         return []
 

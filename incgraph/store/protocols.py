@@ -250,6 +250,22 @@ class Index(Protocol):
         """Delete rows by the references :meth:`raw_rows` gave."""
         ...
 
+    def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (result data version, blob it references besides its own) pairs."""
+        ...
+
+    def refs(self) -> dict[str, set[str]]:
+        """Result data version -> the blobs it references besides its own."""
+        ...
+
+    def referencing(self, ref: str) -> list[str]:
+        """The keys of the results that reference the blob ``ref``."""
+        ...
+
+    def drop_unused_refs(self) -> None:
+        """Forget the references of data versions no result has any more."""
+        ...
+
     def close(self) -> None:
         """Release connections. The index may be reopened by using it again."""
         ...
@@ -279,8 +295,11 @@ class BlobStore(Protocol):
         """Every stored data version."""
         ...
 
-    def delete_many(self, data_versions: Iterable[str]) -> int:
-        """Remove blobs; return how many there were."""
+    def delete_many(self, data_versions: Iterable[str], *, unreferenced: bool = False) -> int:
+        """Remove blobs; return how many there were.
+
+        ``unreferenced``: only those no result names or references at that moment.
+        """
         ...
 
     def entries(self) -> Iterator[BlobEntry]:
@@ -301,6 +320,10 @@ class BlobStore(Protocol):
 
     def stale_temp_files(self, older_than: float = 3600.0) -> list[Path]:
         """Temporary files of interrupted writes, older than ``older_than`` seconds."""
+        ...
+
+    def remove_files(self, paths: Iterable[Path]) -> list[Path]:
+        """Delete those listed orphan or stale temporary files that still are; return them."""
         ...
 
     def close(self) -> None:

@@ -53,7 +53,20 @@ Version 3 lets a small result live in its own ``results`` row:
     sorts in memory (every caller reads the whole table anyway), so one index
     less is updated per insert (11 -> 9.5 us per small result).
 
-A version 2 file holds no row data, so it is readable as it is: opened
+Version 4 makes what a result references visible to maintenance:
+
+``refs``
+    data version of a stored result -> data version of a blob it references
+    besides its own (a Flow manifest's artifacts, a ForEach join's), from
+    the value's ``__incgraph_refs__()`` when it is saved. Garbage collection
+    keeps the blobs the kept results reference, ``verify`` checks they
+    exist, and a load that finds one missing drops the results naming it.
+    Keyed by data version, so every row of that data version (a ForEach
+    memo row shares its join's) references the same blobs.
+
+A version 3 file is readable as it is (it has no ``refs``: a reader then
+sees no references). A version 2 file holds no row data, so it is readable
+as it is too: opened
 read-only it is served without migrating (:data:`READABLE_SINCE`). An
 incgraph that knows only version 2 refuses a version 3 file ("newer than
 this incgraph understands"): it would not see the results kept in rows, and
@@ -93,6 +106,7 @@ __all__ = [
     "MIGRATIONS",
     "NEW_FILE_SQL",
     "READABLE_SINCE",
+    "REFS_SINCE",
     "ROW_DATA_SINCE",
     "SCHEMA_VERSION",
     "migrate",
@@ -146,6 +160,11 @@ _LEASES = (
     "expires REAL NOT NULL) WITHOUT ROWID"
 )
 _NODE_CREATED = 'CREATE INDEX "results_node_created"\n    ON "results" ("node", "created")'
+_REFS = (
+    "CREATE TABLE refs (data_version TEXT NOT NULL, ref TEXT NOT NULL, "
+    "PRIMARY KEY (data_version, ref)) WITHOUT ROWID"
+)
+_REFS_REF = "CREATE INDEX refs_ref ON refs (ref)"
 _DATA_VERSION = 'CREATE INDEX "results_data_version"\n    ON "results" ("data_version")'
 
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -165,6 +184,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         'ALTER TABLE "results" ADD COLUMN "data" BLOB',
         "DROP INDEX IF EXISTS results_created",
     ),
+    # 3 -> 4: ``refs``, the blobs a stored result references besides its own
+    (_REFS, _REFS_REF),
 ]
 """``MIGRATIONS[i]``: the SQL statements taking a store from schema version ``i`` to ``i + 1``."""
 
@@ -178,25 +199,31 @@ READABLE_SINCE = 2
 """The oldest schema version read as it is when a store is opened read-only.
 
 Version 2 differs from 3 only by columns that are NULL in every row it has and
-an index the reader does not need; older files must be opened writable once
-to migrate them.
+an index the reader does not need, and 3 from 4 by a table readers may do
+without; older files must be opened writable once to migrate them.
 """
+
+REFS_SINCE = 4
+"""The first schema version with the ``refs`` table."""
 
 
 NEW_FILE_SQL: tuple[str, ...] = (
     _RESULTS_V1[:-1] + ', "checksum" TEXT, "data" BLOB)',
     _NODE_CREATED,
     _DATA_VERSION,
+    _REFS,
     _BLOBS_V1[:-1] + ', "tag" TEXT)',
     _RUNS,
     _PINS,
     _LEASES,
+    _REFS_REF,
 )
 """The schema :data:`MIGRATIONS` build, as the statements creating it in one go (new files).
 
 Exactly the ``sql`` of a migrated file's ``sqlite_master`` rows, in creation
 order (``blobs.tag`` and ``results.checksum``/``data`` are where ``ALTER TABLE
-... ADD COLUMN`` put them). Tested equal to the migrations' result; extend it
+... ADD COLUMN`` put them; ``refs`` where its root page lands in a migrated
+file, the page the dropped ``results_created`` freed). Tested equal to the migrations' result; extend it
 with every new migration. Root pages may differ: a migrated file keeps the
 free page of the index version 3 drops, a new file never had it.
 """

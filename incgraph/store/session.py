@@ -67,9 +67,20 @@ class StoreSession:
     (True, 1)
     """
 
-    def __init__(self, store: Store, kind: str = "run", label: str = "", *, announce: bool = False):
+    def __init__(
+        self,
+        store: Store,
+        kind: str = "run",
+        label: str = "",
+        *,
+        announce: bool = False,
+        log: RunLog | None = None,
+    ):
         self.store = store
-        self.log: RunLog = store.run_log(kind, label, announce=announce)
+        # a shared ``log`` belongs to a larger run (a flow's waves are one user run): its
+        # owner closes it, this session only adds its keys to it
+        self._owns_log = log is None
+        self.log: RunLog = store.run_log(kind, label, announce=announce) if log is None else log
         self.hits: list[str] = self.log.hits
         self._lessee: Lessee | None = None
         self.budget: GcReport | None = None
@@ -134,6 +145,10 @@ class StoreSession:
         When the run failed (``ok=False``) a store error while doing so is
         swallowed, so it cannot hide the run's own error.
         """
+        if not self._owns_log:
+            if self._lessee is not None:
+                self._lessee.close()
+            return
         try:
             self.log.close("ok" if ok else "failed", lessee=self._lessee)
         except StoreError:

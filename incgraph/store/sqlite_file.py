@@ -55,8 +55,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -364,7 +364,9 @@ class SqliteFile:
         """Run ``operation(conn)`` in one ``BEGIN IMMEDIATE`` transaction and return its result.
 
         The transaction is rolled back if ``operation`` raises, and retried from the
-        start while the database is busy. SQLite errors become store errors.
+        start while the database is busy. SQLite errors become store errors. A
+        write made from inside ``operation`` (in the same thread) joins its
+        transaction: a maintenance step can re-check and act under one lock.
         """
         if self.read_only:
             raise ReadOnlyStoreError(
@@ -372,7 +374,35 @@ class SqliteFile:
                 "open it with read_only=False to save or delete results"
             )
         connection = self.connection() if conn is None else conn
-        return self._retry(lambda: self._transaction(connection, operation))
+        if getattr(self._local, "writing", False) and conn is None:
+            return operation(connection)  # inside this thread's write: join it
+        self._local.writing = True
+        try:
+            return self._retry(lambda: self._transaction(connection, operation))
+        finally:
+            self._local.writing = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection inside one read transaction: every read sees one state.
+
+        WAL keeps the state the first read saw until the block ends, however
+        many commits other connections make meanwhile (the way ``verify``
+        judges a store in use). Nothing may be written inside it.
+        """
+        conn = self.connection()
+        if conn.in_transaction:
+            yield conn  # already inside one transaction: that is the snapshot
+            return
+        try:
+            conn.execute("BEGIN DEFERRED")
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+        try:
+            yield conn
+        finally:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, operation: Callable[[sqlite3.Connection], T]) -> T:

@@ -51,7 +51,7 @@ from incgraph.sentinels import MISSING, Missing
 from incgraph.store.codecs import checksum_of, decode
 from incgraph.store.failure import store_error
 from incgraph.store.protocols import Record
-from incgraph.store.schema import ROW_DATA_SINCE
+from incgraph.store.schema import REFS_SINCE, ROW_DATA_SINCE
 from incgraph.store.sqlite_file import SqliteFile
 
 __all__ = ["GET_CHUNK", "PUT_CHUNK", "ROW_INLINE_LIMIT", "SqliteIndex"]
@@ -177,6 +177,9 @@ def _by_created_any_type(row: Sequence[Any]) -> tuple[int, Any, int]:
     if isinstance(created, (int, float)):
         return 1, created, row[0]
     return (2, created, row[0]) if isinstance(created, str) else (3, bytes(created), row[0])
+
+
+_PUT_REF = "INSERT OR IGNORE INTO refs (data_version, ref) VALUES (?, ?)"
 
 
 def _execute_many(sql: str, rows: list[Any], conn: sqlite3.Connection) -> None:
@@ -515,6 +518,51 @@ class SqliteIndex:
         """Remove the records under ``keys``; absent keys are ignored."""
         for chunk in _chunks(((key,) for key in keys), PUT_CHUNK):
             self.file.write(partial(_execute_many, "DELETE FROM results WHERE key = ?", chunk))
+
+    # -- references (schema version 4) ----------------------------------------------------
+
+    def insert_refs(self, conn: sqlite3.Connection, pairs: list[tuple[str, str]]) -> None:
+        """Record (result data version, referenced blob) pairs in the caller's transaction."""
+        if pairs:
+            conn.executemany(_PUT_REF, pairs)
+
+    def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (result data version, referenced blob) pairs."""
+        for chunk in _chunks(pairs, PUT_CHUNK):
+            self.file.write(partial(_execute_many, _PUT_REF, chunk))
+
+    def refs(self) -> dict[str, set[str]]:
+        """Result data version -> the blobs it references (files before version 4: none)."""
+        if self.file.schema_version < REFS_SINCE:
+            return {}
+        found: dict[str, set[str]] = {}
+        try:
+            for dv, ref in self.file.connection().execute("SELECT data_version, ref FROM refs"):
+                found.setdefault(dv, set()).add(ref)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+        return found
+
+    def referencing(self, ref: str) -> list[str]:
+        """The keys of the results that reference the blob ``ref``."""
+        if self.file.schema_version < REFS_SINCE:
+            return []
+        sql = (
+            "SELECT key FROM results WHERE data_version IN "
+            "(SELECT data_version FROM refs WHERE ref = ?)"
+        )
+        try:
+            return [key for (key,) in self.file.connection().execute(sql, (ref,))]
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.file.path) from exc
+
+    def drop_unused_refs(self) -> None:
+        """Forget the references of data versions no result has any more."""
+        sql = (
+            "DELETE FROM refs WHERE NOT EXISTS "
+            "(SELECT 1 FROM results WHERE results.data_version = refs.data_version)"
+        )
+        self.file.write(lambda conn: conn.execute(sql))
 
     def close(self) -> None:
         """Close this process's connections; using the index again reopens one."""

@@ -23,8 +23,14 @@ Design note
   checked like an inline blob), so any Index/BlobStore pair keeps working.
 * **Bad blobs are forgotten.** When :meth:`Store.load` meets a blob that is
   corrupt (:class:`~incgraph.errors.StoreCorruptError`) or gone (``KeyError``),
-  it deletes the index rows that point at it before re-raising, so the engine
-  can treat the error as a miss and the next lookup is a miss too.
+  it deletes the index rows that point at it, and those of the results that
+  reference it, before re-raising, so the engine can treat the error as a
+  miss and the next lookup is a miss too.
+* **References are visible.** A value whose type defines
+  ``__incgraph_refs__()`` (a Flow manifest, a ForEach join) names the other
+  blobs it needs; :meth:`Store.save_many` records them (schema version 4,
+  ``refs``) in the transaction of the result's row, so garbage collection
+  keeps them and ``verify`` checks them.
 
 Beside the two halves sits the *ledger* (:mod:`incgraph.store.ledger`): the run
 log (:meth:`Store.run_log`), pins (:meth:`Store.pin`) and leases
@@ -48,11 +54,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.hashing._packages import declared_names, package_versions
@@ -89,6 +95,8 @@ ENV_VAR = "INCGRAPH_STORE"
 
 DEFAULT_FOLDER = ".incgraph"
 """The default store folder, relative to the current directory, when ``INCGRAPH_STORE`` is unset."""
+
+T = TypeVar("T")
 
 INDEX_FILE = "index.sqlite"
 BLOB_FOLDER = "blobs"
@@ -274,10 +282,12 @@ class Store:
         return read(data_version, signed=getattr(self.blobs, "signer", None) is not None)
 
     def _forget(self, data_version: str) -> None:
-        """Drop the index rows naming ``data_version`` (unless read-only): recomputed later."""
+        """Drop the index rows naming or referencing ``data_version`` (unless read-only)."""
         if not self.read_only:
             with suppress(StoreError):
-                self.index.delete(self._keys_for(data_version))
+                self.index.delete(
+                    [*self._keys_for(data_version), *self.index.referencing(data_version)]
+                )
 
     def _keys_for(self, data_version: str) -> list[str]:
         find = getattr(self.index, "keys_for_data_version", None)
@@ -321,6 +331,7 @@ class Store:
             for start in range(0, len(items), PUT_CHUNK):
                 saved += _save_chunk(index, blobs, items[start : start + PUT_CHUNK], now)
             return saved
+        index.put_refs(refs_of(items))
         put_many = getattr(blobs, "put_many", None)
         pairs = [(record.data_version, value) for record, value in items]
         if put_many is not None:
@@ -433,6 +444,31 @@ class Store:
 
         return clear_store(self)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Inside the block, every read of this thread sees the store as of its first read.
+
+        One SQLite read transaction (a store in memory has nothing to do): what
+        ``verify`` judges from while writers go on. Nothing may be written inside.
+        """
+        file = getattr(self.index, "file", None)
+        if not isinstance(file, SqliteFile):
+            yield
+            return
+        with file.snapshot():
+            yield
+
+    def locked(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` holding the store's write lock: no other writer commits meanwhile.
+
+        Writes it makes (deleting rows, quarantining blobs) join one transaction.
+        Maintenance re-checks what it found under this lock before it removes it.
+        """
+        file = getattr(self.index, "file", None)
+        if not isinstance(file, SqliteFile) or self.read_only:
+            return operation()
+        return file.write(lambda conn: operation())
+
     def _check_writable(self, action: str) -> None:
         if self.read_only:
             raise ReadOnlyStoreError(
@@ -468,12 +504,16 @@ def _save_chunk(
         saved[:] = [_sized(record, size, now) for (record, _), size in pairs]
         if not held:
             index.insert_rows(conn, [record_row(record) for record in saved])
-            return
-        rows = []
-        for record in saved:
-            data = held.get(record.data_version)
-            rows.append(record_row(record) if data is None else stored_row(record, *data))
-        index.insert_rows(conn, rows)
+        else:
+            rows = []
+            for record in saved:
+                data = held.get(record.data_version)
+                rows.append(record_row(record) if data is None else stored_row(record, *data))
+            index.insert_rows(conn, rows)
+        refs = refs_of(items)
+        if refs:
+            index.insert_refs(conn, refs)
+            _check_refs_stored(conn, items, refs)
 
     blobs.put_many(
         [(record.data_version, value) for record, value in items],
@@ -481,6 +521,49 @@ def _save_chunk(
         row_limit=ROW_INLINE_LIMIT,
     )
     return saved
+
+
+def _check_refs_stored(
+    conn: sqlite3.Connection, items: list[tuple[Record, Any]], refs: list[tuple[str, str]]
+) -> None:
+    """Refuse to commit results that reference blobs which are not stored (any more)."""
+    wanted = list(dict.fromkeys(ref for _, ref in refs))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        sql = f"SELECT data_version FROM blobs WHERE data_version IN ({','.join('?' * len(chunk))})"
+        found.update(dv for (dv,) in conn.execute(sql, chunk))
+    missing = [ref for ref in wanted if ref not in found]
+    if missing:
+        owner = {ref: dv for dv, ref in refs}
+        nodes = {rec.data_version: rec.node for rec, _ in items}
+        raise StoreError(
+            f"the result of node {nodes.get(owner[missing[0]], '?')!r} references blob "
+            f"{missing[0]}, which is not stored (a garbage collection with --grace 0 beside "
+            "this run can delete a blob written moments before its result); nothing was "
+            "saved: rerun, and give gc a grace period longer than a run's write"
+        )
+
+
+def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
+    """(result data version, referenced blob) pairs of the values that name other blobs.
+
+    A value names them through its type's ``__incgraph_refs__()`` (data versions).
+
+    Examples
+    --------
+    >>> class Pointer:
+    ...     def __incgraph_refs__(self):
+    ...         return ["cd" * 16]
+    >>> refs_of([(Record("k", "ab" * 16, "n", "p", "c", "i"), Pointer())]) == [("ab" * 16, "cd" * 16)]
+    True
+    """
+    pairs = []
+    for record, value in items:
+        names = getattr(type(value), "__incgraph_refs__", None)
+        if names is not None:
+            pairs += [(record.data_version, ref) for ref in names(value)]
+    return pairs
 
 
 def default_location() -> Path:

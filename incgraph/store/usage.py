@@ -263,7 +263,8 @@ def clear_store(store: Store) -> ClearReport:
     report.bytes = sum(entry.size for entry in entries) + sum(_row_bytes(store).values())
     report.runs, report.pins = len(store.runs()), len(store.pins())
     store.index.delete(rec.key for rec in records)
-    store.blobs.delete_many(entry.data_version for entry in entries)
+    store.blobs.delete_many((entry.data_version for entry in entries), unreferenced=True)
+    store.index.drop_unused_refs()
     _remove_files(store, report)
     store.ledger.delete_runs(run.id for run in store.runs())
     store.ledger.unpin(store.pins())
@@ -273,11 +274,10 @@ def clear_store(store: Store) -> ClearReport:
 
 def _remove_files(store: Store, report: ClearReport) -> None:
     """Files left in the blob folder once no row names them: orphans and temporaries."""
-    leftovers: Iterable[os.PathLike[str]] = [
-        *store.blobs.orphan_files(0.0),
-        *store.blobs.stale_temp_files(0.0),
-    ]
+    leftovers = [*store.blobs.orphan_files(0.0), *store.blobs.stale_temp_files(0.0)]
+    sizes = {}
     for path in leftovers:
-        with suppress(FileNotFoundError):
-            report.bytes += os.stat(path).st_size
-            os.unlink(path)
+        with suppress(OSError):
+            sizes[path] = os.lstat(path).st_size
+    for path in store.blobs.remove_files(leftovers):
+        report.bytes += sizes.get(path, 0)

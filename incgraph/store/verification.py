@@ -30,6 +30,20 @@ result is simply recomputed by the next run that needs it. With
 ``quarantine=False`` (or on a read-only store) problems are reported and
 nothing is touched.
 
+5. every reference a result makes to another blob (a Flow manifest's
+   artifacts, schema version 4): the blob must exist, or the result is
+   reported and dropped like a row whose blob is missing.
+
+**A store in use.** Writers commit while ``verify`` reads. So it judges in
+two steps: first everything from ONE read transaction (a consistent
+snapshot: a row committed after it began is not seen, so it cannot be
+judged "blob missing" because its blob was read earlier), without taking
+the write lock; then, only if that found problems and quarantining is on,
+the suspects alone are judged again while holding the write lock (no writer
+can commit meanwhile), and only what is still bad is quarantined, in that
+same transaction. A healthy store is never locked against writers, and a
+result committed during the check is never touched.
+
 Orphans (blob files or rows no result uses) and temporary files of
 interrupted writes are counted but are not problems: ``gc`` reclaims them.
 """
@@ -42,7 +56,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,6 +72,7 @@ __all__ = ["Problem", "VerifyReport", "verify_store"]
 
 _HASH = re.compile(r"[0-9A-Za-z_\-]{2,128}")
 _ROWS_FILE = "index-rows.jsonl"
+_NOT_STORED = "it is not stored"
 
 
 @dataclass(frozen=True)
@@ -122,15 +137,33 @@ def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
         report.problems.append(problem)
         report.seconds = time.perf_counter() - started
         return report
-    held = _check_row_data(store, report, quarantine)
-    bad_blobs = _check_blobs(store, report, quarantine, held)
-    _check_rows(store, report, quarantine, bad_blobs, held)
-    if quarantine:  # rows dropped with their blob were not there to count
-        report.results += sum(len(p.keys) for p in report.problems if p.kind == "blob")
+    with store.snapshot():
+        _judge(store, report, quarantine=False)
+    if quarantine and report.problems:
+        suspects = {(p.kind, p.name) for p in report.problems}
+        again = VerifyReport(quarantined=True)
+        store.locked(lambda: _judge(store, again, quarantine=True, only=suspects))
+        report.problems = again.problems
     report.orphan_files = len(store.blobs.orphan_files(0.0))
     report.temp_files = len(store.blobs.stale_temp_files(0.0))
     report.seconds = time.perf_counter() - started
     return report
+
+
+_Suspects = set[tuple[str, str]]
+
+
+def _judge(
+    store: Store, report: VerifyReport, *, quarantine: bool, only: _Suspects | None = None
+) -> None:
+    """Check rows' bytes, blobs, then rows (and their references); act when ``quarantine``.
+
+    ``only`` limits the checks to those (kind, name) pairs: the suspects a first,
+    read-only pass found, judged again under the write lock.
+    """
+    held = _check_row_data(store, report, quarantine, only)
+    bad_blobs = _check_blobs(store, report, quarantine, held, only)
+    _check_rows(store, report, quarantine, bad_blobs, held, only)
 
 
 def _file_problem(store: Store) -> Problem | None:
@@ -152,7 +185,9 @@ def _file_problem(store: Store) -> Problem | None:
     return Problem("file", str(file.path), str(detail))
 
 
-def _check_blobs(store: Store, report: VerifyReport, quarantine: bool, held: _Held) -> set[str]:
+def _check_blobs(
+    store: Store, report: VerifyReport, quarantine: bool, held: _Held, only: _Suspects | None
+) -> set[str]:
     """Check every blob; quarantine the bad ones; return the bad data versions.
 
     The rows dropped with a bad blob are those that do not hold sound bytes of
@@ -165,8 +200,10 @@ def _check_blobs(store: Store, report: VerifyReport, quarantine: bool, held: _He
         dv = entry.data_version
         if dv not in referenced:
             report.orphan_blobs += 1
+        if only is not None and ("blob", dv) not in only:
+            continue
         reason = store.blobs.check(dv)
-        if reason is None:
+        if reason is None or reason == _NOT_STORED:  # gone since it was listed: not ours
             continue
         bad.add(dv)
         keys = tuple(key for key in _keys_for(store, dv) if key not in held.keys)
@@ -181,7 +218,10 @@ def _check_blobs(store: Store, report: VerifyReport, quarantine: bool, held: _He
 
 
 def _referenced(store: Store) -> set[str]:
-    return {row[1] for _, row in store.index.raw_rows() if isinstance(row[1], str)}
+    """The data versions results name, and the blobs those results reference."""
+    named = {row[1] for _, row in store.index.raw_rows() if isinstance(row[1], str)}
+    refs = store.index.refs()
+    return named | {ref for dv in named for ref in refs.get(dv, ())}
 
 
 def _keys_for(store: Store, data_version: str) -> list[str]:
@@ -198,7 +238,9 @@ class _Held:
     unsigned: set[Any] = field(default_factory=set)  # sound bytes a signed store never serves
 
 
-def _check_row_data(store: Store, report: VerifyReport, quarantine: bool) -> _Held:
+def _check_row_data(
+    store: Store, report: VerifyReport, quarantine: bool, only: _Suspects | None
+) -> _Held:
     """Check the bytes rows hold; quarantine the rows whose bytes are bad.
 
     In a signed store, sound bytes are unsigned and never served: such a row
@@ -212,6 +254,8 @@ def _check_row_data(store: Store, report: VerifyReport, quarantine: bool) -> _He
     doomed: list[tuple[Any, tuple[Any, ...], str]] = []
     for ref, key, dv, digest, data in list(read()):
         reason = _row_data_problem(digest, data)
+        if only is not None and ("index", _name(key)) not in only:
+            reason = None
         if reason is not None:
             doomed.append((ref, (key, dv, digest, data), reason))
         elif signed:
@@ -239,7 +283,12 @@ def _row_data_problem(digest: Any, data: Any) -> str | None:
 
 
 def _check_rows(
-    store: Store, report: VerifyReport, quarantine: bool, bad_blobs: set[str], held: _Held
+    store: Store,
+    report: VerifyReport,
+    quarantine: bool,
+    bad_blobs: set[str],
+    held: _Held,
+    only: _Suspects | None,
 ) -> None:
     """Check every index row; quarantine malformed ones and those whose blob is gone.
 
@@ -247,10 +296,11 @@ def _check_rows(
     bad was reported (and, when quarantining, removed) already.
     """
     stored = {entry.data_version for entry in store.blobs.entries()}
+    refs = store.index.refs()
     doomed: list[tuple[Any, tuple[Any, ...], str]] = []
     for ref, row in _rows(store):
         report.results += 1
-        if ref in held.bad:
+        if ref in held.bad or (only is not None and ("index", _name(row[0])) not in only):
             continue
         reason = _row_problem(row)
         if reason is None and row[1] not in stored and ref not in held.sound:
@@ -259,12 +309,27 @@ def _check_rows(
             reason = f"its blob {row[1]} is missing"
             if ref in held.unsigned:
                 reason += " and the bytes its row holds have no HMAC signature (signing is on)"
+        if reason is None:
+            reason = _missing_ref(refs.get(row[1], ()), stored, bad_blobs)
         if reason is not None:
             doomed.append((ref, row, reason))
     moved = _quarantine_rows(store, doomed) if quarantine and doomed else None
     for _, row, reason in doomed:
-        name = row[0] if isinstance(row[0], str) else repr(row[0])
+        name = _name(row[0])
         report.problems.append(Problem("index", name, reason, (name,), moved))
+
+
+def _name(key: Any) -> str:
+    """How a row's key is named in a report (a damaged key by its repr)."""
+    return key if isinstance(key, str) else repr(key)
+
+
+def _missing_ref(refs: Iterable[str], stored: set[str], bad: set[str]) -> str | None:
+    """Why a result whose value references ``refs`` cannot be served, or None."""
+    for ref in sorted(refs):
+        if ref not in stored or ref in bad:
+            return f"it references blob {ref}, which is missing or bad"
+    return None
 
 
 def _rows(store: Store) -> Iterator[tuple[Any, tuple[Any, ...]]]:

@@ -19,6 +19,7 @@ from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
 from incgraph.sentinels import MISSING
 from incgraph.store import Store, open_store
 from incgraph.store.codecs import checksum
+from incgraph.store.names import host_tag
 from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION
 from incgraph.store.signing import HMAC_ENV_VAR
 
@@ -168,7 +169,9 @@ def test_verify_counts_orphans_and_temporaries_without_calling_them_problems(
     folder = store.path / "blobs" / "ab"
     folder.mkdir()
     (folder / f"{'ab' * 16}.{'0' * 16}.pkl").write_bytes(b"orphan file")
-    (folder / f"{'ab' * 16}.x-1-2.tmp").write_bytes(b"torn")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (folder / f"{'ab' * 16}.{'f' * 32}-{host_tag()}-{dead}-2.tmp").write_bytes(b"torn")
     report = store.verify()
     assert report.ok
     assert (report.orphan_blobs, report.orphan_files, report.temp_files) == (1, 1, 1)
@@ -331,7 +334,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         store.run_log().close()
         assert len(store.runs()) == 1
         version = store.index.file.connection().execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
 
 
 def test_the_run_log_costs_one_insert(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -456,7 +456,7 @@ def test_a_version_2_store_migrates_and_loads_every_result(tmp_path: Path) -> No
         assert held(store, 4)[2] == "blob" and store.load(new) == "new"
         assert store.verify().ok
         names = {name for (name,) in raw(store, "SELECT name FROM sqlite_master")}
-    assert user_version(folder) == SCHEMA_VERSION == 3
+    assert user_version(folder) == SCHEMA_VERSION == 4
     assert "results_created" not in names and "results_node_created" in names
     columns = [row[1] for row in raw(store, "PRAGMA table_info(results)")]
     assert columns[-2:] == ["checksum", "data"]
