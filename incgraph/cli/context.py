@@ -4,8 +4,13 @@ Design note
 -----------
 A command never creates a store: ``incgraph ls`` in the wrong folder says
 there is no store there (a usage error) instead of leaving an empty
-``.incgraph`` behind. An existing store is opened writable when its folder
-is writable (so an older store is upgraded in place), else read-only.
+``.incgraph`` behind. Inspection commands (``ls``, ``show``, ``lineage``,
+``stats``, ``runs``, ``explain``) open the store read-only: they write
+nothing, work on a read-only mount, and refuse a folder whose
+``index.sqlite`` is not incgraph's without touching it. Commands that change
+the store (``gc``, ``verify``, ``clear``, ``pin``, ``unpin``) open it
+writable (upgrading an older store in place), or read-only when its folder
+cannot be written, where they report what they would do.
 """
 
 from __future__ import annotations
@@ -60,7 +65,10 @@ class Context:
                     f"there is no incgraph store at {folder} (no {INDEX_FILE}); "
                     "pass --store PATH or set $INCGRAPH_STORE"
                 )
-            self._store = open_store(folder, read_only=not os.access(folder, os.W_OK))
+            writes = bool(getattr(self.args, "writes", False))
+            self._store = open_store(
+                folder, read_only=not (writes and os.access(folder, os.W_OK))
+            )
         return self._store
 
     def print(self, text: str = "") -> None:

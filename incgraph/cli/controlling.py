@@ -50,7 +50,7 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
     )
     inv.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     inv.add_argument("-v", "--verbose", action="store_true", help="list each result")
-    inv.set_defaults(run=cmd_invalidate)
+    inv.set_defaults(run=cmd_invalidate, writes=True)
 
     acc = commands.add_parser(
         "accept", parents=[parent], help="the current code gives the previous code's results"
@@ -60,7 +60,7 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
     )
     acc.add_argument("--dry-run", action="store_true", help="say what would be accepted")
     acc.add_argument("-v", "--verbose", action="store_true", help="list each result")
-    acc.set_defaults(run=cmd_accept)
+    acc.set_defaults(run=cmd_accept, writes=True)
 
 
 # -- shared output -------------------------------------------------------------------------------

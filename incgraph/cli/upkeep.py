@@ -44,23 +44,23 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
     )
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     gc.add_argument("-v", "--verbose", action="store_true", help="list each result and file")
-    gc.set_defaults(run=cmd_gc)
+    gc.set_defaults(run=cmd_gc, writes=True)
 
     verify = commands.add_parser("verify", parents=[parent], help="check every blob and row")
     verify.add_argument("--no-quarantine", action="store_true", help="report only")
-    verify.set_defaults(run=cmd_verify)
+    verify.set_defaults(run=cmd_verify, writes=True)
 
     clear = commands.add_parser("clear", parents=[parent], help="delete every result")
     clear.add_argument("--yes", action="store_true", help="really delete")
-    clear.set_defaults(run=cmd_clear)
+    clear.set_defaults(run=cmd_clear, writes=True)
 
     pin = commands.add_parser("pin", parents=[parent], help="keep results through every gc")
     pin.add_argument("keys", nargs="+", metavar="KEY")
-    pin.set_defaults(run=cmd_pin)
+    pin.set_defaults(run=cmd_pin, writes=True)
 
     unpin = commands.add_parser("unpin", parents=[parent], help="let gc drop results again")
     unpin.add_argument("keys", nargs="+", metavar="KEY")
-    unpin.set_defaults(run=cmd_unpin)
+    unpin.set_defaults(run=cmd_unpin, writes=True)
 
 
 # -- gc ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from incgraph.store.store import (
     ENV_VAR,
     Store,
     default_location,
+    mark_folder,
     memory_store,
     open_store,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "VerifyReport",
     "default_location",
     "lineage",
+    "mark_folder",
     "memory_store",
     "open_store",
 ]

@@ -339,7 +339,7 @@ class FileBlobStore:
     def path_of(self, data_version: str) -> Path | None:
         """The file holding ``data_version``'s bytes, or None if the blob is inline or absent."""
         row = self._row(data_version)
-        return None if row is None or row.inline else self._file_path(row)
+        return None if row is None or row.inline else self._path_or_none(row)
 
     def data_versions(self) -> Iterator[str]:
         """Every stored data version, oldest row first."""

@@ -152,6 +152,8 @@ def collect_garbage(
             f"cannot collect garbage in {store!r}: it was opened read-only; "
             "open it writable, or pass dry_run=True to see what would go"
         )
+    if not dry_run:
+        store.check_marked("collect garbage")
     now = time.time()
     report = GcReport(dry_run=dry_run)
     records = list(store.index.records())

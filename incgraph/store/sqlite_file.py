@@ -34,6 +34,21 @@ A read-only file is opened with ``mode=ro`` and is never migrated: one at
 (:attr:`SqliteFile.schema_version` tells readers which columns it has), an
 older one is refused with the fix (open it writable once).
 
+*Foreign files.* Before the first connection of a process touches an
+existing file, :func:`foreign_reason` reads it with ``immutable=1`` (no lock,
+no ``-wal``/``-shm`` created, nothing written) and refuses a database that is
+not an incgraph index (tables of its own, or no ``results``/``blobs`` tables
+of incgraph's shape): switching it to WAL or adding tables would change
+another program's file.
+
+*Read-only.* ``mode=ro`` needs the ``-shm`` file, which SQLite creates (and
+leaves) beside the database. Where the folder cannot be written (a read-only
+mount, another user's folder), that fails; a store closed cleanly there (no
+``-wal`` holding commits) is then opened with ``immutable=1``, which reads the
+file as it is and writes nothing. A store whose ``-wal`` still holds commits
+cannot be read that way (they would be missed): the error says to open it
+writable once, where it can be written, to fold them in.
+
 *New files.* A file that does not exist yet is made whole instead: the
 schema image (:func:`~incgraph.store.schema.new_file_image`: the migrated
 schema, already in WAL mode) is written to a temporary file beside it
@@ -87,6 +102,70 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
+def foreign_reason(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` is not an incgraph index, or None if it may be one.
+
+    Read with ``immutable=1``: no lock is taken and nothing is created or
+    written, whatever the file is. An absent or empty file, or one SQLite
+    cannot read (reported later, as corruption), gives None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> other = Path(tempfile.mkdtemp()) / "index.sqlite"
+    >>> conn = sqlite3.connect(other)
+    >>> _ = conn.execute("CREATE TABLE photos (name TEXT)"); conn.close()
+    >>> foreign_reason(other)
+    "it holds tables incgraph does not make: 'photos'"
+    """
+    try:
+        if path.stat().st_size == 0:
+            return None
+    except OSError:
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?immutable=1", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {name for (name,) in conn.execute(_TABLES)}
+        results = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+        blobs = {row[1] for row in conn.execute("PRAGMA table_info(blobs)")}
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return _foreign(version, tables, results, blobs)
+
+
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+_OWN_TABLES = frozenset({"results", "blobs", "runs", "pins", "leases", "refs"})
+_RESULTS_COLUMNS = frozenset({"key", "data_version", "node", "processor", "code_version"})
+_BLOBS_COLUMNS = frozenset({"data_version", "codec", "checksum", "size"})
+
+
+def _foreign(version: int, tables: set[str], results: set[str], blobs: set[str]) -> str | None:
+    if not tables and version == 0:
+        return None  # an empty database: incgraph makes it a store
+    other = sorted(tables - _OWN_TABLES)
+    if other:
+        return f"it holds tables incgraph does not make: {', '.join(map(repr, other[:5]))}"
+    if not (_RESULTS_COLUMNS <= results and _BLOBS_COLUMNS <= blobs):
+        return "its results and blobs tables are not incgraph's"
+    if version < 1:
+        return f"its schema version is {version}, which incgraph never writes"
+    return None
+
+
+def _wal_holds_commits(path: Path) -> bool:
+    """Whether ``path``'s write-ahead log exists and is not empty."""
+    try:
+        return os.stat(f"{path}-wal").st_size > 0
+    except OSError:
+        return False
+
+
 class SqliteFile:
     """An SQLite database file with a connection per thread and retried write transactions.
 
@@ -131,6 +210,7 @@ class SqliteFile:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._schema_checked = False
+        self._immutable = False  # read-only, through a folder that refuses the -shm file
         self._version = SCHEMA_VERSION
         _OPEN_FILES.add(self)
 
@@ -168,6 +248,13 @@ class SqliteFile:
         return cur
 
     def _open(self) -> sqlite3.Connection:
+        if not self._schema_checked:
+            reason = foreign_reason(self.path)
+            if reason is not None:
+                raise StoreError(
+                    f"{self.path} is not an incgraph store index ({reason}); incgraph left it "
+                    "untouched: point the store at a folder of its own"
+                )
         for attempt in range(IO_RETRIES + 1):
             try:
                 conn = self._connect()
@@ -203,17 +290,51 @@ class SqliteFile:
             else:
                 self._create_private_file()
         if self.read_only:
-            target, uri = f"{self.path.absolute().as_uri()}?mode=ro", True
-        else:
-            target, uri = str(self.path), False
+            return self._connect_read_only()
         conn = sqlite3.connect(
-            target,
-            uri=uri,
+            str(self.path),
             timeout=self.busy_timeout,  # sets SQLite's busy_timeout
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
             check_same_thread=False,  # only so close() may close every thread's connection
             cached_statements=256,
         )
+        return self._tuned(conn)
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """``mode=ro``; where the folder refuses the ``-shm`` file, ``immutable=1`` if clean."""
+        if self._immutable:
+            return self._uri_connection("immutable=1")
+        conn = self._uri_connection("mode=ro")
+        try:
+            conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "unable to open" not in str(exc) and "readonly" not in str(exc):
+                raise
+            if _wal_holds_commits(self.path):
+                raise StoreError(
+                    f"{self.path} cannot be read here: its folder cannot be written and "
+                    f"{self.path.name}-wal still holds commits (the store was not closed "
+                    "cleanly); open the store once with read_only=False where its folder "
+                    "can be written, then read-only opening works"
+                ) from exc
+            self._immutable = True
+            return self._uri_connection("immutable=1")
+        return conn
+
+    def _uri_connection(self, options: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"{self.path.absolute().as_uri()}?{options}",
+            uri=True,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        return self._tuned(conn)
+
+    def _tuned(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """Set the connection's pragmas (closing it if that fails)."""
         try:
             conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             conn.execute("PRAGMA cache_size = -65536")  # KiB: 64 MiB at most, as pages are used

@@ -42,9 +42,20 @@ log (:meth:`Store.run_log`), pins (:meth:`Store.pin`) and leases
 :func:`open_store` lays a store out in one folder::
 
     <folder>/               mode 0700
+        incgraph-store.json the marker: this folder is an incgraph store (its id,
+                            its schema version), mode 0600
         index.sqlite        results (with small results' bytes) + blobs tables
                             (and -wal / -shm), mode 0600
         blobs/<dv[:2]>/     large values, one file each, mode 0600
+        quarantine/         what ``verify`` set aside
+
+**The marker.** A store is created with its marker. A folder without one
+made by an older incgraph is adopted (given a marker) the first time it is
+opened writable, if its ``index.sqlite`` is an incgraph index; a folder whose
+``index.sqlite`` belongs to another program is refused, read-only or not,
+before anything is written to it. ``gc``, ``clear`` and quarantining
+``verify`` refuse a folder without a marker (:meth:`Store.check_marked`), so
+maintenance never deletes in a folder that is not known to be a store.
 
 Opening a store unpickles whatever it holds: open only stores you trust.
 """
@@ -88,7 +99,16 @@ if TYPE_CHECKING:
     from incgraph.store.usage import ClearReport, StoreStats
     from incgraph.store.verification import VerifyReport
 
-__all__ = ["DEFAULT_FOLDER", "ENV_VAR", "Store", "default_location", "memory_store", "open_store"]
+__all__ = [
+    "DEFAULT_FOLDER",
+    "ENV_VAR",
+    "Store",
+    "default_location",
+    "mark_folder",
+    "memory_store",
+    "open_store",
+    "read_marker",
+]
 
 ENV_VAR = "INCGRAPH_STORE"
 """Environment variable naming the default store folder."""
@@ -101,6 +121,8 @@ T = TypeVar("T")
 INDEX_FILE = "index.sqlite"
 BLOB_FOLDER = "blobs"
 QUARANTINE_FOLDER = "quarantine"
+MARKER_FILE = "incgraph-store.json"
+MARKER_FORMAT = "incgraph store"
 
 
 class Store:
@@ -405,6 +427,26 @@ class Store:
         """Where :meth:`verify` moves bad blobs (None for a store in memory)."""
         return None if self.path is None else self.path / QUARANTINE_FOLDER
 
+    def check_marked(self, action: str) -> None:
+        """Refuse ``action`` (a maintenance step that deletes) in a folder not marked as a store.
+
+        A store in memory needs no marker.
+
+        Raises
+        ------
+        StoreError
+            The folder has no valid ``incgraph-store.json``; the message says how
+            to mark it (open it once writable, which adopts an incgraph store).
+        """
+        if self.path is None:
+            return
+        if read_marker(self.path) is None:
+            raise StoreError(
+                f"refusing to {action} in {self.path}: it has no {MARKER_FILE} marking it as "
+                "an incgraph store; open it once with read_only=False (incgraph marks a "
+                "folder that holds its own index) and retry"
+            )
+
     def gc(
         self,
         *,
@@ -650,7 +692,9 @@ def open_store(
     else:
         _make_private_folder(folder)
     sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
-    sqlite_file.connection()  # open now: a corrupt index fails here, naming the file
+    sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming the file
+    if not read_only:
+        mark_folder(folder)
     index = SqliteIndex(sqlite_file)
     signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
     blobs = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable, signer=signer)
@@ -664,6 +708,73 @@ def open_store(
         packages=packages,
         max_bytes=max_bytes,
     )
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The marker of the store in ``folder`` (id and schema version), None if it has none.
+
+    A marker that is not a regular file or not incgraph's JSON counts as none.
+    """
+    import json
+
+    try:
+        with open(folder / MARKER_FILE, "rb", opener=_no_follow) as handle:
+            found = json.loads(handle.read(4096))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or found.get("format") != MARKER_FORMAT:
+        return None
+    return found
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+
+
+def mark_folder(folder: str | os.PathLike[str]) -> None:
+    """Mark ``folder`` as an incgraph store: write its marker unless it is up to date.
+
+    :func:`open_store` calls it once the index opened writable (the folder then
+    holds an incgraph index at the current schema version: a foreign one was
+    refused). Call it yourself only for a :class:`Store` assembled by hand in
+    a folder of its own. Written atomically; an existing store id is kept.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> mark_folder(folder)
+    >>> read_marker(folder)["format"]
+    'incgraph store'
+    """
+    import json
+    import uuid
+
+    from incgraph.store.schema import SCHEMA_VERSION
+
+    folder = Path(folder)
+
+    found = read_marker(folder)
+    if found is not None and found.get("schema") == SCHEMA_VERSION:
+        return
+    store_id = found.get("id") if found is not None else None
+    marker = {
+        "format": MARKER_FORMAT,
+        "id": store_id if isinstance(store_id, str) else uuid.uuid4().hex,
+        "schema": SCHEMA_VERSION,
+    }
+    temporary = folder / f".{MARKER_FILE}-{uuid.uuid4().hex}.new"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, (json.dumps(marker) + "\n").encode())
+        finally:
+            os.close(fd)
+        os.replace(temporary, folder / MARKER_FILE)
+    except OSError as exc:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise store_error(exc, folder / MARKER_FILE) from exc
 
 
 def _make_private_folder(folder: Path) -> None:

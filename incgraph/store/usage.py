@@ -256,6 +256,7 @@ def clear_store(store: Store) -> ClearReport:
     """
     if store.read_only:
         raise ReadOnlyStoreError(f"cannot clear {store!r}: it was opened read-only")
+    store.check_marked("clear the store")
     report = ClearReport()
     records = list(store.index.records())
     entries = list(store.blobs.entries())

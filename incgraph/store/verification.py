@@ -130,6 +130,8 @@ def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
     >>> report.ok, report.blobs, report.results
     (True, 1, 1)
     """
+    if quarantine:
+        store.check_marked("quarantine what verify finds")
     started = time.perf_counter()
     report = VerifyReport(quarantined=quarantine)
     problem = _file_problem(store)

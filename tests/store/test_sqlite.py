@@ -27,6 +27,7 @@ from incgraph.store import (
     Store,
     default_location,
     file_blobs,
+    mark_folder,
     memory_store,
     open_store,
     sqlite_file,
@@ -51,6 +52,7 @@ class TestSqliteStoreAllFiles(StoreContract):
     def make_store(self, tmp_path: Path) -> Store:
         db = SqliteFile(tmp_path / "index.sqlite")
         blobs = FileBlobStore(tmp_path / "blobs", db, inline_limit=1, mmap_threshold=1)
+        mark_folder(tmp_path)
         return Store(SqliteIndex(db), blobs, path=tmp_path)
 
 
