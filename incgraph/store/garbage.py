@@ -44,8 +44,6 @@ removed, and ``dry_run=True`` reports without deleting.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -56,7 +54,7 @@ from typing import TYPE_CHECKING
 
 from incgraph.errors import ReadOnlyStoreError
 from incgraph.store.protocols import Record
-from incgraph.store.runlog import RunInfo, owner_is_dead
+from incgraph.store.runlog import STALE_RUN_SECONDS, RunInfo, is_abandoned
 
 if TYPE_CHECKING:
     from incgraph.store.store import Store
@@ -69,8 +67,6 @@ GRACE_SECONDS = 600.0
 RUN_LOG_LIMIT = 1000
 """gc keeps at least this many of the most recent runs in the run log."""
 
-STALE_RUN_SECONDS = 24 * 3600.0
-"""An announced run still "running" after this long on another host is taken to be dead."""
 
 
 @dataclass
@@ -267,12 +263,7 @@ def _kept_by_runs(
 
 def _alive(run: RunInfo, now: float) -> bool:
     """Whether an announced run's process may still be running."""
-    if owner_is_dead(run.owner):
-        return False
-    host, _, rest = run.owner.partition(":")
-    if host == socket.gethostname() and rest.partition(":")[0].isdigit():
-        return True  # a live process on this host
-    return now - run.started < STALE_RUN_SECONDS
+    return not is_abandoned(run, now)
 
 
 def _over_budget(

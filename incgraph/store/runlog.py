@@ -26,6 +26,12 @@ ago and will read again in its next pass. Engine runs do not announce: they
 keep the values they need in memory and recompute a result that vanished.
 
 A store opened read-only keeps no run log (nothing can be written).
+
+A run whose process died while it ran (killed, or its machine lost power)
+leaves its announced row "running". :meth:`~incgraph.store.Store.runs`
+shows such a row as ``"abandoned"`` (:func:`is_abandoned`): its owner is a
+process on this host that no longer exists, or, on another host, it started
+more than :data:`STALE_RUN_SECONDS` ago.
 """
 
 from __future__ import annotations
@@ -43,9 +49,21 @@ if TYPE_CHECKING:
     from incgraph.store.leases import Lessee
     from incgraph.store.ledger import Ledger
 
-__all__ = ["RunEntry", "RunInfo", "RunLog", "new_owner", "pack_keys", "unpack_keys"]
+__all__ = [
+    "STALE_RUN_SECONDS",
+    "RunEntry",
+    "RunInfo",
+    "RunLog",
+    "is_abandoned",
+    "new_owner",
+    "pack_keys",
+    "unpack_keys",
+]
 
 RunStatus = Literal["running", "ok", "failed"]
+
+STALE_RUN_SECONDS = 24 * 3600.0
+"""An announced run still "running" after this long on another host is taken to be dead."""
 
 _HEX = b"\x01"  # keys are 32 lowercase hex digits, stored as 16 raw bytes each
 _TEXT = b"\x00"  # anything else: UTF-8, one key per line
@@ -73,6 +91,25 @@ def owner_is_dead(owner: str) -> bool:
     except OSError:
         return False  # exists, owned by someone else
     return False
+
+
+def is_abandoned(run: RunInfo, now: float) -> bool:
+    """Whether a run logged as ``"running"`` can no longer be running (its owner died).
+
+    Examples
+    --------
+    >>> run = RunInfo(1, "batch", "", new_owner(), 0.0, None, "running", 0, 0)
+    >>> is_abandoned(run, 1.0)
+    False
+    """
+    if run.status != "running":
+        return False
+    if owner_is_dead(run.owner):
+        return True
+    host, _, rest = run.owner.partition(":")
+    if host == socket.gethostname() and rest.partition(":")[0].isdigit():
+        return False  # a live process on this host
+    return now - run.started >= STALE_RUN_SECONDS
 
 
 def new_owner() -> str:
@@ -134,7 +171,8 @@ class RunInfo:
     label : what ran, e.g. the target nodes' labels.
     owner : ``host:pid:thread:tag`` of the process that ran it.
     started, finished : Unix times; ``finished`` is None while it runs.
-    status : ``"running"``, ``"ok"`` or ``"failed"``.
+    status : ``"running"``, ``"ok"`` or ``"failed"``; :meth:`incgraph.store.Store.runs`
+        shows a running run whose process died as ``"abandoned"``.
     hits, computed : how many distinct keys it read from the cache and wrote.
     """
 

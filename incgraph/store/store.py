@@ -65,6 +65,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -81,7 +82,7 @@ from incgraph.store.leases import LEASE_SECONDS, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.protocols import BlobStore, Index, Record, with_size
-from incgraph.store.runlog import RunInfo, RunLog
+from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
 from incgraph.store.session import StoreSession
 from incgraph.store.signing import Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
@@ -386,8 +387,12 @@ class Store:
         return StoreSession(self, kind, label, announce=announce)
 
     def runs(self) -> list[RunInfo]:
-        """Every logged run, oldest first."""
-        return self.ledger.runs()
+        """Every logged run, oldest first; a running run whose process died is ``"abandoned"``."""
+        now = time.time()
+        return [
+            replace(run, status="abandoned") if is_abandoned(run, now) else run
+            for run in self.ledger.runs()
+        ]
 
     def pin(self, key: str) -> str:
         """Keep the result under ``key`` (or a unique prefix) through every gc; return the key."""
@@ -695,6 +700,9 @@ def open_store(
     sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming the file
     if not read_only:
         mark_folder(folder)
+    ledger = SqliteLedger(sqlite_file)
+    if not read_only:
+        _drop_dead_leases(ledger, time.time())
     index = SqliteIndex(sqlite_file)
     signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
     blobs = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable, signer=signer)
@@ -703,11 +711,29 @@ def open_store(
         blobs,
         path=folder,
         read_only=read_only,
-        ledger=SqliteLedger(sqlite_file),
+        ledger=ledger,
         lease_seconds=lease_seconds,
         packages=packages,
         max_bytes=max_bytes,
     )
+
+
+def _drop_dead_leases(ledger: Ledger, now: float) -> None:
+    """Delete leases that expired or whose owner (a process on this host) has died."""
+    dead: dict[str, list[str]] = {}
+    verdicts: dict[str, bool] = {}
+    expired = False
+    for state in ledger.lease_states().values():
+        owner = state.owner
+        expired = expired or state.expires < now
+        if owner not in verdicts:
+            verdicts[owner] = owner_is_dead(owner)
+        if verdicts[owner]:
+            dead.setdefault(owner, []).append(state.key)
+    if expired:
+        ledger.drop_expired(now)  # checks the expiry again as it deletes
+    for owner, keys in dead.items():
+        ledger.release(owner, keys)
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
