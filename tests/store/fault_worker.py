@@ -11,6 +11,12 @@ Commands (one line each; the zygote answers one line):
     fork a *writer* that saves results forever (direct ``save`` / ``save_many``,
     graph runs, ``gc``, ``verify``) and appends ``LABEL KEY`` to ACKS after each
     commit returns; answer its pid. The test SIGKILLs it.
+``write_n STORE SEED ACKS COUNT DONE``
+    fork a *bounded writer*: it saves COUNT results (direct saves and graph
+    runs, acknowledged as above), after each step loads one result it
+    acknowledged earlier and checks it is still there and right (exit code 1
+    otherwise), then creates the file DONE and exits; answer its pid. The
+    maintenance-beside-writers test runs ``verify`` and ``gc`` meanwhile.
 ``race STORE LOG OUT THREADS EXECUTOR START``
     fork a *racer* whose THREADS threads each run the cold race graph at Unix
     time START; every ``process`` call appends its node's label to LOG; the
@@ -133,6 +139,34 @@ def writer(store_path: str, seed: int, acks_path: str) -> None:
             store.verify()
 
 
+def bounded_writer(store_path: str, seed: int, acks_path: str, count: int, done: str) -> None:
+    """Save ``count`` results, re-checking an earlier one after each step; then touch ``done``."""
+    rng = random.Random(seed)
+    store = open_store(store_path)
+    fd = os.open(acks_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    first = i = seed * 100_000
+    mine: list[str] = []
+    while i < first + count:
+        step = rng.randint(1, 6)
+        saved = _direct(store, i, step) if rng.random() < 0.5 else _graph_run(store, i, step)
+        _ack(fd, saved)
+        mine += [key for _, key in saved]
+        i += step
+        if mine:
+            _recheck(store, rng.choice(mine))
+    store.close()
+    Path(done).touch()
+
+
+def _recheck(store: Store, key: str) -> None:
+    """Load the committed result under ``key``: it must be stored, and right."""
+    record = store.lookup(key)
+    if not isinstance(record, Record):
+        raise AssertionError(f"committed result {key} vanished")
+    want, _ = expected(record)
+    _same(store.load(record), want)
+
+
 # -- the racer ----------------------------------------------------------------------------------
 
 
@@ -239,6 +273,8 @@ def _child(command: str, args: list[str]) -> None:
     try:
         if command == "write":
             writer(args[0], int(args[1]), args[2])
+        elif command == "write_n":
+            bounded_writer(args[0], int(args[1]), args[2], int(args[3]), args[4])
         elif command == "race":
             racer(args[0], args[1], args[2], int(args[3]), args[4], float(args[5]))
         else:
@@ -267,10 +303,6 @@ def serve() -> None:
             sys.stdin.close()
             _child(command, args)
         print(pid, flush=True)
-
-
-if __name__ == "__main__":
-    serve()
 
 
 # -- the parent's side ----------------------------------------------------------------------------
@@ -368,3 +400,7 @@ def _same(value: Any, want: Any) -> None:
         np.testing.assert_array_equal(value, want)
     else:
         assert value == want, value
+
+
+if __name__ == "__main__":
+    serve()
