@@ -31,6 +31,7 @@ from incgraph.store.store import (
     mark_folder,
     memory_store,
     open_store,
+    read_marker,
 )
 from incgraph.store.usage import ClearReport, StoreStats
 from incgraph.store.verification import VerifyReport
@@ -70,4 +71,5 @@ __all__ = [
     "mark_folder",
     "memory_store",
     "open_store",
+    "read_marker",
 ]

@@ -304,11 +304,14 @@ class SqliteFile:
         """``mode=ro``; where the folder refuses the ``-shm`` file, ``immutable=1`` if clean."""
         if self._immutable:
             return self._uri_connection("immutable=1")
-        conn = self._uri_connection("mode=ro")
         try:
-            conn.execute("PRAGMA user_version").fetchone()
+            conn = self._uri_connection("mode=ro")
+            try:
+                conn.execute("PRAGMA user_version").fetchone()
+            except BaseException:
+                conn.close()
+                raise
         except sqlite3.OperationalError as exc:
-            conn.close()
             if "unable to open" not in str(exc) and "readonly" not in str(exc):
                 raise
             if _wal_holds_commits(self.path):
