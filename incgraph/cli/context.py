@@ -66,9 +66,7 @@ class Context:
                     "pass --store PATH or set $INCGRAPH_STORE"
                 )
             writes = bool(getattr(self.args, "writes", False))
-            self._store = open_store(
-                folder, read_only=not (writes and os.access(folder, os.W_OK))
-            )
+            self._store = open_store(folder, read_only=not (writes and os.access(folder, os.W_OK)))
         return self._store
 
     def print(self, text: str = "") -> None:

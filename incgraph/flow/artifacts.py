@@ -185,8 +185,8 @@ class Manifest(dict[str, Any]):
 
         Examples
         --------
-        >>> Manifest({"a": ref("ab" * 16), "b": inline(1), "c": shard([ref("cd" * 16)])})\
-        ...     .__incgraph_refs__() == ["ab" * 16, "cd" * 16]
+        >>> m = Manifest({"a": ref("ab" * 16), "b": inline(1), "c": shard([ref("cd" * 16)])})
+        >>> m.__incgraph_refs__() == ["ab" * 16, "cd" * 16]
         True
         """
         return list(_refs(self.values()))

@@ -49,6 +49,7 @@ from typing import Any
 
 from incgraph import hashing
 from incgraph.core.graph import Node
+from incgraph.errors import StoreError
 from incgraph.executors.base import Executor
 from incgraph.flow.definition import LayerPlan, Plan
 from incgraph.flow.grid import Grid, expand, without
@@ -66,7 +67,6 @@ from incgraph.flow.writeback import WriteBackStore
 from incgraph.graph import ProcessGraph
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
-from incgraph.errors import StoreError
 from incgraph.store.protocols import Record
 from incgraph.store.runlog import RunLog
 

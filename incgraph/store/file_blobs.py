@@ -66,12 +66,11 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import stat
 import re
 import sqlite3
+import stat
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -83,7 +82,7 @@ from incgraph.errors import (
     StoreCorruptError,
     StoreError,
 )
-from incgraph.store.codecs import SUFFIXES, Encoded, checksum, checksum_of, decode, encode_small
+from incgraph.store.codecs import Encoded, checksum, checksum_of, decode, encode_small
 from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import store_error
 from incgraph.store.names import (
@@ -116,7 +115,9 @@ Also = Callable[[sqlite3.Connection, list[int], Mapping[str, tuple[str, bytearra
 """What :meth:`FileBlobStore.put_many` calls inside its transaction: (conn, sizes, row bytes)."""
 
 _FOLDER_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -377,7 +378,7 @@ class FileBlobStore:
         return sorted(stale)
 
     def _own_files(self) -> Iterator[tuple[Path, os.stat_result]]:
-        """Regular files in the real (not symlinked) two-character sub-folders of the blob folder."""
+        """Regular files in the real (not symlinked) two-letter sub-folders of the blob folder."""
         if not is_real_folder(self.directory):
             return
         try:
@@ -672,9 +673,7 @@ class FileBlobStore:
             "is a garbage collection with --grace 0 running in a loop?"
         )
 
-    def _commit(
-        self, batch: _Batch, items: list[tuple[str, Any]], also: Also | None
-    ) -> list[int]:
+    def _commit(self, batch: _Batch, items: list[tuple[str, Any]], also: Also | None) -> list[int]:
         """The transaction of :meth:`put_many`: rename files into place, insert rows, ``also``."""
         if not batch.inline and not batch.files and not batch.found and also is None:
             self._look_up_first = batch.looks_stored()
@@ -1007,9 +1006,8 @@ class FileBlobStore:
 
     def _unlink(self, row: _Row) -> None:
         """Remove ``row``'s file, if its fields name one of ours, through no symlink."""
-        with suppress(BadName, FileNotFoundError, NotADirectoryError, OSError):
-            with self._folder_of(row) as (folder_fd, name):
-                os.unlink(name, dir_fd=folder_fd)
+        with suppress(BadName, OSError), self._folder_of(row) as (folder_fd, name):
+            os.unlink(name, dir_fd=folder_fd)
 
     def close(self) -> None:
         """Close this process's SQLite connections; using the store again reopens them."""

@@ -47,7 +47,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,7 +65,6 @@ GRACE_SECONDS = 600.0
 
 RUN_LOG_LIMIT = 1000
 """gc keeps at least this many of the most recent runs in the run log."""
-
 
 
 @dataclass

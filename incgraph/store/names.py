@@ -60,7 +60,9 @@ DATA_VERSION = re.compile(_DV)
 CHECKSUM = re.compile(r"[0-9a-f]{16}")
 _SUFFIXES = "|".join(sorted(set(SUFFIXES.values())))
 _BLOB_FILE = re.compile(rf"({_DV})\.([0-9a-f]{{16}})\.(?:{_SUFFIXES})")
-_TEMP_FILE = re.compile(rf"({_DV})\.[0-9a-f]{{32}}-(?:([0-9a-f]{{8}})-)?([0-9]{{1,10}})-[0-9]+\.tmp")
+_TEMP_FILE = re.compile(
+    rf"({_DV})\.[0-9a-f]{{32}}-(?:([0-9a-f]{{8}})-)?([0-9]{{1,10}})-[0-9]+\.tmp"
+)
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)

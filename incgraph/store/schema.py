@@ -223,7 +223,8 @@ NEW_FILE_SQL: tuple[str, ...] = (
 Exactly the ``sql`` of a migrated file's ``sqlite_master`` rows, in creation
 order (``blobs.tag`` and ``results.checksum``/``data`` are where ``ALTER TABLE
 ... ADD COLUMN`` put them; ``refs`` where its root page lands in a migrated
-file, the page the dropped ``results_created`` freed). Tested equal to the migrations' result; extend it
+file, the page the dropped ``results_created`` freed). Tested equal to the
+migrations' result; extend it
 with every new migration. Root pages may differ: a migrated file keeps the
 free page of the index version 3 drops, a new file never had it.
 """

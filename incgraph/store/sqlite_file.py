@@ -151,7 +151,7 @@ def _foreign(version: int, tables: set[str], results: set[str], blobs: set[str])
     other = sorted(tables - _OWN_TABLES)
     if other:
         return f"it holds tables incgraph does not make: {', '.join(map(repr, other[:5]))}"
-    if not (_RESULTS_COLUMNS <= results and _BLOBS_COLUMNS <= blobs):
+    if not (results >= _RESULTS_COLUMNS and blobs >= _BLOBS_COLUMNS):
         return "its results and blobs tables are not incgraph's"
     if version < 1:
         return f"its schema version is {version}, which incgraph never writes"

@@ -65,9 +65,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -602,7 +602,8 @@ def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
     >>> class Pointer:
     ...     def __incgraph_refs__(self):
     ...         return ["cd" * 16]
-    >>> refs_of([(Record("k", "ab" * 16, "n", "p", "c", "i"), Pointer())]) == [("ab" * 16, "cd" * 16)]
+    >>> pointer = (Record("k", "ab" * 16, "n", "p", "c", "i"), Pointer())
+    >>> refs_of([pointer]) == [("ab" * 16, "cd" * 16)]
     True
     """
     pairs = []

@@ -142,7 +142,7 @@ def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
     with store.snapshot():
         _judge(store, report, quarantine=False)
     if quarantine and report.problems:
-        suspects = {(p.kind, p.name) for p in report.problems}
+        suspects: _Suspects = {(str(p.kind), p.name) for p in report.problems}
         again = VerifyReport(quarantined=True)
         store.locked(lambda: _judge(store, again, quarantine=True, only=suspects))
         report.problems = again.problems

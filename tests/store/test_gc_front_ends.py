@@ -61,7 +61,9 @@ def check_flow(store: Path) -> None:
     Grid, Data, Fit = make_flow()
     execution = Grid(store=store)()
     assert execution[Data].table == list(range(300))
-    assert [execution.layer(Fit, index=i).model[:2] for i in range(4)] == [[2 * i] * 2 for i in range(4)]
+    assert [execution.layer(Fit, index=i).model[:2] for i in range(4)] == [
+        [2 * i] * 2 for i in range(4)
+    ]
     assert list(execution[Fit].score) == [40 * i for i in range(4)]
 
 

@@ -55,9 +55,7 @@ def test_a_crafted_checksum_never_touches_a_file_outside_on_load(
     assert victim.read_bytes() == b"precious"
 
 
-def test_show_gc_verify_and_clear_never_touch_a_file_outside(
-    store: Store, tmp_path: Path
-) -> None:
+def test_show_gc_verify_and_clear_never_touch_a_file_outside(store: Store, tmp_path: Path) -> None:
     """incgraph show, verify, gc --grace 0 and clear --yes on a crafted row keep outside files."""
     key, victim = _crafted(store, tmp_path)
     where = ["--store", str(store.path)]

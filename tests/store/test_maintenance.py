@@ -169,8 +169,12 @@ def test_verify_counts_orphans_and_temporaries_without_calling_them_problems(
     folder = store.path / "blobs" / "ab"
     folder.mkdir()
     (folder / f"{'ab' * 16}.{'0' * 16}.pkl").write_bytes(b"orphan file")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (folder / f"{'ab' * 16}.{'f' * 32}-{host_tag()}-{dead}-2.tmp").write_bytes(b"torn")
     report = store.verify()
     assert report.ok

@@ -240,8 +240,12 @@ def test_stale_temp_files_lists_only_old_temporaries(store: Store) -> None:
     """stale_temp_files lists temporary files older than the cutoff and nothing else."""
     saved = store.save(record(1, 2), np.arange(BIG))
     folder = store.blobs.path_of(saved.data_version).parent
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     old = folder / f"{dv(2)[:2]}{'0' * 30}.{'d' * 32}-{host_tag()}-{dead}-1.tmp"
     fresh = folder / f"{dv(2)[:2]}{'0' * 30}.{'e' * 32}-{host_tag()}-{dead}-2.tmp"
     old.write_bytes(b"partial")
