@@ -40,6 +40,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,8 @@ class _Unknown(Exception):
     """The code uses ``self`` in a way the reading does not follow."""
 
 
-_MEMO: dict[tuple[type, str], Reads] = {}
+_MEMO: weakref.WeakKeyDictionary[type, dict[str, Reads]] = weakref.WeakKeyDictionary()
+"""Layer class -> code version -> its reads (a class redefined in a notebook is a new key)."""
 
 
 def layer_reads(layer: type, code_version: str) -> Reads:
@@ -96,14 +98,14 @@ def layer_reads(layer: type, code_version: str) -> Reads:
     >>> layer_reads(Dump, "v1").params is None
     True
     """
-    key = (layer, code_version)
-    reads = _MEMO.get(key)
+    by_version = _MEMO.setdefault(layer, {})
+    reads = by_version.get(code_version)
     if reads is None:
         try:
             reads = _Reader(layer).read()
         except _Unknown:
             reads = EVERYTHING
-        _MEMO[key] = reads
+        by_version[code_version] = reads
     return reads
 
 

@@ -65,6 +65,7 @@ from incgraph.flow.processors import (
 from incgraph.flow.reads import layer_reads
 from incgraph.flow.writeback import WriteBackStore
 from incgraph.graph import ProcessGraph
+from incgraph.hashing._packages import with_packages
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
 from incgraph.store.protocols import Record
@@ -297,7 +298,10 @@ class FlowRun:
         inputs = {name: node.data_version_of_constant() for name, node in shared.items()}
         inputs["grid"] = grid.signature()
         code = hashing.code_version(proc, (getattr(proc, "version", None), self._version(lp)))
-        join_code = hashing.code_version(ForEachJoin)
+        # the store's packages are in every task's key, so in the memo's too
+        join_code = with_packages(
+            hashing.code_version(ForEachJoin), self.buffer.packages, f"layer {lp.name}"
+        )
         key = hashing.node_key(code, join_code, inputs)
         record = Record(
             key=key,

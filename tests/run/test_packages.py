@@ -144,3 +144,61 @@ def test_declared_package_changes_the_key_and_explain_says_why(tmp_path: Path) -
         decision = g2.explain(node).decisions[-1]
         assert decision.action == "compute"
         assert "typing-extensions, xxhash" in decision.reason
+
+
+FRONT_ENDS = textwrap.dedent(
+    """
+    import json, sys
+    import incgraph.queues as iq
+    from incgraph import open_store
+    from incgraph.flow import Flow, ForEach, Layer, Parameter
+
+    class Grid(Flow): ...
+
+    @Grid.register
+    class Values(Layer):
+        def __call__(self) -> None:
+            self.shard(x=[1, 2])
+
+    @Grid.register(foreach=ForEach(parameters=[Parameter(layer=Values, attribute="x")]))
+    class Square(Layer):
+        def __call__(self, values: Values) -> None:
+            self.y = values.x ** 2
+
+    def double(x):
+        return 2 * x
+
+    store = open_store(sys.argv[1], packages=["fakelib"])
+    run = Grid(store=store)()
+    p = iq.Pipeline(store=store)
+    p.map(double, iq.Queue([1, 2, 3]))
+    report = p.run()
+    print(json.dumps([len(run.computed), report.computed]))
+    """
+)
+
+
+def test_store_packages_reach_flows_and_queues(tmp_path: Path) -> None:
+    """Upgrading a store-level package recomputes every flow task and queue item, once."""
+    site = tmp_path / "site"
+    script = tmp_path / "front_ends.py"
+    script.write_text(FRONT_ENDS)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *sys.path])
+
+    def run() -> list[int]:
+        out = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "store")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    _install_fakelib(site, "1.0")
+    assert run() == [4, 3]  # Values, Square[0], Square[1], the join; three queue items
+    assert run() == [0, 0]
+    _install_fakelib(site, "2.0")
+    assert run() == [4, 3]
+    assert run() == [0, 0]
