@@ -124,6 +124,10 @@ class DataPath(os.PathLike[str]):
             raise AttributeError(name)
         return getattr(self.path, name)
 
+    def __truediv__(self, other: str | os.PathLike[str]) -> Path:
+        """A path inside this folder, as a plain `pathlib.Path` (the folder is the input)."""
+        return self.path / other
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (DataPath, (os.fspath(self.path),))
 

@@ -179,3 +179,4 @@ def test_datapath_behaves_like_its_path(tmp_path: Path) -> None:
     assert p.read_text() == "hello" and p.suffix == ".txt" and p.path == f
     assert pickle.loads(pickle.dumps(p)) == p and str(p) == str(f)
     assert DataPath(p) == p and repr(p) == f"DataPath({str(f)!r})"
+    assert DataPath(tmp_path) / "t.txt" == f and type(DataPath(tmp_path) / "t.txt") is type(f)
