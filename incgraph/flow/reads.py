@@ -179,8 +179,8 @@ class _Reader:
             self.index = True
         elif name == "params":
             self.read_params(parent, parents)
-        elif name.startswith("__"):
-            raise _Unknown(name)  # __dict__, __class__, ...: the instance itself
+        elif name.startswith(("__", "_incgraph")):
+            raise _Unknown(name)  # __dict__, __class__, the run state: the instance itself
         elif _is_user_code(self.layer, name):
             self.want(name)
 

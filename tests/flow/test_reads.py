@@ -250,6 +250,8 @@ class _Base(Layer):
         ("self.out = getattr(self, 'index')", True, None),
         ("self.out = str(self)", True, None),
         ("self.out = self.__dict__", True, None),
+        ("self.out = self._incgraph_state.index", True, None),
+        ("self._scratch = 1", False, frozenset()),
         ("self.out = super().__repr__()", True, None),
         ("self.out = vars()", True, None),
     ],
