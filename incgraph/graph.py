@@ -25,6 +25,7 @@ from incgraph.run.engine import RunReport, execute
 from incgraph.store import Store, memory_store, open_store
 
 if TYPE_CHECKING:
+    from incgraph.render import Drawing
     from incgraph.store.acceptance import AcceptReport
     from incgraph.store.invalidation import InvalidateReport
 
@@ -250,6 +251,28 @@ class ProcessGraph(Graph):
         from incgraph.render import render
 
         return render(self, format, plan=self.explain() if explain else None)
+
+    def draw(self, *, explain: bool = False) -> Drawing:
+        """A drawing of the graph: a picture in a notebook, mermaid text in a terminal.
+
+        With ``explain=True`` each node is coloured by what a run would do (hit,
+        compute, maybe). The drawing shows itself as an inline SVG as the last
+        line of a notebook cell; ``str()`` of it is mermaid text.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph
+        >>> g = ProcessGraph(store=":memory:")
+        >>> _ = g.add_constant_node(0, "x", value=1)
+        >>> print(g.draw())
+        flowchart TD
+            n_0(["0: x"])
+        >>> g.draw()._repr_html_().startswith("<svg")
+        True
+        """
+        from incgraph.render import draw_graph
+
+        return draw_graph(self, self.explain() if explain else None)
 
     # -- cache controls -----------------------------------------------------------------------
 

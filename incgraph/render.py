@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from incgraph.core.graph import Graph, Node
 from incgraph.core.plan import Plan
@@ -62,6 +63,19 @@ class Drawing:
     def arrow(self, src: str, dst: str, label: str = "") -> None:
         """Add an arrow from ``src`` to ``dst``."""
         self.arrows.append((src, dst, label))
+
+    def __str__(self) -> str:
+        return to_mermaid(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the mermaid text."""
+        p.text(to_mermaid(self))
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: an inline SVG picture (no graphviz, no JavaScript needed)."""
+        from incgraph.display import to_svg
+
+        return to_svg(self)
 
 
 def _mermaid_id(raw: str) -> str:

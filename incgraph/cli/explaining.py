@@ -262,11 +262,4 @@ def _print_plan(
     rows = [[d.node, d.name, d.action, d.reason, (d.key or "-")[:SHORT]] for d in found.decisions]
     if rows:
         ctx.print(table(["NODE", "NAME", "ACTION", "REASON", "KEY"], rows))
-    counts = {action: 0 for action in ("hit", "compute", "maybe")}
-    for d in found.decisions:
-        if d.action in counts:
-            counts[d.action] += 1
-    ctx.print(
-        f"{counts['hit']} hit(s), {counts['compute']} to compute, {counts['maybe']} maybe "
-        "(computed unless an input comes out unchanged)"
-    )
+    ctx.print(f"{found.summary()} (computed unless an input comes out unchanged)")

@@ -89,6 +89,37 @@ class Plan:
     def __str__(self) -> str:
         return "\n".join(map(str, self.decisions))
 
+    def summary(self) -> str:
+        """``"2 hit(s), 1 to compute, 0 maybe"``: the counts of each action."""
+        counts = {action: 0 for action in ("hit", "compute", "maybe")}
+        for d in self.decisions:
+            if d.action in counts:
+                counts[d.action] += 1
+        return f"{counts['hit']} hit(s), {counts['compute']} to compute, {counts['maybe']} maybe"
+
+    def _rows(self) -> list[list[str]]:
+        return [[d.node, d.name, d.action, d.reason, (d.key or "-")[:12]] for d in self.decisions]
+
+    def __repr__(self) -> str:
+        return f"<Plan of {len(self.decisions)} node(s): {self.summary()}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the decisions as an aligned table."""
+        from incgraph.display import text_table
+
+        p.text(text_table(_PLAN_HEADERS, self._rows(), f"Plan: {self.summary()}"))
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the decisions as a table, actions coloured."""
+        from incgraph.display import html_table
+
+        return html_table(
+            _PLAN_HEADERS, self._rows(), caption=f"Plan: {self.summary()}", status_column=2
+        )
+
+
+_PLAN_HEADERS = ("NODE", "NAME", "ACTION", "REASON", "KEY")
+
 
 def plan(
     order: list[Node],

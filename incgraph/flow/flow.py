@@ -28,7 +28,7 @@ import os
 import sys
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from incgraph import hashing
 from incgraph.errors import FlowDefinitionError, HashingError
@@ -39,6 +39,9 @@ from incgraph.flow.foreach import ForEach
 from incgraph.flow.layer import Layer
 from incgraph.flow.runner import FlowRun
 from incgraph.store import Store, memory_store, open_store
+
+if TYPE_CHECKING:
+    from incgraph.render import Drawing
 
 __all__ = ["Flow"]
 
@@ -239,6 +242,12 @@ class Flow:
         from incgraph.flow.diagram import render
 
         return render(self.plan(), format)
+
+    def draw(self) -> Drawing:
+        """A drawing of the flow's layers: a picture in a notebook, mermaid text in a terminal."""
+        from incgraph.flow.diagram import diagram, to_drawing
+
+        return to_drawing(diagram(self.plan()))
 
     def close(self) -> None:
         """Close the store (it reopens if used again)."""

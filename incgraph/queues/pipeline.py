@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incgraph.core.graph import Node
 from incgraph.errors import ConfigurationError, PipelineError
@@ -42,6 +42,9 @@ from incgraph.queues.queue import Queue
 from incgraph.queues.report import PipelineReport
 from incgraph.queues.stages import Stage, callable_name
 from incgraph.queues.task import Task, as_task
+
+if TYPE_CHECKING:
+    from incgraph.render import Drawing
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
 
@@ -448,6 +451,22 @@ class Pipeline:
         return text
 
     render_pipeline = render
+
+    def draw(self) -> Drawing:
+        """A drawing of the pipeline: a picture in a notebook, mermaid text in a terminal.
+
+        After a run, tasks are coloured by what they did (computed, hit, failed).
+
+        Examples
+        --------
+        >>> p = Pipeline(store=":memory:")
+        >>> _ = p.batch(Queue([1, 2, 3], name="numbers"), batch_size=2)
+        >>> p.draw()._repr_html_().startswith("<svg")
+        True
+        """
+        from incgraph.queues.drawing import draw_pipeline
+
+        return draw_pipeline(self)
 
 
 def _function(predicate: Callable[[Any], Any]) -> Callable[[Any], Any]:

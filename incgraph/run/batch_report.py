@@ -16,6 +16,7 @@ failure. Both are item indices, in order.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +60,27 @@ class BatchFailure:
         return self.node.describe() if self.node is not None else "prep_fn"
 
     def __str__(self) -> str:
-        item = repr(self.item)
-        if len(item) > 60:
-            item = item[:57] + "..."
+        item = _short(self.item)
         exc = self.exception
         return f"item {self.index} ({item}) at {self.where}: {type(exc).__name__}: {exc}"
+
+    def __repr__(self) -> str:
+        return f"<BatchFailure {self}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the one-line summary, then the traceback."""
+        p.text(f"{self}\n{self.traceback}".rstrip())
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the summary as a table row, the traceback below it."""
+        from incgraph.display import html_table
+
+        exc = self.exception
+        row = [self.index, _short(self.item), self.where, type(exc).__name__, str(exc)]
+        return (
+            html_table(_FAILURE_HEADERS, [row], caption="Batch failure")
+            + f"\n<pre>{html.escape(self.traceback)}</pre>"
+        )
 
 
 @dataclass
@@ -153,3 +170,55 @@ class BatchStats:
         lines += [f"  {s}" for s in self.nodes.values()]
         lines += [f"  failure: {f}" for f in self.failures]
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"<BatchStats {self.items} items: {len(self.completed)} completed, "
+            f"{len(self.failed)} failed, {self.computed} computed, {self.cached} cached>"
+        )
+
+    def _caption(self) -> str:
+        return str(self).splitlines()[0]
+
+    def _node_rows(self) -> list[list[Any]]:
+        return [
+            [
+                s.node.describe(),
+                s.computed,
+                s.cached,
+                s.failed,
+                s.skipped,
+                f"{s.compute_seconds:.3f}",
+                f"{s.seconds:.3f}",
+            ]
+            for s in self.nodes.values()
+        ]
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the summary, one row per node, then the failures."""
+        from incgraph.display import text_table
+
+        text = text_table(_NODE_HEADERS, self._node_rows(), self._caption())
+        p.text(text + "".join(f"\nfailure: {f}" for f in self.failures))
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: a table of nodes and, when items failed, a table of failures."""
+        from incgraph.display import html_table
+
+        out = html_table(_NODE_HEADERS, self._node_rows(), caption=self._caption())
+        if self.failures:
+            rows = [
+                [f.index, _short(f.item), f.where, type(f.exception).__name__, str(f.exception)]
+                for f in self.failures
+            ]
+            out += "\n" + html_table(_FAILURE_HEADERS, rows, caption="Failures")
+        return out
+
+
+_NODE_HEADERS = ("NODE", "COMPUTED", "CACHED", "FAILED", "SKIPPED", "PROCESS S", "WALL S")
+_FAILURE_HEADERS = ("ITEM", "VALUE", "WHERE", "ERROR", "MESSAGE")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -173,6 +173,34 @@ class RunReport:
     def __repr__(self) -> str:
         return f"<RunReport computed={len(self.computed)} hits={len(self.hits)}>"
 
+    def _rows(self) -> list[list[str]]:
+        rows = []
+        for node, s in self.statuses.items():
+            took = f"{s.duration * 1000:.0f} ms" if s.status == "computed" else "-"
+            rows.append([node.label, node.name(), s.status, took, (s.key or "-")[:12]])
+        return rows
+
+    def _caption(self) -> str:
+        return f"Run: {len(self.computed)} computed, {len(self.hits)} hit(s)"
+
+    def __str__(self) -> str:
+        from incgraph.display import text_table
+
+        return text_table(_REPORT_HEADERS, self._rows(), self._caption())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: one row per node."""
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row per node, its status coloured."""
+        from incgraph.display import html_table
+
+        return html_table(_REPORT_HEADERS, self._rows(), caption=self._caption(), status_column=2)
+
+
+_REPORT_HEADERS = ("NODE", "NAME", "STATUS", "TOOK", "KEY")
+
 
 class _Run:
     """State of one execution of the loop. Not reused."""

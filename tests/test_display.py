@@ -1,0 +1,76 @@
+"""Plans, run reports, batch stats, failures and drawings show as escaped HTML and readable text."""
+
+from __future__ import annotations
+
+from IPython.lib.pretty import pretty
+
+from incgraph import ProcessGraph, Processor
+from incgraph.display import html_table, to_svg
+from incgraph.render import Drawing
+
+
+class Invert(Processor):
+    def process(self, x: float) -> float:
+        return 1 / x
+
+
+def graph() -> tuple[ProcessGraph, object, object]:
+    g = ProcessGraph(store=":memory:")
+    item = g.add_constant_node(0, "item")
+    inverted = g.add_node(1, Invert, {"x": item})
+    return g, item, inverted
+
+
+def test_cells_are_escaped() -> None:
+    """User text in a cell cannot inject markup into the notebook."""
+    out = html_table(["A"], [["<script>alert(1)</script>"]], caption="<b>")
+    assert "<script>" not in out and "&lt;script&gt;" in out and "&lt;b&gt;" in out
+
+
+def test_plan_and_report_show_tables() -> None:
+    """A plan and a run report show one row per node as HTML and as aligned text."""
+    g, item, inverted = graph()
+    item.set_value(4.0)  # type: ignore[attr-defined]
+    plan = g.explain(inverted)  # type: ignore[arg-type]
+    assert repr(plan) == "<Plan of 2 node(s): 0 hit(s), 1 to compute, 0 maybe>"
+    assert "compute</td>" in plan._repr_html_() and "Invert" in plan._repr_html_()
+    assert pretty(plan).splitlines()[1].split() == ["NODE", "NAME", "ACTION", "REASON", "KEY"]
+    g.run_upto(inverted)  # type: ignore[arg-type]
+    report = g.last_run
+    assert ">computed</td>" in report._repr_html_()
+    assert str(report).splitlines()[0] == "Run: 1 computed, 0 hit(s)"
+    assert pretty(report) == str(report)
+
+
+def test_batch_stats_and_failures_show_tables() -> None:
+    """Batch stats list their nodes and failures; a failure shows its traceback, escaped."""
+    g, _, inverted = graph()
+    stats = g.process_batch([1.0, 0.0], [inverted], progress=False)  # type: ignore[list-item]
+    assert repr(stats) == "<BatchStats 2 items: 1 completed, 1 failed, 1 computed, 0 cached>"
+    page = stats._repr_html_()
+    assert "node 1 (Invert)" in page and "ZeroDivisionError" in page and "Failures" in page
+    assert "failure: item 1 (0.0) at node 1 (Invert)" in pretty(stats)
+    failure = stats.failures[0]
+    assert repr(failure).startswith("<BatchFailure item 1 (0.0) at node 1 (Invert)")
+    assert "<pre>Traceback" in failure._repr_html_()
+    assert "Traceback" in pretty(failure)
+
+
+def test_drawings_are_pictures_and_mermaid() -> None:
+    """A graph's drawing is an SVG in a notebook and mermaid text in a terminal."""
+    g, _, _ = graph()
+    drawing = g.draw()
+    assert drawing._repr_html_().startswith("<svg") and "1: Invert" in drawing._repr_html_()
+    assert str(drawing).startswith("flowchart TD") and pretty(drawing) == str(drawing)
+
+
+def test_svg_layers_follow_arrows_and_survive_cycles() -> None:
+    """Boxes sit below the boxes pointing at them; a cycle in a drawing still lays out."""
+    d = Drawing("g")
+    for name in "abc":
+        d.box(name, name.upper())
+    d.arrow("a", "b")
+    d.arrow("b", "c")
+    d.arrow("c", "a")
+    svg = to_svg(d)
+    assert svg.count("<rect") == 3 and svg.count("<line") == 3
