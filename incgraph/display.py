@@ -4,16 +4,16 @@ Design note
 -----------
 A notebook shows the last value of a cell through its ``_repr_html_`` when it
 has one, else through its plain-text repr. The objects users look at - an
-explain :class:`~incgraph.core.plan.Plan`, a run's
-:class:`~incgraph.run.engine.RunReport`, a batch's
-:class:`~incgraph.run.batch_report.BatchStats` and its failures, and a
-:class:`~incgraph.render.Drawing` of a graph - define ``_repr_html_`` by calling
+explain `Plan`, a run's
+`RunReport`, a batch's
+`BatchStats` and its failures, and a
+`Drawing` of a graph - define ``_repr_html_`` by calling
 the two functions here, and ``_repr_pretty_`` (IPython's plain-text hook) by
 printing the same rows as an aligned text table.
 
-:func:`html_table` escapes every cell (labels, reasons and item reprs are user
+`html_table` escapes every cell (labels, reasons and item reprs are user
 text) and colours a status cell with the palette the drawings use.
-:func:`to_svg` lays a drawing out in layers (a box's layer is one more than the
+`to_svg` lays a drawing out in layers (a box's layer is one more than the
 deepest box pointing at it), so an inline picture needs no JavaScript, no
 graphviz and no network: it renders in Jupyter, VS Code and on GitHub alike.
 Nothing here imports the engine, so displaying never costs an import.

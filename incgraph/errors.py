@@ -88,7 +88,7 @@ class ConfigurationError(IncgraphError, ValueError):
 class HashingError(IncgraphError, TypeError):
     """A value cannot be content-hashed deterministically.
 
-    Register a hasher with :func:`incgraph.register_hasher`, or mark the node
+    Register a hasher with `incgraph.register_hasher`, or mark the node
     ``cache=False``.
     """
 
@@ -200,7 +200,7 @@ class PipelineError(IncgraphError, RuntimeError):
 
 
 class QueueEmpty(PipelineError, _stdlib_queue.Empty):
-    """A finished output queue has no more items (also a :class:`queue.Empty`)."""
+    """A finished output queue has no more items (also a `queue.Empty`)."""
 
 
 def require_extra(module: str, extra: str) -> Any:

@@ -2,11 +2,11 @@
 
 Design note
 -----------
-:class:`~incgraph.core.graph.Graph` is plain data; this class adds the effects:
+`Graph` is plain data; this class adds the effects:
 a store (opened lazily, at the first run, so building a graph touches no
 disk), an executor, the persisted JSON record of node states, and the entry
 points ``run_upto`` / ``run_only`` / ``explain`` / ``process_batch``. Every
-entry point goes through the one engine loop in :mod:`incgraph.run.engine`.
+entry point goes through the one engine loop in `incgraph.run.engine`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class ProcessGraph(Graph):
     ----------
     store : str, pathlib.Path, Store or None
         Where results live: a folder (created on first run), ``":memory:"`` for a
-        store that lives as long as the graph, or a :class:`~incgraph.store.Store`.
+        store that lives as long as the graph, or a `Store`.
         ``None`` uses ``$INCGRAPH_STORE`` if set, else ``./.incgraph``.
     executor : str or Executor, optional
         Where computations run: ``"serial"`` (default), ``"threads"``,
@@ -51,7 +51,7 @@ class ProcessGraph(Graph):
         A byte budget for the store, enforced after every run that writes
         (least recently used results go first; pinned and recent ones never).
         Default: ``$INCGRAPH_MAX_BYTES`` if set, else none. Given with a
-        :class:`~incgraph.store.Store`, it sets that store's budget.
+        `Store`, it sets that store's budget.
 
     Examples
     --------
@@ -124,7 +124,7 @@ class ProcessGraph(Graph):
     def close(self) -> None:
         """Release resources; shut down the executor and close the store if the graph made them.
 
-        A :class:`~incgraph.store.Store` or an executor object passed in by the caller
+        A `Store` or an executor object passed in by the caller
         stays open: whoever made it closes it.
         """
         self.release_resources()
@@ -379,7 +379,7 @@ class ProcessGraph(Graph):
         prep_fn: Callable[[int, Any], Any] | None = None,
         **options: Any,
     ) -> Any:
-        """Run ``run_nodes`` for every item; see :func:`incgraph.run.batch.process_batch`."""
+        """Run ``run_nodes`` for every item; see `incgraph.run.batch.process_batch`."""
         from incgraph.run.batch import process_batch
 
         new_run_epoch()  # code versions and files as they are now

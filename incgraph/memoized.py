@@ -3,14 +3,14 @@
 Design note
 -----------
 A memoized function is a processor-like node with one input per parameter.
-A call binds its arguments to the parameters with :func:`inspect.signature`
+A call binds its arguments to the parameters with `inspect.signature`
 (defaults included, so ``f(1, b=2)``, ``f(1, 2)`` and ``f(a=1, b=2)`` are one
 call) and keys it exactly as the engine keys a node
-(:func:`incgraph.run.keys.call_key`): the function's code version (the same
+(`incgraph.run.keys.call_key`): the function's code version (the same
 code-aware fingerprint a processor gets: helpers in your own modules count,
 comments do not), no init kwargs, and each argument's data version (its content
 hash) by parameter name. Its record is made by
-:func:`incgraph.run.keys.make_record`, with the function's qualified name as
+`incgraph.run.keys.make_record`, with the function's qualified name as
 node label and processor, so ``incgraph ls``, ``show`` and ``lineage`` list
 calls like nodes, and a call whose argument is another memoized function's
 result links to that result in the lineage.
@@ -19,17 +19,17 @@ A call is
 
 1. a *hit* when the index has its key: one look-up, then the value is loaded;
 2. otherwise a *miss*: the key is claimed through a store session
-   (:class:`~incgraph.store.session.StoreSession`, the engine's exactly-once
+   (`StoreSession`, the engine's exactly-once
    leases; a call another process is computing is waited for and then is a
    hit), the function runs, and its result is saved (blob, then index row)
    before the lease is released. A function whose calls in this process have
-   all been cheap (:data:`~incgraph.run.engine.PROVEN_CHEAP_AFTER` of them under
-   :data:`~incgraph.run.engine.LEASE_MIN_SECONDS`) is computed without a lease,
+   all been cheap (`PROVEN_CHEAP_AFTER` of them under
+   `LEASE_MIN_SECONDS`) is computed without a lease,
    as the engine does: two processes computing it twice is harmless.
 
 Hits and writes go to the run log as the engine's do, through one session per
 thread that is closed (one row of kind ``"memoize"``) every
-:data:`LOG_SECONDS` or :data:`LOG_KEYS` keys, and at exit: a hit appends a key
+`LOG_SECONDS` or `LOG_KEYS` keys, and at exit: a hit appends a key
 to a list and writes nothing.
 
 The function's code version is computed at each call (a few µs: fingerprints
@@ -134,7 +134,7 @@ class _Sessions(threading.local):
 
 
 class MemoizedFunction:
-    """A function whose calls are cached in an incgraph store. Made by :func:`memoize`.
+    """A function whose calls are cached in an incgraph store. Made by `memoize`.
 
     Calling it returns the cached result of an earlier call with equal
     arguments (by content) and unchanged code, else computes and stores it.
@@ -331,7 +331,7 @@ class MemoizedFunction:
     ) -> CallInfo:
         """A miss: claim the key (unless cheap), compute, save, release.
 
-        ``keyed`` is what :meth:`_key` gave: the key, the inputs' data versions
+        ``keyed`` is what `_key` gave: the key, the inputs' data versions
         and the code version, recorded as they were keyed.
         """
         key = keyed[0]
@@ -412,7 +412,7 @@ class MemoizedFunction:
         """Forget every stored call of this function (any code version); return how many.
 
         The next call with any arguments computes. Results are removed from
-        use as :meth:`incgraph.ProcessGraph.invalidate` removes them: their
+        use as `incgraph.ProcessGraph.invalidate` removes them: their
         bytes go at the next ``gc``. ``warn`` is accepted for joblib
         compatibility and ignored.
 
@@ -456,7 +456,7 @@ class MemoizedFunction:
         Calls stored under the most recent earlier code version become hits for
         the current one; the acceptance is recorded and shown by ``incgraph
         show`` / ``lineage``. Returns how many results were accepted. See
-        :func:`incgraph.store.acceptance.accept`.
+        `incgraph.store.acceptance.accept`.
 
         Raises
         ------
@@ -523,23 +523,23 @@ class BoundMemoized:
         return self.memoized.call(self.instance, *args, **kwargs).value
 
     def call(self, *args: Any, **kwargs: Any) -> CallInfo:
-        """:meth:`MemoizedFunction.call` with the instance first."""
+        """`MemoizedFunction.call` with the instance first."""
         return self.memoized.call(self.instance, *args, **kwargs)
 
     def key(self, *args: Any, **kwargs: Any) -> str:
-        """:meth:`MemoizedFunction.key` with the instance first."""
+        """`MemoizedFunction.key` with the instance first."""
         return self.memoized.key(self.instance, *args, **kwargs)
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
-        """:meth:`MemoizedFunction.check_call_in_cache` with the instance first."""
+        """`MemoizedFunction.check_call_in_cache` with the instance first."""
         return self.memoized.check_call_in_cache(self.instance, *args, **kwargs)
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
-        """:meth:`MemoizedFunction.invalidate` with the instance first."""
+        """`MemoizedFunction.invalidate` with the instance first."""
         return self.memoized.invalidate(self.instance, *args, **kwargs)
 
     def clear(self, warn: bool = True) -> int:
-        """:meth:`MemoizedFunction.clear`: forgets every call, of every instance."""
+        """`MemoizedFunction.clear`: forgets every call, of every instance."""
         return self.memoized.clear(warn)
 
 
@@ -602,9 +602,9 @@ def memoize(
     function : callable
         The function (when used as ``@memoize`` without parentheses).
     store : str, pathlib.Path, Store or None
-        The store folder (or a :class:`~incgraph.store.Store`, or ``":memory:"``
+        The store folder (or a `Store`, or ``":memory:"``
         for one that lives as long as the function); None uses the folder
-        :class:`~incgraph.ProcessGraph` uses (``$INCGRAPH_STORE`` or
+        `ProcessGraph` uses (``$INCGRAPH_STORE`` or
         ``./.incgraph``). It is opened at the first call.
     ignore : iterable of str
         Parameters that do not affect the result (``verbose``, ``n_jobs``):

@@ -2,13 +2,13 @@
 
 Design note
 -----------
-Every front-end draws through one small data model, :class:`Drawing`: boxes
+Every front-end draws through one small data model, `Drawing`: boxes
 (an id, a label, a kind such as ``"constant"``, ``"processor"``, ``"queue"``,
 ``"op"``, and an optional status such as ``"hit"`` or ``"compute"``) and
-arrows. :func:`to_mermaid` and :func:`to_dot` turn it into text;
-:func:`write_image` runs graphviz's ``dot`` if it is on the PATH. A
-``ProcessGraph`` is drawn with :func:`draw_graph`, which marks each node with
-the action of a :class:`~incgraph.core.plan.Plan` when one is given.
+arrows. `to_mermaid` and `to_dot` turn it into text;
+`write_image` runs graphviz's ``dot`` if it is on the PATH. A
+``ProcessGraph`` is drawn with `draw_graph`, which marks each node with
+the action of a `Plan` when one is given.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def write_image(dot_text: str, path: str | Path) -> Path:
 def draw_graph(
     graph: Graph, plan: Plan | None = None, nodes: Iterable[Node] | None = None
 ) -> Drawing:
-    """A :class:`Drawing` of ``graph`` (or ``nodes``), each node marked with its planned action."""
+    """A `Drawing` of ``graph`` (or ``nodes``), each node marked with its planned action."""
     actions = plan.actions() if plan is not None else {}
     chosen = list(graph) if nodes is None else list(nodes)
     members = set(chosen)

@@ -9,7 +9,7 @@ __all__ = ["MISSING", "Missing"]
 
 
 class Missing(enum.Enum):
-    """The type of :data:`MISSING`: a value that was never set or a key that was not found."""
+    """The type of `MISSING`: a value that was never set or a key that was not found."""
 
     MISSING = "MISSING"
 

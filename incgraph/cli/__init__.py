@@ -4,17 +4,17 @@ Design note
 -----------
 One ``argparse`` parser with a subcommand per task; every subcommand takes
 ``--store PATH`` (default: the folder ``ProcessGraph`` uses,
-:func:`incgraph.store.default_location`) and ``--json`` (exact values for
+`incgraph.store.default_location`) and ``--json`` (exact values for
 scripts instead of a table). The commands live by concern:
-:mod:`incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
-``stats``), :mod:`incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
-``pin``, ``unpin``), :mod:`incgraph.cli.controlling` (``invalidate``,
-``accept``), :mod:`incgraph.cli.explaining` (``explain``) and
-:mod:`incgraph.cli.rendering` (``render``).
+`incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
+``stats``), `incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
+``pin``, ``unpin``), `incgraph.cli.controlling` (``invalidate``,
+``accept``), `incgraph.cli.explaining` (``explain``) and
+`incgraph.cli.rendering` (``render``).
 
 Exit codes: 0 when all went well, 1 when problems were found (``verify``) or
 the store cannot be read, 2 for usage errors (bad arguments, an unknown or
-ambiguous key, no store where one was expected). :func:`main` returns the
+ambiguous key, no store where one was expected). `main` returns the
 code instead of exiting, so tests and other programs can call it.
 
 The command only reads a store unless asked to change it (``gc``,
@@ -37,7 +37,7 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so :func:`main` can return 2."""
+    """An ArgumentParser that raises instead of exiting, so `main` can return 2."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, usage=self.format_usage())

@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Tables show short keys (the first :data:`SHORT` hex digits; any unique prefix
+Tables show short keys (the first `SHORT` hex digits; any unique prefix
 is accepted back by ``show``, ``lineage`` and ``pin``) and human units;
 ``--json`` gives full keys, Unix times and bytes. Only ``show`` loads a value.
 """

@@ -199,7 +199,7 @@ def current_code_version(qualified: str) -> str:
 
     It is imported by its qualified name, with the current folder on the path.
     A node's own ``version=`` (given to ``add_node``) cannot be seen from here:
-    accept such nodes with :meth:`incgraph.ProcessGraph.accept`.
+    accept such nodes with `incgraph.ProcessGraph.accept`.
     """
     obj = _import(qualified)
     code_version = getattr(obj, "code_version", None)

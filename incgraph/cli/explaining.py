@@ -10,12 +10,12 @@ its syntax tree first: the guard. The module stays installed as
 ``sys.modules["__main__"]``, with the file's folder on ``sys.path``, while the
 plan is made (code versions read the processors' source through it), and the
 caller's are restored afterwards. Every
-:class:`~incgraph.graph.ProcessGraph` in the file's globals is explained (or
+`ProcessGraph` in the file's globals is explained (or
 only the one named by ``--graph``), for the nodes named by ``--target`` (a
 global variable bound to a node, a node id or a node label) or else for its
 sinks (the nodes no other node reads).
 
-The plan is decided from the index alone (:func:`incgraph.core.plan.plan`):
+The plan is decided from the index alone (`incgraph.core.plan.plan`):
 nothing is computed or loaded. Module-level code that itself runs the graph
 still runs: keep it under the ``__main__`` guard.
 """

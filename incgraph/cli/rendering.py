@@ -3,14 +3,14 @@
 Design note
 -----------
 The file is loaded exactly as ``incgraph explain`` loads it
-(:func:`incgraph.cli.explaining.graph_file`: module-level code as
+(`incgraph.cli.explaining.graph_file`: module-level code as
 ``__main__``, minus its ``if __name__ == "__main__":`` blocks), and the plan
-is made the same way (:func:`incgraph.cli.explaining.plan_for`: the graph's
+is made the same way (`incgraph.cli.explaining.plan_for`: the graph's
 own store, or ``--store``), from the index alone. The drawing is
-:func:`incgraph.render.draw_graph` of the nodes a run up to the targets
+`incgraph.render.draw_graph` of the nodes a run up to the targets
 visits (``--target``, else the sinks: the whole graph), printed as mermaid
 (default) or DOT. ``--output PATH`` also writes an image through graphviz's
-``dot`` (:func:`incgraph.render.write_image`, the format taken from the
+``dot`` (`incgraph.render.write_image`, the format taken from the
 suffix); without graphviz that is a usage error (exit code 2) that says how
 to install it, and the text is still printed.
 

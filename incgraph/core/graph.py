@@ -2,7 +2,7 @@
 
 Design note
 -----------
-A graph is plain data. A :class:`Node` is one use of a processor with its
+A graph is plain data. A `Node` is one use of a processor with its
 *bindings* (input name -> upstream node or inline constant), its init kwargs,
 an optional extra ``version`` and a ``cache`` flag; a *constant node* holds a
 value the caller sets. Nodes are added only with handles to nodes already in
@@ -198,7 +198,7 @@ class Node:
         self._built_with: str | None = None  # init version of the live instance, if _init_paths
         self.seq = len(graph.nodes)  # insertion position: inputs always come first
         self.fanout: FanOut | None = None
-        """The fan-out this node was added in by :meth:`Graph.add_nodes`, if any."""
+        """The fan-out this node was added in by `Graph.add_nodes`, if any."""
 
     # -- identity -----------------------------------------------------------------
 
@@ -404,7 +404,7 @@ class Node:
     def instance(self) -> Any:
         """The node's processor instance, constructed (and ``setup()``) on first use.
 
-        The nodes of a fan-out (:meth:`Graph.add_nodes`: same processor, same
+        The nodes of a fan-out (`Graph.add_nodes`: same processor, same
         init kwargs) share one instance, as the items of a batch do: a ForEach
         over a thousand tasks constructs its processor once, not a thousand times.
         """
@@ -438,12 +438,12 @@ class Node:
 
 
 class FanOut:
-    """Nodes added together by :meth:`Graph.add_nodes` that differ only in inline inputs.
+    """Nodes added together by `Graph.add_nodes` that differ only in inline inputs.
 
     They share the processor, its version and init kwargs, and every input bound
     to a node (``shared``: input name -> upstream node); each has its own inline
     constants (a ForEach task's element, a grid point). They share one processor
-    instance (see :meth:`Node.instance`), and the engine's serial walk keys,
+    instance (see `Node.instance`), and the engine's serial walk keys,
     looks up and claims a fan-out's nodes in bulk.
     """
 
@@ -525,9 +525,9 @@ def _check_ignore(node: Node, ignore: object) -> None:
 
 
 class Graph:
-    """A DAG of :class:`Node`; building, validation and ordering only.
+    """A DAG of `Node`; building, validation and ordering only.
 
-    :class:`incgraph.ProcessGraph` adds running, caching and batches.
+    `incgraph.ProcessGraph` adds running, caching and batches.
     """
 
     def __init__(self, name: str | None = None) -> None:
@@ -579,7 +579,7 @@ class Graph:
         node_id : hashable
             Unique id within the graph.
         processor_class : type
-            A :class:`Processor` subclass (any class with a ``process`` method works).
+            A `Processor` subclass (any class with a ``process`` method works).
         inputs : mapping
             ``process`` parameter name -> upstream node handle or a constant value.
         node_init_kwargs : mapping, optional
@@ -618,13 +618,13 @@ class Graph:
         """Add one node per ``(node_id, inputs)`` of ``each``, all running ``processor_class``.
 
         Every node is bound to the ``shared`` inputs plus its own ``inputs`` (its
-        own win on a name clash). The result is what calling :meth:`add_node`
+        own win on a name clash). The result is what calling `add_node`
         for each would give, with the same checks and errors, but the shared
         bindings and the init kwargs are checked once: the way to add the
         thousand tasks of a fan-out.
 
         When every node's own inputs are inline values (and none rebinds a
-        shared node), the nodes form a :class:`FanOut`: they share one
+        shared node), the nodes form a `FanOut`: they share one
         processor instance (constructed and ``setup()`` once, like the items of
         a batch; ``release_resources()`` on any of them releases it), and the
         serial executor keys, looks up, claims and computes them in bulk.

@@ -11,7 +11,7 @@ early cutoff will make them hits if the upstream result comes out unchanged.
 For a node that computes, ``previous`` (the latest record stored for the same
 node) tells *why*: its code changed, its init kwargs changed, or which input
 changed. The planner is pure: the index is passed in as two functions, and
-the returned :class:`Plan` compares with ``==``.
+the returned `Plan` compares with ``==``.
 """
 
 from __future__ import annotations

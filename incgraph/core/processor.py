@@ -30,7 +30,7 @@ class Processor:
     """Base class of every processor.
 
     Subclasses define ``process`` with annotated keyword parameters; its
-    inputs are bound by name in :meth:`ProcessGraph.add_node`.
+    inputs are bound by name in `ProcessGraph.add_node`.
 
     Attributes
     ----------
@@ -80,7 +80,7 @@ class Processor:
         """Acquire heavy resources. Called once, right after construction, before ``process``."""
 
     def release(self) -> None:
-        """Free what :meth:`setup` acquired. Called by ``release_resources()``."""
+        """Free what `setup` acquired. Called by ``release_resources()``."""
 
     @classmethod
     def name(cls) -> str:

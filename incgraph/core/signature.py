@@ -16,7 +16,7 @@ The checker understands plain classes, ``Any``, ``Optional`` and unions
 and the common generics (``list[int]``, ``dict[str, float]``, ``tuple[int, ...]``,
 ``Sequence[str]``...). Anything it does not understand is accepted: a check
 that is unsure never rejects. Containers are checked element-wise up to
-:data:`ELEMENT_BUDGET` elements (first and last halves), so a check never costs
+`ELEMENT_BUDGET` elements (first and last halves), so a check never costs
 more than a few microseconds per value. Following PEP 484's numeric tower, an
 ``int`` is accepted where a ``float`` is expected, and ``int``/``float`` where a
 ``complex`` is.

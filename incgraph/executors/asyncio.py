@@ -8,7 +8,7 @@ coroutines on one event loop, so independent nodes of a graph run and the
 items of a batch pass wait concurrently, in one thread.
 
 Jobs run in this process (``in_process = True``). The engine's job functions
-carry an ``asynchronous`` twin (see :mod:`incgraph.run.jobs`); :meth:`submit`
+carry an ``asynchronous`` twin (see `incgraph.run.jobs`); `submit`
 awaits the twin on the loop. A plain function (or a processor with a
 synchronous ``process``) runs in the loop's default thread pool via
 ``asyncio.to_thread``, so it never blocks the coroutines.

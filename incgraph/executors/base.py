@@ -5,11 +5,11 @@ Design note
 Executors only *submit*: the engine loop (``incgraph.run.engine``) decides
 what runs, in what order, what is a hit and what is recorded. An executor
 takes a callable and its arguments and returns a
-:class:`concurrent.futures.Future`.
+`concurrent.futures.Future`.
 
 ``in_process`` tells the engine whether jobs run in this process (they may
 use a node's own processor instance) or elsewhere (they get a picklable
-:class:`~incgraph.run.jobs.WorkerJob` and keep instances per worker).
+`WorkerJob` and keep instances per worker).
 
 The serial executor runs each job at once in the caller's thread: it is the
 default and the debugging path (breakpoints and tracebacks work as usual).

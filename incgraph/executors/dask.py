@@ -3,15 +3,15 @@
 Design note
 -----------
 Jobs run on dask workers (``in_process = False``): the engine sends picklable
-:class:`~incgraph.run.jobs.WorkerJob` objects, which dask serializes with
+`WorkerJob` objects, which dask serializes with
 cloudpickle, and each worker process keeps one processor instance per
 instance key. Dask's own futures are bridged to
-:class:`concurrent.futures.Future`, which is all the engine loop waits on; the
+`concurrent.futures.Future`, which is all the engine loop waits on; the
 executor holds each dask future until it has finished so the cluster does not
 forget the task meanwhile. Jobs are submitted with ``pure=False``: the engine
 already decided that they must run.
 
-``release(keys)`` runs :func:`~incgraph.run.jobs.release_worker_instances` on
+``release(keys)`` runs `release_worker_instances` on
 every worker (``Client.run``), which calls each instance's ``release()`` and
 drops it; the workers themselves stay up.
 
@@ -41,7 +41,7 @@ class DaskExecutor:
     Parameters
     ----------
     client : distributed.Client, optional
-        A client you own (not closed by :meth:`shutdown`).
+        A client you own (not closed by `shutdown`).
     address : str, optional
         Scheduler address to connect to when no client is given; without
         either, ``distributed.Client(**client_kwargs)`` starts a local cluster.

@@ -3,7 +3,7 @@
 Design note
 -----------
 Jobs run in other processes (``in_process = False``): the engine sends a
-picklable :class:`~incgraph.run.jobs.WorkerJob` and each worker keeps one
+picklable `WorkerJob` and each worker keeps one
 processor instance per instance key, constructed on its first job. loky
 pickles with cloudpickle, so processors defined in ``__main__``, in a notebook
 or inside a function can be sent; their inputs and results must be picklable.
@@ -18,7 +18,7 @@ holds (those in ``keys``), drops them, then waits until every worker has
 started its release job. A worker busy waiting cannot take a second job, so
 the jobs land on distinct workers and all of them have released when
 ``release`` returns; the workers stay warm for the next pass. If the jobs do
-not all meet within :data:`RENDEZVOUS_SECONDS` (``rendezvous_seconds`` on an
+not all meet within `RENDEZVOUS_SECONDS` (``rendezvous_seconds`` on an
 executor overrides it) because a worker is busy, hung or dead, the executor
 falls back to recycling the pool: the workers are stopped (killed if they do not
 stop) and the next job starts fresh ones. ``release`` is a no-op when none of
@@ -27,7 +27,7 @@ stop) and the next job starts fresh ones. ``release`` is a no-op when none of
 A pool whose worker died (killed, out of memory, segfault) is replaced on the
 next submit; the jobs that were running on it fail with loky's
 ``TerminatedWorkerError``. The other way round, workers never outlive this
-process: each runs a watchdog (:mod:`incgraph.executors.watchdog`) that ends
+process: each runs a watchdog (`incgraph.executors.watchdog`) that ends
 it when the process that started the pool dies, even in the middle of a job.
 """
 

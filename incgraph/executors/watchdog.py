@@ -14,8 +14,8 @@ the operating system frees what the worker held).
 The thread blocks on a ``pidfd`` of the parent (Linux 5.3 and later), which
 becomes readable the moment the parent exits, so it costs nothing while it
 waits. Where there is none, it checks ``os.getppid()`` every
-:data:`POLL_SECONDS` (an orphan is adopted by another process, so its parent
-id changes). :func:`watch_parent` starts the thread once per process; the
+`POLL_SECONDS` (an orphan is adopted by another process, so its parent
+id changes). `watch_parent` starts the thread once per process; the
 executors call it when a worker starts or runs its first job.
 """
 

@@ -1,8 +1,8 @@
 """The Flow/Layer front-end: layers as steps, sharded artifacts, ForEach fan-out and joins.
 
-A :class:`Flow` subclass collects :class:`Layer` classes; calling an instance
-runs them in-process. Each layer, and each task of a :class:`ForEach`, is a
-node of a :class:`~incgraph.graph.ProcessGraph`, so flows share the store,
+A `Flow` subclass collects `Layer` classes; calling an instance
+runs them in-process. Each layer, and each task of a `ForEach`, is a
+node of a `ProcessGraph`, so flows share the store,
 the executors and the cache with every other front-end: rerunning a flow whose
 code and inputs did not change computes nothing. See ``docs/flow.md``.
 

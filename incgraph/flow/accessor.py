@@ -2,7 +2,7 @@
 
 Design note
 -----------
-An accessor holds *entries*, never values (see :mod:`incgraph.flow.artifacts`):
+An accessor holds *entries*, never values (see `incgraph.flow.artifacts`):
 each element of a shard is a small scalar kept inline or its own blob, named
 by its data version. ``len`` reads nothing; ``accessor[i]`` loads element
 ``i`` alone; iteration loads one element at a time; a slice loads just the

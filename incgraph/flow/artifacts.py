@@ -6,19 +6,19 @@ A layer's (or a ForEach task's) node result is a *manifest*: a dict from
 attribute name to an *entry*, one of
 
 * ``("v", value)`` - a small scalar (``None``, ``bool``, ``int``, ``float``,
-  ``complex``, or ``str``/``bytes`` of at most :data:`INLINE_MAX` items) kept
+  ``complex``, or ``str``/``bytes`` of at most `INLINE_MAX` items) kept
   inline, so reading a ForEach's scores loads nothing;
 * ``("r", data_version)`` - any other value, stored as its own blob;
 * ``("s", (entry, ...))`` - a shard: one entry per element, by the same rule
   (a small scalar inline, anything else its own blob), so an
-  :class:`~incgraph.flow.accessor.Accessor` loads element ``i`` and nothing
+  `Accessor` loads element ``i`` and nothing
   else. Inlining small elements matters for ForEach speed: a shard of N
   numbers costs no N blob writes, and each task reads its element for free.
 
-A ForEach layer's result is a :class:`Join`: its tasks' manifests in task
-order. A :class:`Manifest` (and a :class:`Join`) computes its *content hash*
-once, when it is made, from the entries' data versions (:func:`entry_key`),
-and hands it to :func:`~incgraph.hashing.data_version` through
+A ForEach layer's result is a `Join`: its tasks' manifests in task
+order. A `Manifest` (and a `Join`) computes its *content hash*
+once, when it is made, from the entries' data versions (`entry_key`),
+and hands it to `data_version` through
 ``__incgraph_hash__``: the engine, the constant nodes that carry a finished
 layer into later waves and the ForEach memo then hash a 32-character string
 instead of walking N entries again. A task that recomputes to the same
@@ -124,9 +124,9 @@ def entry_key(entry: tuple[str, Any]) -> str:
 
 
 def inline_manifest(values: Mapping[str, Any]) -> Manifest | None:
-    """The manifest of ``values`` if every one is inline (see :func:`is_inline`), else None.
+    """The manifest of ``values`` if every one is inline (see `is_inline`), else None.
 
-    What :meth:`ArtifactWriter.manifest` returns for such values, without a writer:
+    What `ArtifactWriter.manifest` returns for such values, without a writer:
     the usual case of a ForEach task that sets a few numbers.
 
     Examples
@@ -164,7 +164,7 @@ class Manifest(dict[str, Any]):
 
     @property
     def content(self) -> str:
-        """The content hash: equal entries, equal hash (see :func:`entry_key`)."""
+        """The content hash: equal entries, equal hash (see `entry_key`)."""
         content = self._content
         if content is None:
             parts = [
@@ -260,7 +260,7 @@ class Join:
 
 
 def _restored_join(entries: list[dict[str, Any]], content: str) -> Join:
-    """A :class:`Join` from its pickled form (see ``Join.__reduce__``)."""
+    """A `Join` from its pickled form (see ``Join.__reduce__``)."""
     return Join([Manifest(e) for e in entries], content)
 
 

@@ -3,8 +3,8 @@
 Design note
 -----------
 ``@MyFlow.register`` only records the layer class and its ``ForEach`` (so
-layers may refer to layers registered after them). :func:`resolve` turns the
-registrations into a :class:`Plan` before anything runs:
+layers may refer to layers registered after them). `resolve` turns the
+registrations into a `Plan` before anything runs:
 
 * each ``__call__`` parameter's annotation names the upstream layer it reads.
   Annotations are evaluated in the layer's module with this flow's registered
@@ -14,7 +14,7 @@ registrations into a :class:`Plan` before anything runs:
 * the layers are ordered topologically (registration order breaks ties).
 
 An annotation that names no registered layer, a ``Parameter`` on an unknown
-layer, or a cycle raises :class:`~incgraph.errors.FlowDefinitionError` naming
+layer, or a cycle raises `FlowDefinitionError` naming
 the layer and the parameter, before any layer runs.
 """
 

@@ -2,7 +2,7 @@
 
 Design note
 -----------
-A flow is drawn from its resolved :class:`~incgraph.flow.definition.Plan`,
+A flow is drawn from its resolved `Plan`,
 before it runs, so task counts are symbolic (``Process[0]``, ``Process[1]``,
 ``Process[...]``, ``Process[N]``; ``[0,0]`` ... ``[M,N]`` for a two-parameter
 grid). A ForEach layer gets a ``<<fork>>`` state fed by the layers it reads; a
@@ -10,7 +10,7 @@ ForEach read by a later layer gets a ``<<join>>`` state; a ForEach aligned
 with another (``index=None``) is drawn task to task, without a join.
 
 Both formats come from one list of states and transitions; DOT goes through
-:class:`incgraph.render.Drawing`, so :func:`incgraph.render.write_image`
+`incgraph.render.Drawing`, so `incgraph.render.write_image`
 turns it into a picture when graphviz is installed.
 """
 
@@ -149,7 +149,7 @@ _DOT_KINDS = {"layer": "processor", "task": "processor", "fork": "op", "join": "
 
 
 def to_drawing(d: _Diagram) -> Drawing:
-    """The same diagram as a :class:`incgraph.render.Drawing` (for DOT and images)."""
+    """The same diagram as a `incgraph.render.Drawing` (for DOT and images)."""
     drawing = Drawing(d.title)
     for sid, (label, kind) in d.states.items():
         drawing.box(sid, label, _DOT_KINDS[kind])

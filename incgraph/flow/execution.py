@@ -2,7 +2,7 @@
 
 Design note
 -----------
-``flow()`` returns an :class:`Execution`. It knows, per layer, the data
+``flow()`` returns an `Execution`. It knows, per layer, the data
 version of the layer's result (a manifest, or a ForEach's tuple of task
 manifests) and reads artifacts lazily through the same views layers use, so
 ``execution[Train].score`` is an ``Accessor`` over the tasks' scores.

@@ -5,9 +5,9 @@ Design note
 A ``Flow`` subclass is a registry: ``@MyFlow.register`` records a layer (and
 its ``ForEach``) on that subclass only. An instance holds *where* to run -
 the store and the default executor - and nothing about any one run:
-``flow(**params)`` resolves the layers (:mod:`incgraph.flow.definition`),
-runs them (:mod:`incgraph.flow.runner`), records an execution manifest and
-returns the :class:`~incgraph.flow.execution.Execution`.
+``flow(**params)`` resolves the layers (`incgraph.flow.definition`),
+runs them (`incgraph.flow.runner`), records an execution manifest and
+returns the `Execution`.
 
 The plan is resolved on the first call and kept on the class until the next
 ``register``: a flow script or a grid search calls the same flow many times,
@@ -153,7 +153,7 @@ class Flow:
     def plan(cls) -> Plan:
         """The layers resolved and ordered; raises ``FlowDefinitionError`` if that is impossible.
 
-        Resolved once and kept until the next :meth:`register` on this class.
+        Resolved once and kept until the next `register` on this class.
         """
         plan = cls._plan
         if plan is None:

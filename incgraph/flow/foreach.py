@@ -3,7 +3,7 @@
 Design note
 -----------
 A ``ForEach`` layer runs one *task* per point of a grid. Each
-:class:`Parameter` names an upstream layer's attribute:
+`Parameter` names an upstream layer's attribute:
 
 * ``index=0`` (the default) on a layer that is not itself a ``ForEach``: the
   attribute is one *dimension* of the grid. A sharded attribute contributes
@@ -18,7 +18,7 @@ A ``ForEach`` layer runs one *task* per point of a grid. Each
 The grid is the cartesian product of the dimensions with the FIRST varying
 fastest, so ``foo=[1, 2, 3]`` and ``bar=["a", "b"]`` give ``(1, a), (2, a),
 (3, a), (1, b), (2, b), (3, b)``; a task's ``self.index`` is its flat position.
-:func:`grid_points` is the pure function that orders the points.
+`grid_points` is the pure function that orders the points.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Design note
 -----------
-Pure functions over manifests (see :mod:`incgraph.flow.artifacts`): nothing
-here loads a value or touches the store. For every ForEach :class:`Parameter`
+Pure functions over manifests (see `incgraph.flow.artifacts`): nothing
+here loads a value or touches the store. For every ForEach `Parameter`
 the upstream result says how many points it contributes:
 
 * a sharded attribute: one point per element (its *entry*, a data version);
@@ -11,14 +11,14 @@ the upstream result says how many points it contributes:
 * anything else is passed whole to every task.
 
 A task's inputs then name exactly what it sees, which is what makes its cache
-key precise. Its own input ``"task"`` (a :class:`~incgraph.flow.artifacts.Task`)
+key precise. Its own input ``"task"`` (a `Task`)
 holds its flat index (in its key only when the layer reads ``self.index``, see
 `incgraph.flow.reads`: otherwise inserting a value into a grid recomputes
 only the new cells), its element entry of each fanned-out attribute
 (changing element 3 changes task 3's key only) and, for an aligned ForEach,
 the upstream task's manifest. Each other upstream layer is one input shared by
 all tasks: its result *without* the fanned-out attributes (see
-:func:`without`), so a task's key does not depend on elements it does not see.
+`without`), so a task's key does not depend on elements it does not see.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Grid:
         """A hash of everything the tasks receive, in O(sum of the dimension sizes).
 
         The tasks are a fixed function of the dimensions, so hashing the
-        dimensions (their cells' hash parts, see :func:`_cell`) pins down every
+        dimensions (their cells' hash parts, see `_cell`) pins down every
         task's inputs without expanding the grid.
         """
         constant, cells = self._cells
@@ -233,7 +233,7 @@ def _check_same_length(
 def _cell(contributions: list[Contribution]) -> _Cell:
     """What one grid cell gives a task: elements by upstream layer, whole manifests, hash parts.
 
-    The hash parts are those :class:`~incgraph.flow.artifacts.Task` hashes:
+    The hash parts are those `Task` hashes:
     ``"<up>[]<attr>=<entry key>"`` per element, ``"<up>=<content>"`` per whole manifest.
     """
     elements: dict[str, dict[str, Any]] = {}

@@ -8,12 +8,12 @@ A layer instance exists in one of two roles, kept in one private attribute:
   attribute it sets (``self.model = ...``) is an artifact; ``self.shard(...)``
   adds sharded ones. Names starting with ``_`` are scratch space, never
   stored. ``self.index`` and ``self.params`` are read-only.
-* **view** - downstream layers (and :class:`~incgraph.flow.execution.Execution`)
+* **view** - downstream layers (and `Execution`)
   receive an instance of the *upstream* layer's class bound to its manifest.
   Attribute reads resolve lazily: a plain artifact is loaded on first read
   (then kept on the view), a shard or a ForEach join is an
-  :class:`~incgraph.flow.accessor.Accessor`, a name that was never set raises
-  :class:`~incgraph.errors.ArtifactNotFoundError` naming both layers. Views
+  `Accessor`, a name that was never set raises
+  `ArtifactNotFoundError` naming both layers. Views
   are read-only.
 
 Because a view is an instance of the user's own class, methods defined on the
@@ -100,7 +100,7 @@ class FlowParams(Mapping[str, Any]):
 class _Running:
     """State of a layer whose ``__call__`` the flow is running.
 
-    (Plain slotted classes, here and in :class:`_View`: a ForEach makes one of
+    (Plain slotted classes, here and in `_View`: a ForEach makes one of
     each per task.)
     """
 

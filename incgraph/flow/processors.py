@@ -2,20 +2,20 @@
 
 Design note
 -----------
-Every layer becomes an ordinary :class:`~incgraph.core.processor.Processor`
-node of a :class:`~incgraph.graph.ProcessGraph`, so flows share the engine,
+Every layer becomes an ordinary `Processor`
+node of a `ProcessGraph`, so flows share the engine,
 the store, the executors and ``explain`` with every other front-end:
 
-* :class:`LayerProcessor` - one generated subclass per layer, named after it
+* `LayerProcessor` - one generated subclass per layer, named after it
   (messages read ``node GridFlow/Process[3] (Process) failed: ...``). Its node
   is added with ``version=code_version(<the user's Layer class>)``, so editing
   the layer's ``__call__`` (or a helper it calls) invalidates its results; its
   readers recompute only if its artifacts changed. The same class runs a plain
   layer and each task of a ForEach.
-* :class:`ForEachJoin` - gathers a ForEach layer's task manifests, in task
-  order, into the :class:`~incgraph.flow.artifacts.Join` downstream layers read.
+* `ForEachJoin` - gathers a ForEach layer's task manifests, in task
+  order, into the `Join` downstream layers read.
 
-The run context (:class:`FlowContext`) travels as the ``params`` input of
+The run context (`FlowContext`) travels as the ``params`` input of
 every layer node: it carries the flow parameters and the store that artifact
 blobs are written to and read from. Its data version is that of the
 parameters the layer's code reads (``keyed``, see `incgraph.flow.reads`;
@@ -121,7 +121,7 @@ def _reopened_context(
 class LayerProcessor(Processor):
     """Runs one layer (or one ForEach task): builds its upstream views, calls it, stores artifacts.
 
-    Generated per layer by :func:`layer_processor`; ``layer_plan`` says what the
+    Generated per layer by `layer_processor`; ``layer_plan`` says what the
     layer reads and ``classes`` maps layer names to the user's classes.
     """
 
@@ -130,7 +130,7 @@ class LayerProcessor(Processor):
     classes: ClassVar[dict[str, type[Layer]]]
 
     def process(self, **inputs: Any) -> Manifest:
-        """Run the layer on its inputs; return its manifest (see :mod:`incgraph.flow.artifacts`)."""
+        """Run the layer on its inputs; return its manifest (see `incgraph.flow.artifacts`)."""
         lp = self.layer_plan
         ctx: FlowContext = inputs[PARAMS_INPUT]
         task: Task | None = inputs.get(TASK_INPUT)

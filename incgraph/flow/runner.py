@@ -9,8 +9,8 @@ the graph cannot be built up front. The runner compiles in *waves*:
    be compiled as soon as every layer it reads is either finished or compiled
    in this wave (it binds the live node). A ForEach layer needs every layer
    it reads *finished*: its grid is expanded from their manifests
-   (:mod:`incgraph.flow.grid`), then one task node per grid point and a
-   :class:`~incgraph.flow.processors.ForEachJoin` node are added.
+   (`incgraph.flow.grid`), then one task node per grid point and a
+   `ForEachJoin` node are added.
 2. Run the wave's exit nodes with one ``run_upto`` call: the engine orders
    them once, runs independent layers and tasks in parallel on the executor,
    and decides hits and early cutoff as for any graph.
@@ -32,7 +32,7 @@ under the memo key (same blob, one more index row, labelled
 of one lookup; any change to code, params or any element misses the memo
 and the tasks are compiled as nodes, each a hit or not on its own key.
 
-Writes go through a :class:`~incgraph.flow.writeback.WriteBackStore`,
+Writes go through a `WriteBackStore`,
 flushed after every wave, also when a task failed: tasks that succeeded are
 committed and are hits on the rerun.
 """

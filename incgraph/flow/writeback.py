@@ -4,13 +4,13 @@ Design note
 -----------
 A ForEach over a thousand small tasks records a thousand results. Committed
 one by one, each is its own SQLite transaction (~100 us); committed together
-with :meth:`~incgraph.store.Store.save_many`, each costs a few microseconds.
-:class:`WriteBackStore` is the store a flow run hands the engine: it holds
+with `save_many`, each costs a few microseconds.
+`WriteBackStore` is the store a flow run hands the engine: it holds
 saved results and artifact blobs in memory and commits them in one batch
 
-* when :data:`MAX_PENDING` items are waiting, or values of more than
-  :data:`MAX_PENDING_BYTES` (arrays and bytes, by their size in memory),
-* when :data:`MAX_DELAY` seconds have passed since the last commit (so a flow
+* when `MAX_PENDING` items are waiting, or values of more than
+  `MAX_PENDING_BYTES` (arrays and bytes, by their size in memory),
+* when `MAX_DELAY` seconds have passed since the last commit (so a flow
   of slow tasks commits each result as soon as it is made), and
 * at the end of every engine run, successful or not.
 
@@ -20,7 +20,7 @@ items (a lookup finds a pending record, a load finds a pending blob), so
 nothing is ever both saved and missing.
 
 Small blobs written by the run stay readable from memory after their flush
-(up to :data:`RECENT_BYTES` in all, each at most :data:`RECENT_ITEM_BYTES`
+(up to `RECENT_BYTES` in all, each at most `RECENT_ITEM_BYTES`
 encoded): a ForEach task reading the shard element its upstream layer wrote
 a moment ago does not pay an SQLite read for it. Values handed out this way
 are the objects that were saved, as values passed between nodes in one run
@@ -30,10 +30,10 @@ half-written result is never served.
 
 Leases. The engine releases a lease as soon as it has saved the key's result,
 which here only queues it. A session of this store
-(:meth:`WriteBackStore.session`) therefore keeps the leases of saved keys
+(`WriteBackStore.session`) therefore keeps the leases of saved keys
 until it closes, after a flush: another process waiting on such a key polls
 the index and sees the result once the flush commits it (at most
-:data:`MAX_DELAY` later), never a released lease before the result is
+`MAX_DELAY` later), never a released lease before the result is
 there. ``session.commit()``, which the engine calls before it waits for
 another process, flushes, so two runs never wait for each other.
 """
@@ -67,7 +67,7 @@ MAX_PENDING: Final = 4096
 
 Each commit rewrites every index page its rows touch, and cache keys land at random
 places in their indexes: a ForEach of 10,000 tasks wrote 26% fewer pages with 4,096
-results a commit than with 1,024 (``strace -c``). The time flush (:data:`MAX_DELAY`)
+results a commit than with 1,024 (``strace -c``). The time flush (`MAX_DELAY`)
 still commits a slow flow's results promptly.
 """
 
@@ -85,7 +85,7 @@ RECENT_ITEM_BYTES: Final = 64 << 10
 
 
 class WriteBackStore(Store):
-    """A :class:`~incgraph.store.Store` whose writes are buffered and committed in batches.
+    """A `Store` whose writes are buffered and committed in batches.
 
     Parameters
     ----------
@@ -267,7 +267,7 @@ def _nbytes(value: Any) -> int:
 
 
 class _BufferedSession(StoreSession):
-    """A session of a :class:`WriteBackStore`: saved keys keep their leases until a flush.
+    """A session of a `WriteBackStore`: saved keys keep their leases until a flush.
 
     ``saved`` only logs the keys (their rows are still queued); ``commit`` and
     ``close`` flush the buffer first, and ``close`` then releases every lease.

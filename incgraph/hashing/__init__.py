@@ -3,24 +3,24 @@
 Design note
 -----------
 Everything the cache decides rests on four hashes, all xxh3-128 in 32 hex
-characters and all tagged with :data:`SCHEME`:
+characters and all tagged with `SCHEME`:
 
-* :func:`data_version` - the content hash of a value. Canonical (equal values,
+* `data_version` - the content hash of a value. Canonical (equal values,
   equal hashes, in any process) and domain-tagged (every value is a type tag
   plus a length-prefixed payload, so ``[1, 2]``, ``(1, 2)``, ``"12"``,
   ``b"12"``, ``1``, ``1.0`` and ``True`` all differ). numpy arrays and pandas
   columns are hashed from their buffers in place. Types it does not know raise
-  :class:`~incgraph.errors.HashingError` naming where the value sits; user
-  types join through :func:`register_hasher` or ``__incgraph_hash__``.
-* :func:`code_version` - the fingerprint of a processor class or a function:
+  `HashingError` naming where the value sits; user
+  types join through `register_hasher` or ``__incgraph_hash__``.
+* `code_version` - the fingerprint of a processor class or a function:
   normalized source (no comments, docstrings or formatting) of its code and of
   the helpers, classes and simple constants it references in the user's own
   modules, plus a declared ``version``.
-* :func:`combine` - a domain-tagged hash of strings (:func:`combiner` binds the
+* `combine` - a domain-tagged hash of strings (`combiner` binds the
   domain for hashing many part lists).
-* :func:`node_key` - the cache key, ``combine("NodeKey", code, init, inputs...)``
-  (:func:`node_key_function` builds many keys of a one-input node fast,
-  :func:`node_key_maker` of any node),
+* `node_key` - the cache key, ``combine("NodeKey", code, init, inputs...)``
+  (`node_key_function` builds many keys of a one-input node fast,
+  `node_key_maker` of any node),
   built with a single xxh3 call because every cache hit computes it.
 
 Module map: ``_scheme`` (tag, combine, node_key), ``_encoder`` (stream,

@@ -22,7 +22,7 @@ their instance attributes, so two subclasses with equal contents differ and
 extra state is not silently dropped.
 
 Container handlers dispatch their children inline rather than through
-:func:`~incgraph.hashing._encoder.encode`: one Python frame per nesting level
+`encode`: one Python frame per nesting level
 keeps deep structures well inside the recursion limit.
 """
 

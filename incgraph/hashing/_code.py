@@ -394,9 +394,9 @@ def code_version(obj: type | Callable[..., object], version: object = None) -> s
     obj : type or callable
         A processor class, a function (queue tasks), a bound method, a
         ``functools.partial`` or a callable instance (whose state must be
-        hashable by :func:`data_version`).
+        hashable by `data_version`).
     version : object, optional
-        Anything :func:`data_version` can hash; bump it to invalidate what the
+        Anything `data_version` can hash; bump it to invalidate what the
         fingerprint cannot see.
 
     Returns

@@ -7,7 +7,7 @@ scheme tag) followed by the value's canonical encoding (``_encoder`` and the
 type modules). It depends only on the value: not on the process, the run,
 ``PYTHONHASHSEED``, dict insertion order, set iteration order or memory
 layout. It never falls back to pickle bytes, ``id()`` or a ``repr`` that shows
-an address; a value it cannot hash raises :class:`~incgraph.errors.HashingError`
+an address; a value it cannot hash raises `HashingError`
 with the value's path, for example::
 
     value['a'][2]: cannot hash an object of type mymod.Foo; call
@@ -46,7 +46,7 @@ def data_version(value: object) -> str:
     ----------
     value : object
         Any value built from supported types, or from types registered with
-        :func:`register_hasher` or defining ``__incgraph_hash__``.
+        `register_hasher` or defining ``__incgraph_hash__``.
 
     Returns
     -------

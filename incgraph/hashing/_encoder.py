@@ -9,7 +9,7 @@ two values can only produce the same stream if they have the same encoding,
 and a container's encoding determines where each child ends. The tag table
 lives in ``docs/hashing.md``.
 
-State. An :class:`Encoder` owns a small staging ``bytearray`` and, once a
+State. An `Encoder` owns a small staging ``bytearray`` and, once a
 large buffer (a numpy array, a long bytes object) arrives, an ``xxh3_128``
 hasher: small writes are batched in the staging buffer, large ones are fed to
 the hasher in place. Feeding xxh3 piece by piece gives exactly the digest of
@@ -24,9 +24,9 @@ table, so a lookup is one dict access. Registering a hasher drops the cached
 answers.
 
 Errors. A handler that meets something it cannot hash raises
-:class:`Unhashable`; each container on the way out prepends where the child
+`Unhashable`; each container on the way out prepends where the child
 sat (``[2]``, ``['a']``, ``.field``), and ``data_version`` turns the result
-into a :class:`~incgraph.errors.HashingError` naming the full path.
+into a `HashingError` naming the full path.
 Containers that can hold themselves register their ``id`` in
 ``Encoder.active`` while they are being written, so a cycle is reported
 instead of recursing forever.
@@ -69,7 +69,7 @@ class Unhashable(HashingError):
 
     ``path`` collects location components innermost first while the error
     travels out through the containers; ``reason`` says what went wrong.
-    ``data_version`` re-raises it as a plain :class:`HashingError` with the
+    ``data_version`` re-raises it as a plain `HashingError` with the
     located message; it subclasses ``HashingError`` only so that it could never
     escape as anything else.
     """
@@ -196,7 +196,7 @@ def resolve(cls: type) -> Handler:
 
 
 def add_builtin(cls: type, handler: Handler) -> None:
-    """Enter the handler for an exact built-in type (kept across :func:`forget_resolved`)."""
+    """Enter the handler for an exact built-in type (kept across `forget_resolved`)."""
     _BUILTIN_HANDLERS[cls] = handler
     HANDLERS[cls] = handler
 

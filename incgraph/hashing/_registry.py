@@ -2,7 +2,7 @@
 
 Design note
 -----------
-A *hasher* reduces a value to something :func:`data_version` already knows
+A *hasher* reduces a value to something `data_version` already knows
 (typically a tuple of fields). The reduction is written after a ``R`` tag and
 the value's type name (``module.qualname`` of the value's own class, even when
 the hasher was registered for a base), so two types with equal reductions
@@ -19,7 +19,7 @@ reduction; a registered hasher takes precedence over the method.
 
 A hasher must be deterministic and must not return an instance of the type it
 reduces (that would recurse forever); exceptions it raises become a
-:class:`~incgraph.errors.HashingError` that names the value's location.
+`HashingError` that names the value's location.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ _HASHERS: dict[type, Callable[[Any], object]] = {}
 
 
 def register_hasher(type_: type[T], fn: Callable[[T], object]) -> None:
-    """Teach :func:`data_version` to hash instances of ``type_`` (and its subclasses).
+    """Teach `data_version` to hash instances of ``type_`` (and its subclasses).
 
     Parameters
     ----------

@@ -4,18 +4,18 @@ Design note
 -----------
 Every hash incgraph writes is xxh3-128 over a byte string that starts with a
 *domain*: ``data_version`` streams start with ``incgraph/<SCHEME>/data``, and
-:func:`combine` strings with ``incgraph/<SCHEME>/combine`` followed by the
+`combine` strings with ``incgraph/<SCHEME>/combine`` followed by the
 caller's domain (``"NodeKey"``, ``"CodeVersion"``, ...). Two hashes from
 different domains therefore never compare equal by construction, and bumping
-:data:`SCHEME` changes every hash at once (old store entries simply stop
+`SCHEME` changes every hash at once (old store entries simply stop
 being hits).
 
-:func:`combine` encodes its parts as netstrings (``<length>:<text>``, the
+`combine` encodes its parts as netstrings (``<length>:<text>``, the
 length in code points) and the whole text as UTF-8 (``surrogatepass``, so
 lone surrogates are still injective). Netstrings are self-delimiting, so
 ``combine("d", "ab", "c") != combine("d", "a", "bc")``.
 
-:func:`node_key` is the cache key and sits on the hot path of every cache
+`node_key` is the cache key and sits on the hot path of every cache
 hit: it builds one string and calls xxh3 once, with no per-part function
 calls beyond the f-strings.
 """
@@ -87,10 +87,10 @@ def combine(domain: str, *parts: str) -> str:
 
 
 def combiner(domain: str) -> Callable[[Iterable[str]], str]:
-    """:func:`combine` for one domain, with its head built once: ``parts -> hash``.
+    """`combine` for one domain, with its head built once: ``parts -> hash``.
 
     For hashing many part lists under one domain (a flow's task and manifest
-    contents). Unlike :func:`combine` it does not check the parts' types on
+    contents). Unlike `combine` it does not check the parts' types on
     each call: pass strings.
 
     Examples
@@ -120,7 +120,7 @@ def node_key(code_version: str, init_version: str, inputs: Mapping[str, str]) ->
     Parameters
     ----------
     code_version : str
-        The processor's :func:`code_version`.
+        The processor's `code_version`.
     init_version : str
         The data version of the node's init kwargs.
     inputs : Mapping[str, str]
@@ -151,7 +151,7 @@ def _key_head(code_version: str, init_version: str) -> str:
 
 
 def node_key_maker(code_version: str, init_version: str) -> Callable[[Mapping[str, str]], str]:
-    """:func:`node_key` with the code and init versions bound: ``inputs -> key``, built fast.
+    """`node_key` with the code and init versions bound: ``inputs -> key``, built fast.
 
     The text head the versions make is built once, not once per key: for keying
     the many nodes of a fan-out or the items of a batch.
@@ -180,7 +180,7 @@ def node_key_maker(code_version: str, init_version: str) -> Callable[[Mapping[st
 
 
 def node_key_function(code_version: str, init_version: str, name: str) -> Callable[[str], str]:
-    """:func:`node_key` for nodes whose only input is ``name``: ``dv -> key``, built fast.
+    """`node_key` for nodes whose only input is ``name``: ``dv -> key``, built fast.
 
     ``node_key(code_version, init_version, {name: dv})`` hashes a text whose
     head (everything but the input's netstring) is the same for every ``dv``;

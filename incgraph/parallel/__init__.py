@@ -1,7 +1,7 @@
 """In-batch parallelism: run a batch method once per item, in threads, a loop or processes.
 
 This is the third incgraph front-end, for parallelism *inside* one computation:
-a ``Batch`` subclass declares an action with :func:`inbatch_parallel`, whose
+a ``Batch`` subclass declares an action with `inbatch_parallel`, whose
 ``init`` says how to split the work into calls, and whose ``post`` gathers the
 per-call results (exceptions included, in place) into the next batch::
 

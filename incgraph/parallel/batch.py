@@ -7,7 +7,7 @@ the batch and return a batch, so that calls chain::
     batch.load().resize(64).normalize()
 
 Most actions process every item the same way and are run item by item with
-:func:`incgraph.parallel.inbatch_parallel`; ``Batch`` itself knows nothing about
+`incgraph.parallel.inbatch_parallel`; ``Batch`` itself knows nothing about
 threads or processes.
 
 Labels default to positions ``0 .. n-1``, so ``batch.data[index]`` and
@@ -77,7 +77,7 @@ class Batch:
 
     @property
     def data(self) -> Sequence[Any]:
-        """The items, in the order of :attr:`indices`."""
+        """The items, in the order of `indices`."""
         return self._data
 
     @data.setter
@@ -128,7 +128,7 @@ def action(method: _F) -> _F:
     """Mark a batch method as an action: a step that returns a batch, so calls chain.
 
     The wrapper checks the return value: an action that returns something other
-    than a :class:`Batch` (a ``post`` function that forgot ``return self``) raises
+    than a `Batch` (a ``post`` function that forgot ``return self``) raises
     a ``TypeError`` naming the action at once, instead of an ``AttributeError`` on
     the next call in the chain. Marked methods carry ``is_action = True``.
 

@@ -26,7 +26,7 @@ have got, without ``self``: the entry's arguments, then the call's.
 
 Failures are data: a call that raised leaves its exception (with its
 traceback) at its position in ``results``. Without a ``post`` function a failure
-raises :class:`incgraph.errors.ParallelError` carrying every exception; it is
+raises `incgraph.errors.ParallelError` carrying every exception; it is
 never swallowed.
 
 ``init`` and ``post`` are either method names, looked up on ``self`` at call
@@ -53,7 +53,7 @@ from incgraph.sentinels import MISSING
 __all__ = ["TARGETS", "any_action_failed", "inbatch_parallel"]
 
 TARGETS = ("threads", "nogil", "async", "mpc")
-"""The valid ``target=`` values of :func:`inbatch_parallel`."""
+"""The valid ``target=`` values of `inbatch_parallel`."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 Hook = str | Callable[..., Any]

@@ -63,7 +63,7 @@ def calls_from_entries(
     call_kwargs: Mapping[str, Any],
     where: str,
 ) -> list[Call]:
-    """Turn what ``init`` returned into one :data:`Call` per entry.
+    """Turn what ``init`` returned into one `Call` per entry.
 
     Parameters
     ----------

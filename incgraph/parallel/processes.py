@@ -106,7 +106,7 @@ def run_chunk_in_worker(fn: Callable[..., Any], calls: list[Call]) -> list[Any]:
     """Run one chunk inside a worker process, catching exceptions per call.
 
     The worker's first chunk starts its watchdog: it exits if the process that
-    started it dies (:mod:`incgraph.executors.watchdog`).
+    started it dies (`incgraph.executors.watchdog`).
     """
     from incgraph.executors.watchdog import watch_parent
 

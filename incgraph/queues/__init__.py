@@ -13,7 +13,7 @@ Declare a pipeline with ``Queue``, ``@task``, ``map``, ``chain``, ``split``,
     report = skorche.run()
     for result in q_out: ...
 
-Each task and op is a node of a :class:`~incgraph.graph.ProcessGraph`
+Each task and op is a node of a `ProcessGraph`
 (``pipeline.graph``); items stream between them through bounded queues, each
 task on its own worker pool; each task application is cached in the store under
 the key the engine would give that node for that item, so a rerun over the same

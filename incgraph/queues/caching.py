@@ -23,16 +23,16 @@ result (hashed, or the recorded one on a hit) and passes it downstream with the
 item, so the next cached task does not hash the value again -- the engine's rule
 that a node's key is built from its inputs' *recorded* data versions.
 
-*Hits load nothing they don't need.* A hit passes a :class:`Stored` placeholder
+*Hits load nothing they don't need.* A hit passes a `Stored` placeholder
 instead of the value; the value is loaded only where it is needed (a task that
 must compute, an op that looks at items, an output queue). A fully cached chain
 of tasks loads only the last one's results. A placeholder whose blob is found
 missing or corrupt at that point is computed again from its input.
 
 *Keys are cheap.* A task's keys differ only in the item's data version, so
-:func:`item_key_function` uses :func:`incgraph.hashing.node_key_function`: the
+`item_key_function` uses `incgraph.hashing.node_key_function`: the
 constant head of the key text is built once per task and ``head + item part``
-hashed per item -- the same key :func:`incgraph.hashing.node_key` gives, at
+hashed per item -- the same key `incgraph.hashing.node_key` gives, at
 about a fifth of its cost, which matters on a rerun where a key is most of a
 hit's work.
 
@@ -48,7 +48,7 @@ stage, so it cannot deadlock. The recorder's saves do not take it: they are
 the run's long transactions, and the stages' reads go on beside them.
 
 *Items that cannot be hashed.* Caching one needs its content hash; an item that
-has none fails for that task with a :class:`~incgraph.errors.HashingError` that
+has none fails for that task with a `HashingError` that
 names the task and the item (recorded in the report like any failure, the other
 items go on). Register a hasher for the type or declare the task
 ``cache=False``.
@@ -92,7 +92,7 @@ def item_key(code_version: str, item_data_version: str) -> str:
 
 
 def item_key_function(code_version: str) -> Callable[[str], str]:
-    """:func:`item_key` with ``code_version`` fixed: the same keys, built faster.
+    """`item_key` with ``code_version`` fixed: the same keys, built faster.
 
     Examples
     --------
@@ -133,7 +133,7 @@ class Stored:
 def materialize(
     items: list[Any], store: Store, turn: AbstractContextManager[Any] | None = None
 ) -> list[Any]:
-    """``items`` with every :class:`Stored` placeholder replaced by its value.
+    """``items`` with every `Stored` placeholder replaced by its value.
 
     The loads happen inside ``turn`` (the run's store-reads lock); a value whose
     blob is gone is computed again after it, so no task runs inside ``turn``.

@@ -2,10 +2,10 @@
 
 Design note
 -----------
-A :class:`Channel` is the runtime form of a declared queue. Handing items over
-one at a time through :class:`queue.Queue` costs a lock round trip and often a
+A `Channel` is the runtime form of a declared queue. Handing items over
+one at a time through `queue.Queue` costs a lock round trip and often a
 thread wake-up per item (microseconds each); a pipeline of trivial functions
-would spend all its time there. So producers put :class:`Chunk` s -- a list of
+would spend all its time there. So producers put `Chunk` s -- a list of
 items plus, when known, the list of their data versions -- and consumers take up
 to ``max_items`` at once (a chunk longer than that is split, the rest stays at
 the front). Order is FIFO per producer; a channel fed by several producers (the
@@ -14,12 +14,12 @@ output of ``merge``) interleaves their chunks as they arrive.
 *Backpressure.* ``put`` waits while the channel holds ``capacity`` items or more,
 so a fast producer can be at most one chunk past the bound and memory stays flat
 however long the input stream is. An output queue that nobody reads during the
-run is switched to unbounded (:meth:`Channel.unbound`) when the caller waits for
+run is switched to unbounded (`Channel.unbound`) when the caller waits for
 the run to finish, so waiting never deadlocks on unread results.
 
 *End and abort.* A channel knows how many producers feed it; when the last one
 closes it and it is drained, ``get`` returns ``None``. Every channel of a run
-shares one :class:`Abort` flag: setting it wakes every waiter, ``put`` returns
+shares one `Abort` flag: setting it wakes every waiter, ``put`` returns
 ``False`` and stages stop at their next hand-off. Nothing here raises for
 control flow.
 """
@@ -221,7 +221,7 @@ class Channel:
         until data arrives or the channel ends.
 
         Used by a stage that also waits on its workers: their futures call
-        :meth:`wake` when they finish, so one wait covers both.
+        `wake` when they finish, so one wait covers both.
         """
         with self._cond:
             while not (

@@ -3,16 +3,16 @@
 Design note
 -----------
 Seed 004 declares with module functions (``skorche.map(...)``, then
-``skorche.run()``), so the module keeps one default :class:`Pipeline`. ``run()``
+``skorche.run()``), so the module keeps one default `Pipeline`. ``run()``
 *consumes* it: the run starts and a fresh default pipeline takes its place, so
 a script (or a test) can declare and run again without leftovers; ``reset()``
 discards the current declarations explicitly. The default pipeline uses the
 default store (``$INCGRAPH_STORE`` or ``./.incgraph``); ``reset(store=...)``
 chooses another. Code that needs several pipelines at once uses explicit
-:class:`Pipeline` objects, which never share state.
+`Pipeline` objects, which never share state.
 
 The names ``map`` and ``filter`` shadow the builtins in this module on purpose
-(they are the seed's API); the builtins are reached through :mod:`builtins`.
+(they are the seed's API); the builtins are reached through `builtins`.
 """
 
 from __future__ import annotations
@@ -78,14 +78,14 @@ def reset(store: str | os.PathLike[str] | Store | None = None) -> Pipeline:
 def map(
     task: Task | Callable[[Any], Any], queue_in: Queue, queue_out: Queue | None = None
 ) -> Queue:
-    """:meth:`Pipeline.map` on the default pipeline."""
+    """`Pipeline.map` on the default pipeline."""
     return default_pipeline().map(task, queue_in, queue_out)
 
 
 def chain(
     tasks: Sequence[Task | Callable[[Any], Any]], queue_in: Queue, queue_out: Queue | None = None
 ) -> Queue:
-    """:meth:`Pipeline.chain` on the default pipeline."""
+    """`Pipeline.chain` on the default pipeline."""
     return default_pipeline().chain(tasks, queue_in, queue_out)
 
 
@@ -94,34 +94,34 @@ def split(
     queue_in: Queue,
     predicate_values: Sequence[Any] = (True, False),
 ) -> tuple[Queue, ...]:
-    """:meth:`Pipeline.split` on the default pipeline."""
+    """`Pipeline.split` on the default pipeline."""
     return default_pipeline().split(predicate, queue_in, predicate_values)
 
 
 def merge(queues: Iterable[Queue], queue_out: Queue | None = None) -> Queue:
-    """:meth:`Pipeline.merge` on the default pipeline."""
+    """`Pipeline.merge` on the default pipeline."""
     return default_pipeline().merge(queues, queue_out)
 
 
 def batch(queue_in: Queue, batch_size: int = 10, queue_out: Queue | None = None) -> Queue:
-    """:meth:`Pipeline.batch` on the default pipeline."""
+    """`Pipeline.batch` on the default pipeline."""
     return default_pipeline().batch(queue_in, batch_size, queue_out)
 
 
 def unbatch(queue_in: Queue, queue_out: Queue | None = None) -> Queue:
-    """:meth:`Pipeline.unbatch` on the default pipeline."""
+    """`Pipeline.unbatch` on the default pipeline."""
     return default_pipeline().unbatch(queue_in, queue_out)
 
 
 def filter(
     predicate: Callable[[Any], Any], queue_in: Queue, queue_out: Queue | None = None
 ) -> Queue:
-    """:meth:`Pipeline.filter` on the default pipeline."""
+    """`Pipeline.filter` on the default pipeline."""
     return default_pipeline().filter(predicate, queue_in, queue_out)
 
 
 def render_pipeline(path: str | os.PathLike[str] | None = None, format: str = "mermaid") -> str:
-    """:meth:`Pipeline.render` of the default pipeline (no root needed)."""
+    """`Pipeline.render` of the default pipeline (no root needed)."""
     return default_pipeline().render(path, format)
 
 
@@ -131,7 +131,7 @@ def run(
     capacity: int = DEFAULT_CAPACITY,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> PipelineReport | PipelineRun:
-    """Run the default pipeline (see :meth:`Pipeline.run`) and start a fresh one.
+    """Run the default pipeline (see `Pipeline.run`) and start a fresh one.
 
     The new default pipeline keeps the same store location.
     """

@@ -1,4 +1,4 @@
-"""Drawing a pipeline: queues, tasks and ops, through :mod:`incgraph.render`.
+"""Drawing a pipeline: queues, tasks and ops, through `incgraph.render`.
 
 Design note
 -----------
@@ -7,9 +7,9 @@ user declared and named), tasks as processor boxes labelled with their pool,
 and ops as op boxes labelled with what parameterises them (``split:
 image_or_doc``, ``batch: 10``). A split's arrows carry the predicate value.
 After a run, each task is marked ``hit`` (all cached), ``computed`` or
-``failed``. The text comes from :func:`incgraph.render.to_mermaid` /
-:func:`~incgraph.render.to_dot` and images from
-:func:`~incgraph.render.write_image`, like every other front-end's drawings.
+``failed``. The text comes from `incgraph.render.to_mermaid` /
+`to_dot` and images from
+`write_image`, like every other front-end's drawings.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _status(pipeline: Pipeline, stage: Stage) -> str | None:
 
 
 def draw_pipeline(pipeline: Pipeline) -> Drawing:
-    """A :class:`~incgraph.render.Drawing` of ``pipeline``."""
+    """A `Drawing` of ``pipeline``."""
     drawing = Drawing("pipeline")
     for q in pipeline.queues:
         if q.producer is None:

@@ -2,7 +2,7 @@
 
 Design note
 -----------
-``Pipeline.run()`` builds an :class:`Execution`: a :class:`~incgraph.queues.channel.Channel`
+``Pipeline.run()`` builds an `Execution`: a `Channel`
 per queue (a ``merge``'s input queues share its output's channel), a runner
 thread per stage and per input queue, and the report counters. Threads are
 daemons named ``incgraph-queues-<node>``.
@@ -13,16 +13,16 @@ to the outputs and every thread exits.
 
 *Failing.* Items that fail are recorded and the run goes on. Anything else a
 runner raises -- a broken store, a bug, ``KeyboardInterrupt`` or ``SystemExit``
-from a task -- aborts the run: the shared :class:`~incgraph.queues.channel.Abort`
+from a task -- aborts the run: the shared `Abort`
 flag wakes every blocked thread, each stage shuts its pool down (cancelling
-queued work), and :meth:`PipelineRun.wait` re-raises ``KeyboardInterrupt`` /
+queued work), and `PipelineRun.wait` re-raises ``KeyboardInterrupt`` /
 ``SystemExit`` as they are and anything else as a
-:class:`~incgraph.errors.PipelineError` naming the node (original chained).
+`PipelineError` naming the node (original chained).
 ``KeyboardInterrupt`` in the waiting thread does the same. No wait in the
 runtime is unbounded without an abort that ends it.
 
 *Outputs.* Output queues are bounded like the others while the caller may be
-reading them; :meth:`PipelineRun.wait` (and ``run(block=True)``) first makes
+reading them; `PipelineRun.wait` (and ``run(block=True)``) first makes
 them unbounded, so waiting never deadlocks on results nobody reads yet. A reader
 blocked on one output unbinds the others for the same reason.
 """
@@ -172,7 +172,7 @@ class Execution:
     def record_failure(
         self, node: str, index: int, item: Any, exc: BaseException, text: str
     ) -> None:
-        """Append an :class:`ItemFailure` (thread-safe)."""
+        """Append an `ItemFailure` (thread-safe)."""
         failure = ItemFailure(node, index, item, exc, text)
         with self._lock:
             self.failures.append(failure)
@@ -281,7 +281,7 @@ class PipelineRun:
     """A running pipeline, as returned by ``run(block=False)``.
 
     Read its output queues while it runs (iteration ends when the pipeline is
-    done), then call :meth:`wait` for the report -- also after reading every
+    done), then call `wait` for the report -- also after reading every
     output: it returns once the last results are saved in the store. As a context
     manager, leaving the block waits (or, on an exception, cancels).
 
@@ -306,7 +306,7 @@ class PipelineRun:
 
     @property
     def report(self) -> PipelineReport:
-        """The counts so far (final once :meth:`done`)."""
+        """The counts so far (final once `done`)."""
         return self._ex.report()
 
     def cancel(self) -> None:

@@ -3,9 +3,9 @@
 Design note
 -----------
 Every stage of a pipeline is a node of the pipeline's
-:class:`~incgraph.graph.ProcessGraph` (``pipeline.graph``), bound by name to the
+`ProcessGraph` (``pipeline.graph``), bound by name to the
 node that produces its input: an input queue is a constant node, a task is a
-node of a processor generated for it (:func:`task_processor`), an op is a node
+node of a processor generated for it (`task_processor`), an op is a node
 of one of the op processors below. The graph is what ``render``, the CLI and the
 store's lineage see; the queue runtime streams items through the same stages.
 
@@ -57,7 +57,7 @@ class TaskProcessor(Processor):
 
 
 def task_processor(t: Task) -> type[TaskProcessor]:
-    """A :class:`TaskProcessor` subclass named after ``t``, calling ``t.fn``.
+    """A `TaskProcessor` subclass named after ``t``, calling ``t.fn``.
 
     Examples
     --------

@@ -4,13 +4,13 @@ Design note
 -----------
 Declaring is cheap and runs nothing: each call (``map``, ``chain``, ``split``,
 ``merge``, ``batch``, ``unbatch``, ``filter``) appends a
-:class:`~incgraph.queues.stages.Stage`, wires its queues, and adds the stage's
-node to ``pipeline.graph`` (a :class:`~incgraph.graph.ProcessGraph`, see
-:mod:`incgraph.queues.nodes`). Mistakes are caught here, naming the queue and
+`Stage`, wires its queues, and adds the stage's
+node to ``pipeline.graph`` (a `ProcessGraph`, see
+`incgraph.queues.nodes`). Mistakes are caught here, naming the queue and
 the stage: a queue read by two stages, a queue of another pipeline, a bad
 ``batch_size``.
 
-``run()`` streams items through the stages (:mod:`incgraph.queues.execution`)
+``run()`` streams items through the stages (`incgraph.queues.execution`)
 and caches each task application in the pipeline's store -- the graph's store,
 so ``Pipeline(store=...)`` takes what ``ProcessGraph(store=...)`` takes and the
 default is the same default store. A pipeline runs once; its output queues
@@ -66,7 +66,7 @@ class Pipeline:
     ----------
     store : str, pathlib.Path, Store or None
         Where task results are cached, as for ``ProcessGraph(store=...)``:
-        a folder, ``":memory:"``, a :class:`~incgraph.store.Store`, or ``None`` for
+        a folder, ``":memory:"``, a `Store`, or ``None`` for
         the default store (``$INCGRAPH_STORE`` or ``./.incgraph``).
     name : str, optional
         Prefix of the node labels recorded in the store.
@@ -379,8 +379,8 @@ class Pipeline:
         Parameters
         ----------
         block : bool
-            ``True`` waits for the end and returns the :class:`PipelineReport`;
-            ``False`` returns a :class:`PipelineRun` at once, so output queues can be
+            ``True`` waits for the end and returns the `PipelineReport`;
+            ``False`` returns a `PipelineRun` at once, so output queues can be
             read while the pipeline runs (iteration ends when it is done).
         capacity : int
             Items a queue holds before its producer waits (backpressure).

@@ -2,17 +2,17 @@
 
 Design note
 -----------
-A :class:`Queue` is declared, not filled: ``Queue(items)`` is an input whose
+A `Queue` is declared, not filled: ``Queue(items)`` is an input whose
 items (a list, a range, a generator...) are read lazily when the pipeline runs,
 ``Queue()`` is an empty queue a stage may write to, and the functions of
-:mod:`incgraph.queues` return new queues for their outputs. Each queue has at
+`incgraph.queues` return new queues for their outputs. Each queue has at
 most one producer and one consumer; ``split`` and ``merge`` are how streams fork
 and join.
 
 A queue that no stage reads is an *output*: while and after the pipeline runs,
 ``get()`` takes its next item and iterating takes items until the pipeline is
-done. Reading consumes, as with :class:`queue.Queue`. When the run is over and
-the queue drained, ``get()`` raises :class:`queue.Empty` (or returns
+done. Reading consumes, as with `queue.Queue`. When the run is over and
+the queue drained, ``get()`` raises `queue.Empty` (or returns
 ``default`` when one is given): it never blocks forever, so ``while True:
 q.get()`` ends with ``queue.Empty`` instead of hanging.
 """
@@ -116,14 +116,14 @@ class Queue:
         Parameters
         ----------
         block, timeout
-            As for :meth:`queue.Queue.get`.
+            As for `queue.Queue.get`.
         default : optional
             Returned instead of raising when no item is left.
 
         Raises
         ------
         QueueEmpty
-            (a :class:`queue.Empty`)
+            (a `queue.Empty`)
             The pipeline is done and the queue drained (or ``timeout`` expired, or
             ``block=False`` and no item is ready); ``exhausted`` tells which.
         PipelineError

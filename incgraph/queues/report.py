@@ -3,7 +3,7 @@
 Design note
 -----------
 Failures are data, as in a batch: a task (or a predicate) that raises for an
-item records an :class:`ItemFailure` -- node, item, its position in that node's
+item records an `ItemFailure` -- node, item, its position in that node's
 input, exception and traceback text -- and the other items go on. The counts
 let a rerun be checked at a glance: ``report.computed == 0`` after a fully
 cached rerun.
@@ -67,11 +67,11 @@ class PipelineReport:
 
     Attributes
     ----------
-    nodes : node name -> :class:`NodeCounts`, in declaration order.
-    failures : every :class:`ItemFailure`, in the order they happened.
+    nodes : node name -> `NodeCounts`, in declaration order.
+    failures : every `ItemFailure`, in the order they happened.
     duration : seconds the run took.
     uncached : results that were passed on but could not be stored (they cannot be
-        pickled); they compute again on the next run. Each is an :class:`ItemFailure`
+        pickled); they compute again on the next run. Each is an `ItemFailure`
         whose exception says why and whose traceback field says what happened.
 
     Examples

@@ -16,7 +16,7 @@ finished" in one place.
 
 *Chunk sizes adapt.* A stage takes up to ``size`` items per chunk, where
 ``size`` is re-estimated after every chunk so the task's work on a chunk takes
-about :data:`TARGET_SECONDS` (between 1 and the run's ``chunk_size``): trivial
+about `TARGET_SECONDS` (between 1 and the run's ``chunk_size``): trivial
 functions move hundreds of items per hand-off, a function that takes a second
 per item moves them one by one, so results stream out as they are made. Only
 the task's own time on the chunk's misses counts: a chunk of hits asks for the
@@ -29,7 +29,7 @@ hand-off of its own.)
 a time: data versions, keys, one bulk look-up (taking the run's store-reads
 turn); only misses are computed (or sent to the pool); their records go to the
 run's recorder thread, which saves them in large transactions. See
-:mod:`incgraph.queues.caching`.
+`incgraph.queues.caching`.
 
 *Ops* (split, filter, batch, unbatch) load their items' values (cached hits
 arrive as placeholders) and apply a predicate or regroup. A predicate that
@@ -66,7 +66,7 @@ _FAILED = object()  # a result slot whose item failed (private, never handed on)
 
 
 def next_size(elapsed: float, n: int, limit: int) -> int:
-    """The next chunk size, so a chunk takes about :data:`TARGET_SECONDS`.
+    """The next chunk size, so a chunk takes about `TARGET_SECONDS`.
 
     Examples
     --------

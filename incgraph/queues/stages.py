@@ -2,12 +2,12 @@
 
 Design note
 -----------
-A :class:`Stage` is one declared step -- a task mapped over a queue, or an op
+A `Stage` is one declared step -- a task mapped over a queue, or an op
 (``split``, ``merge``, ``batch``, ``unbatch``, ``filter``) -- with its input and
 output queues and its parameters. Declaring a pipeline only appends stages; the
-runtime (:mod:`incgraph.queues.execution`) reads them when ``run()`` starts, the
-drawing (:mod:`incgraph.queues.drawing`) when it is rendered, and each stage is
-also a node of the pipeline's graph (:mod:`incgraph.queues.nodes`).
+runtime (`incgraph.queues.execution`) reads them when ``run()`` starts, the
+drawing (`incgraph.queues.drawing`) when it is rendered, and each stage is
+also a node of the pipeline's graph (`incgraph.queues.nodes`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Stage:
 
     Attributes
     ----------
-    kind : ``"task"`` or one of :data:`OP_KINDS`.
+    kind : ``"task"`` or one of `OP_KINDS`.
     name : unique within the pipeline; the node id in ``pipeline.graph`` and the key
         of the run report's ``nodes``.
     inputs, outputs : the queues read and written (``split`` writes one per value).

@@ -2,11 +2,11 @@
 
 Design note
 -----------
-``@task`` wraps a function of one item in a :class:`Task`; the function stays
+``@task`` wraps a function of one item in a `Task`; the function stays
 callable as before. A task carries its *worker pool* settings (``max_workers``
 and ``backend``: ``"threads"``, the default, or ``"processes"`` for CPU-bound
 work in joblib/loky worker processes) and its caching switch. Plain functions
-given to ``map``/``chain`` are wrapped by :func:`as_task` with the defaults.
+given to ``map``/``chain`` are wrapped by `as_task` with the defaults.
 
 A task's *code version* is ``hashing.code_version(function)`` (with the task's
 ``version`` when one is declared), so editing the function body invalidates its
@@ -89,7 +89,7 @@ class Task:
     def code_version(self) -> str:
         """``hashing.code_version(fn)`` (with ``version`` if declared).
 
-        Computed on each call (a few microseconds: :mod:`incgraph.hashing` keeps
+        Computed on each call (a few microseconds: `incgraph.hashing` keeps
         its own memo and re-checks it), so a helper redefined in a notebook is seen
         by the next run; a pipeline reads it once per task per run.
         """
@@ -151,12 +151,12 @@ def task(
     cache: bool = True,
     version: object = None,
 ) -> Task | Callable[[Callable[[Any], Any]], Task]:
-    """Turn a function of one item into a :class:`Task`; use bare or with options.
+    """Turn a function of one item into a `Task`; use bare or with options.
 
     Parameters
     ----------
     max_workers, name, backend, cache, version
-        See :class:`Task`.
+        See `Task`.
 
     Examples
     --------
@@ -183,7 +183,7 @@ def task(
 
 
 def as_task(fn: Task | Callable[[Any], Any]) -> Task:
-    """``fn`` itself if it is a :class:`Task`, else ``fn`` wrapped with the default options.
+    """``fn`` itself if it is a `Task`, else ``fn`` wrapped with the default options.
 
     Examples
     --------

@@ -3,18 +3,18 @@
 Design note
 -----------
 Each task with ``max_workers > 1`` (or ``backend="processes"``) gets its *own*
-pool for the run: a :class:`~concurrent.futures.ThreadPoolExecutor`, or a loky
+pool for the run: a `ThreadPoolExecutor`, or a loky
 ``ProcessPoolExecutor`` from joblib (cloudpickle, so functions defined in
 ``__main__``, notebooks and closures can be sent). Pools are shut down when
 their stage ends, normally or not.
 
-Work is handed over a chunk at a time (:func:`apply_chunk`): the worker loops
+Work is handed over a chunk at a time (`apply_chunk`): the worker loops
 over the items, catching each item's exception so one failure does not lose
 the rest of the chunk, and returns results, errors by position and (when the
 task caches) each item's duration. A ``BaseException`` that is not an
 ``Exception`` (``KeyboardInterrupt``, ``SystemExit``) is not caught: it stops
 the run. From worker processes, exceptions that cannot be pickled back are
-replaced by a :class:`~incgraph.errors.PipelineError` carrying their text.
+replaced by a `PipelineError` carrying their text.
 """
 
 from __future__ import annotations

@@ -7,26 +7,26 @@ Policy. A batch runs every *pass* (one per node that ``run_nodes`` need, in
 
 * ``breadth_first`` (default): each node over all items, then the next node.
   Each processor is constructed at most once per pass (per worker), and
-  instances are released between passes by resource (:mod:`incgraph.run.resources`).
+  instances are released between passes by resource (`incgraph.run.resources`).
 * ``depth_first``: each chunk of items through all nodes, then the next chunk
   (``chunk_size=1`` is strictly one item at a time). Every instance stays alive.
 
-Per pass and per chunk of items the loop (:mod:`incgraph.run.passes`) takes
+Per pass and per chunk of items the loop (`incgraph.run.passes`) takes
 the engine's steps in bulk: build every item's cache key
-(:mod:`incgraph.run.keys`), one bulk index read, submit the misses as batch
-jobs (:func:`incgraph.run.jobs.submit_batch`), and one ``Store.save_many`` per
+(`incgraph.run.keys`), one bulk index read, submit the misses as batch
+jobs (`incgraph.run.jobs.submit_batch`), and one ``Store.save_many`` per
 finished job. Hits load nothing. So a fully cached rerun costs a key hash and
 a share of one indexed query per item-node, and a killed batch leaves every
 committed item-node a hit for the rerun: resuming is rerunning.
 
 Several processes. Each batch opens an *announced* store session
-(:meth:`incgraph.store.Store.session`): its hits and writes go into the run
+(`incgraph.store.Store.session`): its hits and writes go into the run
 log (so ``store.gc(keep_runs=...)`` keeps what recent batches used, and a gc
 elsewhere keeps what a running batch wrote), and misses are claimed before
 they compute, so batches sharing a store compute each item-node once in total
-(see :mod:`incgraph.run.passes`).
+(see `incgraph.run.passes`).
 
-Failures. An item whose node raises gets a :class:`BatchFailure`; its
+Failures. An item whose node raises gets a `BatchFailure`; its
 downstream nodes are skipped, its other branches and the other items go on.
 With ``fault_tolerant=False`` the loop stops submitting, lets in-flight jobs
 finish and saves their results, then re-raises the error.
@@ -97,7 +97,7 @@ def process_batch(
     strategy : {"breadth_first", "depth_first"}
         Each node over all items, or each item through all nodes.
     fault_tolerant : bool
-        ``False`` re-raises the first failure (a :class:`~incgraph.errors.NodeError`
+        ``False`` re-raises the first failure (a `NodeError`
         for a processor) once in-flight work is saved.
     executor : str or Executor, optional
         Where misses compute; defaults to the graph's executor.

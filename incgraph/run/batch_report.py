@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Failures are data. Each failing item-node becomes a :class:`BatchFailure`
+Failures are data. Each failing item-node becomes a `BatchFailure`
 with the item's index and value, the node (``None`` when ``prep_fn`` itself
 raised), the original exception and its formatted traceback (formatted where
 it was raised, so a failure in a worker process keeps its worker-side lines).
@@ -43,7 +43,7 @@ class BatchFailure:
     traceback : str
         The formatted traceback, as it was in the process that raised.
     error : BaseException
-        What incgraph raised for it (a :class:`~incgraph.errors.NodeError` for
+        What incgraph raised for it (a `NodeError` for
         processor failures); ``fault_tolerant=False`` re-raises this.
     """
 

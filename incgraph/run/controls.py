@@ -2,24 +2,24 @@
 
 Design note
 -----------
-The store modules :mod:`incgraph.store.invalidation` and
-:mod:`incgraph.store.acceptance` work on records (node labels, processor
+The store modules `incgraph.store.invalidation` and
+`incgraph.store.acceptance` work on records (node labels, processor
 names, code versions); this module turns what a graph's user holds into those
 terms:
 
-* a :class:`~incgraph.core.graph.Node` means the results recorded under its
+* a `Node` means the results recorded under its
   label *by its processor* (several graphs sharing a store may reuse a label
   such as ``"2"``); downstream means the nodes that read it in this graph,
   transitively (the graph's edges, not equal data versions);
 * a processor class means every result recorded under its qualified name, and
   downstream the nodes reading this graph's nodes of that class;
 * a string is a cache key (or a unique prefix); downstream follows its data
-  version in the store (:func:`~incgraph.store.invalidation.downstream_of`)
+  version in the store (`downstream_of`)
   into the results of the nodes that read its node in this graph (none when
   the key belongs to no node of this graph).
 
 Acceptance needs the code version a node has *now*, which only the graph
-knows (a node's own ``version`` is part of it): :func:`accept_targets` asks
+knows (a node's own ``version`` is part of it): `accept_targets` asks
 each node, in a fresh run epoch so that edited helpers are seen.
 """
 
@@ -99,7 +99,7 @@ def _owns(node: Node, records: list[Record]) -> bool:
 def invalidate_targets(
     graph: Graph, store: Store, target: Any, *, downstream: bool, dry_run: bool
 ) -> InvalidateReport:
-    """What :meth:`incgraph.ProcessGraph.invalidate` does (see the module note)."""
+    """What `incgraph.ProcessGraph.invalidate` does (see the module note)."""
     targets = _as_list(target)
     for t in targets:
         _check_target(graph, t)
@@ -126,7 +126,7 @@ def invalidate_targets(
 
 
 def accept_targets(graph: Graph, store: Store, target: Any, *, dry_run: bool) -> list[AcceptReport]:
-    """What :meth:`incgraph.ProcessGraph.accept` does: one report per node accepted."""
+    """What `incgraph.ProcessGraph.accept` does: one report per node accepted."""
     nodes: list[Node] = []
     for t in _as_list(target):
         _check_target(graph, t)

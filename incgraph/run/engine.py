@@ -30,7 +30,7 @@ ready nodes run at once.
 
 A *fan-out* (nodes made by one ``Graph.add_nodes`` call that differ only in
 inline inputs: a ForEach's tasks) is walked in bulk by the serial walk
-(:meth:`_Run.walk_fanout`): per chunk, every member is keyed from the shared
+(`_Run.walk_fanout`): per chunk, every member is keyed from the shared
 inputs' versions with one bound key maker, looked up in one query, its
 lease-worthy misses claimed in one transaction, and the misses computed with
 the shared inputs loaded once and the fan-out's one processor instance. Keys,
@@ -41,14 +41,14 @@ A rerun first reads every node's latest (key, data version) in one bulk query
 per 500 nodes; a node whose new key matches is a hit without a query of its
 own. Computed results are written in batches (blobs, then one index
 transaction), promptly when a result was slow to compute or large.
-Failures raise :class:`~incgraph.errors.NodeError` once
+Failures raise `NodeError` once
 in-flight jobs have finished; nothing half-done is recorded. A result that
-cannot be pickled fails its node the same way (:mod:`incgraph.run.saving`
+cannot be pickled fails its node the same way (`incgraph.run.saving`
 stores the other results of its write). A hit whose blob turns out gone or
 corrupt when its value is needed is computed again and reported as computed.
 
 Exactly once across processes, and a run log. Each run has a store session
-(:class:`~incgraph.store.session.StoreSession`): a hit appends its key to
+(`StoreSession`): a hit appends its key to
 ``session.hits`` (a list append; one row is written when the run ends), and a
 node that must compute first claims its key. A key another process is
 computing is waited for (the serial walk blocks; the pool loop keeps working
@@ -57,21 +57,21 @@ every node of a ready wave in one transaction; the serial walk looks up the
 keys of the nodes ahead of it that are decidable (a ForEach's sibling tasks)
 in one query and claims their misses in one transaction. Leases guard work
 worth guarding: a node whose latest stored result (read by the prefetch) took
-less than :data:`LEASE_MIN_SECONDS` recomputes without a claim, as a duplicate
+less than `LEASE_MIN_SECONDS` recomputes without a claim, as a duplicate
 compute of a cheap node by two processes is harmless, and so does a node whose
-processor has computed at least :data:`PROVEN_CHEAP_AFTER` times in this run,
-each time that quickly (the look-ahead claims at most :data:`UNPROVEN_AHEAD`
+processor has computed at least `PROVEN_CHEAP_AFTER` times in this run,
+each time that quickly (the look-ahead claims at most `UNPROVEN_AHEAD`
 nodes of a processor not yet seen, so a fan-out of cheap tasks stops paying
 for leases after its first few). Any other node computing for the first time is
 leased. Leases are released once the results' index rows are committed, and a
 run commits what it holds before it waits for anyone, so two runs never wait for
 each other.
-A read-only store raises :class:`~incgraph.errors.ReadOnlyStoreError` naming
+A read-only store raises `ReadOnlyStoreError` naming
 the node before anything computes.
 
-Batches (:mod:`incgraph.run.batch`) take the same steps in bulk, per pass
-and per chunk of items: keys from :mod:`incgraph.run.keys`, one
-``lookup_many``, batch jobs from :mod:`incgraph.run.jobs`, one ``save_many``.
+Batches (`incgraph.run.batch`) take the same steps in bulk, per pass
+and per chunk of items: keys from `incgraph.run.keys`, one
+``lookup_many``, batch jobs from `incgraph.run.jobs`, one ``save_many``.
 Key building, record making and job submission are shared, so a graph run
 and a batch agree on every key and every record.
 """
@@ -143,7 +143,7 @@ class NodeStatus(NamedTuple):
 
 @dataclass
 class RunReport:
-    """The outcome of one run: a :class:`NodeStatus` per visited node, in decision order.
+    """The outcome of one run: a `NodeStatus` per visited node, in decision order.
 
     Examples
     --------
@@ -398,8 +398,8 @@ class _Run:
         The nodes share every upstream node (decided by now), so they are keyed
         from one set of shared input versions, looked up in one query per chunk,
         and their lease-worthy misses claimed in one transaction per chunk, as
-        :meth:`look_ahead` would, without deciding them one by one. A chunk holds
-        :data:`CLAIM_AHEAD` nodes, or ``UNPROVEN_AHEAD + 1`` while the processor
+        `look_ahead` would, without deciding them one by one. A chunk holds
+        `CLAIM_AHEAD` nodes, or ``UNPROVEN_AHEAD + 1`` while the processor
         may need leases (not yet proved cheap in this run), so that a fan-out of
         cheap nodes claims only its first few.
         """
@@ -559,8 +559,8 @@ class _Run:
         """Settle ``node`` now (constant or hit) or submit it; True if submitted.
 
         A node that must compute claims its key first, unless it is known to be
-        cheap (:data:`LEASE_MIN_SECONDS`). With ``defer_claim`` (the pool loop)
-        the claim waits for :meth:`claim_wave` and True is returned; otherwise a
+        cheap (`LEASE_MIN_SECONDS`). With ``defer_claim`` (the pool loop)
+        the claim waits for `claim_wave` and True is returned; otherwise a
         key another process holds is waited for here.
         """
         if node.is_constant:
@@ -620,7 +620,7 @@ class _Run:
         return data_version
 
     def prefetched(self, node: Node, key: str) -> bool:
-        """Whether ``key`` is ``node``'s latest stored key, as read by :meth:`prefetch`."""
+        """Whether ``key`` is ``node``'s latest stored key, as read by `prefetch`."""
         latest = self.latest.get(node.label)
         return latest is not None and latest[0] == key
 
@@ -629,13 +629,13 @@ class _Run:
 
         The walk is about to decide ``node``. The nodes right after it whose inputs
         are all known now (e.g. the sibling tasks of a ForEach) are keyed here (their
-        keys are kept in :attr:`keyed_ahead`, so :meth:`decide` does not build them
+        keys are kept in `keyed_ahead`, so `decide` does not build them
         twice), all the keys are looked up in one query, and the misses worth a
         lease are claimed in one transaction. The look-ahead stops at the first node
         still waiting on an input, so a chain pays nothing for it. It takes at most
-        :data:`UNPROVEN_AHEAD` lease-worthy nodes of a processor this run has not
+        `UNPROVEN_AHEAD` lease-worthy nodes of a processor this run has not
         yet seen compute, so that once a few have proved cheap
-        (:data:`PROVEN_CHEAP_AFTER`) the rest are looked up without leases.
+        (`PROVEN_CHEAP_AFTER`) the rest are looked up without leases.
         """
         wanted: dict[str, Node] = {} if self.prefetched(node, key) else {key: node}
         unproven = 0
@@ -694,7 +694,7 @@ class _Run:
         """Whether ``node`` is known to compute in < LEASE_MIN_SECONDS, so it needs no lease.
 
         Known from its latest stored result, or because its processor's computes in
-        this run were all that quick (at least :data:`PROVEN_CHEAP_AFTER` of them).
+        this run were all that quick (at least `PROVEN_CHEAP_AFTER` of them).
         """
         latest = self.latest.get(node.label)
         if latest is not None and latest[2] < LEASE_MIN_SECONDS:
@@ -764,7 +764,7 @@ class _Run:
     ) -> None:
         """Queue a computed result for the store and remember its value for the run.
 
-        ``lineage`` is passed on to :func:`~incgraph.run.keys.make_record`.
+        ``lineage`` is passed on to `make_record`.
         """
         value, data_version, duration = out
         cheap_runs, processor = self.cheap_runs, node.processor
@@ -875,7 +875,7 @@ def execute(
     """Run ``order`` (a topological order covering ``targets``) and return the report.
 
     ``force`` nodes compute even on a hit. With ``upstream_only`` every non-target
-    node must be a hit (``run_only``); otherwise :class:`NotCachedError` is raised.
+    node must be a hit (``run_only``); otherwise `NotCachedError` is raised.
     """
     run = _Run(store, executor, list(targets), order, frozenset(force), upstream_only)
     return run.run()

@@ -3,21 +3,21 @@
 Design note
 -----------
 A *job* is the only work the engine hands to an executor. In-process
-executors (serial, threads, asyncio) run :func:`compute_in_process`, which uses
+executors (serial, threads, asyncio) run `compute_in_process`, which uses
 the node's own lazily-constructed instance, so ``release_resources()`` means
 what it says. Out-of-process executors (processes, dask) run
-:func:`compute_in_worker` on a picklable :class:`WorkerJob`: each worker keeps
-one instance per :func:`instance_key` in :data:`_WORKER_INSTANCES` and drops
+`compute_in_worker` on a picklable `WorkerJob`: each worker keeps
+one instance per `instance_key` in `_WORKER_INSTANCES` and drops
 them when told to release, or when the worker process exits (an ``atexit``
 hook calls each instance's ``release()``, so recycling a pool releases too).
 
-A job returns an :class:`Outcome` (result, data version, duration). Hashing
+A job returns an `Outcome` (result, data version, duration). Hashing
 the result happens in the job, so large results are hashed in parallel on
 the executor's workers, not in the engine loop.
 
 Batches hand over *batch jobs*: one node over a list of ``(inputs, key)``
-entries (:func:`compute_batch_in_process`, :func:`compute_batch_in_worker`).
-They return one :class:`Outcome` or :class:`JobFailure` per entry, in order, so
+entries (`compute_batch_in_process`, `compute_batch_in_worker`).
+They return one `Outcome` or `JobFailure` per entry, in order, so
 one failing item never loses the others, and a worker formats the traceback
 before it crosses the process boundary. Entries of an ``async def process``
 processor are gathered on one event loop.
@@ -309,7 +309,7 @@ def _compute(
 def _call(
     spec: _Spec, instance: Any, inputs: dict[str, Any], key: str | None, start: float
 ) -> Outcome:
-    """Run ``process`` on a constructed instance (awaiting a coroutine), then :func:`_finish`."""
+    """Run ``process`` on a constructed instance (awaiting a coroutine), then `_finish`."""
     try:
         value = instance.process(**inputs)
         if type(value) not in _NOT_AWAITABLE and _is_awaitable(value):
@@ -356,11 +356,11 @@ def compute_in_process(node: Node, inputs: dict[str, Any], key: str | None) -> O
 
 
 def fanout_computer(first: Node) -> Callable[[Node, dict[str, Any], str | None], Outcome]:
-    """:func:`compute_in_process` for the nodes of ``first``'s fan-out, in this thread.
+    """`compute_in_process` for the nodes of ``first``'s fan-out, in this thread.
 
-    The members share their processor instance (see :meth:`Node.instance`), its
+    The members share their processor instance (see `Node.instance`), its
     annotations and the inputs worth checking (the same shared nodes, and inline
-    values checked when added), so what :func:`compute_in_process` works out per
+    values checked when added), so what `compute_in_process` works out per
     node is worked out once here; the instance is made (or taken) on the first
     call and kept. Messages still name the member that failed.
     """
@@ -384,7 +384,7 @@ def fanout_computer(first: Node) -> Callable[[Node, dict[str, Any], str | None],
 
 
 async def compute_in_process_async(node: Node, inputs: dict[str, Any], key: str | None) -> Outcome:
-    """:func:`compute_in_process` for an event loop: awaits ``async def process``.
+    """`compute_in_process` for an event loop: awaits ``async def process``.
 
     A synchronous ``process`` runs in a worker thread so it does not block the loop.
     """
@@ -430,7 +430,7 @@ async def _gather_entries(
 def compute_batch_in_process(node: Node, entries: list[BatchEntry]) -> list[Any]:
     """Compute ``node`` for every ``(inputs, key)`` entry here; one result per entry.
 
-    Each result is an :class:`Outcome` or a :class:`JobFailure`. Entries of an
+    Each result is an `Outcome` or a `JobFailure`. Entries of an
     ``async def process`` processor run concurrently on one event loop.
     """
     spec = _spec_of_node(node)
@@ -450,7 +450,7 @@ def _compute_entries(
 
 
 async def compute_batch_in_process_async(node: Node, entries: list[BatchEntry]) -> list[Any]:
-    """:func:`compute_batch_in_process` for an event loop (the asyncio executor's twin)."""
+    """`compute_batch_in_process` for an event loop (the asyncio executor's twin)."""
     if not _is_async(node.processor):
         return await asyncio.to_thread(compute_batch_in_process, node, entries)
     spec = _spec_of_node(node)
@@ -485,10 +485,10 @@ def _worker_instance(job: WorkerJob) -> Any:
 
 
 def compute_in_worker(job: WorkerJob) -> Outcome:
-    """Compute a :class:`WorkerJob` in this (worker) process, reusing its instances.
+    """Compute a `WorkerJob` in this (worker) process, reusing its instances.
 
-    A result that cannot be pickled raises a :class:`NodeError` naming the part
-    that cannot (see :func:`_sendable_outcome`).
+    A result that cannot be pickled raises a `NodeError` naming the part
+    that cannot (see `_sendable_outcome`).
     """
     spec = _spec_of_job(job)
     out = _compute(spec, lambda: _worker_instance(job), job.inputs, job.key)
@@ -524,7 +524,7 @@ def compute_batch_in_worker(job: WorkerJob, entries: list[BatchEntry]) -> list[A
     """Compute ``job``'s node for every ``(inputs, key)`` entry in this worker.
 
     ``job`` is a template (its own ``inputs`` and ``key`` are ignored). Failures
-    come back as :class:`JobFailure` whose traceback was formatted here, and whose
+    come back as `JobFailure` whose traceback was formatted here, and whose
     error can be unpickled by the caller.
     """
     spec = _spec_of_job(job)

@@ -4,7 +4,7 @@ Design note
 -----------
 A node's cache key is ``hashing.node_key(code version, init version, inputs)``
 where ``inputs`` maps each input name to a data version: inline constants are
-hashed once per node (:meth:`Node.fixed_input_versions`), and every input bound
+hashed once per node (`Node.fixed_input_versions`), and every input bound
 to a node (constant or computed) contributes that node's data version *for the
 current item*. Inputs the processor lists in ``ignore`` are left out
 (`Node.keyed_upstream`); ignored init kwargs and declared package
@@ -13,8 +13,8 @@ batch loop both build keys here, which is what makes "the same node with the
 same inputs has the same cache key whichever front-end or executor ran it"
 true by construction rather than by care.
 
-:func:`make_record` is likewise the one place a computed result becomes an
-index :class:`~incgraph.store.protocols.Record` with its lineage.
+`make_record` is likewise the one place a computed result becomes an
+index `Record` with its lineage.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ def cache_key(node: Node, inputs: dict[str, str]) -> str:
 def call_key(code_version: str, init_version: str, inputs: dict[str, str]) -> str:
     """The cache key of code (by code version) called with init kwargs and inputs (by version).
 
-    What :func:`cache_key` gives a node; :func:`incgraph.memoize` keys a call with it.
+    What `cache_key` gives a node; `incgraph.memoize` keys a call with it.
     """
     return hashing.node_key(code_version, init_version, inputs)
 
 
 def key_maker(node: Node) -> Callable[[dict[str, str]], str]:
-    """:func:`cache_key` for one node with its versions bound: for building many keys."""
+    """`cache_key` for one node with its versions bound: for building many keys."""
     return hashing.node_key_maker(node.code_version(), node.init_version())
 
 

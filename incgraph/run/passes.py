@@ -10,20 +10,20 @@ only while the item's chunk is in flight; a breadth-first pass that must
 compute a node reading a constant calls ``prep_fn`` again for that item, and
 checks that it bound the same value (``prep_fn`` must be deterministic).
 Results a later pass reads are kept in memory while they fit in
-:data:`KEEP_BYTES` (always for ``cache=False`` nodes, whose results are not
+`KEEP_BYTES` (always for ``cache=False`` nodes, whose results are not
 stored, and for a depth-first chunk); otherwise they are loaded back from the
 store when an item computes. A column is dropped after its last reader's pass.
 
 Jobs. Misses are sent in jobs of several items. A job's size adapts to what
 the node costs: one item at first, then as many as fit in about
-:data:`TARGET_JOB_SECONDS` (and, with several workers, at most half of an even
+`TARGET_JOB_SECONDS` (and, with several workers, at most half of an even
 share of what is left per worker, so jobs shrink toward the end of a pass and
 workers finish together), with up to two jobs per worker in flight. Slow items
 are thus committed one by one (little is lost if the batch is killed) and
 trivial ones go in a few big jobs (the round trip to a worker, and the commit,
 are paid rarely). Items whose key is the same within a pass are computed once.
 
-Sessions. A batch has one store session (:mod:`incgraph.store.session`):
+Sessions. A batch has one store session (`incgraph.store.session`):
 every chunk's hits are appended to its run log in one list extend, and its
 keyed misses are claimed in one transaction. Keys another run stored since the
 look-up are hits, keys another run is computing are set aside, the rest are
@@ -36,11 +36,11 @@ lapsed ones (their holder failed or was killed) are computed here. A failed
 row's lease is released at once, so another run computes it instead of
 waiting.
 
-Failures are recorded as :class:`~incgraph.run.batch_report.BatchFailure`
+Failures are recorded as `BatchFailure`
 records; a skipped item-node is one whose inputs have no data version for that
 item. A result that cannot be pickled fails its item-node only (the job's
 other results are stored). An input whose stored blob turns out gone or
-corrupt is computed again for that item (:meth:`BatchRun.recompute`), so the
+corrupt is computed again for that item (`BatchRun.recompute`), so the
 data versions of a node's inputs are kept as long as the node is read. With
 ``fault_tolerant=False`` the first failure sets ``stop``: nothing more is
 submitted, in-flight jobs are settled (saved), and it is raised.
@@ -636,7 +636,7 @@ class BatchRun:
         """Note ``row``'s result: its data version, and its value if a later pass reads it.
 
         Values are kept for later passes when they are not stored (``cache=False``), in
-        depth-first chunks, and otherwise while they fit in :data:`KEEP_BYTES`.
+        depth-first chunks, and otherwise while they fit in `KEEP_BYTES`.
         """
         table.column(node)[row.local] = result.data_version
         if self.pass_index[node] < self.last_reader.get(node, -1) and (

@@ -64,7 +64,7 @@ class Progress:
 
 
 def make_progress(total: int | None, enabled: bool | None) -> Progress:
-    """A :class:`Progress` with a bar if ``enabled`` (``None``: if stderr is a terminal)."""
+    """A `Progress` with a bar if ``enabled`` (``None``: if stderr is a terminal)."""
     if enabled is None:
         enabled = _stderr_is_terminal()
     if not enabled:

@@ -6,7 +6,7 @@ The engine and the batch loop write results in batches (one
 ``Store.save_many``, one transaction). A result that cannot be pickled must
 fail its own node (and, in a batch, its own item) only: the others are
 stored as usual. So when a batch write raises
-:class:`~incgraph.errors.UnstorableResultError`, :func:`save_results` checks
+`UnstorableResultError`, `save_results` checks
 every value of the batch (a pickle into a sink that keeps nothing), writes
 the ones that pickle in one transaction, and returns, in place of each
 record that could not be written, the error that says which part of the

@@ -1,11 +1,11 @@
 """Persistence: a metadata index (cache key -> record) beside a blob store (data version -> value).
 
-The engine talks to a :class:`Store` only. :func:`open_store` opens the on-disk
+The engine talks to a `Store` only. `open_store` opens the on-disk
 store (an SQLite index plus blob files in one folder);
-:func:`memory_store` makes an in-memory one with the same semantics. Beside the
+`memory_store` makes an in-memory one with the same semantics. Beside the
 index and the blobs, a *ledger* holds the run log, pins and leases; on top of
-them sit garbage collection (:meth:`Store.gc`), verification
-(:meth:`Store.verify`), statistics and lineage. Every implementation passes the
+them sit garbage collection (`Store.gc`), verification
+(`Store.verify`), statistics and lineage. Every implementation passes the
 one contract suite in ``tests/store/contract.py``. See ``docs/store.md`` for the
 on-disk layout, durability, concurrency, exactly-once leases and the security
 note: results are pickled, so opening a store means trusting it.

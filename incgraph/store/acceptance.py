@@ -4,7 +4,7 @@ Design note
 -----------
 A refactor changes a processor's code version, so every result of its nodes
 (and, through their keys, nothing downstream whose inputs stay equal) would be
-computed again. :func:`accept` lets a person say the new code gives the same
+computed again. `accept` lets a person say the new code gives the same
 results as the code before it, for one node label and processor:
 
 * the *previous* code version is the code version of the node's most recently
@@ -21,11 +21,11 @@ results as the code before it, for one node label and processor:
 * the acceptance is one row of the run log, of kind ``"accept"``, naming the
   node, the processor and both code versions, with the new keys as written and
   the old ones as hits. ``incgraph show`` and ``incgraph lineage`` read it back
-  (:func:`acceptances`), and ``gc`` keeps these rows however long the log.
+  (`acceptances`), and ``gc`` keeps these rows however long the log.
 
 It is never automatic: nothing in a run decides that code is equivalent.
 Accepting when no earlier code version has results raises
-:class:`~incgraph.errors.NotCachedError`.
+`NotCachedError`.
 """
 
 from __future__ import annotations

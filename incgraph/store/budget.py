@@ -2,21 +2,20 @@
 
 Design note
 -----------
-A store may carry a byte budget (:attr:`Store.max_bytes
-<incgraph.store.Store.max_bytes>`): given to :func:`~incgraph.store.open_store`
-or :class:`~incgraph.ProcessGraph` as ``max_bytes``, or set for every process
+A store may carry a byte budget (`Store.max_bytes`): given to `open_store`
+or `ProcessGraph` as ``max_bytes``, or set for every process
 with ``$INCGRAPH_MAX_BYTES`` (``"20G"``, ``"500M"``, ``"1.5GiB"``). When a
 run's session closes after writing results (an engine run, a batch, a flow,
-a memoized function's log), :func:`enforce_budget` runs the garbage
-collector's byte budget (:func:`incgraph.store.garbage.collect_garbage` with
+a memoized function's log), `enforce_budget` runs the garbage
+collector's byte budget (`incgraph.store.garbage.collect_garbage` with
 ``max_bytes`` and no ``keep_runs``): least recently used results go first;
 pinned results, results younger than the collector's grace period (a run
 in progress may still need them) and blobs a kept result references never go.
 A run that wrote nothing (a fully cached rerun) pays nothing; a run that wrote
-first adds up the stored bytes (:func:`stored_bytes`, about a tenth of a
+first adds up the stored bytes (`stored_bytes`, about a tenth of a
 collection's cost) and collects only when they exceed the budget.
 
-What was removed is reported: the engine's :class:`~incgraph.run.engine.RunReport`
+What was removed is reported: the engine's `RunReport`
 carries it as ``budget``, and ``incgraph runs`` / ``incgraph gc`` show the
 store's state. The budget never fails a run: a collection that cannot get the
 database (another process holds it) is skipped and tried after the next run.

@@ -26,12 +26,12 @@ codec       used for                                               file suffix
 codec is always used, so values kept inline in SQLite are single ``bytes``.
 The checksum of a blob is the xxh3-64 digest of its parts, as 16 hex digits.
 
-:func:`encode_small` is :func:`encode` for the save hot path: a small value's
-pickle comes back as bare ``bytes`` (no :class:`Encoded` around it) and
-:func:`checksum_of` digests it in one call; the bytes and the digest are the
-ones :func:`encode` and :func:`checksum` give.
+`encode_small` is `encode` for the save hot path: a small value's
+pickle comes back as bare ``bytes`` (no `Encoded` around it) and
+`checksum_of` digests it in one call; the bytes and the digest are the
+ones `encode` and `checksum` give.
 
-numpy is never imported here: an array can only reach :func:`encode` if the
+numpy is never imported here: an array can only reach `encode` if the
 caller already imported numpy, and a blob can only be ``npy`` if numpy wrote it.
 """
 
@@ -73,7 +73,7 @@ CODECS = tuple(SUFFIXES)
 EXTRAS = {"numpy": "numpy", "pandas": "pandas", "polars": "polars", "torch": "torch"}
 """Library -> the extra that installs it: a stored value needing a missing one says so.
 
-Loading such a value raises :class:`~incgraph.errors.ExtraNotInstalledError`
+Loading such a value raises `ExtraNotInstalledError`
 (an ``ImportError``), never a corruption error: the bytes are fine, and the
 result must not be dropped because this environment lacks a library.
 """
@@ -121,7 +121,7 @@ def checksum(parts: Iterable[Buffer]) -> str:
 
 
 def checksum_of(data: Buffer) -> str:
-    """:func:`checksum` of one buffer (the same digest, in one call).
+    """`checksum` of one buffer (the same digest, in one call).
 
     Examples
     --------
@@ -182,11 +182,11 @@ def encode(value: Any, *, inline_limit: int) -> Encoded:
 
 
 def encode_small(value: Any, *, inline_limit: int) -> bytes | Encoded:
-    """:func:`encode`, with a small value's bytes returned bare: the hot path of a save.
+    """`encode`, with a small value's bytes returned bare: the hot path of a save.
 
-    Returns the bytes themselves when :func:`encode` would give one ``pickle`` part
+    Returns the bytes themselves when `encode` would give one ``pickle`` part
     smaller than ``inline_limit`` (what the blob store keeps inline), else the
-    :class:`Encoded` that :func:`encode` gives. The bytes are the same either way;
+    `Encoded` that `encode` gives. The bytes are the same either way;
     only the wrapping object and its calls are saved.
 
     Examples

@@ -10,16 +10,16 @@ about and what to do:
 ========================  ==========================================  ============================
 cause                     becomes                                     the fix it names
 ========================  ==========================================  ============================
-ENOSPC / EDQUOT,          :class:`~incgraph.errors.StoreFullError`    free space; nothing stored
+ENOSPC / EDQUOT,          `StoreFullError`    free space; nothing stored
 ``SQLITE_FULL``           (``errno`` is ENOSPC)                        was lost
-``SQLITE_CORRUPT``,       :class:`~incgraph.errors.StoreCorruptError` move the file aside; results
+``SQLITE_CORRUPT``,       `StoreCorruptError` move the file aside; results
 ``SQLITE_NOTADB``                                                      will be recomputed
-``SQLITE_READONLY``,      :class:`~incgraph.errors.ReadOnlyStoreError` open the store writable
+``SQLITE_READONLY``,      `ReadOnlyStoreError` open the store writable
 EROFS
-anything else             :class:`~incgraph.errors.StoreError`        (the original message)
+anything else             `StoreError`        (the original message)
 ========================  ==========================================  ============================
 
-``SQLITE_BUSY`` / ``SQLITE_LOCKED`` are not translated: :func:`is_busy` lets the
+``SQLITE_BUSY`` / ``SQLITE_LOCKED`` are not translated: `is_busy` lets the
 caller retry them, so lock contention never reaches the user.
 
 Python 3.11 exposes ``sqlite_errorcode`` on ``sqlite3.Error``; on older Pythons

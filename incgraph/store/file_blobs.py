@@ -10,7 +10,7 @@ in the file ``blobs/<dv[:2]>/<dv>.<checksum>.<suffix>``.
 A caller that writes its own rows in the same transaction (the store's
 ``save_many``, through ``put_many(..., also=..., row_limit=...)``) may take the
 bytes of a small value to keep them in its rows instead: such a value gets no
-blob row at all (schema version 3, :mod:`incgraph.store.sqlite_index`).
+blob row at all (schema version 3, `incgraph.store.sqlite_index`).
 
 Write protocol (joblib's): the bytes go to ``<dv>.<uuid>-<host>-<pid>-<tid>.tmp``
 in the final folder, are flushed (and fsynced with ``durable=True``), then,
@@ -18,11 +18,11 @@ inside the write transaction that commits their row, ``os.replace``-d onto
 the final name (``INSERT ... ON CONFLICT DO NOTHING``). A collector holding
 the write lock therefore never sees a renamed file whose row is about to be
 committed, and it keeps the temporary files of writers that still run
-(:mod:`incgraph.store.names`). Hence:
+(`incgraph.store.names`). Hence:
 
 * a row always names a file that was complete when the row was committed;
 * a process killed mid-write leaves at worst a ``.tmp`` file
-  (:meth:`FileBlobStore.stale_temp_files`) or a renamed file with no row (an
+  (`FileBlobStore.stale_temp_files`) or a renamed file with no row (an
   orphan), never a row pointing at partial bytes;
 * the checksum is part of the file name, so two processes that store the same
   data version with different bytes (pickle is not canonical) never overwrite
@@ -47,7 +47,7 @@ small result saved, together with the cheaper encode and Record.
 
 Every load checks the file's size and its xxh3-64 checksum against the row.
 A blob that fails (or whose file is missing, or that cannot be decoded) raises
-:class:`~incgraph.errors.StoreCorruptError` and is removed, row first, so it is
+`StoreCorruptError` and is removed, row first, so it is
 never served and the next run recomputes it.
 
 Loads: files of at least ``mmap_threshold`` bytes are mapped copy-on-write
@@ -112,7 +112,7 @@ MMAP_THRESHOLD = 1 << 20
 """Blob files of at least this many bytes are memory-mapped instead of read."""
 
 Also = Callable[[sqlite3.Connection, list[int], Mapping[str, tuple[str, bytearray]]], None]
-"""What :meth:`FileBlobStore.put_many` calls inside its transaction: (conn, sizes, row bytes)."""
+"""What `FileBlobStore.put_many` calls inside its transaction: (conn, sizes, row bytes)."""
 
 _FOLDER_FLAGS = (
     os.O_RDONLY
@@ -170,7 +170,7 @@ class _Vanished(Exception):
 
 
 class _Batch:
-    """What :meth:`FileBlobStore.put_many` staged before its transaction.
+    """What `FileBlobStore.put_many` staged before its transaction.
 
     Inline rows are plain tuples ``(data_version, checksum, size, data)``: the
     hot path of a save makes no other object per small value.
@@ -218,7 +218,7 @@ def _check_data_version(data_version: str) -> None:
 
 
 def _check_data_versions(data_versions: list[str]) -> None:
-    """:func:`_check_data_version` of each, in one regex pass over them all (a third of the cost).
+    """`_check_data_version` of each, in one regex pass over them all (a third of the cost).
 
     Joined by newlines, which no data version may hold (the count of newlines
     proves none did), every line must be a data version.
@@ -233,7 +233,7 @@ def _check_data_versions(data_versions: list[str]) -> None:
 
 
 class FileBlobStore:
-    """A :class:`~incgraph.store.protocols.BlobStore`: SQLite rows plus files under ``directory``.
+    """A `BlobStore`: SQLite rows plus files under ``directory``.
 
     Parameters
     ----------
@@ -251,7 +251,7 @@ class FileBlobStore:
         Only used when ``file`` is a path.
     signer : Signer, optional
         Sign every blob written and refuse, on load, blobs whose HMAC tag is
-        missing or wrong (:mod:`incgraph.store.signing`).
+        missing or wrong (`incgraph.store.signing`).
 
     Examples
     --------
@@ -364,7 +364,7 @@ class FileBlobStore:
         behind; nothing reads it, and a garbage collector may delete these paths.
         Only names incgraph makes are listed, and never the file of a writer that
         still runs on this host, however old; a file whose writer cannot be
-        checked (another host) must also be older than :data:`TEMP_FILE_SECONDS`.
+        checked (another host) must also be older than `TEMP_FILE_SECONDS`.
         """
         now = time.time()
         stale = []
@@ -507,10 +507,10 @@ class FileBlobStore:
     def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
         """Blob files no row names (a writer killed after its rename), older than ``older_than`` s.
 
-        Temporary files are not listed here (see :meth:`stale_temp_files`), and
+        Temporary files are not listed here (see `stale_temp_files`), and
         neither is any file whose name incgraph would not give a blob (a user's
         own files), nor anything behind a symlink. A file is listed only if no
-        row names it once the write lock is held (:meth:`unnamed_files`): a file
+        row names it once the write lock is held (`unnamed_files`): a file
         is renamed into place inside the transaction that commits its row.
         """
         cutoff = time.time() - older_than
@@ -558,7 +558,7 @@ class FileBlobStore:
         return path is not None and os.path.isfile(path) and not os.path.islink(path)
 
     def _file_path(self, row: _Row) -> Path:
-        """Where ``row``'s bytes live; :class:`BadName` for a row no file of ours can match."""
+        """Where ``row``'s bytes live; `BadName` for a row no file of ours can match."""
         name = blob_file_name(row.data_version, row.checksum, row.codec)
         return self.directory / row.data_version[:2] / name
 
@@ -674,7 +674,7 @@ class FileBlobStore:
         )
 
     def _commit(self, batch: _Batch, items: list[tuple[str, Any]], also: Also | None) -> list[int]:
-        """The transaction of :meth:`put_many`: rename files into place, insert rows, ``also``."""
+        """The transaction of `put_many`: rename files into place, insert rows, ``also``."""
         if not batch.inline and not batch.files and not batch.found and also is None:
             self._look_up_first = batch.looks_stored()
             return [batch.sizes[dv] for dv, _ in items]
@@ -745,12 +745,12 @@ class FileBlobStore:
             raise store_error(exc, self.file.path) from exc
 
     def _stage(self, items: list[tuple[str, Any]], row_limit: int = -1) -> _Batch:
-        """Encode ``items`` and write their files: everything :meth:`put_many` does before its
+        """Encode ``items`` and write their files: everything `put_many` does before its
         transaction.
 
         Without a signer, a value that is neither ``bytes`` nor an array is
         encoded at once and, when small, becomes an inline row with no look-up:
-        the insert does nothing where a row exists, and :meth:`_insert` reads
+        the insert does nothing where a row exists, and `_insert` reads
         back only then. The others (and every value when the last batch met many
         stored blobs, or with a signer, so that an unsigned row is rewritten
         signed) are looked up first, and a stored, complete blob is not written
@@ -758,7 +758,7 @@ class FileBlobStore:
         nor an array (a frame, a long list) was encoded before its look-up, for
         nothing if it is stored already. A small value whose bytes fit
         ``row_limit`` goes to ``batch.rows`` instead of an inline row (see
-        :meth:`put_many`).
+        `put_many`).
         """
         batch = _Batch(self.signer is not None, row_limit)
         sizes, inline, rows, limit = batch.sizes, batch.inline, batch.rows, self.inline_limit
@@ -793,7 +793,7 @@ class FileBlobStore:
     ) -> None:
         """Stage a value whose stored row (if any) is known: keep a complete (signed) blob,
         else encode it (unless done) as an inline row, row bytes (a small value that is
-        neither bytes nor an array, see :meth:`put_many`) or a file written now."""
+        neither bytes nor an array, see `put_many`) or a file written now."""
         row = batch.stored.get(data_version)
         if row is not None and self._complete(row) and (self.signer is None or row.tag):
             batch.sizes[data_version] = row.size
@@ -973,7 +973,7 @@ class FileBlobStore:
     def remove_files(self, paths: Iterable[Path]) -> list[Path]:
         """Delete those of ``paths`` that are still orphans or stale temporary files; return them.
 
-        Each path must be one :meth:`orphan_files` or :meth:`stale_temp_files`
+        Each path must be one `orphan_files` or `stale_temp_files`
         listed (a name incgraph makes, in a real sub-folder of the blob folder);
         it is checked again under the write lock, so a file renamed into place
         meanwhile (with its row) stays.

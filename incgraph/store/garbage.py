@@ -4,13 +4,13 @@ Design note
 -----------
 Policy. A result is **kept** when any of these holds:
 
-1. its key is pinned (:meth:`~incgraph.store.Store.pin`, or ``pins=`` for one collection);
+1. its key is pinned (`pin`, or ``pins=`` for one collection);
 2. one of the last ``keep_runs`` runs of the run log hit or wrote it;
 3. it was created after the start of the oldest of those runs (a run that was
    killed, or a plain ``Store.save``, wrote it inside the window but logged
    nothing: a killed batch must resume without recomputing it);
 4. it was created after the start of a run that is still running (an
-   *announced* batch whose process is alive, :mod:`incgraph.store.runlog`);
+   *announced* batch whose process is alive, `incgraph.store.runlog`);
 5. it is younger than ``grace`` seconds (a run in progress has not logged it yet).
 
 With ``keep_runs=None`` rule 2 is off and every result is kept (only the byte
@@ -29,8 +29,8 @@ Clean-up, always: blobs no remaining result references (the blobs of dropped
 results, and orphans older than ``grace`` left by a crash between a blob's
 commit and its index row's), blob files no row names and temporary files of
 interrupted writes (both older than ``grace``), expired leases, and run-log
-rows beyond the last :data:`RUN_LOG_LIMIT` (or ``keep_runs``) runs (acceptances,
-:mod:`incgraph.store.acceptance`, stay: they are the record of a decision).
+rows beyond the last `RUN_LOG_LIMIT` (or ``keep_runs``) runs (acceptances,
+`incgraph.store.acceptance`, stay: they are the record of a decision).
 
 Order. Index rows go first, then blob rows, then files: at no point does an
 index row name a blob that is gone. Bytes held in index rows go with their
@@ -38,7 +38,7 @@ row (SQLite reuses the freed pages; the file shrinks only with ``VACUUM``, as
 for inline blobs). A writer racing a collection can at worst
 commit a row for a blob the collection just deleted; loading it then raises
 ``KeyError``, the row is dropped, and the result is recomputed: never served
-wrong. Nothing is evicted silently: :class:`GcReport` lists every result
+wrong. Nothing is evicted silently: `GcReport` lists every result
 removed, and ``dry_run=True`` reports without deleting.
 """
 

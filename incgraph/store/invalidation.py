@@ -10,17 +10,17 @@ of its artifacts by data version). ``gc`` removes the blobs no remaining row
 references, later, as it removes any other orphan.
 
 What to invalidate is chosen by key, by node label and by processor
-(:func:`select`), and *downstream* adds every result computed, directly or
-transitively, from a chosen result's data version (:func:`downstream_of`).
+(`select`), and *downstream* adds every result computed, directly or
+transitively, from a chosen result's data version (`downstream_of`).
 Following data versions is all a store alone can do, and it over-reaches: a
 result whose input merely *equals* a removed result (a constant ``2`` beside a
 node that returned ``2``) is removed too. That costs recomputation, never a
 wrong hit; ``incgraph invalidate --dry-run`` shows it beforehand.
-:meth:`incgraph.ProcessGraph.invalidate` knows the graph's edges and follows
+`incgraph.ProcessGraph.invalidate` knows the graph's edges and follows
 data versions only into the nodes that read the chosen ones.
 
 Invalidated pinned keys are unpinned (the row they pinned is gone). Nothing is
-removed silently: :class:`InvalidateReport` lists every result, and
+removed silently: `InvalidateReport` lists every result, and
 ``dry_run=True`` reports without deleting.
 """
 

@@ -2,25 +2,25 @@
 
 Design note
 -----------
-Before computing a key, a run *claims* it (:meth:`Lessee.claim_many`, one
+Before computing a key, a run *claims* it (`Lessee.claim_many`, one
 write transaction for any number of keys). The ledger answers, atomically
 with respect to the results:
 
 * ``done``: the result is stored already (someone committed it since our
   lookup): use it, it is a hit;
 * ``mine``: we hold the lease (until ``now + ttl``): compute, save, then
-  :meth:`Lessee.release` it, *after* the result's index row is committed;
+  `Lessee.release` it, *after* the result's index row is committed;
 * ``theirs``: another claimant holds a live lease: wait
-  (:meth:`Lessee.wait`, or :meth:`Lessee.poll` from a loop that has other
+  (`Lessee.wait`, or `Lessee.poll` from a loop that has other
   work), which polls the index with backoff until the result appears (a hit)
   or the lease is gone or expired (then we claim it and compute).
 
-A lease expires ``ttl`` seconds (:data:`LEASE_SECONDS`) after it was taken or
+A lease expires ``ttl`` seconds (`LEASE_SECONDS`) after it was taken or
 last renewed. While a claimant holds leases, one heartbeat thread per process
 renews them every ``ttl / 3`` seconds, so a live process keeps its leases
 however long it computes, and a killed one loses them within ``ttl``: its
 work is then redone by whoever waits. The thread outlives its last claimant
-by :data:`LINGER_SECONDS` (its connections closed), so runs in quick
+by `LINGER_SECONDS` (its connections closed), so runs in quick
 succession share one thread instead of starting one each. (diskcache's
 ``Lock`` was not used: a lock held by a killed process is never freed.)
 
@@ -95,7 +95,7 @@ class Claims:
 class Lessee:
     """One claimant (a run): claims keys, renews its leases while it computes, releases them.
 
-    Make one with :meth:`incgraph.store.Store.lessee`.
+    Make one with `incgraph.store.Store.lessee`.
 
     Parameters
     ----------
@@ -247,7 +247,7 @@ class Lessee:
         """Forget leases on ``keys`` that the caller dropped in a transaction of its own.
 
         For a ledger write that releases them together with other rows
-        (:meth:`incgraph.store.runlog.RunLog.close`); call it once that committed.
+        (`incgraph.store.runlog.RunLog.close`); call it once that committed.
         """
         with self._lock:
             self.held.difference_update(keys)
@@ -289,7 +289,7 @@ class _Heartbeat:
     ``linger`` seconds before it exits: the next run's claimant (a flow runs
     one engine run per wave, each with its own claimant) finds it waiting
     instead of paying for a thread start and join. A store closed meanwhile
-    drops the thread's connection itself (:meth:`SqliteFile.close`).
+    drops the thread's connection itself (`SqliteFile.close`).
 
     Adding a claimant wakes the thread only when it waits longer than the
     claimant's leases allow (it lingers, or the claimant's ``ttl`` is shorter);

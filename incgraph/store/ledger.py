@@ -5,11 +5,11 @@ Design note
 The index says what is stored; the ledger says how it is used. It holds
 three small tables:
 
-* the **run log** (:mod:`incgraph.store.runlog`): one row per run with the
+* the **run log** (`incgraph.store.runlog`): one row per run with the
   keys it hit and wrote, packed into blobs;
 * **pins**: keys that garbage collection must keep;
 * **leases**: which claimant is computing which key, until when
-  (:mod:`incgraph.store.leases`).
+  (`incgraph.store.leases`).
 
 Leases must be decided against the results in the same atomic step: a claim
 on a key whose result has just been committed must come back "done", never
@@ -19,8 +19,8 @@ lives in the index's database file and checks ``results`` inside the claim's
 under its lock. A holder releases its lease only after its result's index row
 is committed, so "no live lease and no result" always means "nobody has it".
 
-:class:`~incgraph.store.sqlite_ledger.SqliteLedger` and
-:class:`~incgraph.store.memory.MemoryLedger` implement :class:`Ledger`; the
+`SqliteLedger` and
+`MemoryLedger` implement `Ledger`; the
 store contract suite runs over both.
 """
 

@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Every :class:`~incgraph.store.protocols.Record` names the code version and
+Every `Record` names the code version and
 init version of its node and the *data version* of each input. A data version
 leads back to the records that produced it: the index rows whose result has
 that data version (``keys_for_data_version``; usually one, several when equal
@@ -59,7 +59,7 @@ class LineageNode:
     ``seen`` marks a result already expanded elsewhere in the tree;
     ``truncated`` one whose inputs were not followed (depth limit);
     ``accepted`` says the result was accepted from an earlier code version's
-    (:mod:`incgraph.store.acceptance`) rather than computed by its own.
+    (`incgraph.store.acceptance`) rather than computed by its own.
     """
 
     record: Record

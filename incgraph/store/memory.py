@@ -40,7 +40,7 @@ def _copy(record: Record) -> Record:
 
 
 class MemoryIndex:
-    """An :class:`~incgraph.store.protocols.Index` in a dict. Thread-safe.
+    """An `Index` in a dict. Thread-safe.
 
     Examples
     --------
@@ -160,7 +160,7 @@ class MemoryIndex:
             yield rec.key, row
 
     def delete_raw(self, refs: Iterable[str]) -> None:
-        """Delete rows by the references :meth:`raw_rows` gave (their keys)."""
+        """Delete rows by the references `raw_rows` gave (their keys)."""
         self.delete(refs)
 
     def delete(self, keys: Iterable[str]) -> None:
@@ -200,7 +200,7 @@ class MemoryIndex:
 
 
 class MemoryBlobStore:
-    """A :class:`~incgraph.store.protocols.BlobStore` of pickled bytes in a dict. Thread-safe.
+    """A `BlobStore` of pickled bytes in a dict. Thread-safe.
 
     Examples
     --------
@@ -297,7 +297,7 @@ class MemoryBlobStore:
 
 
 class MemoryLedger:
-    """A :class:`~incgraph.store.ledger.Ledger` in dicts, deciding claims against ``index``.
+    """A `Ledger` in dicts, deciding claims against ``index``.
 
     Parameters
     ----------

@@ -11,20 +11,20 @@ fields that were checked first.
   data version (2-128 characters of ``[0-9A-Za-z_-]``), ``checksum`` is 16
   lowercase hex digits (xxh3-64) and ``suffix`` is the codec's
   (``pkl``, ``npy``, ``pk5``, ``bin``). A row whose fields do not fit
-  (:func:`blob_file_name` raises :class:`BadName`) is corrupt: it is
+  (`blob_file_name` raises `BadName`) is corrupt: it is
   reported, never joined into a path.
 * A **temporary file** is ``blobs/<dv[:2]>/<dv>.<32 hex>-<host>-<pid>-<tid>.tmp``
-  (:func:`temp_file_name`): ``host`` is 8 hex digits of a hash of the host
+  (`temp_file_name`): ``host`` is 8 hex digits of a hash of the host
   name, so a collector can tell a live writer's file (its process still runs
-  on this host: :func:`temp_file_is_live`) from a dead one's, and keeps it
+  on this host: `temp_file_is_live`) from a dead one's, and keeps it
   whatever its age.
 * Files are opened and removed relative to a folder opened with
-  ``O_NOFOLLOW`` (:func:`open_folder`), and opened themselves with
+  ``O_NOFOLLOW`` (`open_folder`), and opened themselves with
   ``O_NOFOLLOW``: a symlinked ``blobs`` folder, sub-folder or file is never
   followed out of the store.
 
 Maintenance lists only names that match these patterns
-(:func:`is_blob_file`, :func:`parse_temp_file`); a user's own
+(`is_blob_file`, `parse_temp_file`); a user's own
 ``blobs/raw/photo.png`` matches neither and is never touched.
 """
 

@@ -5,14 +5,14 @@ Design note
 A result reaches the store as a pickle, and a result computed in a worker
 process reaches the caller as one. When pickling fails, Python names a type
 (``cannot pickle '_io.TextIOWrapper' object``) but not where in the value it
-sits. :func:`unpicklable_part` finds it: it walks into the parts of the value
+sits. `unpicklable_part` finds it: it walks into the parts of the value
 (dict values, sequence and set elements, instance attributes and slots) and
 follows the first part that does not pickle on its own, down to one whose
 parts all pickle. It answers with a path and a type, such as
 ``result['model'].fh: _io.TextIOWrapper``. It is only called once pickling
 failed, so the walk (which pickles parts again) costs nothing on success.
 
-:func:`check_sendable` is what a worker process asks before handing a result
+`check_sendable` is what a worker process asks before handing a result
 back: the result must pickle with the standard pickler, as the store will
 pickle it. Executors that ship values between processes (loky, dask) pickle
 with cloudpickle, which quietly turns an open file into a ``StringIO`` of its
@@ -120,10 +120,10 @@ def unpicklable_part(
     root : str
         What the path starts with.
     lenient : bool
-        Leave classes and functions out of the check (as :func:`check_sendable` does).
+        Leave classes and functions out of the check (as `check_sendable` does).
     error_of : callable, optional
         ``error_of(part)``: the error pickling ``part`` raises, or ``None``; by
-        default :func:`pickle_error`. (Pass cloudpickle's to follow what it
+        default `pickle_error`. (Pass cloudpickle's to follow what it
         pickles by value: the globals, closures and defaults of functions and
         the attributes of classes defined in ``__main__``.)
 
@@ -214,7 +214,7 @@ def _global_names(code: types.CodeType) -> set[str]:
 def check_sendable(value: Any) -> tuple[str, Exception] | None:
     """``None`` if ``value`` pickles (classes and functions aside), else (part, error).
 
-    ``part`` is :func:`unpicklable_part`'s answer.
+    ``part`` is `unpicklable_part`'s answer.
 
     Examples
     --------

@@ -3,7 +3,7 @@
 Design note
 -----------
 The index maps a *cache key* (hash of code version, init-kwargs version and the
-inputs' data versions) to a :class:`Record`: the *data version* of the result plus
+inputs' data versions) to a `Record`: the *data version* of the result plus
 its lineage and timings. The blob store maps a data version to the result's bytes.
 Keeping them apart (as Hamilton does) means
 
@@ -16,7 +16,7 @@ Write order is therefore always: blob (temporary name, then atomic rename),
 then the index row. A reader that finds a row can trust that the blob was
 complete when the row was committed; blobs also carry a checksum that is
 verified on load, so a torn or tampered blob raises
-:class:`~incgraph.errors.StoreCorruptError` and is never served.
+`StoreCorruptError` and is never served.
 
 Every implementation passes the one contract suite in ``tests/store/contract.py``.
 """
@@ -144,7 +144,7 @@ Record.__init__ = _record_init  # type: ignore[method-assign]
 def with_size(record: Record, size: int, created: float) -> Record:
     """``record`` with another ``size`` and ``created``: what a save commits, built directly.
 
-    Always a plain :class:`Record` (the store's rows hold no more).
+    Always a plain `Record` (the store's rows hold no more).
 
     Examples
     --------
@@ -188,7 +188,7 @@ class BlobEntry:
 
 @runtime_checkable
 class Index(Protocol):
-    """Cache key -> :class:`Record`. Thread-safe and safe to share between processes."""
+    """Cache key -> `Record`. Thread-safe and safe to share between processes."""
 
     def get(self, key: str) -> Record | Missing:
         """The record stored under ``key``, or ``MISSING``."""
@@ -247,7 +247,7 @@ class Index(Protocol):
         ...
 
     def delete_raw(self, refs: Iterable[Any]) -> None:
-        """Delete rows by the references :meth:`raw_rows` gave."""
+        """Delete rows by the references `raw_rows` gave."""
         ...
 
     def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:

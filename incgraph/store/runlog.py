@@ -9,11 +9,11 @@ run's kind (``"run"`` for an engine run, ``"batch"`` for a batch), a label,
 its owner, start and finish times, its status, and the keys it *hit* and the
 keys it *wrote*.
 
-Writing it must cost the cache-hit path nothing it can feel. A :class:`RunLog`
+Writing it must cost the cache-hit path nothing it can feel. A `RunLog`
 therefore only appends keys to two Python lists while the run goes on (the
-engine appends to :attr:`RunLog.hits` directly: one list append per hit) and
-writes them at :meth:`RunLog.close` as ONE row insert whose two blobs hold
-the keys packed by :func:`pack_keys` (16 bytes per 32-hex-digit key). Nothing
+engine appends to `RunLog.hits` directly: one list append per hit) and
+writes them at `RunLog.close` as ONE row insert whose two blobs hold
+the keys packed by `pack_keys` (16 bytes per 32-hex-digit key). Nothing
 is written per hit, ever. A run's session closes its log together with its
 claimant (``close(lessee=...)``): the row and the release of the leases the
 run still holds are then one transaction (``SqliteLedger.end_run``).
@@ -28,10 +28,10 @@ keep the values they need in memory and recompute a result that vanished.
 A store opened read-only keeps no run log (nothing can be written).
 
 A run whose process died while it ran (killed, or its machine lost power)
-leaves its announced row "running". :meth:`~incgraph.store.Store.runs`
-shows such a row as ``"abandoned"`` (:func:`is_abandoned`): its owner is a
+leaves its announced row "running". `runs`
+shows such a row as ``"abandoned"`` (`is_abandoned`): its owner is a
 process on this host that no longer exists, or, on another host, it started
-more than :data:`STALE_RUN_SECONDS` ago.
+more than `STALE_RUN_SECONDS` ago.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ _TEXT = b"\x00"  # anything else: UTF-8, one key per line
 
 
 def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` (from :func:`new_owner`) names a process on this host that has exited.
+    """Whether ``owner`` (from `new_owner`) names a process on this host that has exited.
 
     Owners on other hosts, and processes we may not signal, count as alive: only
     their expiry can tell.
@@ -125,7 +125,7 @@ def new_owner() -> str:
 
 
 def pack_keys(keys: Iterable[str]) -> bytes:
-    """Keys as one compact blob (16 bytes per hex key); :func:`unpack_keys` reverses it.
+    """Keys as one compact blob (16 bytes per hex key); `unpack_keys` reverses it.
 
     Examples
     --------
@@ -150,7 +150,7 @@ def pack_keys(keys: Iterable[str]) -> bytes:
 
 
 def unpack_keys(blob: bytes | None) -> list[str]:
-    """The keys packed into ``blob`` by :func:`pack_keys` (empty for None or b"")."""
+    """The keys packed into ``blob`` by `pack_keys` (empty for None or b"")."""
     if not blob:
         return []
     head, body = blob[:1], blob[1:]
@@ -171,7 +171,7 @@ class RunInfo:
     label : what ran, e.g. the target nodes' labels.
     owner : ``host:pid:thread:tag`` of the process that ran it.
     started, finished : Unix times; ``finished`` is None while it runs.
-    status : ``"running"``, ``"ok"`` or ``"failed"``; :meth:`incgraph.store.Store.runs`
+    status : ``"running"``, ``"ok"`` or ``"failed"``; `incgraph.store.Store.runs`
         shows a running run whose process died as ``"abandoned"``.
     hits, computed : how many distinct keys it read from the cache and wrote.
     """
@@ -189,7 +189,7 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class RunEntry:
-    """What :class:`RunLog` hands the ledger: the row plus its packed keys."""
+    """What `RunLog` hands the ledger: the row plus its packed keys."""
 
     kind: str
     label: str
@@ -206,9 +206,9 @@ class RunEntry:
 class RunLog:
     """Collects the keys one run hits and writes; one insert when it closes.
 
-    Make one with :meth:`incgraph.store.Store.run_log`. Appending to
-    :attr:`hits` and :attr:`written` (or calling :meth:`hit_many` /
-    :meth:`wrote_many`) costs a list append; :meth:`close` writes the row.
+    Make one with `incgraph.store.Store.run_log`. Appending to
+    `hits` and `written` (or calling `hit_many` /
+    `wrote_many`) costs a list append; `close` writes the row.
 
     Examples
     --------

@@ -12,7 +12,7 @@ earlier ones.
 Version 1 tables (one file, ``index.sqlite``):
 
 ``results``
-    cache key -> :class:`~incgraph.store.protocols.Record`. ``inputs`` is JSON
+    cache key -> `Record`. ``inputs`` is JSON
     text (input name -> data version). Indexed on ``(node, created)`` for
     "latest result of a node", on ``data_version`` to find the keys that
     point at a blob, and on ``created`` to list records in creation order.
@@ -28,21 +28,21 @@ Version 2 adds what lets people trust and inspect a store:
     the run log: one row per engine run or batch (kind, label, owner,
     started/finished times, status, hit and computed counts) with the cache
     keys it read (``hit_keys``) and wrote (``written_keys``) packed into one
-    blob each (:mod:`incgraph.store.runlog`). Garbage collection keeps what the
+    blob each (`incgraph.store.runlog`). Garbage collection keeps what the
     last runs used; ``incgraph ls`` counts hits from it.
 ``pins``
     cache keys garbage collection never drops.
 ``leases``
     cache key -> owner and expiry time of the process computing it, so that
-    other processes wait instead of computing it again (:mod:`incgraph.store.leases`).
+    other processes wait instead of computing it again (`incgraph.store.leases`).
 ``blobs.tag``
-    the HMAC-SHA256 tag of a blob when signing is on (:mod:`incgraph.store.signing`).
+    the HMAC-SHA256 tag of a blob when signing is on (`incgraph.store.signing`).
 
 Version 3 lets a small result live in its own ``results`` row:
 
 ``results.checksum``, ``results.data``
     the pickled bytes of a result of at most
-    :data:`~incgraph.store.sqlite_index.ROW_INLINE_LIMIT` bytes (1 KiB) and
+    `ROW_INLINE_LIMIT` bytes (1 KiB) and
     their xxh3-64 checksum, as an inline blob holds them; NULL when the value
     is a blob (a ``blobs`` row, inline or a file) as before. Every row naming
     such a data version carries its own copy, so no row depends on another.
@@ -67,7 +67,7 @@ Version 4 makes what a result references visible to maintenance:
 A version 3 file is readable as it is (it has no ``refs``: a reader then
 sees no references). A version 2 file holds no row data, so it is readable
 as it is too: opened
-read-only it is served without migrating (:data:`READABLE_SINCE`). An
+read-only it is served without migrating (`READABLE_SINCE`). An
 incgraph that knows only version 2 refuses a version 3 file ("newer than
 this incgraph understands"): it would not see the results kept in rows, and
 would drop their rows as results whose blob is missing.
@@ -81,19 +81,19 @@ A new file. Creating a store's file the ordinary way - ``PRAGMA journal_mode
 = WAL`` on the empty file, then the migrations in a transaction - costs a
 rollback-journal transaction with three fsyncs, the migrations' statements
 and a checkpoint of a dozen schema pages at close. A new
-file needs no history, so :data:`NEW_FILE_SQL` holds the schema the
+file needs no history, so `NEW_FILE_SQL` holds the schema the
 migrations build as the statements that create it in one go (the ``sql``
-column of a migrated file's ``sqlite_master``), and :func:`new_file_image`
+column of a migrated file's ``sqlite_master``), and `new_file_image`
 runs them once per process on an in-memory database and returns its bytes
 (``Connection.serialize``) with the header marked as a WAL database (bytes 18
 and 19, the file format write and read versions, are 2 in WAL mode: what
 ``PRAGMA journal_mode = WAL`` itself writes).
-:class:`~incgraph.store.sqlite_file.SqliteFile` writes the image to a
+`SqliteFile` writes the image to a
 temporary file, fsyncs it once and links it into place, so a new store is
 either absent or complete. ``tests/store/test_new_file.py`` checks that the
 image's ``sqlite_master`` (names and SQL text), ``user_version`` and journal
 mode equal those of a file migrated from version 0 step by step: a
-new migration must extend :data:`NEW_FILE_SQL` too, and that test prints
+new migration must extend `NEW_FILE_SQL` too, and that test prints
 what to put there.
 """
 
@@ -218,7 +218,7 @@ NEW_FILE_SQL: tuple[str, ...] = (
     _LEASES,
     _REFS_REF,
 )
-"""The schema :data:`MIGRATIONS` build, as the statements creating it in one go (new files).
+"""The schema `MIGRATIONS` build, as the statements creating it in one go (new files).
 
 Exactly the ``sql`` of a migrated file's ``sqlite_master`` rows, in creation
 order (``blobs.tag`` and ``results.checksum``/``data`` are where ``ALTER TABLE
@@ -260,9 +260,9 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 def new_file_image() -> bytes | None:
-    """The bytes of a database file at :data:`SCHEMA_VERSION`, in WAL mode, holding no rows.
+    """The bytes of a database file at `SCHEMA_VERSION`, in WAL mode, holding no rows.
 
-    Built once per process from :data:`NEW_FILE_SQL` on an in-memory
+    Built once per process from `NEW_FILE_SQL` on an in-memory
     database. None where this Python's ``sqlite3`` cannot serialize a database
     (then stores are created the ordinary way).
 

@@ -4,9 +4,9 @@ Design note
 -----------
 The engine loop and the batch loop need the same two services from the store
 for every run: remember which keys were hit and written (the run log,
-:mod:`incgraph.store.runlog`) and compute each missing key exactly once
-across processes (leases, :mod:`incgraph.store.leases`). A
-:class:`StoreSession` bundles them so each loop has one object to call:
+`incgraph.store.runlog`) and compute each missing key exactly once
+across processes (leases, `incgraph.store.leases`). A
+`StoreSession` bundles them so each loop has one object to call:
 
 ==========================  ============================================================
 call                        when
@@ -26,7 +26,7 @@ call                        when
 ``session.close(ok)``       at the end, always (``finally``): releases every lease still
                             held and writes the run log's one row, in one transaction;
                             then, after a run that wrote, enforces the store's byte
-                            budget (:mod:`incgraph.store.budget`, kept in ``budget``)
+                            budget (`incgraph.store.budget`, kept in ``budget``)
 ==========================  ============================================================
 
 The lessee is created on the first claim, so a fully cached run costs one
@@ -53,7 +53,7 @@ __all__ = ["StoreSession"]
 
 
 class StoreSession:
-    """One run's run log and leases. Make one with :meth:`incgraph.store.Store.session`.
+    """One run's run log and leases. Make one with `incgraph.store.Store.session`.
 
     Examples
     --------
@@ -134,7 +134,7 @@ class StoreSession:
     def commit(self) -> None:
         """Make sure every result saved in this run is committed; call before waiting for others.
 
-        Results saved to a :class:`~incgraph.store.Store` are committed when
+        Results saved to a `Store` are committed when
         ``save_many`` returns, so this does nothing; the session of a store that
         buffers writes (``incgraph.flow.writeback``) commits them here.
         """

@@ -8,7 +8,7 @@ a flipped bit), not tampering: anyone who can write the store can write a
 matching xxh3 checksum. With a secret key, every blob written gets a tag,
 ``HMAC-SHA256(key, "incgraph-blob-v1" | data version | codec | bytes)``, kept
 in its row; every load recomputes it over the bytes actually read and refuses
-the blob (:class:`~incgraph.errors.StoreCorruptError` naming it) when the tag
+the blob (`StoreCorruptError` naming it) when the tag
 is missing or wrong, before a single byte is unpickled.
 
 Threat model. Signing protects against someone who can write the store but
@@ -85,7 +85,7 @@ class Signer:
 
 
 def signer_from_env(environ: Mapping[str, str] | None = None) -> Signer | None:
-    """A :class:`Signer` for ``$INCGRAPH_HMAC_KEY``, or None when it is unset or empty.
+    """A `Signer` for ``$INCGRAPH_HMAC_KEY``, or None when it is unset or empty.
 
     Examples
     --------

@@ -4,11 +4,11 @@ Design note
 -----------
 *Connections.* SQLite connections must not cross threads or a ``fork``, so each
 thread gets its own, kept in a ``threading.local`` together with one reused
-cursor for the hot single-row queries. :meth:`SqliteFile.close` closes only the
+cursor for the hot single-row queries. `SqliteFile.close` closes only the
 calling thread's connection and drops the others, which close when their
 thread lets go of them: closing a connection under another thread's feet
 crashes the interpreter. ``os.register_at_fork`` gives every open
-:class:`SqliteFile` a fresh ``threading.local`` in the child: the child opens
+`SqliteFile` a fresh ``threading.local`` in the child: the child opens
 its own connections on first use. The inherited ones are kept referenced
 (never closed, never garbage collected) because closing them in the child could
 release or checkpoint state that still belongs to the parent.
@@ -19,7 +19,7 @@ can lose the last commits, never tear the file; ``durable=True`` switches to
 ``FULL``), ``busy_timeout`` so SQLite itself waits for locks, and a larger page
 cache for bulk inserts.
 
-*Writes.* :meth:`SqliteFile.write` runs a function inside ``BEGIN IMMEDIATE`` ...
+*Writes.* `SqliteFile.write` runs a function inside ``BEGIN IMMEDIATE`` ...
 ``COMMIT``. Taking the write lock up front means a transaction never has to
 upgrade a read lock (the case in which WAL answers ``SQLITE_BUSY`` at once).
 ``SQLITE_BUSY`` that still escapes ``busy_timeout`` is retried with jittered
@@ -27,15 +27,15 @@ exponential backoff for ``lock_timeout`` seconds, so contention between
 processes is slow at worst and never an error.
 
 *Schema.* The first connection in a process checks ``PRAGMA user_version`` and
-applies :data:`~incgraph.store.schema.MIGRATIONS`; a file SQLite cannot read
-raises :class:`~incgraph.errors.StoreCorruptError` naming the file and the fix.
+applies `MIGRATIONS`; a file SQLite cannot read
+raises `StoreCorruptError` naming the file and the fix.
 A read-only file is opened with ``mode=ro`` and is never migrated: one at
-:data:`~incgraph.store.schema.READABLE_SINCE` or later is read as it is
-(:attr:`SqliteFile.schema_version` tells readers which columns it has), an
+`READABLE_SINCE` or later is read as it is
+(`SqliteFile.schema_version` tells readers which columns it has), an
 older one is refused with the fix (open it writable once).
 
 *Foreign files.* Before the first connection of a process touches an
-existing file, :func:`foreign_reason` reads it with ``immutable=1`` (no lock,
+existing file, `foreign_reason` reads it with ``immutable=1`` (no lock,
 no ``-wal``/``-shm`` created, nothing written) and refuses a database that is
 not an incgraph index (tables of its own, or no ``results``/``blobs`` tables
 of incgraph's shape): switching it to WAL or adding tables would change
@@ -50,7 +50,7 @@ cannot be read that way (they would be missed): the error says to open it
 writable once, where it can be written, to fold them in.
 
 *New files.* A file that does not exist yet is made whole instead: the
-schema image (:func:`~incgraph.store.schema.new_file_image`: the migrated
+schema image (`new_file_image`: the migrated
 schema, already in WAL mode) is written to a temporary file beside it
 (mode 0600), fsynced once, and hard-linked to the database's name, which
 fails if the name exists. So a crash leaves no store file or a complete one
@@ -174,14 +174,14 @@ class SqliteFile:
     path : str or os.PathLike
         The database file. It is created (mode 0600) unless ``read_only``.
     read_only : bool
-        Open with ``mode=ro``; :meth:`write` raises
-        :class:`~incgraph.errors.ReadOnlyStoreError`.
+        Open with ``mode=ro``; `write` raises
+        `ReadOnlyStoreError`.
     durable : bool
         ``synchronous=FULL`` instead of ``NORMAL``: commits survive a power cut.
     busy_timeout : float
         Seconds SQLite waits for a lock before reporting it busy.
     lock_timeout : float
-        Seconds :meth:`write` keeps retrying a busy database before giving up.
+        Seconds `write` keeps retrying a busy database before giving up.
 
     Examples
     --------
@@ -222,7 +222,7 @@ class SqliteFile:
     def schema_version(self) -> int:
         """The schema version of the file as this process reads it.
 
-        :data:`~incgraph.store.schema.SCHEMA_VERSION` unless the file was opened
+        `SCHEMA_VERSION` unless the file was opened
         read-only at an older version it can still read (see the module note).
         """
         self.connection()
@@ -371,7 +371,7 @@ class SqliteFile:
         threads' open connections included, and another process could then write
         under them (seen: "database disk image is malformed" with eight processes of
         four threads, each thread opening its connection). The empty file is made
-        as :meth:`_link_new_file` makes one. A folder that refuses the temporary
+        as `_link_new_file` makes one. A folder that refuses the temporary
         file or hard links leaves the file to SQLite, which creates it with the
         process's default mode.
         """
@@ -445,7 +445,7 @@ class SqliteFile:
     # -- schema -------------------------------------------------------------------
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
-        """Set WAL mode and migrate to :data:`SCHEMA_VERSION` (or check it, read-only)."""
+        """Set WAL mode and migrate to `SCHEMA_VERSION` (or check it, read-only)."""
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if self.read_only:

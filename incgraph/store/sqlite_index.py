@@ -1,21 +1,21 @@
-"""The SQLite index: cache key -> :class:`~incgraph.store.protocols.Record`.
+"""The SQLite index: cache key -> `Record`.
 
 Design note
 -----------
-:meth:`SqliteIndex.get` is the engine's hot path (one call per node of a
+`SqliteIndex.get` is the engine's hot path (one call per node of a
 rerun), so it skips every layer it can: this thread's connection and a reused
 cursor come straight from a ``threading.local``, the statement text is a
 constant (SQLite's statement cache keeps it prepared), and the row is turned
-into a :class:`Record` positionally. Everything else may be slower and clearer.
+into a `Record` positionally. Everything else may be slower and clearer.
 
 Bulk writes are one ``BEGIN IMMEDIATE`` transaction per chunk of
-:data:`PUT_CHUNK` rows. Random 128-bit keys scatter inserts over every leaf of
+`PUT_CHUNK` rows. Random 128-bit keys scatter inserts over every leaf of
 the key and data-version indexes, so each commit rewrites most of their pages
 into the WAL; a big chunk pays that once per 50k rows instead of once per 1k
 (measured: 37k rows/s with 1k-row chunks, 83k with 10k, 127k with 50k). A chunk
 holds the write lock for about half a second; readers are never blocked (WAL),
 and other writers wait (``busy_timeout``) in between chunks.
-Bulk reads use ``IN (...)`` lists of at most :data:`GET_CHUNK` keys (below
+Bulk reads use ``IN (...)`` lists of at most `GET_CHUNK` keys (below
 SQLite's bound-variable limit).
 
 ``records()`` pages through the table by ``rowid`` instead of holding one
@@ -25,13 +25,13 @@ sorts the rows by ``(created, rowid)`` in memory: there is no index on
 and every caller reads the whole table anyway.
 
 Results kept in their row (schema version 3). A result whose pickle is at most
-:data:`ROW_INLINE_LIMIT` bytes is written by
-:meth:`~incgraph.store.Store.save_many` into its ``results`` row (``checksum``
+`ROW_INLINE_LIMIT` bytes is written by
+`save_many` into its ``results`` row (``checksum``
 and ``data`` columns) instead of a ``blobs`` row: one row per small result
 instead of two. The row and its bytes are one insert, so a row never names
 partial bytes. Every row naming such a data version carries its own copy
-(:meth:`SqliteIndex.put_sharing_data` copies it for a second key), so dropping
-one row never takes another's value with it. :meth:`SqliteIndex.row_value`
+(`SqliteIndex.put_sharing_data` copies it for a second key), so dropping
+one row never takes another's value with it. `SqliteIndex.row_value`
 reads one back the way an inline blob is read: checksum first, never served
 when it fails, then unpickled.
 """
@@ -65,10 +65,10 @@ that names them.
 """
 
 PUT_CHUNK = 50_000
-"""Rows written per transaction by :meth:`SqliteIndex.put_many`."""
+"""Rows written per transaction by `SqliteIndex.put_many`."""
 
 GET_CHUNK = 500
-"""Keys per ``IN (...)`` query in :meth:`SqliteIndex.get_many`."""
+"""Keys per ``IN (...)`` query in `SqliteIndex.get_many`."""
 
 _FIELDS = (
     "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
@@ -129,7 +129,7 @@ _dumps = _json_dumps()
 
 
 def _record(key: str, row: Sequence[Any]) -> Record:
-    """A Record from ``key`` and a row in :data:`_FIELDS` order."""
+    """A Record from ``key`` and a row in `_FIELDS` order."""
     inputs = _loads(row[5])
     return Record(key, row[0], row[1], row[2], row[3], row[4], inputs, row[6], row[7], row[8])
 
@@ -198,13 +198,13 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 class SqliteIndex:
-    """An :class:`~incgraph.store.protocols.Index` in the ``results`` table of an SQLite file.
+    """An `Index` in the ``results`` table of an SQLite file.
 
     Parameters
     ----------
     file : SqliteFile or path
-        The database (shared with a :class:`~incgraph.store.file_blobs.FileBlobStore`
-        in a store made by :func:`~incgraph.store.open_store`), or a path to open.
+        The database (shared with a `FileBlobStore`
+        in a store made by `open_store`), or a path to open.
     read_only : bool
         Only used when ``file`` is a path.
 
@@ -318,16 +318,16 @@ class SqliteIndex:
         self.file.write(lambda conn: conn.execute(_PUT, row))
 
     def put_many(self, records: Iterable[Record]) -> None:
-        """Insert or replace many records: one transaction per :data:`PUT_CHUNK` rows."""
+        """Insert or replace many records: one transaction per `PUT_CHUNK` rows."""
         for chunk in _chunks(map(record_row, records), PUT_CHUNK):
             self.file.write(partial(_execute_many, _PUT, chunk))
 
     def insert_rows(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         """Insert or replace ready-made rows in the caller's transaction, in order.
 
-        Each row is a :func:`record_row` (10 values) or a :func:`stored_row`
+        Each row is a `record_row` (10 values) or a `stored_row`
         (12: with its result's bytes). For a caller that writes other rows of
-        this file in the same transaction (:meth:`incgraph.store.Store.save_many`
+        this file in the same transaction (`incgraph.store.Store.save_many`
         writes blob rows first). One ``executemany`` per run of rows of one kind.
         """
         for width, run in groupby(rows, len):
@@ -503,7 +503,7 @@ class SqliteIndex:
             after = rows[-1][0]
 
     def delete_raw(self, refs: Iterable[int]) -> None:
-        """Delete rows by the rowids :meth:`raw_rows` gave (works whatever the key holds)."""
+        """Delete rows by the rowids `raw_rows` gave (works whatever the key holds)."""
         rows = [(ref,) for ref in refs]
         if rows:
             self.file.write(partial(_execute_many, "DELETE FROM results WHERE rowid = ?", rows))

@@ -2,10 +2,10 @@
 
 Design note
 -----------
-Every write is one :meth:`~incgraph.store.sqlite_file.SqliteFile.write`
+Every write is one `write`
 transaction (``BEGIN IMMEDIATE``, retried while busy). A run costs one
 ``INSERT`` with two blobs, in the same transaction as the release of the
-leases it still holds (:meth:`SqliteLedger.end_run`); a claim costs one
+leases it still holds (`SqliteLedger.end_run`); a claim costs one
 transaction for any number of keys: a set-based look at ``results`` first
 (stored keys are "done"), then an upsert per remaining key that only
 succeeds when the lease is free, expired, or already the claimant's::
@@ -99,7 +99,7 @@ def _write_run(conn: sqlite3.Connection, entry: RunEntry, run_id: int | None) ->
 
 
 class SqliteLedger:
-    """A :class:`~incgraph.store.ledger.Ledger` in the ``runs``, ``pins`` and ``leases`` tables.
+    """A `Ledger` in the ``runs``, ``pins`` and ``leases`` tables.
 
     Parameters
     ----------

@@ -2,44 +2,44 @@
 
 Design note
 -----------
-:class:`Store` owns the two rules that span both halves:
+`Store` owns the two rules that span both halves:
 
-* **Write order.** :meth:`Store.save` writes the blob (atomically) before the
+* **Write order.** `Store.save` writes the blob (atomically) before the
   index row, so a row is only ever committed for a complete blob; a crash in
   between leaves an orphan blob and a miss, never a hit on missing bytes. When
-  both halves live in one SQLite file (every store :func:`open_store` makes),
-  :meth:`Store.save_many` puts a chunk's blob rows and index rows in ONE
+  both halves live in one SQLite file (every store `open_store` makes),
+  `Store.save_many` puts a chunk's blob rows and index rows in ONE
   transaction (blob files are renamed into place before it commits): one
   commit per chunk instead of two, and all-or-nothing. Measured: 38 -> 17 µs
   per small result in a ``save_many`` of 512, most of what is left being
   SQLite's own B-tree inserts into four indexes with random keys.
 * **Small results live in their row** (schema version 3). In that shared-file
-  path, a result whose pickle is at most :data:`ROW_INLINE_LIMIT` bytes (no
+  path, a result whose pickle is at most `ROW_INLINE_LIMIT` bytes (no
   signer) gets no blob row: its bytes and checksum go into its own index row,
   in the same insert. One row and three indexes per small result instead of
   two rows and five (84k -> 68k instructions, about 10.7 -> 9.1 µs each).
-  :meth:`Store.load` asks the blob store first and then an index row of the
-  data version (:meth:`~incgraph.store.sqlite_index.SqliteIndex.row_value`,
+  `Store.load` asks the blob store first and then an index row of the
+  data version (`row_value`,
   checked like an inline blob), so any Index/BlobStore pair keeps working.
-* **Bad blobs are forgotten.** When :meth:`Store.load` meets a blob that is
-  corrupt (:class:`~incgraph.errors.StoreCorruptError`) or gone (``KeyError``),
+* **Bad blobs are forgotten.** When `Store.load` meets a blob that is
+  corrupt (`StoreCorruptError`) or gone (``KeyError``),
   it deletes the index rows that point at it, and those of the results that
   reference it, before re-raising, so the engine can treat the error as a
   miss and the next lookup is a miss too.
 * **References are visible.** A value whose type defines
   ``__incgraph_refs__()`` (a Flow manifest, a ForEach join) names the other
-  blobs it needs; :meth:`Store.save_many` records them (schema version 4,
+  blobs it needs; `Store.save_many` records them (schema version 4,
   ``refs``) in the transaction of the result's row, so garbage collection
   keeps them and ``verify`` checks them.
 
-Beside the two halves sits the *ledger* (:mod:`incgraph.store.ledger`): the run
-log (:meth:`Store.run_log`), pins (:meth:`Store.pin`) and leases
-(:meth:`Store.lessee`). Maintenance works on all three:
-:meth:`Store.gc` (:mod:`incgraph.store.garbage`), :meth:`Store.verify`
-(:mod:`incgraph.store.verification`), :meth:`Store.stats` and
-:meth:`Store.clear` (:mod:`incgraph.store.usage`).
+Beside the two halves sits the *ledger* (`incgraph.store.ledger`): the run
+log (`Store.run_log`), pins (`Store.pin`) and leases
+(`Store.lessee`). Maintenance works on all three:
+`Store.gc` (`incgraph.store.garbage`), `Store.verify`
+(`incgraph.store.verification`), `Store.stats` and
+`Store.clear` (`incgraph.store.usage`).
 
-:func:`open_store` lays a store out in one folder::
+`open_store` lays a store out in one folder::
 
     <folder>/               mode 0700
         incgraph-store.json the marker: this folder is an incgraph store (its id,
@@ -54,7 +54,7 @@ made by an older incgraph is adopted (given a marker) the first time it is
 opened writable, if its ``index.sqlite`` is an incgraph index; a folder whose
 ``index.sqlite`` belongs to another program is refused, read-only or not,
 before anything is written to it. ``gc``, ``clear`` and quarantining
-``verify`` refuse a folder without a marker (:meth:`Store.check_marked`), so
+``verify`` refuse a folder without a marker (`Store.check_marked`), so
 maintenance never deletes in a folder that is not known to be a store.
 
 Opening a store unpickles whatever it holds: open only stores you trust.
@@ -132,24 +132,24 @@ class Store:
     Parameters
     ----------
     index : Index
-        Cache key -> :class:`~incgraph.store.protocols.Record`.
+        Cache key -> `Record`.
     blobs : BlobStore
         Data version -> value.
     path : pathlib.Path, optional
         The folder of an on-disk store, None for one in memory.
     read_only : bool
-        Refuse :meth:`save` and :meth:`save_many` (and claims, and the run log).
+        Refuse `save` and `save_many` (and claims, and the run log).
     ledger : Ledger, optional
         Run log, pins and leases. By default an SQLite ledger in the index's
-        file when the index is a :class:`SqliteIndex`, else one in memory.
+        file when the index is a `SqliteIndex`, else one in memory.
     lease_seconds : float
-        How long a lease lives without renewal (:mod:`incgraph.store.leases`).
+        How long a lease lives without renewal (`incgraph.store.leases`).
     packages : tuple of str
         Installed packages whose versions enter the cache key of every node run
         with this store (see `open_store`).
     max_bytes : int, optional
         The store's byte budget, enforced after every run that writes
-        (:mod:`incgraph.store.budget`); None for no budget.
+        (`incgraph.store.budget`); None for no budget.
 
     Examples
     --------
@@ -267,7 +267,7 @@ class Store:
 
         The blob store is asked first; when it has no sound blob, an index row
         that holds the value itself (schema version 3, small results) is read
-        (:meth:`~incgraph.store.sqlite_index.SqliteIndex.row_value`, checked
+        (`row_value`, checked
         like an inline blob).
 
         Raises
@@ -330,8 +330,8 @@ class Store:
         """Store many results: every blob first, then all index rows.
 
         When the index and the blobs share one SQLite file (every store
-        :func:`open_store` makes), the blob rows and the index rows of up to
-        :data:`~incgraph.store.sqlite_index.PUT_CHUNK` results go in ONE
+        `open_store` makes), the blob rows and the index rows of up to
+        `PUT_CHUNK` results go in ONE
         transaction, blob rows first; blob files are renamed into place before
         it commits. Atomic is stronger than blob-then-row: a crash leaves both
         or neither (and at worst an orphan file).
@@ -368,7 +368,7 @@ class Store:
     # -- the ledger: run log, pins, leases ---------------------------------------------
 
     def run_log(self, kind: str = "run", label: str = "", *, announce: bool = False) -> RunLog:
-        """A :class:`~incgraph.store.runlog.RunLog` collecting one run's hits and writes.
+        """A `RunLog` collecting one run's hits and writes.
 
         It writes one row when closed (nothing while the run goes on).
         ``announce=True`` also writes the row when the run starts, so garbage
@@ -382,7 +382,7 @@ class Store:
     ) -> StoreSession:
         """One run's run log and leases: the hook the engine and batch loops call.
 
-        See :class:`~incgraph.store.session.StoreSession`.
+        See `StoreSession`.
         """
         return StoreSession(self, kind, label, announce=announce)
 
@@ -417,7 +417,7 @@ class Store:
         return list(self.ledger.pins())
 
     def lessee(self, ttl: float | None = None) -> Lessee:
-        """A claimant: exactly-once computation across processes (:mod:`incgraph.store.leases`)."""
+        """A claimant: exactly-once computation across processes (`incgraph.store.leases`)."""
         return Lessee(
             self.ledger,
             self.lookup_versions,
@@ -429,7 +429,7 @@ class Store:
 
     @property
     def quarantine_folder(self) -> Path | None:
-        """Where :meth:`verify` moves bad blobs (None for a store in memory)."""
+        """Where `verify` moves bad blobs (None for a store in memory)."""
         return None if self.path is None else self.path / QUARANTINE_FOLDER
 
     def check_marked(self, action: str) -> None:
@@ -461,7 +461,7 @@ class Store:
         grace: float | None = None,
         dry_run: bool = False,
     ) -> GcReport:
-        """Drop what recent runs did not use; see :func:`incgraph.store.garbage.collect_garbage`."""
+        """Drop what recent runs did not use; see `incgraph.store.garbage.collect_garbage`."""
         from incgraph.store.garbage import GRACE_SECONDS, collect_garbage
 
         return collect_garbage(
@@ -474,19 +474,19 @@ class Store:
         )
 
     def verify(self, *, quarantine: bool = True) -> VerifyReport:
-        """Check every blob and index row; see :func:`incgraph.store.verification.verify_store`."""
+        """Check every blob and index row; see `incgraph.store.verification.verify_store`."""
         from incgraph.store.verification import verify_store
 
         return verify_store(self, quarantine=quarantine and not self.read_only)
 
     def stats(self) -> StoreStats:
-        """Counts, bytes and hit rates; see :func:`incgraph.store.usage.store_stats`."""
+        """Counts, bytes and hit rates; see `incgraph.store.usage.store_stats`."""
         from incgraph.store.usage import store_stats
 
         return store_stats(self)
 
     def clear(self) -> ClearReport:
-        """Delete every result, blob, run and pin; see :func:`incgraph.store.usage.clear_store`."""
+        """Delete every result, blob, run and pin; see `incgraph.store.usage.clear_store`."""
         from incgraph.store.usage import clear_store
 
         return clear_store(self)
@@ -539,7 +539,7 @@ def _save_chunk(
 ) -> list[Record]:
     """Blob rows, then index rows, of ``items`` in one transaction of their shared file.
 
-    A result whose pickle is at most :data:`ROW_INLINE_LIMIT` bytes (no signer)
+    A result whose pickle is at most `ROW_INLINE_LIMIT` bytes (no signer)
     gets no blob row: its bytes and checksum go into its own index row.
     """
     saved: list[Record] = []
@@ -615,7 +615,7 @@ def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
 
 
 def default_location() -> Path:
-    """The folder :func:`open_store` uses when given none: ``$INCGRAPH_STORE`` or ``./.incgraph``.
+    """The folder `open_store` uses when given none: ``$INCGRAPH_STORE`` or ``./.incgraph``.
 
     Resolved against the current directory at call time.
 
@@ -642,17 +642,17 @@ def open_store(
     Parameters
     ----------
     location : str, os.PathLike, Store or None
-        The store folder; None means :func:`default_location`. A :class:`Store`
+        The store folder; None means `default_location`. A `Store`
         is returned as is.
     read_only : bool
         Open without write access; saving raises
-        :class:`~incgraph.errors.ReadOnlyStoreError`. The store must exist.
+        `ReadOnlyStoreError`. The store must exist.
     durable : bool
         fsync blob files, their folders and SQLite commits, so results survive a
         power cut (slower); a killed process loses nothing either way.
     hmac_key : bytes or str, optional
         Sign blobs with HMAC-SHA256 and refuse unsigned or tampered ones
-        (:mod:`incgraph.store.signing`). Default: ``$INCGRAPH_HMAC_KEY`` if set.
+        (`incgraph.store.signing`). Default: ``$INCGRAPH_HMAC_KEY`` if set.
     lease_seconds : float
         How long a lease on a key being computed lives without renewal: a
         killed process's work is taken over after this long.
@@ -664,7 +664,7 @@ def open_store(
         list wherever the store is opened.
     max_bytes : int, optional
         A byte budget enforced after every run that writes results, least
-        recently used first (:mod:`incgraph.store.budget`). Default:
+        recently used first (`incgraph.store.budget`). Default:
         ``$INCGRAPH_MAX_BYTES`` if set, else no budget.
 
     Raises
@@ -761,9 +761,9 @@ def _no_follow(path: str, flags: int) -> int:
 def mark_folder(folder: str | os.PathLike[str]) -> None:
     """Mark ``folder`` as an incgraph store: write its marker unless it is up to date.
 
-    :func:`open_store` calls it once the index opened writable (the folder then
+    `open_store` calls it once the index opened writable (the folder then
     holds an incgraph index at the current schema version: a foreign one was
-    refused). Call it yourself only for a :class:`Store` assembled by hand in
+    refused). Call it yourself only for a `Store` assembled by hand in
     a folder of its own. Written atomically; an existing store id is kept.
 
     Examples

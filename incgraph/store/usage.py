@@ -7,7 +7,7 @@ value is loaded. A result's *hit count* is the number of logged runs that
 were served it from the cache (each run counts once, however many items of
 a batch hit it); its *last use* is the start of the last logged run that hit
 or wrote it. Both only know what the run log remembers: gc trims the log to
-the most recent :data:`~incgraph.store.garbage.RUN_LOG_LIMIT` runs, and a
+the most recent `RUN_LOG_LIMIT` runs, and a
 read-only store logs nothing.
 
 The *hit rate* is hits / (hits + computed) summed over logged runs.
@@ -108,7 +108,7 @@ class StoreStats:
 
 @dataclass
 class ClearReport:
-    """What :func:`clear_store` deleted."""
+    """What `clear_store` deleted."""
 
     results: int = 0
     blobs: int = 0
@@ -172,7 +172,7 @@ def _matches(text: str, pattern: str) -> bool:
 
 
 def store_stats(store: Store) -> StoreStats:
-    """Counts, bytes and hit rates of ``store`` (see :class:`StoreStats`)."""
+    """Counts, bytes and hit rates of ``store`` (see `StoreStats`)."""
     stats = StoreStats(path=None if store.path is None else str(store.path))
     entries = list(store.blobs.entries())
     stats.blobs = len(entries)

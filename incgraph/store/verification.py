@@ -232,7 +232,7 @@ def _keys_for(store: Store, data_version: str) -> list[str]:
 
 @dataclass
 class _Held:
-    """What :func:`_check_row_data` found in the rows that hold their result's bytes."""
+    """What `_check_row_data` found in the rows that hold their result's bytes."""
 
     sound: set[Any] = field(default_factory=set)  # row references: sound bytes, need no blob
     keys: set[str] = field(default_factory=set)  # the keys of those rows
@@ -246,7 +246,7 @@ def _check_row_data(
     """Check the bytes rows hold; quarantine the rows whose bytes are bad.
 
     In a signed store, sound bytes are unsigned and never served: such a row
-    needs a (signed) blob like any other, which :func:`_check_rows` checks.
+    needs a (signed) blob like any other, which `_check_rows` checks.
     """
     held = _Held()
     read = getattr(store.index, "row_data", None)
