@@ -118,7 +118,7 @@ def make_server(folder: Path, n_images: int = 25, n_docs: int = 8) -> list[str]:
     return [zip_name for zip_name, _, _ in members]
 
 
-# -- the pipeline (the seed's program) ----------------------------------------------------------
+# -- the pipeline (as skorche writes it) ----------------------------------------------------------
 
 
 def main(store: Path, label: str) -> None:

@@ -55,7 +55,7 @@ class ProcessGraph(Graph):
 
     Examples
     --------
-    The seed example: change a constant, and only what depends on it recomputes.
+    The original batch recipe's example: change a constant, and only what depends on it recomputes.
 
     >>> from incgraph import ProcessGraph, Processor
     >>> class SumInt(Processor):

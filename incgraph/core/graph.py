@@ -249,7 +249,7 @@ class Node:
         self._value_dv = MISSING
 
     def set(self, attribute: str, value: Any) -> None:
-        """``node.set("value", v)`` is ``node.set_value(v)`` (the spelling seed 003 uses)."""
+        """``node.set("value", v)`` is ``node.set_value(v)`` (the original batch recipe's spelling)."""
         if attribute != "value":
             raise GraphDefinitionError(
                 f"{self.describe()}: set({attribute!r}, ...) is not supported; "
@@ -543,14 +543,14 @@ class Graph:
         name: str | None = None,
         value: Any = MISSING,
         *,
-        id: Hashable = MISSING,  # seed 003 spells it add_constant_node(id=0, ...)
+        id: Hashable = MISSING,  # the original recipe spells it add_constant_node(id=0, ...)
     ) -> Node:
         """Add a constant node whose value is set by the caller.
 
         Parameters
         ----------
         node_id : hashable
-            Unique id (``id=`` is accepted too, as in seed 003).
+            Unique id (``id=`` is accepted too, as in the original batch recipe).
         name : str, optional
             A readable name, shown by ``node.name()``.
         value : optional

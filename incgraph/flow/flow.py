@@ -15,7 +15,7 @@ and resolving (signatures, annotations evaluated in the layers' modules) is a
 fixed cost of every call otherwise. Registrations and ``ForEach`` objects are
 immutable once registered, so a kept plan is the one ``resolve`` would return.
 
-``bool(flow)`` is true in the user's process, so the seed idiom
+``bool(flow)`` is true in the user's process, so the original library's idiom
 ``if flow := MyFlow(): flow()`` runs the flow. It is false only when the
 script is being re-imported as ``__mp_main__`` by a ``multiprocessing`` or
 loky worker (spawn start method), where running the flow again would recurse.

@@ -1,4 +1,4 @@
-"""The queue pipeline front-end (seed 004): tasks mapped over queues, run as a cached stream.
+"""The queue pipeline front-end (in the style of skorche): tasks mapped over queues, run as a cached stream.
 
 Declare a pipeline with ``Queue``, ``@task``, ``map``, ``chain``, ``split``,
 ``merge``, ``batch``, ``unbatch`` and ``filter``, draw it with
@@ -19,7 +19,7 @@ task on its own worker pool; each task application is cached in the store under
 the key the engine would give that node for that item, so a rerun over the same
 items computes nothing. ``docs/queues.md`` has the full story.
 
-``map`` and ``filter`` shadow the builtins here, as in the seed: import the
+``map`` and ``filter`` shadow the builtins here, as in skorche: import the
 module (``import incgraph.queues as iq``), not its names with ``*``.
 """
 

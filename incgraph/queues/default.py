@@ -12,7 +12,7 @@ chooses another. Code that needs several pipelines at once uses explicit
 `Pipeline` objects, which never share state.
 
 The names ``map`` and ``filter`` shadow the builtins in this module on purpose
-(they are the seed's API); the builtins are reached through `builtins`.
+(they are skorche's API); the builtins are reached through `builtins`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ holds a *different named* resource is released. So:
 Every instance a batch touched is released when the batch ends. Depth-first
 batches never release between nodes (each item goes through every node, so
 every instance is needed all the time). This replaces the hand-written
-``release_resources()`` calls of seed 003's "further optimizations" recipe.
+``release_resources()`` calls of the original batch recipe's "further optimizations".
 """
 
 from __future__ import annotations
