@@ -249,7 +249,7 @@ class Node:
         self._value_dv = MISSING
 
     def set(self, attribute: str, value: Any) -> None:
-        """``node.set("value", v)`` is ``node.set_value(v)`` (the original batch recipe's spelling)."""
+        """``node.set("value", v)`` is ``node.set_value(v)`` (the original recipe's spelling)."""
         if attribute != "value":
             raise GraphDefinitionError(
                 f"{self.describe()}: set({attribute!r}, ...) is not supported; "

@@ -1,4 +1,4 @@
-"""Drawing a flow: mermaid ``stateDiagram-v2`` like the original Flow library's diagrams, or graphviz DOT.
+"""Drawing a flow: a mermaid ``stateDiagram-v2`` (as the original Flow library draws), or DOT.
 
 Design note
 -----------

@@ -1,4 +1,4 @@
-"""The queue pipeline front-end (in the style of skorche): tasks mapped over queues, run as a cached stream.
+"""The queue pipeline front-end (skorche's style): tasks mapped over queues, run as a cached stream.
 
 Declare a pipeline with ``Queue``, ``@task``, ``map``, ``chain``, ``split``,
 ``merge``, ``batch``, ``unbatch`` and ``filter``, draw it with
