@@ -16,8 +16,9 @@ array, set, pandas object, None
 A 2-tuple is always read as ``(args, kwargs)``: its first element must be a
 sequence and its second a mapping, or the run stops with a ``TypeError`` that says
 to return a list for two positional arguments. This is the original in-batch
-library's rule; checking it catches ``(data, index)`` written where ``[data, index]`` was meant, which
-would otherwise fail in every call with a confusing message.
+library's rule; checking it catches ``(data, index)`` written where
+``[data, index]`` was meant, which would otherwise fail in every call with a
+confusing message.
 
 Call-time arguments of the action come after the entry's: positionals are
 appended, keywords are added. A keyword given both by the entry and at call time
