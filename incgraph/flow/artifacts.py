@@ -36,11 +36,12 @@ records the node's index row every blob it names is stored (blob, then row).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, overload
 
 from incgraph import hashing
-from incgraph.errors import FlowDefinitionError, HashingError
+from incgraph.errors import FlowDefinitionError, HashingError, StoreError
 
 __all__ = [
     "INLINE",
@@ -378,6 +379,28 @@ class ArtifactWriter:
         try:
             dv = hashing.data_version(value)
         except HashingError:
+            # Not content-hashable: a fitted model, or a lock, a file, a connection. Check
+            # here that it can be stored, while the layer and the attribute are known (the
+            # blob is written later, in a batch); buffers go out of band, so no copy is made.
+            _check_storable(self._where, name, value)
             dv = hashing.combine("FlowArtifact", self._identity(), name)
         self._put(dv, value)
         return ref(dv)
+
+
+def _check_storable(where: str, name: str, value: Any) -> None:
+    """Raise an error naming the layer and the attribute if ``value`` cannot be pickled."""
+    attribute = name.partition("[")[0]
+    try:
+        pickle.dumps(value, protocol=5, buffer_callback=_ignore)
+    except Exception as exc:
+        raise StoreError(
+            f"layer {where}: artifact self.{name} (a {type(value).__qualname__}) cannot be "
+            f"stored: it cannot be pickled ({type(exc).__name__}: {exc}); if it is not a "
+            f"result, name it self._{attribute} (attributes starting with '_' are not "
+            "stored), else store what rebuilds it (its parameters, its state) instead"
+        ) from exc
+
+
+def _ignore(buffer: pickle.PickleBuffer) -> None:
+    """Out-of-band buffers are not needed to know that a value pickles."""

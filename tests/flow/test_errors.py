@@ -157,3 +157,34 @@ def test_params_outside_a_run(tmp_path: Path) -> None:
         L().params  # noqa: B018
     with pytest.raises(FlowError, match="can only be called while the layer runs"):
         L().shard(x=[1])
+
+
+def test_an_unstorable_artifact_names_the_layer_the_attribute_and_a_fix(tmp_path: Path) -> None:
+    """An artifact that cannot be pickled fails in its layer, naming it; the `_name` fix works."""
+    import threading
+
+    from incgraph.errors import StoreError
+
+    class F(Flow): ...
+
+    @F.register
+    class Model(Layer):
+        def __call__(self) -> None:
+            self.weights = [1.0, 2.0]
+            self.lock = threading.Lock()
+
+    with pytest.raises(StoreError) as info:
+        F(store=tmp_path)()
+    message = str(info.value)
+    assert message.startswith("layer Model: artifact self.lock (a lock) cannot be stored")
+    assert "name it self._lock" in message
+
+    class G(Flow): ...
+
+    @G.register
+    class Fixed(Layer):
+        def __call__(self) -> None:
+            self.weights = [1.0, 2.0]
+            self._lock = threading.Lock()
+
+    assert G(store=tmp_path / "fixed")()[Fixed].weights == [1.0, 2.0]
