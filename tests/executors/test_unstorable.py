@@ -85,3 +85,17 @@ def test_an_uncached_node_in_a_worker_says_to_compute_it_in_process(
     stats = g.process_batch([0, 1, 2], [made], progress=False)
     assert stats.completed == [0, 2]
     assert "executor 'serial' or 'threads'" in str(stats.failures[0].error)
+
+
+def test_depth_first_batches_fail_the_unstorable_item_only(
+    make_executor: Any, tmp_path: Path
+) -> None:
+    """Depth-first, the unstorable item fails at node 1 and every other item completes."""
+    g, _, made, double = build(tmp_path, (4,), "file", make_executor("threads"))
+    stats = g.process_batch(
+        list(range(10)), [double], progress=False, strategy="depth_first", chunk_size=3
+    )
+    assert stats.completed == [i for i in range(10) if i != 4]
+    (failure,) = stats.failures
+    assert (failure.index, failure.node) == (4, made)
+    assert failure.exception.part == "result['model'].fh: _io.TextIOWrapper"  # type: ignore[attr-defined]
