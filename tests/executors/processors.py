@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -112,17 +113,13 @@ class CrashAt(Processor):
         return x + 100
 
 
-_KEPT_OPEN: list[Any] = []
-"""Files opened by ``Unpicklable`` results, kept referenced so none is left for the collector."""
-
-
 class FileModel:
-    """A "model" holding an open file: it cannot be pickled."""
+    """A "model" holding an open file: it cannot be pickled (the file closes with the model)."""
 
     def __init__(self, path: str) -> None:
         self.weights = [1.0, 2.0]
         self.fh = open(path)  # noqa: SIM115 - the point is a file left open
-        _KEPT_OPEN.append(self.fh)
+        weakref.finalize(self, self.fh.close)
 
 
 class Unpicklable(Processor):
