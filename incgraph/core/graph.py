@@ -48,7 +48,7 @@ from incgraph.errors import (
     InputTypeError,
 )
 from incgraph.hashing._packages import declared_names, package_versions, with_packages
-from incgraph.hashing._paths import path_hashes
+from incgraph.hashing._paths import HASHED_PATHS
 from incgraph.sentinels import MISSING, Missing
 
 __all__ = ["Graph", "Node"]
@@ -165,6 +165,7 @@ class Node:
         cache: bool,
         constant_name: str | None = None,
         signature: ProcessSignature | None = None,
+        ignored: frozenset[str] | None = None,
     ) -> None:
         self.graph = graph
         self.id = node_id
@@ -190,7 +191,7 @@ class Node:
         self._instance: Any = MISSING
         self._job_spec: Any = None  # what incgraph.run.jobs needs to compute it, made once
         self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
-        self.ignored = _ignored(processor)
+        self.ignored = _ignored(processor) if ignored is None else ignored
         """Input and init kwarg names left out of the cache key (the processor's ``ignore``)."""
         self._keyed: list[tuple[str, Node]] | None = None
         self._paths_epoch = -1  # the run whose memos below hold a DataPath's version (-1: none)
@@ -275,15 +276,15 @@ class Node:
 
     def _forget_paths(self) -> None:
         """Drop memos that hold a file's version from an earlier run: files change between runs."""
-        if self._paths_epoch >= 0 and self._paths_epoch != _EPOCH[0]:
+        if self._paths_epoch != _EPOCH[0]:
             self._value_dv = self._init_version = self._fixed_dvs = MISSING
             self._paths_epoch = -1
 
     def _hashed(self, value: Any) -> str:
         """``data_version(value)``, noting when it looked at files (a DataPath inside)."""
-        before = path_hashes()
+        before = HASHED_PATHS[0]
         dv = hashing.data_version(value)
-        if path_hashes() != before:
+        if HASHED_PATHS[0] != before:
             self._paths_epoch = _EPOCH[0]
         return dv
 
@@ -293,7 +294,8 @@ class Node:
         Memoized until ``set_value``, or only for the current run when the
         value holds a `DataPath` (its files may change).
         """
-        self._forget_paths()
+        if self._paths_epoch >= 0:
+            self._forget_paths()
         if self._value_dv is MISSING:
             try:
                 self._value_dv = self._hashed(self.constant_value())
@@ -331,7 +333,8 @@ class Node:
         processor or the graph's store declares ``packages``, their installed
         versions are combined in: upgrading one changes the key.
         """
-        self._forget_paths()
+        if self._paths_epoch >= 0:
+            self._forget_paths()
         if self._init_version is MISSING:
             kwargs = self.init_kwargs
             if self.ignored and kwargs:
@@ -344,9 +347,9 @@ class Node:
         if not kwargs:
             return _empty_init_version()
         try:
-            before = path_hashes()
+            before = HASHED_PATHS[0]
             version = self._hashed(kwargs)
-            self._init_paths = path_hashes() != before
+            self._init_paths = HASHED_PATHS[0] != before
             return version
         except HashingError as exc:
             raise HashingError(
@@ -376,7 +379,8 @@ class Node:
 
         Inputs named in the processor's ``ignore`` are left out.
         """
-        self._forget_paths()
+        if self._paths_epoch >= 0:
+            self._forget_paths()
         if self._fixed_dvs is MISSING:
             dvs = {}
             ignored = self.ignored
@@ -674,6 +678,7 @@ class Graph:
                 version,
                 cache,
                 signature=sig,
+                ignored=first.ignored,
             )
             apart = _inline_and_apart(inputs, shared_nodes)  # reads exactly the shared nodes
             same_names = inputs.keys() == own

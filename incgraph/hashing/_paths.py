@@ -39,7 +39,7 @@ are kept in memory only.
 
 A run hashes a `DataPath` when it builds keys, so the graph re-checks
 files at every run (a node's value memo lasts one run when it holds a path,
-see `path_hashes`).
+see `HASHED_PATHS`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from xxhash import xxh3_128
 from incgraph.errors import HashingError
 from incgraph.hashing._registry import register_hasher
 
-__all__ = ["RACY_SECONDS", "DataPath", "digest_table_path", "path_hashes"]
+__all__ = ["HASHED_PATHS", "RACY_SECONDS", "DataPath", "digest_table_path"]
 
 RACY_SECONDS: Final = 2.0
 """A file modified this recently is re-read at the next check instead of trusted by stat."""
@@ -134,20 +134,17 @@ class DataPath(os.PathLike[str]):
 
 # -- the digest of what a path holds --------------------------------------------------------
 
-_HASHED = [0]
+HASHED_PATHS = [0]
+"""``[n]``: how many `DataPath` values this process has hashed so far.
 
-
-def path_hashes() -> int:
-    """How many `DataPath` values this process has hashed so far.
-
-    A value whose hashing moved this count holds a path: its data version is
-    only good until the files change, so memos of it must not outlive a run.
-    """
-    return _HASHED[0]
+A value whose hashing moved this count holds a path: its data version is only
+good until the files change, so memos of it must not outlive a run. (A list,
+read directly: the engine checks it around every constant it hashes.)
+"""
 
 
 def _reduce(value: DataPath) -> object:
-    _HASHED[0] += 1
+    HASHED_PATHS[0] += 1
     path = value.path
     return (str(path), _digest(path, set()))
 
