@@ -6,7 +6,8 @@ Each task with ``max_workers > 1`` (or ``backend="processes"``) gets its *own*
 pool for the run: a `ThreadPoolExecutor`, or a loky
 ``ProcessPoolExecutor`` from joblib (cloudpickle, so functions defined in
 ``__main__``, notebooks and closures can be sent). Pools are shut down when
-their stage ends, normally or not.
+their stage ends, normally or not, and worker processes exit if the process
+that started them dies (:mod:`incgraph.executors.watchdog`).
 
 Work is handed over a chunk at a time (`apply_chunk`): the worker loops
 over the items, catching each item's exception so one failure does not lose
@@ -19,6 +20,7 @@ replaced by a `PipelineError` carrying their text.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 import traceback
@@ -96,7 +98,12 @@ def make_pool(t: Task, stage_name: str) -> Executor:
     if t.backend == "processes":
         from joblib.externals.loky import ProcessPoolExecutor  # joblib loads lazily
 
-        pool: Executor = ProcessPoolExecutor(max_workers=t.max_workers)
+        from incgraph.executors.watchdog import watch_parent
+
+        # each worker exits if this process dies
+        pool: Executor = ProcessPoolExecutor(
+            max_workers=t.max_workers, initializer=watch_parent, initargs=(os.getpid(),)
+        )
         return pool
     return ThreadPoolExecutor(
         max_workers=t.max_workers, thread_name_prefix=f"incgraph-queues-{stage_name}"

@@ -36,6 +36,20 @@ from tests.executors.processors import hang
 run_in_processes(partial(hang, sys.argv[2]), [((i,), {}) for i in range(4)], 2)
 """
 
+PIPELINE = """
+import sys
+from functools import partial
+import incgraph.queues as iq
+from tests.executors.processors import hang
+
+task = iq.task(max_workers=2, backend="processes", name="hang", cache=False)(
+    partial(hang, sys.argv[2])
+)
+pipeline = iq.Pipeline(store=sys.argv[1])
+pipeline.map(task, iq.Queue(list(range(4))))
+pipeline.run()
+"""
+
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting to be reaped does not count)."""
@@ -62,7 +76,9 @@ def poll(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-@pytest.mark.parametrize("script", [BATCH, MPC], ids=["processes-batch", "mpc"])
+@pytest.mark.parametrize(
+    "script", [BATCH, MPC, PIPELINE], ids=["processes-batch", "mpc", "queue-pipeline"]
+)
 def test_workers_exit_when_their_parent_is_killed(script: str, tmp_path: Path) -> None:
     """SIGKILL the process running a batch: its busy worker processes exit soon after."""
     log = tmp_path / "log"
