@@ -63,24 +63,49 @@ def watch_parent(parent: int | None = None) -> bool:
 
 
 def _watch(parent: int) -> None:
+    """Wait until ``parent`` is gone, then end this process.
+
+    Usually ``parent`` is this process's parent: once a pidfd of it is open and it
+    is still our parent, the pidfd cannot refer to another process. A worker
+    started through an intermediate process watches ``parent`` by its pid.
+    """
     fd = _pidfd(parent)
-    if os.getppid() != parent:  # gone already (checked after opening: no pid reuse race)
+    own = os.getppid() == parent
+    if fd is _GONE:
         os._exit(EXIT_CODE)
     if fd is not None:
         select.select([fd], [], [])  # readable once the parent has exited
         os._exit(EXIT_CODE)
     stop = threading.Event()
-    while not stop.wait(POLL_SECONDS):
-        if os.getppid() != parent:
-            os._exit(EXIT_CODE)
+    while own or _exists(parent):
+        if own and os.getppid() != parent:  # orphaned: adopted by another process
+            break
+        stop.wait(POLL_SECONDS)
+    os._exit(EXIT_CODE)
+
+
+_GONE = -1  # what _pidfd says of a process that does not exist
 
 
 def _pidfd(pid: int) -> int | None:
+    """A pidfd of ``pid``; ``_GONE`` if there is no such process; None if pidfds are unusable."""
     open_pidfd = getattr(os, "pidfd_open", None)
     if open_pidfd is None:
         return None
     try:
         fd: int = open_pidfd(pid)
+    except ProcessLookupError:
+        return _GONE
     except OSError:  # an older kernel, or not allowed: poll instead
         return None
     return fd
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True

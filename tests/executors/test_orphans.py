@@ -102,3 +102,48 @@ def test_workers_exit_when_their_parent_is_killed(script: str, tmp_path: Path) -
         for pid in workers:  # leave nothing behind, whatever the outcome
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+CHILD = """
+import os, threading
+if os.environ.get("NO_PIDFD"):
+    del os.pidfd_open  # the fallback: poll the parent id
+from incgraph.executors.watchdog import watch_parent
+watch_parent()
+print(os.getpid(), flush=True)
+threading.Event().wait(120)
+"""
+
+MIDDLE = """
+import os, subprocess, sys, threading
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+print(child.stdout.readline().strip(), flush=True)
+threading.Event().wait(120)
+"""
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_the_watchdog_ends_a_process_whose_parent_died(pidfd: bool) -> None:
+    """watch_parent(): SIGKILL the parent and the child exits, with or without pidfds."""
+    env = dict(os.environ)
+    if not pidfd:
+        env["NO_PIDFD"] = "1"
+    middle = subprocess.Popen(
+        [sys.executable, "-c", MIDDLE, CHILD], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env
+    )
+    child = 0
+    try:
+        assert middle.stdout is not None
+        child = int(middle.stdout.readline())
+        assert alive(child)
+        middle.send_signal(signal.SIGKILL)
+        middle.wait(60)
+        assert poll(lambda: not alive(child), 30), "the child outlived its parent"
+    finally:
+        if middle.poll() is None:
+            middle.kill()
+            middle.wait()
+        if middle.stdout is not None:
+            middle.stdout.close()
+        if child and alive(child):
+            os.kill(child, signal.SIGKILL)
