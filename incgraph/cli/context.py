@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import IO, Any
 
 from incgraph.store import Store, default_location, open_store
-from incgraph.store.store import INDEX_FILE
+from incgraph.store.store import INDEX_FILE, folder_is_writable
 
 __all__ = ["Context", "UsageError"]
 
@@ -66,7 +65,13 @@ class Context:
                     "pass --store PATH or set $INCGRAPH_STORE"
                 )
             writes = bool(getattr(self.args, "writes", False))
-            self._store = open_store(folder, read_only=not (writes and os.access(folder, os.W_OK)))
+            read_only = not (writes and folder_is_writable(folder))
+            if writes and read_only:
+                self.warn(
+                    f"note: {folder} cannot be written (a read-only mount or missing "
+                    "permission): it is opened read-only and nothing in it is changed"
+                )
+            self._store = open_store(folder, read_only=read_only)
         return self._store
 
     def print(self, text: str = "") -> None:

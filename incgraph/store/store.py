@@ -341,7 +341,7 @@ class Store:
             nodes = ", ".join(sorted({repr(record.node) for record, _ in items}))
             raise ReadOnlyStoreError(
                 f"cannot save results of node {nodes}: {self!r} was opened read-only; "
-                "open it with read_only=False to save results"
+                f"{self._writable_advice()}"
             )
         now = time.time()
         index, blobs = self.index, self.blobs
@@ -519,8 +519,17 @@ class Store:
     def _check_writable(self, action: str) -> None:
         if self.read_only:
             raise ReadOnlyStoreError(
-                f"cannot {action}: {self!r} was opened read-only; open it with read_only=False"
+                f"cannot {action}: {self!r} was opened read-only; {self._writable_advice()}"
             )
+
+    def _writable_advice(self) -> str:
+        """How to get a writable store: read_only=False, where the folder can be written."""
+        if self.path is not None and not folder_is_writable(self.path):
+            return (
+                "its folder cannot be written (a read-only mount or missing permission): "
+                "open it with read_only=False from where it can be written, or copy it"
+            )
+        return "open it with read_only=False to change it"
 
     def close(self) -> None:
         """Release connections and handles. Using the store again reopens them."""
@@ -698,7 +707,16 @@ def open_store(
     else:
         _make_private_folder(folder)
     sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
-    sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming the file
+    try:
+        sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming it
+    except StoreError as exc:
+        if read_only or isinstance(exc, ReadOnlyStoreError) or folder_is_writable(folder):
+            raise
+        raise ReadOnlyStoreError(
+            f"cannot open the store at {folder} for writing: the folder cannot be written "
+            "(a read-only mount or missing permission); open it with read_only=True to "
+            "read it, or make the folder writable"
+        ) from exc
     if not read_only:
         mark_folder(folder)
     ledger = SqliteLedger(sqlite_file)
@@ -735,6 +753,27 @@ def _drop_dead_leases(ledger: Ledger, now: float) -> None:
         ledger.drop_expired(now)  # checks the expiry again as it deletes
     for owner, keys in dead.items():
         ledger.release(owner, keys)
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried, as permission bits can mislead root).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder_is_writable(Path(tempfile.mkdtemp()))
+    True
+    """
+    import uuid
+
+    probe = folder / f".incgraph-probe-{uuid.uuid4().hex}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return False
+    with suppress(OSError):
+        os.unlink(probe)
+    return True
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from incgraph.cli import main
-from incgraph.errors import StoreError
+from incgraph.errors import ReadOnlyStoreError, StoreError
 from incgraph.store import (
     FileBlobStore,
     SqliteFile,
@@ -243,3 +243,18 @@ def test_leases_of_dead_processes_are_dropped_when_the_store_is_opened(tmp_path:
     with open_store(tmp_path / "store") as store:
         states = store.ledger.lease_states()
     assert list(states) == [dv(3)] and states[dv(3)].owner == live
+
+
+def test_the_errors_on_an_unwritable_store_give_the_right_advice(
+    read_only_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening writable says to open read-only; saving says the folder cannot be written; the
+    CLI's gc says it opened the store read-only and changes nothing."""
+    with pytest.raises(ReadOnlyStoreError, match="open it with read_only=True"):
+        open_store(read_only_store)
+    with open_store(read_only_store, read_only=True) as store:
+        with pytest.raises(ReadOnlyStoreError, match="its folder cannot be written"):
+            store.save(record(5, 6), "x")
+    assert main(["gc", "--store", str(read_only_store), "--dry-run"]) == 0
+    assert "opened read-only and nothing in it is changed" in capsys.readouterr().err
+    assert main(["verify", "--store", str(read_only_store)]) == 0
