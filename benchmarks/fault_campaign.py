@@ -16,10 +16,22 @@ Faults (each against a store in a temporary folder):
   must raise StoreFullError and leave a store that verifies and reruns.
 * ``bitflip``: random bytes of random blob files are flipped; ``verify`` must
   find every one, quarantine it, and a rerun must recompute exactly those.
+* ``maintenance``: three writer processes save results (direct saves and graph
+  runs, each re-reading an earlier result after every step) while this process
+  runs ``verify`` and ``gc --grace 0`` in a loop; every acknowledged result
+  must survive, no writer may fail or read a wrong value, and ``verify`` must
+  report no problem.
+* ``crafted``: index rows are rewritten to point outside the store (``../`` in
+  checksums, unknown codecs), blob folders and files are replaced by symlinks
+  to outside folders holding look-alike files, and a user's own files sit in
+  ``blobs/``; then every result is loaded, ``incgraph show`` runs on each,
+  ``verify``, ``gc --grace 0 --keep-runs 0`` and ``clear --yes`` run. No file
+  outside incgraph's own may be touched, and verify must report every crafted row.
 
 Prints one JSON line per fault and a markdown table (docs/reliability.md).
 
     python benchmarks/fault_campaign.py [--kills 100] [--races 5] [--leases 3] [--rounds 20]
+        [--maintenance 5] [--crafted 10]
 """
 
 from __future__ import annotations
@@ -30,18 +42,21 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.store.fault_worker
 
+from incgraph.cli import main as cli
 from incgraph.errors import StoreFullError
 from incgraph.graph import ProcessGraph
-from incgraph.store import file_blobs, open_store
+from incgraph.store import Record, file_blobs, open_store
 from tests.store.fault_worker import Make, Zygote, check, race_graph
 
 
@@ -179,12 +194,100 @@ def bitflip(root: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
             "lost": 0}  # fmt: skip
 
 
+def maintenance(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
+    loops = problems = lost = torn = failed = acked = 0
+    for r in range(rounds):
+        store, acks = root / f"upkeep{r}", root / f"upkeep{r}.acks"
+        open_store(store).close()
+        done = [root / f"upkeep{r}.done{w}" for w in range(3)]
+        pids = [zygote.fork("write_n", store, r * 10 + w + 1, acks, 150, done[w]) for w in range(3)]
+        with open_store(store) as opened:
+            while not all(path.exists() for path in done) and loops < 100_000:
+                problems += len(opened.verify().problems)
+                opened.gc(grace=0)
+                loops += 1
+        failed += sum(zygote.reap(pid) != 0 for pid in pids)
+        outcome = check(str(store), str(acks))
+        lost, torn = lost + outcome["lost"], torn + outcome["torn"]
+        problems += outcome["problems"]
+        acked += outcome["acked"]
+    return {"fault": "verify/gc beside writers", "runs": rounds, "verify_and_gc_loops": loops,
+            "acknowledged": acked, "false_problems": problems, "writer_failures": failed,
+            "torn": torn, "lost": lost}  # fmt: skip
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def crafted(root: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
+    touched = unreported = 0
+    for r in range(rounds):
+        folder, outside = root / f"crafted{r}", root / f"outside{r}"
+        outside.mkdir()
+        (outside / "victim.bin").write_bytes(b"precious")
+        with open_store(folder) as store:
+            saved = [
+                store.save(
+                    Record(f"{i:032x}", f"{i:032x}"[::-1], "n", "p", "c", "i"), bytes(40_000 + i)
+                )
+                for i in range(1, 7)
+            ]
+        raw = folder / "blobs" / "raw"
+        raw.mkdir()
+        (raw / "photo.png").write_bytes(b"\x89PNG users own")
+        conn = sqlite3.connect(folder / "index.sqlite")
+        first, second, third, fourth = (rec.data_version for rec in rng.sample(saved, 4))
+        depth = "../" * 4
+        (folder / "blobs" / first[:2] / f"{first}.x").mkdir()  # lets ../ climb from there
+        conn.execute("UPDATE blobs SET checksum = ? WHERE data_version = ?",
+                     (f"x/{depth}{outside.name}/victim", first))  # fmt: skip
+        conn.execute("UPDATE blobs SET codec = 'evil' WHERE data_version = ?", (second,))
+        conn.commit()
+        conn.close()
+        for dv in (third, fourth):  # a symlinked blob file, then a symlinked blob folder
+            sub = folder / "blobs" / dv[:2]
+            target = outside / f"look-alike-{dv}"
+            if dv == third:
+                blob = next(sub.glob(f"{dv}.*"))
+                target.write_bytes(blob.read_bytes())
+                blob.unlink()
+                blob.symlink_to(target)
+            else:
+                target.mkdir()
+                for blob in sub.glob("*"):
+                    (target / blob.name).write_bytes(blob.read_bytes())
+                    blob.unlink()
+                sub.rmdir()
+                sub.symlink_to(target, target_is_directory=True)
+        before = _tree(outside) | _tree(raw)
+        with open_store(folder) as store:
+            reported = {p.name for p in store.verify(quarantine=False).problems}
+            unreported += len({first, second, third, fourth} - reported)
+            for rec in list(store.index.records()):
+                with suppress(
+                    Exception
+                ):  # crafted rows fail to load: what counts is what they touch
+                    store.load(rec)
+        for rec in saved:
+            cli(["show", "--store", str(folder), rec.key[:12]])
+        cli(["verify", "--store", str(folder)])
+        cli(["gc", "--store", str(folder), "--grace", "0", "--keep-runs", "0"])
+        cli(["clear", "--store", str(folder), "--yes"])
+        after = _tree(outside) | _tree(raw)
+        touched += sum(before.get(name) != after.get(name) for name in before.keys() | after.keys())
+    return {"fault": "crafted rows", "runs": rounds, "crafted_per_run": 4,
+            "unreported": unreported, "outside_files_touched": touched, "lost": 0}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--races", type=int, default=5)
     parser.add_argument("--leases", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--maintenance", type=int, default=5)
+    parser.add_argument("--crafted", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -199,6 +302,8 @@ def main() -> None:
                 lambda: lease(zygote, root, args.leases),
                 lambda: enospc(root, args.rounds, rng),
                 lambda: bitflip(root, args.rounds, rng),
+                lambda: maintenance(zygote, root, args.maintenance),
+                lambda: crafted(root, args.crafted, rng),
             ):
                 started = time.perf_counter()
                 row = run()
