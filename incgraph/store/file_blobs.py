@@ -142,7 +142,8 @@ _DELETE = "DELETE FROM blobs WHERE data_version = ? AND checksum = ?"
 _DELETE_UNREFERENCED = (
     "DELETE FROM blobs WHERE data_version = ? AND checksum = ? "
     "AND NOT EXISTS (SELECT 1 FROM results WHERE data_version = ?) "
-    "AND NOT EXISTS (SELECT 1 FROM refs WHERE ref = ?)"
+    "AND NOT EXISTS (SELECT 1 FROM refs JOIN results ON results.data_version = "
+    "refs.data_version WHERE refs.ref = ?)"
 )
 
 

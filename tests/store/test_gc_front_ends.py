@@ -181,3 +181,16 @@ def test_verify_reports_a_flow_result_whose_artifact_is_gone(tmp_path: Path) -> 
         assert not report.ok and any(artifact in p.reason for p in report.problems)
         assert store.verify().ok
     check_flow(tmp_path)
+
+
+def test_dropping_every_flow_result_frees_its_artifacts_at_once(tmp_path: Path) -> None:
+    """gc that drops every layer result, and clear, delete the artifacts in the same pass."""
+    check_flow(tmp_path)
+    with open_store(tmp_path) as store:
+        assert store.index.refs()
+        store.gc(keep_runs=0, grace=0)
+        assert store.stats().blobs == 0 and store.index.refs() == {}
+    check_flow(tmp_path)
+    with open_store(tmp_path) as store:
+        store.clear()
+        assert store.stats().blobs == 0 and store.index.refs() == {}
