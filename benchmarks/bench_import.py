@@ -82,9 +82,7 @@ def main() -> None:
             best["ls"] = min(best["ls"], wall_s(*ls))
             best["pass"] = min(best["pass"], wall_s("-c", "pass"))
     emit(rows, "import", "ms", best["incgraph"] / 1e3, best["joblib"] / 1e3, "import joblib")
-    emit(
-        rows, "import_engine", "ms", best["engine"] / 1e3, best["joblib"] / 1e3, "import joblib"
-    )
+    emit(rows, "import_engine", "ms", best["engine"] / 1e3, best["joblib"] / 1e3, "import joblib")
     emit(rows, "ls_small_store", "s", best["ls"], best["pass"], "python -c pass")
     print()
     print("| measurement | unit | incgraph | peer | ratio |")

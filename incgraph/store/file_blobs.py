@@ -90,6 +90,7 @@ from incgraph.store.names import (
     blob_file_name,
     is_blob_file,
     is_real_folder,
+    make_real_folder,
     open_file,
     open_folder,
     parse_temp_file,
@@ -471,7 +472,7 @@ class FileBlobStore:
             return None
         target = folder / f"{name}.{stamp}"
         try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_real_folder(folder)
             moved = self._move_out(row, data, target)
         except OSError as exc:
             raise store_error(exc, folder) from exc
@@ -480,7 +481,7 @@ class FileBlobStore:
 
     def _move_out(self, row: _Row, data: bytes | None, target: Path) -> Path | None:
         if row.inline:
-            fd = os.open(target, _CREATE_FLAGS, 0o600)
+            fd = os.open(target, _CREATE_FLAGS | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
                 write_all(fd, data)
             finally:

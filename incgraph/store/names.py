@@ -196,6 +196,19 @@ def open_file(folder_fd: int, name: str) -> int:
     return fd
 
 
+def make_real_folder(path: Path) -> None:
+    """Create the folder ``path`` (mode 0700) if missing; refuse one that is a symlink.
+
+    Raises ``NotADirectoryError`` when ``path`` is a symlink or not a folder.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not is_real_folder(path):
+        raise NotADirectoryError(
+            f"{path} is a symlink or not a folder; incgraph writes only into real folders "
+            "of the store: remove it and rerun"
+        )
+
+
 def is_real_folder(path: Path) -> bool:
     """Whether ``path`` is a folder and not a symlink to one."""
     try:

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from incgraph.errors import StoreError
 from incgraph.store.codecs import checksum_of
 from incgraph.store.failure import corrupt_index_error, store_error
+from incgraph.store.names import make_real_folder
 
 if TYPE_CHECKING:
     from incgraph.store.store import Store
@@ -392,8 +393,9 @@ def _jsonable(value: Any) -> Any:
 
 def _append_private(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        make_real_folder(path.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o600)
         try:
             os.write(fd, text.encode())
         finally:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from incgraph.cli import main
-from incgraph.errors import StoreCorruptError
+from incgraph.errors import StoreCorruptError, StoreError
 from incgraph.store import Store, open_store
 from incgraph.store.names import host_tag
 
@@ -138,3 +138,18 @@ def test_a_live_writers_temporary_file_survives_gc_with_no_grace(store: Store) -
     report = store.gc(grace=0)
     assert report.files_removed == [gone]
     assert live.exists() and not gone.exists()
+
+
+def test_verify_never_quarantines_through_a_symlinked_quarantine_folder(
+    store: Store, tmp_path: Path
+) -> None:
+    """A quarantine folder that is a symlink is refused: nothing is moved or written outside."""
+    saved = store.save(record(1, 2), np.arange(BIG))
+    path = store.blobs.path_of(saved.data_version)
+    path.write_bytes(b"x" * path.stat().st_size)  # a bad checksum
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (store.path / "quarantine").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError, match="symlink"):
+        store.verify()
+    assert list(outside.iterdir()) == []
