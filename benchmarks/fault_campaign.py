@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import json
 import os
 import random
@@ -47,13 +48,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import suppress
+from contextlib import redirect_stderr, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.store.fault_worker
 
-from incgraph.cli import main as cli
+from incgraph.cli import main as incgraph_cli
 from incgraph.errors import StoreFullError
 from incgraph.graph import ProcessGraph
 from incgraph.store import Record, file_blobs, open_store
@@ -214,6 +215,12 @@ def maintenance(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
     return {"fault": "verify/gc beside writers", "runs": rounds, "verify_and_gc_loops": loops,
             "acknowledged": acked, "false_problems": problems, "writer_failures": failed,
             "torn": torn, "lost": lost}  # fmt: skip
+
+
+def cli(args: list[str]) -> int:
+    """Run an incgraph command in-process, its output discarded."""
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        return incgraph_cli(args)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

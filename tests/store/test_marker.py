@@ -252,9 +252,11 @@ def test_the_errors_on_an_unwritable_store_give_the_right_advice(
     CLI's gc says it opened the store read-only and changes nothing."""
     with pytest.raises(ReadOnlyStoreError, match="open it with read_only=True"):
         open_store(read_only_store)
-    with open_store(read_only_store, read_only=True) as store:
-        with pytest.raises(ReadOnlyStoreError, match="its folder cannot be written"):
-            store.save(record(5, 6), "x")
+    with (
+        open_store(read_only_store, read_only=True) as store,
+        pytest.raises(ReadOnlyStoreError, match="its folder cannot be written"),
+    ):
+        store.save(record(5, 6), "x")
     assert main(["gc", "--store", str(read_only_store), "--dry-run"]) == 0
     assert "opened read-only and nothing in it is changed" in capsys.readouterr().err
     assert main(["verify", "--store", str(read_only_store)]) == 0
