@@ -271,6 +271,7 @@ def _check_params(flow: str, params: dict[str, Any]) -> None:
             hashing.data_version(value)
         except HashingError as exc:
             raise HashingError(
-                f"{flow}(): flow parameter {name!r}: {exc}; flow parameters are part of every "
-                "layer's cache key, so pass hashable values (or register a hasher)"
+                f"{flow}(): flow parameter {name!r}: {exc}; flow parameters enter the cache "
+                "keys of the layers that read them, so pass hashable values (or register a "
+                "hasher for the type)"
             ) from exc

@@ -100,6 +100,8 @@ def _reduction_handler(cls: type, reduce: Callable[[Any], object], where: str) -
         enc.enter(value)
         try:
             reduced = reduce(value)
+        except HashingError as exc:  # says what is wrong already (a DataPath to nothing)
+            raise Unhashable(str(exc)) from exc
         except Exception as exc:
             error = Unhashable(f"{where} raised {type(exc).__name__}: {exc}")
             raise error from exc

@@ -212,3 +212,11 @@ def test_datapath_memoized_argument(tmp_path: Path) -> None:
     _csv(f, 9)
     assert total(DataPath(f)) == 9
     assert CALLS == ["m.csv", "m.csv"]
+
+
+def test_missing_file_as_flow_parameter_names_it(tmp_path: Path) -> None:
+    """A flow parameter that is a DataPath to nothing fails before any layer runs, named."""
+    flow = Files(store=tmp_path / "store")
+    with pytest.raises(HashingError, match=r"flow parameter 'data'.*absent.csv' does not exist"):
+        flow(data=DataPath(tmp_path / "absent.csv"))
+    assert CALLS == []
