@@ -42,10 +42,14 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib
 import inspect
 import os
+import pickle
+import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -155,11 +159,14 @@ class MemoizedFunction:
         function: Callable[..., Any],
         *,
         store: str | os.PathLike[str] | Store | None = None,
-        ignore: Iterable[str] = (),
+        ignore: Iterable[str] | None = (),
         version: object = None,
         name: str | None = None,
         packages: Iterable[str] = (),
     ) -> None:
+        self._binds: type | None = (
+            type(function) if isinstance(function, (staticmethod, classmethod)) else None
+        )
         if isinstance(function, (staticmethod, classmethod)):
             function = function.__func__
         if not callable(function):
@@ -175,7 +182,7 @@ class MemoizedFunction:
         self._qualname = f"{function.__module__}.{function.__qualname__}"
         self.label = name or self._qualname
         self.signature = inspect.signature(function)
-        self.ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
+        self.ignore = frozenset([ignore] if isinstance(ignore, str) else ignore or ())
         unknown = sorted(self.ignore - self.signature.parameters.keys())
         if unknown:
             raise ConfigurationError(
@@ -189,6 +196,7 @@ class MemoizedFunction:
         self.packages = declared_names(packages, where)
         package_versions(self.packages, where)  # an unknown package fails here
         self._init: str | None = None
+        self._sent_code: str | None = None  # unpickled by value: the sender's code version
         self._node = _template_node(function, self.label, version)
         self._cheap_calls = 0.0
         self._local = _Sessions()
@@ -200,12 +208,29 @@ class MemoizedFunction:
     def __repr__(self) -> str:
         return f"<memoized {self.label}>"
 
-    def __reduce__(self) -> str:
-        # Pickled by reference (module + qualified name), like the function it replaces.
-        return str(self.function.__qualname__)
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        """Pickled by reference (module + qualified name), like the function it replaces.
+
+        A function the reference may not find in the process that unpickles it
+        (defined in ``__main__``, a notebook or ``exec``, or a closure) also
+        carries itself by value: a ``joblib.Parallel`` worker has another
+        ``__main__``.
+        """
+        module, qualname = self.function.__module__, self.function.__qualname__
+        if module != "__main__" and _lookup(module, qualname) is self:
+            return str(qualname)
+        return _by_value(self)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """Used as a method, the instance is the first argument (hashed by content)."""
+        """Used as a method, the instance is the first argument (hashed by content).
+
+        Memoizing a ``staticmethod`` keeps it unbound; memoizing a
+        ``classmethod`` binds the class (hashed by its qualified name).
+        """
+        if self._binds is staticmethod:
+            return self
+        if self._binds is classmethod:
+            return BoundMemoized(self, owner if owner is not None else type(instance))
         if instance is None:
             return self
         return BoundMemoized(self, instance)
@@ -228,6 +253,8 @@ class MemoizedFunction:
 
     def code_version(self) -> str:
         """The function's code version now (its code, its helpers', and ``version``)."""
+        if self._sent_code is not None:
+            return self._sent_code
         return hashing.code_version(self.function, self.version)
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
@@ -543,6 +570,93 @@ class BoundMemoized:
         return self.memoized.clear(warn)
 
 
+# -- pickling by value -------------------------------------------------------------------------
+
+_PICKLING = threading.local()  # id of a memoized function pickled by value -> its token
+_RESTORING: dict[str, MemoizedFunction] = {}  # token -> the memoized function being unpickled
+
+
+def _lookup(module: str, qualname: str) -> Any:
+    """What ``module.qualname`` names in this process, or None."""
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found
+
+
+def _by_value(memo: MemoizedFunction) -> tuple[Any, ...]:
+    """The reduce tuple of ``memo`` carrying its function by value (with cloudpickle).
+
+    The function is pickled on its own; a reference to a memoized function
+    already being pickled this way (recursion: ``fib`` calling ``fib``) becomes
+    its token, resolved when it is unpickled to the object being rebuilt.
+    """
+    active: dict[int, str] = getattr(_PICKLING, "active", None) or {}
+    _PICKLING.active = active
+    token = active.get(id(memo))
+    if token is not None:
+        return (_restoring, (token,))
+    token = active[id(memo)] = uuid.uuid4().hex
+    try:
+        payload = _cloudpickle().dumps(memo.function)
+    finally:
+        del active[id(memo)]
+    store = memo._store if memo._store is not None else memo._store_location
+    if isinstance(store, Store):
+        store = None if store.path is None else str(store.path)
+    elif store is None:
+        store = str(default_location())  # the folder this process would use
+    elif store != ":memory:":
+        store = str(Path(store).expanduser().absolute())
+    options = {
+        "store": store,
+        "ignore": sorted(memo.ignore),
+        "version": memo.version,
+        "name": memo.label,
+        "packages": memo.packages,
+    }
+    module, qualname = memo.function.__module__, memo.function.__qualname__
+    sent = (token, payload, memo.code_version())
+    return (_restore, (module, qualname, sent, options))
+
+
+def _restore(
+    module: str, qualname: str, sent: tuple[str, bytes, str], options: dict[str, Any]
+) -> MemoizedFunction:
+    """A memoized function unpickled: the one ``module.qualname`` names here, else rebuilt.
+
+    A rebuilt function keeps the code version the sender computed: its copy
+    has no source file to read (cloudpickle drops it), and is the code the
+    sender keyed.
+    """
+    found = _lookup(module, qualname)
+    if isinstance(found, MemoizedFunction):
+        return found
+    token, payload, code = sent
+    memo = MemoizedFunction.__new__(MemoizedFunction)
+    _RESTORING[token] = memo
+    try:
+        function = pickle.loads(payload)
+    finally:
+        del _RESTORING[token]
+    memo.__init__(function, **options)  # type: ignore[misc]
+    memo._sent_code = code
+    return memo
+
+
+def _restoring(token: str) -> MemoizedFunction:
+    """The memoized function being unpickled under ``token`` (its function refers to it)."""
+    return _RESTORING[token]
+
+
+def _cloudpickle() -> Any:
+    """cloudpickle (a dependency of joblib; joblib before 1.5 ships its own copy)."""
+    try:
+        return importlib.import_module("cloudpickle")
+    except ImportError:
+        return importlib.import_module("joblib.externals.cloudpickle")
+
+
 def _template_node(function: Callable[..., Any], label: str, version: object) -> Node:
     """The node a memoized function's records are made for: a generated processor."""
     module = getattr(function, "__module__", __name__)
@@ -572,7 +686,7 @@ def memoize(
     /,
     *,
     store: str | os.PathLike[str] | Store | None = None,
-    ignore: Iterable[str] = (),
+    ignore: Iterable[str] | None = (),
     version: object = None,
     name: str | None = None,
     packages: Iterable[str] = (),
@@ -584,7 +698,7 @@ def memoize(
     /,
     *,
     store: str | os.PathLike[str] | Store | None = None,
-    ignore: Iterable[str] = (),
+    ignore: Iterable[str] | None = (),
     version: object = None,
     name: str | None = None,
     packages: Iterable[str] = (),
@@ -606,10 +720,11 @@ def memoize(
         for one that lives as long as the function); None uses the folder
         `ProcessGraph` uses (``$INCGRAPH_STORE`` or
         ``./.incgraph``). It is opened at the first call.
-    ignore : iterable of str
+    ignore : iterable of str, or None
         Parameters that do not affect the result (``verbose``, ``n_jobs``):
         left out of the key, still passed to the function. A call differing
         only in them is a hit, so list only what truly cannot change the result.
+        None (joblib's default) ignores nothing.
     version : object, optional
         Bump to invalidate every stored call.
     name : str, optional

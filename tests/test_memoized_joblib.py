@@ -1,0 +1,120 @@
+"""``@incgraph.memoize`` used the way ``joblib.Memory(...).cache`` users use it."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import incgraph
+from incgraph import memoize
+
+
+def _python(script: Path, cwd: Path) -> str:
+    """Run ``script`` in a new interpreter; its output (it must succeed)."""
+    env = {
+        "PYTHONPATH": str(Path(incgraph.__file__).parents[1]),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=cwd, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_ignore_none_ignores_nothing(tmp_path: Path) -> None:
+    """``ignore=None`` (joblib's default) is accepted and keys every argument."""
+
+    @memoize(store=tmp_path / "s", ignore=None)
+    def add(a: int, b: int = 1) -> int:
+        return a + b
+
+    assert add.ignore == frozenset()
+    assert add.call(1) == (2, False) and add.call(1, 1) == (2, True)
+    assert add.call(1, 2) == (3, False)
+
+
+def test_memoize_over_staticmethod_and_classmethod(tmp_path: Path) -> None:
+    """``@memoize`` above ``@staticmethod`` stays unbound; above ``@classmethod`` gets the class."""
+    store = tmp_path / "s"
+
+    class Tool:
+        factor = 3
+
+        @memoize(store=store)
+        @staticmethod
+        def double(x: int) -> int:
+            return 2 * x
+
+        @memoize(store=store)
+        @classmethod
+        def scaled(cls, x: int) -> int:
+            return cls.factor * x
+
+    class Other(Tool):
+        factor = 5
+
+    assert Tool.double(4) == 8 and Tool().double(4) == 8
+    assert Tool.double.call(4).hit and Tool().double.check_call_in_cache(4)
+    assert Tool.scaled(2) == 6 and Tool().scaled(2) == 6
+    assert Tool.scaled.call(2).hit
+    assert Other.scaled(2) == 10  # the class is an argument: another class, another key
+
+
+def test_joblib_parallel_calls_a_function_of_the_main_script(tmp_path: Path) -> None:
+    """``joblib.Parallel`` workers call a memoized function of ``__main__`` (fib recursion
+    included) and store under the keys the script then hits."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import incgraph
+            from joblib import Parallel, delayed
+
+            @incgraph.memoize(store="cache")
+            def fib(n):
+                return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+            def make(k):
+                @incgraph.memoize(store="cache")
+                def add(x):
+                    return x + k
+                return add
+
+            if __name__ == "__main__":
+                print(Parallel(n_jobs=2)(delayed(fib)(n) for n in (10, 15, 20)))
+                print(all(fib.call(n).hit for n in (2, 10, 15, 20)))
+                add3 = make(3)
+                print(Parallel(n_jobs=2)(delayed(add3)(x) for x in range(3)))
+                print(all(add3.call(x).hit for x in range(3)), make(4)(0))
+            """
+        )
+    )
+    out = _python(script, tmp_path).splitlines()
+    assert out == ["[55, 610, 6765]", "True", "[3, 4, 5]", "True 4"]
+
+
+def test_a_memoized_closure_pickles_by_value_with_the_same_keys(tmp_path: Path) -> None:
+    """A memoized closure (no importable name) unpickles in a new process keying as here."""
+
+    def make(k: int) -> incgraph.MemoizedFunction:
+        @memoize(store=tmp_path / "s")
+        def add(x: int) -> int:
+            return x + k
+
+        return add  # type: ignore[return-value]
+
+    add = make(3)
+    (tmp_path / "add.pickle").write_bytes(pickle.dumps(add))
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import pickle\n"
+        "add = pickle.load(open('add.pickle', 'rb'))\n"
+        "print(add.key(1), *add.call(1))\n"
+    )
+    assert _python(script, tmp_path) == f"{add.key(1)} 4 False"
+    assert add.call(1) == (4, True)
