@@ -146,7 +146,9 @@ class Layer:
     ``__call__``'s parameters are annotated with the upstream layers it reads
     (the parameter names are free; forward references as strings work). Every
     public attribute it sets is an artifact stored in the flow's store;
-    ``self.shard(name=iterable)`` stores each element separately.
+    ``self.shard(name=iterable)`` stores each element separately. A class
+    attribute ``packages = ("scikit-learn",)`` puts those packages' installed
+    versions into the layer's cache key, as ``Processor.packages`` does.
 
     Examples
     --------
@@ -167,6 +169,9 @@ class Layer:
 
     # Subclasses define it; declared here (without a value) for type checkers only.
     __call__: Callable[..., None]
+
+    packages: tuple[str, ...] = ()
+    """Installed packages whose versions enter the layer's cache key (``Processor.packages``)."""
 
     def __init__(self) -> None:
         """Layers take no constructor arguments: inputs come through ``__call__``."""

@@ -178,6 +178,7 @@ def layer_processor(lp: LayerPlan, classes: dict[str, type[Layer]]) -> type[Laye
     namespace = {
         "layer_plan": lp,
         "classes": classes,
+        "packages": getattr(lp.layer, "packages", ()),  # checked by add_node
         "__module__": __name__,
         "__qualname__": f"LayerProcessor[{lp.name}]",
         "__doc__": f"Runs layer {lp.name} ({lp.layer.__module__}.{lp.layer.__qualname__}).",

@@ -298,10 +298,9 @@ class FlowRun:
         inputs = {name: node.data_version_of_constant() for name, node in shared.items()}
         inputs["grid"] = grid.signature()
         code = hashing.code_version(proc, (getattr(proc, "version", None), self._version(lp)))
-        # the store's packages are in every task's key, so in the memo's too
-        join_code = with_packages(
-            hashing.code_version(ForEachJoin), self.buffer.packages, f"layer {lp.name}"
-        )
+        # the declared packages are in every task's key, so in the memo's too
+        packages = (*self.buffer.packages, *proc.packages)
+        join_code = with_packages(hashing.code_version(ForEachJoin), packages, f"layer {lp.name}")
         key = hashing.node_key(code, join_code, inputs)
         record = Record(
             key=key,

@@ -202,3 +202,74 @@ def test_store_packages_reach_flows_and_queues(tmp_path: Path) -> None:
     _install_fakelib(site, "2.0")
     assert run() == [4, 3]
     assert run() == [0, 0]
+
+
+LAYERS = textwrap.dedent(
+    """
+    import json, sys
+    from incgraph.flow import Flow, ForEach, Layer, Parameter
+
+    class Grid(Flow): ...
+
+    @Grid.register
+    class Values(Layer):
+        def __call__(self) -> None:
+            self.shard(x=[1, 2])
+
+    @Grid.register(foreach=ForEach(parameters=[Parameter(layer=Values, attribute="x")]))
+    class Fit(Layer):
+        packages = ("fakelib",)
+        def __call__(self, values: Values) -> None:
+            self.y = values.x * 10
+
+    @Grid.register
+    class Plain(Layer):
+        def __call__(self, values: Values) -> None:
+            self.n = len(values.x)
+
+    run = Grid(store=sys.argv[1])()
+    print(json.dumps(sorted(run.computed)))
+    """
+)
+
+
+def test_layer_packages_recompute_only_that_layer(tmp_path: Path) -> None:
+    """A Layer declaring packages recomputes its tasks on an upgrade; other layers are hits."""
+    site = tmp_path / "site"
+    script = tmp_path / "layers.py"
+    script.write_text(LAYERS)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *sys.path])
+
+    def run() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "store")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    _install_fakelib(site, "1.0")
+    assert run() == ["Fit", "Fit[0]", "Fit[1]", "Plain", "Values"]
+    assert run() == []
+    _install_fakelib(site, "1.5")
+    assert run() == ["Fit[0]", "Fit[1]"]  # the tasks; their join is unchanged: a hit
+
+
+def test_unknown_layer_package_raises(tmp_path: Path) -> None:
+    """A layer declaring a package that is not installed fails naming the layer and package."""
+    from incgraph.flow import Flow, Layer
+
+    class Broken(Flow): ...
+
+    @Broken.register
+    class Train(Layer):
+        packages = ("no-such-package-xyz",)
+
+        def __call__(self) -> None:
+            self.y = 1
+
+    with pytest.raises(GraphDefinitionError, match=r"Train.*'no-such-package-xyz'"):
+        Broken(store=tmp_path / "store")()
