@@ -64,6 +64,8 @@ RACY_SECONDS: Final = 2.0
 """A file modified this recently is re-read at the next check instead of trusted by stat."""
 
 _CHUNK: Final = 1 << 20
+_KNOWN_MAX: Final = 200_000
+"""Digests kept in this process's memory at most (more files: looked up in the table)."""
 
 Signature = tuple[int, int, int, int, int]
 """(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) of a file."""
@@ -271,16 +273,21 @@ class _DigestMemo:
             )
             if row is None:
                 return None
-            self.known[where] = (sig, row[0])
+            self._remember(where, sig, row[0])
             return str(row[0])
 
     def put(self, where: str, sig: Signature, digest: str) -> None:
         with self.lock:
-            self.known[where] = (sig, digest)
+            self._remember(where, sig, digest)
             self._query(
                 "INSERT OR REPLACE INTO digests (path, signature, digest) VALUES (?, ?, ?)",
                 (where, _text(sig), digest),
             )
+
+    def _remember(self, where: str, sig: Signature, digest: str) -> None:
+        if len(self.known) >= _KNOWN_MAX:  # bounded: the table still has them all
+            self.known.clear()
+        self.known[where] = (sig, digest)
 
     def _query(self, sql: str, args: tuple[str, ...]) -> Any:
         db = self._connection()
