@@ -14,6 +14,7 @@ import reprlib
 from typing import Any
 
 from incgraph.cli.context import Context, UsageError
+from incgraph.cli.describing import artifact_refs, artifact_rows, is_flow, processor_label
 from incgraph.cli.tables import ago, duration, size, table, timestamp
 from incgraph.store.acceptance import acceptances
 from incgraph.store.lineage import LineageNode, lineage
@@ -82,13 +83,14 @@ def cmd_ls(ctx: Context) -> int:
     if ctx.as_json:
         ctx.emit_json([_info_json(info) for info in shown])
         return 0
+    extra = _artifact_sizes(ctx, found)
     rows = [
         [
             info.record.key[:SHORT] + ("*" if info.pinned else ""),
             info.record.node,
-            info.record.processor,
+            processor_label(info.record),
             timestamp(info.record.created),
-            size(info.record.size),
+            size(info.record.size + extra.get(info.record.key, 0)),
             duration(info.record.duration),
             info.hits,
         ]
@@ -97,11 +99,41 @@ def cmd_ls(ctx: Context) -> int:
     header = ["KEY", "NODE", "PROCESSOR", "CREATED", "SIZE", "DURATION", "HITS"]
     if rows:
         ctx.print(table(header, rows, right=[4, 5, 6]))
-    stored = sum(info.record.size for info in found)
+    stored = sum(info.record.size for info in found) + extra.get("", 0)
     more = f", {len(shown)} shown (--limit)" if len(shown) < total else ""
     pinned = " (* pinned)" if any(info.pinned for info in shown) else ""
     ctx.print(f"{total} result{'s' if total != 1 else ''}, {size(stored)}{more}{pinned}")
     return 0
+
+
+def _artifact_sizes(ctx: Context, found: list[ResultInfo]) -> dict[str, int]:
+    """Key -> bytes of the artifact blobs a flow layer's result names; "" -> all, each once.
+
+    A flow layer's result is a small manifest; its artifacts are separate blobs,
+    which are what the layer occupies on disk. Only flow records are loaded.
+    """
+    flows = [info.record for info in found if is_flow(info.record)]
+    if not flows:
+        return {}
+    sizes = _blob_sizes(ctx)
+    out: dict[str, int] = {}
+    counted: set[str] = set()
+    for rec in flows:
+        try:
+            manifest = ctx.store.load(rec)
+        except Exception:  # a listing must not fail on one unreadable manifest
+            continue
+        named = artifact_refs(manifest)
+        if named is not None:
+            out[rec.key] = sum(sizes.get(dv, 0) for dv in named)
+            counted |= named
+    out[""] = sum(sizes.get(dv, 0) for dv in counted)
+    return out
+
+
+def _blob_sizes(ctx: Context) -> dict[str, int]:
+    entries = getattr(ctx.store.blobs, "entries", None)
+    return {} if entries is None else {e.data_version: e.size for e in entries()}
 
 
 def _info_json(info: ResultInfo) -> dict[str, Any]:
@@ -151,7 +183,7 @@ def cmd_show(ctx: Context) -> int:
         ("key", rec.key),
         ("data version", rec.data_version),
         ("node", rec.node),
-        ("processor", rec.processor),
+        ("processor", _processor_text(rec)),
         ("code version", rec.code_version),
         ("init version", rec.init_version),
     ]
@@ -176,7 +208,10 @@ def cmd_show(ctx: Context) -> int:
         ("hits", f"{hits[rec.key]} logged run(s); last used {ago(last.get(rec.key))}"),
         ("pinned", "yes" if rec.key in store.pins() else "no"),
     ]
-    if preview is not None:
+    artifacts = _artifact_lines(ctx, rec) if preview is not None and is_flow(rec) else None
+    if artifacts is not None:
+        lines += [("artifacts" if i == 0 else "", row) for i, row in enumerate(artifacts)]
+    elif preview is not None:
         lines.append(("value", preview))
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
@@ -185,6 +220,23 @@ def cmd_show(ctx: Context) -> int:
         for line in rest:
             ctx.print(f"{' ' * width}  {line}")
     return 0
+
+
+def _processor_text(rec: Record) -> str:
+    label = processor_label(rec)
+    return label if label == rec.processor else f"{label} ({rec.processor})"
+
+
+def _artifact_lines(ctx: Context, rec: Record) -> list[str] | None:
+    """A flow layer's artifacts, one line each (None when the result is no manifest)."""
+    try:
+        rows = artifact_rows(ctx.store.load(rec), _blob_sizes(ctx))
+    except Exception:  # fall back to the plain preview, which says why it cannot load
+        return None
+    if rows is None:
+        return None
+    width = max((len(name) for name, _ in rows), default=0)
+    return [f"{name.ljust(width)}  {text}" for name, text in rows] or ["(none)"]
 
 
 def _producer(ctx: Context, data_version: str) -> Record | None:
