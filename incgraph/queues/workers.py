@@ -7,7 +7,7 @@ pool for the run: a `ThreadPoolExecutor`, or a loky
 ``ProcessPoolExecutor`` from joblib (cloudpickle, so functions defined in
 ``__main__``, notebooks and closures can be sent). Pools are shut down when
 their stage ends, normally or not, and worker processes exit if the process
-that started them dies (:mod:`incgraph.executors.watchdog`).
+that started them dies (`incgraph.executors.watchdog`).
 
 Work is handed over a chunk at a time (`apply_chunk`): the worker loops
 over the items, catching each item's exception so one failure does not lose
