@@ -167,11 +167,14 @@ def is_pickling_error(exc: BaseException) -> bool:
     --------
     >>> is_pickling_error(TypeError("cannot pickle '_thread.lock' object"))
     True
+    >>> is_pickling_error(TypeError("Could not serialize object of type HighLevelGraph"))
+    True
     >>> is_pickling_error(TypeError("unsupported operand"))
     False
     """
+    text = str(exc)
     return isinstance(exc, pickle.PicklingError) or (
-        isinstance(exc, TypeError) and "pickle" in str(exc)
+        isinstance(exc, TypeError) and ("pickle" in text or "serialize" in text)
     )
 
 

@@ -594,7 +594,7 @@ def submit_compute(
         fut: Future[Outcome] = executor.submit(compute_in_process, node, inputs, key)
         return fut
     job = worker_job(node, inputs, key)
-    return _naming_what_cannot_be_sent(executor.submit(compute_in_worker, job), node, job, [])
+    return _send(executor, node, job, [], compute_in_worker, job)
 
 
 def submit_batch(executor: Any, node: Node, entries: list[BatchEntry]) -> Future[list[Any]]:
@@ -603,22 +603,24 @@ def submit_batch(executor: Any, node: Node, entries: list[BatchEntry]) -> Future
         fut: Future[list[Any]] = executor.submit(compute_batch_in_process, node, entries)
         return fut
     job = worker_job(node, {}, None)
-    sent = executor.submit(compute_batch_in_worker, job, entries)
-    return _naming_what_cannot_be_sent(sent, node, job, entries)
+    return _send(executor, node, job, entries, compute_batch_in_worker, job, entries)
 
 
-def _naming_what_cannot_be_sent(
-    fut: Future[Any], node: Node, job: WorkerJob, entries: list[BatchEntry]
+def _send(
+    executor: Any,
+    node: Node,
+    job: WorkerJob,
+    entries: list[BatchEntry],
+    fn: Callable[..., Any],
+    *args: Any,
 ) -> Future[Any]:
-    """``fut``, except that a job that could not be pickled fails with a NodeError naming
-    what could not (the processor, an init kwarg or an input, and the part of it)."""
+    """``executor.submit(fn, *args)``, except that a job that could not be pickled (when
+    submitted, as dask finds out, or on its way to a worker, as loky does) fails with a
+    NodeError naming what could not (the processor, an init kwarg or an input, and the
+    part of it)."""
     named: Future[Any] = Future()
 
-    def settle(done: Future[Any]) -> None:
-        exc = done.exception()
-        if exc is None:
-            named.set_result(done.result())
-            return
+    def fail(exc: BaseException) -> None:
         if is_pickling_error(exc):
             try:
                 exc = _unsendable_job(node, job, entries, exc)
@@ -626,7 +628,21 @@ def _naming_what_cannot_be_sent(
                 exc.__context__ = failed
         named.set_exception(exc)
 
-    fut.add_done_callback(settle)
+    def settle(done: Future[Any]) -> None:
+        exc = done.exception()
+        if exc is None:
+            named.set_result(done.result())
+        else:
+            fail(exc)
+
+    try:
+        sent = executor.submit(fn, *args)
+    except Exception as exc:
+        if not is_pickling_error(exc):
+            raise
+        fail(exc)
+        return named
+    sent.add_done_callback(settle)
     return named
 
 
@@ -647,8 +663,8 @@ def _unsendable_job(
         return exc
     what, named = found
     message = (
-        f"{node.describe()} cannot be sent to a worker process: {what} cannot be pickled: "
-        f"{named}; make it picklable (open files, locks and connections in process() or "
+        f"{node.describe()} cannot be sent to a worker process: {what}: {named}; make it "
+        "picklable (open files, locks and connections in process() or "
         "setup(), not at module level) or use an in-process executor ('serial' or 'threads')"
     )
     return NodeError(message, node=node.label, exception=named)

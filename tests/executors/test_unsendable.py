@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
@@ -14,6 +16,7 @@ import json, sys, threading
 from incgraph import ProcessGraph, Processor
 from incgraph.errors import NodeError
 from incgraph.executors.processes import ProcessExecutor
+from incgraph.executors.dask import DaskExecutor
 
 LOG = open(sys.argv[2], "a")
 GUARD = threading.Lock()
@@ -31,7 +34,10 @@ class Guarded(Processor):
             return x + 1
 
 
-executor = ProcessExecutor(max_workers=1)
+if sys.argv[3] == "dask":
+    executor = DaskExecutor(n_workers=1, threads_per_worker=1, dashboard_address=None)
+else:
+    executor = ProcessExecutor(max_workers=1)
 out = {}
 for processor in (Logs, Guarded):
     graph = ProcessGraph(store=sys.argv[1], executor=executor)
@@ -48,10 +54,11 @@ print(json.dumps(out))
 """
 
 
-def test_a_processor_reading_an_open_file_global_names_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_a_processor_reading_an_open_file_global_names_it(executor: str, tmp_path: Path) -> None:
     """A __main__ processor using a module-level file or lock: the error names that global."""
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "store"), str(tmp_path / "log")],
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "store"), str(tmp_path / "log"), executor],
         cwd=ROOT,
         capture_output=True,
         text=True,
