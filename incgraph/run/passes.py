@@ -505,14 +505,17 @@ class BatchRun:
         deterministic): then the item fails, and the next batch recomputes it.
         """
         input_dvs = dict(node.fixed_input_versions())
+        ignored = node.ignored  # as keyed_rows keys it: ignored names are left out
         for name, src in node.bindings.items():
             if isinstance(src, Node):
                 col = table.dvs.get(src)
                 version = None if col is None else col[local]
                 if version is None:
                     return MISSING
-                input_dvs[name] = version
+                if name not in ignored:
+                    input_dvs[name] = version
         key = key_maker(node)(input_dvs) if node.cache else None
+        self.touched.add(node)  # its instance here is released with the others
         out = compute_in_process(node, self.input_values(node, table, local), key)
         if key is not None:
             record = make_record(node, key, input_dvs, out.data_version, out.duration)
