@@ -63,6 +63,7 @@ Opening a store unpickles whatever it holds: open only stores you trust.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -81,6 +82,7 @@ from incgraph.store.file_blobs import FileBlobStore
 from incgraph.store.leases import LEASE_SECONDS, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
+from incgraph.store.names import is_real_folder
 from incgraph.store.protocols import BlobStore, Index, Record, with_size
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
 from incgraph.store.session import StoreSession
@@ -448,8 +450,10 @@ class Store:
         if read_marker(self.path) is None:
             raise StoreError(
                 f"refusing to {action} in {self.path}: it has no {MARKER_FILE} marking it as "
-                "an incgraph store; open it once with read_only=False (incgraph marks a "
-                "folder that holds its own index) and retry"
+                "an incgraph store; a store made by an older incgraph is marked when opened "
+                "with read_only=False, unless the folder also holds files incgraph did not "
+                "make: move those out and retry, or, if the folder is a store, mark it with "
+                "incgraph.store.mark_folder(path)"
             )
 
     def gc(
@@ -706,6 +710,7 @@ def open_store(
             )
     else:
         _make_private_folder(folder)
+    existed = index_path.exists()
     sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
     try:
         sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming it
@@ -717,7 +722,7 @@ def open_store(
             "(a read-only mount or missing permission); open it with read_only=True to "
             "read it, or make the folder writable"
         ) from exc
-    if not read_only:
+    if not read_only and (not existed or read_marker(folder) is not None or adoptable(folder)):
         mark_folder(folder)
     ledger = SqliteLedger(sqlite_file)
     if not read_only:
@@ -774,6 +779,38 @@ def folder_is_writable(folder: Path) -> bool:
     with suppress(OSError):
         os.unlink(probe)
     return True
+
+
+_OWN_NAMES = re.compile(
+    r"index\.sqlite(-wal|-shm|-journal)?|blobs|quarantine|incgraph-store\.json"
+    r"|\.index\.sqlite-[0-9a-f]{32}\.new|\.incgraph-store\.json-[0-9a-f]{32}\.new"
+    r"|\.incgraph-probe-[0-9a-f]{32}"
+)
+_BLOB_SUBFOLDER = re.compile(r"[0-9A-Za-z_\-]{2}")
+
+
+def adoptable(folder: Path) -> bool:
+    """Whether an unmarked folder holding an incgraph index has the layout incgraph makes.
+
+    The rule for stores made before markers existed: the folder holds only
+    incgraph's names (the index and its SQLite files, ``blobs/``,
+    ``quarantine/``, incgraph's temporary files), and ``blobs/`` only real
+    two-character sub-folders. A folder that also holds other files was
+    opened as a store among someone else's files: it is left unmarked, so
+    maintenance refuses it until the user moves those files out or marks it
+    (:func:`mark_folder`).
+    """
+    try:
+        names = os.listdir(folder)
+        blob_names = os.listdir(folder / BLOB_FOLDER) if BLOB_FOLDER in names else []
+    except OSError:
+        return False
+    if not all(_OWN_NAMES.fullmatch(name) for name in names):
+        return False
+    return all(
+        _BLOB_SUBFOLDER.fullmatch(name) and is_real_folder(folder / BLOB_FOLDER / name)
+        for name in blob_names
+    )
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:

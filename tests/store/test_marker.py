@@ -76,6 +76,29 @@ def test_an_older_store_without_a_marker_is_adopted_when_opened_writable(tmp_pat
     assert read_marker(tmp_path / "store") is not None
 
 
+def test_an_older_store_among_other_files_is_not_adopted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unmarked store folder that also holds a user's files stays unmarked when opened, and
+    gc and clear refuse it (from Python and the CLI) without deleting anything."""
+    folder = tmp_path / "store"
+    with open_store(folder) as store:
+        store.save(record(1, 2), [1, 2])
+    (folder / MARKER_FILE).unlink()
+    (folder / "blobs" / "raw").mkdir()
+    photo = folder / "blobs" / "raw" / "photo.png"
+    photo.write_bytes(b"\x89PNG")
+    with open_store(folder) as store:
+        assert store.load(store.lookup(dv(1))) == [1, 2]  # still usable as a cache
+        for action in (store.gc, store.clear):
+            with pytest.raises(StoreError, match="files incgraph did not make"):
+                action()
+    assert read_marker(folder) is None
+    assert main(["gc", "--store", str(folder), "--grace", "0"]) == 1
+    assert "no incgraph-store.json" in capsys.readouterr().err
+    assert photo.exists()
+
+
 def test_maintenance_refuses_a_folder_without_a_marker(tmp_path: Path) -> None:
     """gc, clear and quarantining verify refuse a store folder that is not marked."""
     db = SqliteFile(tmp_path / "index.sqlite")
