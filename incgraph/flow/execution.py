@@ -30,6 +30,7 @@ from incgraph.errors import ExecutionNotFoundError, FlowError
 from incgraph.flow.layer import Layer, bind_view
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
+from incgraph.store.garbage import GcReport
 from incgraph.store.protocols import Record
 
 __all__ = ["Execution", "LayerRecord", "execution_key", "new_execution_id"]
@@ -61,7 +62,8 @@ class Execution:
     Read a layer's artifacts with ``execution[Layer]`` or ``execution.layer(Layer)``
     (a ForEach layer's attributes are ``Accessor`` objects over its tasks;
     ``execution.layer(Layer, index=i)`` reads task ``i``). ``computed`` and
-    ``cached`` list the nodes of this run by label.
+    ``cached`` list the nodes of this run by label; ``budget`` is what the
+    store's byte budget removed after the run (a ``GcReport``, or None).
 
     Examples
     --------
@@ -93,6 +95,7 @@ class Execution:
         counts: Mapping[str, int] | None = None,
         values: Mapping[str, Any] | None = None,
         graph: Any = None,
+        budget: GcReport | None = None,
     ) -> None:
         self.flow = flow
         self.id = execution_id
@@ -102,6 +105,7 @@ class Execution:
         self.cached = list(cached or [])
         self.counts = dict(counts or {"computed": len(self.computed), "cached": len(self.cached)})
         self.graph = graph
+        self.budget = budget
         self._store = store
         self._classes = dict(classes)
         self._values: dict[str, Any] = dict(values or {})

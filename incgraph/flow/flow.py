@@ -220,6 +220,7 @@ class Flow:
             cached=run.cached,
             values={n: r.value for n, r in results.items()},
             graph=run.graph,
+            budget=run.budget,
         )
         execution.save(self.store)
         return execution

@@ -68,6 +68,8 @@ from incgraph.graph import ProcessGraph
 from incgraph.hashing._packages import with_packages
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
+from incgraph.store.budget import enforce_budget
+from incgraph.store.garbage import GcReport
 from incgraph.store.protocols import Record
 from incgraph.store.runlog import RunLog
 
@@ -127,6 +129,7 @@ class FlowRun:
         self.classes: dict[str, type[Layer]] = {lp.name: lp.layer for lp in plan.layers}
         self._processors = _PROCESSORS.setdefault(plan, {})
         self.results: dict[str, LayerResult] = {}
+        self.budget: GcReport | None = None  # what the store's byte budget removed after it
         self.computed: list[str] = []
         self.cached: list[str] = []
         self._live: dict[str, Node] = {}
@@ -156,6 +159,7 @@ class FlowRun:
                 else:
                     with suppress(StoreError):  # the run's own error says more
                         log.close("failed")
+        self.budget = enforce_budget(self.buffer.inner, bool(log.written))
         return self.results
 
     def _log(self) -> RunLog:

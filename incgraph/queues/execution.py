@@ -39,12 +39,14 @@ from incgraph.queues.caching import materialize
 from incgraph.queues.channel import Abort, Channel, Chunk
 from incgraph.queues.report import ItemFailure, NodeCounts, PipelineReport
 from incgraph.queues.runners import RecorderRunner, Runner, SourceRunner, make_runner
+from incgraph.store.budget import enforce_budget
 
 if TYPE_CHECKING:
     from incgraph.queues.pipeline import Pipeline
     from incgraph.queues.queue import Queue
     from incgraph.queues.stages import Stage
     from incgraph.store import Store
+    from incgraph.store.garbage import GcReport
     from incgraph.store.runlog import RunLog
 
 __all__ = ["Execution", "PipelineRun"]
@@ -75,6 +77,7 @@ class Execution:
         self.uncached: list[ItemFailure] = []
         self.error: BaseException | None = None
         self.error_node: str | None = None
+        self.budget: GcReport | None = None  # what the store's byte budget removed after it
         self.cancelled = False
         self.started = time.perf_counter()
         self.finished_at: float | None = None
@@ -241,9 +244,11 @@ class Execution:
 
     def _finish(self) -> None:
         self.finished_at = time.perf_counter()
-        if self.log is not None:
+        if self.log is not None and self.store is not None:
             with suppress(StoreError):  # the run's results are in; its log row is bookkeeping
                 self.log.close("ok" if self.error is None else "failed")
+            if self.error is None:
+                self.budget = enforce_budget(self.store, bool(self.log.written))
         self.done.set()
 
     def join(self, timeout: float | None = None) -> None:
@@ -268,7 +273,7 @@ class Execution:
         with self._lock:
             failures, uncached = list(self.failures), list(self.uncached)
         counts = {k: v for k, v in self.counts.items()}
-        return PipelineReport(counts, failures, end - self.started, uncached)
+        return PipelineReport(counts, failures, end - self.started, uncached, self.budget)
 
     def _merged(self, q: Queue) -> int:
         producer: Stage | None = q.producer

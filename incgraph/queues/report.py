@@ -12,7 +12,10 @@ cached rerun.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from incgraph.store.garbage import GcReport
 
 __all__ = ["ItemFailure", "NodeCounts", "PipelineReport"]
 
@@ -73,6 +76,8 @@ class PipelineReport:
     uncached : results that were passed on but could not be stored (they cannot be
         pickled); they compute again on the next run. Each is an `ItemFailure`
         whose exception says why and whose traceback field says what happened.
+    budget : what the store's byte budget removed after the run (a `GcReport`), or
+        None (no budget, nothing written, or under it).
 
     Examples
     --------
@@ -88,6 +93,7 @@ class PipelineReport:
     failures: list[ItemFailure] = field(default_factory=list)
     duration: float = 0.0
     uncached: list[ItemFailure] = field(default_factory=list)
+    budget: GcReport | None = None
 
     @property
     def computed(self) -> int:

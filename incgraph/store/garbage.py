@@ -161,15 +161,16 @@ def collect_garbage(
     entries = list(store.blobs.entries())
     sizes = {entry.data_version: entry.size for entry in entries}
     held = _row_bytes(store)
+    links = store.index.refs()
     dropped = [rec for rec in records if rec.key not in keep]
     if max_bytes is not None:
         young = now - grace
         dropped += _over_budget(
-            records, keep, pinned, last_used, (sizes, held), max_bytes, young, report
+            records, keep, pinned, last_used, (sizes, held, links), max_bytes, young, report
         )
     dropped_keys = {rec.key for rec in dropped}
     report.removed = sorted(dropped, key=lambda rec: (rec.created, rec.key))
-    referenced = _referenced(store, [rec for rec in records if rec.key not in dropped_keys])
+    referenced = _referenced(links, [rec for rec in records if rec.key not in dropped_keys])
     report.kept = len(records) - len(dropped_keys)
     report.kept_bytes = sum(sizes.get(dv, 0) for dv in referenced) + sum(
         size for key, size in held.items() if key not in dropped_keys
@@ -214,11 +215,11 @@ def _run_usage(
     return last_used, used
 
 
-def _referenced(store: Store, kept: list[Record]) -> set[str]:
-    """The blobs ``kept`` results need: their own, and those their values reference."""
+def _referenced(links: dict[str, set[str]], kept: list[Record]) -> set[str]:
+    """The blobs ``kept`` results need: their own, and those their values reference
+    (``links``: data version -> the blobs it references besides its own)."""
     own = {rec.data_version for rec in kept}
-    refs = store.index.refs()
-    return own | {ref for dv in own for ref in refs.get(dv, ())}
+    return own | {ref for dv in own for ref in links.get(dv, ())}
 
 
 def _row_bytes(store: Store) -> dict[str, int]:
@@ -269,18 +270,25 @@ def _over_budget(
     keep: set[str],
     pinned: set[str],
     last_used: dict[str, float],
-    sizes: tuple[dict[str, int], dict[str, int]],
+    sizes: tuple[dict[str, int], dict[str, int], dict[str, set[str]]],
     max_bytes: int,
     young: float,
     report: GcReport,
 ) -> list[Record]:
     """Kept results to drop, least recently used first, until what they hold fits.
 
-    ``sizes`` is (data version -> blob bytes, key -> bytes held in its row).
+    ``sizes`` is (data version -> blob bytes, key -> bytes held in its row,
+    data version -> the blobs it references). A result holds its own blob and
+    those it references (a flow manifest's artifacts); a blob counts once and
+    is freed with the last result holding it.
     """
-    blob_sizes, held = sizes
+    blob_sizes, held, links = sizes
+
+    def blobs_of(rec: Record) -> set[str]:
+        return {rec.data_version, *links.get(rec.data_version, ())}
+
     kept = [rec for rec in records if rec.key in keep]
-    refs = Counter(rec.data_version for rec in kept)
+    refs = Counter(dv for rec in kept for dv in blobs_of(rec))
     total = sum(blob_sizes.get(dv, 0) for dv in refs) + sum(held.get(rec.key, 0) for rec in kept)
     candidates = sorted(
         (rec for rec in kept if rec.key not in pinned and rec.created < young),
@@ -293,9 +301,10 @@ def _over_budget(
         dropped.append(rec)
         keep.discard(rec.key)
         total -= held.get(rec.key, 0)
-        refs[rec.data_version] -= 1
-        if refs[rec.data_version] == 0:
-            total -= blob_sizes.get(rec.data_version, 0)
+        for dv in blobs_of(rec):
+            refs[dv] -= 1
+            if refs[dv] == 0:
+                total -= blob_sizes.get(dv, 0)
     report.over_budget = total > max_bytes
     return dropped
 

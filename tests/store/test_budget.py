@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import incgraph.queues as iq
 from incgraph import ConfigurationError, ProcessGraph, Processor, memoize, open_store
-from incgraph.store import Record, Store
+from incgraph.flow import Flow, Layer
+from incgraph.store import Record, Store, garbage
+from incgraph.store.budget import stored_bytes
 
 HOUR = 3600.0
 
@@ -114,3 +117,58 @@ def test_under_budget_collects_nothing(tmp_path: Path) -> None:
     n = g.add_node(1, Zeros, {"n": 1000})
     g.run_upto(n)
     assert g.last_run.budget is None and len(list(store.index.records())) == 4
+
+
+class Seeded(Layer):
+    """A layer whose one artifact is a 400 KB array filled with the flow's ``seed``."""
+
+    def __call__(self) -> None:
+        self.big = np.full(50_000, float(self.params.seed))
+
+
+def _no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results count as old at once (as they would ten minutes later)."""
+    monkeypatch.setattr(garbage, "GRACE_SECONDS", 0.0)
+
+
+def test_flow_run_enforces_the_budget_counting_its_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow run brings the store under budget, counting the artifacts its manifests
+    reference; the artifacts of what is kept still load, what went is recomputed right."""
+    _no_grace(monkeypatch)
+
+    class Seeds(Flow): ...
+
+    Seeds.register(Seeded)
+    store = open_store(tmp_path / "s", max_bytes=500_000)
+    flow = Seeds(store=store)
+    assert flow(seed=1).budget is None  # under budget
+    for seed in (2, 3):
+        execution = flow(seed=seed)
+        assert execution.budget is not None and execution.budget.removed
+        assert stored_bytes(store) <= 500_000
+    again = flow(seed=3)
+    assert again.computed == [] and again[Seeded].big[0] == 3.0
+    first = flow(seed=1)
+    assert first.computed == ["Seeded"] and first[Seeded].big[0] == 1.0
+    assert stored_bytes(store) <= 500_000
+
+
+def test_pipeline_run_enforces_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue pipeline's run brings the store under budget and its report says what went."""
+    _no_grace(monkeypatch)
+    store = open_store(tmp_path / "s", max_bytes=500_000)
+
+    def filled(seed: int) -> np.ndarray:
+        return np.full(50_000, float(seed))
+
+    reports = []
+    for seed in (1, 2, 1):
+        pipeline = iq.Pipeline(store=store)
+        out = pipeline.map(filled, iq.Queue([seed]))
+        reports.append(pipeline.run())
+        assert [a[0] for a in out] == [float(seed)] and stored_bytes(store) <= 500_000
+    assert reports[0].budget is None
+    assert reports[1].budget is not None and len(reports[1].budget.removed) == 1
+    assert reports[2].computed == 1  # seed 1 went to make room for seed 2
