@@ -330,7 +330,7 @@ def _size(path: Path) -> int:
 
 def _delete(store: Store, report: GcReport, trim: list[int], now: float) -> None:
     """Index rows, then blobs, then files; then the ledger's leftovers."""
-    store.index.delete(rec.key for rec in report.removed)
+    store.index.delete_unchanged(report.removed)  # a key saved again meanwhile stays
     store.blobs.delete_many(report.blobs_removed, unreferenced=True)
     store.index.drop_unused_refs()
     report.files_removed = store.blobs.remove_files(report.files_removed)

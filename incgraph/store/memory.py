@@ -171,6 +171,15 @@ class MemoryIndex:
                 if old is not None:
                     self._by_node.get(old[1].node, {}).pop(key, None)
 
+    def delete_unchanged(self, records: Iterable[Record]) -> None:
+        """Remove these records, each only if it is still the one stored (same creation time)."""
+        with self._lock:
+            for rec in records:
+                found = self._records.get(rec.key)
+                if found is not None and found[1].created == rec.created:
+                    del self._records[rec.key]
+                    self._by_node.get(rec.node, {}).pop(rec.key, None)
+
     def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Record (result data version, referenced blob) pairs."""
         with self._lock:

@@ -230,6 +230,10 @@ class Index(Protocol):
         """Remove the records under ``keys`` (absent keys are ignored)."""
         ...
 
+    def delete_unchanged(self, records: Iterable[Record]) -> None:
+        """Remove these records, each only if it is still stored as read (same ``created``)."""
+        ...
+
     def data_versions_of(self, keys: Iterable[str]) -> dict[str, str]:
         """Key -> data version of the stored ``keys``, in bulk."""
         ...

@@ -519,6 +519,14 @@ class SqliteIndex:
         for chunk in _chunks(((key,) for key in keys), PUT_CHUNK):
             self.file.write(partial(_execute_many, "DELETE FROM results WHERE key = ?", chunk))
 
+    def delete_unchanged(self, records: Iterable[Record]) -> None:
+        """Remove these records, each only if its row is still the one read (same creation
+        time): a result saved again under the same key meanwhile stays."""
+        rows = ((rec.key, rec.created) for rec in records)
+        sql = "DELETE FROM results WHERE key = ? AND created = ?"
+        for chunk in _chunks(rows, PUT_CHUNK):
+            self.file.write(partial(_execute_many, sql, chunk))
+
     # -- references (schema version 4) ----------------------------------------------------
 
     def insert_refs(self, conn: sqlite3.Connection, pairs: list[tuple[str, str]]) -> None:

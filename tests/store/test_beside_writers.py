@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from incgraph.store import open_store
+from incgraph.store import Record, open_store
 
 from .fault_worker import Zygote, check
 
@@ -42,3 +42,15 @@ def test_verify_and_gc_beside_writers_lose_nothing_and_find_nothing(tmp_path: Pa
     outcome = check(str(store_path), str(acks))
     assert outcome["acked"] >= WRITERS * RESULTS_PER_WRITER // 2
     assert (outcome["lost"], outcome["torn"], outcome["problems"]) == (0, 0, 0), outcome
+
+
+def test_a_result_saved_again_while_gc_decides_is_not_deleted(tmp_path: Path) -> None:
+    """gc deletes a dropped result only if its row is unchanged: one saved again under the
+    same key after gc read the index (a writer recomputing it) stays."""
+    with open_store(tmp_path / "store") as store:
+        old = store.save(Record("a" * 32, "b" * 32, "n", "p", "c", "i", created=1.0), [1])
+        decided = store.gc(keep_runs=0, grace=0, dry_run=True).removed
+        assert decided == [old]
+        again = store.save(Record("a" * 32, "b" * 32, "n", "p", "c", "i"), [1])
+        store.index.delete_unchanged(decided)
+        assert store.lookup("a" * 32) == again and store.load(again) == [1]
