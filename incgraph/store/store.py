@@ -798,7 +798,7 @@ def adoptable(folder: Path) -> bool:
     two-character sub-folders. A folder that also holds other files was
     opened as a store among someone else's files: it is left unmarked, so
     maintenance refuses it until the user moves those files out or marks it
-    (:func:`mark_folder`).
+    (`mark_folder`).
     """
     try:
         names = os.listdir(folder)
