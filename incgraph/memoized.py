@@ -197,6 +197,7 @@ class MemoizedFunction:
         package_versions(self.packages, where)  # an unknown package fails here
         self._init: str | None = None
         self._sent_code: str | None = None  # unpickled by value: the sender's code version
+        self._owner_class: type | None = None  # a method's class, once it exists
         self._node = _template_node(function, self.label, version)
         self._cheap_calls = 0.0
         self._local = _Sessions()
@@ -252,10 +253,28 @@ class MemoizedFunction:
     # -- keys ------------------------------------------------------------------------------
 
     def code_version(self) -> str:
-        """The function's code version now (its code, its helpers', and ``version``)."""
+        """The function's code version now (its code, its helpers', and ``version``).
+
+        A method's code version also covers its class, as a processor's covers
+        its class: editing another method it calls through ``self`` recomputes.
+        """
         if self._sent_code is not None:
             return self._sent_code
-        return hashing.code_version(self.function, self.version)
+        code = hashing.code_version(self.function, self.version)
+        owner = self._owner()
+        if owner is None:
+            return code
+        return hashing.combine("MemoizedMethod", code, hashing.code_version(owner))
+
+    def _owner(self) -> type | None:
+        """The class the function is defined in (found by its qualified name), if any."""
+        if self._owner_class is None:
+            module = self.function.__module__
+            qualname = self.function.__qualname__.rpartition(".")[0]
+            found = _lookup(module, qualname) if qualname else None
+            if isinstance(found, type):
+                self._owner_class = found
+        return self._owner_class
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         try:

@@ -118,3 +118,35 @@ def test_a_memoized_closure_pickles_by_value_with_the_same_keys(tmp_path: Path) 
     )
     assert _python(script, tmp_path) == f"{add.key(1)} 4 False"
     assert add.call(1) == (4, True)
+
+
+def test_editing_a_method_a_memoized_method_calls_recomputes(tmp_path: Path) -> None:
+    """A memoized method is keyed with its class's code: a new process sees an edited
+    method it calls through ``self`` (a miss), but not an edited comment (a hit)."""
+    tools = tmp_path / "tools.py"
+    source = textwrap.dedent(
+        """
+        import dataclasses
+        import incgraph
+
+        @dataclasses.dataclass
+        class Tool:
+            k: int
+
+            def offset(self, x):
+                return {body}
+
+            @incgraph.memoize(store="cache")
+            def compute(self, x):
+                return self.offset(x) * 2
+        """
+    )
+    tools.write_text(source.format(body="x + self.k"))
+    script = tmp_path / "job.py"
+    script.write_text("from tools import Tool\nprint(*Tool(1).compute.call(3))\n")
+    assert _python(script, tmp_path) == "8 False"
+    assert _python(script, tmp_path) == "8 True"
+    tools.write_text(source.format(body="x + self.k  # plus k"))
+    assert _python(script, tmp_path) == "8 True"
+    tools.write_text(source.format(body="x + 10 * self.k"))
+    assert _python(script, tmp_path) == "26 False"
