@@ -5,36 +5,35 @@ Design note
 A code version is ``combine("CodeVersion", fingerprint(obj), data_version(version))``.
 
 The *fingerprint* is a hash of the sorted set of *entries* collected by walking
-from ``obj`` through the user's own code (``_usercode``):
+from ``obj`` through everything its code can reach. ``docs/hashing.md`` lists
+what enters; in short:
 
-* a function contributes its normalized source (``_source``), or, when no
+* a user function contributes its normalized source (``_source``), or, when no
   source matches the loaded code (exec'd code, a REPL, a file edited since
-  import), its bytecode: ``co_code``, constants (recursively), names, argument
-  counts and flags, tagged with the interpreter's cache tag, because bytecode
-  changes with the Python version;
-* a class contributes each class in its MRO that is user code: its methods
-  (plain, static, class, property accessors, cached properties), nested
-  classes, and class attributes of simple immutable types by value;
-* every global name a function loads, and every dotted chain through user
-  modules (``helpers.clean``), is resolved through ``__globals__``; closure
-  cells likewise. User functions and classes found this way are walked in
-  turn (cycles are fine: each is visited once); values of *simple immutable
-  types* (None, bool, int, float, complex, str, bytes, Decimal, Fraction, enum
-  members, and tuples, frozensets, named tuples and frozen dataclasses of
-  those) contribute their data version, so ``THRESHOLD = 0.5 -> 0.6``
-  invalidates; so do lists, dicts and sets of such values up to 10,000 items
-  (``GRID = [0.1, 1.0]``), by their value when first fingerprinted in the
-  process (rebinding the name is seen; mutating in place is not). Library
-  code, modules and other objects (a loaded model, a big or non-data
-  container) are not followed: pass such things as inputs, or bump
-  ``version``.
-* names inside annotations are part of the normalized source but are not
-  followed: ``def __call__(self, up: Upstream)`` does not make the layer's
-  version depend on ``Upstream``'s code.
-
-A root that is not user code (``len``, ``numpy.sqrt``, a library class) is
-fingerprinted by its qualified name and its top-level package's
-``__version__``.
+  import), its bytecode, tagged with the interpreter's cache tag; plus its
+  defaults and closure cells by value;
+* a user class contributes each user class in its MRO and its metaclass: its
+  methods (plain, static, class, property accessors, cached properties,
+  ``singledispatchmethod``), nested classes and other class attributes by
+  value;
+* the global names a function's code loads are decided by the compiler
+  (``_scoping``: ``LOAD_GLOBAL``, not names in the source text) and resolved
+  through ``__globals__``, dotted chains (``helpers.clean``) through user
+  modules, and imports inside the body are followed the same way;
+* every value reached gets a *token* (:meth:`_Walk.token`): simple data its
+  data version; user functions and classes their own entry (and they are
+  walked in turn); library callables and types their ``module.qualname`` (not
+  their package's version: declare that through ``Processor.packages``);
+  partials, bound methods, containers and instances of user classes their
+  parts, recursively; numpy values and anything else ``data_version`` knows
+  their data version. A value with no token stops the walk with a
+  ``HashingError`` naming the name and the fixes, unless it is on the short
+  allowlist (``_values.allowlisted``) or the root names it in ``code_ignore``;
+* names and attributes that running code rebinds or fills (``_state``) are
+  state, not code: their definition's source enters, not their value;
+* for a processor, the user classes named in ``process``'s parameter
+  annotations are walked too: the consumer of a ``Rect`` depends on
+  ``Rect.area``'s code even when an upstream recompute gives equal fields.
 
 Memo. Walking parses source, so each function's analysis is cached in a
 ``WeakKeyDictionary`` (valid while ``fn.__code__`` is the same object), and
@@ -43,34 +42,44 @@ made (namespace, name, object found). A later call re-checks those lookups by
 identity, a few dict accesses per reference, and walks again only if one of
 them changed: redefining a helper or a constant in a notebook cell invalidates
 every processor that uses it even though the processor class itself is the
-same object.
+same object. In-place changes to an object found by a lookup are not seen by
+that re-check within one process; a new process sees them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-import fractions
 import functools
+import importlib
+import importlib.util
 import sys
+import threading
+import typing
 from collections.abc import Callable, Mapping
-from decimal import Decimal
-from types import BuiltinFunctionType, CellType, CodeType, FunctionType, MethodType, ModuleType
+from types import CellType, CodeType, FunctionType, MethodType, ModuleType, SimpleNamespace
 from typing import Any, Final
 from weakref import WeakKeyDictionary
 
 from incgraph.errors import HashingError
 from incgraph.hashing._data import data_version
 from incgraph.hashing._scheme import combine
-from incgraph.hashing._source import find_definition
-from incgraph.hashing._usercode import is_user_module, is_user_object, module_of
+from incgraph.hashing._scoping import CodeRefs, ImportRef, scan
+from incgraph.hashing._source import facts_for, find_definition
+from incgraph.hashing._state import ModuleFacts
+from incgraph.hashing._usercode import is_user_module, is_user_object
+from incgraph.hashing._values import (
+    PLAIN_DATA_CHECK_LIMIT,
+    allowlisted,
+    instance_state,
+    is_plain_data,
+    is_simple,
+    special_token,
+    stateless,
+)
 from incgraph.sentinels import MISSING
 
-__all__ = ["code_version", "fingerprint"]
+__all__ = ["code_version", "fingerprint", "is_plain_data", "is_simple", "label"]
 
-_SIMPLE_TYPES: Final = frozenset(
-    {type(None), bool, int, float, complex, str, bytes, Decimal, fractions.Fraction}
-)
 _SKIPPED_CLASS_ATTRS: Final = frozenset(
     {
         "__dict__",
@@ -92,53 +101,14 @@ _SKIPPED_CLASS_ATTRS: Final = frozenset(
         "__slotnames__",
     }
 )
-
-
-def is_simple(value: object, depth: int = 0) -> bool:
-    """Whether a value is immutable data a code version may include by value."""
-    cls = type(value)
-    if cls in _SIMPLE_TYPES or isinstance(value, enum.Enum):
-        return True
-    if depth > 8:
-        return False
-    if cls is tuple or cls is frozenset:
-        return all(is_simple(item, depth + 1) for item in value)  # type: ignore[attr-defined]
-    if isinstance(value, tuple) and hasattr(cls, "_fields"):
-        return all(is_simple(item, depth + 1) for item in value)
-    if dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        fields = dataclasses.fields(cls)
-        return all(is_simple(getattr(value, f.name), depth + 1) for f in fields)
-    return False
-
-
-_MUTABLE_DATA_LIMIT: Final = 10_000
-
-
-def is_plain_data(value: object, depth: int = 0) -> bool:
-    """Whether a value is a (possibly mutable) container of simple data: list/dict/set of them.
-
-    Such module-level constants (``GRID = [0.1, 1.0]``) are part of a code version by
-    their value when the code is first fingerprinted in a process; afterwards, like
-    every other reference, they are re-checked by identity only. So editing the
-    source or rebinding the name (a re-run notebook cell) invalidates, while in-place
-    mutation (``GRID.append(x)``, or a memo dict filling up) does not: state kept in a
-    module-level container must not make every run a miss. Containers over
-    ``_MUTABLE_DATA_LIMIT`` items are not followed (pass them as inputs).
-    """
-    if is_simple(value):
-        return True
-    if depth > 8:
-        return False
-    cls = type(value)
-    if cls in (list, tuple, set, frozenset):
-        items = value
-    elif cls is dict:
-        items = [*value.keys(), *value.values()]  # type: ignore[attr-defined]
-    else:
-        return False
-    if len(items) > _MUTABLE_DATA_LIMIT:  # type: ignore[arg-type]
-        return False
-    return all(is_plain_data(item, depth + 1) for item in items)  # type: ignore[attr-defined]
+# A processor's ``release()`` and ``resource`` decide when instances are dropped, never
+# what ``process`` returns: editing them must not recompute anything.
+_LIFECYCLE_ATTRS: Final = frozenset({"release", "resource"})
+_MAX_DEPTH: Final = 40
+_FIX: Final = (
+    "pass it to the node as an input, list the name in the processor's code_ignore "
+    "if it cannot change results, or make its type hashable (incgraph.register_hasher)"
+)
 
 
 def label(obj: object) -> str:
@@ -154,8 +124,8 @@ def label(obj: object) -> str:
 class _Analysis:
     code: CodeType
     entry: str
-    names: frozenset[str]
-    chains: frozenset[tuple[str, ...]]
+    refs: CodeRefs
+    facts: ModuleFacts
 
 
 _ANALYSES: WeakKeyDictionary[FunctionType, _Analysis] = WeakKeyDictionary()
@@ -168,11 +138,12 @@ def _analyse(fn: FunctionType) -> _Analysis:
     definition = find_definition(fn)
     if definition is not None:
         entry = f"source {label(fn)} {combine('Source', definition.dump)}"
-        analysis = _Analysis(fn.__code__, entry, definition.names, definition.chains)
+        if definition.debug_sensitive:  # assert / __debug__ behave differently under -O
+            entry += f" optimize={int(bool(sys.flags.optimize))}"
     else:
-        names = frozenset(_code_names(fn.__code__))
         entry = f"bytecode {label(fn)} {data_version(_code_tuple(fn.__code__))}"
-        analysis = _Analysis(fn.__code__, entry, names, frozenset())
+    facts = facts_for(fn.__code__.co_filename, fn.__globals__)
+    analysis = _Analysis(fn.__code__, entry, scan(fn.__code__), facts)
     _ANALYSES[fn] = analysis
     return analysis
 
@@ -194,12 +165,21 @@ def _code_tuple(code: CodeType) -> tuple[object, ...]:
     )
 
 
-def _code_names(code: CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            names |= _code_names(const)
-    return names
+def _class_facts(klass: type) -> ModuleFacts:
+    module = sys.modules.get(klass.__module__)
+    filename = getattr(module, "__file__", None)
+    namespace = getattr(module, "__dict__", {})
+    return facts_for(filename if isinstance(filename, str) else None, namespace)
+
+
+def _defaults(fn: FunctionType) -> list[tuple[str, object]]:
+    code = fn.__code__
+    out: list[tuple[str, object]] = []
+    defaults = fn.__defaults__ or ()
+    first = code.co_argcount - len(defaults)
+    out.extend((code.co_varnames[first + i], value) for i, value in enumerate(defaults))
+    out.extend(sorted((fn.__kwdefaults__ or {}).items()))
+    return out
 
 
 # -- the walk ------------------------------------------------------------------------
@@ -208,23 +188,34 @@ def _code_names(code: CodeType) -> set[str]:
 class _Walk:
     """Collects a root's entries and the lookups that justify them."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: object) -> None:
+        self.root = root
+        self.ignore = _code_ignore(root)
         self.entries: set[str] = set()
+        self.errors: list[str] = []
         self.lookups: list[tuple[Mapping[str, Any], str, object]] = []
         self.cells: list[tuple[CellType, object]] = []
-        self.codes: list[tuple[FunctionType, CodeType]] = []
-        self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...]]] = []
+        self.codes: list[tuple[FunctionType, CodeType, object, object]] = []
+        self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...], ModuleFacts]] = []
 
         self.recorded: set[tuple[int, str]] = set()
         self.seen: set[int] = set()
+        self.active: set[int] = set()
         self.todo: list[object] = []
 
-    def run(self, root: object) -> str:
-        self.todo.append(root)
+    def run(self) -> str:
+        root = self.root
+        if isinstance(root, FunctionType | type):
+            self.todo.append(root)
+            self.follow_annotations(root)
+        else:
+            self.depend(root, "the callable itself")
         while self.todo:
             self.visit(self.todo.pop())
         self.seen.clear()
         self.recorded.clear()
+        if self.errors:
+            raise HashingError("; ".join(sorted(set(self.errors))))
         return combine("CodeFingerprint", label(root), *sorted(self.entries))
 
     def first_visit(self, obj: object) -> bool:
@@ -238,42 +229,174 @@ class _Walk:
             if self.first_visit(obj):
                 self.visit_function(obj)
         elif isinstance(obj, type):
-            for klass in obj.__mro__:
-                if klass is not object and is_user_object(klass) and self.first_visit(klass):
+            metaclass: type = type(obj)
+            for klass in (*obj.__mro__, *metaclass.__mro__):
+                user = klass not in (object, type) and is_user_object(klass)
+                if user and self.first_visit(klass):
                     self.visit_class(klass)
+
+    # -- functions ---------------------------------------------------------------
 
     def visit_function(self, fn: FunctionType) -> None:
         analysis = _analyse(fn)
-        self.codes.append((fn, analysis.code))
+        self.codes.append((fn, analysis.code, fn.__defaults__, fn.__kwdefaults__))
         self.entries.add(analysis.entry)
+        refs, facts, where = analysis.refs, analysis.facts, label(fn)
         namespace = fn.__globals__
-        for name in analysis.names:
-            self.resolve(namespace, (name,), f"{label(fn)}:{name}")
-        for chain in analysis.chains:
-            self.resolve(namespace, chain, f"{label(fn)}:{'.'.join(chain)}")
+        for name in refs.names:
+            if name in refs.stored_globals and facts.global_state(name) is None:
+                self.state(f"{where}:{name}", facts.definitions.get(name))
+            else:
+                self.resolve(namespace, (name,), f"{where}:{name}", facts)
+        for chain in refs.chains:
+            self.resolve(namespace, chain, f"{where}:{'.'.join(chain)}", facts)
+        for ref in refs.imports:
+            self.resolve_import(fn, ref, where)
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
-            try:
-                contents = cell.cell_contents
-            except ValueError:
-                contents = MISSING
-            self.cells.append((cell, contents))
-            self.depend(contents, f"{label(fn)}:<cell {name}>")
+            cell_where = f"{where}:<cell {name}>"
+            if name in self.ignore:
+                self.entries.add(f"ignored {cell_where}")
+            elif name in refs.stored_cells:
+                self.state(cell_where, None)
+            else:
+                contents = _cell_contents(cell)
+                self.cells.append((cell, contents))
+                self.depend(contents, cell_where)
+        for name, value in _defaults(fn):
+            if name in self.ignore:
+                self.entries.add(f"ignored {where}:<default {name}>")
+            else:
+                self.depend(value, f"{where}:<default {name}>")
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:
-            self.depend(wrapped, f"{label(fn)}:__wrapped__")
+            self.depend(wrapped, f"{where}:__wrapped__")
+
+    def follow_annotations(self, root: FunctionType | type) -> None:
+        """A processor's inputs' classes: their methods are code ``process`` runs."""
+        fn = getattr(root, "process", None) if isinstance(root, type) else root
+        if not isinstance(fn, FunctionType):
+            return
+        for name, hint in _annotations(fn).items():
+            if name == "return":
+                continue
+            for klass in _classes_in(hint, 0):
+                if is_user_object(klass):
+                    self.depend(klass, f"{label(fn)}:<annotation {name}>")
+
+    def resolve(
+        self,
+        namespace: Mapping[str, Any],
+        chain: tuple[str, ...],
+        where: str,
+        facts: ModuleFacts,
+    ) -> None:
+        """Look a dotted chain up, descending only through user modules."""
+        if chain[0] in self.ignore or ".".join(chain) in self.ignore:
+            self.entries.add(f"ignored {where}")
+            return
+        value: object = MISSING
+        for depth, part in enumerate(chain):
+            value = namespace.get(part, MISSING)
+            kind = facts.global_state(part)
+            if kind == "rebound" or (
+                kind == "mutated" and not isinstance(value, type | ModuleType | FunctionType)
+            ):
+                if kind == "mutated":
+                    self.record(namespace, part, value)
+                self.state(where, facts.definitions.get(part), value, kind)
+                return
+            self.record(namespace, part, value)
+            last = depth == len(chain) - 1
+            if last or not isinstance(value, ModuleType) or not is_user_module(value):
+                break
+            namespace = value.__dict__
+            facts = facts_for(getattr(value, "__file__", None), value.__dict__)
+        if not (isinstance(value, ModuleType) or value is MISSING):
+            self.depend(value, where)
+
+    def resolve_import(self, fn: FunctionType, ref: ImportRef, where: str) -> None:
+        """An import inside a function body: import the module now and follow the path."""
+        name = ref.module
+        if ref.level:
+            package = fn.__globals__.get("__package__") or ""
+            name = importlib.util.resolve_name("." * ref.level + ref.module, package)
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            self.entries.add(f"import {where}:{name} missing")
+            return
+        if not ref.path:
+            return
+        if ref.path[0] in self.ignore or ref.path[-1] in self.ignore:
+            self.entries.add(f"ignored {where}:{name}.{'.'.join(ref.path)}")
+            return
+        chain_where = f"{where}:<import {name}.{'.'.join(ref.path)}>"
+        self.entries.add(f"import {chain_where}")
+        if not is_user_module(module):
+            return  # a library import: its name is in the source, its code is not followed
+        facts = facts_for(getattr(module, "__file__", None), module.__dict__)
+        self.resolve(module.__dict__, ref.path, chain_where, facts)
+
+    # -- classes -----------------------------------------------------------------
 
     def visit_class(self, klass: type) -> None:
         namespace = klass.__dict__
-        self.class_keys.append((namespace, tuple(namespace)))
+        facts = _class_facts(klass)
+        processor_like = callable(getattr(klass, "process", None))
+        keys = tuple(k for k in namespace if facts.attr_state(k) != "rebound")
+        self.class_keys.append((namespace, keys, facts))
         self.entries.add(f"class {label(klass)}")
         for name, attr in namespace.items():
-            if name in _SKIPPED_CLASS_ATTRS:
+            where = f"{label(klass)}.{name}"
+            if name in _SKIPPED_CLASS_ATTRS or (processor_like and name in _LIFECYCLE_ATTRS):
                 continue
             if name.startswith("__") and name.endswith("__") and is_plain_data(attr):
                 continue  # interpreter bookkeeping (e.g. copyreg's __slotnames__), not code
+            if name in self.ignore:
+                self.entries.add(f"ignored {where}")
+                continue
+            kind = facts.attr_state(name)
+            if kind is not None and not isinstance(attr, FunctionType):
+                if kind == "mutated":
+                    self.record(namespace, name, attr)
+                definition = facts.class_definitions.get((klass.__qualname__, name))
+                self.state(where, definition, attr, kind)
+                continue
             self.record(namespace, name, attr)
             for member in _members(attr):
-                self.depend(member, f"{label(klass)}.{name}")
+                self.depend(member, where)
+
+    # -- values ------------------------------------------------------------------
+
+    def state(
+        self, where: str, definition: str | None, value: object = None, kind: str = "rebound"
+    ) -> None:
+        """A name running code changes: its definition's source, and for a filled container
+        the code it holds, not its data."""
+        self.entries.add(f"state {where} {definition or '-'}")
+        if kind == "mutated":
+            self.entries.add(f"state-code {where} {self.code_in(value, 0)}")
+
+    def code_in(self, value: object, depth: int) -> str:
+        """The tokens of the functions and classes inside a container that code fills."""
+        if depth > _MAX_DEPTH or is_simple(value):
+            return ""
+        if isinstance(value, FunctionType | type | functools.partial | MethodType):
+            return self.token(value, "", depth)
+        if is_user_object(type(value)):  # an object whose attributes code changes
+            self.todo.append(type(value))
+            return f"instance {_type_label(value)}"
+        if isinstance(value, list | tuple):
+            parts = [self.code_in(v, depth + 1) for v in value]
+            return ",".join(f"{i}:{p}" for i, p in enumerate(parts) if p)
+        if isinstance(value, dict):
+            found = [(k, self.code_in(v, depth + 1)) for k, v in value.items() if is_simple(k)]
+            return ",".join(f"{k!r}:{p}" for k, p in found if p)
+        return ""
+
+    def depend(self, value: object, where: str) -> None:
+        """Make ``value``, reached at ``where``, part of the fingerprint."""
+        self.entries.add(f"value {where} {self.token(value, where, 0)}")
 
     def record(self, namespace: Mapping[str, Any], name: str, found: object) -> None:
         """Remember a lookup (once) so that a later call can re-check it."""
@@ -282,35 +405,119 @@ class _Walk:
             self.recorded.add(key)
             self.lookups.append((namespace, name, found))
 
-    def resolve(self, namespace: Mapping[str, Any], chain: tuple[str, ...], where: str) -> None:
-        """Look a dotted chain up, descending only through user modules."""
-        value: object = MISSING
-        for depth, part in enumerate(chain):
-            value = namespace.get(part, MISSING)
-            self.record(namespace, part, value)
-            last = depth == len(chain) - 1
-            if last or not isinstance(value, ModuleType) or not is_user_module(value):
-                break
-            namespace = value.__dict__
-        if not (isinstance(value, ModuleType) or value is MISSING):
-            self.depend(value, where)
+    def fail(self, where: str, value: object, reason: str) -> str:
+        self.errors.append(
+            f"{where}: a {_type_label(value)} object that cannot be fingerprinted "
+            f"({reason}); {_FIX}"
+        )
+        return "error"
 
-    def depend(self, value: object, where: str) -> None:
-        """Follow a referenced object if it is user code; include it if it is simple data."""
+    def token(self, value: object, where: str, depth: int) -> str:
+        """A deterministic text that changes whenever ``value`` could change results."""
         if is_simple(value):
-            self.entries.add(f"value {where} {data_version(value)}")
-            return
-        if is_plain_data(value):
-            self.entries.add(f"value {where} {data_version(value)}")
-            return
-        target = getattr(value, "py_func", value)
-        if isinstance(target, functools.partial):
-            target = target.func
-        if not isinstance(target, FunctionType | type):
-            target = getattr(target, "__wrapped__", target)
-        if isinstance(target, FunctionType | type) and is_user_object(target):
-            self.todo.append(target)
-            self.entries.add(f"uses {where} {label(target)}")
+            return "d" + data_version(value)
+        if isinstance(value, ModuleType):
+            return f"module {value.__name__}"
+        if depth > _MAX_DEPTH:
+            return self.fail(where, value, "it is nested too deeply")
+        code = self.code_token(value, where, depth)
+        if code is not None:
+            return code
+        if type(value) in (list, tuple, dict, set, frozenset):
+            return self.container_token(value, where, depth)
+        if is_user_object(type(value)):
+            return self.instance_token(value, where, depth)
+        if allowlisted(value):
+            return f"allowed {_type_label(value)}"
+        special = special_token(value)
+        if special is not None:
+            return special
+        if stateless(value):
+            return f"stateless {_type_label(value)}"
+        if isinstance(value, SimpleNamespace):
+            return "namespace " + self.token(vars(value), where, depth + 1)
+        try:
+            return "d" + data_version(value)
+        except HashingError as exc:
+            return self.fail(where, value, str(exc).removeprefix("value: "))
+
+    def code_token(self, value: object, where: str, depth: int) -> str | None:
+        """Tokens of functions, classes and callables; None for other values."""
+        registry = getattr(value, "registry", None)
+        if (
+            isinstance(registry, Mapping)
+            and not isinstance(value, type)
+            and callable(value)
+            and hasattr(value, "dispatch")
+        ):
+            impls = sorted(
+                f"{label(t)}={self.token(impl, f'{where}[{label(t)}]', depth + 1)}"
+                for t, impl in registry.items()
+            )
+            return "singledispatch " + ",".join(impls)
+        if isinstance(value, FunctionType):
+            if not is_user_object(value):
+                return f"lib {label(value)}"
+            self.todo.append(value)
+            return f"fn {_analyse(value).entry}"
+        if isinstance(value, type):
+            if not is_user_object(value):
+                return f"lib {label(value)}"
+            self.todo.append(value)
+            return f"class {label(value)}"
+        jitted = getattr(value, "py_func", None)
+        if isinstance(jitted, FunctionType):
+            return f"compiled {_type_label(value)} " + self.token(jitted, where, depth + 1)
+        if isinstance(value, functools.partial | functools.partialmethod):
+            partial = (value.func, value.args, value.keywords)
+            return "partial " + self.token(partial, where, depth + 1)
+        if isinstance(value, MethodType):
+            method = (value.__func__, value.__self__)
+            return "method " + self.token(method, where, depth + 1)
+        if isinstance(value, staticmethod | classmethod):
+            return "descriptor " + self.token(value.__func__, where, depth + 1)
+        wrapped = getattr(value, "__wrapped__", None)
+        if wrapped is not None and callable(value) and not isinstance(value, type):
+            inner = self.token(wrapped, f"{where}.__wrapped__", depth + 1)
+            return f"wrapper {_type_label(value)} {inner}"
+        return None
+
+    def container_token(self, value: Any, where: str, depth: int) -> str:
+        if len(value) <= PLAIN_DATA_CHECK_LIMIT and is_plain_data(value):
+            return "d" + data_version(value)
+        if len(value) > PLAIN_DATA_CHECK_LIMIT:
+            try:
+                return "d" + data_version(value)
+            except HashingError:
+                pass
+        kind = type(value).__name__
+        if isinstance(value, dict):
+            parts = [
+                f"{self.token(k, where, depth + 1)}:{self.token(v, f'{where}[{k!r}]', depth + 1)}"
+                for k, v in value.items()
+            ]
+        else:
+            parts = [self.token(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+            if isinstance(value, set | frozenset):
+                parts.sort()
+        return f"{kind}({','.join(parts)})"
+
+    def instance_token(self, value: object, where: str, depth: int) -> str:
+        """An instance of a user class: its class's code and its state's data version."""
+        if id(value) in self.active:
+            return "cycle"
+        klass = type(value)
+        self.todo.append(klass)
+        head = f"instance {label(klass)}"
+        try:
+            return f"{head} d{data_version(value)}"
+        except HashingError:
+            pass
+        self.active.add(id(value))
+        try:
+            return f"{head} " + self.token(instance_state(value), where, depth + 1)
+        finally:
+            self.active.discard(id(value))
 
     def still_valid(self) -> bool:
         """Whether every lookup made by the walk still finds the same object."""
@@ -320,10 +527,21 @@ class _Walk:
         for cell, found in self.cells:
             if _cell_contents(cell) is not found:
                 return False
-        for fn, code in self.codes:
-            if fn.__code__ is not code:
+        for fn, code, defaults, kwdefaults in self.codes:
+            if (
+                fn.__code__ is not code
+                or fn.__defaults__ is not defaults
+                or fn.__kwdefaults__ is not kwdefaults
+            ):
                 return False
-        return all(tuple(namespace) == keys for namespace, keys in self.class_keys)
+        for namespace, keys, facts in self.class_keys:
+            if tuple(k for k in namespace if facts.attr_state(k) != "rebound") != keys:
+                return False
+        return True
+
+
+def _type_label(value: object) -> str:
+    return label(type(value))
 
 
 def _cell_contents(cell: CellType) -> object:
@@ -341,7 +559,52 @@ def _members(attr: object) -> list[object]:
         return [f for f in (attr.fget, attr.fset, attr.fdel) if f is not None]
     if isinstance(attr, functools.cached_property):
         return [attr.func]
+    if isinstance(attr, functools.singledispatchmethod):
+        return [attr.dispatcher]
     return [attr]
+
+
+def _code_ignore(root: object) -> frozenset[str]:
+    names = getattr(root, "code_ignore", ())
+    if isinstance(names, str) or not isinstance(names, tuple | list | set | frozenset):
+        raise HashingError(
+            f"{label(root)}.code_ignore must be a tuple of names (str), got {names!r}; "
+            "write code_ignore = ('name',)"
+        )
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise HashingError(
+            f"{label(root)}.code_ignore must hold names (str), got {bad!r}; "
+            "write code_ignore = ('name',)"
+        )
+    return frozenset(names)
+
+
+def _annotations(fn: FunctionType) -> dict[str, object]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an unresolvable hint: use what resolves
+        out: dict[str, object] = {}
+        for name, hint in getattr(fn, "__annotations__", {}).items():
+            if isinstance(hint, str):
+                try:
+                    hint = eval(hint, fn.__globals__)  # what typing.get_type_hints does
+                except Exception:
+                    continue
+            out[name] = hint
+        return out
+
+
+def _classes_in(hint: object, depth: int) -> list[type]:
+    if depth > 8:
+        return []
+    found: list[type] = [hint] if isinstance(hint, type) else []
+    origin = typing.get_origin(hint)
+    if isinstance(origin, type):
+        found.append(origin)
+    for arg in typing.get_args(hint):
+        found.extend(_classes_in(arg, depth + 1))
+    return found
 
 
 # -- roots -----------------------------------------------------------------------------
@@ -350,53 +613,56 @@ _ROOTS: WeakKeyDictionary[object, tuple[str, _Walk]] = WeakKeyDictionary()
 
 
 def _library_fingerprint(obj: object) -> str:
-    module = module_of(obj)
-    top = sys.modules.get(module.__name__.partition(".")[0]) if module is not None else None
-    release = getattr(top, "__version__", "")
-    return combine("LibraryCode", label(obj), release if isinstance(release, str) else "")
+    """A library function or class as a root: its name (incgraph's own also its release)."""
+    name = label(obj)
+    if name.startswith("incgraph."):
+        import incgraph
+
+        return combine("LibraryCode", name, incgraph.__version__)
+    return combine("LibraryCode", name)
+
+
+_IN_PROGRESS = threading.local()  # roots being walked by this thread
 
 
 def fingerprint(obj: object) -> str:
-    """The code fingerprint of a function or class (without any declared version)."""
-    if isinstance(obj, MethodType):
-        return combine("BoundMethod", fingerprint(obj.__func__), label(type(obj.__self__)))
-    if isinstance(obj, functools.partial):
-        parts = (obj.args, obj.keywords)
-        return combine("Partial", fingerprint(obj.func), data_version(parts))
-    if not isinstance(obj, FunctionType | type):
-        if (
-            isinstance(obj, BuiltinFunctionType)
-            or not callable(obj)
-            or not is_user_object(type(obj))
-        ):
-            return _library_fingerprint(obj)
-        return combine("CallableObject", fingerprint(type(obj)), data_version(obj))
-    cached = _ROOTS.get(obj)
-    if cached is not None and cached[1].still_valid():
-        return cached[0]
-    if not is_user_object(obj):
+    """The code fingerprint of a function, class or other callable (without a declared version)."""
+    memoizable = isinstance(obj, FunctionType | type)
+    if memoizable:
+        cached = _ROOTS.get(obj)
+        if cached is not None and cached[1].still_valid():
+            return cached[0]
+    if memoizable and not is_user_object(obj):
         return _library_fingerprint(obj)
-    walk = _Walk()
-    result = walk.run(obj)
-    _ROOTS[obj] = (result, walk)
+    active: set[int] = _IN_PROGRESS.__dict__.setdefault("roots", set())
+    if id(obj) in active:  # reached again from its own walk (through a data version)
+        return combine("CodeCycle", label(obj))
+    active.add(id(obj))
+    try:
+        walk = _Walk(obj)
+        result = walk.run()
+    finally:
+        active.discard(id(obj))
+    if memoizable:
+        _ROOTS[obj] = (result, walk)
     return result
 
 
 def code_version(obj: type | Callable[..., object], version: object = None) -> str:
     """Fingerprint of a processor class or a plain function, plus its declared version.
 
-    Editing a method, a helper it calls in your own modules, or a simple
-    module-level constant it reads changes the result; editing comments,
-    docstrings or formatting does not. See ``docs/hashing.md``.
+    Editing a method, a helper it calls in your own modules, or a module-level
+    constant it reads changes the result; editing comments, docstrings or
+    formatting does not. Everything the code reaches must be fingerprintable,
+    allowlisted or named in ``code_ignore``. See ``docs/hashing.md``.
 
     Parameters
     ----------
     obj : type or callable
         A processor class, a function (queue tasks), a bound method, a
-        ``functools.partial`` or a callable instance (whose state must be
-        hashable by `data_version`).
+        ``functools.partial`` or a callable instance.
     version : object, optional
-        Anything `data_version` can hash; bump it to invalidate what the
+        Anything :func:`data_version` can hash; bump it to invalidate what the
         fingerprint cannot see.
 
     Returns
@@ -407,8 +673,8 @@ def code_version(obj: type | Callable[..., object], version: object = None) -> s
     Raises
     ------
     HashingError
-        If ``version``, a partial's arguments or a callable instance's state
-        cannot be hashed.
+        If ``version`` cannot be hashed, or the code reaches an object that can
+        be neither fingerprinted nor left out (the message names it and the fixes).
 
     Examples
     --------
@@ -426,5 +692,5 @@ def code_version(obj: type | Callable[..., object], version: object = None) -> s
     try:
         found = fingerprint(obj)
     except HashingError as exc:
-        raise HashingError(f"code_version({label(obj)}): {exc}") from exc
+        raise HashingError(f"code version of {label(obj)}: {exc}") from exc
     return combine("CodeVersion", found, declared)

@@ -20,9 +20,15 @@ recompiled module. If it does not, the source is not used and the caller falls
 back to fingerprinting the bytecode (see ``_code``); the fingerprint then
 changes again once the module is reloaded.
 
-References. The same AST yields the global names the function loads and the
-dotted chains rooted at them (``helpers.clean``), which ``_code`` resolves
-through the function's ``__globals__``.
+Which names a function reads is decided from its code objects (``_scoping``),
+not from this source. The module's syntax tree also tells which names its
+functions change at run time (``_state``); :func:`facts_for` returns that,
+once per file content.
+
+``python -O``. A definition whose source contains ``assert`` or ``__debug__``
+behaves differently under ``-O``; :class:`Definition` says so, and the code
+version then records the interpreter's optimization level. Other code gets the
+same version with and without ``-O``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ from dataclasses import dataclass
 from types import CodeType, FunctionType
 from typing import Any
 
-__all__ = ["Definition", "find_definition", "normalized_dump"]
+from incgraph.hashing._state import EMPTY, ModuleFacts, module_facts
+
+__all__ = ["Definition", "facts_for", "find_definition", "normalized_dump"]
 
 _DEF_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _Span = tuple[tuple[Any, Any], tuple[Any, Any]]
@@ -46,15 +54,16 @@ class Definition:
     """A function's definition as found in its (verified) source file."""
 
     dump: str
-    names: frozenset[str]
-    chains: frozenset[tuple[str, ...]]
+    debug_sensitive: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Module:
     source: str
     code: CodeType | None
     defs: dict[int, list[Any]]
+    tree: ast.Module | None
+    facts: ModuleFacts | None = None
 
 
 _MODULES: dict[str, _Module] = {}
@@ -75,8 +84,25 @@ def find_definition(fn: FunctionType) -> Definition | None:
             continue
         node = _node_for(module, compiled)
         if node is not None:
-            return Definition(normalized_dump(node), *_references(node))
+            return Definition(normalized_dump(node), _debug_sensitive(node))
     return None
+
+
+def facts_for(filename: str | None, module_globals: dict[str, Any]) -> ModuleFacts:
+    """What the functions of the module in ``filename`` change at run time (``_state``)."""
+    module = _module(filename, module_globals) if filename else None
+    if module is None or module.tree is None:
+        return EMPTY
+    if module.facts is None:
+        module.facts = module_facts(module.tree)
+    return module.facts
+
+
+def _debug_sensitive(node: ast.AST) -> bool:
+    return any(
+        isinstance(child, ast.Assert) or (isinstance(child, ast.Name) and child.id == "__debug__")
+        for child in ast.walk(node)
+    )
 
 
 def _module(filename: str, module_globals: dict[str, Any]) -> _Module | None:
@@ -98,7 +124,7 @@ def _module(filename: str, module_globals: dict[str, Any]) -> _Module | None:
             decorators = getattr(node, "decorator_list", None)
             first = decorators[0].lineno if decorators else node.lineno
             defs.setdefault(first, []).append(node)
-    module = _Module(source, code, defs)
+    module = _Module(source, code, defs, tree)
     _MODULES[filename] = module
     return module
 
@@ -172,52 +198,3 @@ def normalized_dump(node: ast.AST) -> str:
     """``ast.dump`` of a definition without docstrings or positions."""
     stripped = _StripDocstrings().visit(copy.deepcopy(node))
     return ast.dump(stripped, annotate_fields=True, include_attributes=False)
-
-
-def _chain(node: ast.Attribute) -> tuple[str, ...] | None:
-    parts = [node.attr]
-    value: ast.expr = node.value
-    while isinstance(value, ast.Attribute):
-        parts.append(value.attr)
-        value = value.value
-    if isinstance(value, ast.Name):
-        parts.append(value.id)
-        return tuple(reversed(parts))
-    return None
-
-
-def _without_annotations(node: ast.AST) -> list[ast.AST]:
-    """Every node under ``node`` except those inside annotations.
-
-    Annotations name types (often other processors or layers) without running them, so
-    they are part of the normalized source but are not followed as code dependencies:
-    otherwise editing an upstream layer would change every reader's code version.
-    """
-    out: list[ast.AST] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        out.append(current)
-        for field, value in ast.iter_fields(current):
-            if field in ("annotation", "returns") or (
-                isinstance(current, ast.AnnAssign) and field == "annotation"
-            ):
-                continue
-            if isinstance(value, ast.AST):
-                stack.append(value)
-            elif isinstance(value, list):
-                stack.extend(v for v in value if isinstance(v, ast.AST))
-    return out
-
-
-def _references(node: ast.AST) -> tuple[frozenset[str], frozenset[tuple[str, ...]]]:
-    names: set[str] = set()
-    chains: set[tuple[str, ...]] = set()
-    for child in _without_annotations(node):
-        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
-            names.add(child.id)
-        elif isinstance(child, ast.Attribute):
-            chain = _chain(child)
-            if chain is not None:
-                chains.add(chain)
-    return frozenset(names), frozenset(chains)
