@@ -77,6 +77,13 @@ def _declared_version(of_class: object, of_node: object) -> object:
     return (of_class, of_node)
 
 
+def _typed(value: object) -> object:
+    """``value``'s types, so that a memo keyed on it tells ``1``, ``1.0`` and ``True`` apart."""
+    if type(value) is tuple:
+        return tuple(_typed(v) for v in value)
+    return type(value)
+
+
 @functools.lru_cache(maxsize=1)
 def _empty_init_version() -> str:
     return hashing.data_version({})
@@ -314,12 +321,15 @@ class Node:
             declared = _declared_version(getattr(self.processor, "version", None), self.version)
             target = getattr(self.processor, "code_source", None) or self.processor
             try:
-                memo_key: Any = (target, declared)
+                memo_key: Any = (target, declared, _typed(declared))
                 cached = _CODE_VERSIONS.get(memo_key)
             except TypeError:  # an unhashable version: compute, don't memoize
                 memo_key, cached = None, None
             if cached is None:
-                cached = hashing.code_version(target, declared)
+                try:
+                    cached = hashing.code_version(target, declared)
+                except HashingError as exc:
+                    raise HashingError(f"{self.describe()}: {exc}") from exc
                 if memo_key is not None:
                     _CODE_VERSIONS[memo_key] = cached
             self._code_version = cached

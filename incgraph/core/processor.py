@@ -14,6 +14,8 @@ results when something the code fingerprint cannot see has changed (a model
 file on disk, say). ``ignore`` names inputs and init kwargs left out of the
 cache key (a ``device``, a ``verbose`` flag), and ``packages`` names installed
 packages whose versions enter it (see `incgraph.hashing._packages`).
+``code_ignore`` names what the code version leaves out on purpose (an object
+that cannot change results and cannot be fingerprinted).
 ``resource`` names what the processor holds in memory; batch runs release
 instances between passes only when the next pass needs a different resource.
 """
@@ -56,6 +58,12 @@ class Processor:
         Installed packages (as ``pip`` names them, e.g. ``("scikit-learn",)``)
         whose versions enter the cache key: upgrading one recomputes this
         processor's results. Checked at ``add_node``; an unknown name raises.
+    code_ignore : tuple of str
+        Names the code version leaves out: module globals, class attributes,
+        closure variables, defaults or imported names the processor's code
+        reads that cannot change its results (a client object, a cache). The
+        risk is yours: an edit to a name listed here never recomputes anything.
+        See ``docs/hashing.md``.
 
     Examples
     --------
@@ -75,6 +83,7 @@ class Processor:
     code_source: ClassVar[object] = None
     ignore: ClassVar[tuple[str, ...]] = ()
     packages: ClassVar[tuple[str, ...]] = ()
+    code_ignore: ClassVar[tuple[str, ...]] = ()
 
     def setup(self) -> None:
         """Acquire heavy resources. Called once, right after construction, before ``process``."""

@@ -311,8 +311,14 @@ class _Walk:
                 break
             namespace = value.__dict__
             facts = facts_for(getattr(value, "__file__", None), value.__dict__)
-        if not (isinstance(value, ModuleType) or value is MISSING):
-            self.depend(value, where)
+        if value is MISSING or isinstance(value, ModuleType):
+            return
+        if part in facts.set_derived and isinstance(value, list | tuple):
+            # built from a set: its order follows the hash seed, not the code
+            items = sorted(self.token(v, f"{where}[]", 1) for v in value)
+            self.entries.add(f"value {where} unordered {type(value).__name__}({','.join(items)})")
+            return
+        self.depend(value, where)
 
     def resolve_import(self, fn: FunctionType, ref: ImportRef, where: str) -> None:
         """An import inside a function body: import the module now and follow the path."""

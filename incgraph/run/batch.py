@@ -43,6 +43,7 @@ from incgraph.errors import ConfigurationError
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
 from incgraph.run.engine import RunReport
+from incgraph.run.keys import check_code_versions
 from incgraph.run.passes import BatchRun, PrepFn
 
 __all__ = [
@@ -139,6 +140,7 @@ def process_batch(
         raise ConfigurationError(f"chunk_size must be at least 1, got {chunk_size!r}")
     targets = [run_nodes] if isinstance(run_nodes, Node) else list(run_nodes)
     order = graph.topological_sort(targets)
+    check_code_versions(order)
     prep = prep_fn if prep_fn is not None else _default_prep(order)
     ex, owned = _choose_executor(graph, executor, parallel)
     # announced: a gc in another process keeps what this batch writes while it runs

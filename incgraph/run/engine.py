@@ -95,7 +95,14 @@ from incgraph.errors import (
 )
 from incgraph.executors.base import Executor, SerialExecutor
 from incgraph.run.jobs import Outcome, compute_in_process, fanout_computer, submit_compute
-from incgraph.run.keys import cache_key, input_versions, key_maker, make_record, processor_name
+from incgraph.run.keys import (
+    cache_key,
+    check_code_versions,
+    input_versions,
+    key_maker,
+    make_record,
+    processor_name,
+)
 from incgraph.run.saving import save_results
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
@@ -877,5 +884,6 @@ def execute(
     ``force`` nodes compute even on a hit. With ``upstream_only`` every non-target
     node must be a hit (``run_only``); otherwise `NotCachedError` is raised.
     """
+    check_code_versions(order)
     run = _Run(store, executor, list(targets), order, frozenset(force), upstream_only)
     return run.run()

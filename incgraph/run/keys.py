@@ -20,13 +20,21 @@ index `Record` with its lineage.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from incgraph import hashing
 from incgraph.core.graph import Node
 from incgraph.store.protocols import Record
 
-__all__ = ["cache_key", "call_key", "input_versions", "key_maker", "make_record", "processor_name"]
+__all__ = [
+    "cache_key",
+    "call_key",
+    "check_code_versions",
+    "input_versions",
+    "key_maker",
+    "make_record",
+    "processor_name",
+]
 
 
 def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, str]:
@@ -52,6 +60,19 @@ def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, s
     for name, src in node.keyed_upstream():
         dvs[name] = version_of(src)
     return dvs
+
+
+def check_code_versions(order: Iterable[Node]) -> None:
+    """Compute every cached node's code version before anything runs.
+
+    A processor whose code reaches something that cannot be fingerprinted raises
+    :class:`~incgraph.errors.HashingError` here, naming the node and the name,
+    instead of after the nodes before it have computed. Versions are memoized,
+    so the engine's later calls cost a lookup.
+    """
+    for node in order:
+        if node.cache and not node.is_constant:
+            node.code_version()
 
 
 def cache_key(node: Node, inputs: dict[str, str]) -> str:
