@@ -90,7 +90,10 @@ def find_definition(fn: FunctionType) -> Definition | None:
 
 def facts_for(filename: str | None, module_globals: dict[str, Any]) -> ModuleFacts:
     """What the functions of the module in ``filename`` change at run time (``_state``)."""
-    module = _module(filename, module_globals) if filename else None
+    if not filename:
+        return EMPTY
+    linecache.checkcache(filename)  # the file as it is now: a class has no code to compare
+    module = _module(filename, module_globals)
     if module is None or module.tree is None:
         return EMPTY
     if module.facts is None:

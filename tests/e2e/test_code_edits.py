@@ -498,3 +498,234 @@ def test_no_relevant_change_is_a_hit_in_every_new_process(
         assert computed(runs[step]) == [], step
         assert value(runs[step]) == value(runs["first"])
     assert value(runs["fresh"]) == value(runs["first"])
+
+
+# -- one pattern through every front-end -----------------------------------------------------
+
+FRONT_ENDS = textwrap.dedent(
+    """
+    import json, sys
+    import incgraph.queues as iq
+    from incgraph import ProcessGraph
+    from incgraph.flow import Flow
+    import fe_mod
+
+    store = sys.argv[1]
+    graph = ProcessGraph(store=store)
+    x = graph.add_constant_node("x", "x")
+    node = graph.add_node("p", fe_mod.P, {"x": x})
+    stats = graph.process_batch([1, 2, 3], [node], lambda i, item: x.set_value(item))
+    batch = []
+    for item in [1, 2, 3]:
+        x.set_value(item)
+        batch.append(graph.run_upto(node))
+
+    execution = fe_mod.Chain(store=store)()
+    flow = {"computed": sorted(execution.computed), "y": execution[fe_mod.L].y}
+
+    pipeline = iq.Pipeline(store=store)
+    out = pipeline.map(fe_mod.task, iq.Queue([1, 2, 3]))
+    report = pipeline.run()
+    print(json.dumps({
+        "batch": {"computed": stats.computed, "values": batch},
+        "flow": flow,
+        "queue": {"computed": report.computed, "values": list(out)},
+    }))
+    """
+)
+FE_MODULE = textwrap.dedent(
+    """
+    import operator
+    from incgraph import Processor
+    from incgraph.flow import Flow, Layer
+
+    OP = operator.add
+
+    class P(Processor):
+        def process(self, x: int) -> int:
+            return OP(x, 10)
+
+    class Chain(Flow): ...
+
+    @Chain.register
+    class L(Layer):
+        def __call__(self) -> None:
+            self.y = OP(4, 10)
+
+    def task(x):
+        return OP(x, 100)
+    """
+)
+
+
+def run_script(project: Project, text: str, *args: str, flags: tuple[str, ...] = ()) -> Any:
+    script = project.root / "script.py"
+    script.write_text(text)
+    done = subprocess.run(
+        [sys.executable, *flags, str(script), *args],
+        capture_output=True,
+        text=True,
+        env=project.env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_batches_flows_and_queues_see_edits_and_hit_otherwise(tmp_path: Path) -> None:
+    """process_batch, a Flow and a queue pipeline recompute after an edit, equal a fresh run,
+    and are all hits when nothing changed."""
+    project = Project(tmp_path)
+    module = project.code / "fe_mod.py"
+    module.write_text(FE_MODULE)
+    first = run_script(project, FRONT_ENDS, str(tmp_path / "S"))
+    again = run_script(project, FRONT_ENDS, str(tmp_path / "S"))
+    assert first["batch"]["computed"] == 3 and again["batch"]["computed"] == 0
+    assert first["flow"]["computed"] == ["L"] and again["flow"]["computed"] == []
+    assert first["queue"]["computed"] == 3 and again["queue"]["computed"] == 0
+    module.write_text(FE_MODULE.replace("operator.add", "operator.mul"))
+    edited = run_script(project, FRONT_ENDS, str(tmp_path / "S"))
+    fresh = run_script(project, FRONT_ENDS, str(tmp_path / "F"))
+    assert edited == fresh
+    assert edited["batch"]["values"] == [10, 20, 30] and edited["flow"]["y"] == 40
+    assert edited["queue"]["values"] == [100, 200, 300]
+    settled = run_script(project, FRONT_ENDS, str(tmp_path / "S"))
+    assert settled["batch"]["computed"] == settled["queue"]["computed"] == 0
+    assert settled["flow"]["computed"] == []
+
+
+# -- code that is not what the file on disk says ---------------------------------------------
+
+SERVER = textwrap.dedent(
+    """
+    import json, sys
+    from incgraph import ProcessGraph
+    import p_live
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        graph = ProcessGraph(store=sys.argv[1])
+        x = graph.add_constant_node("x", "x", value=3)
+        node = graph.add_node("p", p_live.P, {"x": x})
+        value = graph.run_upto(node)
+        print(json.dumps({"value": value, "computed": len(graph.last_run.computed)}), flush=True)
+    """
+)
+LIVE = (
+    HEAD + "def scale(x, k=2):\n    return x * k\n"
+    "class P(Processor):\n    def process(self, x: int) -> int:\n        return scale(x)\n"
+)
+
+
+def test_a_long_lived_process_never_stores_old_code_under_the_new_key(tmp_path: Path) -> None:
+    """A default edited on disk while a process keeps the old module: a new process with the new
+    code does not hit what the old code computed."""
+    project = Project(tmp_path)
+    (project.code / "p_live.py").write_text(LIVE)
+    (tmp_path / "server.py").write_text(SERVER)
+    server = subprocess.Popen(
+        [sys.executable, str(tmp_path / "server.py"), str(tmp_path / "S")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=project.env(),
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        assert server.stdout.readline() == "ready\n"  # imported; then the file is edited
+        (project.code / "p_live.py").write_text(LIVE.replace("k=2", "k=3"))
+        server.stdin.write("run\n")
+        server.stdin.flush()
+        assert json.loads(server.stdout.readline()) == {"value": 6, "computed": 1}  # old code
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+    new = run_script(
+        project,
+        SERVER.replace("for line in sys.stdin:", "for line in ['run']:"),
+        str(tmp_path / "S"),
+    )
+    assert new == {"value": 9, "computed": 1}
+
+
+NO_SOURCE = textwrap.dedent(
+    """
+    import json, sys
+    from incgraph import ProcessGraph, Processor
+
+    class P(Processor):
+        def process(self, x: int) -> int:
+            return x * FACTOR
+
+    FACTOR = 2
+
+    graph = ProcessGraph(store=sys.argv[1])
+    x = graph.add_constant_node("x", "x", value=3)
+    node = graph.add_node("p", P, {"x": x})
+    value = graph.run_upto(node)
+    print(json.dumps({"value": value, "computed": len(graph.last_run.computed)}))
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["stdin", "exec"])
+def test_code_without_a_source_file_is_fingerprinted(tmp_path: Path, how: str) -> None:
+    """``python - < script.py`` and ``exec`` of a string: reruns hit, edits recompute."""
+    project = Project(tmp_path)
+    runner = "import sys\nexec(compile(sys.stdin.read(), '<generated>', 'exec'))\n"
+
+    def run(text: str, store: str) -> Any:
+        args = ["-", store] if how == "stdin" else [str(tmp_path / "exec.py"), store]
+        (tmp_path / "exec.py").write_text(runner)
+        done = subprocess.run(
+            [sys.executable, *args],
+            input=text,
+            capture_output=True,
+            text=True,
+            env=project.env(),
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    store = str(tmp_path / "S")
+    assert run(NO_SOURCE, store) == {"value": 6, "computed": 1}
+    assert run(NO_SOURCE, store) == {"value": 6, "computed": 0}
+    edited = NO_SOURCE.replace("x * FACTOR", "x * FACTOR + 1")
+    assert run(edited, store) == {"value": 7, "computed": 1}
+    assert run(NO_SOURCE.replace("FACTOR = 2", "FACTOR = 5"), store) == {"value": 15, "computed": 1}
+
+
+OPTIMIZE = textwrap.dedent(
+    """
+    import json, sys
+    from incgraph import ProcessGraph
+    import p_debug
+
+    graph = ProcessGraph(store=sys.argv[1])
+    x = graph.add_constant_node("x", "x", value=3)
+    node = graph.add_node("p", p_debug.P, {"x": x})
+    value = graph.run_upto(node)
+    print(json.dumps({"value": value, "computed": len(graph.last_run.computed)}))
+    """
+)
+
+
+def test_python_O_and_plain_python_do_not_share_results_of_debug_code(tmp_path: Path) -> None:
+    """Code with ``__debug__`` or ``assert`` gets a key per optimization level; other code does
+    not."""
+    project = Project(tmp_path)
+    (project.code / "p_debug.py").write_text(
+        HEAD + "class P(Processor):\n    def process(self, x: int) -> int:\n"
+        "        return x + (1 if __debug__ else 0)\n"
+    )
+    store = str(tmp_path / "S")
+    assert run_script(project, OPTIMIZE, store) == {"value": 4, "computed": 1}
+    assert run_script(project, OPTIMIZE, store, flags=("-O",)) == {"value": 3, "computed": 1}
+    assert run_script(project, OPTIMIZE, store) == {"value": 4, "computed": 0}
+    assert run_script(project, OPTIMIZE, store, flags=("-O",)) == {"value": 3, "computed": 0}
+    (project.code / "p_debug.py").write_text(
+        HEAD + "class P(Processor):\n    def process(self, x: int) -> int:\n        return x + 1\n"
+    )
+    assert run_script(project, OPTIMIZE, store) == {"value": 4, "computed": 1}
+    assert run_script(project, OPTIMIZE, store, flags=("-O",)) == {"value": 4, "computed": 0}

@@ -514,3 +514,278 @@ def test_pickling_an_instance_does_not_change_its_class_version(modules: Modules
     pickle.dumps(mod.Box(1))
     assert "__slotnames__" in vars(mod.Box)
     assert code_version(mod.Box) == before
+
+
+# -- nothing is left out silently -------------------------------------------------------------
+
+UNFINGERPRINTABLE = """
+import io
+from incgraph.core.processor import Processor
+
+HANDLE = io.BytesIO(b"data")
+
+
+class Reads(Processor):
+    def process(self, x: int) -> int:
+        return x + len(HANDLE.getvalue())
+"""
+
+
+def test_an_unfingerprintable_object_raises_naming_the_name_and_the_fix(modules: Modules) -> None:
+    """A module-level object with no content hash stops code_version with a HashingError."""
+    from incgraph.errors import HashingError
+
+    mod = modules.write("handle", UNFINGERPRINTABLE)
+    with pytest.raises(HashingError) as info:
+        code_version(mod.Reads)
+    message = str(info.value)
+    assert "Reads" in message and "HANDLE" in message and "io.BytesIO" in message
+    assert "code_ignore" in message and "input" in message
+
+
+def test_the_run_stops_before_anything_computes(modules: Modules) -> None:
+    """A graph whose last node cannot be fingerprinted computes nothing, and the error names
+    the node."""
+    from incgraph import ProcessGraph, Processor
+    from incgraph.errors import HashingError
+
+    mod = modules.write("handle", UNFINGERPRINTABLE)
+    calls: list[int] = []
+
+    class First(Processor):
+        def process(self, x: int) -> int:
+            calls.append(x)
+            return x
+
+    graph = ProcessGraph(store=":memory:")
+    first = graph.add_node(1, First, {"x": 1})
+    last = graph.add_node(2, mod.Reads, {"x": first})
+    with pytest.raises(HashingError, match="node 2") as info:
+        graph.run_upto(last)
+    assert "HANDLE" in str(info.value) and calls == []
+    with pytest.raises(HashingError, match="HANDLE"):
+        graph.process_batch([1], [last], lambda i, item: None, progress=False)
+    assert calls == []
+
+
+def test_code_ignore_leaves_a_name_out(modules: Modules) -> None:
+    """A name listed in code_ignore is not fingerprinted, so editing it changes nothing."""
+    source = UNFINGERPRINTABLE.replace(
+        "class Reads(Processor):", "class Reads(Processor):\n    code_ignore = ('HANDLE',)"
+    )
+    mod = modules.write("ignored", source)
+    before = code_version(mod.Reads)
+    edited = modules.write("ignored", source.replace('b"data"', 'b"other"'))
+    assert code_version(edited.Reads) == before
+    edited = modules.write("ignored", source.replace("x + len", "x - len"))
+    assert code_version(edited.Reads) != before
+
+
+def test_code_ignore_must_be_a_tuple_of_names(modules: Modules) -> None:
+    """code_ignore = 'name' (a bare string) is refused with the fix in the message."""
+    from incgraph.errors import HashingError
+
+    source = UNFINGERPRINTABLE.replace(
+        "class Reads(Processor):", "class Reads(Processor):\n    code_ignore = 'HANDLE'"
+    )
+    mod = modules.write("badignore", source)
+    with pytest.raises(HashingError, match=r"code_ignore = \('name',\)"):
+        code_version(mod.Reads)
+
+
+def test_allowlisted_objects_need_no_fingerprint(modules: Modules) -> None:
+    """Loggers, locks and thread-locals can be read by a processor without an error."""
+    source = """
+import logging
+import threading
+
+log = logging.getLogger("mine")
+LOCK = threading.Lock()
+LOCAL = threading.local()
+
+
+def work(x):
+    with LOCK:
+        log.info("working")
+        LOCAL.last = x
+        return x + 1
+"""
+    mod = modules.write("allowed", source)
+    before = code_version(mod.work)
+    mod.work(1)
+    assert code_version(mod.work) == before
+
+
+def test_a_factory_makes_processors_with_different_versions(modules: Modules) -> None:
+    """Two processors made by one factory around different arrays get different keys in one
+    graph; equal arrays give equal versions."""
+    import numpy as np
+
+    from incgraph import ProcessGraph
+
+    source = """
+from incgraph.core.processor import Processor
+
+
+def make(weights):
+    class Weighted(Processor):
+        def process(self, x: int) -> float:
+            return float((weights * x).sum())
+
+    return Weighted
+"""
+    mod = modules.write("factory", source)
+    one, two = mod.make(np.array([1.0, 2.0])), mod.make(np.array([3.0, 4.0]))
+    assert code_version(one) != code_version(two)
+    assert code_version(one) == code_version(mod.make(np.array([1.0, 2.0])))
+    graph = ProcessGraph(store=":memory:")
+    a, b = graph.add_node(1, one, {"x": 1}), graph.add_node(2, two, {"x": 1})
+    assert graph.run_upto(a) == 3.0 and graph.run_upto(b) == 7.0
+
+
+def test_version_one_and_version_true_differ() -> None:
+    """Two nodes of one processor with version=1 and version=True do not share a key."""
+    from incgraph import ProcessGraph, Processor
+
+    class Same(Processor):
+        def process(self, x: int) -> int:
+            return x
+
+    graph = ProcessGraph(store=":memory:")
+    one = graph.add_node(1, Same, {"x": 1}, version=1)
+    true = graph.add_node(2, Same, {"x": 1}, version=True)
+    assert one.code_version() != true.code_version()
+
+
+# -- scoping and state ------------------------------------------------------------------------
+
+
+def test_a_local_name_does_not_pull_in_a_global_of_the_same_name(modules: Modules) -> None:
+    """``for t in ...`` inside a function does not make a module-level ``t`` part of it."""
+    source = """
+t = 1.0
+
+
+def count(words):
+    return sum(1 for t in words if t)
+"""
+    mod = modules.write("shadow", source)
+    before = code_version(mod.count)
+    mod.t = 2.0
+    assert code_version(mod.count) == before
+
+
+def test_state_rebound_at_run_time_is_not_code(modules: Modules) -> None:
+    """Counters, lazily loaded class attributes and global counters keep the version stable."""
+    source = """
+import io
+
+from incgraph.core.processor import Processor
+
+N = 0
+
+
+class Counted(Processor):
+    calls = 0
+    model = None
+
+    def process(self, x: int) -> int:
+        global N
+        N += 1
+        Counted.calls += 1
+        if type(self).model is None:
+            type(self).model = io.BytesIO(b"weights")
+        return x
+"""
+    mod = modules.write("state", source)
+    before = code_version(mod.Counted)
+    mod.Counted().process(1)
+    assert mod.Counted.calls == 1 and mod.N == 1
+    assert code_version(mod.Counted) == before
+    edited = modules.write("state", source.replace("calls = 0", "calls = 5"))
+    assert code_version(edited.Counted) != before  # the definition's source counts
+
+
+def test_a_filled_registry_follows_its_functions(modules: Modules) -> None:
+    """A registry filled by a decorator is state for its data but not for the code it holds."""
+    source = """
+REGISTRY = {}
+
+
+def register(fn):
+    REGISTRY[fn.__name__] = fn
+    return fn
+
+
+@register
+def double(x):
+    return 2 * x
+
+
+def apply(name, x):
+    return REGISTRY[name](x)
+"""
+    mod = modules.write("registry", source)
+    before = code_version(mod.apply)
+    edited = modules.write("registry", source.replace("2 * x", "3 * x"))
+    assert code_version(edited.apply) != before
+
+
+def test_the_classes_of_inputs_are_part_of_a_processor(modules: Modules) -> None:
+    """A processor depends on the code of the user classes its process() annotations name."""
+    source = """
+import dataclasses
+
+from incgraph.core.processor import Processor
+
+
+@dataclasses.dataclass
+class Rect:
+    w: int
+    h: int
+
+    def area(self):
+        return self.w * self.h
+
+
+class Area(Processor):
+    def process(self, r: "list[Rect] | None") -> int:
+        return sum(x.area() for x in r or [])
+"""
+    mod = modules.write("inputs", source)
+    before = code_version(mod.Area)
+    edited = modules.write("inputs", source.replace("self.w * self.h", "self.w + self.h"))
+    assert code_version(edited.Area) != before
+
+
+def test_singledispatch_and_metaclasses_are_followed(modules: Modules) -> None:
+    """Registered singledispatch implementations and metaclass methods are part of the code."""
+    source = """
+from functools import singledispatch
+
+
+@singledispatch
+def size(x):
+    return 0
+
+
+@size.register
+def _(x: str):
+    return len(x)
+
+
+class Meta(type):
+    def unit(cls):
+        return 1
+
+
+class Uses(metaclass=Meta):
+    def run(self, x):
+        return size(x) * type(self).unit()
+"""
+    mod = modules.write("dispatch", source)
+    before = code_version(mod.Uses)
+    assert code_version(modules.write("dispatch", source.replace("len(x)", "2"))) != before
+    assert code_version(modules.write("dispatch", source.replace("return 1", "return 2"))) != (
+        before
+    )
