@@ -12,7 +12,8 @@ pure decisions the walk asks for:
   it, that enter by their data version;
 * :func:`allowlisted`: the short list of objects that cannot change results
   and are recorded by type only: loggers, locks and other threading
-  primitives, executors, progress bars, the standard streams;
+  primitives, executors, progress bars, the standard streams, files opened
+  only for writing (a log file);
 * :func:`special_token`: objects with an obvious identity that
   ``data_version`` does not know: typing constructs (``Optional[int]``),
   compiled regular expressions, slot and named-tuple field descriptors;
@@ -29,6 +30,7 @@ import _thread
 import dataclasses
 import enum
 import fractions
+import io
 import logging
 import re
 import sys
@@ -125,6 +127,8 @@ def allowlisted(value: object) -> bool:
     """
     if isinstance(value, _SYNC_TYPES):
         return True
+    if isinstance(value, io.IOBase):  # a log file: code can write to it, never read from it
+        return value.closed or not value.readable()
     if any(value is stream for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
         return True
     module = getattr(type(value), "__module__", "") or ""

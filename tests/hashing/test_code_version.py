@@ -594,12 +594,14 @@ def test_code_ignore_must_be_a_tuple_of_names(modules: Modules) -> None:
 
 
 def test_allowlisted_objects_need_no_fingerprint(modules: Modules) -> None:
-    """Loggers, locks and thread-locals can be read by a processor without an error."""
+    """Loggers, locks, thread-locals and write-only files can be used without an error."""
     source = """
 import logging
+import os
 import threading
 
 log = logging.getLogger("mine")
+OUT = open(os.devnull, "w")
 LOCK = threading.Lock()
 LOCAL = threading.local()
 
@@ -608,11 +610,13 @@ def work(x):
     with LOCK:
         log.info("working")
         LOCAL.last = x
+        OUT.write("done")
         return x + 1
 """
     mod = modules.write("allowed", source)
     before = code_version(mod.work)
     mod.work(1)
+    mod.OUT.close()
     assert code_version(mod.work) == before
 
 
