@@ -20,7 +20,7 @@ what enters; in short:
   (``_scoping``: ``LOAD_GLOBAL``, not names in the source text) and resolved
   through ``__globals__``, dotted chains (``helpers.clean``) through user
   modules, and imports inside the body are followed the same way;
-* every value reached gets a *token* (:meth:`_Walk.token`): simple data its
+* every value reached gets a *token* (`token`): simple data its
   data version; user functions and classes their own entry (and they are
   walked in turn); library callables and types their ``module.qualname`` (not
   their package's version: declare that through ``Processor.packages``);
@@ -683,7 +683,7 @@ def code_version(obj: type | Callable[..., object], version: object = None) -> s
         A processor class, a function (queue tasks), a bound method, a
         ``functools.partial`` or a callable instance.
     version : object, optional
-        Anything :func:`data_version` can hash; bump it to invalidate what the
+        Anything `data_version` can hash; bump it to invalidate what the
         fingerprint cannot see.
 
     Returns

@@ -22,11 +22,11 @@ changes again once the module is reloaded.
 
 Which names a function reads is decided from its code objects (``_scoping``),
 not from this source. The module's syntax tree also tells which names its
-functions change at run time (``_state``); :func:`facts_for` returns that,
+functions change at run time (``_state``); `facts_for` returns that,
 once per file content.
 
 ``python -O``. A definition whose source contains ``assert`` or ``__debug__``
-behaves differently under ``-O``; :class:`Definition` says so, and the code
+behaves differently under ``-O``; `Definition` says so, and the code
 version then records the interpreter's optimization level. Other code gets the
 same version with and without ``-O``.
 """

@@ -8,19 +8,19 @@ the state of instances. Each one either contributes to the code version or
 stops the run; nothing is left out silently. This module holds the small,
 pure decisions the walk asks for:
 
-* :func:`is_simple` / :func:`is_plain_data`: immutable data, and containers of
+* `is_simple` / `is_plain_data`: immutable data, and containers of
   it, that enter by their data version;
-* :func:`allowlisted`: the short list of objects that cannot change results
+* `allowlisted`: the short list of objects that cannot change results
   and are recorded by type only: loggers, locks and other threading
   primitives, executors, progress bars, the standard streams, files opened
   only for writing (a log file);
-* :func:`special_token`: objects with an obvious identity that
+* `special_token`: objects with an obvious identity that
   ``data_version`` does not know: typing constructs (``Optional[int]``),
   compiled regular expressions, slot and named-tuple field descriptors;
-* :func:`stateless`: instances of library classes written in Python that hold
+* `stateless`: instances of library classes written in Python that hold
   no state at all (sentinels such as ``dataclasses.MISSING``): their class,
   by name, is all there is to them;
-* :func:`instance_state`: the attributes (``__dict__`` and slots) of an
+* `instance_state`: the attributes (``__dict__`` and slots) of an
   instance of a user class, which enter by value like everything else.
 """
 

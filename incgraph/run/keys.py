@@ -66,7 +66,7 @@ def check_code_versions(order: Iterable[Node]) -> None:
     """Compute every cached node's code version before anything runs.
 
     A processor whose code reaches something that cannot be fingerprinted raises
-    :class:`~incgraph.errors.HashingError` here, naming the node and the name,
+    `HashingError` here, naming the node and the name,
     instead of after the nodes before it have computed. Versions are memoized,
     so the engine's later calls cost a lookup.
     """
