@@ -70,6 +70,7 @@ from incgraph.sentinels import MISSING
 from incgraph.store import Store
 from incgraph.store.budget import enforce_budget
 from incgraph.store.garbage import GcReport
+from incgraph.store.invalidation import FOREACH_MEMO
 from incgraph.store.protocols import Record
 from incgraph.store.runlog import RunLog
 
@@ -310,7 +311,7 @@ class FlowRun:
             key=key,
             data_version="",
             node=f"{self.flow}/{lp.name}[*]",
-            processor="incgraph.flow.ForEach",
+            processor=FOREACH_MEMO,
             code_version=code,
             init_version=join_code,
             inputs=inputs,

@@ -19,6 +19,12 @@ wrong hit; ``incgraph invalidate --dry-run`` shows it beforehand.
 `incgraph.ProcessGraph.invalidate` knows the graph's edges and follows
 data versions only into the nodes that read the chosen ones.
 
+A flow's ForEach memo row (``Flow/Layer[*]``, processor :data:`FOREACH_MEMO`)
+is a second key for a layer's join that lets a rerun skip its tasks: it goes
+with any task or join of its layer that goes, or the next run would serve the
+layer from it without recomputing what was invalidated. The tasks then compile
+as nodes again, each a hit or not on its own key.
+
 Invalidated pinned keys are unpinned (the row they pinned is gone). Nothing is
 removed silently: `InvalidateReport` lists every result, and
 ``dry_run=True`` reports without deleting.
@@ -37,7 +43,17 @@ from incgraph.store.protocols import Record
 if TYPE_CHECKING:
     from incgraph.store.store import Store
 
-__all__ = ["InvalidateReport", "downstream_of", "invalidate", "matches", "select"]
+__all__ = [
+    "FOREACH_MEMO",
+    "InvalidateReport",
+    "downstream_of",
+    "invalidate",
+    "matches",
+    "select",
+]
+
+FOREACH_MEMO = "incgraph.flow.ForEach"
+"""The processor name of a flow's ForEach memo rows (labelled ``Flow/Layer[*]``)."""
 
 
 @dataclass
@@ -144,6 +160,32 @@ def downstream_of(
     return found
 
 
+def memo_rows(store: Store, removed: Iterable[Record]) -> list[Record]:
+    """The ForEach memo rows standing for a task or join among ``removed`` (see the module note).
+
+    Examples
+    --------
+    >>> from incgraph.store import memory_store, Record
+    >>> store = memory_store()
+    >>> task = store.save(Record("a" * 32, "1" * 32, "F/Fit[0]", "m.Fit", "c", "i"), 1)
+    >>> memo = store.save(Record("b" * 32, "2" * 32, "F/Fit[*]", FOREACH_MEMO, "c", "i"), [1])
+    >>> [r.node for r in memo_rows(store, [task])]
+    ['F/Fit[*]']
+    """
+    layers = set()
+    for rec in removed:
+        if rec.processor == FOREACH_MEMO:
+            continue
+        base, bracket, index = rec.node.rpartition("[")
+        layers.add(base if bracket and index[:-1].isdigit() and index.endswith("]") else rec.node)
+    gone = {rec.key for rec in removed}
+    return [
+        rec
+        for rec in store.index.records()
+        if rec.processor == FOREACH_MEMO and rec.node[:-3] in layers and rec.key not in gone
+    ]
+
+
 def invalidate(
     store: Store, chosen: Iterable[Record], *, downstream: bool = False, dry_run: bool = False
 ) -> InvalidateReport:
@@ -173,6 +215,7 @@ def invalidate(
             "open it writable, or pass dry_run=True to see what would go"
         )
     below = downstream_of(store, chosen) if downstream else []
+    below += memo_rows(store, [*chosen, *below])
     removed = sorted([*chosen, *below], key=lambda rec: (rec.created, rec.key))
     keys = {rec.key for rec in removed}
     unpinned = sorted(key for key in store.ledger.pins() if key in keys)
