@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from incgraph import hashing
-from incgraph.errors import ExecutionNotFoundError, FlowError
+from incgraph.errors import ExecutionNotFoundError, FlowError, NotCachedError
 from incgraph.flow.layer import Layer, bind_view
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
@@ -121,6 +121,9 @@ class Execution:
             If the flow has no such layer.
         IndexError
             If ``index`` is out of range for the ForEach layer.
+        NotCachedError
+            If the store no longer holds the layer's result (a past execution
+            whose results were collected or invalidated).
         """
         name = layer if isinstance(layer, str) else layer.__name__
         record = self.layers.get(name)
@@ -154,7 +157,14 @@ class Execution:
     def _value(self, name: str, record: LayerRecord) -> Any:
         value = self._values.get(name, MISSING)
         if value is MISSING:
-            value = self._values[name] = self._store.load(record.data_version)
+            try:
+                value = self._values[name] = self._store.load(record.data_version)
+            except KeyError:
+                raise NotCachedError(
+                    f"execution {self.id} of {self.flow}: the store no longer holds layer "
+                    f"{name}'s result (`incgraph gc`, the byte budget or `incgraph invalidate` "
+                    f"removed it); run the flow again with its parameters {self.params!r}"
+                ) from None
         return value
 
     def __contains__(self, layer: object) -> bool:

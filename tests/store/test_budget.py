@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 import incgraph.queues as iq
-from incgraph import ConfigurationError, ProcessGraph, Processor, memoize, open_store
+from incgraph import (
+    ConfigurationError,
+    NotCachedError,
+    ProcessGraph,
+    Processor,
+    memoize,
+    open_store,
+)
 from incgraph.flow import Flow, Layer
 from incgraph.store import Record, Store, garbage
 from incgraph.store.budget import stored_bytes
@@ -172,3 +179,20 @@ def test_pipeline_run_enforces_the_budget(tmp_path: Path, monkeypatch: pytest.Mo
     assert reports[0].budget is None
     assert reports[1].budget is not None and len(reports[1].budget.removed) == 1
     assert reports[2].computed == 1  # seed 1 went to make room for seed 2
+
+
+def test_past_flow_execution_whose_layer_the_budget_removed_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a past execution's layer the budget removed raises NotCachedError naming the
+    execution, the layer and the fix, not a bare KeyError."""
+    _no_grace(monkeypatch)
+
+    class Seeds(Flow): ...
+
+    Seeds.register(Seeded)
+    flow = Seeds(store=open_store(tmp_path / "s", max_bytes=500_000))
+    first = flow(seed=1)
+    assert flow(seed=2).budget is not None
+    with pytest.raises(NotCachedError, match=rf"execution {first.id} of Seeds.*layer Seeded"):
+        flow.execution(first.id)[Seeded]
