@@ -52,6 +52,7 @@ from incgraph.store import Store
 from incgraph.store.protocols import Record
 from incgraph.store.runlog import RunLog
 from incgraph.store.session import StoreSession
+from incgraph.store.store import refs_of
 
 __all__ = [
     "MAX_DELAY",
@@ -206,42 +207,76 @@ class WriteBackStore(Store):
 
     def _maybe_flush(self) -> None:
         waiting = len(self._blobs)  # every pending record has its blob here too
-        if (
-            waiting >= MAX_PENDING
-            or self._pending_bytes >= MAX_PENDING_BYTES
-            or time.monotonic() - self._last_flush >= MAX_DELAY
-        ):
-            self._flush_locked()
+        full = self._pending_bytes >= MAX_PENDING_BYTES
+        if full or waiting >= MAX_PENDING or time.monotonic() - self._last_flush >= MAX_DELAY:
+            self._flush_locked(everything=full)
 
     def flush(self) -> None:
         """Commit everything pending: blobs first, then results (blob, then index row)."""
         with self._lock:
             self._flush_locked()
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, *, everything: bool = True) -> None:
+        """Commit the queued results with the artifacts they reference (``everything``: all).
+
+        A flush between two layers' writes (by count or time) leaves the artifacts
+        no queued result references yet in the queue: they go with their layer's
+        result, so a collection meanwhile cannot find them unreferenced. Should
+        one still vanish before its result commits (``gc --grace 0``), the save
+        refuses (``missing_refs``) and the artifacts are written again.
+        """
         self._last_flush = time.monotonic()
         if not self._blobs and not self._records:
             return
         records = list(self._records.values())
+        items = [(r, self._blobs[r.data_version]) for r in records]
         result_dvs = {r.data_version for r in records}
-        artifacts = [(dv, v) for dv, v in self._blobs.items() if dv not in result_dvs]
-        if artifacts:
-            put_many = getattr(self.inner.blobs, "put_many", None)
-            if put_many is not None:
-                sizes = list(put_many(artifacts))
-            else:
-                sizes = [self.inner.blobs.put(dv, v) for dv, v in artifacts]
-            self._remember(artifacts, sizes)
+        wanted = None if everything else {ref for _, ref in refs_of(items)}
+        artifacts = [
+            (dv, v)
+            for dv, v in self._blobs.items()
+            if dv not in result_dvs and (wanted is None or dv in wanted)
+        ]
+        self._put_artifacts(artifacts)
         if records:
-            saved = self.inner.save_many([(r, self._blobs[r.data_version]) for r in records])
-            self._remember(
-                [(r.data_version, self._blobs[r.data_version]) for r in saved],
-                [r.size for r in saved],
-            )
+            saved = self._save_with_refs(items)
+            self._remember([(r.data_version, self._blobs[r.data_version]) for r in saved],
+                           [r.size for r in saved])  # fmt: skip
         # Dropped only now: until committed, readers find them here.
+        flushed = {dv for dv, _ in artifacts} | result_dvs
         self._records = {}
-        self._blobs = {}
-        self._pending_bytes = 0
+        self._blobs = {dv: v for dv, v in self._blobs.items() if dv not in flushed}
+        self._pending_bytes = sum(_nbytes(v) for v in self._blobs.values())
+
+    def _put_artifacts(self, artifacts: list[tuple[str, Any]]) -> None:
+        if not artifacts:
+            return
+        put_many = getattr(self.inner.blobs, "put_many", None)
+        if put_many is not None:
+            sizes = list(put_many(artifacts))
+        else:
+            sizes = [self.inner.blobs.put(dv, v) for dv, v in artifacts]
+        self._remember(artifacts, sizes)
+
+    def _save_with_refs(self, items: list[tuple[Record, Any]]) -> list[Record]:
+        """``save_many``, writing again (twice at most) artifacts that vanished before it."""
+        for attempt in range(3):
+            try:
+                return self.inner.save_many(items)
+            except StoreError as exc:
+                missing = getattr(exc, "missing_refs", None)
+                values = [self._artifact(dv) for dv in missing or ()]
+                if not missing or attempt == 2 or any(v is MISSING for v in values):
+                    raise
+                self._put_artifacts(list(zip(missing, values, strict=True)))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _artifact(self, data_version: str) -> Any:
+        """A queued or recently written artifact's value, or ``MISSING``."""
+        value = self._blobs.get(data_version, MISSING)
+        if value is MISSING and data_version in self._recent:
+            value = self._recent[data_version][0]
+        return value
 
     def _remember(self, items: list[tuple[str, Any]], sizes: list[int]) -> None:
         recent = self._recent

@@ -597,12 +597,14 @@ def _check_refs_stored(
     if missing:
         owner = {ref: dv for dv, ref in refs}
         nodes = {rec.data_version: rec.node for rec, _ in items}
-        raise StoreError(
+        error = StoreError(
             f"the result of node {nodes.get(owner[missing[0]], '?')!r} references blob "
             f"{missing[0]}, which is not stored (a garbage collection with --grace 0 beside "
             "this run can delete a blob written moments before its result); nothing was "
             "saved: rerun, and give gc a grace period longer than a run's write"
         )
+        error.missing_refs = missing  # type: ignore[attr-defined]  # a writer may put them again
+        raise error
 
 
 def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:

@@ -12,7 +12,8 @@ import pytest
 import incgraph.queues as iq
 from incgraph import ProcessGraph, Processor
 from incgraph.flow import Flow, ForEach, Layer, Parameter
-from incgraph.store import open_store
+from incgraph.store import Record, Store, open_store
+from incgraph.store.store import refs_of
 
 CALL_LOG = os.path.join(tempfile.gettempdir(), f"incgraph-gc-front-ends-{os.getpid()}.log")
 """Where computations note themselves (a constant path: a list would be state in the code)."""
@@ -194,3 +195,88 @@ def test_dropping_every_flow_result_frees_its_artifacts_at_once(tmp_path: Path) 
     with open_store(tmp_path) as store:
         store.clear()
         assert store.stats().blobs == 0 and store.index.refs() == {}
+
+
+GC_LOOP = """
+import os, sys
+from incgraph.store import open_store
+stop = sys.argv[2]
+with open_store(sys.argv[1]) as store:
+    rounds = 0
+    while not os.path.exists(stop) or rounds == 0:
+        store.gc(grace=0)
+        rounds += 1
+print(rounds)
+"""
+
+
+def test_cold_flows_beside_gc_with_no_grace_never_fail(tmp_path: Path) -> None:
+    """A process running gc --grace 0 in a loop never makes a cold flow run fail or lose an
+    artifact: artifacts are committed with the layer result that references them."""
+    import subprocess
+    import sys
+
+    class Cold(Flow): ...
+
+    @Cold.register
+    class Make(Layer):
+        def __call__(self) -> None:
+            seed = self.params.seed
+            self.big = [seed] * 500
+            self.shard(parts=[[seed, i] * 100 for i in range(6)])
+
+    @Cold.register(foreach=ForEach(parameters=[Parameter(layer=Make, attribute="parts")]))
+    class Use(Layer):
+        def __call__(self, make: Make) -> None:
+            self.total = [sum(make.parts) + len(make.big)] * 300
+
+    open_store(tmp_path / "store").close()
+    stop = tmp_path / "stop"
+    loop = subprocess.Popen(
+        [sys.executable, "-c", GC_LOOP, str(tmp_path / "store"), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for seed in range(12):
+            execution = Cold(store=tmp_path / "store")(seed=seed)
+            assert execution[Make].big == [seed] * 500
+            totals = [execution.layer(Use, index=i).total[0] for i in range(6)]
+            assert totals == [100 * seed + 100 * i + 500 for i in range(6)]
+    finally:
+        stop.touch()
+        out, _ = loop.communicate(timeout=120)
+    assert loop.returncode == 0 and int(out) > 0
+    with open_store(tmp_path / "store") as store:
+        assert store.verify().ok
+
+
+class CollectorInTheWindow(Store):
+    """A store whose first save of a result that references other blobs is preceded by a
+    gc --grace 0, as if another process collected right between the two commits."""
+
+    struck = False
+
+    def save_many(self, items: Any) -> list[Record]:
+        items = list(items)
+        if refs_of(items) and not self.struck:
+            self.struck = True
+            assert self.gc(grace=0).orphan_blobs  # the artifacts: nothing references them yet
+        return super().save_many(items)
+
+
+def test_a_flow_writes_again_the_artifacts_a_collection_took_before_its_result(
+    tmp_path: Path,
+) -> None:
+    """When gc removes a layer's artifacts between their commit and the layer result's, the
+    result is not committed without them: they are written again, and every rerun reads them."""
+    opened = open_store(tmp_path)
+    store = CollectorInTheWindow(opened.index, opened.blobs, path=opened.path, ledger=opened.ledger)
+    Grid, Data, Fit = make_flow()
+    execution = Grid(store=store)()
+    assert store.struck and execution[Data].table == list(range(300))
+    with open_store(tmp_path) as check:
+        assert check.verify().ok
+    calls()
+    check_flow(tmp_path)
+    assert calls() == []
