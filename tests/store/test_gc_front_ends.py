@@ -272,7 +272,7 @@ def test_a_flow_writes_again_the_artifacts_a_collection_took_before_its_result(
     result is not committed without them: they are written again, and every rerun reads them."""
     opened = open_store(tmp_path)
     store = CollectorInTheWindow(opened.index, opened.blobs, path=opened.path, ledger=opened.ledger)
-    Grid, Data, Fit = make_flow()
+    Grid, Data, _ = make_flow()
     execution = Grid(store=store)()
     assert store.struck and execution[Data].table == list(range(300))
     with open_store(tmp_path) as check:
