@@ -65,7 +65,7 @@ from incgraph.hashing._data import data_version
 from incgraph.hashing._scheme import combine
 from incgraph.hashing._scoping import CodeRefs, ImportRef, scan
 from incgraph.hashing._source import facts_for, find_definition
-from incgraph.hashing._state import ModuleFacts
+from incgraph.hashing._state import ModuleFacts, StateFacts
 from incgraph.hashing._usercode import is_user_module, is_user_object
 from incgraph.hashing._values import (
     PLAIN_DATA_CHECK_LIMIT,
@@ -126,6 +126,7 @@ class _Analysis:
     entry: str
     refs: CodeRefs
     facts: ModuleFacts
+    state: StateFacts
 
 
 _ANALYSES: WeakKeyDictionary[FunctionType, _Analysis] = WeakKeyDictionary()
@@ -136,14 +137,17 @@ def _analyse(fn: FunctionType) -> _Analysis:
     if cached is not None and cached.code is fn.__code__:
         return cached
     definition = find_definition(fn)
+    refs = scan(fn.__code__)
     if definition is not None:
         entry = f"source {label(fn)} {combine('Source', definition.dump)}"
         if definition.debug_sensitive:  # assert / __debug__ behave differently under -O
             entry += f" optimize={int(bool(sys.flags.optimize))}"
+        state = definition.state
     else:
         entry = f"bytecode {label(fn)} {data_version(_code_tuple(fn.__code__))}"
+        state = StateFacts(rebound_globals=refs.stored_globals, rebound_attrs=refs.stored_attrs)
     facts = facts_for(fn.__code__.co_filename, fn.__globals__)
-    analysis = _Analysis(fn.__code__, entry, scan(fn.__code__), facts)
+    analysis = _Analysis(fn.__code__, entry, refs, facts, state)
     _ANALYSES[fn] = analysis
     return analysis
 
@@ -188,20 +192,55 @@ def _defaults(fn: FunctionType) -> list[tuple[str, object]]:
 class _Walk:
     """Collects a root's entries and the lookups that justify them."""
 
-    def __init__(self, root: object) -> None:
+    def __init__(self, root: object, seed: StateFacts | None = None) -> None:
         self.root = root
         self.ignore = _code_ignore(root)
+        seed = seed or StateFacts()
+        # names the walked code changes at run time (grown as functions are visited), and
+        # the names taken by value meanwhile: a name in both means the walk must be redone
+        self.rebound_globals, self.mutated_globals = (
+            set(seed.rebound_globals),
+            set(seed.mutated_globals),
+        )
+        self.rebound_attrs, self.mutated_attrs = set(seed.rebound_attrs), set(seed.mutated_attrs)
+        self.by_value: set[tuple[str, str, bool]] = set()  # (kind, name, is code)
         self.entries: set[str] = set()
         self.errors: list[str] = []
         self.lookups: list[tuple[Mapping[str, Any], str, object]] = []
         self.cells: list[tuple[CellType, object]] = []
         self.codes: list[tuple[FunctionType, CodeType, object, object]] = []
-        self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...], ModuleFacts]] = []
+        self.class_keys: list[tuple[Mapping[str, Any], tuple[str, ...]]] = []
 
         self.recorded: set[tuple[int, str]] = set()
         self.seen: set[int] = set()
         self.active: set[int] = set()
         self.todo: list[object] = []
+
+    def state_found(self) -> StateFacts:
+        return StateFacts(
+            frozenset(self.rebound_globals),
+            frozenset(self.mutated_globals),
+            frozenset(self.rebound_attrs),
+            frozenset(self.mutated_attrs),
+        )
+
+    def consistent(self) -> bool:
+        """Whether no name was taken by value before code that changes it was found."""
+        for kind, name, code in self.by_value:
+            state = self.global_state(name) if kind == "global" else self.attr_state(name)
+            if state == "rebound" or (state == "mutated" and not code):
+                return False
+        return True
+
+    def global_state(self, name: str) -> str | None:
+        if name in self.rebound_globals:
+            return "rebound"
+        return "mutated" if name in self.mutated_globals else None
+
+    def attr_state(self, name: str) -> str | None:
+        if name in self.rebound_attrs:
+            return "rebound"
+        return "mutated" if name in self.mutated_attrs else None
 
     def run(self) -> str:
         root = self.root
@@ -242,12 +281,14 @@ class _Walk:
         self.codes.append((fn, analysis.code, fn.__defaults__, fn.__kwdefaults__))
         self.entries.add(analysis.entry)
         refs, facts, where = analysis.refs, analysis.facts, label(fn)
+        state = analysis.state
+        self.rebound_globals |= state.rebound_globals | refs.stored_globals
+        self.mutated_globals |= state.mutated_globals
+        self.rebound_attrs |= state.rebound_attrs
+        self.mutated_attrs |= state.mutated_attrs
         namespace = fn.__globals__
         for name in refs.names:
-            if name in refs.stored_globals and facts.global_state(name) is None:
-                self.state(f"{where}:{name}", facts.definitions.get(name))
-            else:
-                self.resolve(namespace, (name,), f"{where}:{name}", facts)
+            self.resolve(namespace, (name,), f"{where}:{name}", facts)
         for chain in refs.chains:
             self.resolve(namespace, chain, f"{where}:{'.'.join(chain)}", facts)
         for ref in refs.imports:
@@ -297,7 +338,7 @@ class _Walk:
         value: object = MISSING
         for depth, part in enumerate(chain):
             value = namespace.get(part, MISSING)
-            kind = facts.global_state(part)
+            kind = self.global_state(part)
             if kind == "rebound" or (
                 kind == "mutated" and not isinstance(value, type | ModuleType | FunctionType)
             ):
@@ -305,6 +346,7 @@ class _Walk:
                     self.record(namespace, part, value)
                 self.state(where, facts.definitions.get(part), value, kind)
                 return
+            self.by_value.add(("global", part, isinstance(value, type | ModuleType | FunctionType)))
             self.record(namespace, part, value)
             last = depth == len(chain) - 1
             if last or not isinstance(value, ModuleType) or not is_user_module(value):
@@ -349,8 +391,7 @@ class _Walk:
         namespace = klass.__dict__
         facts = _class_facts(klass)
         processor_like = callable(getattr(klass, "process", None))
-        keys = tuple(k for k in namespace if facts.attr_state(k) != "rebound")
-        self.class_keys.append((namespace, keys, facts))
+        self.class_keys.append((namespace, tuple(namespace)))
         self.entries.add(f"class {label(klass)}")
         for name, attr in namespace.items():
             where = f"{label(klass)}.{name}"
@@ -361,7 +402,9 @@ class _Walk:
             if name in self.ignore:
                 self.entries.add(f"ignored {where}")
                 continue
-            kind = facts.attr_state(name)
+            kind = self.attr_state(name)
+            if kind is None and not isinstance(attr, FunctionType):
+                self.by_value.add(("attr", name, False))
             if kind is not None and not isinstance(attr, FunctionType):
                 if kind == "mutated":
                     self.record(namespace, name, attr)
@@ -551,8 +594,9 @@ class _Walk:
                 or fn.__kwdefaults__ is not kwdefaults
             ):
                 return False
-        for namespace, keys, facts in self.class_keys:
-            if tuple(k for k in namespace if facts.attr_state(k) != "rebound") != keys:
+        rebound = self.rebound_attrs
+        for namespace, keys in self.class_keys:
+            if [k for k in namespace if k not in rebound] != [k for k in keys if k not in rebound]:
                 return False
         return True
 
@@ -662,6 +706,11 @@ def fingerprint(obj: object) -> str:
     try:
         walk = _Walk(obj)
         result = walk.run()
+        for _ in range(4):  # a name taken by value turned out to be state: walk again knowing it
+            if walk.consistent():
+                break
+            walk = _Walk(obj, walk.state_found())
+            result = walk.run()
     finally:
         active.discard(id(obj))
     if memoizable:

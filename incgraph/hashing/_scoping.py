@@ -16,8 +16,11 @@ comprehensions, inner functions):
   in ``process``) are imports the walk follows like globals, including chains
   rooted at the local name they bind;
 * ``STORE_GLOBAL`` / ``DELETE_GLOBAL`` (``global n; n += 1``) mark a global
-  that running code rebinds, and ``STORE_DEREF`` of a free variable
-  (``nonlocal count``) a closure cell it rebinds: both are state, not code.
+  that running code rebinds, ``STORE_DEREF`` of a free variable
+  (``nonlocal count``) a closure cell it rebinds, and ``STORE_ATTR`` on
+  anything but the first argument (``X.calls += 1``) an attribute it rebinds:
+  state, not code. (For code with a source file, ``_state`` reads the same
+  from the syntax tree, which also sees containers filled in place.)
 
 Each code object is scanned once (the caller memoizes per function).
 """
@@ -61,6 +64,7 @@ class CodeRefs:
     imports: frozenset[ImportRef]
     stored_globals: frozenset[str]
     stored_cells: frozenset[str]
+    stored_attrs: frozenset[str]
 
 
 @dataclass
@@ -70,6 +74,7 @@ class _Scan:
     imports: set[ImportRef] = field(default_factory=set)
     stored_globals: set[str] = field(default_factory=set)
     stored_cells: set[str] = field(default_factory=set)
+    stored_attrs: set[str] = field(default_factory=set)
 
 
 def scan(code: CodeType) -> CodeRefs:
@@ -90,6 +95,7 @@ def scan(code: CodeType) -> CodeRefs:
         frozenset(out.imports),
         frozenset(out.stored_globals),
         frozenset(out.stored_cells),
+        frozenset(out.stored_attrs),
     )
 
 
@@ -100,8 +106,15 @@ def _scan_code(code: CodeType, out: _Scan, bound: dict[str, ImportRef]) -> None:
     consts: tuple[object, object] = (None, None)
     base: ImportRef | None = None  # the module an import statement returned
     last: ImportRef | None = None  # what the next store binds
+    self_name = code.co_varnames[0] if code.co_argcount else None
+    previous: dis.Instruction | None = None
     for ins in dis.get_instructions(code):
         op, arg = ins.opname, ins.argval
+        on_self = previous is not None and previous.opname == "LOAD_FAST"
+        on_self = on_self and previous is not None and previous.argval == self_name
+        previous = ins
+        if op in ("STORE_ATTR", "DELETE_ATTR") and not on_self:
+            out.stored_attrs.add(str(arg))
         if op in _ATTR_OPS and (chain or chain_ref is not None):
             chain += (arg,)
             continue

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import CodeType, FunctionType
 from typing import Any
 
-from incgraph.hashing._state import EMPTY, ModuleFacts, module_facts
+from incgraph.hashing._state import EMPTY, ModuleFacts, StateFacts, module_facts, state_facts
 
 __all__ = ["Definition", "facts_for", "find_definition", "normalized_dump"]
 
@@ -55,6 +55,7 @@ class Definition:
 
     dump: str
     debug_sensitive: bool
+    state: StateFacts
 
 
 @dataclass
@@ -84,12 +85,12 @@ def find_definition(fn: FunctionType) -> Definition | None:
             continue
         node = _node_for(module, compiled)
         if node is not None:
-            return Definition(normalized_dump(node), _debug_sensitive(node))
+            return Definition(normalized_dump(node), _debug_sensitive(node), state_facts(node))
     return None
 
 
 def facts_for(filename: str | None, module_globals: dict[str, Any]) -> ModuleFacts:
-    """What the functions of the module in ``filename`` change at run time (``_state``)."""
+    """Where the module in ``filename`` defines its names (``_state``)."""
     if not filename:
         return EMPTY
     linecache.checkcache(filename)  # the file as it is now: a class has no code to compare

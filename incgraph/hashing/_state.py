@@ -9,24 +9,26 @@ running code changes is not a constant, though: a call counter
 (``type(self).model = load()``), a memo dict filled by the functions that read
 it. Hashing those by value would make every run, or every new process, a miss.
 
-So each module's source is read once (per content) for the places where its
-functions change such names:
+So the source of every function a code version walks is read (once) for the
+names it changes:
 
-* *rebound* globals: ``global n`` in a function body;
+* *rebound* globals: ``global n`` in its body;
 * *rebound* attributes: an attribute stored or deleted on anything but a bare
   ``self`` (``X.calls += 1``, ``cls.x = ...``, ``type(self).model = ...``,
   ``self.__class__.x = ...``, ``setattr(X, "x", ...)``), and globals whose
-  attributes are stored (``counter.n += 1`` rebinds state inside ``counter``);
+  attributes it stores (``counter.n += 1`` changes state inside ``counter``);
 * *mutated* containers: a subscript store or delete (``MEMO[k] = v``,
   ``self.cache[k] = v``) or a mutating method call (``MEMO.setdefault``,
   ``REGISTRY.append``) on a global or an attribute.
 
-Only code inside function bodies counts: statements at module or class level
-run at import, as they do in every fresh run. A rebound name contributes the
-source of its definition (``calls = 0``) instead of its value; a mutated
-container contributes its definition and the code it holds (functions,
-classes), not its data, so a registry filled by a decorator still follows the
-functions registered in it while a memo dict filling up changes nothing.
+Only the walked code counts, that is, code the processor runs: a name changed
+there is state of the computation. A name changed only by other code (a
+``set_device()`` the script calls before the run, a decorator filling a
+registry at import) is an input to the computation and enters by value. A
+rebound name contributes the source of its definition (``calls = 0``, read
+from the module's syntax tree) instead of its value; a mutated container
+contributes its definition and the code it holds (functions, classes), not
+its data.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import ast
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ModuleFacts", "module_facts"]
+__all__ = ["EMPTY", "ModuleFacts", "StateFacts", "module_facts", "state_facts"]
 
 _MUTATORS = frozenset(
     {
@@ -58,66 +60,62 @@ _MUTATORS = frozenset(
         "update",
     }
 )
-_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+@dataclass(frozen=True)
+class StateFacts:
+    """The names one function's code changes when it runs."""
+
+    rebound_globals: frozenset[str] = frozenset()
+    mutated_globals: frozenset[str] = frozenset()
+    rebound_attrs: frozenset[str] = frozenset()
+    mutated_attrs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class ModuleFacts:
-    """What a module's functions change at run time, and where names are defined."""
+    """Where a module defines its names, and which of them are built from a set."""
 
-    rebound_globals: frozenset[str]
-    mutated_globals: frozenset[str]
-    rebound_attrs: frozenset[str]
-    mutated_attrs: frozenset[str]
     set_derived: frozenset[str]
     definitions: dict[str, str]
     class_definitions: dict[tuple[str, str], str]
 
-    def global_state(self, name: str) -> str | None:
-        """``"rebound"``, ``"mutated"`` or None for a module-level name."""
-        if name in self.rebound_globals:
-            return "rebound"
-        return "mutated" if name in self.mutated_globals else None
 
-    def attr_state(self, name: str) -> str | None:
-        """``"rebound"``, ``"mutated"`` or None for a class attribute of a class in this module."""
-        if name in self.rebound_attrs:
-            return "rebound"
-        return "mutated" if name in self.mutated_attrs else None
-
-
-EMPTY: ModuleFacts = ModuleFacts(
-    frozenset(), frozenset(), frozenset(), frozenset(), frozenset(), {}, {}
-)
+EMPTY: ModuleFacts = ModuleFacts(frozenset(), {}, {})
 
 
 def module_facts(tree: ast.Module) -> ModuleFacts:
-    """Read a module's syntax tree for state and definitions (see the module docstring).
+    """Read a module's syntax tree for its top-level definitions.
 
     Examples
     --------
-    >>> facts = module_facts(ast.parse("calls = 0\\ndef f():\\n    global calls\\n    calls += 1"))
-    >>> facts.global_state("calls"), facts.definitions["calls"]
-    ('rebound', "Assign(targets=[Name(id='calls', ctx=Store())], value=Constant(value=0))")
+    >>> facts = module_facts(ast.parse("calls = 0\\nWORDS = list({'a', 'b'})"))
+    >>> facts.definitions["calls"], sorted(facts.set_derived)
+    ("Assign(targets=[Name(id='calls', ctx=Store())], value=Constant(value=0))", ['WORDS'])
+    """
+    return ModuleFacts(
+        frozenset(_set_derived(tree.body)), _definitions(tree.body), _class_definitions(tree)
+    )
+
+
+def state_facts(node: ast.AST) -> StateFacts:
+    """What a function's code (its definition's syntax tree) changes at run time.
+
+    Examples
+    --------
+    >>> tree = ast.parse("def f():\\n global n\\n n += 1\\n X.calls += 1\\n MEMO[1] = 2")
+    >>> facts = state_facts(tree.body[0])
+    >>> sorted(facts.rebound_globals), sorted(facts.rebound_attrs), sorted(facts.mutated_globals)
+    (['n'], ['calls'], ['MEMO', 'X'])
     """
     collector = _Collector()
-    for node in _function_bodies(tree):
-        collector.visit(node)
-    return ModuleFacts(
+    collector.visit(node)
+    return StateFacts(
         frozenset(collector.rebound_globals),
         frozenset(collector.mutated_globals),
         frozenset(collector.rebound_attrs),
         frozenset(collector.mutated_attrs),
-        frozenset(_set_derived(tree.body)),
-        _definitions(tree.body),
-        _class_definitions(tree),
     )
-
-
-def _function_bodies(tree: ast.AST) -> Iterable[ast.AST]:
-    for node in ast.walk(tree):
-        if isinstance(node, _FUNCTION_NODES):
-            yield node
 
 
 class _Collector(ast.NodeVisitor):

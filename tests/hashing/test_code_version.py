@@ -793,3 +793,46 @@ class Uses(metaclass=Meta):
     assert code_version(modules.write("dispatch", source.replace("return 1", "return 2"))) != (
         before
     )
+
+
+def test_a_setting_changed_before_the_run_is_not_state(modules: Modules) -> None:
+    """A global that only a setter outside the processor's code rebinds enters by value."""
+    source = """
+MODE = "fast"
+
+
+def set_mode(mode):
+    global MODE
+    MODE = mode
+
+
+def work(x):
+    return x * (2 if MODE == "fast" else 3)
+"""
+    mod = modules.write("setting", source)
+    before = code_version(mod.work)
+    mod.set_mode("slow")
+    assert code_version(mod.work) != before
+    mod.set_mode("fast")
+    assert code_version(mod.work) == before
+
+
+def test_state_found_late_in_the_walk_is_still_state(modules: Modules) -> None:
+    """A counter read by one function and rebound by a helper walked after it is state."""
+    source = """
+COUNT = 0
+
+
+def report(x):
+    return x + 0 * COUNT + bump()
+
+
+def bump():
+    global COUNT
+    COUNT += 1
+    return 0
+"""
+    mod = modules.write("late", source)
+    before = code_version(mod.report)
+    mod.report(1)
+    assert mod.COUNT == 1 and code_version(mod.report) == before
