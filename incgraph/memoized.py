@@ -622,7 +622,7 @@ def _by_value(memo: MemoizedFunction) -> tuple[Any, ...]:
         del active[id(memo)]
     store = memo._store if memo._store is not None else memo._store_location
     if isinstance(store, Store):
-        store = None if store.path is None else str(store.path)
+        store = ":memory:" if store.path is None else str(store.path)
     elif store is None:
         store = str(default_location())  # the folder this process would use
     elif store != ":memory:":
@@ -635,23 +635,24 @@ def _by_value(memo: MemoizedFunction) -> tuple[Any, ...]:
         "packages": memo.packages,
     }
     module, qualname = memo.function.__module__, memo.function.__qualname__
-    sent = (token, payload, memo.code_version())
+    sent = (token, payload, memo.code_version(), memo.init_version())
     return (_restore, (module, qualname, sent, options))
 
 
 def _restore(
-    module: str, qualname: str, sent: tuple[str, bytes, str], options: dict[str, Any]
+    module: str, qualname: str, sent: tuple[str, bytes, str, str], options: dict[str, Any]
 ) -> MemoizedFunction:
     """A memoized function unpickled: the one ``module.qualname`` names here, else rebuilt.
 
-    A rebuilt function keeps the code version the sender computed: its copy
-    has no source file to read (cloudpickle drops it), and is the code the
-    sender keyed.
+    A rebuilt function keeps the code version the sender computed (its copy
+    has no source file to read: cloudpickle drops it; and it is the code the
+    sender keyed) and the sender's package versions (those of a store object
+    it was given count too), so it keys calls as the sender does.
     """
     found = _lookup(module, qualname)
     if isinstance(found, MemoizedFunction):
         return found
-    token, payload, code = sent
+    token, payload, code, init = sent
     memo = MemoizedFunction.__new__(MemoizedFunction)
     _RESTORING[token] = memo
     try:
@@ -659,7 +660,7 @@ def _restore(
     finally:
         del _RESTORING[token]
     memo.__init__(function, **options)  # type: ignore[misc]
-    memo._sent_code = code
+    memo._sent_code, memo._init = code, init
     return memo
 
 

@@ -150,3 +150,31 @@ def test_editing_a_method_a_memoized_method_calls_recomputes(tmp_path: Path) -> 
     assert _python(script, tmp_path) == "8 True"
     tools.write_text(source.format(body="x + 10 * self.k"))
     assert _python(script, tmp_path) == "26 False"
+
+
+def test_a_closure_on_a_store_object_keys_alike_in_the_process_it_is_sent_to(
+    tmp_path: Path,
+) -> None:
+    """Sent by value, a memoized closure keeps its store's declared packages in its keys,
+    and one on a memory store stays on a memory store (no folder is made where it runs)."""
+
+    def make(store: object) -> incgraph.MemoizedFunction:
+        @memoize(store=store)  # type: ignore[call-overload]
+        def add(x: int) -> int:
+            return x + 1
+
+        return add  # type: ignore[return-value]
+
+    on_disk = make(incgraph.open_store(tmp_path / "s", packages=["numpy"]))
+    in_memory = make(incgraph.memory_store())
+    (tmp_path / "sent.pickle").write_bytes(pickle.dumps((on_disk, in_memory)))
+    work = tmp_path / "work"
+    work.mkdir()
+    script = work / "load.py"
+    script.write_text(
+        "import pickle\n"
+        "on_disk, in_memory = pickle.load(open('../sent.pickle', 'rb'))\n"
+        "print(on_disk.key(1), in_memory.key(1), *in_memory.call(1))\n"
+    )
+    assert _python(script, work) == f"{on_disk.key(1)} {in_memory.key(1)} 2 False"
+    assert sorted(p.name for p in work.iterdir()) == ["load.py"]
