@@ -294,10 +294,12 @@ class MemoizedFunction:
             try:
                 inputs[param] = hashing.data_version(value)
             except HashingError as exc:
+                # "value['a']: ... or mark the node cache=False": the argument is not a node
+                where = str(exc).removeprefix("value").replace(" or mark the node cache=False", "")
                 raise HashingError(
-                    f"memoized function {self.label}: argument {param!r}: {exc}; pass a "
-                    f"hashable value, register a hasher for its type, or leave {param!r} out "
-                    f"of the key with @memoize(ignore=[{param!r}])"
+                    f"memoized function {self.label}: argument {param!r}{where}; pass a "
+                    f"hashable value, or leave {param!r} out of the key with "
+                    f"@memoize(ignore=[{param!r}])"
                 ) from exc
         return inputs
 

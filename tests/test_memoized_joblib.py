@@ -8,8 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import incgraph
-from incgraph import memoize
+from incgraph import HashingError, memoize
 
 
 def _python(script: Path, cwd: Path) -> str:
@@ -178,3 +180,19 @@ def test_a_closure_on_a_store_object_keys_alike_in_the_process_it_is_sent_to(
     )
     assert _python(script, work) == f"{on_disk.key(1)} {in_memory.key(1)} 2 False"
     assert sorted(p.name for p in work.iterdir()) == ["load.py"]
+
+
+def test_unhashable_argument_error_says_where_inside_it_and_fits_a_function() -> None:
+    """The HashingError names the function, where in the argument the value sits, and fixes
+    that apply to a function (no node's ``cache=False``)."""
+    import threading
+
+    @memoize(store=":memory:")
+    def configure(cfg: dict[str, object]) -> int:
+        return len(cfg)
+
+    with pytest.raises(HashingError) as caught:
+        configure({"a": [1, threading.Lock()]})
+    message = str(caught.value)
+    assert "configure: argument 'cfg'['a'][1]: cannot hash" in message
+    assert "ignore=['cfg']" in message and "cache=False" not in message
