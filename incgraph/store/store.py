@@ -444,6 +444,12 @@ class Store:
         StoreError
             The folder has no valid ``incgraph-store.json``; the message says how
             to mark it (open it once writable, which adopts an incgraph store).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with open_store(tempfile.mkdtemp()) as store:
+        ...     store.check_marked("collect garbage")  # open_store marked it: no error
         """
         if self.path is None:
             return
@@ -501,6 +507,15 @@ class Store:
 
         One SQLite read transaction (a store in memory has nothing to do): what
         ``verify`` judges from while writers go on. Nothing may be written inside.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = open_store(tempfile.mkdtemp())
+        >>> with store.snapshot():
+        ...     len(store.index), len(list(store.blobs.entries()))
+        (0, 0)
+        >>> store.close()
         """
         file = getattr(self.index, "file", None)
         if not isinstance(file, SqliteFile):
@@ -514,6 +529,15 @@ class Store:
 
         Writes it makes (deleting rows, quarantining blobs) join one transaction.
         Maintenance re-checks what it found under this lock before it removes it.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = open_store(tempfile.mkdtemp())
+        >>> saved = store.save(Record("k", "ab" * 16, "n", "p", "c", "i"), [1])
+        >>> store.locked(lambda: store.index.delete(["k"]) or len(store.index))
+        0
+        >>> store.close()
         """
         file = getattr(self.index, "file", None)
         if not isinstance(file, SqliteFile) or self.read_only:
