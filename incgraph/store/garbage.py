@@ -25,21 +25,33 @@ bytes count once and are freed only with its last key. A small result kept in
 its own index row (schema version 3) counts that row's bytes, freed with the
 row: every row holds its own copy.
 
+References. A kept result keeps its own blob and the blobs its value
+references (the ``refs`` table, schema version 4: a Flow manifest's
+artifacts, a ForEach join's), so a layer result still stored always finds
+its artifacts.
+
 Clean-up, always: blobs no remaining result references (the blobs of dropped
 results, and orphans older than ``grace`` left by a crash between a blob's
 commit and its index row's), blob files no row names and temporary files of
-interrupted writes (both older than ``grace``), expired leases, and run-log
+interrupted writes whose writer is gone (both older than ``grace``; only names
+incgraph makes, `incgraph.store.names`), expired leases, and run-log
 rows beyond the last `RUN_LOG_LIMIT` (or ``keep_runs``) runs (acceptances,
 `incgraph.store.acceptance`, stay: they are the record of a decision).
 
 Order. Index rows go first, then blob rows, then files: at no point does an
 index row name a blob that is gone. Bytes held in index rows go with their
 row (SQLite reuses the freed pages; the file shrinks only with ``VACUUM``, as
-for inline blobs). A writer racing a collection can at worst
-commit a row for a blob the collection just deleted; loading it then raises
-``KeyError``, the row is dropped, and the result is recomputed: never served
-wrong. Nothing is evicted silently: `GcReport` lists every result
+for inline blobs). Nothing is evicted silently: `GcReport` lists every result
 removed, and ``dry_run=True`` reports without deleting.
+
+Beside writers. What the collection decided from its reads is checked again
+as it deletes, under the write lock: a result's row goes only if it is
+unchanged (a key saved again meanwhile stays); a blob row only if no result
+names or references it then, its file unlinked in that same transaction;
+a blob file only if no row names it then (writers rename files into place
+inside the transaction that commits their row); a temporary file only if
+the process named in it is gone. So ``grace=0`` beside running writers
+breaks no save and deletes nothing they committed.
 """
 
 from __future__ import annotations
