@@ -179,15 +179,22 @@ class MemoizedFunction:
             )
         self.function = function
         self.version = version
-        self._qualname = f"{function.__module__}.{function.__qualname__}"
+        self._module, self._name = _names(function)
+        self._qualname = f"{self._module}.{self._name}"
         self.label = name or self._qualname
-        self.signature = inspect.signature(function)
+        try:
+            self.signature = inspect.signature(function)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"memoize({self._qualname}): its parameters cannot be read ({exc}); memoize "
+                "a function of yours that calls it"
+            ) from None
         self.ignore = frozenset([ignore] if isinstance(ignore, str) else ignore or ())
         unknown = sorted(self.ignore - self.signature.parameters.keys())
         if unknown:
             raise ConfigurationError(
                 f"memoize({self._qualname}): ignore= names {', '.join(map(repr, unknown))}, "
-                f"which {function.__name__}() does not take; its parameters are "
+                f"which {self._name}() does not take; its parameters are "
                 f"{', '.join(self.signature.parameters) or 'none'}"
             )
         self._store_location = store
@@ -198,7 +205,7 @@ class MemoizedFunction:
         self._init: str | None = None
         self._sent_code: str | None = None  # unpickled by value: the sender's code version
         self._owner_class: type | None = None  # a method's class, once it exists
-        self._node = _template_node(function, self.label, version)
+        self._node = _template_node(self, version)
         self._cheap_calls = 0.0
         self._local = _Sessions()
         self._sessions: dict[StoreSession, int] = {}  # open sessions -> the pid that made them
@@ -217,7 +224,7 @@ class MemoizedFunction:
         carries itself by value: a ``joblib.Parallel`` worker has another
         ``__main__``.
         """
-        module, qualname = self.function.__module__, self.function.__qualname__
+        module, qualname = self._module, self._name
         if module != "__main__" and _lookup(module, qualname) is self:
             return str(qualname)
         return _by_value(self)
@@ -269,9 +276,8 @@ class MemoizedFunction:
     def _owner(self) -> type | None:
         """The class the function is defined in (found by its qualified name), if any."""
         if self._owner_class is None:
-            module = self.function.__module__
-            qualname = self.function.__qualname__.rpartition(".")[0]
-            found = _lookup(module, qualname) if qualname else None
+            qualname = self._name.rpartition(".")[0]
+            found = _lookup(self._module, qualname) if qualname else None
             if isinstance(found, type):
                 self._owner_class = found
         return self._owner_class
@@ -369,18 +375,21 @@ class MemoizedFunction:
             else:
                 session.hits.append(key)
                 return CallInfo(value, True)
-        return self._compute(bound, (key, inputs, code), session)
+        return self._compute((args, kwargs), (key, inputs, code), session)
 
     def _compute(
         self,
-        bound: inspect.BoundArguments,
+        given: tuple[tuple[Any, ...], dict[str, Any]],
         keyed: tuple[str, dict[str, str], str],
         session: StoreSession,
     ) -> CallInfo:
         """A miss: claim the key (unless cheap), compute, save, release.
 
-        ``keyed`` is what `_key` gave: the key, the inputs' data versions
-        and the code version, recorded as they were keyed.
+        ``given`` is the call's arguments as the caller passed them (defaults
+        are bound only for the key: a library function may treat a default
+        passed explicitly differently). ``keyed`` is what `_key` gave: the
+        key, the inputs' data versions and the code version, recorded as they
+        were keyed.
         """
         key = keyed[0]
         store = self.store
@@ -396,7 +405,7 @@ class MemoizedFunction:
                 return stored
         try:
             start = time.perf_counter()
-            value = self.function(*bound.args, **bound.kwargs)
+            value = self.function(*given[0], **given[1])
             duration = time.perf_counter() - start
             self._save(keyed, value, duration)
         except BaseException:
@@ -636,7 +645,7 @@ def _by_value(memo: MemoizedFunction) -> tuple[Any, ...]:
         "name": memo.label,
         "packages": memo.packages,
     }
-    module, qualname = memo.function.__module__, memo.function.__qualname__
+    module, qualname = memo._module, memo._name
     sent = (token, payload, memo.code_version(), memo.init_version())
     return (_restore, (module, qualname, sent, options))
 
@@ -679,10 +688,23 @@ def _cloudpickle() -> Any:
         return importlib.import_module("joblib.externals.cloudpickle")
 
 
-def _template_node(function: Callable[..., Any], label: str, version: object) -> Node:
+def _names(function: Callable[..., Any]) -> tuple[str, str]:
+    """The module and qualified name a memoized callable is recorded under.
+
+    A ``functools.partial`` is named after the function it wraps, a callable
+    instance after its class.
+    """
+    target: Any = function
+    while isinstance(target, functools.partial):
+        target = target.func
+    if not isinstance(getattr(target, "__qualname__", None), str):
+        target = type(target)
+    return str(getattr(target, "__module__", None) or "__main__"), str(target.__qualname__)
+
+
+def _template_node(memo: MemoizedFunction, version: object) -> Node:
     """The node a memoized function's records are made for: a generated processor."""
-    module = getattr(function, "__module__", __name__)
-    qualname = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
+    function, label, module, qualname = memo.function, memo.label, memo._module, memo._name
     cls = type(
         qualname.rpartition(".")[2] if qualname.isidentifier() else "memoized",
         (MemoizedCall,),
@@ -699,7 +721,16 @@ def _template_node(function: Callable[..., Any], label: str, version: object) ->
 
 
 @overload
-def memoize(function: F, /) -> F: ...
+def memoize(
+    function: F,
+    /,
+    *,
+    store: str | os.PathLike[str] | Store | None = None,
+    ignore: Iterable[str] | None = (),
+    version: object = None,
+    name: str | None = None,
+    packages: Iterable[str] = (),
+) -> F: ...
 
 
 @overload

@@ -196,3 +196,31 @@ def test_unhashable_argument_error_says_where_inside_it_and_fits_a_function() ->
     message = str(caught.value)
     assert "configure: argument 'cfg'['a'][1]: cannot hash" in message
     assert "ignore=['cfg']" in message and "cache=False" not in message
+
+
+def test_partials_callable_instances_and_library_functions_can_be_memoized() -> None:
+    """A partial (named after its function, keyed with its bound arguments), a callable
+    instance (keyed with its state) and a numpy ufunc (called with the arguments as given,
+    not with every default spelled out) are memoized like functions."""
+    import functools
+
+    import numpy as np
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    class Offset:
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+        def __call__(self, x: int) -> int:
+            return x + self.k
+
+    one, five = (memoize(functools.partial(add, k), store=":memory:") for k in (1, 5))
+    assert one.label.endswith(".add") and one.call(2) == (3, False) and one.call(b=2).hit
+    assert five.call(2) == (7, False)
+    offset = memoize(Offset(10), store=":memory:")
+    assert offset.label.endswith(".Offset") and offset.call(1) == (11, False)
+    assert offset.call(1).hit
+    sqrt = memoize(np.sqrt, store=":memory:")
+    assert sqrt.label == "numpy.sqrt" and sqrt.call(4.0) == (2.0, False) and sqrt.call(4.0).hit
