@@ -141,6 +141,18 @@ def plan(
     return Plan(tuple(decisions))
 
 
+_SHOWN_BY_VALUE = (type(None), bool, int, float, str, bytes)
+
+
+def _constant_reason(node: Node, dv: str) -> str:
+    """``value 100000 (8972ca6cb271), set by the caller``: small scalars by value and hash."""
+    value = node.constant_value()
+    text = repr(value) if type(value) in _SHOWN_BY_VALUE else ""
+    if not text or len(text) > 40:
+        return f"value set by the caller ({dv[:12]})"
+    return f"value {text} ({dv[:12]}), set by the caller"
+
+
 def _decide(
     node: Node,
     dvs: dict[Node, str],
@@ -152,7 +164,7 @@ def _decide(
     name = node.name()
     if node.is_constant:
         dv = node.data_version_of_constant()
-        return Decision(node.label, name, "constant", "value set by the caller"), dv
+        return Decision(node.label, name, "constant", _constant_reason(node, dv)), dv
     if not node.cache:
         return Decision(node.label, name, "compute", "cache=False: always computes"), None
     waiting = [u for u in node.upstream() if u in pending]

@@ -254,3 +254,15 @@ def test_a_processor_instance_fails_at_add_node_naming_the_node() -> None:
         graph.add_nodes(Scale(), {}, [("many0", {"x": 1})])
     with pytest.raises(GraphDefinitionError, match="node f: 'text' is not a class"):
         graph.add_node("f", "text", {"x": 1})  # type: ignore[arg-type]
+
+
+def test_explain_shows_small_constants_by_value_next_to_their_hash() -> None:
+    """A small constant's plan row shows its value and data version; a large one only the hash."""
+    from incgraph.hashing import data_version
+
+    graph = ProcessGraph(store=":memory:")
+    small = graph.add_constant_node(0, "small", value=100)
+    big = graph.add_constant_node(1, "big", value="x" * 100)
+    plan = graph.explain([small, big])
+    assert plan[small].reason == f"value 100 ({data_version(100)[:12]}), set by the caller"
+    assert plan[big].reason == f"value set by the caller ({data_version('x' * 100)[:12]})"
