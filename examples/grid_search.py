@@ -11,10 +11,9 @@ hit) and finishes well under a second::
     python examples/grid_search.py            # store next to this script
     python examples/grid_search.py /tmp/gs    # or in a folder of your choice
 
-Change a value in ``C_VALUES`` and rerun: what depends on it trains again. The
-grid values are tuples on purpose: immutable module constants are part of the
-code version of the layer that reads them (a list would not be; see
-``docs/flow.md``).
+Change a value in ``C_VALUES`` and rerun: what depends on it trains again: the
+module constants a layer reads (numbers, strings, and tuples, lists or dicts of
+those) are part of its code version, by value (see ``docs/flow.md``).
 """
 
 from __future__ import annotations

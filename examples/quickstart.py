@@ -1,4 +1,4 @@
-"""Quickstart: the original batch recipe's example, then reruns that show what was cached and what computed.
+"""Quickstart: the batch recipe's example, then reruns that show what was cached and what computed.
 
 Run it twice: the second process computes nothing, because every result is
 already in the store (``.incgraph-quickstart/`` next to this script by default,
