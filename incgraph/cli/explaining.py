@@ -129,9 +129,15 @@ def graph_file(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _run_module_code(code: types.CodeType, module: types.ModuleType, path: Path) -> None:
-    """Run the file's module-level code; its failure is the user's to fix, not a traceback."""
+    """Run the file's module-level code; its failure is the user's to fix, not a traceback.
+
+    A flow the file defines is not run: ``if flow := MyFlow(): flow()`` sees a false flow.
+    """
+    from incgraph.flow.flow import loading_only
+
     try:
-        exec(code, module.__dict__)
+        with loading_only():
+            exec(code, module.__dict__)
     except (Exception, SystemExit) as exc:
         line = _failing_line(exc, str(path))
         raise UsageError(
@@ -204,12 +210,32 @@ def cmd_explain(ctx: Context) -> int:
 def graphs_of_file(ctx: Context, path: Path, namespace: dict[str, Any]) -> list[Any]:
     """The ``(name, graph)`` pairs the file defines (``--graph`` picks one), or a usage error."""
     graphs = find_graphs(namespace, ctx.args.graph)
+    flows = _flows(namespace)
+    if not graphs and flows:
+        raise UsageError(
+            f"{path} defines a flow ({', '.join(flows)}), not a ProcessGraph; the flow was not "
+            f"run. See what its runs stored with `incgraph ls --node '{flows[0]}/*'` and draw "
+            "it with flow.render() or flow.draw()"
+        )
     if not graphs:
         raise UsageError(
             f"{path} defines no ProcessGraph at module level; create one there "
             "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
         )
     return graphs
+
+
+def _flows(namespace: dict[str, Any]) -> list[str]:
+    """Names of the Flow subclasses the file defines (only if it imported incgraph's flows)."""
+    if "incgraph.flow.flow" not in sys.modules:
+        return []
+    from incgraph.flow.flow import Flow
+
+    return sorted(
+        name
+        for name, value in namespace.items()
+        if isinstance(value, type) and issubclass(value, Flow) and value is not Flow
+    )
 
 
 def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:

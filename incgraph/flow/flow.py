@@ -27,7 +27,9 @@ import functools
 import os
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from incgraph import hashing
@@ -44,6 +46,21 @@ if TYPE_CHECKING:
     from incgraph.render import Drawing
 
 __all__ = ["Flow"]
+
+_LOADING_ONLY: ContextVar[bool] = ContextVar("incgraph_flow_loading_only", default=False)
+
+
+@contextmanager
+def loading_only() -> Iterator[None]:
+    """While active, ``bool(flow)`` is false: a script's ``if flow := MyFlow(): flow()`` only
+    defines the flow. The ``incgraph`` command loads scripts this way, so that looking at a
+    script never runs its flow."""
+    token = _LOADING_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOADING_ONLY.reset(token)
+
 
 L = TypeVar("L", bound=type[Layer])
 
@@ -163,6 +180,8 @@ class Flow:
     # -- running -------------------------------------------------------------------------------
 
     def __bool__(self) -> bool:
+        if _LOADING_ONLY.get():
+            return False
         main = sys.modules.get("__main__")
         return getattr(main, "__name__", "__main__") != "__mp_main__"
 

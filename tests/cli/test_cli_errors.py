@@ -107,3 +107,22 @@ def test_a_graph_error_in_the_file_is_one_line(tmp_path: Path) -> None:
     done = _run("explain", "script.py", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.startswith("incgraph explain: error: constant node 1 (size) has no value")
+
+
+def test_explain_on_a_flow_script_does_not_run_the_flow(tmp_path: Path) -> None:
+    """A script that runs a flow at module level is loaded without running it, and told apart."""
+    (tmp_path / "script.py").write_text(
+        "from incgraph.flow import Flow, Layer\n"
+        "class Exp(Flow): ...\n"
+        "@Exp.register\n"
+        "class Data(Layer):\n"
+        "    def __call__(self) -> None:\n"
+        "        self.x = 1\n"
+        "if flow := Exp(store='flow-store'):\n"
+        "    flow()\n"
+    )
+    done = _run("explain", "script.py", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "script.py defines a flow (Exp), not a ProcessGraph; the flow was not run" in done.stderr
+    assert "--node 'Exp/*'" in done.stderr
+    assert not (tmp_path / "flow-store").exists()
