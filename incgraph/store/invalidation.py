@@ -19,7 +19,7 @@ wrong hit; ``incgraph invalidate --dry-run`` shows it beforehand.
 `incgraph.ProcessGraph.invalidate` knows the graph's edges and follows
 data versions only into the nodes that read the chosen ones.
 
-A flow's ForEach memo row (``Flow/Layer[*]``, processor :data:`FOREACH_MEMO`)
+A flow's ForEach memo row (``Flow/Layer[*]``, processor `FOREACH_MEMO`)
 is a second key for a layer's join that lets a rerun skip its tasks: it goes
 with any task or join of its layer that goes, or the next run would serve the
 layer from it without recomputing what was invalidated. The tasks then compile
