@@ -603,7 +603,7 @@ class BoundMemoized:
 # -- pickling by value -------------------------------------------------------------------------
 
 _PICKLING = threading.local()  # id of a memoized function pickled by value -> its token
-_RESTORING: dict[str, MemoizedFunction] = {}  # token -> the memoized function being unpickled
+_RESTORING = threading.local()  # token -> the memoized function being unpickled (in .memos)
 
 
 def _lookup(module: str, qualname: str) -> Any:
@@ -665,11 +665,13 @@ def _restore(
         return found
     token, payload, code, init = sent
     memo = MemoizedFunction.__new__(MemoizedFunction)
-    _RESTORING[token] = memo
+    restoring: dict[str, MemoizedFunction] = getattr(_RESTORING, "memos", None) or {}
+    _RESTORING.memos = restoring
+    restoring[token] = memo
     try:
         function = pickle.loads(payload)
     finally:
-        del _RESTORING[token]
+        del restoring[token]
     memo.__init__(function, **options)  # type: ignore[misc]
     memo._sent_code, memo._init = code, init
     return memo
@@ -677,7 +679,8 @@ def _restore(
 
 def _restoring(token: str) -> MemoizedFunction:
     """The memoized function being unpickled under ``token`` (its function refers to it)."""
-    return _RESTORING[token]
+    memos: dict[str, MemoizedFunction] = _RESTORING.memos
+    return memos[token]
 
 
 def _cloudpickle() -> Any:
