@@ -126,3 +126,18 @@ def test_explain_on_a_flow_script_does_not_run_the_flow(tmp_path: Path) -> None:
     assert "script.py defines a flow (Exp), not a ProcessGraph; the flow was not run" in done.stderr
     assert "--node 'Exp/*'" in done.stderr
     assert not (tmp_path / "flow-store").exists()
+
+
+def test_python_dash_m_incgraph_is_the_command(tmp_path: Path) -> None:
+    """`python -m incgraph --version` runs the same command as `incgraph --version`."""
+    env = {**os.environ, "PYTHONPATH": str(Path(incgraph.__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "incgraph", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"incgraph {incgraph.__version__}"
