@@ -80,10 +80,10 @@ def cmd_ls(ctx: Context) -> int:
     found.sort(key=_SORTS[args.sort], reverse=not args.reverse)
     total = len(found)
     shown = found if args.limit is None else found[: args.limit]
-    if ctx.as_json:
-        ctx.emit_json([_info_json(info) for info in shown])
-        return 0
     extra = _artifact_sizes(ctx, found)
+    if ctx.as_json:
+        ctx.emit_json([_info_json(info, extra) for info in shown])
+        return 0
     rows = [
         [
             info.record.key[:SHORT] + ("*" if info.pinned else ""),
@@ -136,9 +136,16 @@ def _blob_sizes(ctx: Context) -> dict[str, int]:
     return {} if entries is None else {e.data_version: e.size for e in entries()}
 
 
-def _info_json(info: ResultInfo) -> dict[str, Any]:
-    extra = {"hits": info.hits, "last_used": info.last_used, "pinned": info.pinned}
-    return {**_record_json(info.record), **extra}
+def _info_json(info: ResultInfo, artifact_sizes: dict[str, int]) -> dict[str, Any]:
+    rec = info.record
+    extra = {
+        "hits": info.hits,
+        "last_used": info.last_used,
+        "pinned": info.pinned,
+        "label": processor_label(rec),
+        "artifacts_size": artifact_sizes.get(rec.key) if is_flow(rec) else None,
+    }
+    return {**_record_json(rec), **extra}
 
 
 def _record_json(rec: Record) -> dict[str, Any]:

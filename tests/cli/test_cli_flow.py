@@ -53,7 +53,11 @@ def test_ls_names_layers_and_counts_artifact_bytes(
 def test_show_lists_a_layers_artifacts(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`show` on a layer's result lists each artifact: a value, a blob with its size, a shard."""
     assert main(["--store", store, "ls", "--json"]) == 0
-    key = next(r["key"] for r in json.loads(capsys.readouterr().out) if r["node"] == "F/Data")
+    listed = {r["node"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["F/Data"]["label"] == "flow: layer Data"
+    assert listed["F/Data"]["artifacts_size"] >= 800_000
+    assert listed["F/Work"]["artifacts_size"] is None  # a join names its tasks, not blobs
+    key = listed["F/Data"]["key"]
     assert main(["--store", store, "show", key]) == 0
     out = capsys.readouterr().out
     assert "processor     flow: layer Data (incgraph.flow.processors.LayerProcessor[Data])" in out
