@@ -5,8 +5,9 @@ blocks may use what earlier ones defined, as a reader would type them), in a
 temporary folder with a fresh default store. Each block is written to its own
 file first, so processors get code versions from their source, as in a script.
 A block followed directly by a ```` ```text ```` block must print exactly that
-text; a block written as a ``>>>`` session is checked as a doctest. ``docs/flow.md`` and ``docs/parallel.md`` have their own tests
-(``tests/flow``, ``tests/parallel``), which run their blocks one by one.
+text; a block written as a ``>>>`` session is checked as a doctest.
+``docs/flow.md``, ``docs/parallel.md`` and ``docs/queues.md`` have their own tests
+(``tests/flow``, ``tests/parallel``, ``tests/queues``), which run each block alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN_TESTS = {"flow.md", "parallel.md"}
+OWN_TESTS = {"flow.md", "parallel.md", "queues.md"}
 BLOCK = re.compile(r"^```python\n(.*?)^```\n(?:\n```text\n(.*?)^```)?", re.S | re.M)
 
 RUNNER = r"""
