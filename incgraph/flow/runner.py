@@ -160,7 +160,7 @@ class FlowRun:
                 else:
                     with suppress(StoreError):  # the run's own error says more
                         log.close("failed")
-        self.budget = enforce_budget(self.buffer.inner, bool(log.written))
+        self.budget = enforce_budget(self.buffer.inner, bool(log.written), log.started)
         return self.results
 
     def _log(self) -> RunLog:

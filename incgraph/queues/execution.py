@@ -248,7 +248,7 @@ class Execution:
             with suppress(StoreError):  # the run's results are in; its log row is bookkeeping
                 self.log.close("ok" if self.error is None else "failed")
             if self.error is None:
-                self.budget = enforce_budget(self.store, bool(self.log.written))
+                self.budget = enforce_budget(self.store, bool(self.log.written), self.log.started)
         self.done.set()
 
     def join(self, timeout: float | None = None) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import TYPE_CHECKING
 
 from incgraph.errors import ConfigurationError, StoreError
@@ -83,11 +84,15 @@ def max_bytes_from_env() -> int | None:
         ) from None
 
 
-def enforce_budget(store: Store, wrote: bool) -> GcReport | None:
+def enforce_budget(store: Store, wrote: bool, started: float | None = None) -> GcReport | None:
     """Bring ``store`` under its byte budget after a run; what was removed, or None.
 
     None when the store has no budget, is read-only, the run wrote nothing, or
-    the collection could not run this time.
+    the collection could not run this time. ``started`` (the run's start, a
+    ``time.time()``) widens the collector's grace period to the whole run:
+    what the run wrote is never removed by its own budget, however long it
+    ran (its caller is about to read it; a flow's execution reads its
+    artifacts lazily).
 
     Examples
     --------
@@ -101,7 +106,12 @@ def enforce_budget(store: Store, wrote: bool) -> GcReport | None:
     try:
         if stored_bytes(store) <= limit:
             return None  # under budget even counting every blob: no collection needed
-        return store.gc(max_bytes=limit)
+        from incgraph.store import garbage
+
+        grace = garbage.GRACE_SECONDS
+        if started is not None:
+            grace = max(grace, time.time() - started)
+        return store.gc(max_bytes=limit, grace=grace)
     except StoreError:
         return None
 

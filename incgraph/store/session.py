@@ -159,7 +159,7 @@ class StoreSession:
                 with suppress(StoreError):
                     self._lessee.close()
         if ok:
-            self.budget = enforce_budget(self.store, bool(self.log.written))
+            self.budget = enforce_budget(self.store, bool(self.log.written), self.log.started)
 
     def __enter__(self) -> StoreSession:
         return self

@@ -196,3 +196,23 @@ def test_past_flow_execution_whose_layer_the_budget_removed_says_so(
     assert flow(seed=2).budget is not None
     with pytest.raises(NotCachedError, match=rf"execution {first.id} of Seeds.*layer Seeded"):
         flow.execution(first.id)[Seeded]
+
+
+def test_a_run_larger_than_the_budget_keeps_what_it_wrote_until_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget never removes what the run enforcing it wrote (it says it is over budget),
+    so the run's execution still reads its artifacts; the next run's budget removes them."""
+    _no_grace(monkeypatch)
+
+    class Seeds(Flow): ...
+
+    Seeds.register(Seeded)
+    flow = Seeds(store=open_store(tmp_path / "s", max_bytes=100_000))
+    first = flow(seed=1)
+    assert first.budget is not None and first.budget.over_budget and not first.budget.removed
+    assert first[Seeded].big[0] == 1.0
+    second = flow(seed=2)
+    assert second.budget is not None and second[Seeded].big[0] == 2.0
+    assert "Seeds/Seeded" in {r.node for r in second.budget.removed}
+    assert flow(seed=1).computed == ["Seeded"]
