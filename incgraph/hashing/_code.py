@@ -55,6 +55,7 @@ import importlib.util
 import sys
 import threading
 import typing
+from collections import deque
 from collections.abc import Callable, Mapping
 from types import CellType, CodeType, FunctionType, MethodType, ModuleType, SimpleNamespace
 from typing import Any, Final
@@ -73,8 +74,8 @@ from incgraph.hashing._values import (
     instance_state,
     is_plain_data,
     is_simple,
+    pure_python,
     special_token,
-    stateless,
 )
 from incgraph.sentinels import MISSING
 
@@ -402,6 +403,10 @@ class _Walk:
             if name in self.ignore:
                 self.entries.add(f"ignored {where}")
                 continue
+            if name == "__hash__" and _generated(attr):
+                # attrs salts a generated __hash__ with hash(str): it varies with the hash seed
+                self.entries.add(f"generated {where}")
+                continue
             kind = self.attr_state(name)
             if kind is None and not isinstance(attr, FunctionType):
                 self.by_value.add(("attr", name, False))
@@ -483,7 +488,7 @@ class _Walk:
         code = self.code_token(value, where, depth)
         if code is not None:
             return code
-        if type(value) in (list, tuple, dict, set, frozenset):
+        if type(value) in (list, tuple, dict, set, frozenset, deque):
             return self.container_token(value, where, depth)
         if is_user_object(type(value)):
             return self.instance_token(value, where, depth)
@@ -492,14 +497,14 @@ class _Walk:
         special = special_token(value)
         if special is not None:
             return special
-        if stateless(value):
-            return f"stateless {_type_label(value)}"
         if isinstance(value, SimpleNamespace):
             return "namespace " + self.token(vars(value), where, depth + 1)
         try:
             return "d" + data_version(value)
         except HashingError as exc:
-            return self.fail(where, value, str(exc).removeprefix("value: "))
+            if not pure_python(value):
+                return self.fail(where, value, str(exc).removeprefix("value: "))
+        return self.object_token(value, f"object {_type_label(value)}", where, depth)
 
     def code_token(self, value: object, where: str, depth: int) -> str | None:
         """Tokens of functions, classes and callables; None for other values."""
@@ -571,8 +576,15 @@ class _Walk:
         head = f"instance {label(klass)}"
         try:
             return f"{head} d{data_version(value)}"
-        except HashingError:
-            pass
+        except HashingError as exc:
+            if not pure_python(value):  # a C base class keeps state its attributes do not show
+                return self.fail(where, value, str(exc).removeprefix("value: "))
+        return self.object_token(value, head, where, depth)
+
+    def object_token(self, value: object, head: str, where: str, depth: int) -> str:
+        """``head`` and the token of an object's attributes (cycles are cut)."""
+        if id(value) in self.active:
+            return "cycle"
         self.active.add(id(value))
         try:
             return f"{head} " + self.token(instance_state(value), where, depth + 1)
@@ -599,6 +611,11 @@ class _Walk:
             if [k for k in namespace if k not in rebound] != [k for k in keys if k not in rebound]:
                 return False
         return True
+
+
+def _generated(attr: object) -> bool:
+    """Whether a method was generated without a source file (by attrs, dataclasses, ...)."""
+    return isinstance(attr, FunctionType) and _analyse(attr).entry.startswith("bytecode")
 
 
 def _is_dunder(name: str) -> bool:

@@ -17,9 +17,10 @@ pure decisions the walk asks for:
 * `special_token`: objects with an obvious identity that
   ``data_version`` does not know: typing constructs (``Optional[int]``),
   compiled regular expressions, slot and named-tuple field descriptors;
-* `stateless`: instances of library classes written in Python that hold
-  no state at all (sentinels such as ``dataclasses.MISSING``): their class,
-  by name, is all there is to them;
+* `pure_python`: instances of library classes written in Python only (an
+  ``argparse.Namespace``, a scikit-learn estimator, ``dataclasses.MISSING``):
+  their attributes are all of their state, so they enter by their class's
+  name and their attributes, like instances of your own classes;
 * `instance_state`: the attributes (``__dict__`` and slots) of an
   instance of a user class, which enter by value like everything else.
 """
@@ -47,8 +48,8 @@ __all__ = [
     "instance_state",
     "is_plain_data",
     "is_simple",
+    "pure_python",
     "special_token",
-    "stateless",
 ]
 
 _SIMPLE_TYPES: Final = frozenset(
@@ -162,24 +163,26 @@ def instance_state(value: object) -> dict[str, object]:
     return state
 
 
-class _Probe:
-    pass
-
-
-_PLAIN_SIZE: Final = _Probe.__basicsize__
 _HEAPTYPE: Final = 1 << 9
 
 
-def stateless(value: object) -> bool:
-    """Whether ``value`` is an instance of a Python class that holds no state at all.
+def pure_python(value: object) -> bool:
+    """Whether ``value`` is an instance of classes written in Python only, so that its
+    attributes (``__dict__`` and slots) are all of its state.
 
     Examples
     --------
-    >>> import dataclasses
-    >>> stateless(dataclasses.MISSING), stateless(_Probe()), stateless(re.compile("a"))
-    (True, True, False)
+    >>> import argparse, dataclasses
+    >>> pure_python(argparse.Namespace(k=2)), pure_python(dataclasses.MISSING)
+    (True, True)
+    >>> pure_python(re.compile("a")), pure_python([1])
+    (False, False)
     """
     cls = type(value)
-    if not cls.__flags__ & _HEAPTYPE or cls.__basicsize__ > _PLAIN_SIZE:
-        return False
-    return not instance_state(value)
+    slots = 0
+    for klass in cls.__mro__[:-1]:
+        if not klass.__flags__ & _HEAPTYPE:
+            return False
+        declared = klass.__dict__.get("__slots__", ())
+        slots += 1 if isinstance(declared, str) else len(declared)
+    return cls.__basicsize__ <= object.__basicsize__ + 8 * (slots + 2)

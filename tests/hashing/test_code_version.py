@@ -434,7 +434,9 @@ def test_versions_are_stable_across_processes(modules: Modules) -> None:
     env = {
         **os.environ,
         "PYTHONHASHSEED": "7",
-        "PYTHONPATH": str(modules.root),
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), str(modules.root)]
+        ),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     done = subprocess.run(
@@ -836,3 +838,61 @@ def bump():
     before = code_version(mod.report)
     mod.report(1)
     assert mod.COUNT == 1 and code_version(mod.report) == before
+
+
+LIBRARY_SHAPES = """
+import argparse
+import collections
+
+import attrs
+
+
+@attrs.frozen
+class Frozen:
+    x: int
+
+    def double(self):
+        return 2 * self.x
+
+
+ARGS = argparse.Namespace(k=2, names=["a"])
+QUEUE = collections.deque([1, 2])
+
+
+def use(x):
+    return Frozen(x).double() * ARGS.k + len(QUEUE)
+"""
+
+
+def test_library_objects_written_in_python_enter_by_their_attributes(modules: Modules) -> None:
+    """An argparse.Namespace or a deque at module level counts by value; attrs classes (whose
+    generated __hash__ is salted per hash seed) give the same version in every process."""
+    mod = modules.write("shapes", LIBRARY_SHAPES)
+    before = code_version(mod.use)
+    mod.ARGS = __import__("argparse").Namespace(k=3, names=["a"])
+    assert code_version(mod.use) != before
+    mod = modules.write("shapes", LIBRARY_SHAPES)
+    assert code_version(mod.use) == before
+    assert code_version(modules.write("shapes", LIBRARY_SHAPES.replace("[1, 2]", "[1]"))) != (
+        before
+    )
+    mod = modules.write("shapes", LIBRARY_SHAPES)
+    script = (
+        "import importlib, sys\n"
+        "from incgraph.hashing import code_version\n"
+        f"m = importlib.import_module({mod.__name__!r})\n"
+        "sys.stdout.write(code_version(m.use))\n"
+    )
+    for seed in ("1", "2"):
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[2]), str(modules.root)]
+            ),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.stdout == before, done.stderr
