@@ -23,8 +23,8 @@ PAGE = ROOT / "docs" / "cli.md"
 CHECKED = ("ls", "show", "lineage", "explain", "render", "runs", "stats")
 VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIME"),
-    (re.compile(r"\d+ (?:s|min|h|d) ago"), "AGO"),
-    (re.compile(r"\b\d+ ms\b"), "MS"),
+    (re.compile(r"\d+ (?:s|min|h|d) ago|just now"), "AGO"),
+    (re.compile(r"\b(?:\d+ ms|\d+\.\d s|\d+m\d\ds)\b"), "TOOK"),
     (re.compile(r"/\S*?\.incgraph"), "STORE"),
     (re.compile(r"(?m)^(index\s+)[\d.]+ [KMG]?B"), r"\1SIZE"),
     (re.compile(r"[ \t]+"), " "),
