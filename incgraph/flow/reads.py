@@ -212,12 +212,14 @@ def _constant_str(node: ast.AST) -> str | None:
 
 
 def _defined_by_user(layer: type, name: str, base: type) -> bool:
-    """Whether a class between ``layer`` and ``base`` in the MRO defines ``name``."""
+    """Whether ``layer``'s ``name`` is defined by a class other than ``base`` and ``object``.
+
+    The whole MRO counts: a mixin listed after ``Layer`` (``class Fit(Layer,
+    Mixin)``) provides methods the layer calls as surely as a base class does.
+    """
     for klass in layer.__mro__:
-        if klass is base:
-            return False
         if name in vars(klass):
-            return True
+            return klass is not base and klass is not object
     return False
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from incgraph.errors import FlowError
 from incgraph.flow import Flow, ForEach, Layer, Parameter
-from incgraph.flow.reads import EVERYTHING, layer_reads
+from incgraph.flow.reads import EVERYTHING, Reads, layer_reads
 
 
 class Grid(Flow): ...
@@ -307,3 +307,34 @@ def test_value_keys_hold_under_the_processes_executor(tmp_path: Path) -> None:
     grown = Grid(store=tmp_path / "store", executor="processes")(lrs=[1, 2, 3], depths=[10])
     assert _tasks(grown.computed, "Train") == ["Train[2]"]
     assert list(grown[Train].score) == [110, 210, 310]
+
+
+class _ScaleMixin:
+    def scaled(self) -> float:
+        return float(self.params.lr) * 2  # type: ignore[attr-defined]
+
+    def position(self) -> int:
+        return int(self.index)  # type: ignore[attr-defined]
+
+
+def test_a_mixin_listed_after_layer_is_read_like_a_base_class(tmp_path: Path) -> None:
+    """Methods of a mixin after Layer in the bases are followed: keyed by what they read, no error."""
+
+    class Mixed(Flow): ...
+
+    @Mixed.register
+    class Src(Layer):
+        def __call__(self) -> None:
+            self.shard(x=self.params.xs)
+
+    @Mixed.register(foreach=ForEach(parameters=[Parameter(layer=Src, attribute="x")]))
+    class Use(Layer, _ScaleMixin):
+        def __call__(self, src: Src) -> None:
+            self.out = (self.position(), src.x, self.scaled())
+
+    assert layer_reads(Use, "v") == Reads(index=True, params=frozenset({"lr"}))
+    flow = Mixed(store=tmp_path / "store")
+    assert list(flow(xs=["a", "b"], lr=1)[Use].out) == [(0, "a", 2.0), (1, "b", 2.0)]
+    changed = flow(xs=["a", "b"], lr=2)
+    assert _tasks(changed.computed, "Use") == ["Use[0]", "Use[1]"]
+    assert list(changed[Use].out) == [(0, "a", 4.0), (1, "b", 4.0)]
