@@ -12,7 +12,7 @@ import pytest
 
 import incgraph.queues as iq
 from incgraph import DataPath, HashingError, ProcessGraph, Processor
-from incgraph.flow import Flow, Layer
+from incgraph.flow import Flow, ForEach, Layer, Parameter
 
 CALLS: list[str] = []
 
@@ -220,3 +220,32 @@ def test_missing_file_as_flow_parameter_names_it(tmp_path: Path) -> None:
     with pytest.raises(HashingError, match=r"flow parameter 'data'.*absent.csv' does not exist"):
         flow(data=DataPath(tmp_path / "absent.csv"))
     assert CALLS == []
+
+
+class FanOut(Flow): ...
+
+
+@FanOut.register
+class Listed(Layer):
+    def __call__(self) -> None:
+        self.shard(csv=self.params.files)
+
+
+@FanOut.register(foreach=ForEach(parameters=[Parameter(layer=Listed, attribute="csv")]))
+class Parse(Layer):
+    def __call__(self, listed: Listed) -> None:
+        CALLS.append(listed.csv.name)
+        self.total = sum(int(r.split(",")[1]) for r in listed.csv.read_text().splitlines()[1:])
+
+
+def test_foreach_over_datapath_parameters_recomputes_only_the_edited_file(tmp_path: Path) -> None:
+    """DataPaths passed as a flow parameter and sharded: editing one file recomputes its task."""
+    files = [_csv(tmp_path / f"{i}.csv", i) for i in range(3)]
+    flow = FanOut(store=tmp_path / "store")
+    assert list(flow(files=[DataPath(f) for f in files])[Parse].total) == [0, 1, 2]
+    assert flow(files=[DataPath(f) for f in files]).computed == []
+    _csv(files[1], 10)
+    run = flow(files=[DataPath(f) for f in files])
+    assert list(run[Parse].total) == [0, 10, 2]
+    assert [c for c in run.computed if c.startswith("Parse[")] == ["Parse[1]"]
+    assert CALLS == ["0.csv", "1.csv", "2.csv", "1.csv"]
