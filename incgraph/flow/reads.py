@@ -22,7 +22,8 @@ The reading is conservative: the code analysed is the layer's ``__call__``
 and ``__init__`` and every method or property of the class that they reach
 through ``self.<name>``, nested functions and lambdas included. Whenever
 ``self`` is used in any other way -- passed to a function, stored,
-``getattr(self, name)``, ``vars(self)``, ``super()``, an operator on it --,
+``getattr(self, name)``, ``vars(self)``, ``super()``, an operator on it --
+(``type(self)`` and ``self.__class__`` excepted: a class holds no run state),
 or the class overrides attribute access, or a method's source cannot be
 read, the layer is keyed by everything (position and every parameter), as it
 would be without this analysis.
@@ -172,6 +173,8 @@ class _Reader:
     def read_use(self, node: ast.Name, parents: dict[ast.AST, ast.AST]) -> None:
         """One use of ``self``: only ``self.<name>`` is followed."""
         parent = parents.get(node)
+        if _is_type_of(parent, node):
+            return  # type(self): the class holds no run state (self.__class__ likewise)
         if not isinstance(parent, ast.Attribute) or parent.value is not node:
             raise _Unknown("self used whole")
         name = parent.attr
@@ -179,6 +182,8 @@ class _Reader:
             self.index = True
         elif name == "params":
             self.read_params(parent, parents)
+        elif name == "__class__":
+            return
         elif name.startswith(("__", "_incgraph")):
             raise _Unknown(name)  # __dict__, __class__, the run state: the instance itself
         elif _is_user_code(self.layer, name):
@@ -203,6 +208,17 @@ class _Reader:
             self.params = None
         else:
             self.params.add(named)
+
+
+def _is_type_of(call: ast.AST | None, node: ast.Name) -> bool:
+    """Whether ``call`` is ``type(<node>)``."""
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "type"
+        and call.args == [node]
+        and not call.keywords
+    )
 
 
 def _constant_str(node: ast.AST) -> str | None:

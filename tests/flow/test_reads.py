@@ -254,6 +254,9 @@ class _Base(Layer):
         ("self._scratch = 1", False, frozenset()),
         ("self.out = super().__repr__()", True, None),
         ("self.out = vars()", True, None),
+        ("self.out = type(self).__name__ + self.params.tag", False, frozenset({"tag"})),
+        ("self.out = self.__class__.__name__", False, frozenset()),
+        ("self.out = type(self, 'x')", True, None),
     ],
 )
 def test_layer_reads_patterns(body: str, index: bool, params: frozenset[str] | None) -> None:
