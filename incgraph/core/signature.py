@@ -31,7 +31,10 @@ import types
 import typing
 import weakref
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
+
+from incgraph.hashing._paths import DataPath
 
 __all__ = [
     "ELEMENT_BUDGET",
@@ -133,6 +136,8 @@ def _is_union(origin: Any) -> bool:
 def _isinstance(value: Any, cls: type) -> bool:
     if isinstance(value, cls):
         return True
+    if isinstance(value, DataPath):  # a file whose contents are the input, given as a path
+        return issubclass(cls, PurePath) and isinstance(value.path, cls)
     return isinstance(value, _NUMERIC_TOWER.get(cls, ())) and not isinstance(value, bool)
 
 
@@ -152,6 +157,13 @@ def value_matches(value: Any, ann: Any) -> bool:
     (True, False)
     >>> value_matches(None, int | None), value_matches(3, float)
     (True, True)
+
+    A `DataPath` fits a `pathlib.Path` annotation (it acts as the path):
+
+    >>> from pathlib import Path
+    >>> from incgraph import DataPath
+    >>> value_matches(DataPath("data.csv"), Path), value_matches(DataPath("data.csv"), str)
+    (True, False)
     """
     if ann is Any or ann is object or type(value) is ann:  # common cases: no typing calls
         return True

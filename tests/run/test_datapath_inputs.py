@@ -249,3 +249,22 @@ def test_foreach_over_datapath_parameters_recomputes_only_the_edited_file(tmp_pa
     assert list(run[Parse].total) == [0, 10, 2]
     assert [c for c in run.computed if c.startswith("Parse[")] == ["Parse[1]"]
     assert CALLS == ["0.csv", "1.csv", "2.csv", "1.csv"]
+
+
+class Lines(Processor):
+    def process(self, csv: Path) -> int:
+        CALLS.append(csv.name)
+        return len(csv.read_text().splitlines())
+
+
+def test_an_input_annotated_path_takes_a_datapath(tmp_path: Path) -> None:
+    """A processor annotated `csv: Path` accepts a DataPath, and an edit recomputes it."""
+    csv = _csv(tmp_path / "t.csv", 1)
+    g = ProcessGraph(store=tmp_path / "store")
+    node = g.add_node(1, Lines, {"csv": DataPath(csv)})
+    assert g.run_upto(node) == 2
+    _csv(csv, 1, 2)
+    assert g.run_upto(node) == 3
+    const = g.add_constant_node("c", "csv", value=DataPath(csv))
+    assert g.run_upto(g.add_node(2, Lines, {"csv": const})) == 3
+    assert CALLS == ["t.csv", "t.csv"]
