@@ -205,8 +205,9 @@ class Flow:
         executor : str or Executor, optional
             Overrides the flow's executor for this run.
         **params
-            Flow parameters, readable in layers as ``self.params``; part of every
-            layer's cache key, so they must be hashable.
+            Flow parameters, readable in layers as ``self.params``; each one is part
+            of the cache key of the layers that read it, so all must be hashable
+            (they are checked before anything runs).
 
         Raises
         ------
