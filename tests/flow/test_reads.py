@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +346,73 @@ def test_a_mixin_listed_after_layer_is_read_like_a_base_class(tmp_path: Path) ->
     changed = flow(xs=["a", "b"], lr=2)
     assert _tasks(changed.computed, "Use") == ["Use[0]", "Use[1]"]
     assert list(changed[Use].out) == [(0, "a", 4.0), (1, "b", 4.0)]
+
+
+GRID_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from incgraph.flow import Flow, ForEach, Layer, Parameter
+
+    class Described:
+        def describe(self, cell):
+            return f"{type(self).__name__} {cell.lr}/{cell.depth} x{self.params.get('scale', 1)}"
+
+    class Sweep(Flow): ...
+
+    @Sweep.register
+    class Cells(Layer):
+        def __call__(self):
+            self.shard(lr=self.params.lrs, depth=self.params.depths)
+
+    @Sweep.register(
+        foreach=ForEach(
+            parameters=[Parameter(layer=Cells, attribute="lr"), Parameter(layer=Cells, attribute="depth")]
+        )
+    )
+    class Fit(Layer, Described):
+        def __call__(self, cells: Cells):
+            self.text = self.describe(cells)
+
+    @Sweep.register
+    class Table(Layer):
+        def __call__(self, fit: Fit):
+            self.rows = list(fit.text)
+
+    if flow := Sweep(store=sys.argv[1]):
+        run = flow(**eval(sys.argv[2]))
+        print(sorted(c for c in run.computed if c.startswith("Fit[")), run[Table].rows)
+    """
+)
+
+
+def _sweep(script: Path, store: Path, params: str) -> tuple[list[str], list[str]]:
+    out = subprocess.run(
+        [sys.executable, str(script), str(store), params],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+    ).stdout
+    computed, rows = ast.literal_eval(out.replace("] [", "], [", 1))
+    return computed, rows
+
+
+def test_a_grid_grown_in_a_new_process_computes_only_the_new_cells(tmp_path: Path) -> None:
+    """Each run a fresh process: growing, reordering and rescaling compute only new cells."""
+    script = tmp_path / "sweep.py"
+    script.write_text(GRID_SCRIPT)
+    store = tmp_path / "store"
+    computed, _ = _sweep(script, store, "dict(lrs=[1, 2], depths=[3, 4])")
+    assert len(computed) == 4
+    steps = [
+        ("dict(lrs=[1, 5, 2], depths=[3, 4])", ["Fit[1]", "Fit[4]"]),
+        ("dict(lrs=[2, 5, 1], depths=[4, 3])", []),
+        ("dict(lrs=[2, 5, 1], depths=[4, 3], unused=1)", []),
+        ("dict(lrs=[2, 1], depths=[4], scale=2)", ["Fit[0]", "Fit[1]"]),
+    ]
+    for params, expected in steps:
+        computed, rows = _sweep(script, store, params)
+        assert computed == expected
+        p = eval(params)
+        scale = p.get("scale", 1)
+        assert rows == [f"Fit {lr}/{d} x{scale}" for d in p["depths"] for lr in p["lrs"]]
