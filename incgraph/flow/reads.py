@@ -13,8 +13,10 @@ from its source, and the key holds only what the code reads:
 
 * ``self.index`` anywhere in the code -> the task's position is in its key;
   otherwise two tasks that see equal elements share a key, wherever they sit.
-* ``self.params.lr``, ``self.params["lr"]`` and ``self.params.get("lr", ...)``
-  -> parameter ``lr`` (its value, or its absence) is in the key. Any other use
+* ``self.params.lr``, ``self.params["lr"]``, ``self.params.get("lr", ...)``,
+  ``getattr(self.params, "lr"[, default])``, ``hasattr(self.params, "lr")`` and
+  ``"lr" in self.params`` -> parameter ``lr`` (its value, or its absence) is in
+  the key. Any other use
   of ``self.params`` (iterating it, passing it on, ``self.params[name]``)
   keys the layer by every parameter.
 
@@ -204,10 +206,33 @@ class _Reader:
                 named = parent.attr
         elif isinstance(parent, ast.Subscript) and parent.value is node:
             named = _constant_str(parent.slice)
+        elif isinstance(parent, ast.Call):
+            named = _named_by_builtin(parent, node)
+        elif isinstance(parent, ast.Compare):
+            named = _named_by_membership(parent, node)
         if named is None or named.startswith("_"):
             self.params = None
         else:
             self.params.add(named)
+
+
+def _named_by_builtin(call: ast.Call, node: ast.AST) -> str | None:
+    """``getattr(self.params, "lr"[, default])`` or ``hasattr(self.params, "lr")``: ``"lr"``."""
+    func = call.func
+    if not (isinstance(func, ast.Name) and func.id in ("getattr", "hasattr")):
+        return None
+    if call.keywords or len(call.args) not in (2, 3) or call.args[0] is not node:
+        return None
+    return _constant_str(call.args[1])
+
+
+def _named_by_membership(compare: ast.Compare, node: ast.AST) -> str | None:
+    """``"lr" in self.params`` (or ``not in``): ``"lr"``."""
+    if len(compare.ops) != 1 or compare.comparators[0] is not node:
+        return None
+    if not isinstance(compare.ops[0], (ast.In, ast.NotIn)):
+        return None
+    return _constant_str(compare.left)
 
 
 def _is_type_of(call: ast.AST | None, node: ast.Name) -> bool:

@@ -244,7 +244,15 @@ class _Base(Layer):
         ("self.out = self.params.lr", False, frozenset({"lr"})),
         ("self.out = self.params['lr']", False, frozenset({"lr"})),
         ("self.out = self.params.get('lr', 0)", False, frozenset({"lr"})),
-        ("self.out = 'lr' in self.params", False, None),
+        ("self.out = 'lr' in self.params", False, frozenset({"lr"})),
+        ("self.out = 'lr' not in self.params", False, frozenset({"lr"})),
+        ("self.out = self.params in ('lr',)", False, None),
+        ("self.out = getattr(self.params, 'lr')", False, frozenset({"lr"})),
+        ("self.out = getattr(self.params, 'lr', 0)", False, frozenset({"lr"})),
+        ("self.out = hasattr(self.params, 'lr')", False, frozenset({"lr"})),
+        ("self.out = getattr(self.params, name)", False, None),
+        ("self.out = getattr(self.params, '_values')", False, None),
+        ("self.out = len(self.params)", False, None),
         ("self.out = self.params.keys()", False, None),
         ("self.out = [self.params[k] for k in ('a', 'b')]", False, None),
         ("self.out = dict(self.params)", False, None),
@@ -416,3 +424,32 @@ def test_a_grid_grown_in_a_new_process_computes_only_the_new_cells(tmp_path: Pat
         p = eval(params)
         scale = p.get("scale", 1)
         assert rows == [f"Fit {lr}/{d} x{scale}" for d in p["depths"] for lr in p["lrs"]]
+
+
+def test_getattr_hasattr_and_in_on_params_key_by_that_parameter(tmp_path: Path) -> None:
+    """getattr/hasattr/`in` with a literal name key a task by that parameter alone."""
+
+    class Opt(Flow): ...
+
+    @Opt.register
+    class Src(Layer):
+        def __call__(self) -> None:
+            self.shard(x=self.params.xs)
+
+    @Opt.register(foreach=ForEach(parameters=[Parameter(layer=Src, attribute="x")]))
+    class Scale(Layer):
+        def __call__(self, src: Src) -> None:
+            bias = 0
+            if "bias" in self.params:
+                bias = self.params.bias
+            lr = getattr(self.params, "lr", 1) if hasattr(self.params, "lr") else 1
+            self.out = src.x * lr + bias
+
+    flow = Opt(store=tmp_path / "store")
+    assert list(flow(xs=[1, 2])[Scale].out) == [1, 2]
+    grown = flow(xs=[1, 2, 3])
+    assert _tasks(grown.computed, "Scale") == ["Scale[2]"]
+    scaled = flow(xs=[1, 2, 3], lr=10, bias=1)
+    assert list(scaled[Scale].out) == [11, 21, 31]
+    assert len(_tasks(scaled.computed, "Scale")) == 3
+    assert _tasks(flow(xs=[1, 2, 3], lr=10, bias=1, other=5).computed, "Scale") == []
