@@ -24,7 +24,7 @@ The reading is conservative: the code analysed is the layer's ``__call__``
 and ``__init__`` and every method or property of the class that they reach
 through ``self.<name>``, nested functions and lambdas included. Whenever
 ``self`` is used in any other way -- passed to a function, stored,
-``getattr(self, name)``, ``vars(self)``, ``super()``, an operator on it --
+``getattr(self, name)`` with a computed name, ``vars(self)``, ``super()``, an operator on it --
 (``type(self)`` and ``self.__class__`` excepted: a class holds no run state),
 or the class overrides attribute access, or a method's source cannot be
 read, the layer is keyed by everything (position and every parameter), as it
@@ -177,13 +177,25 @@ class _Reader:
         parent = parents.get(node)
         if _is_type_of(parent, node):
             return  # type(self): the class holds no run state (self.__class__ likewise)
-        if not isinstance(parent, ast.Attribute) or parent.value is not node:
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            self.read_name(parent.attr, parent, parents)
+            return
+        named = _named_by_builtin(parent, node) if isinstance(parent, ast.Call) else None
+        if named is None:
             raise _Unknown("self used whole")
-        name = parent.attr
+        self.read_name(named, None, parents)  # getattr(self, "name"), hasattr(self, "name")
+
+    def read_name(
+        self, name: str, attribute: ast.Attribute | None, parents: dict[ast.AST, ast.AST]
+    ) -> None:
+        """``self.<name>`` (``attribute`` is that node, or None when read by getattr)."""
         if name == "index":
             self.index = True
         elif name == "params":
-            self.read_params(parent, parents)
+            if attribute is None:
+                self.params = None  # the mapping goes on where the reading cannot follow
+            else:
+                self.read_params(attribute, parents)
         elif name == "__class__":
             return
         elif name.startswith(("__", "_incgraph")):
@@ -217,7 +229,7 @@ class _Reader:
 
 
 def _named_by_builtin(call: ast.Call, node: ast.AST) -> str | None:
-    """``getattr(self.params, "lr"[, default])`` or ``hasattr(self.params, "lr")``: ``"lr"``."""
+    """``"lr"`` for ``getattr(<node>, "lr"[, default])`` or ``hasattr(<node>, "lr")``."""
     func = call.func
     if not (isinstance(func, ast.Name) and func.id in ("getattr", "hasattr")):
         return None
