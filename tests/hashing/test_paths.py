@@ -180,3 +180,62 @@ def test_datapath_behaves_like_its_path(tmp_path: Path) -> None:
     assert pickle.loads(pickle.dumps(p)) == p and str(p) == str(f)
     assert DataPath(p) == p and repr(p) == f"DataPath({str(f)!r})"
     assert DataPath(tmp_path) / "t.txt" == f and type(DataPath(tmp_path) / "t.txt") is type(f)
+
+
+def test_an_edit_that_restores_size_and_mtime_is_seen(tmp_path: Path, trusted: None) -> None:
+    """Same size, mtime put back with os.utime: the changed ctime still makes it re-read."""
+    f = tmp_path / "same.txt"
+    f.write_text("hello")
+    os.utime(f, ns=(10**18, 10**18))
+    first = data_version(DataPath(f))
+    f.write_text("jello")
+    os.utime(f, ns=(10**18, 10**18))
+    assert data_version(DataPath(f)) != first
+
+
+@pytest.mark.parametrize("table", ["under-a-file", "garbage"])
+def test_an_unusable_digest_table_keeps_digests_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: None, table: str
+) -> None:
+    """A table that cannot be opened (or is not a database) is skipped: hashing still works."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    if table == "under-a-file":
+        where = blocker / "digests.sqlite"
+    else:
+        where = tmp_path / "digests.sqlite"
+        where.write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("INCGRAPH_DIGESTS", str(where))
+    monkeypatch.setattr(_paths, "_MEMO", _paths._DigestMemo())
+    reads = _counting_reads(monkeypatch)
+    f = tmp_path / "data.txt"
+    f.write_text("abc")
+    os.utime(f, ns=(10**18, 10**18))
+    first = data_version(DataPath(f))
+    assert data_version(DataPath(f)) == first
+    assert reads == ["data.txt"]
+
+
+def test_processes_writing_the_digest_table_together_agree(tmp_path: Path, trusted: None) -> None:
+    """Three processes hashing the same folder at once through one table agree, without errors."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"{i}.txt").write_text(f"row {i}")
+        os.utime(folder / f"{i}.txt", ns=(10**18, 10**18))
+    script = textwrap.dedent(
+        f"""
+        from incgraph.hashing import _paths
+        from incgraph import DataPath, data_version
+        _paths.RACY_SECONDS = 0.0
+        print(data_version(DataPath({str(folder)!r})))
+        """
+    )
+    env = {**os.environ, "INCGRAPH_DIGESTS": str(tmp_path / "shared.sqlite")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
+    outs = [p.communicate()[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert outs == [data_version(DataPath(folder))] * 3
