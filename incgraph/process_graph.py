@@ -1,4 +1,4 @@
-"""Seed 003 spelling: ``from incgraph import process_graph; process_graph.ProcessGraph()``."""
+"""The original batch recipe's spelling: ``from incgraph import process_graph; process_graph.ProcessGraph()``."""
 
 from incgraph.graph import ProcessGraph
 

@@ -1,4 +1,4 @@
-"""Seed 003 spelling: ``from incgraph import process_node; class P(process_node.Processor)``."""
+"""The original batch recipe's spelling: ``from incgraph import process_node; class P(process_node.Processor)``."""
 
 from incgraph.core.processor import Processor
 

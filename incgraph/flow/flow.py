@@ -78,7 +78,7 @@ class Flow:
 
     Examples
     --------
-    Seed 000's first example:
+    The original Flow library's first example:
 
     >>> from incgraph.flow import Flow, Layer
     >>> class ShardedFlow(Flow): ...

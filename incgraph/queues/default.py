@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Seed 004 declares with module functions (``skorche.map(...)``, then
+skorche declares with module functions (``skorche.map(...)``, then
 ``skorche.run()``), so the module keeps one default `Pipeline`. ``run()``
 *consumes* it: the run starts and a fresh default pipeline takes its place, so
 a script (or a test) can declare and run again without leftovers; ``reset()``
