@@ -1,4 +1,4 @@
-"""The original batch recipe's spelling: ``from incgraph import process_graph; process_graph.ProcessGraph()``."""
+"""The batch recipe's module spelling: ``process_graph.ProcessGraph``."""
 
 from incgraph.graph import ProcessGraph
 

@@ -1,4 +1,4 @@
-"""The original batch recipe's spelling: ``from incgraph import process_node; class P(process_node.Processor)``."""
+"""The batch recipe's spelling: ``from incgraph import process_node; process_node.Processor``."""
 
 from incgraph.core.processor import Processor
 
