@@ -243,7 +243,8 @@ class _Walk:
             return "rebound"
         return "mutated" if name in self.mutated_attrs else None
 
-    def run(self) -> str:
+    def run(self) -> _Walk:
+        """Walk everything the root reaches (errors are kept for `result`)."""
         root = self.root
         if isinstance(root, FunctionType | type):
             self.todo.append(root)
@@ -254,9 +255,13 @@ class _Walk:
             self.visit(self.todo.pop())
         self.seen.clear()
         self.recorded.clear()
+        return self
+
+    def result(self) -> str:
+        """The fingerprint, or the `HashingError` listing what could not be fingerprinted."""
         if self.errors:
             raise HashingError("; ".join(sorted(set(self.errors))))
-        return combine("CodeFingerprint", label(root), *sorted(self.entries))
+        return combine("CodeFingerprint", label(self.root), *sorted(self.entries))
 
     def first_visit(self, obj: object) -> bool:
         if id(obj) in self.seen:
@@ -721,13 +726,12 @@ def fingerprint(obj: object) -> str:
         return combine("CodeCycle", label(obj))
     active.add(id(obj))
     try:
-        walk = _Walk(obj)
-        result = walk.run()
+        walk = _Walk(obj).run()
         for _ in range(4):  # a name taken by value turned out to be state: walk again knowing it
             if walk.consistent():
                 break
-            walk = _Walk(obj, walk.state_found())
-            result = walk.run()
+            walk = _Walk(obj, walk.state_found()).run()
+        result = walk.result()
     finally:
         active.discard(id(obj))
     if memoizable:

@@ -896,3 +896,29 @@ def test_library_objects_written_in_python_enter_by_their_attributes(modules: Mo
             [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
         )
         assert done.stdout == before, done.stderr
+
+
+def test_a_lazily_loaded_global_read_before_its_loader_is_state(modules: Modules) -> None:
+    """A global a helper loads lazily (``global _model``) is state even when another function
+    reads it first and its loaded value cannot be fingerprinted."""
+    source = """
+import io
+
+_model = None
+
+
+def predict(x):
+    if _model is None:
+        load()
+    return x + len(_model.getvalue())
+
+
+def load():
+    global _model
+    _model = io.BytesIO(b"weights")
+"""
+    mod = modules.write("lazy", source)
+    before = code_version(mod.predict)
+    assert mod.predict(1) == 8
+    for _ in range(3):
+        assert code_version(mod.predict) == before
