@@ -224,3 +224,24 @@ def test_partials_callable_instances_and_library_functions_can_be_memoized() -> 
     assert offset.call(1).hit
     sqrt = memoize(np.sqrt, store=":memory:")
     assert sqrt.label == "numpy.sqrt" and sqrt.call(4.0) == (2.0, False) and sqrt.call(4.0).hit
+
+
+def test_cli_invalidate_of_one_call_is_seen_by_the_next_process(tmp_path: Path) -> None:
+    """`incgraph invalidate KEY` (its `--dry-run` changes nothing) makes exactly that call
+    compute again in a new process; the function's other calls stay hits."""
+    (tmp_path / "funcs.py").write_text(
+        "import incgraph\n\n@incgraph.memoize(store='cache')\ndef f(x):\n    return x * 3\n"
+    )
+    script = tmp_path / "use.py"
+    script.write_text("import funcs\nprint([tuple(funcs.f.call(x)) for x in (1, 2)])\n")
+    assert _python(script, tmp_path) == "[(3, False), (6, False)]"
+    (tmp_path / "key.py").write_text("import funcs\nprint(funcs.f.key(1))\n")
+    key = _python(tmp_path / "key.py", tmp_path)
+    cli = [sys.executable, "-m", "incgraph.cli", "invalidate", "--store", "cache", key]
+    env = {"PYTHONPATH": str(Path(incgraph.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+    for extra in (["--dry-run"], []):
+        done = subprocess.run([*cli, *extra], cwd=tmp_path, capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and "1 result(s)" in done.stdout, done.stderr
+        if extra:
+            assert _python(script, tmp_path) == "[(3, True), (6, True)]"
+    assert _python(script, tmp_path) == "[(3, False), (6, True)]"
