@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from IPython.lib.pretty import pretty
 
 from incgraph import ProcessGraph, Processor
@@ -74,3 +76,31 @@ def test_svg_layers_follow_arrows_and_survive_cycles() -> None:
     d.arrow("c", "a")
     svg = to_svg(d)
     assert svg.count("<rect") == 3 and svg.count("<line") == 3
+
+
+def test_flow_executions_and_pipeline_reports_show_tables(tmp_path: Path) -> None:
+    """A flow's execution lists its layers; a pipeline report its tasks and failed items."""
+    from incgraph.flow import Flow, Layer
+    from incgraph.queues import Pipeline, Queue, task
+
+    class Exp(Flow): ...
+
+    @Exp.register
+    class Data(Layer):
+        def __call__(self) -> None:
+            self.x = 1
+
+    execution = Exp(store=tmp_path / "flow")()
+    assert "<td>Data</td>" in execution._repr_html_()
+    assert pretty(execution).splitlines()[1].split() == ["LAYER", "TASKS", "RESULT"]
+
+    @task
+    def invert(x: int) -> float:
+        return 1 / x
+
+    pipeline = Pipeline(store=tmp_path / "pipeline")
+    pipeline.map(invert, Queue([1, 0, 2], name="numbers"))
+    report = pipeline.run()
+    page = report._repr_html_()
+    assert "<td>invert</td>" in page and "ZeroDivisionError" in page
+    assert pretty(report).startswith("Pipeline run: 2 computed, 0 cached, 1 failed item(s)")

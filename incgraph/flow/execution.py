@@ -182,6 +182,21 @@ class Execution:
     def __repr__(self) -> str:
         return f"<Execution {self.summary()}>"
 
+    def _rows(self) -> list[list[Any]]:
+        return [[name, r.tasks or "-", r.data_version[:12]] for name, r in self.layers.items()]
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the summary, then one row per layer."""
+        from incgraph.display import text_table
+
+        p.text(text_table(("LAYER", "TASKS", "RESULT"), self._rows(), self.summary()))
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the summary, then one row per layer."""
+        from incgraph.display import html_table
+
+        return html_table(("LAYER", "TASKS", "RESULT"), self._rows(), caption=self.summary())
+
     # -- persistence ---------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:

@@ -134,3 +134,38 @@ class PipelineReport:
             f"<PipelineReport computed={self.computed} cached={self.cached} "
             f"failures={len(self.failures)}>"
         )
+
+    def _rows(self) -> list[list[Any]]:
+        return [
+            [c.name, c.kind, c.items_in, c.items_out, c.computed, c.cached, c.failed]
+            for c in self.nodes.values()
+        ]
+
+    def _caption(self) -> str:
+        return (
+            f"Pipeline run: {self.computed} computed, {self.cached} cached, "
+            f"{len(self.failures)} failed item(s) in {self.duration:.3f} s"
+        )
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: one row per task or op, then the failures."""
+        from incgraph.display import text_table
+
+        text = text_table(_REPORT_HEADERS, self._rows(), self._caption())
+        p.text(text + "".join(f"\nfailure: {f!r}" for f in self.failures))
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row per task or op, and the failures."""
+        from incgraph.display import html_table
+
+        out = html_table(_REPORT_HEADERS, self._rows(), caption=self._caption())
+        if self.failures:
+            rows = [
+                [f.node, f.index, repr(f.item)[:60], type(f.exception).__name__, f.exception]
+                for f in self.failures
+            ]
+            out += "\n" + html_table(("NODE", "ITEM", "VALUE", "ERROR", "MESSAGE"), rows)
+        return out
+
+
+_REPORT_HEADERS = ("NODE", "KIND", "IN", "OUT", "COMPUTED", "CACHED", "FAILED")
