@@ -105,3 +105,8 @@ def test_command_start_up_skips_the_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_exported_name_has_a_lazy_owner() -> None:
+    """The lazy import table and __all__ name the same public names."""
+    assert set(incgraph._LAZY) == set(incgraph.__all__) - {"__version__"}
