@@ -513,7 +513,7 @@ class _Walk:
 
     def code_token(self, value: object, where: str, depth: int) -> str | None:
         """Tokens of functions, classes and callables; None for other values."""
-        registry = getattr(value, "registry", None)
+        registry = _probe(value, "registry")
         if (
             isinstance(registry, Mapping)
             and not isinstance(value, type)
@@ -535,7 +535,7 @@ class _Walk:
                 return f"lib {label(value)}"
             self.todo.append(value)
             return f"class {label(value)}"
-        jitted = getattr(value, "py_func", None)
+        jitted = _probe(value, "py_func")
         if isinstance(jitted, FunctionType):
             return f"compiled {_type_label(value)} " + self.token(jitted, where, depth + 1)
         if isinstance(value, functools.partial | functools.partialmethod):
@@ -546,7 +546,7 @@ class _Walk:
             return "method " + self.token(method, where, depth + 1)
         if isinstance(value, staticmethod | classmethod):
             return "descriptor " + self.token(value.__func__, where, depth + 1)
-        wrapped = getattr(value, "__wrapped__", None)
+        wrapped = _probe(value, "__wrapped__")
         if wrapped is not None and callable(value) and not isinstance(value, type):
             inner = self.token(wrapped, f"{where}.__wrapped__", depth + 1)
             return f"wrapper {_type_label(value)} {inner}"
@@ -616,6 +616,14 @@ class _Walk:
             if [k for k in namespace if k not in rebound] != [k for k in keys if k not in rebound]:
                 return False
         return True
+
+
+def _probe(value: object, name: str) -> object:
+    """``getattr(value, name, None)`` that also survives proxies whose lookups raise."""
+    try:
+        return getattr(value, name, None)
+    except Exception:  # a lazy proxy or a broken __getattr__: it has no such attribute
+        return None
 
 
 def _generated(attr: object) -> bool:

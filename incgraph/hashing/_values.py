@@ -153,13 +153,24 @@ def special_token(value: object) -> str | None:
 
 
 def instance_state(value: object) -> dict[str, object]:
-    """An instance's attributes: its ``__dict__`` and every slot that is set."""
-    state: dict[str, object] = dict(getattr(value, "__dict__", {}))
+    """An instance's attributes: its ``__dict__`` and every slot that is set.
+
+    Read without ``__getattr__`` (a proxy's may raise or invent attributes).
+    """
+    try:
+        own = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        own = {}
+    state: dict[str, object] = dict(own) if isinstance(own, dict) else {}
     for klass in type(value).__mro__:
         slots = klass.__dict__.get("__slots__", ())
         for name in (slots,) if isinstance(slots, str) else slots:
-            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
-                state[name] = getattr(value, name)
+            if name in ("__dict__", "__weakref__"):
+                continue
+            try:
+                state[name] = object.__getattribute__(value, name)
+            except AttributeError:
+                continue
     return state
 
 

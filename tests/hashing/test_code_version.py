@@ -922,3 +922,24 @@ def load():
     assert mod.predict(1) == 8
     for _ in range(3):
         assert code_version(mod.predict) == before
+
+
+def test_objects_whose_attribute_lookups_raise_are_fingerprinted(modules: Modules) -> None:
+    """A module-level proxy whose __getattr__ raises is fingerprinted by its class and
+    attributes, without calling __getattr__."""
+    source = """
+class Proxy:
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        raise RuntimeError("no backend configured")
+
+
+PROXY = Proxy()
+
+
+def use(x):
+    return PROXY.compute(x)
+"""
+    mod = modules.write("proxy", source)
+    assert code_version(mod.use) == code_version(mod.use)
