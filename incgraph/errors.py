@@ -10,7 +10,7 @@ Each class also subclasses the builtin a caller would naturally catch, so
     ├── ConstantNotSetError (ValueError)    a run needs a constant that was never set
     ├── ConfigurationError (ValueError)     an option value incgraph does not know
     ├── HashingError (TypeError)            a value has no deterministic content hash
-    ├── NotCachedError (LookupError)        run_only needs an upstream result that is not stored
+    ├── NotCachedError (KeyError)           a result that is not stored: run_only's upstream, a key
     ├── NodeError (RuntimeError)            a processor raised; carries node and original exception
     ├── StoreError (OSError)                the store cannot be read or written
     │   ├── StoreCorruptError               an index row or blob failed its check
@@ -93,8 +93,10 @@ class HashingError(IncgraphError, TypeError):
     """
 
 
-class NotCachedError(IncgraphError, LookupError):
-    """``run_only`` needs an upstream result that the store does not hold."""
+class NotCachedError(IncgraphError, KeyError):
+    """A result the store does not hold: ``run_only``'s upstream, or an unknown key prefix."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's quoted repr
 
 
 class NodeError(IncgraphError, RuntimeError):

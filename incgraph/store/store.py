@@ -73,7 +73,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError
+from incgraph.errors import (
+    ConfigurationError,
+    NotCachedError,
+    ReadOnlyStoreError,
+    StoreCorruptError,
+    StoreError,
+)
 from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.budget import max_bytes_from_env
@@ -227,17 +233,22 @@ class Store:
 
         Raises
         ------
-        KeyError
-            No stored key starts with ``prefix``.
-        ValueError
-            Several do; the message lists some of them.
+        NotCachedError
+            No stored key starts with ``prefix`` (a ``KeyError``).
+        ConfigurationError
+            Several do; the message lists some of them (a ``ValueError``).
         """
-        found = self.index.keys_with_prefix(prefix, 6)
+        found = self.index.keys_with_prefix(prefix, 6) if prefix else []
         if not found:
-            raise KeyError(f"no stored result has a key starting with {prefix!r}")
+            raise NotCachedError(
+                f"no stored result has a key starting with {prefix!r}; "
+                "`incgraph ls` lists the stored keys"
+            )
         if len(found) > 1 and prefix not in found:
             shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-            raise ValueError(f"key prefix {prefix!r} is ambiguous: {shown}; give more characters")
+            raise ConfigurationError(
+                f"key prefix {prefix!r} is ambiguous: {shown}; give more characters"
+            )
         return prefix if prefix in found else str(found[0])
 
     def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:

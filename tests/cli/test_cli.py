@@ -352,3 +352,18 @@ def test_tables_align_their_columns() -> None:
     assert header.index("LONG") == first.index("y") == second.index("w") == 11
     assert len(header) == len(first) == len(second)
     assert first.endswith("  1") and second.endswith("  123")
+
+
+def test_an_unknown_key_prefix_is_an_incgraph_error_that_says_what_to_do(tmp_path) -> None:
+    """Invalidating a key no result has raises NotCachedError (a KeyError) pointing at `incgraph ls`."""
+    import pytest
+
+    from incgraph import ProcessGraph
+    from incgraph.errors import ConfigurationError, NotCachedError
+
+    graph = ProcessGraph(store=tmp_path / "store")
+    with pytest.raises(NotCachedError, match="incgraph ls") as info:
+        graph.invalidate("0123abcd")
+    assert isinstance(info.value, KeyError)
+    assert str(info.value).startswith("no stored result")
+    assert issubclass(ConfigurationError, ValueError)
