@@ -12,8 +12,10 @@ checks, because a bad graph must fail before anything runs.
 Everything a cache key needs that depends only on the node -- its code
 version, the data version of its init kwargs and of its inline constants --
 is computed once and memoized on the node. A constant's data version is
-memoized until ``set_value`` changes it. Names in the processor's ``ignore``
-stay out of all of these (`Node.keyed_upstream` lists the bound nodes
+memoized until ``set_value`` changes it: ``set_value`` takes a snapshot of
+the value (`incgraph.core.snapshot`), so changing the value in place
+afterwards changes neither what a run uses nor its key. Names in the processor's
+``ignore`` stay out of all of these (`Node.keyed_upstream` lists the bound nodes
 that count), and the versions of the packages in its ``packages`` (and the
 store's) join the init version. This is what keeps a cache hit to a
 string join, one xxh3 call and one index lookup.
@@ -40,6 +42,7 @@ from incgraph.core.signature import (
     process_signature,
     value_matches,
 )
+from incgraph.core.snapshot import Snapshot
 from incgraph.errors import (
     ConstantNotSetError,
     CycleError,
@@ -189,8 +192,8 @@ class Node:
         self.signature: ProcessSignature | None = signature
         prefix = f"{graph.name}/" if graph.name else ""
         self.label = f"{prefix}{node_id}"
-        self._value: Any = MISSING
-        self._value_dv: str | Missing = MISSING
+        self._value: Snapshot | Missing = MISSING
+        self._value_dv: str | Missing | HashingError = MISSING
         self._code_version: str | Missing = MISSING
         self._code_epoch = -1
         self._init_version: str | Missing = MISSING
@@ -253,8 +256,14 @@ class Node:
                     f"got {type(value).__name__} from constant {self.describe()}; "
                     "set a value of that type or change the annotation"
                 )
-        self._value = value
+        snapshot = Snapshot(value)
+        self._value = snapshot
         self._value_dv = MISSING
+        if snapshot.copied:  # hashed now: the data version of the value as it was set
+            try:
+                self._value_dv = self._hashed(value)
+            except HashingError as exc:
+                self._value_dv = exc  # raised when a run needs it
 
     def set(self, attribute: str, value: Any) -> None:
         """``node.set("value", v)`` is ``node.set_value(v)`` (the original recipe's spelling)."""
@@ -267,11 +276,18 @@ class Node:
 
     @property
     def value(self) -> Any:
-        """A constant node's value (``MISSING`` if never set)."""
-        return self._value
+        """A copy of a constant node's value as it was set (``MISSING`` if never set).
+
+        See `incgraph.core.snapshot`: changing the copy changes nothing.
+        """
+        return MISSING if self._value is MISSING else self._value.value()
 
     def constant_value(self) -> Any:
-        """The constant's value, or a clear error if a run needs it and it was never set."""
+        """A copy of the constant's value, or a clear error if it was never set."""
+        return self.snapshot().value()
+
+    def snapshot(self) -> Snapshot:
+        """The snapshot ``set_value`` took, or a clear error if it was never called."""
         if self._value is MISSING:
             raise ConstantNotSetError(
                 f"constant {self.describe()} has no value; call set_value(...) on it "
@@ -296,19 +312,26 @@ class Node:
         return dv
 
     def data_version_of_constant(self) -> str:
-        """Data version of a constant node's current value.
+        """Data version of a constant node's value, as ``set_value`` received it.
 
         Memoized until ``set_value``, or only for the current run when the
-        value holds a `DataPath` (its files may change).
+        value holds a `DataPath` (its files may change); a value that cannot be
+        copied (see `incgraph.core.snapshot`) is hashed again at each use.
         """
         if self._paths_epoch >= 0:
             self._forget_paths()
-        if self._value_dv is MISSING:
-            try:
-                self._value_dv = self._hashed(self.constant_value())
-            except HashingError as exc:
-                raise HashingError(f"constant {self.describe()}: {exc}") from exc
-        return self._value_dv
+        found = self._value_dv
+        if type(found) is str:
+            return found
+        try:
+            if isinstance(found, HashingError):
+                raise found  # hashing failed when the value was set
+            dv = self._hashed(self.constant_value())
+        except HashingError as exc:
+            raise HashingError(f"constant {self.describe()}: {exc}") from exc
+        if self.snapshot().frozen:  # else: shared and mutable, hashed again at each use
+            self._value_dv = dv
+        return dv
 
     def code_version(self) -> str:
         """Fingerprint of the processor's code, its ``version`` and this node's ``version``.

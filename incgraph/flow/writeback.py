@@ -22,9 +22,13 @@ nothing is ever both saved and missing.
 Small blobs written by the run stay readable from memory after their flush
 (up to `RECENT_BYTES` in all, each at most `RECENT_ITEM_BYTES`
 encoded): a ForEach task reading the shard element its upstream layer wrote
-a moment ago does not pay an SQLite read for it. Values handed out this way
-are the objects that were saved, as values passed between nodes in one run
-already are: treat what a layer reads as read-only. A process killed before a flush
+a moment ago does not pay an SQLite read for it.
+
+Values are captured (`incgraph.store.Store.capture`) when they are
+queued: the buffer holds their bytes, never the objects, and every load of a
+pending or recent blob decodes a private copy. So a layer that changes what it
+read in place (``a.rows.append(...)``) changes neither what is committed nor
+what any other reader gets. A process killed before a flush
 loses at most the pending results, which the next run recomputes; a
 half-written result is never served.
 
@@ -47,8 +51,9 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from incgraph.errors import StoreError
-from incgraph.sentinels import MISSING, Missing
+from incgraph.sentinels import Missing
 from incgraph.store import Store
+from incgraph.store.codecs import Captured
 from incgraph.store.protocols import Record
 from incgraph.store.runlog import RunLog
 from incgraph.store.session import StoreSession
@@ -73,7 +78,7 @@ still commits a slow flow's results promptly.
 """
 
 MAX_PENDING_BYTES: Final = 256 << 20
-"""Flush once the waiting values hold this many bytes (counted for arrays and bytes)."""
+"""Flush once the waiting values' encoded bytes reach this many."""
 
 MAX_DELAY: Final = 0.2
 """Flush when this many seconds have passed since the last flush."""
@@ -117,9 +122,9 @@ class WriteBackStore(Store):
         )
         self.inner = inner
         self._lock = threading.Lock()
-        self._blobs: dict[str, Any] = {}
+        self._blobs: dict[str, Captured] = {}
         self._records: dict[str, Record] = {}
-        self._recent: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[Captured, int]] = OrderedDict()
         self._recent_bytes = 0
         self._pending_bytes = 0
         self._last_flush = time.monotonic()
@@ -156,11 +161,13 @@ class WriteBackStore(Store):
             if isinstance(record_or_data_version, Record)
             else record_or_data_version
         )
-        value = self._blobs.get(dv, MISSING)
-        if value is not MISSING:
-            return value
-        recent = self._recent.get(dv)
-        return self.inner.load(dv) if recent is None else recent[0]
+        captured = self._blobs.get(dv)
+        if captured is None:
+            recent = self._recent.get(dv)
+            if recent is None:
+                return self.inner.load(dv)
+            captured = recent[0]
+        return captured.value()  # a private copy
 
     def session(
         self, kind: str = "run", label: str = "", *, announce: bool = False
@@ -173,11 +180,12 @@ class WriteBackStore(Store):
         items = list(items)
         if self.read_only:
             return self.inner.save_many(items)
+        captured = [(record, self._captured(value)) for record, value in items]
         with self._lock:
-            for record, value in items:
+            for record, value in captured:
                 self._blobs[record.data_version] = value
                 self._records[record.key] = record
-                self._pending_bytes += _nbytes(value)
+                self._pending_bytes += value.size
             self._maybe_flush()
         return [record for record, _ in items]
 
@@ -200,10 +208,15 @@ class WriteBackStore(Store):
 
     def put_blob(self, data_version: str, value: Any) -> None:
         """Queue an artifact blob (no index row); committed before any queued record."""
+        captured = self._captured(value)
         with self._lock:
-            self._blobs[data_version] = value
-            self._pending_bytes += _nbytes(value)
+            self._blobs[data_version] = captured
+            self._pending_bytes += captured.size
             self._maybe_flush()
+
+    def _captured(self, value: Any) -> Captured:
+        """``value``'s bytes, taken now (a value captured already is kept as is)."""
+        return value if type(value) is Captured else self.inner.capture(value)
 
     def _maybe_flush(self) -> None:
         waiting = len(self._blobs)  # every pending record has its blob here too
@@ -278,7 +291,7 @@ class WriteBackStore(Store):
             value = self._recent[data_version][0]
         return value
 
-    def _remember(self, items: list[tuple[str, Any]], sizes: list[int]) -> None:
+    def _remember(self, items: list[tuple[str, Captured]], sizes: list[int]) -> None:
         recent = self._recent
         for (dv, value), size in zip(items, sizes, strict=True):
             if 0 < size <= RECENT_ITEM_BYTES and dv not in recent:
@@ -291,14 +304,6 @@ class WriteBackStore(Store):
     def close(self) -> None:
         """Flush; the inner store stays open (it belongs to the caller)."""
         self.flush()
-
-
-def _nbytes(value: Any) -> int:
-    """The bytes a pending value holds, for what says so cheaply (arrays, bytes), else 0."""
-    size = getattr(value, "nbytes", None)
-    if isinstance(size, int):
-        return size
-    return len(value) if isinstance(value, (bytes, bytearray)) else 0
 
 
 class _BufferedSession(StoreSession):

@@ -331,6 +331,8 @@ class TaskRunner(Runner):
         assert work.keys is not None and work.dvs is not None
         results, out_dvs, keys, dvs = work.results, work.out_dvs, work.keys, work.dvs
         to_save = []
+        captured: dict[int, codecs.Captured] = {}
+        computed = 0
         for j, i in enumerate(work.misses):
             if j in errors:
                 exc, text = errors[j]
@@ -339,7 +341,11 @@ class TaskRunner(Runner):
                 continue
             value = values[j]
             rec, dv = cache.record(keys[i], dvs[i], value, durations[j] if durations else 0.0)
-            to_save.append((rec, value, self.name, work.start + i, work.inputs[j]))
+            computed += 1
+            bytes_now = self.capture(value, work.start + i, work.inputs[j])
+            if bytes_now is not None:  # taken before any downstream task gets the value
+                captured[i] = bytes_now
+                to_save.append((rec, bytes_now, self.name, work.start + i, work.inputs[j]))
             results[i] = value
             out_dvs[i] = dv
         for i, first in work.dups:
@@ -349,15 +355,30 @@ class TaskRunner(Runner):
                 work.failed += 1
                 self.fail(work.start + i, work.inputs[j], exc, text)
             else:
-                results[i], out_dvs[i] = results[first], out_dvs[first]
+                twin = captured.get(first)  # its own copy: items downstream are not shared
+                results[i] = results[first] if twin is None else twin.value()
+                out_dvs[i] = out_dvs[first]
                 self.counts.cached += 1
-        self.counts.computed += len(to_save)
+        self.counts.computed += computed
         if to_save and not self.ex.record(to_save):
             return False
         if not work.failed:
             return self.emit(results, out_dvs)
         kept = [i for i, r in enumerate(results) if r is not _FAILED]
         return self.emit([results[i] for i in kept], [out_dvs[i] for i in kept])
+
+    def capture(self, value: Any, index: int, item: Any) -> codecs.Captured | None:
+        """``value``'s bytes, taken now; None (listed as uncached) if it cannot be pickled."""
+        store = self.ex.store
+        assert store is not None
+        try:
+            return store.capture(value)
+        except StoreError as exc:
+            text = (
+                f"the result of {self.name!r} for item {_short(item)} was passed on but not cached"
+            )
+            self.ex.record_uncached(self.name, index, item, exc, text)
+            return None
 
     def resize(self, work: _Work, seconds: float) -> None:
         """Size the next chunk by the time the task took on this one's misses.

@@ -84,7 +84,7 @@ from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, NoReturn, cast
 
 from incgraph.core.graph import Node
 from incgraph.errors import (
@@ -106,6 +106,7 @@ from incgraph.run.keys import (
 from incgraph.run.saving import save_results
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
+from incgraph.store.codecs import Captured
 from incgraph.store.garbage import GcReport
 from incgraph.store.leases import Claims
 from incgraph.store.protocols import Record
@@ -229,8 +230,9 @@ class _Run:
         self.upstream_only = upstream_only
         self.report = RunReport()
         self.dvs: dict[Node, str] = {}
-        self.values: dict[Node, Any] = {}
-        self.pending: list[tuple[Record, Any]] = []
+        self.values: dict[Node, Any] = {}  # results not handed out yet (see value_of)
+        self.captured: dict[Node, Captured] = {}  # bytes of results handed out more than once
+        self.pending: list[tuple[Record, Captured]] = []
         self.latest: dict[str, tuple[str, str, float]] = {}
         self.pending_since = 0.0
         # ``order`` is the upstream closure of the targets, so every binding of a node in it
@@ -266,18 +268,51 @@ class _Run:
     # -- keys and values ------------------------------------------------------------
 
     def value_of(self, node: Node) -> Any:
-        if node in self.values:
-            return self.values[node]
+        """A value of ``node``'s result that no one else holds (see "Immutable results").
+
+        The object a computed node returned, or a value loaded for a hit, is
+        handed out once; every later hand-out is a copy decoded from the bytes
+        captured from it. A constant's value is a copy each time. A
+        ``cache=False`` result is not stored: its one object is handed out as is.
+        """
         if node.is_constant:
             return node.constant_value()
+        values = self.values
+        if not node.cache:
+            if node not in values:
+                values[node] = self.load(node)
+            return values[node]
+        spare = values.pop(node, MISSING)
+        if spare is not MISSING:
+            return spare
+        captured = self.captured.get(node)
+        if captured is not None:
+            return captured.value()
+        value = self.load(node)
+        if self.readers.get(node, 0) + (node in self.targets) > 1:  # handed out again
+            self.captured[node] = self.store.capture(value)  # it was stored: it pickles
+        return value
+
+    def load(self, node: Node) -> Any:
+        """The stored result of a decided node (computed again if its blob is unreadable)."""
         try:
-            value = self.store.load(self.dvs[node])
+            return self.store.load(self.dvs[node])
         except (KeyError, StoreCorruptError):
             # The blob is gone or failed its checksum (the store has dropped its rows):
             # never serve it; compute the node again, here, from its inputs.
-            value = self.recompute(node)
-        self.values[node] = value
-        return value
+            return self.recompute(node)
+
+    def capture(self, record: Record, value: Any) -> Captured:
+        """The bytes of the result ``record`` describes, taken now (see `value_of`).
+
+        A result that cannot be pickled fails its node with a `NodeError`
+        (`fail_unstorable`), once the results queued before it are written.
+        """
+        try:
+            return self.store.capture(value)
+        except UnstorableResultError as exc:
+            self.flush()
+            self.fail_unstorable([(record, exc)])
 
     def recompute(self, node: Node) -> Any:
         """Compute a node whose stored blob could not be loaded, and store it again."""
@@ -296,9 +331,8 @@ class _Run:
                     return value
         out = compute_in_process(node, self.input_values(node), key)
         if key is not None:
-            self.pending.append(
-                (make_record(node, key, input_dvs, out.data_version, out.duration), out.value)
-            )
+            record = make_record(node, key, input_dvs, out.data_version, out.duration)
+            self.pending.append((record, self.capture(record, out.value)))
             self.flush()
         self.dvs[node] = out.data_version
         # it was decided a hit, but its process() ran: the report says so
@@ -416,8 +450,7 @@ class _Run:
         ignored = first.ignored
         shared_dvs = {name: self.dvs[up] for name, up in shared.items() if name not in ignored}
         key_of = key_maker(first)
-        values: dict[str, Any] | None = None  # the shared inputs' values, once one computes
-        lineage = ("", "", "")  # the members' processor name, code and init versions (ditto)
+        lineage: tuple[str, str, str] | None = None  # processor name, code and init versions
         done = 0
         while done < len(nodes):
             cheap = self.known_cheap(first)
@@ -434,10 +467,9 @@ class _Run:
                 keyed.append((node, *ahead))
             misses = self.settle_stored(keyed)
             if misses:
-                if values is None:
-                    values = {name: self.value_of(up) for name, up in shared.items()}
+                if lineage is None:
                     lineage = (processor_name(first), first.code_version(), first.init_version())
-                self.compute_misses(misses, values, lineage)
+                self.compute_misses(misses, shared, lineage)
             self.drop_values(first, len(chunk))  # every member reads exactly first's upstream
             if self.frozen:
                 # What the chunk made and still holds (results, records, statuses) is
@@ -476,10 +508,13 @@ class _Run:
     def compute_misses(
         self,
         misses: list[tuple[Node, str, dict[str, str]]],
-        shared_values: dict[str, Any],
+        shared: dict[str, Node],
         lineage: tuple[str, str, str],
     ) -> None:
-        """Claim the lease-worthy misses of a fan-out chunk in one go, then compute them here."""
+        """Claim the lease-worthy misses of a fan-out chunk in one go, then compute them here.
+
+        Each member gets its own values of the ``shared`` inputs (`value_of`).
+        """
         if self.cheap_runs.get(misses[0][0].processor, 0) >= PROVEN_CHEAP_AFTER:
             to_claim = []  # proved cheap in this run: no member needs a lease
         else:
@@ -502,7 +537,9 @@ class _Run:
                     if stored is not None:
                         self.settle_hit(node, key, stored)
                         continue
-            inputs = {**node.bindings, **shared_values}
+            inputs = {**node.bindings}
+            for name, up in shared.items():
+                inputs[name] = self.value_of(up)
             try:
                 out = compute(node, inputs, key)
             except BaseException:
@@ -783,16 +820,19 @@ class _Run:
         self.report.statuses[node] = NodeStatus(node, "computed", key, data_version, duration)
         if node.cache and key is not None and input_dvs is not None:
             record = make_record(node, key, input_dvs, data_version, duration, lineage)
+            captured = self.capture(record, value)  # before any consumer can touch the value
+            if self.readers.get(node, 0) + (node in self.targets) > 1:
+                self.captured[node] = captured  # copies for the second reader on
             now = time.monotonic()
             pending = self.pending
             if not pending:
                 self.pending_since = now
-            pending.append((record, value))
+            pending.append((record, captured))
             if (
                 len(pending) >= WRITE_CHUNK
                 or duration >= PROMPT_WRITE_SECONDS
                 or now - self.pending_since >= PROMPT_WRITE_SECONDS
-                or getattr(value, "nbytes", 0) >= PROMPT_WRITE_BYTES
+                or captured.size >= PROMPT_WRITE_BYTES
             ):
                 self.flush()
 
@@ -811,7 +851,7 @@ class _Run:
         if unstorable:
             self.fail_unstorable(unstorable)
 
-    def fail_unstorable(self, unstorable: list[tuple[Record, UnstorableResultError]]) -> None:
+    def fail_unstorable(self, unstorable: list[tuple[Record, UnstorableResultError]]) -> NoReturn:
         """Results that could not be pickled fail their nodes: raise a NodeError for the first.
 
         Every other result of their write was stored; the failed nodes' leases are released.
@@ -844,11 +884,12 @@ class _Run:
 
         ``times`` settles that many nodes reading exactly what ``node`` reads.
         """
-        readers, values = self.readers, self.values
+        readers, values, captured = self.readers, self.values, self.captured
         for up in node.upstream():
             readers[up] -= times
-            if readers[up] == 0 and up in values and up not in self.targets:
-                del values[up]
+            if readers[up] == 0 and up not in self.targets:
+                values.pop(up, None)
+                captured.pop(up, None)
 
 
 class _Done:

@@ -54,6 +54,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -61,6 +62,7 @@ from typing import Any
 from incgraph.core.graph import Node
 from incgraph.errors import (
     ConfigurationError,
+    ConstantNotSetError,
     NodeError,
     ReadOnlyStoreError,
     StoreCorruptError,
@@ -75,6 +77,7 @@ from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
 from incgraph.run.saving import save_results
 from incgraph.sentinels import MISSING
+from incgraph.store.codecs import Captured
 from incgraph.store.protocols import Record
 
 __all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn", "stored_versions"]
@@ -427,7 +430,7 @@ class BatchRun:
                 self.fail(index, item, const, exc, _format(exc))
                 continue
             table.column(const)[local] = dv
-            held[const] = const.value
+            held[const] = const.snapshot()
             if entry is not None:
                 entry.statuses[const] = NodeStatus(const, "constant", None, dv)
                 entry.values[const] = const.value
@@ -445,19 +448,20 @@ class BatchRun:
         """The item's value of ``const``: held for the chunk, or bound again by ``prep_fn``."""
         held = table.consts.get(local)
         if held is not None and const in held:
-            return held[const]
+            return held[const].value()  # each consumer its own copy
         if not self.call_prep(table, local):
             raise _AlreadyRecorded()
         held = table.consts.setdefault(local, {})
         for c in self.constants:
-            held[c] = c.value
+            with suppress(ConstantNotSetError):  # reported when a node needs it
+                held[c] = c.snapshot()
         if const.data_version_of_constant() != table.dvs[const][local]:
             raise ConfigurationError(
                 f"prep_fn bound a different value to constant {const.describe()} for item "
                 f"{table.start + local} than on its first call; prep_fn must bind the same "
                 "values every time it is called for an item"
             )
-        return held[const]
+        return held[const].value()
 
     # -- computing misses ---------------------------------------------------------------
 
@@ -471,7 +475,8 @@ class BatchRun:
             else:
                 kept = table.values.get(src)
                 if kept is not None and local in kept:
-                    values[name] = kept[local]
+                    value = kept[local]
+                    values[name] = value.value() if type(value) is Captured else value
                 else:
                     values[name] = self.load(node, name, src, table, local)
         return values
@@ -593,36 +598,53 @@ class BatchRun:
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, JobFailure):
                 self.fail_twins(node, table, row, result.error, result.traceback)
-        sizes = self.save(node, table, done)
+        sizes, captured = self.save(node, table, done)
         twins = 0
         for row, result in done:
             size = sizes.get(row.local, 0)
-            self.keep(node, table, row, result, "computed", size)
+            kept = captured.get(row.local, result.value)
+            self.keep(node, table, row, result, kept, "computed", size)
             for r in self.twins.get(row.key or "", []):
-                self.keep(node, table, r, result, "hit", 0)
+                self.keep(node, table, r, result, kept, "hit", 0)
                 twins += 1
             stats.compute_seconds += result.duration
         stats.computed += len(done)
         stats.cached += twins
         self.progress.advance(computed=len(done), cached=twins)
 
-    def save(self, node: Node, table: _Table, done: list[tuple[_Row, Outcome]]) -> dict[int, int]:
-        """Store the keyed results of ``done`` (one transaction): row -> stored size.
+    def save(
+        self, node: Node, table: _Table, done: list[tuple[_Row, Outcome]]
+    ) -> tuple[dict[int, int], dict[int, Captured]]:
+        """Capture and store the keyed results of ``done`` (one transaction).
 
-        A result that cannot be stored fails its item (and its twins) at ``node``
-        and is taken out of ``done``; the others are stored.
+        Returns row -> stored size, and row -> the result's captured bytes: they are
+        taken before any consumer can touch the value, and later passes hand out
+        copies of them. A result that cannot be stored fails its item (and its
+        twins) at ``node`` and is taken out of ``done``; the others are stored.
         """
         keyed = [(row, res) for row, res in done if row.key is not None]
         if not keyed:
-            return {}
+            return {}, {}
+        captured: dict[int, Captured] = {}
+        failed = set()
+        for row, res in keyed:
+            try:
+                captured[row.local] = self.store.capture(res.value)
+            except UnstorableResultError as exc:
+                failed.add(row.local)
+                self.fail_twins(node, table, row, exc, "")
+        storable = [(row, res) for row, res in keyed if row.local in captured]
         saves = [
-            (make_record(node, row.key, row.inputs, res.data_version, res.duration), res.value)
-            for row, res in keyed
+            (
+                make_record(node, row.key, row.inputs, res.data_version, res.duration),
+                captured[row.local],
+            )
+            for row, res in storable
             if row.key is not None
         ]
         sizes: dict[int, int] = {}
-        failed = set()
-        for (row, _), saved in zip(keyed, save_results(self.store, saves), strict=True):
+        results = save_results(self.store, saves) if saves else []
+        for (row, _), saved in zip(storable, results, strict=True):
             if isinstance(saved, UnstorableResultError):
                 failed.add(row.local)
                 self.fail_twins(node, table, row, saved, "")
@@ -631,13 +653,22 @@ class BatchRun:
         if failed:
             done[:] = [(row, res) for row, res in done if row.local not in failed]
         self.session.saved([r.key for r, _ in keyed if r.local in sizes and r.key is not None])
-        return sizes
+        return sizes, captured
 
     def keep(
-        self, node: Node, table: _Table, row: _Row, result: Outcome, status: Any, size: int
+        self,
+        node: Node,
+        table: _Table,
+        row: _Row,
+        result: Outcome,
+        kept: Any,
+        status: Any,
+        size: int,
     ) -> None:
-        """Note ``row``'s result: its data version, and its value if a later pass reads it.
+        """Note ``row``'s result: its data version, and ``kept`` if a later pass reads it.
 
+        ``kept`` is the result's `incgraph.store.codecs.Captured` bytes
+        (each consumer gets its own copy), or the value of a ``cache=False`` node.
         Values are kept for later passes when they are not stored (``cache=False``), in
         depth-first chunks, and otherwise while they fit in `KEEP_BYTES`.
         """
@@ -645,7 +676,7 @@ class BatchRun:
         if self.pass_index[node] < self.last_reader.get(node, -1) and (
             self.keep_values or not node.cache or self.kept_bytes + size <= KEEP_BYTES
         ):
-            table.values.setdefault(node, {})[row.local] = result.value
+            table.values.setdefault(node, {})[row.local] = kept
             self.kept_bytes += size
             self.kept_by_node[node] = self.kept_by_node.get(node, 0) + size
         entry = table.persist.get(row.local)

@@ -26,6 +26,13 @@ codec       used for                                               file suffix
 codec is always used, so values kept inline in SQLite are single ``bytes``.
 The checksum of a blob is the xxh3-64 digest of its parts, as 16 hex digits.
 
+`capture` takes a value's bytes *now*: a `Captured` holds its encoding in
+owned ``bytes`` (never views of the value's memory), so whatever is done to
+the value afterwards (a consumer appending to a list, ``x -= 1`` on an array)
+changes neither what the store saves from it nor the private copies
+`Captured.value` decodes. The engine captures each result right after it is
+computed; the blob stores save a captured value's bytes as they are.
+
 `encode_small` is `encode` for the save hot path: a small value's
 pickle comes back as bare ``bytes`` (no `Encoded` around it) and
 `checksum_of` digests it in one call; the bytes and the digest are the
@@ -54,7 +61,9 @@ from incgraph.store.picklability import unpicklable_part
 __all__ = [
     "CODECS",
     "SUFFIXES",
+    "Captured",
     "Encoded",
+    "capture",
     "checksum",
     "checksum_of",
     "decode",
@@ -247,6 +256,97 @@ def decode(codec: str, buffer: Buffer | Any) -> Any:
     if codec == "raw":
         return bytes(buffer)
     raise ValueError(f"unknown codec {codec!r}; expected one of {', '.join(CODECS)}")
+
+
+class Captured:
+    """A value's bytes, taken when incgraph took the value: what is saved, what copies come from.
+
+    ``encoding`` is what `encode_small` gives (the bare pickle of a small
+    value, else an `Encoded`) with every part owned ``bytes``;
+    ``maybe_file`` says the value was ``bytes`` or a numpy array (the blob stores
+    look those up before writing them); ``refs`` are the blobs the value names
+    (its type's ``__incgraph_refs__()``, kept for the store's reference rows).
+    Make one with `capture`.
+
+    Examples
+    --------
+    >>> value = [1, 2]
+    >>> captured = capture(value, inline_limit=1024)
+    >>> value.append(3)  # changes neither the bytes nor the copies
+    >>> captured.value(), captured.value() is captured.value()
+    ([1, 2], False)
+    """
+
+    __slots__ = ("encoding", "maybe_file", "refs")
+
+    def __init__(
+        self, encoding: bytes | Encoded, maybe_file: bool, refs: tuple[str, ...] = ()
+    ) -> None:
+        self.encoding = encoding
+        self.maybe_file = maybe_file
+        self.refs = refs
+
+    def __incgraph_refs__(self) -> list[str]:
+        """The blobs the value named when it was captured (its ``__incgraph_refs__()``)."""
+        return list(self.refs)
+
+    def __repr__(self) -> str:
+        return f"<Captured {self.size} bytes>"
+
+    @property
+    def size(self) -> int:
+        """The encoded size in bytes."""
+        encoding = self.encoding
+        return len(encoding) if type(encoding) is bytes else encoding.size  # type: ignore[union-attr]
+
+    def value(self) -> Any:
+        """A new copy of the value: writable, and shared with no one."""
+        encoding = self.encoding
+        if type(encoding) is bytes:
+            return pickle.loads(encoding)
+        assert isinstance(encoding, Encoded)
+        if encoding.codec == "raw":
+            return encoding.parts[0]  # bytes: immutable, nothing to copy
+        return decode(encoding.codec, bytearray().join(encoding.parts))
+
+    def encoded_for(self, inline_limit: int) -> bytes | Encoded:
+        """The encoding as a blob store with ``inline_limit`` keeps it (bare bytes: inline)."""
+        encoding = self.encoding
+        if type(encoding) is bytes:
+            if len(encoding) < inline_limit:
+                return encoding
+            return Encoded("pickle", (encoding,), len(encoding))
+        assert isinstance(encoding, Encoded)
+        if encoding.codec == "pickle" and encoding.size < inline_limit:
+            return encoding.join()
+        return encoding
+
+
+def capture(value: Any, *, inline_limit: int) -> Captured:
+    """Encode ``value`` now, into bytes no later change to ``value`` can reach.
+
+    Large buffers that `encode` would write straight from the value's
+    memory (an array's data, a frame's columns) are copied once here.
+
+    Raises
+    ------
+    StoreError
+        ``value`` cannot be pickled.
+
+    Examples
+    --------
+    >>> capture({"a": 1}, inline_limit=1024).size == len(dumps({"a": 1}))
+    True
+    """
+    found = encode_small(value, inline_limit=inline_limit)
+    if type(found) is not bytes:
+        assert isinstance(found, Encoded)
+        parts = tuple(part if type(part) is bytes else bytes(part) for part in found.parts)
+        found = Encoded(found.codec, parts, found.size)
+    cls = type(value)
+    names = getattr(cls, "__incgraph_refs__", None)
+    refs = () if names is None else tuple(names(value))
+    return Captured(found, cls is bytes or cls.__name__ == "ndarray", refs)
 
 
 # -- npy ---------------------------------------------------------------------------

@@ -82,7 +82,14 @@ from incgraph.errors import (
     StoreCorruptError,
     StoreError,
 )
-from incgraph.store.codecs import Encoded, checksum, checksum_of, decode, encode_small
+from incgraph.store.codecs import (
+    Captured,
+    Encoded,
+    checksum,
+    checksum_of,
+    decode,
+    encode_small,
+)
 from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import store_error
 from incgraph.store.names import (
@@ -760,20 +767,28 @@ class FileBlobStore:
         nor an array (a frame, a long list) was encoded before its look-up, for
         nothing if it is stored already. A small value whose bytes fit
         ``row_limit`` goes to ``batch.rows`` instead of an inline row (see
-        `put_many`).
+        `put_many`). A `~incgraph.store.codecs.Captured` value is not encoded
+        again: its bytes are stored as they were taken.
         """
         batch = _Batch(self.signer is not None, row_limit)
         sizes, inline, rows, limit = batch.sizes, batch.inline, batch.rows, self.inline_limit
         look_up_all = self.signer is not None or self._look_up_first
-        looked_up: dict[str, tuple[Any, Encoded | None]] = {}  # value, and its encoding if made
+        # value, and its encoding if made
+        looked_up: dict[str, tuple[Any, bytes | Encoded | None]] = {}
         for data_version, value in items:
             if data_version in sizes or data_version in looked_up:
                 continue
             cls = type(value)
-            if look_up_all or cls is bytes or cls.__name__ == "ndarray":
+            if cls is Captured:  # encoded when it was computed: its bytes, as they are
+                found = value.encoded_for(limit)
+                if look_up_all or value.maybe_file or type(found) is not bytes:
+                    looked_up[data_version] = (value, found)
+                    continue
+            elif look_up_all or cls is bytes or cls.__name__ == "ndarray":
                 looked_up[data_version] = (value, None)  # maybe a file: look it up first
                 continue
-            found = encode_small(value, inline_limit=limit)
+            else:
+                found = encode_small(value, inline_limit=limit)
             if type(found) is bytes:
                 size = len(found)
                 # a bytearray binds straight to a BLOB; bytes go through sqlite3's adapters
@@ -783,7 +798,7 @@ class FileBlobStore:
                     inline.append((data_version, checksum_of(found), size, bytearray(found)))
                 sizes[data_version] = size
             else:
-                looked_up[data_version] = (value, found)  # type: ignore[assignment]
+                looked_up[data_version] = (value, found)
         if looked_up:
             batch.stored = self._rows(list(looked_up))
             for data_version, (value, encoded) in looked_up.items():
@@ -791,7 +806,7 @@ class FileBlobStore:
         return batch
 
     def _stage_looked_up(
-        self, batch: _Batch, data_version: str, value: Any, encoded: Encoded | None
+        self, batch: _Batch, data_version: str, value: Any, encoded: bytes | Encoded | None
     ) -> None:
         """Stage a value whose stored row (if any) is known: keep a complete (signed) blob,
         else encode it (unless done) as an inline row, row bytes (a small value that is
@@ -811,7 +826,11 @@ class FileBlobStore:
         size = len(found)
         batch.sizes[data_version] = size
         cls = type(value)
-        if size <= batch.row_limit and cls is not bytes and cls.__name__ != "ndarray":
+        if cls is Captured:
+            maybe_file = value.maybe_file
+        else:
+            maybe_file = cls is bytes or cls.__name__ == "ndarray"
+        if size <= batch.row_limit and not maybe_file:
             batch.rows[data_version] = (checksum_of(found), bytearray(found))
             return
         batch.inline.append((data_version, checksum_of(found), size, bytearray(found)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from incgraph.sentinels import MISSING, Missing
-from incgraph.store.codecs import dumps
+from incgraph.store.codecs import Captured, dumps
 from incgraph.store.ledger import ClaimResult, LeaseState
 from incgraph.store.protocols import BlobEntry, Record
 from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
@@ -238,7 +239,7 @@ class MemoryBlobStore:
         with self._lock:
             stored = self._blobs.get(data_version)
         if stored is None:
-            data = dumps(value)
+            data = _pickled(value)
             with self._lock:
                 stored = self._blobs.setdefault(data_version, data)
                 self._created.setdefault(data_version, time.time())
@@ -303,6 +304,14 @@ class MemoryBlobStore:
 
     def close(self) -> None:
         """Nothing to release; the blobs stay."""
+
+
+def _pickled(value: Any) -> bytes:
+    """The pickle of ``value``; a captured value's own bytes when they are one."""
+    if type(value) is not Captured:
+        return dumps(value)
+    encoding = value.encoded_for(sys.maxsize)
+    return encoding if type(encoding) is bytes else dumps(value.value())
 
 
 class MemoryLedger:

@@ -284,7 +284,12 @@ class BlobStore(Protocol):
         ...
 
     def put(self, data_version: str, value: Any) -> int:
-        """Store ``value`` under ``data_version`` (a no-op if present); return its size in bytes."""
+        """Store ``value`` under ``data_version`` (a no-op if present); return its size in bytes.
+
+        ``value`` may be a `incgraph.store.codecs.Captured`: then its
+        bytes are what is stored (the value as it was when it was captured), and
+        ``get`` returns the value, not the wrapper.
+        """
         ...
 
     def get(self, data_version: str) -> Any:

@@ -83,8 +83,9 @@ from incgraph.errors import (
 from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.budget import max_bytes_from_env
+from incgraph.store.codecs import Captured, capture
 from incgraph.store.failure import store_error
-from incgraph.store.file_blobs import FileBlobStore
+from incgraph.store.file_blobs import INLINE_LIMIT, FileBlobStore
 from incgraph.store.leases import LEASE_SECONDS, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
@@ -331,8 +332,37 @@ class Store:
             return list(find(data_version))
         return [rec.key for rec in self.index.records() if rec.data_version == data_version]
 
+    def capture(self, value: Any) -> Captured:
+        """``value``'s bytes as this store would save them, taken now.
+
+        What the engine does with a result right after computing it: the
+        `incgraph.store.codecs.Captured` it returns is what is saved
+        (`save_many` takes it in place of the value), and later consumers
+        get copies decoded from it, so nothing done to ``value`` afterwards
+        changes the stored result.
+
+        Raises
+        ------
+        StoreError
+            ``value`` cannot be pickled.
+
+        Examples
+        --------
+        >>> store = memory_store()
+        >>> value = [1, 2]
+        >>> captured = store.capture(value)
+        >>> value.append(3)
+        >>> saved = store.save(Record("k", "ab" * 16, "n", "p", "c", "i"), captured)
+        >>> store.load(saved), captured.value()
+        ([1, 2], [1, 2])
+        """
+        limit = getattr(self.blobs, "inline_limit", INLINE_LIMIT)
+        return capture(value, inline_limit=limit)
+
     def save(self, record: Record, value: Any) -> Record:
         """Store ``value`` as the result of ``record``: blob first (atomic), then the index row.
+
+        ``value`` may be what `capture` returned: its bytes are saved.
 
         Returns the record as committed: ``size`` is the blob's size and
         ``created`` is now unless the record already carried a time.

@@ -283,13 +283,15 @@ def test_the_memo_row_reuses_the_joins_blob(tmp_path: Path, monkeypatch: Any) ->
     the join is encoded and written once, and the rerun's memo hit loads the same join."""
     from incgraph.flow.artifacts import Join
     from incgraph.store import file_blobs
+    from incgraph.store.codecs import Captured
 
     encoded_joins: list[int] = []
     real = file_blobs.FileBlobStore.put_many
 
     def counting(self: Any, items: Any, **kw: Any) -> Any:
         items = list(items)
-        encoded_joins.extend(1 for _, v in items if isinstance(v, Join))
+        values = [v.value() if isinstance(v, Captured) else v for _, v in items]
+        encoded_joins.extend(1 for v in values if isinstance(v, Join))
         return real(self, items, **kw)
 
     monkeypatch.setattr(file_blobs.FileBlobStore, "put_many", counting)

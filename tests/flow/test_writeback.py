@@ -94,7 +94,23 @@ def test_recently_written_blobs_are_served_from_memory(tmp_path: Path) -> None:
     buffer.put_blob(DV1, value)
     buffer.flush()
     inner.blobs.delete(DV1)  # only the buffer's memory still has it
-    assert buffer.load(DV1) is value
+    assert buffer.load(DV1) == value
+
+
+def test_loads_are_private_copies_of_the_value_as_queued(tmp_path: Path) -> None:
+    """Changing a queued value, or a loaded one, changes neither later loads nor the store."""
+    inner = open_store(tmp_path)
+    buffer = WriteBackStore(inner)
+    value = [1, 2]
+    buffer.put_blob(DV1, value)
+    value.append(3)  # after queuing
+    pending = buffer.load(DV1)
+    pending.append(4)  # a reader's change, before the flush
+    assert buffer.load(DV1) == [1, 2]
+    buffer.flush()
+    recent = buffer.load(DV1)  # served from memory
+    recent.append(5)
+    assert buffer.load(DV1) == [1, 2] and inner.load(DV1) == [1, 2]
 
 
 def test_close_flushes_and_leaves_the_inner_store_open(tmp_path: Path) -> None:
