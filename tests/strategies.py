@@ -2,7 +2,7 @@
 
 ``semantic_key(value)`` is what incgraph's content hash is supposed to see in a
 value built from the ``values`` strategy: the exact type of every node, float
-bits (with every NaN equal), sequences in order, dicts and sets as multisets.
+bits (with every NaN equal), sequences and dicts in order, sets as multisets.
 Two values have the same ``data_version`` exactly when their semantic keys are
 equal.
 """
@@ -74,8 +74,7 @@ def semantic_key(value: Any) -> Any:
     if cls in (list, tuple):
         return (cls.__name__, tuple(semantic_key(v) for v in value))
     if cls is dict:
-        items = [(semantic_key(k), semantic_key(v)) for k, v in value.items()]
-        return ("dict", tuple(sorted(items, key=repr)))
+        return ("dict", tuple((semantic_key(k), semantic_key(v)) for k, v in value.items()))
     if cls in (set, frozenset):
         return (cls.__name__, tuple(sorted((semantic_key(v) for v in value), key=repr)))
     return (cls.__name__, value)

@@ -65,6 +65,10 @@ _CODE_VERSIONS: dict[Any, str] = {}
 _EPOCH = [0]
 
 
+def _by_name(item: tuple[Any, Any]) -> str:
+    return str(item[0])
+
+
 def new_run_epoch() -> None:
     """Forget memoized code versions: the next run fingerprints each processor class again."""
     _EPOCH[0] += 1
@@ -379,6 +383,8 @@ class Node:
     def _kwargs_version(self, kwargs: dict[str, Any]) -> str:
         if not kwargs:
             return _empty_init_version()
+        # keyword arguments: the order they were given in does not matter
+        kwargs = dict(sorted(kwargs.items(), key=_by_name))
         try:
             before = HASHED_PATHS[0]
             version = self._hashed(kwargs)

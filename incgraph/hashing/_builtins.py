@@ -10,11 +10,16 @@ floats), ``str`` (UTF-8, ``surrogatepass``), ``bytes``/``bytearray`` (distinct
 tags: one is mutable) and ``memoryview`` (format, shape and the bytes in C
 order). ``bool`` is not ``int`` and ``1.0`` is not ``1``: each has its own tag.
 
-Containers: tuples and lists write a count and each item, in order; dicts
-sort their entries by the 16-byte digest of the key's encoding and write
-(key digest, value) pairs, so insertion order does not matter; sets and
-frozensets write the sorted digests of their elements. ``OrderedDict`` keeps
-its order (its equality does too) and ``defaultdict`` adds its factory.
+Containers: tuples and lists write a count and each item, in order. Dicts
+write a count and each (key, value) pair **in insertion order**: code that
+iterates a dict sees that order (``list(d)``, ``next(iter(d))``, a JSON dump),
+so two dicts with equal items in a different order are different inputs.
+``OrderedDict`` is ordered too, under its own tag, and ``defaultdict`` adds its
+factory. Sets and frozensets are unordered: they write the sorted digests of
+their elements, so equal sets hash equal whatever their iteration order.
+Instance attributes (:func:`encode_attributes`) are sorted by name: an
+object's ``__dict__`` order records only the order its attributes were first
+set.
 
 Subclasses of these types that nothing more specific claims (a ``class
 Config(dict)``, say) are written as their type's name, the built-in value and
@@ -56,6 +61,7 @@ __all__ = [
     "encode_attributes",
     "encode_items",
     "encode_mapping_items",
+    "encode_ordered_items",
     "float_bytes",
     "instance_state",
     "key_digest",
@@ -268,37 +274,44 @@ def _break_ties(
     entries.sort(key=lambda entry: (entry[0], value_digest(entry)))
 
 
-def _dict(enc: Encoder, value: dict[Any, Any]) -> None:
-    enc.enter(value)
-    enc.buf += b"{"
-    encode_mapping_items(enc, dict.items(value), len(value))
-    enc.leave(value)
-
-
-def _ordered_dict(enc: Encoder, value: OrderedDict[Any, Any]) -> None:
-    enc.enter(value)
+def encode_ordered_items(enc: Encoder, items: Any, count: int) -> None:
+    """Write ``count`` (key, value) pairs in the order given (a dict's insertion order)."""
     buf = enc.buf
-    buf += b"O"
-    buf += pack_u64(len(value))
-    for key, item in value.items():
+    buf += pack_u64(count)
+    for key, item in items:
         for part, where in ((key, f"<key {short_repr(key)}>"), (item, f"[{short_repr(key)}]")):
             try:
                 encode(enc, part)
             except Unhashable as exc:
                 exc.path.append(where)
                 raise
+        if len(buf) > _FLUSH_AT:
+            enc.maybe_flush()
+
+
+def _dict(enc: Encoder, value: dict[Any, Any]) -> None:
+    enc.enter(value)
+    enc.buf += b"d"
+    encode_ordered_items(enc, dict.items(value), len(value))
+    enc.leave(value)
+
+
+def _ordered_dict(enc: Encoder, value: OrderedDict[Any, Any]) -> None:
+    enc.enter(value)
+    enc.buf += b"O"
+    encode_ordered_items(enc, value.items(), len(value))
     enc.leave(value)
 
 
 def _defaultdict(enc: Encoder, value: defaultdict[Any, Any]) -> None:
     enc.enter(value)
-    enc.buf += b"V"
+    enc.buf += b"v"
     try:
         encode(enc, value.default_factory)
     except Unhashable as exc:
         exc.path.append(".default_factory")
         raise
-    encode_mapping_items(enc, dict.items(value), len(value))
+    encode_ordered_items(enc, dict.items(value), len(value))
     enc.leave(value)
 
 

@@ -39,7 +39,7 @@ __all__ = [
     "node_key_maker",
 ]
 
-SCHEME: Final = "ig1"
+SCHEME: Final = "ig2"
 """Version tag of the hash scheme, mixed into every hash."""
 
 DATA_HEADER: Final = f"incgraph/{SCHEME}/data\x00".encode()

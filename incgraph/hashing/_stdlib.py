@@ -6,8 +6,13 @@ Every encoding here names the value's type (``module.qualname``), so two types
 with equal contents never collide:
 
 * dataclasses, attrs classes and named tuples are *records*: the type and each
-  field's name and value, in declaration order. Only declared fields count;
-  attributes set outside the field list are not part of a record's identity.
+  field's name and value, in declaration order (``compare=False`` fields too:
+  what an instance holds counts, not what ``==`` compares). Attributes a
+  dataclass or attrs instance carries beyond its fields (set in
+  ``__post_init__``, or later from outside) count too, sorted by name, since a
+  processor may read them; only ``functools.cached_property`` values are left
+  out (derived from the instance, and present only once read). To hash fewer
+  attributes, register a hasher for the class or give it ``__incgraph_hash__``.
 * an enum member is its type, its ``name`` and its ``value``.
 * a path is its type (``PosixPath`` differs from ``PurePosixPath``) and its
   text. A path's hash never looks at the file it points to.
@@ -26,6 +31,7 @@ import dataclasses
 import datetime as dt
 import enum
 import fractions
+import functools
 import pathlib
 import struct
 import uuid
@@ -50,8 +56,10 @@ _pack_times = struct.Struct("<qqqqqqqq").pack
 _pack_td = struct.Struct("<qqq").pack
 
 
-def _record_handler(cls: type, names: list[str]) -> Handler:
+def _record_handler(cls: type, names: list[str], extras: bool = False) -> Handler:
+    """Fields by name in order; with ``extras``, then the other instance attributes."""
     label = type_label(cls)
+    skipped = frozenset(names) | _derived_names(cls)
 
     def handler(enc: Encoder, value: Any) -> None:
         enc.enter(value)
@@ -59,23 +67,43 @@ def _record_handler(cls: type, names: list[str]) -> Handler:
         enc.write_text(label)
         enc.write_len(len(names))
         for name in names:
-            enc.write_text(name)
-            try:
-                encode(enc, getattr(value, name))
-            except Unhashable as exc:
-                exc.path.append(attribute_path(name))
-                raise
+            _attribute(enc, name, getattr(value, name))
+        if extras:
+            found = getattr(value, "__dict__", None) or {}
+            more = sorted(name for name in found if name not in skipped)
+            enc.write_len(len(more))
+            for name in more:
+                _attribute(enc, name, found[name])
         enc.leave(value)
 
     return handler
 
 
+def _attribute(enc: Encoder, name: str, value: Any) -> None:
+    enc.write_text(name)
+    try:
+        encode(enc, value)
+    except Unhashable as exc:
+        exc.path.append(attribute_path(name))
+        raise
+
+
+def _derived_names(cls: type) -> frozenset[str]:
+    """Names of ``cls``'s ``functools.cached_property`` attributes (kept in ``__dict__``)."""
+    return frozenset(
+        name
+        for klass in cls.__mro__
+        for name, attr in vars(klass).items()
+        if isinstance(attr, functools.cached_property)
+    )
+
+
 def _record_rule(cls: type) -> Handler | None:
     if dataclasses.is_dataclass(cls):
-        return _record_handler(cls, [f.name for f in dataclasses.fields(cls)])
+        return _record_handler(cls, [f.name for f in dataclasses.fields(cls)], extras=True)
     attrs_fields = getattr(cls, "__attrs_attrs__", None)
     if attrs_fields is not None:
-        return _record_handler(cls, [a.name for a in attrs_fields])
+        return _record_handler(cls, [a.name for a in attrs_fields], extras=True)
     if issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
         return _record_handler(cls, list(cls._fields))  # type: ignore[attr-defined]
     return None

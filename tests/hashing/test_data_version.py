@@ -147,18 +147,28 @@ def test_long_bytes_and_strings_stream_the_same_as_short_ones() -> None:
     assert data_version([big, 1]) != data_version([big, 2])
 
 
-def test_dict_and_set_order_does_not_matter() -> None:
-    """Dicts and sets hash the same whatever their insertion order."""
-    assert data_version({"a": 1, "b": [2]}) == data_version({"b": [2], "a": 1})
+def test_dict_order_matters_and_set_order_does_not() -> None:
+    """A dict is hashed in insertion order (code iterating it sees that order); a set is not."""
+    assert data_version({"a": 1, "b": [2]}) != data_version({"b": [2], "a": 1})
+    assert data_version({"a": 1, "b": [2]}) == data_version(dict([("a", 1), ("b", [2])]))
     assert data_version({3, "x", (1,)}) == data_version({(1,), "x", 3})
+    assert data_version(frozenset("abc")) == data_version(frozenset("cba"))
     assert data_version({"a": 1}) != data_version({"a": 2})
     assert data_version({"a": 1}) != data_version({"b": 1})
 
 
-def test_dicts_with_several_nan_keys_are_order_insensitive() -> None:
-    """Keys that encode alike (distinct NaN objects) are ordered by their values."""
+def test_defaultdict_order_matters_like_a_dict() -> None:
+    """A defaultdict is a dict: its insertion order counts as well as its factory."""
+    a, b = defaultdict(list, x=1, y=2), defaultdict(list, y=2, x=1)
+    assert data_version(a) != data_version(b)
+    assert data_version(a) == data_version(defaultdict(list, x=1, y=2))
+
+
+def test_dicts_with_several_nan_keys_hash_deterministically() -> None:
+    """Keys that encode alike (distinct NaN objects) are hashed in their insertion order."""
     n1, n2 = float("nan"), float("nan")
-    assert data_version({n1: 1, n2: 2}) == data_version({n2: 2, n1: 1})
+    assert data_version({n1: 1, n2: 2}) == data_version({n2: 1, n1: 2})
+    assert data_version({n1: 1, n2: 2}) != data_version({n2: 2, n1: 1})
 
 
 def test_ordered_dict_keeps_order_and_defaultdict_keeps_factory() -> None:
