@@ -1,5 +1,9 @@
 """Hypothesis strategies shared by the test suite, and the value model they are checked against.
 
+``graph_specs()`` draws small random DAGs of processors (as plain data, a
+:class:`GraphSpec`) and ``graph_edits(spec)`` the edits a user makes between
+runs: a constant's value, a node's processor, its init kwargs or its version.
+
 ``semantic_key(value)`` is what incgraph's content hash is supposed to see in a
 value built from the ``values`` strategy: the exact type of every node, float
 bits (with every NaN equal), sequences and dicts in order, sets as multisets.
@@ -11,13 +15,19 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import strategies as st
 
 __all__ = [
+    "KINDS",
+    "GraphSpec",
+    "NodeSpec",
     "arrays",
     "frames",
+    "graph_edits",
+    "graph_specs",
     "hashable_values",
     "scalars",
     "semantic_key",
@@ -124,3 +134,79 @@ def frames(draw: st.DrawFn) -> Any:
             data = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=n, max_size=n))
             columns[f"c{i}"] = pd.Categorical(data)
     return pd.DataFrame(columns)
+
+
+# -- random graphs and the edits made between runs ------------------------------------
+
+KINDS = ("add", "sub", "mod3", "max")
+"""Processor kinds of a :class:`NodeSpec`: two inputs ``a`` and ``b`` and an init kwarg ``k``.
+
+``mod3`` maps many inputs to one result, so recomputing it often gives an equal result
+(early cutoff); ``sub`` is ``add`` with different code.
+"""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One processor node: its kind, the positions of its two inputs, ``k`` and ``version``."""
+
+    kind: str
+    a: int
+    b: int
+    k: int
+    version: int | None
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Constants (positions ``0..len(constants)-1``), then nodes, each reading earlier ones."""
+
+    constants: tuple[int, ...]
+    nodes: tuple[NodeSpec, ...]
+
+    def edited(self, edit: tuple[str, int, Any]) -> GraphSpec:
+        """This graph after one edit: ``(what, index, new value)``."""
+        what, i, new = edit
+        if what == "constant":
+            constants = list(self.constants)
+            constants[i] = new
+            return replace(self, constants=tuple(constants))
+        nodes = list(self.nodes)
+        field = {"kind": "kind", "init": "k", "version": "version"}[what]
+        nodes[i] = replace(nodes[i], **{field: new})
+        return replace(self, nodes=tuple(nodes))
+
+
+small_ints = st.integers(min_value=-4, max_value=4)
+
+
+@st.composite
+def graph_specs(draw: st.DrawFn, max_nodes: int = 7) -> GraphSpec:
+    """A random DAG: 1-3 integer constants and 1-``max_nodes`` nodes reading earlier ones."""
+    constants = tuple(draw(st.lists(small_ints, min_size=1, max_size=3)))
+    nodes: list[NodeSpec] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=max_nodes))):
+        before = len(constants) + len(nodes)
+        position = st.integers(min_value=0, max_value=before - 1)
+        nodes.append(
+            NodeSpec(
+                draw(st.sampled_from(KINDS)),
+                draw(position),
+                draw(position),
+                draw(st.integers(min_value=0, max_value=2)),
+                draw(st.sampled_from([None, 1, 2])),
+            )
+        )
+    return GraphSpec(constants, tuple(nodes))
+
+
+def graph_edits(spec: GraphSpec) -> st.SearchStrategy[tuple[str, int, Any]]:
+    """One edit of ``spec``: a constant's value, a node's kind, init kwarg ``k`` or version."""
+    nodes = st.integers(min_value=0, max_value=len(spec.nodes) - 1)
+    constants = st.integers(min_value=0, max_value=len(spec.constants) - 1)
+    return st.one_of(
+        st.tuples(st.just("constant"), constants, small_ints),
+        st.tuples(st.just("kind"), nodes, st.sampled_from(KINDS)),
+        st.tuples(st.just("init"), nodes, st.integers(min_value=0, max_value=2)),
+        st.tuples(st.just("version"), nodes, st.sampled_from([None, 1, 2, 3])),
+    )

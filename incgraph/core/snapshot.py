@@ -11,7 +11,10 @@ uses the snapshot, never ``v`` itself, so changing ``v`` in place after
 changes neither the constant nor what a sibling consumer sees.
 
 Values of the immutable built-in types are kept as they are (nothing to
-copy). A value that cannot be pickled (an open handle, a lock) is kept as it is
+copy), and so are instances of classes that set ``_incgraph_share_as_is =
+True``: incgraph's own read-only handles (a flow's context, which carries the
+run's store) whose pickle would reopen a resource rather than copy data. A
+value that cannot be pickled (an open handle, a lock) is kept as it is
 too: it is handed to every reader as the one shared object, and its data
 version is hashed again each time a run asks for it, so a change made to it in
 place is seen by the next run.
@@ -44,7 +47,7 @@ class Snapshot:
     def __init__(self, value: Any) -> None:
         self._data: bytes | None = None
         self._shared: Any = value
-        if type(value) in _IMMUTABLE:
+        if _is_immutable(value):
             return
         try:
             self._data = pickle.dumps(value, protocol=5)
@@ -60,9 +63,15 @@ class Snapshot:
     @property
     def frozen(self) -> bool:
         """Whether the value cannot change any more (a copy, or an immutable built-in)."""
-        return self._data is not None or type(self._shared) in _IMMUTABLE
+        return self._data is not None or _is_immutable(self._shared)
 
     def value(self) -> Any:
         """The value: a new copy of the pickled one, or the shared object."""
         data = self._data
         return self._shared if data is None else pickle.loads(data)
+
+
+def _is_immutable(value: Any) -> bool:
+    """An immutable built-in, or an instance of a class shared as is (see the module note)."""
+    cls = type(value)
+    return cls in _IMMUTABLE or getattr(cls, "_incgraph_share_as_is", False) is True

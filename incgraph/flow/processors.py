@@ -67,6 +67,8 @@ class FlowContext:
     """
 
     __slots__ = ("keyed", "params", "store")
+    # read-only (params cannot change); a copy would reopen the store instead of the run's
+    _incgraph_share_as_is = True
 
     def __init__(
         self, params: Mapping[str, Any], store: Any, keyed: frozenset[str] | None = None

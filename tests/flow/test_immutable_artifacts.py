@@ -76,3 +76,13 @@ def test_foreach_tasks_each_read_their_own_copy(tmp_path: Path) -> None:
     again: Any = Grid(store=tmp_path)()
     assert again.computed == []
     assert again[Data].rows == [0]
+
+
+def test_layers_in_this_process_share_the_runs_context(tmp_path: Path) -> None:
+    """Layers get the run's own context (and its write-back buffer), never a reopened store."""
+    from incgraph.flow import processors
+
+    Mutating, _ = mutating_flow()
+    before = dict(processors._OPENED)
+    Mutating(store=tmp_path / "ctx")()
+    assert before == processors._OPENED
