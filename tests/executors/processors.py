@@ -164,3 +164,25 @@ def hang(log: str, x: int) -> int:
     note(log, "busy")
     threading.Event().wait(120)
     return x
+
+
+class MakeList(Processor):
+    """``list(range(n))``."""
+
+    def process(self, n: int) -> list[int]:
+        return list(range(n))
+
+
+class AppendAndCount(Processor):
+    """Appends to its input in place, then counts it."""
+
+    def process(self, xs: list[int]) -> int:
+        xs.append(99)
+        return len(xs)
+
+
+class Count(Processor):
+    """Counts its input."""
+
+    def process(self, xs: list[int]) -> int:
+        return len(xs)

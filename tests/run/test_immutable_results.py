@@ -178,19 +178,6 @@ def test_pandas_column_assignment_leaves_the_stored_frame(store: Any) -> None:
     assert list(g2.run_upto(make2).columns) == ["a"]
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
-def test_mutating_consumers_on_every_executor(tmp_path: Path, executor: str) -> None:
-    """On every executor, a mutating consumer neither changes the stored result nor a sibling's."""
-    g = ProcessGraph(store=tmp_path, executor=executor)
-    make = g.add_node("make", MakeList, {"n": 3})
-    mutate = g.add_node("append", AppendAndCount, {"xs": make})
-    count = g.add_node("count", Count, {"xs": make})
-    with g:
-        assert g.run_upto([mutate, count]) == 3
-    g2, make2, _, _ = _graph(tmp_path)
-    assert g2.run_upto(make2) == [0, 1, 2]
-
-
 def test_fanout_members_each_get_their_own_shared_input(store: Any) -> None:
     """Nodes of one add_nodes fan-out do not see a sibling's mutation of their shared input."""
     g = ProcessGraph(store=store)
@@ -253,10 +240,10 @@ def test_constant_value_read_back_is_a_copy(tmp_path: Path) -> None:
 # -- batches ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
-def test_batch_consumers_do_not_see_each_others_mutations(tmp_path: Path, executor: str) -> None:
-    """In process_batch, a mutating consumer leaves the stored result and a sibling's input."""
-    g = ProcessGraph(store=tmp_path, executor=executor)
+def test_batch_consumers_do_not_see_each_others_mutations(tmp_path: Path) -> None:
+    """In process_batch, a mutating consumer leaves the stored result and a sibling's input
+    (every executor: tests/executors/test_immutable_inputs.py)."""
+    g = ProcessGraph(store=tmp_path)
     c = g.add_constant_node("n", "n")
     make = g.add_node("make", MakeList, {"n": c})
     mutate = g.add_node("append", AppendAndCount, {"xs": make})
