@@ -3,6 +3,7 @@ changes what is stored, what a later hit returns, or what another consumer sees.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,34 @@ def test_batch_consumers_do_not_see_each_others_mutations(tmp_path: Path) -> Non
         n2.set_value(n)
         assert check.run_upto(make2) == list(range(n))
         assert check.run_upto(count2) == n
+
+
+class Handle:
+    """Hashable by its ``n``, but not picklable (it holds a lock)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.lock = threading.Lock()
+
+    def __incgraph_hash__(self) -> object:
+        return self.n
+
+
+class ReadHandle(Processor):
+    def process(self, h: Handle) -> int:
+        CALLS.append("read")
+        return h.n
+
+
+def test_unpicklable_constant_is_shared_and_hashed_at_each_run(tmp_path: Path) -> None:
+    """A constant that cannot be copied is used as is, and a change to it is seen next run."""
+    g = ProcessGraph(store=tmp_path)
+    handle = Handle(1)
+    c = g.add_constant_node("h", "h", value=handle)
+    read = g.add_node("read", ReadHandle, {"h": c})
+    assert g.run_upto(read) == 1
+    assert c.value is handle
+    handle.n = 2
+    CALLS.clear()
+    assert g.run_upto(read) == 2
+    assert CALLS == ["read"]
