@@ -38,7 +38,8 @@ def data_version(value: object) -> str:
 
     Equal values give equal hashes in every process; values of different
     types (``1``, ``1.0``, ``True``, ``"1"``, ``(1,)``, ``[1]``) give different
-    ones. Dicts and sets are order-insensitive, numpy arrays and pandas objects
+    ones. A dict is hashed in insertion order, a set whatever its order; numpy
+    arrays (by values, whatever their memory layout) and pandas objects
     are hashed by content (dtype, shape, values, index, names). See
     ``docs/hashing.md`` for what is hashed how.
 
@@ -62,8 +63,10 @@ def data_version(value: object) -> str:
 
     Examples
     --------
-    >>> data_version({"a": 1, "b": 2}) == data_version({"b": 2, "a": 1})
+    >>> data_version({1, 2}) == data_version({2, 1})  # sets are unordered
     True
+    >>> data_version({"a": 1, "b": 2}) == data_version({"b": 2, "a": 1})  # dicts are not
+    False
     >>> data_version(1) == data_version(1.0)
     False
     >>> len(data_version([1, 2, 3]))
