@@ -47,6 +47,16 @@ cannot be pickled fails its node the same way (`incgraph.run.saving`
 stores the other results of its write). A hit whose blob turns out gone or
 corrupt when its value is needed is computed again and reported as computed.
 
+Immutable results. A computed result's bytes are taken (``Store.capture``)
+right after it is computed, before any consumer runs: the queued write saves
+those bytes, so nothing a consumer or the caller does to the value reaches the
+store. The first reader of a result gets the object itself; every further
+reader (a second consumer, the next member of a fan-out, the caller when a
+target is also read) gets a copy decoded from the captured bytes
+(:meth:`_Run.value_of`), so consumers never see each other's changes, in any
+order, on any executor. A value loaded for a hit is handed out the same way.
+Constants hand out copies of the snapshot ``set_value`` took.
+
 Exactly once across processes, and a run log. Each run has a store session
 (`StoreSession`): a hit appends its key to
 ``session.hits`` (a list append; one row is written when the run ends), and a
@@ -268,7 +278,7 @@ class _Run:
     # -- keys and values ------------------------------------------------------------
 
     def value_of(self, node: Node) -> Any:
-        """A value of ``node``'s result that no one else holds (see "Immutable results").
+        """A value of ``node``'s result that no one else holds (module note: immutable results).
 
         The object a computed node returned, or a value loaded for a hit, is
         handed out once; every later hand-out is a copy decoded from the bytes
