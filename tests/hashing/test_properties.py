@@ -10,7 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import semantic_key, values
 
@@ -66,7 +66,7 @@ def test_set_insertion_order_does_not_matter(value: Any, seed: int) -> None:
     assert data_version(_shuffled(value, random.Random(seed))) == data_version(value)
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])  # slow on a busy machine
 @given(st.lists(values, min_size=2, max_size=12))
 def test_distinct_values_hash_distinctly(items: list[Any]) -> None:
     """Within a generated set of values, hashes are equal exactly when the values are."""
