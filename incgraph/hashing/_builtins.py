@@ -17,7 +17,7 @@ so two dicts with equal items in a different order are different inputs.
 ``OrderedDict`` is ordered too, under its own tag, and ``defaultdict`` adds its
 factory. Sets and frozensets are unordered: they write the sorted digests of
 their elements, so equal sets hash equal whatever their iteration order.
-Instance attributes (:func:`encode_attributes`) are sorted by name: an
+Instance attributes (`encode_attributes`) are sorted by name: an
 object's ``__dict__`` order records only the order its attributes were first
 set.
 

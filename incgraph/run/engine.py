@@ -53,7 +53,7 @@ those bytes, so nothing a consumer or the caller does to the value reaches the
 store. The first reader of a result gets the object itself; every further
 reader (a second consumer, the next member of a fan-out, the caller when a
 target is also read) gets a copy decoded from the captured bytes
-(:meth:`_Run.value_of`), so consumers never see each other's changes, in any
+(`_Run.value_of`), so consumers never see each other's changes, in any
 order, on any executor. A value loaded for a hit is handed out the same way.
 Constants hand out copies of the snapshot ``set_value`` took.
 
