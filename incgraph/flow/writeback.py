@@ -51,7 +51,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from incgraph.errors import StoreError
-from incgraph.sentinels import Missing
+from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.codecs import Captured
 from incgraph.store.protocols import Record
@@ -259,9 +259,9 @@ class WriteBackStore(Store):
         flushed = {dv for dv, _ in artifacts} | result_dvs
         self._records = {}
         self._blobs = {dv: v for dv, v in self._blobs.items() if dv not in flushed}
-        self._pending_bytes = sum(_nbytes(v) for v in self._blobs.values())
+        self._pending_bytes = sum(v.size for v in self._blobs.values())
 
-    def _put_artifacts(self, artifacts: list[tuple[str, Any]]) -> None:
+    def _put_artifacts(self, artifacts: list[tuple[str, Captured]]) -> None:
         if not artifacts:
             return
         put_many = getattr(self.inner.blobs, "put_many", None)
