@@ -789,6 +789,8 @@ def open_store(
             "(a read-only mount or missing permission); open it with read_only=True to "
             "read it, or make the folder writable"
         ) from exc
+    if not read_only:
+        _make_private_folder(folder / BLOB_FOLDER)  # only once the index proved incgraph's
     if not read_only and (not existed or read_marker(folder) is not None or adoptable(folder)):
         mark_folder(folder)
     ledger = SqliteLedger(sqlite_file)
@@ -952,7 +954,6 @@ def _make_private_folder(folder: Path) -> None:
         raise StoreError(f"cannot open a store at {folder}: it is a file, not a folder")
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (folder / BLOB_FOLDER).mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise store_error(exc, folder) from exc
 

@@ -151,6 +151,33 @@ def test_open_store_refuses_a_foreign_database_without_writing(foreign: Path) ->
     assert _files(foreign) == before
 
 
+def _entries(folder: Path) -> list[str]:
+    """Every file and folder under ``folder``, relative to it."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["verify"], ["gc"], ["clear", "--yes"], ["pin", "ab"], ["invalidate", "ab"], ["accept", "ab"]],
+)
+def test_writing_commands_create_no_folder_beside_a_foreign_database(
+    foreign: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command that would write refuses another application's index before creating blobs/."""
+    before = _entries(foreign)
+    assert main([*command, "--store", str(foreign)]) != 0
+    assert "not an incgraph store index" in capsys.readouterr().err
+    assert _entries(foreign) == before
+
+
+def test_open_store_creates_no_folder_beside_a_foreign_database(foreign: Path) -> None:
+    """open_store refusing a foreign index leaves the folder's listing as it was."""
+    before = _entries(foreign)
+    with pytest.raises(StoreError, match="not an incgraph store index"):
+        open_store(foreign)
+    assert _entries(foreign) == before
+
+
 # -- read-only folders --------------------------------------------------------------------------
 
 
