@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from incgraph.store import Store, default_location, open_store
-from incgraph.store.store import INDEX_FILE, folder_is_writable
+from incgraph.store.store import INDEX_FILE, folder_is_writable, why_no_store
 
 __all__ = ["Context", "UsageError"]
 
@@ -61,7 +61,7 @@ class Context:
             folder = self.location
             if not (folder / INDEX_FILE).is_file():
                 raise UsageError(
-                    f"there is no incgraph store at {folder} (no {INDEX_FILE}); "
+                    f"there is no incgraph store at {folder} ({why_no_store(folder)}); "
                     "pass --store PATH or set $INCGRAPH_STORE"
                 )
             writes = bool(getattr(self.args, "writes", False))

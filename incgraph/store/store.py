@@ -772,7 +772,7 @@ def open_store(
     if read_only:
         if not index_path.is_file():
             raise StoreError(
-                f"there is no incgraph store at {folder} (no {INDEX_FILE}); "
+                f"there is no incgraph store at {folder} ({why_no_store(folder)}); "
                 "open it once without read_only=True to create it"
             )
     else:
@@ -951,11 +951,29 @@ def mark_folder(folder: str | os.PathLike[str]) -> None:
 
 def _make_private_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
-        raise StoreError(f"cannot open a store at {folder}: it is a file, not a folder")
+        raise StoreError(f"cannot open a store at {folder}: {why_no_store(folder)}")
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise store_error(exc, folder) from exc
+
+
+def why_no_store(folder: Path) -> str:
+    """Why ``folder`` holds no store, in words: missing, a file (maybe the index itself), or no index.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> why_no_store(Path(tempfile.mkdtemp()) / "gone")
+    'the folder does not exist'
+    """
+    if folder.is_file():
+        if folder.name == INDEX_FILE:
+            return f"it is the store's index file; give the folder holding it, {folder.parent}"
+        return "it is a file, not a folder"
+    if not folder.exists():
+        return "the folder does not exist"
+    return f"no {INDEX_FILE} in it"
 
 
 def _declared_packages(packages: Iterable[str]) -> tuple[str, ...]:

@@ -141,3 +141,28 @@ def test_python_dash_m_incgraph_is_the_command(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout.strip() == f"incgraph {incgraph.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("missing", "the folder does not exist"),
+        ("notes.txt", "it is a file, not a folder"),
+        ("empty", "no index.sqlite in it"),
+        ("store/index.sqlite", "it is the store's index file; give the folder holding it"),
+    ],
+)
+def test_a_path_that_is_no_store_says_why(
+    tmp_path: Path, given: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--store naming a missing path, a file, an empty folder or the index itself says which."""
+    from incgraph.store import open_store
+
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "empty").mkdir()
+    open_store(tmp_path / "store").close()
+    assert main(["ls", "--store", str(tmp_path / given)]) == 2
+    err = capsys.readouterr().err
+    assert reason in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "missing").exists()
