@@ -959,7 +959,7 @@ def _make_private_folder(folder: Path) -> None:
 
 
 def why_no_store(folder: Path) -> str:
-    """Why ``folder`` holds no store, in words: missing, a file (maybe the index itself), or no index.
+    """Why ``folder`` holds no store: missing, a file (maybe the index itself), or no index.
 
     Examples
     --------
