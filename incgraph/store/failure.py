@@ -155,6 +155,7 @@ def _sqlite_store_error(exc: sqlite3.Error, path: os.PathLike[str] | str) -> Sto
     if code == _SQLITE_READONLY or (code is None and "readonly" in text):
         return ReadOnlyStoreError(
             f"cannot write {path}: it is read-only ({text}); "
-            "open the store with read_only=False on a writable disk to save results"
+            "to save results, open the store with read_only=False where its folder can be "
+            "written; to only read it, open it with read_only=True"
         )
     return StoreError(f"{path}: {text}")

@@ -777,6 +777,8 @@ def open_store(
             )
     else:
         _make_private_folder(folder)
+        if not os.access(folder, os.W_OK):  # a read-only mount: reads would work, saves fail
+            raise _unwritable_folder_error(folder)
     existed = index_path.exists()
     sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
     try:
@@ -784,11 +786,7 @@ def open_store(
     except StoreError as exc:
         if read_only or isinstance(exc, ReadOnlyStoreError) or folder_is_writable(folder):
             raise
-        raise ReadOnlyStoreError(
-            f"cannot open the store at {folder} for writing: the folder cannot be written "
-            "(a read-only mount or missing permission); open it with read_only=True to "
-            "read it, or make the folder writable"
-        ) from exc
+        raise _unwritable_folder_error(folder) from exc
     if not read_only:
         _make_private_folder(folder / BLOB_FOLDER)  # only once the index proved incgraph's
     if not read_only and (not existed or read_marker(folder) is not None or adoptable(folder)):
@@ -808,6 +806,14 @@ def open_store(
         lease_seconds=lease_seconds,
         packages=packages,
         max_bytes=max_bytes,
+    )
+
+
+def _unwritable_folder_error(folder: Path) -> ReadOnlyStoreError:
+    return ReadOnlyStoreError(
+        f"cannot open the store at {folder} for writing: the folder cannot be written "
+        "(a read-only mount or missing permission); open it with read_only=True to "
+        "read it, or make the folder writable"
     )
 
 

@@ -310,3 +310,34 @@ def test_the_errors_on_an_unwritable_store_give_the_right_advice(
     assert main(["gc", "--store", str(read_only_store), "--dry-run"]) == 0
     assert "opened read-only and nothing in it is changed" in capsys.readouterr().err
     assert main(["verify", "--store", str(read_only_store)]) == 0
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from incgraph.store import open_store
+sys.path.insert(0, sys.argv[2])
+from tests.store.contract import record
+store = open_store(sys.argv[1])
+store.save(record(1, 2), {"answer": 42})
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writers_store_on_a_read_only_mount_refuses_writable_opening(
+    tmp_path: Path,
+) -> None:
+    """A store left with its -wal and -shm by a killed writer, seen where nothing can be
+    written, refuses a writable open up front (saying read_only=True) and reads read-only."""
+    root = str(Path(__file__).resolve().parents[2])
+    folder = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(folder), root],
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert done.returncode == -9
+    assert (folder / "index.sqlite-shm").exists()
+    for view in _read_only_view(folder, tmp_path / "view"):
+        with pytest.raises(ReadOnlyStoreError, match="open it with read_only=True"):
+            open_store(view)
+        with open_store(view, read_only=True) as store:
+            assert store.load(store.lookup(dv(1))) == {"answer": 42}
