@@ -69,11 +69,13 @@ from incgraph.hashing._source import facts_for, find_definition
 from incgraph.hashing._state import ModuleFacts, StateFacts
 from incgraph.hashing._usercode import is_user_module, is_user_object
 from incgraph.hashing._values import (
+    OPERATOR_CALLABLES,
     PLAIN_DATA_CHECK_LIMIT,
     allowlisted,
     instance_state,
     is_plain_data,
     is_simple,
+    library_global,
     pure_python,
     special_token,
 )
@@ -508,6 +510,9 @@ class _Walk:
             return "d" + data_version(value)
         except HashingError as exc:
             if not pure_python(value):
+                held = library_global(value)  # imported from a library: library code
+                if held is not None:
+                    return f"lib {held}"
                 return self.fail(where, value, str(exc).removeprefix("value: "))
         return self.object_token(value, f"object {_type_label(value)}", where, depth)
 
@@ -541,7 +546,12 @@ class _Walk:
         if isinstance(value, functools.partial | functools.partialmethod):
             partial = (value.func, value.args, value.keywords)
             return "partial " + self.token(partial, where, depth + 1)
+        if isinstance(value, OPERATOR_CALLABLES):  # itemgetter(0): its class and arguments
+            return "operator " + self.token(value.__reduce__(), where, depth + 1)
         if isinstance(value, MethodType):
+            held = None if is_user_object(type(value.__self__)) else library_global(value)
+            if held is not None:  # from numpy.random import rand
+                return f"lib {held}"
             method = (value.__func__, value.__self__)
             return "method " + self.token(method, where, depth + 1)
         if isinstance(value, staticmethod | classmethod):

@@ -21,6 +21,10 @@ pure decisions the walk asks for:
   ``argparse.Namespace``, a scikit-learn estimator, ``dataclasses.MISSING``):
   their attributes are all of their state, so they enter by their class's
   name and their attributes, like instances of your own classes;
+* `library_global`: an object a library module holds under a name (``from
+  random import shuffle``, ``from scipy.stats import norm``, ``from
+  numpy.random import rand``) is library code, like ``random.shuffle`` reached
+  through the module: it enters by that ``module.name``;
 * `instance_state`: the attributes (``__dict__`` and slots) of an
   instance of a user class, which enter by value like everything else.
 """
@@ -33,6 +37,7 @@ import enum
 import fractions
 import io
 import logging
+import operator
 import re
 import sys
 import threading
@@ -42,12 +47,14 @@ from types import GetSetDescriptorType, MemberDescriptorType
 from typing import Final
 
 from incgraph.hashing._data import data_version
+from incgraph.hashing._usercode import is_user_module
 
 __all__ = [
     "allowlisted",
     "instance_state",
     "is_plain_data",
     "is_simple",
+    "library_global",
     "pure_python",
     "special_token",
 ]
@@ -69,6 +76,7 @@ _SYNC_TYPES: Final = (
     logging.LoggerAdapter,
     logging.Handler,
 )
+OPERATOR_CALLABLES: Final = (operator.itemgetter, operator.attrgetter, operator.methodcaller)
 _ALLOWED_MODULE_PREFIXES: Final = (
     "tqdm.",
     "concurrent.futures.",
@@ -149,6 +157,27 @@ def special_token(value: object) -> str | None:
         return f"descriptor {type(value).__qualname__} {value.__name__}"
     if type(value).__qualname__ == "_tuplegetter":  # a named tuple's field: its index is in _fields
         return "descriptor _tuplegetter"
+    return None
+
+
+def library_global(value: object) -> str | None:
+    """``module.name`` where a library module holds ``value`` itself, or None.
+
+    Examples
+    --------
+    >>> import random
+    >>> library_global(random.shuffle), library_global(object())
+    ('random.shuffle', None)
+    """
+    owner = type(getattr(value, "__self__", None))  # a method bound to a library's instance
+    names = (getattr(value, "__module__", None), type(value).__module__, owner.__module__)
+    for module_name in dict.fromkeys(name for name in names if isinstance(name, str)):
+        module = sys.modules.get(module_name)
+        if module is None or is_user_module(module):
+            continue
+        for name, found in list(vars(module).items()):
+            if found is value:
+                return f"{module_name}.{name}"
     return None
 
 

@@ -25,7 +25,9 @@ def same(body: str, pre: str, old: str, new: str, ret: str = "int", **helpers: A
     return one(proc(body, pre, ret), proc(body, pre.replace(old, new), ret), **helpers)
 
 
-def helper_edit(body: str, pre: str, helpers: dict[str, tuple[str, str]], ret: str = "int") -> Pattern:
+def helper_edit(
+    body: str, pre: str, helpers: dict[str, tuple[str, str]], ret: str = "int"
+) -> Pattern:
     """A pattern whose processor module stays and whose helper files change."""
     return one(proc(body, pre, ret), proc(body, pre, ret), **helpers)
 
@@ -36,7 +38,9 @@ def state(body: str, pre: str = "", ret: str = "int") -> Pattern:
 
 
 NP = "import numpy as np\n"
-LOCKED = proc("with self.lock:\n    self.log.info('hi')\n    return x * 2", "import logging, threading\n")
+LOCKED = proc(
+    "with self.lock:\n    self.log.info('hi')\n    return x * 2", "import logging, threading\n"
+)
 LOCK_ATTRS = "    lock = threading.RLock()\n    log = logging.getLogger('q')\n"
 
 PATTERNS: dict[str, Pattern] = {
@@ -51,7 +55,10 @@ PATTERNS: dict[str, Pattern] = {
         "np.linalg.matrix_rank",
     ),
     "np_rng_seed": same(
-        "return int(np.random.default_rng(SEED).integers(0, 10**6))", NP + "SEED = 0\n", "0\n", "1\n"
+        "return int(np.random.default_rng(SEED).integers(0, 10**6))",
+        NP + "SEED = 0\n",
+        "0\n",
+        "1\n",
     ),
     "np_dtype_64": same(
         "return np.zeros(x, dtype=DTYPE).nbytes",
@@ -346,24 +353,18 @@ PATTERNS: dict[str, Pattern] = {
     "logger": state(
         "log.debug('x=%s', x)\nreturn x * 2", "import logging\nlog = logging.getLogger(__name__)\n"
     ),
-    "lock": state(
-        "with LOCK:\n    return x * 2", "import threading\nLOCK = threading.Lock()\n"
-    ),
+    "lock": state("with LOCK:\n    return x * 2", "import threading\nLOCK = threading.Lock()\n"),
     "lock_and_logger_on_class": one(
         LOCKED.replace("class P(Processor):\n", "class P(Processor):\n" + LOCK_ATTRS),
         LOCKED.replace("class P(Processor):\n", "class P(Processor):\n" + LOCK_ATTRS),
         relevant=False,
     ),
     # -- functions inside process -------------------------------------------------------------------
-    "lambda_in_process": same(
-        "f = lambda v: v * K\nreturn f(x)", "K = 2\n", "K = 2", "K = 3"
-    ),
+    "lambda_in_process": same("f = lambda v: v * K\nreturn f(x)", "K = 2\n", "K = 2", "K = 3"),
     "nested_in_process": same(
         "def inner(v):\n    return v * K\nreturn inner(x)", "K = 2\n", "K = 2", "K = 3"
     ),
-    "genexpr_global": same(
-        "return sum(v * K for v in range(x))", "K = 2\n", "K = 2", "K = 3"
-    ),
+    "genexpr_global": same("return sum(v * K for v in range(x))", "K = 2\n", "K = 2", "K = 3"),
     "comprehension_helper": same(
         "return sum([f(v) for v in range(x)])",
         "def f(v):\n    return v * 2\n",
@@ -456,8 +457,44 @@ PATTERNS: dict[str, Pattern] = {
         ),
         relevant=False,
     ),
-    "module_rng_used": state(
+    # -- names imported from libraries are library code ---------------------------------------
+    "from_random_import": same(
+        "items = list(range(x + 5))\nseed(SEED)\nshuffle(items)\nreturn items[0] * 100 + items[1]",
+        "from random import seed, shuffle\nSEED = 1\n",
+        "SEED = 1",
+        "SEED = 2",
+    ),
+    "from_numpy_random_import": same(
+        "np.random.seed(SEED)\nreturn int(rand(3).sum() * 1000)",
+        NP + "from numpy.random import rand\nSEED = 1\n",
+        "SEED = 1",
+        "SEED = 2",
+    ),
+    "from_scipy_stats_import": same(
+        "return int(DIST.cdf(x / 4) * 1000)",
+        "from scipy.stats import norm, expon\nDIST = norm\n",
+        "DIST = norm",
+        "DIST = expon",
+    ),
+    "from_random_import_hit": state(
+        "seed(x)\nreturn randint(0, 100)", "from random import seed, randint\n"
+    ),
+    "operator_getters_hit": state(
+        "return GET((x, 1)) + len(CALL('a b')) + len(ATTR(str))",
+        "from operator import attrgetter, itemgetter, methodcaller\n"
+        "GET = itemgetter(0)\nCALL = methodcaller('split', sep=' ')\nATTR = attrgetter('__name__')\n",
+    ),
+}
+
+
+# Objects whose state running code changes: the run stops before anything computes, naming
+# the processor, the name and the fix.
+UNFINGERPRINTABLE: dict[str, Pattern] = {
+    "module_rng": state(
         "return x + int(RNG.integers(0, 1))", NP + "RNG = np.random.default_rng(0)\n"
+    ),
+    "module_counter": state(
+        "return x + next(TICKS)", "import itertools\nTICKS = itertools.count()\n"
     ),
 }
 
@@ -468,14 +505,18 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     project = Project(tmp_path_factory.mktemp("variants"))
     names = sorted(PATTERNS)
     project.write("v1", PATTERNS)
-    first = project.run("S", names)
+    project.write("v1", UNFINGERPRINTABLE)
+    first = project.run("S", [*names, *UNFINGERPRINTABLE])
     again = project.run("S", names)
     project.write("v2", PATTERNS)
     edited = project.run("S", names)
     fresh = project.run("F", names)
     settled = project.run("S", names)
     steps = {"first": first, "again": again, "edited": edited, "fresh": fresh, "settled": settled}
-    return {name: {step: runs[name] for step, runs in steps.items()} for name in names}
+    every = [*names, *UNFINGERPRINTABLE]
+    return {
+        name: {step: runs[name] for step, runs in steps.items() if name in runs} for name in every
+    }
 
 
 RELEVANT = sorted(name for name, p in PATTERNS.items() if p.relevant)
@@ -507,3 +548,14 @@ def test_no_relevant_change_is_a_hit_in_every_new_process(
         assert computed(runs[step]) == [], step
         assert value(runs[step]) == value(runs["first"])
     assert value(runs["fresh"]) == value(runs["first"])
+
+
+@pytest.mark.parametrize("name", sorted(UNFINGERPRINTABLE))
+def test_state_held_in_a_module_stops_the_run_naming_the_name(
+    outcomes: dict[str, dict[str, Any]], name: str
+) -> None:
+    """A module-level generator or counter raises a HashingError naming node, name and fix."""
+    error = outcomes[name]["first"][0]["error"]
+    assert error.startswith("HashingError: node ") and f"{name}/P" in error
+    assert "RNG" in error or "TICKS" in error
+    assert "code_ignore" in error and "as an input" in error
