@@ -7,11 +7,13 @@ one does not), then version 2 on S again (all hits). Each script also reruns in-
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_code_edits import HEAD, Pattern, Project, computed, one, value
+from tests.e2e.test_code_edits import HEAD, Pattern, Project, computed, one, run_script, value
 
 
 def proc(body: str, pre: str = "", ret: str = "int") -> str:
@@ -457,6 +459,96 @@ PATTERNS: dict[str, Pattern] = {
         ),
         relevant=False,
     ),
+    # -- more library values ---------------------------------------------------------------------
+    "torch_activation": same(
+        "return int(ACT(torch.tensor(float(x) - 4)).item() * 1000)",
+        "import torch\nACT = torch.relu\n",
+        "torch.relu",
+        "torch.sigmoid",
+    ),
+    "sklearn_instance": same(
+        "m = clone(MODEL).fit(np.arange(8.0).reshape(4, 2), np.arange(4.0))\n"
+        "return int(round(float(m.coef_.sum()) * 1000))",
+        NP + "from sklearn.base import clone\nfrom sklearn.linear_model import Ridge\n"
+        "MODEL = Ridge(alpha=1.0)\n",
+        "alpha=1.0",
+        "alpha=5.0",
+    ),
+    "np_linspace_const": same(
+        "return int(GRID.sum() * 100) + x", NP + "GRID = np.linspace(0, 1, 5)\n", "5)", "9)"
+    ),
+    "dataframe_const": same(
+        "return int(TABLE['a'].sum()) + x",
+        "import pandas as pd\nTABLE = pd.DataFrame({'a': [1, 2]})\n",
+        "[1, 2]",
+        "[1, 5]",
+    ),
+    "default_factory": same(
+        "return x + sum(C().ws)",
+        "from dataclasses import dataclass, field\n@dataclass\nclass C:\n"
+        "    ws: list = field(default_factory=lambda: [1, 2])\n",
+        "[1, 2]",
+        "[1, 7]",
+    ),
+    "enum_method": same(
+        "return Mode.A.scale(x)",
+        "import enum\nclass Mode(enum.Enum):\n    A = 1\n"
+        "    def scale(self, v):\n        return v * 2\n",
+        "v * 2",
+        "v * 3",
+    ),
+    "cached_property": same(
+        "return Tool(x).twice",
+        "import functools\nclass Tool:\n    def __init__(self, v):\n        self.v = v\n"
+        "    @functools.cached_property\n    def twice(self):\n        return self.v * 2\n",
+        "self.v * 2",
+        "self.v * 5",
+    ),
+    "generator_helper": same(
+        "return sum(steps(x))",
+        "def steps(n):\n    for i in range(n):\n        yield i * 2\n",
+        "i * 2",
+        "i * 3",
+    ),
+    "nested_class_in_processor": one(
+        proc("return self.Inner().k * x").replace(
+            "class P(Processor):\n", "class P(Processor):\n    class Inner:\n        k = 2\n"
+        ),
+        proc("return self.Inner().k * x").replace(
+            "class P(Processor):\n", "class P(Processor):\n    class Inner:\n        k = 3\n"
+        ),
+    ),
+    "helper_class_counter": state(
+        "Stats.calls += 1\nStats.seen.append(x)\nreturn x * 2",
+        "class Stats:\n    calls = 0\n    seen = []\n",
+    ),
+    "classmethod_counter": one(
+        proc("self.bump()\nreturn x * 2").replace(
+            "class P(Processor):\n",
+            "class P(Processor):\n    calls = 0\n    @classmethod\n    def bump(cls):\n"
+            "        cls.calls += 1\n",
+        ),
+        proc("self.bump()\nreturn x * 2").replace(
+            "class P(Processor):\n",
+            "class P(Processor):\n    calls = 0\n    @classmethod\n    def bump(cls):\n"
+            "        cls.calls += 1\n",
+        ),
+        relevant=False,
+    ),
+    "lazy_class_model_helper": one(
+        proc(
+            "if P.model is None:\n    P.model = load()\nreturn x * P.model['k']",
+            "def load():\n    return {'k': 2}\n",
+        ).replace("class P(Processor):\n", "class P(Processor):\n    model = None\n"),
+        proc(
+            "if P.model is None:\n    P.model = load()\nreturn x * P.model['k']",
+            "def load():\n    return {'k': 2}\n",
+        ).replace("class P(Processor):\n", "class P(Processor):\n    model = None\n"),
+        relevant=False,
+    ),
+    "registry_setdefault": state(
+        "REG.setdefault(x, {})['n'] = REG.get(x, {}).get('n', 0) + 1\nreturn x * 2", "REG = {}\n"
+    ),
     # -- names imported from libraries are library code ---------------------------------------
     "from_random_import": same(
         "items = list(range(x + 5))\nseed(SEED)\nshuffle(items)\nreturn items[0] * 100 + items[1]",
@@ -559,3 +651,135 @@ def test_state_held_in_a_module_stops_the_run_naming_the_name(
     assert error.startswith("HashingError: node ") and f"{name}/P" in error
     assert "RNG" in error or "TICKS" in error
     assert "code_ignore" in error and "as an input" in error
+
+
+# -- the same patterns through every front-end -----------------------------------------------
+
+FRONT_ENDS = textwrap.dedent(
+    """
+    import json, os, sys
+    import incgraph.queues as iq
+    from incgraph import ProcessGraph
+    import fe_variants as fe
+
+    store = sys.argv[1]
+    graph = ProcessGraph(store=store)
+    x = graph.add_constant_node("x", "x")
+    node = graph.add_node("p", fe.P, {"x": x})
+    stats = graph.process_batch([1, 2, 3], [node], lambda i, item: x.set_value(item))
+    batch = []
+    for item in [1, 2, 3]:
+        x.set_value(item)
+        batch.append(graph.run_upto(node))
+    execution = fe.Chain(store=store)()
+    pipeline = iq.Pipeline(store=store)
+    out = pipeline.map(fe.task, iq.Queue([1, 2, 3]))
+    report = pipeline.run()
+    cached = [fe.mwork.check_call_in_cache(item) for item in [1, 2, 3]]
+    memo = [fe.mwork(item) for item in [1, 2, 3]]
+    print(json.dumps({
+        "batch": {"computed": stats.computed, "values": batch},
+        "flow": {"computed": sorted(execution.computed), "y": execution[fe.L].y},
+        "queue": {"computed": report.computed, "values": list(out)},
+        "memoize": {"computed": cached.count(False), "values": memo},
+    }))
+    """
+)
+FE_VARIANTS = textwrap.dedent(
+    """
+    import functools, os
+    from dataclasses import dataclass
+    from random import Random
+    from fe_pkg.helpers import scale
+    from incgraph import Processor, memoize
+    from incgraph.flow import Flow, Layer
+
+    @dataclass
+    class Cfg:
+        k: int
+
+    CFG = Cfg(2)
+    SEEN = []
+    _MEMO = {}
+
+    @functools.lru_cache(maxsize=None)
+    def offset(v):
+        return v + 1
+
+    def work(x):
+        SEEN.append(x)
+        if x not in _MEMO:
+            _MEMO[x] = scale(x) * CFG.k + offset(x) + Random(x).randint(0, 0)
+        return _MEMO[x]
+
+    class P(Processor):
+        calls = 0
+
+        def process(self, x: int) -> int:
+            type(self).calls += 1
+            return work(x)
+
+    class Chain(Flow): ...
+
+    @Chain.register
+    class L(Layer):
+        def __call__(self) -> None:
+            self.y = work(4)
+
+    def task(x):
+        return work(x)
+
+    @memoize(store=os.environ["FE_STORE"])
+    def mwork(x):
+        return work(x)
+    """
+)
+HELPERS = "from . import consts\ndef scale(x):\n    return x * consts.K\n"
+
+
+def front_ends(project: Project, store: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every front-end's values and how much of it computed, in a new process."""
+    monkeypatch.setenv("FE_STORE", str(store))
+    return run_script(project, FRONT_ENDS, str(store))
+
+
+def computed_anything(run: dict[str, Any]) -> bool:
+    counts = [run["batch"]["computed"], run["queue"]["computed"], run["memoize"]["computed"]]
+    return any(counts) or bool(run["flow"]["computed"])
+
+
+def all_computed(run: dict[str, Any]) -> bool:
+    counts = [run["batch"]["computed"], run["queue"]["computed"], run["memoize"]["computed"]]
+    return counts == [3, 3, 3] and run["flow"]["computed"] == ["L"]
+
+
+def test_front_ends_see_package_and_config_edits_and_keep_state_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """process_batch, a Flow layer, a queue task and memoize: state never recomputes; an edit to
+    a package's constant or a module-level dataclass config recomputes and equals a fresh run."""
+    project = Project(tmp_path)
+    (project.code / "fe_pkg").mkdir()
+    (project.code / "fe_pkg" / "__init__.py").write_text("")
+    (project.code / "fe_pkg" / "helpers.py").write_text(HELPERS)
+    consts = project.code / "fe_pkg" / "consts.py"
+    consts.write_text("K = 10\n")
+    module = project.code / "fe_variants.py"
+    module.write_text(FE_VARIANTS)
+    first = front_ends(project, tmp_path / "S", monkeypatch)
+    assert all_computed(first) and first["batch"]["values"] == [22, 43, 64]
+    assert not computed_anything(front_ends(project, tmp_path / "S", monkeypatch))
+    for step, edit in enumerate(
+        [
+            lambda: consts.write_text("K = 20\n"),
+            lambda: module.write_text(FE_VARIANTS.replace("Cfg(2)", "Cfg(3)")),
+        ]
+    ):
+        edit()
+        edited = front_ends(project, tmp_path / "S", monkeypatch)
+        fresh = front_ends(project, tmp_path / f"F{step}", monkeypatch)
+        assert all_computed(edited) and all_computed(fresh)
+        assert edited == fresh
+        again = front_ends(project, tmp_path / "S", monkeypatch)
+        assert not computed_anything(again)
+    assert edited["batch"]["values"] == [62, 123, 184]
