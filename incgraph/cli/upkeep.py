@@ -17,6 +17,7 @@ from typing import Any
 from incgraph.cli.browse import SHORT
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.tables import duration, parse_size, size, table
+from incgraph.errors import ReadOnlyStoreError
 from incgraph.store.garbage import GRACE_SECONDS, GcReport
 from incgraph.store.verification import VerifyReport
 
@@ -78,6 +79,11 @@ def cmd_gc(ctx: Context) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     store = ctx.store
+    if store.read_only and not args.dry_run:
+        raise ReadOnlyStoreError(
+            f"cannot collect garbage in {store.path}: it cannot be written, so nothing is "
+            "removed; run `incgraph gc --dry-run` to see what would go"
+        )
     if max_bytes is None:
         max_bytes = store.max_bytes
     pins = [ctx.key(key) for key in args.pin]

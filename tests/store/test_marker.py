@@ -312,6 +312,15 @@ def test_the_errors_on_an_unwritable_store_give_the_right_advice(
     assert main(["verify", "--store", str(read_only_store)]) == 0
 
 
+def test_gc_on_an_unwritable_store_points_to_the_dry_run_option(
+    read_only_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """incgraph gc where nothing can be written fails naming the command-line --dry-run."""
+    assert main(["gc", "--store", str(read_only_store), "--grace", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "incgraph gc --dry-run" in err and "dry_run=True" not in err
+
+
 _KILLED_WRITER = """
 import os, signal, sys
 from incgraph.store import open_store
