@@ -495,12 +495,14 @@ class Store:
         if self.path is None:
             return
         if read_marker(self.path) is None:
+            others = foreign_names(self.path) or []
+            held = f" ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''})"
             raise StoreError(
                 f"refusing to {action} in {self.path}: it has no {MARKER_FILE} marking it as "
                 "an incgraph store; a store made by an older incgraph is marked when opened "
                 "with read_only=False, unless the folder also holds files incgraph did not "
-                "make: move those out and retry, or, if the folder is a store, mark it with "
-                "incgraph.store.mark_folder(path)"
+                f"make{held if others else ''}: move those out and retry, or, if the folder "
+                "is a store, mark it with incgraph.store.mark_folder(path)"
             )
 
     def gc(
@@ -875,17 +877,33 @@ def adoptable(folder: Path) -> bool:
     maintenance refuses it until the user moves those files out or marks it
     (`mark_folder`).
     """
+    return foreign_names(folder) == []
+
+
+def foreign_names(folder: Path) -> list[str] | None:
+    """The entries of ``folder`` (and of its ``blobs/``) that incgraph does not make, sorted;
+    None if the folder cannot be listed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "notes.txt").write_text("mine")
+    4
+    >>> foreign_names(folder)
+    ['notes.txt']
+    """
     try:
-        names = os.listdir(folder)
-        blob_names = os.listdir(folder / BLOB_FOLDER) if BLOB_FOLDER in names else []
+        names = sorted(os.listdir(folder))
+        blob_names = sorted(os.listdir(folder / BLOB_FOLDER)) if BLOB_FOLDER in names else []
     except OSError:
-        return False
-    if not all(_OWN_NAMES.fullmatch(name) for name in names):
-        return False
-    return all(
-        _BLOB_SUBFOLDER.fullmatch(name) and is_real_folder(folder / BLOB_FOLDER / name)
+        return None
+    found = [name for name in names if not _OWN_NAMES.fullmatch(name)]
+    return found + [
+        f"{BLOB_FOLDER}/{name}"
         for name in blob_names
-    )
+        if not (_BLOB_SUBFOLDER.fullmatch(name) and is_real_folder(folder / BLOB_FOLDER / name))
+    ]
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:

@@ -99,6 +99,21 @@ def test_an_older_store_among_other_files_is_not_adopted(
     assert photo.exists()
 
 
+def test_refusing_an_older_store_names_the_files_incgraph_did_not_make(tmp_path: Path) -> None:
+    """gc refusing an unmarked store among a user's files names those files, to move them out."""
+    folder = tmp_path / "store"
+    with open_store(folder) as store:
+        store.save(record(1, 2), [1, 2])
+    (folder / MARKER_FILE).unlink()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "blobs" / "raw").mkdir()
+    with (
+        open_store(folder) as store,
+        pytest.raises(StoreError, match=r"did not make \(notes\.txt, blobs/raw\): move those"),
+    ):
+        store.gc(grace=0)
+
+
 def test_maintenance_refuses_a_folder_without_a_marker(tmp_path: Path) -> None:
     """gc, clear and quarantining verify refuse a store folder that is not marked."""
     db = SqliteFile(tmp_path / "index.sqlite")
