@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, overload
 
 from incgraph import hashing
-from incgraph.errors import FlowDefinitionError, HashingError, StoreError
+from incgraph.errors import FlowDefinitionError, HashingError, UnstorableResultError
 
 __all__ = [
     "INLINE",
@@ -394,11 +394,12 @@ def _check_storable(where: str, name: str, value: Any) -> None:
     try:
         pickle.dumps(value, protocol=5, buffer_callback=_ignore)
     except Exception as exc:
-        raise StoreError(
+        raise UnstorableResultError(
             f"layer {where}: artifact self.{name} (a {type(value).__qualname__}) cannot be "
             f"stored: it cannot be pickled ({type(exc).__name__}: {exc}); if it is not a "
             f"result, name it self._{attribute} (attributes starting with '_' are not "
-            "stored), else store what rebuilds it (its parameters, its state) instead"
+            "stored), else store what rebuilds it (its parameters, its state) instead",
+            part=f"self.{name}: {type(value).__module__}.{type(value).__qualname__}",
         ) from exc
 
 

@@ -188,3 +188,33 @@ def test_an_unstorable_artifact_names_the_layer_the_attribute_and_a_fix(tmp_path
             self._lock = threading.Lock()
 
     assert G(store=tmp_path / "fixed")()[Fixed].weights == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
+def test_an_unstorable_artifact_of_a_foreach_task_is_an_unstorable_result_error(
+    tmp_path: Path, executor: str
+) -> None:
+    """A task's unpicklable artifact raises UnstorableResultError on every executor, naming the
+    task and the part; the other tasks' artifacts are stored."""
+    import threading
+
+    from incgraph.errors import UnstorableResultError
+    from incgraph.store import open_store
+
+    class F(Flow): ...
+
+    @F.register
+    class Shard(Layer):
+        def __call__(self) -> None:
+            self.shard(foo=[1, 2, 3])
+
+    @F.register(foreach=ForEach(parameters=[Parameter(layer=Shard, attribute="foo")]))
+    class Task(Layer):
+        def __call__(self, shard: Shard) -> None:
+            self.out = threading.Lock() if shard.foo == 2 else shard.foo * 10
+
+    with pytest.raises(UnstorableResultError, match=r"layer Task\[1\]: artifact self.out") as info:
+        F(store=tmp_path, executor=executor)()
+    assert info.value.part == "self.out: _thread.lock"
+    with open_store(tmp_path, read_only=True) as store:
+        assert {record.node for record in store.index.records()} >= {"F/Shard", "F/Task[0]"}
