@@ -624,7 +624,10 @@ class FileBlobStore:
             path = self._path_or_none(row)
             where = "its row names no valid file" if path is None else str(path)
         if self.read_only:
-            action = "it is not served; open the store writable to drop it"
+            action = (
+                "it is not served; run `incgraph verify` (or open the store writable) "
+                "to drop it, so it is recomputed"
+            )
         else:
             with suppress(StoreError):
                 self._delete_rows([row])

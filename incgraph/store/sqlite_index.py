@@ -387,7 +387,10 @@ class SqliteIndex:
 
     def _corrupt(self, data_version: str, reason: str) -> StoreCorruptError:
         if self.file.read_only:
-            action = "it is not served; open the store writable to drop it"
+            action = (
+                "it is not served; run `incgraph verify` (or open the store writable) "
+                "to drop it, so it is recomputed"
+            )
         else:
             action = "its rows are dropped and it will be recomputed"
         return StoreCorruptError(

@@ -291,6 +291,24 @@ def test_verify_exits_1_on_a_corrupt_blob_and_quarantines_it(
     assert report["ok"] and report["problems"] == []
 
 
+def test_show_of_a_corrupt_blob_says_incgraph_verify_drops_it(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    """show (read-only) on a result whose blob is corrupt points to incgraph verify."""
+    blob = next((project / "store" / "blobs").glob("*/*.npy"))
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    key = next(
+        row["key"]
+        for row in run_json(capsys, "ls", "--store", store_of(project))
+        if blob.name.startswith(row["data_version"])
+    )
+    code, out, _ = run(capsys, "show", key, "--store", store_of(project))
+    assert code == 0 and "is corrupt" in out and "run `incgraph verify`" in out
+    assert blob.exists()
+
+
 def test_clear_needs_yes(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     """clear without --yes says what it would delete and exits 2; with --yes it deletes."""
     code, _, err = run(capsys, "clear", "--store", store_of(project))
