@@ -299,6 +299,11 @@ class _Walk:
             self.resolve(namespace, (name,), f"{where}:{name}", facts)
         for chain in refs.chains:
             self.resolve(namespace, chain, f"{where}:{'.'.join(chain)}", facts)
+        bare = refs.bare | {chain[0] for chain in refs.chains if chain[1:] == ("__dict__",)}
+        for name in bare:
+            module = namespace.get(name)
+            if isinstance(module, ModuleType) and is_user_module(module):
+                self.whole_module(module, f"{where}:{name}")
         for ref in refs.imports:
             self.resolve_import(fn, ref, where)
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
@@ -361,6 +366,9 @@ class _Walk:
                 break
             namespace = value.__dict__
             facts = facts_for(getattr(value, "__file__", None), value.__dict__)
+        lazy = namespace.get("__getattr__") if value is MISSING and depth else None
+        if isinstance(lazy, FunctionType):  # a module's __getattr__ makes the name
+            self.depend(lazy, f"{where}:__getattr__")
         if value is MISSING or isinstance(value, ModuleType):
             return
         if part in facts.set_derived and isinstance(value, list | tuple):
@@ -369,6 +377,14 @@ class _Walk:
             self.entries.add(f"value {where} unordered {type(value).__name__}({','.join(items)})")
             return
         self.depend(value, where)
+
+    def whole_module(self, module: ModuleType, where: str) -> None:
+        """A user module used as a value (``getattr(helpers, name)``, ``vars(config)``): code
+        can read any of its names, so every one it holds enters (modules by name only)."""
+        facts = facts_for(getattr(module, "__file__", None), module.__dict__)
+        for name in sorted(module.__dict__):
+            if not _is_dunder(name):
+                self.resolve(module.__dict__, (name,), f"{where}.{name}", facts)
 
     def resolve_import(self, fn: FunctionType, ref: ImportRef, where: str) -> None:
         """An import inside a function body: import the module now and follow the path."""

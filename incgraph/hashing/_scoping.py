@@ -11,7 +11,8 @@ comprehensions, inner functions):
 
 * ``LOAD_GLOBAL`` / ``LOAD_NAME`` name a global, and the ``LOAD_ATTR`` /
   ``LOAD_METHOD`` instructions right after one form a dotted chain
-  (``helpers.clean``) that the walk resolves through user modules;
+  (``helpers.clean``) that the walk resolves through user modules; a global
+  loaded on its own (``getattr(helpers, name)``) is recorded as *bare*;
 * ``IMPORT_NAME`` / ``IMPORT_FROM`` inside the body (``from helpers import f``
   in ``process``) are imports the walk follows like globals, including chains
   rooted at the local name they bind;
@@ -65,6 +66,7 @@ class CodeRefs:
     stored_globals: frozenset[str]
     stored_cells: frozenset[str]
     stored_attrs: frozenset[str]
+    bare: frozenset[str] = frozenset()  # globals loaded as values, not as the head of a chain
 
 
 @dataclass
@@ -75,6 +77,7 @@ class _Scan:
     stored_globals: set[str] = field(default_factory=set)
     stored_cells: set[str] = field(default_factory=set)
     stored_attrs: set[str] = field(default_factory=set)
+    bare: set[str] = field(default_factory=set)
 
 
 def scan(code: CodeType) -> CodeRefs:
@@ -96,6 +99,7 @@ def scan(code: CodeType) -> CodeRefs:
         frozenset(out.stored_globals),
         frozenset(out.stored_cells),
         frozenset(out.stored_attrs),
+        frozenset(out.bare),
     )
 
 
@@ -164,3 +168,5 @@ def _flush(out: _Scan, chain: tuple[str, ...], ref: ImportRef | None) -> None:
         out.imports.add(ref.extended(chain))
     elif len(chain) > 1:
         out.chains.add(chain)
+    elif chain:
+        out.bare.add(chain[0])

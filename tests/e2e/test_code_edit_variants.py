@@ -40,6 +40,11 @@ def state(body: str, pre: str = "", ret: str = "int") -> Pattern:
 
 
 NP = "import numpy as np\n"
+MEMO_MODULE = (
+    "import logging\nlog = logging.getLogger(__name__)\n_CACHE = {}\nCALLS = 0\n"
+    "def f(x):\n    global CALLS\n    CALLS += 1\n    if x not in _CACHE:\n"
+    "        _CACHE[x] = x * 2\n    return _CACHE[x]\n"
+)
 LOCKED = proc(
     "with self.lock:\n    self.log.info('hi')\n    return x * 2", "import logging, threading\n"
 )
@@ -548,6 +553,46 @@ PATTERNS: dict[str, Pattern] = {
     ),
     "registry_setdefault": state(
         "REG.setdefault(x, {})['n'] = REG.get(x, {}).get('n', 0) + 1\nreturn x * 2", "REG = {}\n"
+    ),
+    # -- a user module used as a value: every name it holds can be read --------------------------
+    "module_getattr_literal": helper_edit(
+        "return getattr(q_ops1, 'g')(x)",
+        "import q_ops1\n",
+        {"q_ops1.py": ("def g(x):\n    return x + 1\n", "def g(x):\n    return x + 2\n")},
+    ),
+    "module_getattr_by_name": helper_edit(
+        "name = 'g' if x > 0 else 'h'\nreturn getattr(q_ops2, name)(x)",
+        "import q_ops2\n",
+        {
+            "q_ops2.py": (
+                "def g(x):\n    return x + 1\ndef h(x):\n    return 0\n",
+                "def g(x):\n    return x + 2\ndef h(x):\n    return 0\n",
+            )
+        },
+    ),
+    "module_vars": helper_edit(
+        "return x * vars(q_cfg)['K']", "import q_cfg\n", {"q_cfg.py": ("K = 2\n", "K = 3\n")}
+    ),
+    "module_dict": helper_edit(
+        "return q_cfg2.__dict__['g'](x)",
+        "import q_cfg2\n",
+        {"q_cfg2.py": ("def g(x):\n    return x + 1\n", "def g(x):\n    return x + 2\n")},
+    ),
+    "module_lazy_getattr": helper_edit(
+        "return x * q_lazy.K",
+        "import q_lazy\n",
+        {
+            "q_lazy.py": (
+                "def __getattr__(name):\n    return 2\n",
+                "def __getattr__(name):\n    return 3\n",
+            )
+        },
+    ),
+    "module_getattr_with_state": one(
+        proc("return getattr(q_memo, 'f')(x)", "import q_memo\n"),
+        proc("return getattr(q_memo, 'f')(x)", "import q_memo\n"),
+        relevant=False,
+        **{"q_memo.py": (MEMO_MODULE, MEMO_MODULE)},
     ),
     # -- names imported from libraries are library code ---------------------------------------
     "from_random_import": same(
