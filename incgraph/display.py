@@ -42,6 +42,10 @@ STATUS_COLOURS = {
 """Status -> background colour, shared by tables and drawings."""
 
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _PAD = 150, 36, 24, 40, 12
+MAX_ROW = 12
+"""Boxes side by side in one row of a picture; a wider layer continues on the next row."""
+MAX_BOXES = 400
+"""Boxes drawn in one picture; the rest are counted in a note (the mermaid text has all)."""
 
 
 def html_table(
@@ -94,22 +98,45 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: s
 
 
 def _layers(drawing: Drawing) -> dict[str, int]:
-    """Box id -> layer: 0 for boxes nothing points at, else one below the deepest source."""
+    """Box id -> layer: 0 for boxes nothing points at, else one below the deepest source.
+
+    Walked with an explicit stack, so a long chain drawn in any order needs no deep
+    recursion; an arrow that closes a cycle is cut, not followed.
+    """
     sources: dict[str, list[str]] = {b.id: [] for b in drawing.boxes}
     for src, dst, _ in drawing.arrows:
         if src in sources and dst in sources:
             sources[dst].append(src)
     layer: dict[str, int] = {}
-
-    def depth(box: str, seen: frozenset[str]) -> int:
-        if box not in layer:
-            ups = [up for up in sources[box] if up not in seen]  # a cycle is cut, not followed
-            layer[box] = 1 + max((depth(up, seen | {box}) for up in ups), default=-1)
-        return layer[box]
-
-    for box in sources:
-        depth(box, frozenset())
+    for start in sources:
+        stack = [(start, iter(sources[start]))]
+        on_path = {start}
+        while stack:
+            box, ups = stack[-1]
+            up = next((u for u in ups if u not in layer and u not in on_path), None)
+            if up is not None:
+                stack.append((up, iter(sources[up])))
+                on_path.add(up)
+                continue
+            stack.pop()
+            on_path.discard(box)
+            if box not in layer:
+                done = (layer[u] for u in sources[box] if u in layer)
+                layer[box] = 1 + max(done, default=-1)
     return layer
+
+
+def _rows(drawing: Drawing) -> list[list[str]]:
+    """Box ids row by row: each layer in order, a layer wider than `MAX_ROW` wrapped."""
+    layer = _layers(drawing)
+    by_layer: dict[int, list[str]] = {}
+    for box in drawing.boxes[:MAX_BOXES]:
+        by_layer.setdefault(layer[box.id], []).append(box.id)
+    return [
+        ids[i : i + MAX_ROW]
+        for _, ids in sorted(by_layer.items())
+        for i in range(0, len(ids), MAX_ROW)
+    ]
 
 
 def _clip(label: str, limit: int = 22) -> str:
@@ -127,15 +154,14 @@ def to_svg(drawing: Drawing) -> str:
     >>> svg.startswith("<svg") and ">B</text>" in svg and "#d4f7d4" in svg
     True
     """
-    layer = _layers(drawing)
-    rows: dict[int, list[str]] = {}
-    for box in drawing.boxes:
-        rows.setdefault(layer[box.id], []).append(box.id)
-    widest = max((len(r) for r in rows.values()), default=1)
+    rows = _rows(drawing) or [[]]
+    widest = max(max(len(r) for r in rows), 1)
     width = widest * (_BOX_W + _GAP_X) - _GAP_X + 2 * _PAD
-    height = len(rows) * (_BOX_H + _GAP_Y) - _GAP_Y + 2 * _PAD
+    left_out = len(drawing.boxes) - sum(len(r) for r in rows)
+    note_h = 20 if left_out or not drawing.boxes else 0
+    height = len(rows) * (_BOX_H + _GAP_Y) - _GAP_Y + 2 * _PAD + note_h
     at: dict[str, tuple[float, float]] = {}
-    for depth, ids in rows.items():
+    for depth, ids in enumerate(rows):
         offset = (width - (len(ids) * (_BOX_W + _GAP_X) - _GAP_X)) / 2
         for i, box_id in enumerate(ids):
             at[box_id] = (offset + i * (_BOX_W + _GAP_X), _PAD + depth * (_BOX_H + _GAP_Y))
@@ -161,6 +187,8 @@ def to_svg(drawing: Drawing) -> str:
                 f'font-size="10">{html.escape(_clip(label, 16))}</text>'
             )
     for box in drawing.boxes:
+        if box.id not in at:
+            continue
         x, y = at[box.id]
         fill = STATUS_COLOURS.get(box.status or "", "#ffffff")
         if box.kind == "constant" and box.status is None:
@@ -173,5 +201,8 @@ def to_svg(drawing: Drawing) -> str:
             f'<text x="{x + _BOX_W / 2:.0f}" y="{y + _BOX_H / 2 + 4:.0f}" '
             f'text-anchor="middle">{html.escape(_clip(box.label))}</text></g>'
         )
+    if note_h:
+        note = f"… {left_out} more node(s) not drawn" if drawing.boxes else "(no nodes)"
+        parts.append(f'<text x="{_PAD}" y="{height - _PAD:.0f}" fill="#555">{note}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -104,3 +104,41 @@ def test_flow_executions_and_pipeline_reports_show_tables(tmp_path: Path) -> Non
     page = report._repr_html_()
     assert "<td>invert</td>" in page and "ZeroDivisionError" in page
     assert pretty(report).startswith("Pipeline run: 2 computed, 0 cached, 1 failed item(s)")
+
+
+def test_svg_of_an_empty_graph_is_valid() -> None:
+    """An empty graph draws as a well-formed picture with a positive size and a note."""
+    import xml.dom.minidom
+
+    svg = ProcessGraph(store=":memory:").draw()._repr_html_()
+    root = xml.dom.minidom.parseString(svg).documentElement
+    assert int(root.getAttribute("width")) > 0 and int(root.getAttribute("height")) > 0
+    assert "(no nodes)" in svg
+
+
+def test_svg_of_a_long_chain_in_any_order_needs_no_deep_recursion() -> None:
+    """A 3000-box chain whose arrows point against insertion order still draws."""
+    d = Drawing("chain")
+    for i in range(3000):
+        d.box(str(i), f"b{i}")
+    for i in range(2999):
+        d.arrow(str(i + 1), str(i))
+    svg = to_svg(d)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+
+
+def test_svg_of_a_wide_graph_wraps_rows_and_caps_boxes() -> None:
+    """Thousands of sibling nodes give a picture of bounded width that counts the boxes left out."""
+    import xml.dom.minidom
+
+    from incgraph.display import MAX_BOXES, MAX_ROW
+
+    g = ProcessGraph(store=":memory:")
+    item = g.add_constant_node(0, "item")
+    for i in range(1, 1001):
+        g.add_node(i, Invert, {"x": item})
+    svg = g.draw()._repr_html_()
+    root = xml.dom.minidom.parseString(svg).documentElement
+    assert int(root.getAttribute("width")) <= MAX_ROW * 200
+    assert svg.count("<rect") == MAX_BOXES
+    assert f"… {1001 - MAX_BOXES} more node(s) not drawn" in svg
