@@ -21,7 +21,8 @@ transpose, a slice) never matters, values do:
 
 Raw bits are hashed as they are (``-0.0`` differs from ``0.0``, NaN payloads
 count), like numpy arrays. Sparse, quantized and ``meta`` tensors have no
-plain buffer of values and raise, naming the fix. A tensor subclass
+plain buffer of values and raise, naming the fix; so do nested (ragged)
+tensors, whose components hash as a list (``tensor.unbind()``). A tensor subclass
 (``torch.nn.Parameter``) adds its type name and its attributes.
 """
 
@@ -63,6 +64,11 @@ def _plain_cpu(tensor: Any) -> Any:
 
 def encode_tensor(enc: Encoder, tensor: Any) -> None:
     """Write a dense tensor: dtype, device, grad flag, shape, then its bytes in C order."""
+    if tensor.is_nested:
+        raise Unhashable(
+            "cannot hash a nested tensor: it has no single shape or buffer of values; "
+            "hash its components as a list (tensor.unbind()) or mark the node cache=False"
+        )
     buf = enc.buf
     buf += b"tT"
     enc.write_text(str(tensor.dtype))

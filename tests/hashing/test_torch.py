@@ -123,3 +123,25 @@ def test_tensors_are_stored_and_loaded_with_their_type(tmp_path: Path) -> None:
         assert torch.equal(out, x * 2.0)
     assert graph.last_run.hits == [node]
     assert np.array_equal(out.float().numpy(), (x * 2.0).float().numpy())
+
+
+def test_nested_tensors_raise_naming_the_fix() -> None:
+    """A nested (ragged) tensor of either layout raises a HashingError saying to unbind it."""
+    with warnings.catch_warnings():  # torch warns that strided nested tensors are a prototype
+        warnings.simplefilter("ignore")
+        strided = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    jagged = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
+    for nested in (strided, jagged):
+        with pytest.raises(HashingError, match=r"nested tensor.*tensor\.unbind\(\)"):
+            data_version({"batch": nested})
+
+
+def test_state_dicts_hash_by_their_values() -> None:
+    """Two modules initialised alike give equal state_dict hashes; a changed weight changes it."""
+    torch.manual_seed(0)
+    first = torch.nn.Linear(3, 2).state_dict()
+    torch.manual_seed(0)
+    second = torch.nn.Linear(3, 2).state_dict()
+    assert data_version(first) == data_version(second)
+    second["weight"][0, 0] += 1
+    assert data_version(first) != data_version(second)
