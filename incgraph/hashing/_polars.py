@@ -14,8 +14,8 @@ its values, like a pandas column:
   first and the nulls' slots are zeroed (a null and a NaN differ);
 * strings, categoricals and enums: the strings, joined in C and hashed once (the
   object-sequence encoding numpy and pandas share);
-* anything else (lists, structs, arrays, binary, decimals, objects): the Python
-  values of ``to_list()``, each hashed by its own encoding.
+* anything else (lists, structs, arrays, binary, decimals, 128-bit integers,
+  objects): the Python values of ``to_list()``, each hashed by its own encoding.
 
 A DataFrame is its column count, then each column as a Series (names, order and
 dtypes are all part of the hash). A DataFrame with its chunks laid out
@@ -38,10 +38,16 @@ from incgraph.hashing._numpy import encode_array, encode_object_values
 __all__: list[str] = []
 
 
+def _wider_than_numpy(dtype: Any, pl: Any) -> bool:
+    """Whether ``dtype`` is a 128-bit integer, which numpy cannot hold."""
+    wide = [getattr(pl, name) for name in ("Int128", "UInt128") if hasattr(pl, name)]
+    return any(dtype == w for w in wide)
+
+
 def _values_kind(dtype: Any, pl: Any) -> str:
     """How a column's values are written: ``numpy``, ``strings`` or ``objects``."""
     if dtype.is_numeric() or dtype.is_temporal() or dtype == pl.Boolean:
-        return "objects" if dtype.is_decimal() else "numpy"
+        return "objects" if dtype.is_decimal() or _wider_than_numpy(dtype, pl) else "numpy"
     if dtype in (pl.String, pl.Categorical) or isinstance(dtype, (pl.Categorical, pl.Enum)):
         return "strings"
     return "objects"

@@ -143,3 +143,13 @@ def test_loading_without_polars_says_what_to_install_and_keeps_the_result(
     node = again.add_node(1, Summarize, {"df": frame()})
     again.run_upto(node)
     assert again.last_run.hits == [node]
+
+
+@pytest.mark.parametrize("dtype", [pl.Int128, pl.UInt128], ids=str)
+def test_128_bit_integer_columns_hash_by_value(dtype: pl.DataType) -> None:
+    """128-bit integer columns, which numpy cannot hold, hash value by value with their nulls."""
+    big = 2**100
+    column = pl.Series("n", [big, None, 3], dtype=dtype)
+    assert data_version(column) == data_version(column.clone())
+    assert data_version(column) != data_version(pl.Series("n", [big + 1, None, 3], dtype=dtype))
+    assert data_version(column) != data_version(pl.Series("n", [big, 0, 3], dtype=dtype))
