@@ -303,7 +303,9 @@ class _Walk:
         for name in bare:
             module = namespace.get(name)
             if isinstance(module, ModuleType) and is_user_module(module):
-                self.whole_module(module, f"{where}:{name}")
+                self.whole_module(module.__dict__, f"{where}:{name}")
+        if refs.names & _NAMESPACE_READERS and is_user_module(sys.modules.get(fn.__module__)):
+            self.whole_module(namespace, f"{where}:<globals>")  # eval, exec, globals()
         for ref in refs.imports:
             self.resolve_import(fn, ref, where)
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
@@ -378,13 +380,14 @@ class _Walk:
             return
         self.depend(value, where)
 
-    def whole_module(self, module: ModuleType, where: str) -> None:
-        """A user module used as a value (``getattr(helpers, name)``, ``vars(config)``): code
-        can read any of its names, so every one it holds enters (modules by name only)."""
-        facts = facts_for(getattr(module, "__file__", None), module.__dict__)
-        for name in sorted(module.__dict__):
+    def whole_module(self, namespace: dict[str, Any], where: str) -> None:
+        """A user module used as a value (``getattr(helpers, name)``, ``vars(config)``, or its
+        own namespace read by ``eval``): code can read any of its names, so every one it
+        holds enters (modules by name only)."""
+        facts = facts_for(namespace.get("__file__"), namespace)
+        for name in sorted(namespace):
             if not _is_dunder(name):
-                self.resolve(module.__dict__, (name,), f"{where}.{name}", facts)
+                self.resolve(namespace, (name,), f"{where}.{name}", facts)
 
     def resolve_import(self, fn: FunctionType, ref: ImportRef, where: str) -> None:
         """An import inside a function body: import the module now and follow the path."""
@@ -642,6 +645,9 @@ class _Walk:
             if [k for k in namespace if k not in rebound] != [k for k in keys if k not in rebound]:
                 return False
         return True
+
+
+_NAMESPACE_READERS: Final = frozenset({"eval", "exec", "globals"})
 
 
 def _probe(value: object, name: str) -> object:

@@ -594,6 +594,9 @@ PATTERNS: dict[str, Pattern] = {
         relevant=False,
         **{"q_memo.py": (MEMO_MODULE, MEMO_MODULE)},
     ),
+    "eval_reads_globals": same("return eval('x * K')", "K = 2\n", "K = 2", "K = 3"),
+    "globals_lookup": same("return x * globals()['K']", "K = 2\n", "K = 2", "K = 3"),
+    "eval_hit": state("return eval('x * K')", "K = 2\nSEEN = []\nSEEN.append(1)\n"),
     # -- names imported from libraries are library code ---------------------------------------
     "from_random_import": same(
         "items = list(range(x + 5))\nseed(SEED)\nshuffle(items)\nreturn items[0] * 100 + items[1]",
