@@ -78,12 +78,28 @@ class Drawing:
         return to_svg(self)
 
 
-def _mermaid_id(raw: str) -> str:
-    return "n_" + re.sub(r"\W", "_", raw)
+def _mermaid_ids(drawing: Drawing) -> dict[str, str]:
+    """Box id -> a distinct mermaid id of ASCII word characters (``a-b`` and ``a_b`` differ)."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    ends = [end for src, dst, _ in drawing.arrows for end in (src, dst)]
+    for raw in [b.id for b in drawing.boxes] + ends:
+        if raw in ids:
+            continue
+        base = "n_" + re.sub(r"[^A-Za-z0-9_]", "_", raw)
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        ids[raw] = name
+        taken.add(name)
+    return ids
 
 
 def _quote(text: str) -> str:
-    return text.replace('"', "#quot;")
+    """A label safe inside mermaid's double quotes: quotes and markup as entity codes."""
+    for char, code in (("#", "#35;"), ('"', "#quot;"), ("<", "#60;"), (">", "#62;")):
+        text = text.replace(char, code)
+    return text
 
 
 def to_mermaid(drawing: Drawing) -> str:
@@ -101,6 +117,7 @@ def to_mermaid(drawing: Drawing) -> str:
     """
     lines = ["flowchart TD"]
     used: list[str] = []
+    ids = _mermaid_ids(drawing)
     for b in drawing.boxes:
         open_, close = (
             ("([", "])") if b.kind == "constant" else ("{{", "}}") if b.kind == "op" else ("[", "]")
@@ -110,10 +127,10 @@ def to_mermaid(drawing: Drawing) -> str:
         suffix = f":::{b.status}" if b.status in _STATUS_STYLE else ""
         if b.status is not None and suffix and b.status not in used:
             used.append(b.status)
-        lines.append(f'    {_mermaid_id(b.id)}{open_}"{_quote(b.label)}"{close}{suffix}')
+        lines.append(f'    {ids[b.id]}{open_}"{_quote(b.label)}"{close}{suffix}')
     for src, dst, label in drawing.arrows:
         mid = f' -- "{_quote(label)}" --> ' if label else " --> "
-        lines.append(f"    {_mermaid_id(src)}{mid}{_mermaid_id(dst)}")
+        lines.append(f"    {ids[src]}{mid}{ids[dst]}")
     lines.extend(f"    classDef {s} {_STATUS_STYLE[s][0]}" for s in used)
     return "\n".join(lines)
 

@@ -142,3 +142,17 @@ def test_svg_of_a_wide_graph_wraps_rows_and_caps_boxes() -> None:
     assert int(root.getAttribute("width")) <= MAX_ROW * 200
     assert svg.count("<rect") == MAX_BOXES
     assert f"… {1001 - MAX_BOXES} more node(s) not drawn" in svg
+
+
+def test_mermaid_keeps_similar_ids_apart_and_escapes_labels() -> None:
+    """Ids that differ only in punctuation stay distinct boxes, and label markup is entity-coded."""
+    from incgraph.render import to_mermaid
+
+    d = Drawing("g")
+    d.box("a-b", "A")
+    d.box("a_b", '<script>x</script> & "q" #1')
+    d.arrow("a-b", "a_b")
+    lines = to_mermaid(d).splitlines()
+    assert lines[1] == '    n_a_b["A"]'
+    assert lines[2] == '    n_a_b_2["#60;script#62;x#60;/script#62; & #quot;q#quot; #35;1"]'
+    assert lines[3] == "    n_a_b --> n_a_b_2"
