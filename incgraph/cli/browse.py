@@ -175,11 +175,14 @@ def cmd_show(ctx: Context) -> int:
     accepted = acceptances(store).get(rec.key)
     producers = {name: _producer(ctx, dv) for name, dv in rec.inputs.items()}
     preview = None if ctx.args.no_value else _preview(ctx, rec)
+    rows = _artifacts(ctx, rec) if preview is not None and is_flow(rec) else None
     if ctx.as_json:
         data = _record_json(rec)
         data.update(hits=hits[rec.key], last_used=last.get(rec.key), pinned=rec.key in store.pins())
         data["producers"] = {name: p.key if p else None for name, p in producers.items()}
-        data["value"] = preview
+        data["label"] = processor_label(rec)
+        data["value"] = preview if rows is None else None
+        data["artifacts"] = None if rows is None else dict(rows)
         data["file"] = _file_of(ctx, rec)
         data["in_row"] = _in_row(ctx, rec)
         data["accepted_from"] = None if accepted is None else accepted.to_dict()
@@ -215,8 +218,9 @@ def cmd_show(ctx: Context) -> int:
         ("hits", f"{hits[rec.key]} logged run(s); last used {ago(last.get(rec.key))}"),
         ("pinned", "yes" if rec.key in store.pins() else "no"),
     ]
-    artifacts = _artifact_lines(ctx, rec) if preview is not None and is_flow(rec) else None
-    if artifacts is not None:
+    if rows is not None:
+        width = max((len(name) for name, _ in rows), default=0)
+        artifacts = [f"{name.ljust(width)}  {text}" for name, text in rows] or ["(none)"]
         lines += [("artifacts" if i == 0 else "", row) for i, row in enumerate(artifacts)]
     elif preview is not None:
         lines.append(("value", preview))
@@ -234,16 +238,12 @@ def _processor_text(rec: Record) -> str:
     return label if label == rec.processor else f"{label} ({rec.processor})"
 
 
-def _artifact_lines(ctx: Context, rec: Record) -> list[str] | None:
-    """A flow layer's artifacts, one line each (None when the result is no manifest)."""
+def _artifacts(ctx: Context, rec: Record) -> list[tuple[str, str]] | None:
+    """A flow layer's artifacts as (name, what it is) (None when the result is no manifest)."""
     try:
-        rows = artifact_rows(ctx.store.load(rec), _blob_sizes(ctx))
+        return artifact_rows(ctx.store.load(rec), _blob_sizes(ctx))
     except Exception:  # fall back to the plain preview, which says why it cannot load
         return None
-    if rows is None:
-        return None
-    width = max((len(name) for name, _ in rows), default=0)
-    return [f"{name.ljust(width)}  {text}" for name, text in rows] or ["(none)"]
 
 
 def _producer(ctx: Context, data_version: str) -> Record | None:

@@ -65,3 +65,18 @@ def test_show_lists_a_layers_artifacts(store: str, capsys: pytest.CaptureFixture
     assert "name  value 'dataset'" in out
     assert "x     shard of 3: 0 blob(s), 0 B" in out
     assert "Manifest" not in out
+
+
+def test_show_json_gives_a_layers_artifacts_not_its_manifest(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`show --json` on a layer's result maps artifact names to what they are, with no manifest."""
+    assert main(["--store", store, "ls", "--json"]) == 0
+    listed = {r["node"]: r for r in json.loads(capsys.readouterr().out)}
+    assert main(["--store", store, "show", listed["F/Data"]["key"], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["label"] == "flow: layer Data" and shown["value"] is None
+    assert shown["artifacts"]["name"] == "value 'dataset'"
+    assert shown["artifacts"]["x"] == "shard of 3: 0 blob(s), 0 B"
+    assert shown["artifacts"]["big"].startswith("blob ") and "800.1 KB" in shown["artifacts"]["big"]
+    assert "Manifest" not in json.dumps(shown)
