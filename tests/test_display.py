@@ -106,6 +106,31 @@ def test_flow_executions_and_pipeline_reports_show_tables(tmp_path: Path) -> Non
     assert pretty(report).startswith("Pipeline run: 2 computed, 0 cached, 1 failed item(s)")
 
 
+def test_str_of_executions_and_pipeline_reports_is_the_table(tmp_path: Path) -> None:
+    """print() of a flow execution or a pipeline report shows the same table a notebook prints."""
+    from incgraph.flow import Flow, Layer
+    from incgraph.queues import Pipeline, Queue, task
+
+    class Exp(Flow): ...
+
+    @Exp.register
+    class Data(Layer):
+        def __call__(self) -> None:
+            self.x = 1
+
+    execution = Exp(store=tmp_path / "flow")()
+    assert str(execution) == pretty(execution) and "Data" in str(execution).splitlines()[2]
+
+    @task
+    def invert(x: int) -> float:
+        return 1 / x
+
+    pipeline = Pipeline(store=tmp_path / "pipeline")
+    pipeline.map(invert, Queue([1, 0, 2], name="numbers"))
+    report = pipeline.run()
+    assert str(report) == pretty(report) and "ZeroDivisionError" in str(report)
+
+
 def test_svg_of_an_empty_graph_is_valid() -> None:
     """An empty graph draws as a well-formed picture with a positive size and a note."""
     import xml.dom.minidom

@@ -217,12 +217,28 @@ def graphs_of_file(ctx: Context, path: Path, namespace: dict[str, Any]) -> list[
             f"run. See what its runs stored with `incgraph ls --node '{flows[0]}/*'` and draw "
             "it with flow.render() or flow.draw()"
         )
+    pipelines = _pipelines(namespace)
+    if not graphs and pipelines:
+        raise UsageError(
+            f"{path} defines a queue pipeline ({', '.join(pipelines)}), not a ProcessGraph; "
+            "this command reads graphs only. See what its runs stored with `incgraph ls` and draw "
+            f"it with {pipelines[0]}.draw()"
+        )
     if not graphs:
         raise UsageError(
             f"{path} defines no ProcessGraph at module level; create one there "
             "(e.g. `graph = ProcessGraph(...)`) and keep runs under `if __name__ == '__main__':`"
         )
     return graphs
+
+
+def _pipelines(namespace: dict[str, Any]) -> list[str]:
+    """Names of the queue pipelines the file defines (only if it imported incgraph's queues)."""
+    if "incgraph.queues.pipeline" not in sys.modules:
+        return []
+    from incgraph.queues.pipeline import Pipeline
+
+    return sorted(name for name, value in namespace.items() if isinstance(value, Pipeline))
 
 
 def _flows(namespace: dict[str, Any]) -> list[str]:

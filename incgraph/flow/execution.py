@@ -185,11 +185,14 @@ class Execution:
     def _rows(self) -> list[list[Any]]:
         return [[name, r.tasks or "-", r.data_version[:12]] for name, r in self.layers.items()]
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        """IPython's plain-text view: the summary, then one row per layer."""
+    def __str__(self) -> str:
         from incgraph.display import text_table
 
-        p.text(text_table(("LAYER", "TASKS", "RESULT"), self._rows(), self.summary()))
+        return text_table(("LAYER", "TASKS", "RESULT"), self._rows(), self.summary())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the summary, then one row per layer."""
+        p.text(str(self))
 
     def _repr_html_(self) -> str:
         """A notebook's view: the summary, then one row per layer."""

@@ -147,12 +147,15 @@ class PipelineReport:
             f"{len(self.failures)} failed item(s) in {self.duration:.3f} s"
         )
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        """IPython's plain-text view: one row per task or op, then the failures."""
+    def __str__(self) -> str:
         from incgraph.display import text_table
 
         text = text_table(_REPORT_HEADERS, self._rows(), self._caption())
-        p.text(text + "".join(f"\nfailure: {f!r}" for f in self.failures))
+        return text + "".join(f"\nfailure: {f!r}" for f in self.failures)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: one row per task or op, then the failures."""
+        p.text(str(self))
 
     def _repr_html_(self) -> str:
         """A notebook's view: one row per task or op, and the failures."""

@@ -166,3 +166,18 @@ def test_a_path_that_is_no_store_says_why(
     assert reason in err
     assert "Traceback" not in err
     assert not (tmp_path / "missing").exists()
+
+
+def test_explain_on_a_pipeline_script_names_the_pipeline(tmp_path: Path) -> None:
+    """A script that defines a queue pipeline is told apart from one with no graph at all."""
+    (tmp_path / "script.py").write_text(
+        "import incgraph.queues as iq\n"
+        "p = iq.Pipeline(store=':memory:')\n"
+        "out = p.map(iq.task(lambda x: x + 1), iq.Queue([1, 2]))\n"
+        "if __name__ == '__main__':\n"
+        "    p.run()\n"
+    )
+    done = _run("explain", "script.py", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "script.py defines a queue pipeline (p), not a ProcessGraph" in done.stderr
+    assert "p.draw()" in done.stderr
