@@ -67,6 +67,17 @@ class Drawing:
     def __str__(self) -> str:
         return to_mermaid(self)
 
+    def __repr__(self) -> str:
+        """A short line, whatever the graph's size (``str()`` gives the mermaid text).
+
+        Examples
+        --------
+        >>> d = Drawing("g"); d.box("1", "A"); d.box("2", "B"); d.arrow("1", "2")
+        >>> d
+        <Drawing 'g': 2 box(es), 1 arrow(s)>
+        """
+        return f"<Drawing {self.title!r}: {len(self.boxes)} box(es), {len(self.arrows)} arrow(s)>"
+
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython's plain-text view: the mermaid text."""
         p.text(to_mermaid(self))

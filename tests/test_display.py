@@ -181,3 +181,12 @@ def test_mermaid_keeps_similar_ids_apart_and_escapes_labels() -> None:
     assert lines[1] == '    n_a_b["A"]'
     assert lines[2] == '    n_a_b_2["#60;script#62;x#60;/script#62; & #quot;q#quot; #35;1"]'
     assert lines[3] == "    n_a_b --> n_a_b_2"
+
+
+def test_repr_of_a_drawing_is_one_short_line() -> None:
+    """repr() of a large graph's drawing is a one-line summary, not every box and arrow."""
+    g = ProcessGraph(store=":memory:")
+    item = g.add_constant_node(0, "item")
+    for i in range(1, 501):
+        g.add_node(i, Invert, {"x": item})
+    assert repr(g.draw()) == "<Drawing 'ProcessGraph': 501 box(es), 500 arrow(s)>"
