@@ -194,14 +194,21 @@ class ProcessGraph(Graph):
         order = self.topological_sort(targets)
         new_run_epoch()
         ex = self.executor if executor is None else resolve_executor(executor)
+        # filled as nodes finish: after a failed run it says what was computed and what failed
+        self.last_run = report = RunReport()
         try:
-            report = execute(
-                self.store, ex, order, targets, force=force, upstream_only=upstream_only
+            execute(
+                self.store,
+                ex,
+                order,
+                targets,
+                force=force,
+                upstream_only=upstream_only,
+                report=report,
             )
         finally:
             if executor is not None and ex is not self._executor:
                 ex.shutdown()
-        self.last_run = report
         if self._persist_path is not None:
             self._write_persist(report)
         return report

@@ -190,3 +190,27 @@ def test_repr_of_a_drawing_is_one_short_line() -> None:
     for i in range(1, 501):
         g.add_node(i, Invert, {"x": item})
     assert repr(g.draw()) == "<Drawing 'ProcessGraph': 501 box(es), 500 arrow(s)>"
+
+
+class Broken(Processor):
+    def process(self, x: float) -> float:
+        raise ValueError("no <luck>")
+
+
+def test_last_run_after_a_failed_run_shows_what_it_did() -> None:
+    """After run_upto raises, last_run lists the node computed before the failure and the failed one."""
+    import pytest
+
+    from incgraph.errors import NodeError
+
+    g = ProcessGraph(store=":memory:")
+    item = g.add_constant_node(0, "item", value=2.0)
+    good = g.add_node(1, Invert, {"x": item})
+    g.run_upto(good)  # an earlier successful run must not be what last_run shows afterwards
+    g.add_node(2, Invert, {"x": 4.0})
+    bad = g.add_node(3, Broken, {"x": good})
+    with pytest.raises(NodeError):
+        g.run_upto(bad)
+    statuses = {n.label: s.status for n, s in g.last_run.statuses.items()}
+    assert statuses == {"0": "constant", "1": "hit", "3": "failed"}
+    assert "failed</td>" in g.last_run._repr_html_()

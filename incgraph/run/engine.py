@@ -929,12 +929,17 @@ def execute(
     *,
     force: Iterable[Node] = (),
     upstream_only: bool = False,
+    report: RunReport | None = None,
 ) -> RunReport:
     """Run ``order`` (a topological order covering ``targets``) and return the report.
 
     ``force`` nodes compute even on a hit. With ``upstream_only`` every non-target
-    node must be a hit (``run_only``); otherwise `NotCachedError` is raised.
+    node must be a hit (``run_only``); otherwise `NotCachedError` is raised. A
+    ``report`` passed in is filled as nodes finish, so a run that raises leaves in
+    it what was computed, hit and failed before the error.
     """
     check_code_versions(order)
     run = _Run(store, executor, list(targets), order, frozenset(force), upstream_only)
+    if report is not None:
+        run.report = report
     return run.run()
