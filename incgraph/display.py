@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from incgraph.render import Drawing
 
-__all__ = ["html_table", "text_table", "to_svg"]
+__all__ = ["MAX_FAILURES", "first_failures", "html_table", "text_table", "to_svg"]
 
 STATUS_COLOURS = {
     "hit": "#d4f7d4",
@@ -41,11 +41,34 @@ STATUS_COLOURS = {
 }
 """Status -> background colour, shared by tables and drawings."""
 
+T = TypeVar("T")
+
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _PAD = 150, 36, 24, 40, 12
 MAX_ROW = 12
 """Boxes side by side in one row of a picture; a wider layer continues on the next row."""
 MAX_BOXES = 400
 """Boxes drawn in one picture; the rest are counted in a note (the mermaid text has all)."""
+
+
+MAX_FAILURES = 20
+"""Failures a report lists in its text and HTML views; the rest are counted in one line."""
+
+
+def first_failures(failures: Sequence[T], where: str) -> tuple[Sequence[T], str]:
+    """The failures a view lists, and a line counting the others ('' when all are listed).
+
+    Examples
+    --------
+    >>> shown, more = first_failures(list(range(25)), "stats.failures")
+    >>> len(shown), more
+    (20, '... and 5 more failure(s); all of them are in stats.failures')
+    """
+    left_out = len(failures) - MAX_FAILURES
+    if left_out <= 0:
+        return failures, ""
+    return failures[
+        :MAX_FAILURES
+    ], f"... and {left_out} more failure(s); all of them are in {where}"
 
 
 def html_table(

@@ -214,3 +214,34 @@ def test_last_run_after_a_failed_run_shows_what_it_did() -> None:
     statuses = {n.label: s.status for n, s in g.last_run.statuses.items()}
     assert statuses == {"0": "constant", "1": "hit", "3": "failed"}
     assert "failed</td>" in g.last_run._repr_html_()
+
+
+def test_reports_with_many_failures_list_the_first_and_count_the_rest() -> None:
+    """A batch with 50 failed items lists 20 of them in every view and says where the rest are."""
+    from incgraph.display import MAX_FAILURES
+
+    g, item, inverted = graph()
+    stats = g.process_batch([0] * 50, [inverted], progress=False)
+    assert len(stats.failures) == 50
+    more = f"and {50 - MAX_FAILURES} more failure(s); all of them are in stats.failures"
+    for view in (str(stats), pretty(stats)):
+        assert view.count("failure: ") == MAX_FAILURES and more in view
+    page = stats._repr_html_()
+    assert page.count("ZeroDivisionError") == MAX_FAILURES and more in page
+
+
+def test_pipeline_reports_with_many_failures_count_the_rest(tmp_path: Path) -> None:
+    """A pipeline run with 30 failed items lists 20 of them and says where the rest are."""
+    from incgraph.display import MAX_FAILURES
+    from incgraph.queues import Pipeline, Queue, task
+
+    @task
+    def invert(x: int) -> float:
+        return 1 / x
+
+    pipeline = Pipeline(store=tmp_path / "pipeline")
+    pipeline.map(invert, Queue([0] * 30))
+    report = pipeline.run()
+    more = f"and {30 - MAX_FAILURES} more failure(s); all of them are in report.failures"
+    assert str(report).count("failure: ") == MAX_FAILURES and more in str(report)
+    assert report._repr_html_().count("ZeroDivisionError") == MAX_FAILURES

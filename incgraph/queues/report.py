@@ -148,10 +148,11 @@ class PipelineReport:
         )
 
     def __str__(self) -> str:
-        from incgraph.display import text_table
+        from incgraph.display import first_failures, text_table
 
-        text = text_table(_REPORT_HEADERS, self._rows(), self._caption())
-        return text + "".join(f"\nfailure: {f!r}" for f in self.failures)
+        shown, more = first_failures(self.failures, "report.failures")
+        lines = [f"failure: {f!r}" for f in shown] + ([more] if more else [])
+        return "\n".join([text_table(_REPORT_HEADERS, self._rows(), self._caption()), *lines])
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython's plain-text view: one row per task or op, then the failures."""
@@ -159,15 +160,19 @@ class PipelineReport:
 
     def _repr_html_(self) -> str:
         """A notebook's view: one row per task or op, and the failures."""
-        from incgraph.display import html_table
+        from incgraph.display import first_failures, html_table
 
         out = html_table(_REPORT_HEADERS, self._rows(), caption=self._caption())
         if self.failures:
+            shown, more = first_failures(self.failures, "report.failures")
             rows = [
                 [f.node, f.index, repr(f.item)[:60], type(f.exception).__name__, f.exception]
-                for f in self.failures
+                for f in shown
             ]
-            out += "\n" + html_table(("NODE", "ITEM", "VALUE", "ERROR", "MESSAGE"), rows)
+            caption = f"Failures ({more[4:]})" if more else ""
+            out += "\n" + html_table(
+                ("NODE", "ITEM", "VALUE", "ERROR", "MESSAGE"), rows, caption=caption
+            )
         return out
 
 

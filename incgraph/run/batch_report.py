@@ -168,8 +168,13 @@ class BatchStats:
             f"{self.skipped} skipped in {self.seconds:.3f} s"
         ]
         lines += [f"  {s}" for s in self.nodes.values()]
-        lines += [f"  failure: {f}" for f in self.failures]
-        return "\n".join(lines)
+        return "\n".join(lines + [f"  {line}" for line in self._failure_lines()])
+
+    def _failure_lines(self) -> list[str]:
+        from incgraph.display import first_failures
+
+        shown, more = first_failures(self.failures, "stats.failures")
+        return [f"failure: {f}" for f in shown] + ([more] if more else [])
 
     def __repr__(self) -> str:
         return (
@@ -199,19 +204,21 @@ class BatchStats:
         from incgraph.display import text_table
 
         text = text_table(_NODE_HEADERS, self._node_rows(), self._caption())
-        p.text(text + "".join(f"\nfailure: {f}" for f in self.failures))
+        p.text("\n".join([text, *self._failure_lines()]))
 
     def _repr_html_(self) -> str:
         """A notebook's view: a table of nodes and, when items failed, a table of failures."""
-        from incgraph.display import html_table
+        from incgraph.display import first_failures, html_table
 
         out = html_table(_NODE_HEADERS, self._node_rows(), caption=self._caption())
         if self.failures:
+            shown, more = first_failures(self.failures, "stats.failures")
             rows = [
                 [f.index, _short(f.item), f.where, type(f.exception).__name__, str(f.exception)]
-                for f in self.failures
+                for f in shown
             ]
-            out += "\n" + html_table(_FAILURE_HEADERS, rows, caption="Failures")
+            caption = f"Failures ({more[4:]})" if more else "Failures"
+            out += "\n" + html_table(_FAILURE_HEADERS, rows, caption=caption)
         return out
 
 
