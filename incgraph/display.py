@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from incgraph.render import Drawing
 
-__all__ = ["MAX_FAILURES", "first_failures", "html_table", "text_table", "to_svg"]
+__all__ = ["MAX_FAILURES", "MAX_HTML_ROWS", "first_failures", "html_table", "text_table", "to_svg"]
 
 STATUS_COLOURS = {
     "hit": "#d4f7d4",
@@ -49,6 +49,9 @@ MAX_ROW = 12
 MAX_BOXES = 400
 """Boxes drawn in one picture; the rest are counted in a note (the mermaid text has all)."""
 
+
+MAX_HTML_ROWS = 1000
+"""Rows an HTML table shows (a notebook stays responsive); a last row counts the rest."""
 
 MAX_FAILURES = 20
 """Failures a report lists in its text and HTML views; the rest are counted in one line."""
@@ -89,13 +92,16 @@ def html_table(
     """
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     lines = []
-    for row in rows:
+    for row in rows[:MAX_HTML_ROWS]:
         cells = []
         for i, cell in enumerate(row):
             colour = STATUS_COLOURS.get(str(cell)) if i == status_column else None
             style = f' style="background:{colour}"' if colour else ""
             cells.append(f"<td{style}>{html.escape(str(cell))}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
+    if len(rows) > MAX_HTML_ROWS:
+        more = f"... and {len(rows) - MAX_HTML_ROWS} more row(s), not shown"
+        lines.append(f'<tr><td colspan="{len(headers)}">{more}</td></tr>')
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return (
         f'<table class="incgraph">{cap}<thead><tr>{head}</tr></thead><tbody>\n'

@@ -220,7 +220,7 @@ def test_reports_with_many_failures_list_the_first_and_count_the_rest() -> None:
     """A batch with 50 failed items lists 20 of them in every view and says where the rest are."""
     from incgraph.display import MAX_FAILURES
 
-    g, item, inverted = graph()
+    g, _item, inverted = graph()
     stats = g.process_batch([0] * 50, [inverted], progress=False)
     assert len(stats.failures) == 50
     more = f"and {50 - MAX_FAILURES} more failure(s); all of them are in stats.failures"
@@ -245,3 +245,17 @@ def test_pipeline_reports_with_many_failures_count_the_rest(tmp_path: Path) -> N
     more = f"and {30 - MAX_FAILURES} more failure(s); all of them are in report.failures"
     assert str(report).count("failure: ") == MAX_FAILURES and more in str(report)
     assert report._repr_html_().count("ZeroDivisionError") == MAX_FAILURES
+
+
+def test_html_of_a_huge_plan_is_capped_with_a_count() -> None:
+    """A plan of 3000 nodes shows MAX_HTML_ROWS rows in HTML and a last row counting the rest."""
+    from incgraph.display import MAX_HTML_ROWS
+
+    g = ProcessGraph(store=":memory:")
+    item = g.add_constant_node(0, "item", value=1.0)
+    for i in range(1, 3000):
+        g.add_node(i, Invert, {"x": item})
+    page = g.explain()._repr_html_()
+    assert page.count("<tr>") == 1 + MAX_HTML_ROWS + 1  # header, rows, the count
+    assert f"and {3000 - MAX_HTML_ROWS} more row(s), not shown" in page
+    assert len(g.explain().decisions) == 3000  # the plan itself keeps every node
