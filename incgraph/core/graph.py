@@ -377,7 +377,10 @@ class Node:
             if self.ignored and kwargs:
                 kwargs = {k: v for k, v in kwargs.items() if k not in self.ignored}
             version = self._kwargs_version(kwargs)
-            self._init_version = with_packages(version, self.packages(), self.describe())
+            packages = self.packages()
+            if packages:
+                version = with_packages(version, packages, self.describe())
+            self._init_version = version
         return self._init_version
 
     def _kwargs_version(self, kwargs: dict[str, Any]) -> str:
@@ -399,7 +402,10 @@ class Node:
     def packages(self) -> tuple[str, ...]:
         """The packages whose versions are in this node's key: its processor's and its store's."""
         own = getattr(self.processor, "packages", None) or ()
-        return tuple(sorted({*own, *self.graph.declared_packages()}))
+        declared = self.graph.declared_packages()
+        if not (own or declared):
+            return ()
+        return tuple(sorted({*own, *declared}))
 
     def keyed_upstream(self) -> list[tuple[str, Node]]:
         """``(input name, upstream node)`` for the bound nodes whose versions are in the key."""
