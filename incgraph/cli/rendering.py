@@ -21,13 +21,17 @@ image.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.explaining import choose_targets, graph_file, graphs_of_file, plan_for
 from incgraph.errors import ExtraNotInstalledError
+
+if TYPE_CHECKING:
+    from incgraph.render import Drawing
 
 __all__ = ["FORMATS", "register"]
 
@@ -83,7 +87,7 @@ def _render(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
     text = getattr(render, f"to_{ctx.args.format}")(drawing)
     if not ctx.as_json:
         ctx.print(text)  # printed even when the image cannot be written
-    image = _write(ctx.args.output, render.to_dot(drawing)) if ctx.args.output else None
+    image = _write(ctx.args.output, drawing) if ctx.args.output else None
     if ctx.as_json:
         counts = {a: sum(d.action == a for d in found) for a in ("hit", "compute", "maybe")}
         ctx.emit_json(
@@ -102,12 +106,22 @@ def _render(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
     return 0
 
 
-def _write(output: str, dot_text: str) -> Path:
-    """Write the image, turning graphviz's failures into messages that say what to do."""
-    from incgraph.render import write_image
+def _write(output: str, drawing: Drawing) -> Path:
+    """Write the image, turning graphviz's failures into messages that say what to do.
 
+    An ``.svg`` without graphviz installed is incgraph's own picture (the one a
+    notebook shows), so that format needs no extra program.
+    """
+    from incgraph.display import to_svg
+    from incgraph.render import to_dot, write_image
+
+    path = Path(output).expanduser()
+    if path.suffix.lower() == ".svg" and shutil.which("dot") is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_svg(drawing), encoding="utf-8")
+        return path
     try:
-        return write_image(dot_text, Path(output).expanduser())
+        return write_image(to_dot(drawing), path)
     except ExtraNotInstalledError as exc:
         raise UsageError(f"cannot write {output}: {exc}; or drop --output") from None
     except subprocess.CalledProcessError as exc:

@@ -142,6 +142,19 @@ def test_render_output_without_graphviz_exits_with_2(
     assert out.startswith("flowchart TD") and not image.exists()
 
 
+def test_render_svg_output_without_graphviz_writes_incgraphs_own_picture(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without graphviz, --output NAME.svg writes the SVG picture a notebook shows, and exits 0."""
+    monkeypatch.setenv("PATH", str(project / "no-bin"))
+    image = project / "pictures" / "graph.svg"
+    code, out, err = run(capsys, "render", str(project / "pipeline.py"), "--output", str(image))
+    assert code == 0, err
+    assert out.startswith("flowchart TD") and f"wrote {image}" in err
+    svg = image.read_text(encoding="utf-8")
+    assert svg.startswith("<svg") and ": Total</text>" in svg
+
+
 def test_render_usage_errors(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     """A missing file, a file without graphs, several graphs without --graph, a bad target and
     an unknown format all exit with 2 and say what to do."""
