@@ -57,7 +57,8 @@ from incgraph.sentinels import MISSING, Missing
 __all__ = ["Graph", "Node"]
 
 
-# (processor class, declared versions) -> code version, for the current run epoch. A code
+# (processor class, declared versions) -> code version, for the current run epoch, and
+# processor class -> its code version for the nodes without a version of their own. A code
 # version follows helpers and constants by identity, so a notebook cell that redefines a
 # helper must be seen by the next run: the memo is cleared by new_run_epoch(), which every
 # run calls. Within a run, each processor class is fingerprinted once, however many nodes.
@@ -147,7 +148,6 @@ class Node:
         "_init_version",
         "_instance",
         "_job_spec",
-        "_keyed",
         "_paths_epoch",
         "_upstream",
         "_value",
@@ -207,7 +207,6 @@ class Node:
         self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
         self.ignored = _ignored(processor) if ignored is None else ignored
         """Input and init kwarg names left out of the cache key (the processor's ``ignore``)."""
-        self._keyed: list[tuple[str, Node]] | None = None
         self._paths_epoch = -1  # the run whose memos below hold a DataPath's version (-1: none)
         self._init_paths = False  # whether the init kwargs hold a DataPath
         self._built_with: str | None = None  # init version of the live instance, if _init_paths
@@ -344,24 +343,37 @@ class Node:
         processor wrapping user code), else the processor class.
         """
         if self._code_version is MISSING or self._code_epoch != _EPOCH[0]:
-            assert self.processor is not None
-            declared = _declared_version(getattr(self.processor, "version", None), self.version)
-            target = getattr(self.processor, "code_source", None) or self.processor
-            try:
-                memo_key: Any = (target, declared, _typed(declared))
-                cached = _CODE_VERSIONS.get(memo_key)
-            except TypeError:  # an unhashable version: compute, don't memoize
-                memo_key, cached = None, None
-            if cached is None:
-                try:
-                    cached = hashing.code_version(target, declared)
-                except HashingError as exc:
-                    raise HashingError(f"{self.describe()}: {exc}") from exc
-                if memo_key is not None:
-                    _CODE_VERSIONS[memo_key] = cached
+            proc = self.processor
+            assert proc is not None
+            if self.version is None:  # the class's code version: memoized under the class
+                cached = _CODE_VERSIONS.get(proc)
+                if cached is None:
+                    cached = _CODE_VERSIONS[proc] = self._fingerprint_code()
+            else:
+                cached = self._fingerprint_code()
             self._code_version = cached
             self._code_epoch = _EPOCH[0]
         return self._code_version
+
+    def _fingerprint_code(self) -> str:
+        """The code version of the processor with its and this node's declared versions."""
+        proc = self.processor
+        assert proc is not None
+        declared = _declared_version(getattr(proc, "version", None), self.version)
+        target = getattr(proc, "code_source", None) or proc
+        try:
+            memo_key: Any = (target, declared, _typed(declared))
+            cached = _CODE_VERSIONS.get(memo_key)
+        except TypeError:  # an unhashable version: compute, don't memoize
+            memo_key, cached = None, None
+        if cached is None:
+            try:
+                cached = hashing.code_version(target, declared)
+            except HashingError as exc:
+                raise HashingError(f"{self.describe()}: {exc}") from exc
+            if memo_key is not None:
+                _CODE_VERSIONS[memo_key] = cached
+        return cached
 
     def init_version(self) -> str:
         """Data version of the node's init kwargs, with its declared package versions.
@@ -409,15 +421,12 @@ class Node:
 
     def keyed_upstream(self) -> list[tuple[str, Node]]:
         """``(input name, upstream node)`` for the bound nodes whose versions are in the key."""
-        keyed = self._keyed
-        if keyed is None:
-            ignored = self.ignored
-            keyed = self._keyed = [
-                (name, v)
-                for name, v in self.bindings.items()
-                if isinstance(v, Node) and name not in ignored
-            ]
-        return keyed
+        ignored = self.ignored
+        return [
+            (name, v)
+            for name, v in self.bindings.items()
+            if isinstance(v, Node) and name not in ignored
+        ]
 
     def fixed_input_versions(self) -> dict[str, str]:
         """Data versions of the inputs bound to inline constants (computed once).

@@ -896,10 +896,11 @@ class _Run:
         """
         readers, values, captured = self.readers, self.values, self.captured
         for up in node.upstream():
-            readers[up] -= times
-            if readers[up] == 0 and up not in self.targets:
+            left = readers[up] = readers[up] - times
+            if left == 0 and up not in self.targets:
                 values.pop(up, None)
-                captured.pop(up, None)
+                if captured:
+                    captured.pop(up, None)
 
 
 class _Done:

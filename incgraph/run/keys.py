@@ -57,8 +57,10 @@ def input_versions(node: Node, version_of: Callable[[Node], str]) -> dict[str, s
     'dv-of-0'
     """
     dvs = dict(node.fixed_input_versions())
-    for name, src in node.keyed_upstream():
-        dvs[name] = version_of(src)
+    ignored = node.ignored  # the names of `Node.keyed_upstream`, without building its list
+    for name, src in node.bindings.items():
+        if isinstance(src, Node) and name not in ignored:
+            dvs[name] = version_of(src)
     return dvs
 
 
@@ -77,7 +79,7 @@ def check_code_versions(order: Iterable[Node]) -> None:
 
 def cache_key(node: Node, inputs: dict[str, str]) -> str:
     """The cache key of ``node`` given its inputs' data versions."""
-    return call_key(node.code_version(), node.init_version(), inputs)
+    return hashing.node_key(node.code_version(), node.init_version(), inputs)
 
 
 def call_key(code_version: str, init_version: str, inputs: dict[str, str]) -> str:
