@@ -388,7 +388,7 @@ class Node:
             kwargs = self.init_kwargs
             if self.ignored and kwargs:
                 kwargs = {k: v for k, v in kwargs.items() if k not in self.ignored}
-            version = self._kwargs_version(kwargs)
+            version = self._kwargs_version(kwargs) if kwargs else _empty_init_version()
             packages = self.packages()
             if packages:
                 version = with_packages(version, packages, self.describe())
@@ -396,8 +396,6 @@ class Node:
         return self._init_version
 
     def _kwargs_version(self, kwargs: dict[str, Any]) -> str:
-        if not kwargs:
-            return _empty_init_version()
         # keyword arguments: the order they were given in does not matter
         kwargs = dict(sorted(kwargs.items(), key=_by_name))
         try:
