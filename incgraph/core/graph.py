@@ -103,9 +103,9 @@ _NOTHING: frozenset[str] = frozenset()
 def _ignored(processor: object) -> frozenset[str]:
     """The names ``processor`` leaves out of its keys (validated by ``add_node``)."""
     names = getattr(processor, "ignore", None)
-    if not names:
-        return _NOTHING
-    return frozenset([names] if isinstance(names, str) else names)
+    if not names or isinstance(names, str) or not isinstance(names, Iterable):
+        return _NOTHING  # add_node refuses it, saying how to write it
+    return frozenset(names)
 
 
 _INIT_SIGNATURES: weakref.WeakKeyDictionary[type, inspect.Signature | None] = (

@@ -157,3 +157,17 @@ def test_undeclared_processor_keys_are_unchanged(tmp_path: Path) -> None:
         node.code_version(), hashing.data_version({}), {"text": hashing.data_version("abc")}
     )
     assert g.last_run.statuses[node].key == expected
+
+
+@pytest.mark.parametrize("ignore", [5, "device", 1.5])
+def test_an_ignore_that_is_not_a_tuple_of_names_is_refused_at_add_node(ignore: object) -> None:
+    """`ignore = 5` or `ignore = "device"` fails at add_node with GraphDefinitionError naming the node."""
+
+    class Bad(Processor):
+        def process(self, x: int, device: str = "cpu") -> int:
+            return x
+
+    Bad.ignore = ignore  # type: ignore[assignment]
+    graph = ProcessGraph(store=":memory:")
+    with pytest.raises(GraphDefinitionError, match=r"node 1 .*ignore must be a tuple"):
+        graph.add_node(1, Bad, {"x": 1})
