@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_code_edits import HEAD, Pattern, Project, computed, one, run_script, value
+from tests.e2e.test_code_edits import (
+    HEAD,
+    Pattern,
+    Project,
+    check_all_hits,
+    check_recomputed,
+    one,
+    run_script,
+)
 
 
 def proc(body: str, pre: str = "", ret: str = "int") -> str:
@@ -668,13 +676,7 @@ def test_an_edit_recomputes_and_equals_a_fresh_run(
     outcomes: dict[str, dict[str, Any]], name: str
 ) -> None:
     """After a relevant edit the rerun recomputes and returns what a fresh run returns."""
-    runs = outcomes[name]
-    assert computed(runs["first"]) and computed(runs["again"]) == []
-    assert value(runs["again"]) == value(runs["first"])
-    assert value(runs["edited"]) == value(runs["fresh"])
-    assert value(runs["edited"]) != value(runs["first"]), "the edit must change the result"
-    assert computed(runs["edited"])
-    assert computed(runs["settled"]) == [] and value(runs["settled"]) == value(runs["fresh"])
+    check_recomputed(outcomes[name])
 
 
 @pytest.mark.parametrize("name", IRRELEVANT)
@@ -682,12 +684,7 @@ def test_no_relevant_change_is_a_hit_in_every_new_process(
     outcomes: dict[str, dict[str, Any]], name: str
 ) -> None:
     """State, allowlisted objects and unchanged code never make a rerun recompute."""
-    runs = outcomes[name]
-    assert computed(runs["first"])
-    for step in ("again", "edited", "settled"):
-        assert computed(runs[step]) == [], step
-        assert value(runs[step]) == value(runs["first"])
-    assert value(runs["fresh"]) == value(runs["first"])
+    check_all_hits(outcomes[name])
 
 
 @pytest.mark.parametrize("name", sorted(UNFINGERPRINTABLE))

@@ -469,6 +469,25 @@ def computed(run: list[dict[str, Any]]) -> list[str]:
     return list(run[0]["computed"])
 
 
+def check_recomputed(runs: dict[str, Any]) -> None:
+    """A relevant edit recomputes, equals a fresh run, and the run after it hits."""
+    assert computed(runs["first"]) and computed(runs["again"]) == []
+    assert value(runs["again"]) == value(runs["first"])
+    assert value(runs["edited"]) == value(runs["fresh"])
+    assert value(runs["edited"]) != value(runs["first"]), "the edit must change the result"
+    assert computed(runs["edited"])
+    assert computed(runs["settled"]) == [] and value(runs["settled"]) == value(runs["fresh"])
+
+
+def check_all_hits(runs: dict[str, Any]) -> None:
+    """Without a relevant change, every run after the first hits with the first's value."""
+    assert computed(runs["first"])
+    for step in ("again", "edited", "settled"):
+        assert computed(runs[step]) == [], step
+        assert value(runs[step]) == value(runs["first"])
+    assert value(runs["fresh"]) == value(runs["first"])
+
+
 RELEVANT = sorted(name for name, p in PATTERNS.items() if p.relevant)
 IRRELEVANT = sorted(name for name, p in PATTERNS.items() if not p.relevant)
 
@@ -478,13 +497,7 @@ def test_an_edit_recomputes_and_equals_a_fresh_run(
     outcomes: dict[str, dict[str, Any]], name: str
 ) -> None:
     """After a relevant edit the rerun recomputes and returns what a fresh run returns."""
-    runs = outcomes[name]
-    assert computed(runs["first"]) and computed(runs["again"]) == []
-    assert value(runs["again"]) == value(runs["first"])
-    assert value(runs["edited"]) == value(runs["fresh"])
-    assert value(runs["edited"]) != value(runs["first"]), "the edit must change the result"
-    assert computed(runs["edited"])
-    assert computed(runs["settled"]) == [] and value(runs["settled"]) == value(runs["fresh"])
+    check_recomputed(outcomes[name])
 
 
 @pytest.mark.parametrize("name", IRRELEVANT)
@@ -492,12 +505,7 @@ def test_no_relevant_change_is_a_hit_in_every_new_process(
     outcomes: dict[str, dict[str, Any]], name: str
 ) -> None:
     """State, set order, comments, release() and resource never make a rerun recompute."""
-    runs = outcomes[name]
-    assert computed(runs["first"])
-    for step in ("again", "edited", "settled"):
-        assert computed(runs[step]) == [], step
-        assert value(runs[step]) == value(runs["first"])
-    assert value(runs["fresh"]) == value(runs["first"])
+    check_all_hits(outcomes[name])
 
 
 # -- one pattern through every front-end -----------------------------------------------------
