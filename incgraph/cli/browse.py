@@ -202,7 +202,8 @@ def cmd_show(ctx: Context) -> int:
             (
                 "accepted",
                 f"from code {accepted.previous[:8]} (result {accepted.old_key[:SHORT]}) "
-                f"by `incgraph accept` on {timestamp(accepted.when)}: not computed by this code",
+                f"by an accept (`incgraph accept` or `accept()`) on {timestamp(accepted.when)}: "
+                "not computed by this code",
             )
         )
     for i, (name, dv) in enumerate(rec.inputs.items()):
