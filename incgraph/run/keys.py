@@ -29,6 +29,7 @@ from incgraph.store.protocols import Record
 __all__ = [
     "cache_key",
     "call_key",
+    "call_key_maker",
     "check_code_versions",
     "input_versions",
     "key_maker",
@@ -85,9 +86,25 @@ def cache_key(node: Node, inputs: dict[str, str]) -> str:
 def call_key(code_version: str, init_version: str, inputs: dict[str, str]) -> str:
     """The cache key of code (by code version) called with init kwargs and inputs (by version).
 
-    What `cache_key` gives a node; `incgraph.memoize` keys a call with it.
+    What `cache_key` gives a node; `incgraph.memoize` keys a call with it, and
+    callers that have no `Node` (queue items, ForEach tasks) key their work with it
+    or with `call_key_maker`.
     """
     return hashing.node_key(code_version, init_version, inputs)
+
+
+def call_key_maker(code_version: str, init_version: str) -> Callable[[dict[str, str]], str]:
+    """`call_key` with the code and init versions bound: for keying many calls of one code.
+
+    What a queue stage or a batch needs for its items (no `Node` involved).
+
+    Examples
+    --------
+    >>> make = call_key_maker("c" * 32, "i" * 32)
+    >>> make({"item": "d" * 32}) == call_key("c" * 32, "i" * 32, {"item": "d" * 32})
+    True
+    """
+    return hashing.node_key_maker(code_version, init_version)
 
 
 def key_maker(node: Node) -> Callable[[dict[str, str]], str]:
