@@ -16,8 +16,9 @@ cache key (a ``device``, a ``verbose`` flag), and ``packages`` names installed
 packages whose versions enter it (see `incgraph.hashing._packages`).
 ``code_ignore`` names what the code version leaves out on purpose (an object
 that cannot change results and cannot be fingerprinted).
-``resource`` names what the processor holds in memory; batch runs release
-instances between passes only when the next pass needs a different resource.
+``resource`` names what the processor holds in memory. Breadth-first batches
+release an instance that holds something (``setup``, ``release`` or a
+``resource``) after its pass, unless the next pass declares the same resource.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Processor:
     resource : str or None
         Name of the heavy resource this processor holds (e.g. ``"llm"``).
         Consecutive batch passes over processors with the same resource keep
-        their instances; a change of resource releases them.
+        their instances; otherwise an instance that holds something (this, or
+        a ``setup``/``release`` hook) is released after its pass.
     ignore : tuple of str
         Names of ``process`` inputs or constructor keyword arguments that do
         not affect the result (``("device", "num_workers", "verbose")``). They

@@ -6,8 +6,10 @@ Policy. A batch runs every *pass* (one per node that ``run_nodes`` need, in
 ``graph.topological_sort(run_nodes)`` order) over every item:
 
 * ``breadth_first`` (default): each node over all items, then the next node.
-  Each processor is constructed at most once per pass (per worker), and
-  instances are released between passes by resource (`incgraph.run.resources`).
+  Each processor is constructed at most once per pass (per worker), and an
+  instance that holds something (``setup``, ``release`` or a ``resource``) is
+  released after its pass unless the next pass shares its resource
+  (`incgraph.run.resources`).
 * ``depth_first``: each chunk of items through all nodes, then the next chunk
   (``chunk_size=1`` is strictly one item at a time). Every instance stays alive.
 
