@@ -11,8 +11,6 @@ entry point goes through the one engine loop in `incgraph.run.engine`.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ from incgraph.core.graph import Graph, Node, new_run_epoch
 from incgraph.core.plan import Plan, plan
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.engine import RunReport, execute
+from incgraph.run.persisting import write_record
 from incgraph.store import Store, memory_store, open_store
 
 if TYPE_CHECKING:
@@ -399,51 +398,41 @@ class ProcessGraph(Graph):
     def persist(self, path: str | os.PathLike[str]) -> None:
         """Keep a human-readable JSON record of node states at ``path``, updated after each run.
 
-        The record holds, per node visited: name, cache key, data version, status,
-        timing, and the output when it is JSON-representable. Parent folders are
-        created. The cached values themselves live in the graph's store, so calling
-        ``persist`` is optional everywhere.
+        The record holds, per node visited: name, status, cache key, data version,
+        compute time, and the output when it is JSON-representable (small stored
+        results are loaded for it). Parent folders are created. The file is written
+        only when what it records changes, so a cached rerun leaves it untouched.
+        The cached values themselves live in the graph's store, so calling
+        ``persist`` is optional everywhere, including in a batch's ``prep_fn``
+        (each item then gets its own file; see `incgraph.run.persisting`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where the JSON record is kept.
+
+        Examples
+        --------
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> from incgraph import ProcessGraph, Processor
+        >>> class SumInt(Processor):
+        ...     def process(self, a: int, b: int) -> int:
+        ...         return a + b
+        >>> graph = ProcessGraph(store=":memory:")
+        >>> node1 = graph.add_node(1, SumInt, {"a": 1, "b": 200})
+        >>> path = Path(tempfile.mkdtemp()) / "state" / "graph.json"
+        >>> graph.persist(path)
+        >>> graph.run_upto(node1)
+        201
+        >>> entry = json.loads(path.read_text())["nodes"]["1"]
+        >>> entry["name"], entry["status"], entry["output"]
+        ('SumInt', 'computed', 201)
         """
         self._persist_path = Path(path)
         if self.last_run.statuses:
             self._write_persist(self.last_run)
 
     def _write_persist(self, report: RunReport) -> None:
-        path = self._persist_path
-        assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            existing = json.loads(path.read_text())
-            nodes = existing.get("nodes", {}) if isinstance(existing, dict) else {}
-        except (OSError, ValueError):
-            nodes = {}
-        for node, st in report.statuses.items():
-            entry: dict[str, Any] = {
-                "name": node.name(),
-                "status": st.status,
-                "cache_key": st.key,
-                "data_version": st.data_version,
-                "duration_s": round(st.duration, 6),
-            }
-            if node in report.values:
-                entry["output"] = _jsonable(report.values[node])
-            elif node.is_constant:
-                entry["output"] = _jsonable(node.value)
-            nodes[str(node.id)] = entry
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"graph": self.name, "nodes": nodes}, indent=2, default=str))
-        os.replace(tmp, path)
-
-
-_NOT_JSON = "<not JSON-representable>"
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` if it round-trips through JSON (finite floats), else a placeholder."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return _NOT_JSON
-    if len(text) > 100_000:
-        return "<too large to record>"
-    return value if not (isinstance(value, float) and math.isnan(value)) else _NOT_JSON
+        assert self._persist_path is not None
+        write_record(self._persist_path, self.name, report, self.store)

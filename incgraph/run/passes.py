@@ -738,20 +738,12 @@ class BatchRun:
                 continue
             if all(col is not None and col[local] is not None for col in columns):
                 self.stats.completed.append(table.start + local)
-        for local, entry in table.persist.items():
-            self.write_persist(table, local, entry)
+        for entry in table.persist.values():
+            self.write_persist(entry)
 
-    def write_persist(self, table: _Table, local: int, entry: _Persist) -> None:
-        values = dict(entry.values)
-        for target in self.targets:
-            col = table.dvs.get(target)
-            dv = col[local] if col is not None else None
-            if target not in values and dv is not None:
-                try:
-                    values[target] = self.store.load(dv)
-                except Exception:  # the record says it is unreadable; the index row is gone
-                    continue
-        self.graph.last_run = RunReport(statuses=entry.statuses, values=values)
+    def write_persist(self, entry: _Persist) -> None:
+        """Write an item's JSON record (`incgraph.run.persisting`: only if it changed)."""
+        self.graph.last_run = RunReport(statuses=entry.statuses, values=entry.values)
         self.graph.persist(entry.path)
         self.graph.last_run = RunReport()
 

@@ -242,9 +242,11 @@ def test_persist_in_prep_fn_writes_each_items_states(tmp_path: Path) -> None:
         "computed",
         "skipped",
     ]
-    g.process_batch(["ab"], [n["join"]], prep)  # a cached rerun still records the output
+    (tmp_path / "out" / "item0.json").unlink()
+    g.process_batch(["ab"], [n["join"]], prep)  # a cached rerun still records every output
     first = json.loads((tmp_path / "out" / "item0.json").read_text())["nodes"]
-    assert first["4"]["status"] == "hit" and first["4"]["output"] == "AB:4"
+    assert [first[k]["status"] for k in "1234"] == ["hit"] * 4
+    assert [first[k]["output"] for k in "01234"] == ["ab", 2, 4, "AB", "AB:4"]
 
 
 def test_stats_report_per_node_counts_and_a_readable_summary() -> None:
