@@ -8,7 +8,7 @@ One ``argparse`` parser with a subcommand per task; every subcommand takes
 scripts instead of a table). The commands live by concern:
 `incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
 ``stats``), `incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
-``pin``, ``unpin``), `incgraph.cli.controlling` (``invalidate``,
+``pin``, ``unpin``, ``migrate``), `incgraph.cli.controlling` (``invalidate``,
 ``accept``), `incgraph.cli.explaining` (``explain``) and
 `incgraph.cli.rendering` (``render``).
 
@@ -49,10 +49,16 @@ def _common() -> argparse.ArgumentParser:
         "--store",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="store folder (default: $INCGRAPH_STORE or ./.incgraph)",
+        help="store folder or postgresql:// URL (default: $INCGRAPH_STORE or ./.incgraph)",
     )
     parent.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    parent.add_argument(
+        "--blobs",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="with --store postgresql://...: the folder holding the results' bytes",
     )
     return parent
 
@@ -70,13 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         metavar="PATH",
         default=None,
-        help="store folder (default: $INCGRAPH_STORE or ./.incgraph); also after the command",
+        help="store folder or postgresql:// URL (default: $INCGRAPH_STORE or ./.incgraph); "
+        "also after the command",
     )
     parser.add_argument(
         "--json",
         action="store_true",
         default=False,
         help="print JSON for scripts; also after the command",
+    )
+    parser.add_argument(
+        "--blobs",
+        metavar="PATH",
+        default=None,
+        help="with --store postgresql://...: the folder holding the results' bytes",
     )
     parser.add_argument("--version", action="version", version=f"incgraph {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from incgraph.store import Store, default_location, open_store
+from incgraph.store.postgres_database import is_postgres_url
 from incgraph.store.store import INDEX_FILE, folder_is_writable, why_no_store
 
 __all__ = ["Context", "UsageError"]
@@ -57,6 +58,8 @@ class Context:
     @property
     def store(self) -> Store:
         """The store, opened on first use; a usage error if there is none."""
+        if self._store is None and is_postgres_url(getattr(self.args, "store", None)):
+            self._store = self._open_postgres(self.args.store)
         if self._store is None:
             folder = self.location
             if not (folder / INDEX_FILE).is_file():
@@ -73,6 +76,16 @@ class Context:
                 )
             self._store = open_store(folder, read_only=read_only)
         return self._store
+
+    def _open_postgres(self, url: str) -> Store:
+        """The PostgreSQL store at ``url`` with its blobs in ``--blobs`` (never created here)."""
+        blobs = getattr(self.args, "blobs", None)
+        if not blobs:
+            raise UsageError(
+                "a PostgreSQL store needs --blobs PATH too: the folder holding its results' bytes"
+            )
+        read_only = not getattr(self.args, "writes", False)
+        return open_store(url, blobs=blobs, read_only=read_only)
 
     def print(self, text: str = "") -> None:
         """Write a line to standard output."""

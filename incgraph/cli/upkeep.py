@@ -19,6 +19,7 @@ from incgraph.cli.context import Context, UsageError
 from incgraph.cli.tables import duration, parse_size, size, table
 from incgraph.errors import ReadOnlyStoreError
 from incgraph.store.garbage import GRACE_SECONDS, GcReport
+from incgraph.store.postgres_database import is_postgres_url, migrate_postgres, safe_url
 from incgraph.store.verification import VerifyReport
 
 __all__ = ["register"]
@@ -62,6 +63,12 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
     unpin = commands.add_parser("unpin", parents=[parent], help="let gc drop results again")
     unpin.add_argument("keys", nargs="+", metavar="KEY")
     unpin.set_defaults(run=cmd_unpin, writes=True)
+
+    migrate = commands.add_parser(
+        "migrate", parents=[parent], help="create or upgrade a PostgreSQL store's tables"
+    )
+    migrate.add_argument("url", metavar="URL", help="postgresql://user@host:port/dbname")
+    migrate.set_defaults(run=cmd_migrate, writes=True)
 
 
 # -- gc ---------------------------------------------------------------------------------------
@@ -265,4 +272,27 @@ def cmd_unpin(ctx: Context) -> int:
     else:
         for key in done:
             ctx.print(f"unpinned {key}")
+    return 0
+
+
+# -- migrate ----------------------------------------------------------------------------------
+
+
+def cmd_migrate(ctx: Context) -> int:
+    """Create incgraph's tables in a PostgreSQL database, or bring them to this version."""
+    url = ctx.args.url
+    if not is_postgres_url(url):
+        raise UsageError(
+            f"{url!r} is not a PostgreSQL URL; give one like postgresql://user@host:5432/dbname "
+            "(a folder store is created and upgraded by opening it)"
+        )
+    before, after = migrate_postgres(url)
+    if ctx.as_json:
+        ctx.emit_json({"url": safe_url(url), "before": before, "after": after})
+    elif before == after:
+        ctx.print(f"{safe_url(url)} is at schema version {after}: nothing to do")
+    elif before == 0:
+        ctx.print(f"created an incgraph store (schema version {after}) in {safe_url(url)}")
+    else:
+        ctx.print(f"migrated {safe_url(url)} from schema version {before} to {after}")
     return 0

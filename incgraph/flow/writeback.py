@@ -117,9 +117,11 @@ class WriteBackStore(Store):
             inner.blobs,
             path=inner.path,
             read_only=inner.read_only,
+            ledger=inner.ledger,
             packages=inner.packages,
             max_bytes=inner.max_bytes,
         )
+        self.location = inner.location
         self.inner = inner
         self._lock = threading.Lock()
         self._blobs: dict[str, Captured] = {}

@@ -586,7 +586,7 @@ class _Run:
             if in_flight:
                 done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
             else:
-                time.sleep(self.poll_delay)
+                self.session.lessee.ledger.wait_for_news(self.poll_delay)  # or sleeps
                 done = set()
             if self.watched and error is None:
                 for settled in self.poll_watched(in_flight):

@@ -13,7 +13,10 @@ with respect to the results:
 * ``theirs``: another claimant holds a live lease: wait
   (`Lessee.wait`, or `Lessee.poll` from a loop that has other
   work), which polls the index with backoff until the result appears (a hit)
-  or the lease is gone or expired (then we claim it and compute).
+  or the lease is gone or expired (then we claim it and compute). A ledger
+  that hears news (PostgreSQL's LISTEN/NOTIFY of a save or a release
+  elsewhere) wakes the waiter at once instead, which then looks for leases
+  that lapsed silently only every `LAPSED_POLL_SECONDS`.
 
 A lease expires ``ttl`` seconds (`LEASE_SECONDS`) after it was taken or
 last renewed. While a claimant holds leases, one heartbeat thread per process
@@ -71,6 +74,9 @@ LEASE_SECONDS = 30.0
 
 LINGER_SECONDS = 60.0
 """How long the idle heartbeat thread waits for the next claimant before it exits."""
+
+LAPSED_POLL_SECONDS = 1.0
+"""How often a waiter that is told of news (PostgreSQL) still looks for lapsed leases."""
 
 _FIRST_POLL = 0.002
 _MAX_POLL = 0.1
@@ -214,8 +220,12 @@ class Lessee:
             pending = step.theirs
             if not pending or (deadline is not None and time.monotonic() >= deadline):
                 break
-            time.sleep(delay)
-            delay = min(delay * 1.5, _MAX_POLL)
+            if deadline is not None:
+                delay = min(delay, max(deadline - time.monotonic(), 0.0))
+            if self.ledger.wait_for_news(delay):
+                delay = _FIRST_POLL
+            else:
+                delay = min(delay * 1.5, LAPSED_POLL_SECONDS if self.ledger.notifies else _MAX_POLL)
         total.theirs = pending
         return total
 

@@ -122,6 +122,17 @@ class Ledger(Protocol):
         """Delete leases that expired before ``now``; return how many."""
         ...
 
+    notifies: bool
+    """Whether `wait_for_news` wakes when news arrives (else it just sleeps: waiters poll)."""
+
+    def wait_for_news(self, timeout: float) -> bool:
+        """Block until a result may have been saved or a lease released, or ``timeout`` passed.
+
+        Returns whether news arrived. A ledger that cannot hear news sleeps for
+        ``timeout`` and returns False; its waiters poll.
+        """
+        ...
+
     # -- the rest ----------------------------------------------------------------------------
 
     def clear(self) -> None:

@@ -449,6 +449,14 @@ class MemoryLedger:
                 del self._leases[key]
         return len(stale)
 
+    notifies = False
+    """Waiters poll: `wait_for_news` only sleeps."""
+
+    def wait_for_news(self, timeout: float) -> bool:
+        """Sleep ``timeout`` seconds (nothing here tells of news); return False."""
+        time.sleep(timeout)
+        return False
+
     # -- the rest ----------------------------------------------------------------------------
 
     def clear(self) -> None:

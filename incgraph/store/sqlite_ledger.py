@@ -22,6 +22,7 @@ a result or take the lease in between.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -271,6 +272,14 @@ class SqliteLedger:
         """Delete leases that expired before ``now``; return how many."""
         sql = "DELETE FROM leases WHERE expires < ?"
         return int(self.file.write(lambda conn: conn.execute(sql, (now,)).rowcount))
+
+    notifies = False
+    """Waiters poll: `wait_for_news` only sleeps."""
+
+    def wait_for_news(self, timeout: float) -> bool:
+        """Sleep ``timeout`` seconds (nothing here tells of news); return False."""
+        time.sleep(timeout)
+        return False
 
     # -- the rest ----------------------------------------------------------------------------
 

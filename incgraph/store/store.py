@@ -90,6 +90,8 @@ from incgraph.store.leases import LEASE_SECONDS, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.names import is_real_folder
+from incgraph.store.postgres_database import is_postgres_url, safe_url, split_blobs
+from incgraph.store.postgres_ledger import open_postgres
 from incgraph.store.protocols import BlobStore, Index, Record, with_size
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
 from incgraph.store.session import StoreSession
@@ -201,6 +203,9 @@ class Store:
         self.ledger = ledger
         self.lease_seconds = lease_seconds
         self.packages = _declared_packages(packages)
+        self.location: str | None = None if self.path is None else str(self.path)
+        """What `open_store` reopens this store from (in another process): its folder, or
+        its PostgreSQL URL with ``blobs=``; None for a store in memory."""
 
     def __repr__(self) -> str:
         where = "in memory" if self.path is None else str(self.path)
@@ -718,14 +723,19 @@ def open_store(
     lease_seconds: float = LEASE_SECONDS,
     packages: Iterable[str] = (),
     max_bytes: int | None = None,
+    blobs: str | os.PathLike[str] | None = None,
+    create: bool = False,
 ) -> Store:
-    """Open (creating if needed) the on-disk store in a folder.
+    """Open (creating if needed) the on-disk store in a folder, or a team's store.
 
     Parameters
     ----------
     location : str, os.PathLike, Store or None
         The store folder; None means `default_location`. A `Store`
-        is returned as is.
+        is returned as is. A ``postgresql://user@host:port/dbname`` URL opens
+        a store whose index, run log, pins and leases live in that PostgreSQL
+        database, shared by every machine that opens it (docs/team.md);
+        ``blobs`` then says where the results' bytes go.
     read_only : bool
         Open without write access; saving raises
         `ReadOnlyStoreError`. The store must exist.
@@ -748,6 +758,14 @@ def open_store(
         A byte budget enforced after every run that writes results, least
         recently used first (`incgraph.store.budget`). Default:
         ``$INCGRAPH_MAX_BYTES`` if set, else no budget.
+    blobs : str or os.PathLike, optional
+        With a PostgreSQL ``location``: the folder holding the results' bytes
+        (a folder every machine sharing the store reaches, such as a network
+        disk). Required with a URL, ignored otherwise.
+    create : bool
+        With a PostgreSQL ``location``: create incgraph's tables if the database
+        has none (the same as ``incgraph migrate URL``). A folder store is
+        always created when missing.
 
     Raises
     ------
@@ -769,6 +787,19 @@ def open_store(
         return location
     if max_bytes is None:
         max_bytes = max_bytes_from_env()  # a bad value fails before anything is created
+    if is_postgres_url(location):
+        assert isinstance(location, str)  # is_postgres_url says so
+        return _open_postgres_store(
+            location,
+            blobs,
+            read_only=read_only,
+            create=create,
+            durable=durable,
+            hmac_key=hmac_key,
+            lease_seconds=lease_seconds,
+            packages=packages,
+            max_bytes=max_bytes,
+        )
     folder = default_location() if location is None else Path(location).expanduser().absolute()
     index_path = folder / INDEX_FILE
     if read_only:
@@ -798,10 +829,10 @@ def open_store(
         _drop_dead_leases(ledger, time.time())
     index = SqliteIndex(sqlite_file)
     signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
-    blobs = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable, signer=signer)
+    blob_store = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable, signer=signer)
     return Store(
         index,
-        blobs,
+        blob_store,
         path=folder,
         read_only=read_only,
         ledger=ledger,
@@ -809,6 +840,77 @@ def open_store(
         packages=packages,
         max_bytes=max_bytes,
     )
+
+
+def _open_postgres_store(
+    location: str,
+    blobs: str | os.PathLike[str] | None,
+    *,
+    read_only: bool,
+    create: bool,
+    durable: bool,
+    hmac_key: bytes | str | None,
+    lease_seconds: float,
+    packages: Iterable[str],
+    max_bytes: int | None,
+) -> Store:
+    """`open_store` of a PostgreSQL URL: index and ledger there, blobs in a folder store."""
+    url, folder = _blobs_of(location, blobs)
+    blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key)
+    index, ledger = open_postgres(url, read_only=read_only, create=create)
+    if not read_only:
+        _drop_dead_leases(ledger, time.time())
+    store = Store(
+        index,
+        blob_store.blobs,
+        path=blob_store.path,
+        ledger=ledger,
+        read_only=read_only,
+        lease_seconds=lease_seconds,
+        packages=packages,
+        max_bytes=max_bytes,
+    )
+    store.location = _with_blobs(url, blob_store.path)
+    return store
+
+
+def _blobs_of(
+    location: str, blobs: str | os.PathLike[str] | None
+) -> tuple[str, str | os.PathLike[str] | None]:
+    """The URL without its ``blobs=`` parameter, and the blob folder (argument or parameter)."""
+    url, in_url = split_blobs(location)
+    if in_url is not None and blobs is not None and Path(in_url) != Path(blobs):
+        raise ConfigurationError(
+            f"open_store({safe_url(url)!r}): the URL says blobs={in_url} and the blobs "
+            f"argument says {blobs}; give the blob folder once"
+        )
+    return url, blobs if blobs is not None else in_url
+
+
+def _with_blobs(url: str, folder: Path | None) -> str:
+    """``url`` with ``blobs=folder`` added: the one string that reopens the store."""
+    from urllib.parse import quote
+
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}blobs={quote(str(folder))}"
+
+
+def _postgres_blobs(
+    url: str,
+    blobs: str | os.PathLike[str] | None,
+    read_only: bool,
+    durable: bool,
+    hmac_key: bytes | str | None,
+) -> Store:
+    """The folder store whose blob store keeps the results of the PostgreSQL store ``url``."""
+    if blobs is None:
+        raise ConfigurationError(
+            f"open_store({safe_url(url)!r}) needs to know where the results' bytes go: a "
+            "folder every machine sharing the store can reach (e.g. a network disk), as "
+            "open_store(url, blobs='/shared/incgraph-blobs') or in the URL, "
+            "postgresql://...?blobs=/shared/incgraph-blobs"
+        )
+    return open_store(blobs, read_only=read_only, durable=durable, hmac_key=hmac_key)
 
 
 def _unwritable_folder_error(folder: Path) -> ReadOnlyStoreError:

@@ -1,0 +1,275 @@
+"""The PostgreSQL index: cache key -> `Record`, shared by every machine of a team.
+
+Design note
+-----------
+The same ``results`` and ``refs`` tables as the SQLite index
+(`incgraph.store.sqlite_index`), the same rows (`record_row` builds
+both), so the same keys give the same hits whichever index holds them.
+
+A round trip to a server costs far more than an SQLite call, so everything
+that can be asked in bulk is one statement per chunk of `PG_CHUNK` keys:
+look-ups pass the keys as one array (``key = ANY(%s)``), saves pass each
+column as one array and insert them with ``unnest`` (one statement for
+thousands of rows), deletes likewise. A cached rerun of a large graph then
+costs a few round trips, not one per node. The single-key look-up
+(`PostgresIndex.data_version_of`) is one prepared primary-key query.
+
+``seq`` (a sequence) orders rows by insertion: it breaks ties of ``created``
+and is renewed when a row is replaced, as SQLite's ``INSERT OR REPLACE`` gives
+a replaced row a new ``rowid``. Every transaction that saves rows also sends
+``NOTIFY incgraph_news`` (delivered at commit), which wakes claimants waiting
+for those keys on other machines (`incgraph.store.postgres_ledger`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from incgraph.sentinels import MISSING, Missing
+from incgraph.store.postgres_database import NEWS_CHANNEL, PostgresDatabase
+from incgraph.store.protocols import Record
+from incgraph.store.sqlite_index import record_row
+
+__all__ = ["PG_CHUNK", "PostgresIndex"]
+
+PG_CHUNK = 10_000
+"""Keys or rows per statement of a bulk look-up, save or delete."""
+
+_FIELDS = (
+    "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
+)
+_COLUMNS = f"key, {_FIELDS}"
+_GET = f"SELECT {_FIELDS} FROM results WHERE key = %s"
+_GET_VERSION = "SELECT data_version FROM results WHERE key = %s"
+_TYPES = ("text", "text", "text", "text", "text", "text", "text", "float8", "float8", "int8")
+_UPSERT = (
+    f"INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{kind}[]" for kind in _TYPES)
+    + ") ON CONFLICT (key) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _FIELDS.split(", "))
+    + ", seq = excluded.seq"
+)
+_NOTIFY = f"NOTIFY {NEWS_CHANNEL}"
+_loads = json.loads
+
+
+def _record(key: str, row: Sequence[Any]) -> Record:
+    """A Record from ``key`` and a row in `_FIELDS` order."""
+    return Record(key, row[0], row[1], row[2], row[3], row[4], _loads(row[5]), *row[6:9])
+
+
+def _chunks(items: Iterable[Any], size: int = PG_CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows -> one list per column (what ``unnest`` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+class PostgresIndex:
+    """An `Index` in the ``results`` table of a PostgreSQL database.
+
+    Parameters
+    ----------
+    database : PostgresDatabase
+        The store's database (shared with its `PostgresLedger`).
+
+    Examples
+    --------
+    Made by `open_store` for a ``postgresql://`` URL::
+
+        store = open_store("postgresql://me@db.example.org/cache", blobs="/shared/blobs")
+        store.index  # PostgresIndex('postgresql://me@db.example.org/cache')
+    """
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+
+    def __repr__(self) -> str:
+        return f"PostgresIndex({self.database.url!r})"
+
+    # -- look-ups -------------------------------------------------------------------------
+
+    def get(self, key: str) -> Record | Missing:
+        """The record stored under ``key``, or ``MISSING`` (one primary-key query)."""
+        row = self.database.read_one(_GET, (key,))
+        return MISSING if row is None else _record(key, row)
+
+    def data_version_of(self, key: str) -> str | Missing:
+        """Just the data version under ``key``: the single cache-hit query."""
+        row = self.database.read_one(_GET_VERSION, (key,))
+        return MISSING if row is None else str(row[0])
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """The records found for ``keys``; one query per `PG_CHUNK` keys."""
+        found: dict[str, Record] = {}
+        sql = f"SELECT {_COLUMNS} FROM results WHERE key = ANY(%s)"
+        for chunk in _chunks(dict.fromkeys(keys)):
+            for row in self.database.read(sql, (chunk,)):
+                found[row[0]] = _record(row[0], row[1:])
+        return found
+
+    def data_versions_of(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> data version of the stored ``keys``; one query per `PG_CHUNK` keys."""
+        found: dict[str, str] = {}
+        sql = "SELECT key, data_version FROM results WHERE key = ANY(%s)"
+        for chunk in _chunks(dict.fromkeys(keys)):
+            found.update(self.database.read(sql, (chunk,)))
+        return found
+
+    def keys_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Up to ``limit`` stored keys that start with ``prefix``, in key order."""
+        sql = 'SELECT key FROM results WHERE left(key, %s) = %s ORDER BY key COLLATE "C" LIMIT %s'
+        return [key for (key,) in self.database.read(sql, (len(prefix), prefix, limit))]
+
+    def latest_for_node(self, node: str) -> Record | Missing:
+        """The most recently created record of ``node`` (the later insert wins a tie)."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM results WHERE node = %s "
+            "ORDER BY created DESC, seq DESC LIMIT 1"
+        )
+        row = self.database.read_one(sql, (node,))
+        return MISSING if row is None else _record(row[0], row[1:])
+
+    def latest_versions(self, nodes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Node label -> (key, data version) of its latest record, in bulk."""
+        return {node: (key, dv) for node, (key, dv, _) in self.latest_entries(nodes).items()}
+
+    def latest_entries(self, nodes: Iterable[str]) -> dict[str, tuple[str, str, float]]:
+        """Node label -> (key, data version, duration) of its latest record, in bulk."""
+        sql = (
+            "SELECT DISTINCT ON (node) node, key, data_version, duration FROM results "
+            "WHERE node = ANY(%s) ORDER BY node, created DESC, seq DESC"
+        )
+        found: dict[str, tuple[str, str, float]] = {}
+        for chunk in _chunks(dict.fromkeys(nodes)):
+            for node, key, dv, took in self.database.read(sql, (chunk,)):
+                found[node] = (key, dv, took)
+        return found
+
+    def records(self) -> Iterator[Record]:
+        """Every record in creation order (ties in insertion order)."""
+        sql = f"SELECT {_COLUMNS} FROM results ORDER BY created, seq"
+        for row in self.database.read(sql):
+            yield _record(row[0], row[1:])
+
+    def keys_for_data_version(self, data_version: str) -> list[str]:
+        """The keys whose result is ``data_version``."""
+        sql = "SELECT key FROM results WHERE data_version = %s ORDER BY seq"
+        return [key for (key,) in self.database.read(sql, (data_version,))]
+
+    def raw_rows(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """(seq, row) of every row as stored, unchecked: what ``verify`` inspects."""
+        for row in self.database.read(f"SELECT seq, {_COLUMNS} FROM results ORDER BY seq"):
+            yield row[0], tuple(row[1:])
+
+    def __len__(self) -> int:
+        return int(self.database.read_one("SELECT count(*) FROM results")[0])
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def put(self, record: Record) -> None:
+        """Insert or replace the record under ``record.key``."""
+        self.put_many([record])
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        """Insert or replace many records: one statement per `PG_CHUNK`, then one NOTIFY."""
+        rows = [record_row(record) for record in records]
+        if not rows:
+            return
+
+        def write(conn: Any) -> None:
+            for chunk in _chunks(rows):
+                conn.execute(_UPSERT, _columns(chunk))
+            conn.execute(_NOTIFY)
+
+        self.database.write(write)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the records under ``keys``; absent keys are ignored."""
+        self._delete_where("key = ANY(%s)", list(dict.fromkeys(keys)))
+
+    def delete_raw(self, refs: Iterable[int]) -> None:
+        """Delete rows by the ``seq`` values `raw_rows` gave."""
+        self._delete_where("seq = ANY(%s)", list(refs))
+
+    def _delete_where(self, condition: str, values: list[Any]) -> None:
+        if not values:
+            return
+
+        def write(conn: Any) -> None:
+            for chunk in _chunks(values):
+                conn.execute(f"DELETE FROM results WHERE {condition}", (chunk,))
+
+        self.database.write(write)
+
+    def delete_unchanged(self, records: Iterable[Record]) -> None:
+        """Remove these records, each only if its row is still the one read (same ``created``)."""
+        pairs = [(rec.key, rec.created) for rec in records]
+        if not pairs:
+            return
+        sql = (
+            "DELETE FROM results AS r USING unnest(%s::text[], %s::float8[]) AS d(key, created) "
+            "WHERE r.key = d.key AND r.created = d.created"
+        )
+
+        def write(conn: Any) -> None:
+            for chunk in _chunks(pairs):
+                conn.execute(sql, _columns(chunk))
+
+        self.database.write(write)
+
+    # -- references -----------------------------------------------------------------------
+
+    def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (result data version, referenced blob) pairs."""
+        rows = list(dict.fromkeys(pairs))
+        if not rows:
+            return
+        sql = (
+            "INSERT INTO refs (data_version, ref) SELECT * FROM unnest(%s::text[], %s::text[]) "
+            "ON CONFLICT DO NOTHING"
+        )
+
+        def write(conn: Any) -> None:
+            for chunk in _chunks(rows):
+                conn.execute(sql, _columns(chunk))
+
+        self.database.write(write)
+
+    def refs(self) -> dict[str, set[str]]:
+        """Result data version -> the blobs it references."""
+        found: dict[str, set[str]] = {}
+        for dv, ref in self.database.read("SELECT data_version, ref FROM refs"):
+            found.setdefault(dv, set()).add(ref)
+        return found
+
+    def referencing(self, ref: str) -> list[str]:
+        """The keys of the results that reference the blob ``ref``."""
+        sql = (
+            "SELECT key FROM results WHERE data_version IN "
+            "(SELECT data_version FROM refs WHERE ref = %s) ORDER BY seq"
+        )
+        return [key for (key,) in self.database.read(sql, (ref,))]
+
+    def drop_unused_refs(self) -> None:
+        """Forget the references of data versions no result has any more."""
+        sql = (
+            "DELETE FROM refs WHERE NOT EXISTS "
+            "(SELECT 1 FROM results WHERE results.data_version = refs.data_version)"
+        )
+        self.database.write(lambda conn: conn.execute(sql))
+
+    def close(self) -> None:
+        """Close this process's connections; using the index again reopens one."""
+        self.database.close()
