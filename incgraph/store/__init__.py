@@ -1,7 +1,8 @@
 """Persistence: a metadata index (cache key -> record) beside a blob store (data version -> value).
 
 The engine talks to a `Store` only. `open_store` opens the on-disk
-store (an SQLite index plus blob files in one folder);
+store (an SQLite index plus blob files in one folder) or, given a
+``postgresql://`` URL, a store a team shares (index and ledger in PostgreSQL);
 `memory_store` makes an in-memory one with the same semantics. Beside the
 index and the blobs, a *ledger* holds the run log, pins and leases; on top of
 them sit garbage collection (`Store.gc`), verification
@@ -17,6 +18,8 @@ from incgraph.store.leases import LEASE_SECONDS, Claims, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.lineage import LineageNode, lineage
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
+from incgraph.store.postgres_index import PostgresIndex
+from incgraph.store.postgres_ledger import PostgresLedger
 from incgraph.store.protocols import BlobEntry, BlobStore, Index, Record
 from incgraph.store.runlog import RunInfo, RunLog
 from incgraph.store.session import StoreSession
@@ -55,6 +58,8 @@ __all__ = [
     "MemoryBlobStore",
     "MemoryIndex",
     "MemoryLedger",
+    "PostgresIndex",
+    "PostgresLedger",
     "Record",
     "RunInfo",
     "RunLog",

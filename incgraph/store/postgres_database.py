@@ -223,9 +223,10 @@ class PostgresDatabase:
             return self._open()
 
     def _open(self) -> Any:
-        options = "-c default_transaction_read_only=on" if self.read_only else None
         try:
-            conn = self.psycopg.connect(self.url, autocommit=True, options=options)
+            conn = self.psycopg.connect(self.url, autocommit=True)
+            if self.read_only:  # not options=: that would replace the URL's own options
+                conn.execute("SET default_transaction_read_only = on")
         except self.psycopg.Error as exc:
             raise self.error(exc, "connect to") from exc
         self.clock_offset = self._measure_offset(conn)

@@ -170,6 +170,10 @@ def _recheck(store: Store, key: str) -> None:
 # -- the racer ----------------------------------------------------------------------------------
 
 
+STEP_SECONDS = "INCGRAPH_TEST_STEP_SECONDS"
+"""Environment variable: how long Step.process takes (default 0.01; not part of any key)."""
+
+
 class Step(Processor):
     """A race-graph node: notes the call in the log, works a little, combines its inputs."""
 
@@ -182,7 +186,8 @@ class Step(Processor):
             os.write(fd, f"{os.getpid()} {threading.get_ident()} {self.name}\n".encode())
         finally:
             os.close(fd)
-        time.sleep(0.01)  # the work: widens the window in which others could compute it too
+        # the work: widens the window in which others could compute it too
+        time.sleep(float(os.environ.get(STEP_SECONDS, "0.01")))
         return (a * 31 + b) % 1_000_003
 
 
