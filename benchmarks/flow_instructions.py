@@ -37,9 +37,8 @@ import shutil, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import bench_flow
-from incgraph.flow import writeback
-from incgraph.run import engine
-writeback.MAX_DELAY = engine.PROMPT_WRITE_SECONDS = float("inf")
+from incgraph.store import writer
+writer.MAX_DELAY = writer.PROMPT_SECONDS = float("inf")
 folder = Path(tempfile.mkdtemp())
 bench_flow.run_flow(folder / "warm", 10)
 bench_flow.run_flow(folder / "store", int(sys.argv[1]))

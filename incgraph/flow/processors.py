@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from incgraph import hashing
 from incgraph.core.processor import Processor
@@ -37,6 +37,11 @@ from incgraph.errors import FlowError
 from incgraph.flow.artifacts import ArtifactWriter, Join, Manifest, Task, inline_manifest
 from incgraph.flow.definition import LayerPlan
 from incgraph.flow.layer import FlowParams, Layer, bind_view, run_layer
+from incgraph.sentinels import MISSING
+
+if TYPE_CHECKING:
+    from incgraph.store import Store
+    from incgraph.store.session import StoreSession
 
 __all__ = [
     "PARAMS_INPUT",
@@ -59,23 +64,32 @@ class FlowContext:
     ----------
     params : mapping
         The keyword arguments of ``flow(**params)``.
-    store : Store-like
-        Has ``load(data_version)`` and ``put_blob(data_version, value)``.
+    store : Store
+        The flow's store.
     keyed : frozenset of str, optional
         The parameters in the cache key of the layers given this context
         (their values, or their absence); ``None`` (default): all of them.
+    session : StoreSession, optional
+        The flow run's session: artifacts are queued in its writer, and reads
+        of artifacts just set are served from it. Without one (a layer run in
+        another process) artifacts are written to the store at once.
     """
 
-    __slots__ = ("keyed", "params", "store")
+    __slots__ = ("keyed", "params", "session", "store")
     # read-only (params cannot change); a copy would reopen the store instead of the run's
     _incgraph_share_as_is = True
 
     def __init__(
-        self, params: Mapping[str, Any], store: Any, keyed: frozenset[str] | None = None
+        self,
+        params: Mapping[str, Any],
+        store: Store,
+        keyed: frozenset[str] | None = None,
+        session: StoreSession | None = None,
     ) -> None:
         self.params = FlowParams(params)
         self.store = store
         self.keyed = keyed
+        self.session = session
 
     def __incgraph_hash__(self) -> object:
         if self.keyed is None:
@@ -93,14 +107,17 @@ class FlowContext:
         return (_reopened_context, (dict(self.params), str(path), self.keyed))
 
     def load(self, data_version: str) -> Any:
-        """Load a blob (an artifact or a shard element)."""
+        """Load a blob (an artifact or a shard element), from the run's writer if it has it."""
+        if self.session is not None:
+            value = self.session.writer.load(data_version)
+            if value is not MISSING:
+                return value
         return self.store.load(data_version)
 
     def put(self, data_version: str, value: Any) -> None:
-        """Store an artifact blob."""
-        put_blob = getattr(self.store, "put_blob", None)
-        if put_blob is not None:
-            put_blob(data_version, value)
+        """Store an artifact blob (queued in the run's writer, written before its layer's row)."""
+        if self.session is not None:
+            self.session.writer.put_blob(data_version, value)
         else:
             self.store.blobs.put(data_version, value)
 

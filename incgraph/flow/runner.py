@@ -32,9 +32,14 @@ under the memo key (same blob, one more index row, labelled
 of one lookup; any change to code, params or any element misses the memo
 and the tasks are compiled as nodes, each a hit or not on its own key.
 
-Writes go through a `WriteBackStore`,
-flushed after every wave, also when a task failed: tasks that succeeded are
-committed and are hits on the rerun.
+One run, one session. A flow run opens one store session (one row in the
+store's run log, also for an in-memory store) and makes it current
+(`incgraph.store.StoreSession.as_current`): each wave's engine run is a part
+of it, so every wave's results, the artifacts the layers set and the memo
+rows go through the session's one writer (`incgraph.store.writer`). Each
+wave ends with a commit, also when a task failed: tasks that succeeded are
+committed and are hits on the rerun. A layer reading an artifact its upstream
+layer set a moment ago gets it from the writer's recent bytes.
 """
 
 from __future__ import annotations
@@ -43,13 +48,12 @@ import gc
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from incgraph import hashing
 from incgraph.core.graph import Node
-from incgraph.errors import StoreError
 from incgraph.executors.base import Executor
 from incgraph.flow.definition import LayerPlan, Plan
 from incgraph.flow.grid import Grid, expand, without
@@ -63,16 +67,14 @@ from incgraph.flow.processors import (
     layer_processor,
 )
 from incgraph.flow.reads import layer_reads
-from incgraph.flow.writeback import WriteBackStore
 from incgraph.graph import ProcessGraph
 from incgraph.hashing._packages import with_packages
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
-from incgraph.store.budget import enforce_budget
 from incgraph.store.garbage import GcReport
 from incgraph.store.invalidation import FOREACH_MEMO
 from incgraph.store.protocols import Record
-from incgraph.store.runlog import RunLog
+from incgraph.store.session import StoreSession
 
 __all__ = ["FlowRun", "LayerResult"]
 
@@ -123,8 +125,8 @@ class FlowRun:
     ) -> None:
         self.flow = flow
         self.plan = plan
-        self.buffer = WriteBackStore(store)
-        self.graph = ProcessGraph(store=self.buffer, executor=executor, name=flow)
+        self.store = store
+        self.graph = ProcessGraph(store=store, executor=executor, name=flow)
         self.params = params
         self._params_nodes: dict[frozenset[str] | None, Node] = {}
         self.classes: dict[str, type[Layer]] = {lp.name: lp.layer for lp in plan.layers}
@@ -137,37 +139,33 @@ class FlowRun:
         self._pending: dict[str, _Pending] = {}
         self._frozen: dict[str, Node] = {}
         self._versions: dict[str, str] = {}
+        self.session: StoreSession | None = None  # the run's one session, while it runs
 
     # -- the waves ---------------------------------------------------------------------------
 
     def run(self) -> dict[str, LayerResult]:
         """Run every layer (computing only what is not cached); return their results."""
         todo = list(self.plan.layers)
-        log = self.buffer.run_log_of_flow = self.buffer.inner.run_log("flow", self.flow)
+        session = self.session = self.store.session("flow", self.flow)
         ok = False
         try:
-            while todo:
-                compiled = self._compile_wave(todo)
-                todo = [lp for lp in todo if lp.name not in compiled]
-                self._run_wave()
+            with session.as_current():  # each wave's engine run is a part of this session
+                while todo:
+                    compiled = self._compile_wave(todo)
+                    todo = [lp for lp in todo if lp.name not in compiled]
+                    self._run_wave()
             ok = True
         finally:
-            try:
-                self.buffer.flush()
-            finally:
-                if ok:
-                    log.close("ok")
-                else:
-                    with suppress(StoreError):  # the run's own error says more
-                        log.close("failed")
-        self.budget = enforce_budget(self.buffer.inner, bool(log.written), log.started)
+            session.close(ok)  # commits what is queued; the run's own error says more
+            self.session = None
+        self.budget = session.budget
         return self.results
 
-    def _log(self) -> RunLog:
-        """The flow's one run log: every wave's keys, memo hits and memo rows go in it."""
-        log = self.buffer.run_log_of_flow
-        assert log is not None, "a flow's run log exists while it runs"
-        return log
+    def _session(self) -> StoreSession:
+        """The flow's one session: every wave's keys, memo hits and memo rows go in it."""
+        session = self.session
+        assert session is not None, "a flow's session exists while it runs"
+        return session
 
     def _compile_wave(self, todo: list[LayerPlan]) -> set[str]:
         compiled: set[str] = set()
@@ -185,11 +183,7 @@ class FlowRun:
     def _run_wave(self) -> None:
         if not self._live:
             return
-        exits = list(self._live.values())
-        try:
-            self.graph.run_upto(exits)
-        finally:
-            self.buffer.flush()
+        self.graph.run_upto(list(self._live.values()))  # committed when it returns or raises
         report = self.graph.last_run
         for node, status in report.statuses.items():
             if node.is_constant:
@@ -217,7 +211,7 @@ class FlowRun:
             node = self.graph.add_constant_node(
                 f"{PARAMS_INPUT}<{name}>" if keyed is not None else PARAMS_INPUT,
                 name,
-                value=FlowContext(self.params, self.buffer, keyed),
+                value=FlowContext(self.params, self.store, keyed, self._session()),
             )
             self._params_nodes[keyed] = node
         return node
@@ -263,7 +257,7 @@ class FlowRun:
         shared = self._shared_inputs(lp, grid)
         proc = self._processor(lp)
         memo_key, memo = self._memo(lp, proc, grid, shared)
-        hit = self.buffer.lookup(memo_key)
+        hit = self.store.lookup(memo_key)
         if hit is not MISSING:
             self._memo_hit(lp, hit, len(grid))
             return
@@ -304,7 +298,7 @@ class FlowRun:
         inputs["grid"] = grid.signature()
         code = hashing.code_version(proc, (getattr(proc, "version", None), self._version(lp)))
         # the declared packages are in every task's key, so in the memo's too
-        packages = (*self.buffer.packages, *proc.packages)
+        packages = (*self.store.packages, *proc.packages)
         join_code = with_packages(hashing.code_version(ForEachJoin), packages, f"layer {lp.name}")
         key = hashing.node_key(code, join_code, inputs)
         record = Record(
@@ -319,8 +313,8 @@ class FlowRun:
         return key, record
 
     def _memo_hit(self, lp: LayerPlan, record: Record, n: int) -> None:
-        value = self.buffer.load(record)
-        self._log().hits.append(record.key)
+        value = self.store.load(record)
+        self._session().hits.append(record.key)
         self.results[lp.name] = LayerResult(lp.name, value, record.data_version, n)
         self.cached.extend(f"{lp.name}[{i}]" for i in range(n))
         self.cached.append(lp.name)
@@ -328,17 +322,17 @@ class FlowRun:
     def _save_memo(self, pending: _Pending, join_key: str, data_version: str, value: Any) -> None:
         """Record the join's result under the memo key too: one more index row, same blob.
 
-        The join's own row is committed by now (the engine's session flushed the
-        buffer), so its blob is stored: only the row is written, not the join's
-        bytes a second time.
+        The join's own row is committed by now (the wave's engine run committed
+        the session's writer when it ended), so its blob is stored: only the row
+        is queued, not the join's bytes a second time.
         """
-        join = self.buffer.lookup(join_key)
-        self._log().written.append(pending.memo.key)
+        join = self.store.lookup(join_key)
+        writer = self._session().writer
+        memo = replace(pending.memo, data_version=data_version)
         if join is MISSING or join.data_version != data_version:
-            self.buffer.save(replace(pending.memo, data_version=data_version), value)
+            writer.add(memo, self.store.capture(value))
             return
-        memo = replace(pending.memo, data_version=data_version, size=join.size, created=time.time())
-        self.buffer.save_row(memo)
+        writer.add_row(replace(memo, size=join.size, created=time.time()))
 
 
 @contextmanager

@@ -39,11 +39,12 @@ gives; only the per-node overhead is gone.
 
 A rerun first reads every node's latest (key, data version) in one bulk query
 per 500 nodes; a node whose new key matches is a hit without a query of its
-own. Computed results are written in batches (blobs, then one index
-transaction), promptly when a result was slow to compute or large.
+own. Computed results are written in batches by the store session's writer
+(`incgraph.store.writer`: blobs, then one index transaction), promptly when a
+result was slow to compute or large.
 Failures raise `NodeError` once
 in-flight jobs have finished; nothing half-done is recorded. A result that
-cannot be pickled fails its node the same way (`incgraph.run.saving`
+cannot be pickled fails its node the same way (`incgraph.store.writer.save_results`
 stores the other results of its write). A hit whose blob turns out gone or
 corrupt when its value is needed is computed again and reported as computed.
 
@@ -113,7 +114,6 @@ from incgraph.run.keys import (
     make_record,
     processor_name,
 )
-from incgraph.run.saving import save_results
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store import Store
 from incgraph.store.codecs import Captured
@@ -121,12 +121,6 @@ from incgraph.store.garbage import GcReport
 from incgraph.store.leases import Claims
 from incgraph.store.protocols import Record
 
-# Computed results are written in batches (one index transaction each): when this many are
-# queued, when one took long to compute or is large, or when the oldest has waited this long.
-# A crash loses at most the queued batch, which the next run recomputes.
-WRITE_CHUNK = 256
-PROMPT_WRITE_SECONDS = 0.5
-PROMPT_WRITE_BYTES = 1 << 20
 # The serial walk looks up (and claims the leases of) up to this many following nodes at once.
 CLAIM_AHEAD = 512
 # ... but at most this many lease-worthy nodes of a processor not yet seen computing in the run,
@@ -242,9 +236,7 @@ class _Run:
         self.dvs: dict[Node, str] = {}
         self.values: dict[Node, Any] = {}  # results not handed out yet (see value_of)
         self.captured: dict[Node, Captured] = {}  # bytes of results handed out more than once
-        self.pending: list[tuple[Record, Captured]] = []
         self.latest: dict[str, tuple[str, str, float]] = {}
-        self.pending_since = 0.0
         # ``order`` is the upstream closure of the targets, so every binding of a node in it
         # points inside it. Counts are per binding (a node binding one upstream twice counts
         # twice, and is decremented twice), which keeps them consistent without dedup.
@@ -342,7 +334,7 @@ class _Run:
         out = compute_in_process(node, self.input_values(node), key)
         if key is not None:
             record = make_record(node, key, input_dvs, out.data_version, out.duration)
-            self.pending.append((record, self.capture(record, out.value)))
+            self.session.writer.add(record, self.capture(record, out.value))
             self.flush()
         self.dvs[node] = out.data_version
         # it was decided a hit, but its process() ran: the report says so
@@ -833,31 +825,11 @@ class _Run:
             captured = self.capture(record, value)  # before any consumer can touch the value
             if self.readers.get(node, 0) + (node in self.targets) > 1:
                 self.captured[node] = captured  # copies for the second reader on
-            now = time.monotonic()
-            pending = self.pending
-            if not pending:
-                self.pending_since = now
-            pending.append((record, captured))
-            if (
-                len(pending) >= WRITE_CHUNK
-                or duration >= PROMPT_WRITE_SECONDS
-                or now - self.pending_since >= PROMPT_WRITE_SECONDS
-                or captured.size >= PROMPT_WRITE_BYTES
-            ):
-                self.flush()
+            self.session.writer.add(record, captured, duration=duration)  # written by its policy
 
     def flush(self) -> None:
-        """Write queued results: their blobs, then their index rows in one transaction."""
-        if not self.pending:
-            return
-        items, self.pending = self.pending, []
-        results = save_results(self.store, items)
-        self.session.saved([r.key for r in results if isinstance(r, Record)])  # leases released
-        unstorable = [
-            (record, error)
-            for (record, _), error in zip(items, results, strict=True)
-            if isinstance(error, UnstorableResultError)
-        ]
+        """Write the queued results (the session writer): blobs, then rows in one transaction."""
+        unstorable = self.session.flush()  # leases of the saved keys released
         if unstorable:
             self.fail_unstorable(unstorable)
 

@@ -75,10 +75,10 @@ from incgraph.run.jobs import JobFailure, Outcome, compute_in_process, instance_
 from incgraph.run.keys import key_maker, make_record
 from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
-from incgraph.run.saving import save_results
 from incgraph.sentinels import MISSING
 from incgraph.store.codecs import Captured
 from incgraph.store.protocols import Record
+from incgraph.store.writer import save_results
 
 __all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn", "stored_versions"]
 

@@ -38,6 +38,7 @@ from incgraph.store.store import (
 )
 from incgraph.store.usage import ClearReport, StoreStats
 from incgraph.store.verification import VerifyReport
+from incgraph.store.writer import Writer
 
 __all__ = [
     "ENV_VAR",
@@ -71,6 +72,7 @@ __all__ = [
     "StoreSession",
     "StoreStats",
     "VerifyReport",
+    "Writer",
     "default_location",
     "lineage",
     "mark_folder",

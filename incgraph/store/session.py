@@ -1,12 +1,13 @@
-"""A run's session with the store: its run log and its leases, behind four calls.
+"""A run's session with the store: its run log, its leases and its one writer.
 
 Design note
 -----------
-The engine loop and the batch loop need the same two services from the store
-for every run: remember which keys were hit and written (the run log,
-`incgraph.store.runlog`) and compute each missing key exactly once
-across processes (leases, `incgraph.store.leases`). A
-`StoreSession` bundles them so each loop has one object to call:
+Every front-end's run needs the same three services from the store: remember
+which keys were hit and written (the run log, `incgraph.store.runlog`),
+compute each missing key exactly once across processes (leases,
+`incgraph.store.leases`), and write what it computed in batches (the writer,
+`incgraph.store.writer`). A `StoreSession` bundles them so each loop has one
+object to call:
 
 ==========================  ============================================================
 call                        when
@@ -21,22 +22,38 @@ call                        when
 ``session.saved(keys)``     right after ``Store.save_many`` committed their rows: logs them
                             as written and releases their leases
 ``session.release(keys)``   keys claimed but not saved (their computation failed)
-``session.commit()``        before waiting for another claimant: commit what was saved
-                            (a no-op here; a store that buffers writes flushes them)
-``session.close(ok)``       at the end, always (``finally``): releases every lease still
-                            held and writes the run log's one row, in one transaction;
-                            then, after a run that wrote, enforces the store's byte
-                            budget (`incgraph.store.budget`, kept in ``budget``)
+``session.writer``          the run's one `incgraph.store.writer.Writer`: computed
+                            results are queued with ``writer.add`` and written in
+                            batches; each flush calls ``saved`` after its commit
+``session.flush()``         the writer's flush, if the run made one: the results that
+                            could not be stored (the caller fails their nodes)
+``session.commit()``        before waiting for another claimant: flushes the writer
+``session.close(ok)``       at the end, always (``finally``): flushes the writer,
+                            releases every lease still held and writes the run log's
+                            one row, in one transaction; then, after a run that wrote,
+                            enforces the store's byte budget (`incgraph.store.budget`,
+                            kept in ``budget``)
 ==========================  ============================================================
 
-The lessee is created on the first claim, so a fully cached run costs one
-list append per hit and one insert at the end, and starts no thread.
+The lessee is created on the first claim and the writer on first use, so a
+fully cached run costs one list append per hit and one insert at the end, and
+starts no thread.
+
+One user run, one session. A front-end whose run is made of several runs
+(a flow runs a graph once per wave) opens its session and makes it current
+(`StoreSession.as_current`): a session opened on the same store inside that
+block (`open_session`, what `incgraph.store.Store.session` calls) is a *part*
+of it. A part shares the run log, the leases and the writer; closing it
+flushes the writer (what the part computed is committed when it ends) and
+writes no run-log row: the enclosing session writes the one row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -44,16 +61,44 @@ from incgraph.errors import StoreError
 from incgraph.store.budget import enforce_budget
 from incgraph.store.leases import Claims, Lessee
 from incgraph.store.runlog import RunLog
+from incgraph.store.writer import Unstorable, Writer
 
 if TYPE_CHECKING:
     from incgraph.store.garbage import GcReport
     from incgraph.store.store import Store
 
-__all__ = ["StoreSession"]
+__all__ = ["StoreSession", "open_session"]
+
+
+_MAKING = threading.Lock()
+"""Held while a session makes its writer, so threads asking at once get the same one."""
+
+_CURRENT: ContextVar[StoreSession | None] = ContextVar("incgraph_store_session", default=None)
+"""The session runs opened here are part of (`StoreSession.as_current`), if any."""
+
+
+def open_session(
+    store: Store, kind: str = "run", label: str = "", *, announce: bool = False
+) -> StoreSession:
+    """A new session of ``store``, or a part of the current one when it is ``store``'s.
+
+    Examples
+    --------
+    >>> from incgraph.store import memory_store
+    >>> store = memory_store()
+    >>> with store.session("flow", "demo") as run, run.as_current():
+    ...     part = open_session(store, "run", "wave 1")
+    ...     part.log is run.log and part.writer is run.writer
+    True
+    """
+    current = _CURRENT.get()
+    if current is not None and current.store is store:
+        return StoreSession(store, kind, label, part_of=current)
+    return StoreSession(store, kind, label, announce=announce)
 
 
 class StoreSession:
-    """One run's run log and leases. Make one with `incgraph.store.Store.session`.
+    """One run's run log, leases and writer. Make one with `incgraph.store.Store.session`.
 
     Examples
     --------
@@ -61,8 +106,8 @@ class StoreSession:
     >>> store = memory_store()
     >>> with store.session("batch", "demo") as session:
     ...     claims = session.claim(["a" * 32])
-    ...     saved = store.save(Record("a" * 32, "b" * 32, "n", "p", "c", "i"), 1)
-    ...     session.saved([saved.key])
+    ...     record = Record("a" * 32, "b" * 32, "n", "p", "c", "i")
+    ...     session.writer.add(record, store.capture(1))
     >>> claims.mine == ["a" * 32], store.runs()[-1].computed
     (True, 1)
     """
@@ -74,15 +119,18 @@ class StoreSession:
         label: str = "",
         *,
         announce: bool = False,
-        log: RunLog | None = None,
+        part_of: StoreSession | None = None,
     ):
         self.store = store
-        # a shared ``log`` belongs to a larger run (a flow's waves are one user run): its
-        # owner closes it, this session only adds its keys to it
-        self._owns_log = log is None
-        self.log: RunLog = store.run_log(kind, label, announce=announce) if log is None else log
+        # a part of a larger run shares its log, leases and writer; its owner closes them
+        self._owner: StoreSession = self if part_of is None else part_of._owner
+        if part_of is None:
+            self.log: RunLog = store.run_log(kind, label, announce=announce)
+        else:
+            self.log = self._owner.log
         self.hits: list[str] = self.log.hits
         self._lessee: Lessee | None = None
+        self._writer: Writer | None = None
         self.budget: GcReport | None = None
         """What the store's byte budget removed when this session closed (None: nothing ran)."""
 
@@ -92,9 +140,33 @@ class StoreSession:
     @property
     def lessee(self) -> Lessee:
         """This run's claimant (created on first use)."""
-        if self._lessee is None:
-            self._lessee = self.store.lessee()
-        return self._lessee
+        owner = self._owner
+        if owner._lessee is None:
+            owner._lessee = self.store.lessee()
+        return owner._lessee
+
+    @property
+    def writer(self) -> Writer:
+        """This run's one writer (created on first use); see `incgraph.store.writer`."""
+        owner = self._owner
+        if owner._writer is None:
+            with _MAKING:  # queue stages and flow tasks may ask from worker threads
+                if owner._writer is None:
+                    owner._writer = Writer(owner)
+        return owner._writer
+
+    @contextmanager
+    def as_current(self) -> Iterator[StoreSession]:
+        """Within the block, sessions opened on this store (`open_session`) are parts of this one.
+
+        For a front-end whose one run is several engine runs (a flow's waves):
+        they all go in this session's one run-log row and share its writer.
+        """
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
 
     def claim(self, keys: Iterable[str]) -> Claims:
         """Claim the keys about to be computed, in one transaction."""
@@ -121,34 +193,51 @@ class StoreSession:
 
     def release(self, keys: Iterable[str]) -> None:
         """Give up keys this run claimed but will not save (their computation failed)."""
-        if self._lessee is not None:
-            self._lessee.release(keys)
+        lessee = self._owner._lessee
+        if lessee is not None:
+            lessee.release(keys)
 
     def saved(self, keys: Iterable[str]) -> None:
         """Keys whose index rows were just committed: log them as written, release their leases."""
         keys = list(keys)
         self.log.written.extend(keys)
-        if self._lessee is not None:
-            self._lessee.release(keys)
+        self.release(keys)
+
+    def flush(self) -> list[Unstorable]:
+        """Flush the writer (if this run made one): the results that could not be stored."""
+        writer = self._owner._writer
+        return [] if writer is None else writer.flush()
 
     def commit(self) -> None:
-        """Make sure every result saved in this run is committed; call before waiting for others.
+        """Commit every result queued in this run's writer; call before waiting for others.
 
-        Results saved to a `Store` are committed when
-        ``save_many`` returns, so this does nothing; the session of a store that
-        buffers writes (``incgraph.flow.writeback``) commits them here.
+        Results that turn out unstorable are returned by the writer's next
+        ``flush()``.
         """
+        writer = self._owner._writer
+        if writer is not None:
+            writer.commit()
 
     def close(self, ok: bool = True) -> None:
-        """Release every lease still held and write the run log (once).
+        """Flush the writer, release every lease still held and write the run log (once).
 
-        When the run failed (``ok=False``) a store error while doing so is
-        swallowed, so it cannot hide the run's own error.
+        A part of a larger run (`as_current`) only flushes the writer. When the
+        run failed (``ok=False``) a store error while doing so is swallowed, so
+        it cannot hide the run's own error; the leases are released and the run
+        log written even when the flush fails.
         """
-        if not self._owns_log:
-            if self._lessee is not None:
-                self._lessee.close()
+        try:
+            self.commit()
+        except StoreError:
+            if self._owner is self:
+                self._close(ok=False)
+            if ok:
+                raise
             return
+        if self._owner is self:
+            self._close(ok)
+
+    def _close(self, ok: bool) -> None:
         try:
             self.log.close("ok" if ok else "failed", lessee=self._lessee)
         except StoreError:

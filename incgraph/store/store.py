@@ -94,7 +94,7 @@ from incgraph.store.postgres_database import is_postgres_url, safe_url, split_bl
 from incgraph.store.postgres_ledger import open_postgres
 from incgraph.store.protocols import BlobStore, Index, Record, with_size
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
-from incgraph.store.session import StoreSession
+from incgraph.store.session import StoreSession, open_session
 from incgraph.store.signing import Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
 from incgraph.store.sqlite_index import (
@@ -432,7 +432,7 @@ class Store:
 
         See `StoreSession`.
         """
-        return StoreSession(self, kind, label, announce=announce)
+        return open_session(self, kind, label, announce=announce)
 
     def runs(self) -> list[RunInfo]:
         """Every logged run, oldest first; a running run whose process died is ``"abandoned"``."""

@@ -1,0 +1,192 @@
+"""The contract every store's session writer keeps (``session.writer``).
+
+A test module subclasses :class:`WriterContract` and implements ``make_store``;
+pytest collects the subclass (``Test...``), never this base class.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from incgraph.errors import ReadOnlyStoreError
+from incgraph.sentinels import MISSING
+from incgraph.store import Store
+from incgraph.store.writer import MAX_PENDING, PROMPT_BYTES, PROMPT_SECONDS
+
+from .contract import blob_value, dv, record
+
+__all__ = ["WriterContract"]
+
+
+class WriterContract:
+    """Queue, read back, write in batches, log and release: for any store."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        raise AssertionError("a WriterContract subclass must implement make_store")
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        return self.make_store(tmp_path)
+
+    def test_a_queued_result_is_readable_then_committed_by_flush(self, store: Store) -> None:
+        """Before the flush the writer serves the queued result; after it the store has it."""
+        with store.session("run", "writer") as session:
+            writer = session.writer
+            writer.add(record(1, 2), store.capture(blob_value(1)))
+            assert writer.pending_version(dv(1)) == dv(2)
+            assert writer.load(dv(2)) == blob_value(1)
+            assert store.lookup(dv(1)) is MISSING
+            assert writer.flush() == []
+            assert store.lookup_version(dv(1)) == dv(2)
+            assert writer.pending_version(dv(1)) is None
+        assert store.load(dv(2)) == blob_value(1)
+        assert store.runs()[-1].computed == 1
+
+    def test_close_flushes_and_logs_every_key_once(self, store: Store) -> None:
+        """A session closed with results still queued commits them and logs them as written."""
+        with store.session("run", "close") as session:
+            for i in range(5):
+                session.writer.add(record(i, 100 + i), store.capture(i))
+        assert store.lookup_versions([dv(i) for i in range(5)]) == {
+            dv(i): dv(100 + i) for i in range(5)
+        }
+        assert store.runs()[-1].computed == 5
+
+    def test_put_blob_is_written_with_the_result_naming_it(self, store: Store) -> None:
+        """An artifact blob queued with put_blob is loadable from the writer, then from the store."""
+        with store.session() as session:
+            session.writer.put_blob(dv(7), [1, 2, 3])
+            assert session.writer.load(dv(7)) == [1, 2, 3]
+        assert store.load(dv(7)) == [1, 2, 3]
+
+    def test_loads_are_private_copies_of_the_value_as_queued(self, store: Store) -> None:
+        """Changing a queued value, or a loaded copy, changes neither later loads nor the store."""
+        value = [1, 2]
+        with store.session() as session:
+            writer = session.writer
+            writer.add(record(1, 2), store.capture(value))
+            value.append(3)
+            writer.load(dv(2)).append(4)
+            assert writer.load(dv(2)) == [1, 2]
+            writer.flush()
+            writer.load(dv(2)).append(5)  # served from the recent bytes
+            assert writer.load(dv(2)) == [1, 2]
+        assert store.load(dv(2)) == [1, 2]
+
+    def test_recently_written_small_blobs_are_served_from_memory(self, store: Store) -> None:
+        """After a flush, a small blob loads from the writer even once the store lost it."""
+        with store.session() as session:
+            session.writer.put_blob(dv(9), blob_value("recent"))
+            session.writer.flush()
+            store.blobs.delete(dv(9))
+            assert session.writer.load(dv(9)) == blob_value("recent")
+            assert session.writer.load(dv(10)) is MISSING
+
+    def test_a_lease_is_released_only_after_its_result_is_committed(self, store: Store) -> None:
+        """Another claimant sees a queued key as 'theirs', and as done once the flush committed."""
+        other = store.lessee()
+        with store.session() as session:
+            assert session.claim([dv(1)]).mine == [dv(1)]
+            session.writer.add(record(1, 2), store.capture("x"))
+            assert other.claim_many([dv(1)]).theirs == [dv(1)]
+            session.commit()
+            assert other.claim_many([dv(1)]).done == {dv(1): dv(2)}
+        other.close()
+
+    def test_a_slow_or_large_result_is_written_at_once(self, store: Store) -> None:
+        """A result that took PROMPT_SECONDS, or is PROMPT_BYTES large, is committed by add."""
+        with store.session() as session:
+            writer = session.writer
+            writer.add(record(1, 2), store.capture("fast"))
+            assert store.lookup(dv(1)) is MISSING
+            writer.add(record(3, 4), store.capture("slow"), duration=PROMPT_SECONDS)
+            assert store.lookup_versions([dv(1), dv(3)]) == {dv(1): dv(2), dv(3): dv(4)}
+            big = np.zeros(PROMPT_BYTES // 8 + 1)
+            writer.add(record(5, 6), store.capture(big))
+            assert store.lookup_version(dv(5)) == dv(6)
+
+    def test_many_waiting_results_are_written_without_a_flush(self, store: Store) -> None:
+        """No more than MAX_PENDING results ever wait: the first is committed by the last add."""
+        with store.session() as session:
+            writer = session.writer
+            for i in range(MAX_PENDING):
+                writer.add(record(i, i), store.capture(i))
+            assert store.lookup_version(dv(0)) == dv(0)
+
+    def test_an_automatic_write_keeps_blobs_no_queued_result_names(self, store: Store) -> None:
+        """A write by the policy takes only the blobs its results name; flush() takes the rest."""
+        with store.session() as session:
+            writer = session.writer
+            writer.put_blob(dv(8), "not named yet")
+            writer.add(record(1, 2), store.capture("slow"), duration=PROMPT_SECONDS)
+            assert store.lookup_version(dv(1)) == dv(2)
+            assert writer.load(dv(8)) == "not named yet"
+            with pytest.raises(KeyError):
+                store.blobs.get(dv(8))
+            writer.flush()
+            assert store.load(dv(8)) == "not named yet"
+
+    def test_add_row_names_a_result_without_writing_it_again(self, store: Store) -> None:
+        """A row for a queued or committed result is written; both keys load the same value."""
+        with store.session() as session:
+            writer = session.writer
+            writer.add(record(1, 2), store.capture(blob_value("shared")))
+            writer.add_row(record(3, 2))
+            assert writer.pending_version(dv(3)) == dv(2)
+            writer.flush()
+            first = store.lookup(dv(1))
+            assert first is not MISSING
+            writer.add_row(record(4, 2, size=first.size, created=first.created))
+        for key in (1, 3, 4):
+            assert store.load(store.lookup(dv(key))) == blob_value("shared")
+        assert store.runs()[-1].computed == 3
+
+    def test_threads_adding_at_once_lose_nothing(self, store: Store) -> None:
+        """Eight threads adding 200 results each: every row is committed and logged once."""
+
+        def add(t: int) -> None:
+            for i in range(200):
+                n = t * 1000 + i
+                session.writer.add(record(n, n), store.capture(n))
+
+        with store.session() as session:
+            threads = [threading.Thread(target=add, args=(t,)) for t in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        keys = [dv(t * 1000 + i) for t in range(8) for i in range(200)]
+        assert len(store.lookup_versions(keys)) == 1600
+        assert store.runs()[-1].computed == 1600
+
+    def test_a_failed_write_names_the_node_and_keeps_the_queue(self, store: Store) -> None:
+        """A store error on flush names the node; the session still releases its leases."""
+        session = store.session()
+        session.claim([dv(1)])
+        session.writer.add(record(1, 2, node="writes"), store.capture("x"))
+        store.read_only = True
+        with pytest.raises(ReadOnlyStoreError, match="writes"):
+            session.writer.flush()
+        assert session.writer.pending_version(dv(1)) == dv(2)
+        store.read_only = False
+        session.close(ok=False)  # the flush now works; the run is still logged as failed
+        assert store.runs()[-1].status == "failed"
+        assert store.ledger.lease_states([dv(1)]) == {}
+        assert store.lookup_version(dv(1)) == dv(2)
+
+    def test_a_session_made_current_gathers_the_sessions_opened_inside(self, store: Store) -> None:
+        """Sessions opened inside as_current() are parts: one writer, one run-log row."""
+        before = len(store.runs())
+        with store.session("flow", "outer") as outer, outer.as_current():
+            for wave in range(3):
+                with store.session("run", f"wave {wave}") as part:
+                    assert part.writer is outer.writer
+                    part.writer.add(record(wave, wave), store.capture(wave))
+                assert store.lookup_version(dv(wave)) == dv(wave)  # committed at its close
+            part.hits.append(dv(99))
+        runs = store.runs()[before:]
+        assert [(r.kind, r.label, r.computed, r.hits) for r in runs] == [("flow", "outer", 3, 1)]
