@@ -543,7 +543,8 @@ class MemoizedFunction:
             ):
                 return session
             self._end(session)
-        session = self.store.session("memoize", self.label)
+        # its own session, never a part of a run it is called in: it outlives that run
+        session = StoreSession(self.store, "memoize", self.label)
         local.session, local.opened, local.pid = session, time.monotonic(), os.getpid()
         with self._lock:
             self._sessions[session] = os.getpid()

@@ -28,9 +28,13 @@ versions and every task's own inputs - into one *memo key*
 (``node_key(task code version, join code version, {"grid": ..., ...})``).
 After a run that computed the layer, the join's result is also recorded
 under the memo key (same blob, one more index row, labelled
-``<Flow>/<Layer>[*]``). On the next run a memo hit yields the join at the cost
-of one lookup; any change to code, params or any element misses the memo
-and the tasks are compiled as nodes, each a hit or not on its own key.
+``<Flow>/<Layer>[*]``). The memo key goes through the run's decide step
+(`incgraph.run.decide`) like any key: on the next run a memo hit yields the
+join at the cost of one look-up; any change to code, params or any element
+misses the memo (claimed, so its lease is held until the memo row is
+committed) and the tasks are compiled as nodes, each decided on its own key.
+A memo key another process is computing is not waited for: the tasks are
+compiled, and each one waits for its own lease.
 
 One run, one session. A flow run opens one store session (one row in the
 store's run log, also for an in-memory store) and makes it current
@@ -69,6 +73,7 @@ from incgraph.flow.processors import (
 from incgraph.flow.reads import layer_reads
 from incgraph.graph import ProcessGraph
 from incgraph.hashing._packages import with_packages
+from incgraph.run.decide import Decider, Work
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
 from incgraph.store.garbage import GcReport
@@ -140,6 +145,7 @@ class FlowRun:
         self._frozen: dict[str, Node] = {}
         self._versions: dict[str, str] = {}
         self.session: StoreSession | None = None  # the run's one session, while it runs
+        self.decider: Decider | None = None
 
     # -- the waves ---------------------------------------------------------------------------
 
@@ -257,9 +263,10 @@ class FlowRun:
         shared = self._shared_inputs(lp, grid)
         proc = self._processor(lp)
         memo_key, memo = self._memo(lp, proc, grid, shared)
-        hit = self.store.lookup(memo_key)
-        if hit is not MISSING:
-            self._memo_hit(lp, hit, len(grid))
+        decided = self._decider().decide([Work(memo_key, memo.node, kind=FOREACH_MEMO)])
+        hit = decided.hits.get(memo_key)
+        if hit is not None:
+            self._memo_hit(lp, memo_key, hit, len(grid))
             return
         version = self._version(lp)
         add = self.graph.add_node
@@ -312,10 +319,16 @@ class FlowRun:
         )
         return key, record
 
-    def _memo_hit(self, lp: LayerPlan, record: Record, n: int) -> None:
-        value = self.store.load(record)
-        self._session().hits.append(record.key)
-        self.results[lp.name] = LayerResult(lp.name, value, record.data_version, n)
+    def _decider(self) -> Decider:
+        """The run's decide step for ForEach memo keys (made on the first ForEach)."""
+        if self.decider is None:
+            self.decider = Decider(self.store, self._session())
+        return self.decider
+
+    def _memo_hit(self, lp: LayerPlan, key: str, data_version: str, n: int) -> None:
+        value = self.store.load(data_version)
+        self._session().hits.append(key)
+        self.results[lp.name] = LayerResult(lp.name, value, data_version, n)
         self.cached.extend(f"{lp.name}[{i}]" for i in range(n))
         self.cached.append(lp.name)
 

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from incgraph import memoize
 from incgraph.errors import NodeError
 from incgraph.flow import Flow, ForEach, Layer, Parameter
 from incgraph.store import Store, memory_store, open_store
+from incgraph.store.invalidation import FOREACH_MEMO
 
 
 def grid(n: int, fail_flag: Path | None = None) -> tuple[type[Flow], type[Layer]]:
@@ -129,3 +131,62 @@ def test_a_layer_reads_what_its_upstream_layer_just_set_from_the_writer(tmp_path
     execution = Fresh(store=store)()
     assert execution[Reader].n == 200
     assert written and not set(written) & set(read)
+
+
+def memo_key(store: Store) -> str:
+    """The ForEach memo key of ``store``'s only flow run."""
+    (memo,) = [r for r in store.index.records() if r.processor == FOREACH_MEMO]
+    return memo.key
+
+
+def test_a_foreach_memo_held_by_another_process_is_not_waited_for(tmp_path: Path) -> None:
+    """A memo key another live claimant holds: the tasks run (a fresh store), nothing blocks."""
+    Grid, Total = grid(10)
+    Grid(store=open_store(tmp_path / "first"))()
+    key = memo_key(open_store(tmp_path / "first"))
+    store = open_store(tmp_path / "second")
+    other = store.lessee()
+    assert other.claim_many([key]).mine == [key]
+    execution = Grid(store=store)()
+    assert execution[Total].total == sum(i * i for i in range(10))
+    assert "Square[3]" in execution.computed
+    other.close()
+    assert memo_key(store) == key
+
+
+def test_a_foreach_memo_hit_is_decided_and_logged_as_a_hit(tmp_path: Path) -> None:
+    """The rerun finds the memo by the decide step: no task node, the memo key logged as a hit."""
+    Grid, _ = grid(10)
+    store = open_store(tmp_path / "store")
+    Grid(store=store)()
+    key = memo_key(store)
+    again = Grid(store=store)()
+    assert again.computed == [] and "Square[9]" in again.cached
+    last = store.runs()[-1]
+    hits, written = store.ledger.run_keys([last.id])[last.id]
+    assert key in hits and written == []
+    assert store.ledger.lease_states([key]) == {}
+
+
+def test_a_memoized_function_called_in_a_layer_keeps_its_own_session(tmp_path: Path) -> None:
+    """A memoized function first called inside a flow run logs in its own session, after it too."""
+    store = open_store(tmp_path / "store")
+
+    @memoize(store=store)
+    def double(x: int) -> int:
+        return 2 * x
+
+    class Memo(Flow): ...
+
+    @Memo.register
+    class Uses(Layer):
+        def __call__(self) -> None:
+            self.y = double(21)
+
+    assert Memo(store=store)()[Uses].y == 42
+    assert double(21) == 42 and double(5) == 10  # after the flow's session closed
+    double.close()
+    runs = store.runs()
+    assert [r.kind for r in runs].count("flow") == 1
+    memoized = [r for r in runs if r.kind == "memoize"]
+    assert sum(r.computed for r in memoized) == 2
