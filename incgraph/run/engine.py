@@ -90,7 +90,6 @@ and a batch agree on every key and every record.
 from __future__ import annotations
 
 import gc
-import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
