@@ -5,8 +5,7 @@ hides any change of less than ~20% in wall-clock figures. Instructions executed
 do not drift: this script runs the first run of ``bench_flow``'s flow under
 valgrind's cachegrind (no cache simulation) for N = 200 and N = 2,200 tasks and
 reports ``(I(2200) - I(200)) / 2000``, the instructions one more task costs. The
-write-back buffer's time-based flush and the engine's prompt writes are switched
-off, so the same work is measured however slow valgrind makes the process. I/O
+session writer's time-based and prompt writes are switched off, so the same work is measured however slow valgrind makes the process. I/O
 time (SQLite's writes) is not in the count, so compare like with like: two
 checkouts (``--against``), not a count and a wall time.
 
@@ -37,8 +36,13 @@ import shutil, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import bench_flow
-from incgraph.store import writer
-writer.MAX_DELAY = writer.PROMPT_SECONDS = float("inf")
+try:
+    from incgraph.store import writer
+    writer.MAX_DELAY = writer.PROMPT_SECONDS = float("inf")
+except ImportError:  # a checkout from before the session writer
+    from incgraph.flow import writeback
+    from incgraph.run import engine
+    writeback.MAX_DELAY = engine.PROMPT_WRITE_SECONDS = float("inf")
 folder = Path(tempfile.mkdtemp())
 bench_flow.run_flow(folder / "warm", 10)
 bench_flow.run_flow(folder / "store", int(sys.argv[1]))
