@@ -24,10 +24,28 @@ from incgraph.store.postgres_ledger import PostgresLedger
 
 from .contract import StoreContract, dv, record
 from .fault_worker import STEP_SECONDS, Zygote, race_graph
+from .writer_contract import WriterContract
 
 
 class TestPostgresStore(StoreContract):
     """open_store("postgresql://...", blobs=folder) under the shared contract."""
+
+    @pytest.fixture(autouse=True)
+    def _url(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return open_store(self.url, blobs=tmp_path / "blobs", create=True)
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, _url: None) -> Any:
+        made = self.make_store(tmp_path)
+        yield made
+        made.close()
+
+
+class TestPostgresWriter(WriterContract):
+    """The session writer over a PostgreSQL index and ledger with a blob folder."""
 
     @pytest.fixture(autouse=True)
     def _url(self, postgres_url: str) -> None:
@@ -341,3 +359,34 @@ def test_eight_processes_on_one_cold_graph_compute_each_node_once(
     graph, sink = race_graph(":memory:", str(log))
     needed = {n.label for n in graph.topological_sort(sink) if not n.is_constant}
     assert set(calls) == needed and set(calls.values()) == {1}, calls
+
+
+def test_a_foreach_flow_on_postgres_is_one_run_and_reruns_as_hits(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A ForEach flow writes through the session writer into PostgreSQL; the rerun is all hits."""
+    from incgraph.flow import Flow, ForEach, Layer, Parameter
+
+    class Squares(Flow): ...
+
+    @Squares.register
+    class Make(Layer):
+        def __call__(self) -> None:
+            self.shard(x=list(range(30)))
+
+    @Squares.register(foreach=ForEach(parameters=[Parameter(layer=Make, attribute="x")]))
+    class Square(Layer):
+        def __call__(self, make: Make) -> None:
+            self.y = make.x * make.x
+
+    @Squares.register
+    class Total(Layer):
+        def __call__(self, square: Square) -> None:
+            self.total = sum(square.y)
+
+    store = open_store(postgres_url, blobs=tmp_path / "blobs", create=True)
+    assert Squares(store=store)()[Total].total == sum(i * i for i in range(30))
+    again = Squares(store=open_store(postgres_url, blobs=tmp_path / "blobs"))()
+    assert again.computed == [] and again[Total].total == sum(i * i for i in range(30))
+    assert [run.kind for run in store.runs()] == ["flow", "flow"]
+    store.close()
