@@ -5,9 +5,11 @@ hides any change of less than ~20% in wall-clock figures. Instructions executed
 do not drift: this script runs the first run of ``bench_flow``'s flow under
 valgrind's cachegrind (no cache simulation) for N = 200 and N = 2,200 tasks and
 reports ``(I(2200) - I(200)) / 2000``, the instructions one more task costs. The
-session writer's time-based and prompt writes are switched off, so the same work is measured however slow valgrind makes the process. I/O
-time (SQLite's writes) is not in the count, so compare like with like: two
-checkouts (``--against``), not a count and a wall time.
+session writer's time-based and prompt writes are switched off (through the
+settings, or the module constants of older checkouts), so the same work is
+measured however slow valgrind makes the process. I/O time (SQLite's writes)
+is not in the count, so compare like with like: two checkouts (``--against``),
+not a count and a wall time.
 
 Run (about a minute; needs ``valgrind`` on the PATH)::
 
@@ -36,16 +38,34 @@ import shutil, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import bench_flow
+import importlib
+never = float("inf")
+# checkouts from before the settings object keep the flush policy in module constants
+for name, constants in (
+    ("incgraph.store.writer", ("MAX_DELAY", "PROMPT_SECONDS")),
+    ("incgraph.flow.writeback", ("MAX_DELAY",)),
+    ("incgraph.run.engine", ("PROMPT_WRITE_SECONDS",)),
+):
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        continue
+    for constant in constants:
+        if hasattr(module, constant):
+            setattr(module, constant, never)
 try:
-    from incgraph.store import writer
-    writer.MAX_DELAY = writer.PROMPT_SECONDS = float("inf")
-except ImportError:  # a checkout from before the session writer
-    from incgraph.flow import writeback
-    from incgraph.run import engine
-    writeback.MAX_DELAY = engine.PROMPT_WRITE_SECONDS = float("inf")
+    from incgraph.settings import DEFAULT_SETTINGS
+except ImportError:
+    def where(path):
+        return path
+else:
+    from incgraph import open_store
+    slow = DEFAULT_SETTINGS.replace(prompt_write_seconds=never, writer_max_delay_seconds=never)
+    def where(path):
+        return open_store(path, settings=slow)
 folder = Path(tempfile.mkdtemp())
-bench_flow.run_flow(folder / "warm", 10)
-bench_flow.run_flow(folder / "store", int(sys.argv[1]))
+bench_flow.run_flow(where(folder / "warm"), 10)
+bench_flow.run_flow(where(folder / "store"), int(sys.argv[1]))
 shutil.rmtree(folder)
 """
 

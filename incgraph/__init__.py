@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from incgraph.run.batch import BatchFailure, BatchStats
     from incgraph.run.engine import RunReport
     from incgraph.sentinels import MISSING
+    from incgraph.settings import DEFAULT_SETTINGS, Settings
     from incgraph.store import Record, Store, memory_store, open_store
 
 __version__ = "0.1.0"
@@ -79,6 +80,7 @@ _LAZY: dict[str, str] = {
     "ConfigurationError": "incgraph.errors",
     "ConstantNotSetError": "incgraph.errors",
     "CycleError": "incgraph.errors",
+    "DEFAULT_SETTINGS": "incgraph.settings",
     "DataPath": "incgraph.hashing._paths",
     "Decision": "incgraph.core.plan",
     "Execution": "incgraph.flow",
@@ -113,6 +115,7 @@ _LAZY: dict[str, str] = {
     "ReadOnlyStoreError": "incgraph.errors",
     "Record": "incgraph.store",
     "RunReport": "incgraph.run.engine",
+    "Settings": "incgraph.settings",
     "Store": "incgraph.store",
     "StoreCorruptError": "incgraph.errors",
     "StoreError": "incgraph.errors",
@@ -147,6 +150,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_SETTINGS",
     "MISSING",
     "Accessor",
     "ArtifactNotFoundError",
@@ -189,6 +193,7 @@ __all__ = [
     "ReadOnlyStoreError",
     "Record",
     "RunReport",
+    "Settings",
     "Store",
     "StoreCorruptError",
     "StoreError",

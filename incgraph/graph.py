@@ -21,6 +21,7 @@ from incgraph.core.plan import Plan, plan
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.engine import RunReport, execute
 from incgraph.run.persisting import write_record
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store import Store, memory_store, open_store
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ class ProcessGraph(Graph):
         (least recently used results go first; pinned and recent ones never).
         Default: ``$INCGRAPH_MAX_BYTES`` if set, else none. Given with a
         `Store`, it sets that store's budget.
+    settings : Settings, optional
+        The tuning of this graph's runs (`incgraph.settings`). Default: its
+        store's. A store the graph opens itself (from a folder or
+        ``":memory:"``) is opened with these settings; a `Store` passed in keeps
+        its own for what the store does alone (inline limits, gc grace), while
+        this graph's runs follow these.
 
     Examples
     --------
@@ -82,8 +89,16 @@ class ProcessGraph(Graph):
         executor: Executor | str | None = None,
         name: str | None = None,
         max_bytes: int | None = None,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__(name=name)
+        if settings is not None and not isinstance(settings, Settings):
+            raise TypeError(
+                f"ProcessGraph(settings=...) takes an incgraph.Settings, got "
+                f"{type(settings).__name__}; build one with incgraph.Settings(...) or "
+                "incgraph.DEFAULT_SETTINGS.replace(...)"
+            )
+        self._settings = settings
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
         self._max_bytes = max_bytes
@@ -101,13 +116,32 @@ class ProcessGraph(Graph):
         """The graph's store, opened on first use."""
         if self._store is None:
             loc = self._store_location
+            settings = DEFAULT_SETTINGS if self._settings is None else self._settings
             if loc == ":memory:":
-                self._store = memory_store()
+                self._store = memory_store(settings=settings)
+            elif isinstance(loc, Store):
+                self._store = loc
             else:
-                self._store = open_store(loc)
+                self._store = open_store(loc, settings=settings)
             if self._max_bytes is not None:
                 self._store.max_bytes = self._max_bytes
         return self._store
+
+    @property
+    def settings(self) -> Settings:
+        """The tuning this graph's runs follow: those given, else its store's.
+
+        Examples
+        --------
+        >>> from incgraph import DEFAULT_SETTINGS, ProcessGraph, memory_store
+        >>> store = memory_store()
+        >>> ProcessGraph(store=store).settings is store.settings
+        True
+        >>> tuned = DEFAULT_SETTINGS.replace(claim_ahead=8)
+        >>> ProcessGraph(store=store, settings=tuned).settings.claim_ahead
+        8
+        """
+        return self.store.settings if self._settings is None else self._settings
 
     def declared_packages(self) -> tuple[str, ...]:
         """The store's ``packages``: their versions enter every node's cache key."""
@@ -204,6 +238,7 @@ class ProcessGraph(Graph):
                 force=force,
                 upstream_only=upstream_only,
                 report=report,
+                settings=self.settings,
             )
         finally:
             if executor is not None and ex is not self._executor:

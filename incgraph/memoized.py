@@ -23,13 +23,14 @@ A call is
    leases; a call another process is computing is waited for and then is a
    hit), the function runs, and its result is saved (blob, then index row)
    before the lease is released. A function whose calls in this process have
-   all been cheap (`PROVEN_CHEAP_AFTER` of them under
-   `LEASE_MIN_SECONDS`) is computed without a lease,
+   all been cheap (`PROVEN_CHEAP_AFTER` of them under the store's
+   ``settings.lease_min_seconds``) is computed without a lease,
    as the engine does: two processes computing it twice is harmless.
 
 Hits and writes go to the run log as the engine's do, through one session per
 thread that is closed (one row of kind ``"memoize"``) every
-`LOG_SECONDS` or `LOG_KEYS` keys, and at exit: a hit appends a key
+``settings.memoize_log_seconds`` or ``settings.memoize_log_keys`` keys (the
+store's `Settings`), and at exit: a hit appends a key
 to a list and writes nothing.
 
 The function's code version is computed at each call (a few µs: fingerprints
@@ -67,7 +68,7 @@ from incgraph.errors import (
     StoreError,
 )
 from incgraph.hashing._packages import declared_names, package_versions, with_packages
-from incgraph.run.engine import LEASE_MIN_SECONDS, PROVEN_CHEAP_AFTER
+from incgraph.run.engine import PROVEN_CHEAP_AFTER
 from incgraph.run.jobs import result_data_version
 from incgraph.run.keys import call_key, make_record
 from incgraph.sentinels import MISSING
@@ -78,12 +79,6 @@ from incgraph.store.store import default_location
 __all__ = ["CallInfo", "MemoizedFunction", "memoize"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-LOG_SECONDS = 30.0
-"""A thread's run-log session of a memoized function is written at least this often."""
-
-LOG_KEYS = 10_000
-"""... or once it holds this many keys (hits and writes)."""
 
 
 class CallInfo(NamedTuple):
@@ -412,7 +407,8 @@ class MemoizedFunction:
             if leased:
                 session.release([key])
             raise
-        self._cheap_calls = self._cheap_calls + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
+        cheap = duration < store.settings.lease_min_seconds
+        self._cheap_calls = self._cheap_calls + 1 if cheap else float("-inf")
         session.saved([key])
         return CallInfo(value, False)
 
@@ -530,16 +526,16 @@ class MemoizedFunction:
     # -- the run log ----------------------------------------------------------------------------
 
     def _session(self) -> StoreSession:
-        """This thread's run-log session, renewed every LOG_SECONDS or LOG_KEYS keys."""
+        """This thread's run-log session, renewed every ``memoize_log_seconds`` or ``_keys``."""
         local = self._local
         session = local.session
         if session is not None and local.pid != os.getpid():
             session = None  # made before a fork: its log and leases are the parent's
         if session is not None:
-            log = session.log
+            log, settings = session.log, self.store.settings
             if (
-                time.monotonic() - local.opened < LOG_SECONDS
-                and len(log.hits) + len(log.written) < LOG_KEYS
+                time.monotonic() - local.opened < settings.memoize_log_seconds
+                and len(log.hits) + len(log.written) < settings.memoize_log_keys
             ):
                 return session
             self._end(session)

@@ -68,7 +68,7 @@ every node of a ready wave in one transaction; the serial walk looks up the
 keys of the nodes ahead of it that are decidable (a ForEach's sibling tasks)
 in one query and claims their misses in one transaction. Leases guard work
 worth guarding: a node whose latest stored result (read by the prefetch) took
-less than `LEASE_MIN_SECONDS` recomputes without a claim, as a duplicate
+less than ``settings.lease_min_seconds`` recomputes without a claim, as a duplicate
 compute of a cheap node by two processes is harmless, and so does a node whose
 processor has computed at least `PROVEN_CHEAP_AFTER` times in this run,
 each time that quickly (the look-ahead claims at most `UNPROVEN_AHEAD`
@@ -114,28 +114,21 @@ from incgraph.run.keys import (
     processor_name,
 )
 from incgraph.sentinels import MISSING, Missing
+from incgraph.settings import Settings
 from incgraph.store import Store
 from incgraph.store.codecs import Captured
 from incgraph.store.garbage import GcReport
 from incgraph.store.leases import Claims
 from incgraph.store.protocols import Record
 
-# The serial walk looks up (and claims the leases of) up to this many following nodes at once.
-CLAIM_AHEAD = 512
-# ... but at most this many lease-worthy nodes of a processor not yet seen computing in the run,
+# Tuning (look-ahead, lease threshold and polling) comes from the run's `Settings`
+# (`incgraph.settings`): claim_ahead, prefetch_min_nodes, lease_min_seconds,
+# lease_first_poll_seconds, lease_max_poll_seconds; writes follow the session writer's.
+# The look-ahead claims at most this many lease-worthy nodes of a processor not yet seen
+# computing in the run,
 UNPROVEN_AHEAD = 64
 # ... so that once this many of its computes were cheap, the rest need no lease.
 PROVEN_CHEAP_AFTER = 16
-# Runs of at least this many nodes read every node's latest record in bulk first.
-PREFETCH_MIN_NODES = 32
-# Leases guard work worth guarding: a node whose latest stored result took less than this
-# to compute is recomputed without claiming its key first (a claim is one write transaction,
-# ~40 us). Two processes may then both compute it, which is harmless: same key, same result.
-# A node with no stored result (its first compute ever), or an unknown duration, is leased.
-LEASE_MIN_SECONDS = 0.05
-# The pool loop polls keys other processes are computing at this interval (growing to the max).
-FIRST_POLL_SECONDS = 0.002
-MAX_POLL_SECONDS = 0.1
 
 __all__ = ["NodeStatus", "RunReport", "execute"]
 
@@ -224,8 +217,10 @@ class _Run:
         order: list[Node],
         force: frozenset[Node],
         upstream_only: bool,
+        settings: Settings,
     ) -> None:
         self.store = store
+        self.settings = settings
         self.executor = executor
         self.targets = set(targets)
         self.order = order
@@ -253,7 +248,7 @@ class _Run:
         # those whose key another process is computing
         self.to_claim: dict[str, list[tuple[Node, dict[str, str]]]] = {}
         self.watched: dict[str, list[tuple[Node, dict[str, str]]]] = {}
-        self.poll_delay = FIRST_POLL_SECONDS
+        self.poll_delay = self.settings.lease_first_poll_seconds
         # serial walk: keys claimed ahead of the walk in one transaction (see claim_ahead)
         self.walk_pos = 0
         self.claimed_ahead: set[str] = set()
@@ -375,7 +370,7 @@ class _Run:
         the hit is confirmed without a query of its own. A key that differs falls
         back to an exact lookup, so a stale prefetch can cost time, never a wrong hit.
         """
-        if len(self.order) >= PREFETCH_MIN_NODES and not self.force:
+        if len(self.order) >= self.settings.prefetch_min_nodes and not self.force:
             labels = [n.label for n in self.order if n.cache and not n.is_constant]
             self.latest = self.store.latest_entries(labels)
 
@@ -441,7 +436,7 @@ class _Run:
         from one set of shared input versions, looked up in one query per chunk,
         and their lease-worthy misses claimed in one transaction per chunk, as
         `look_ahead` would, without deciding them one by one. A chunk holds
-        `CLAIM_AHEAD` nodes, or ``UNPROVEN_AHEAD + 1`` while the processor
+        ``settings.claim_ahead`` nodes, or ``UNPROVEN_AHEAD + 1`` while the processor
         may need leases (not yet proved cheap in this run), so that a fan-out of
         cheap nodes claims only its first few.
         """
@@ -455,7 +450,9 @@ class _Run:
         done = 0
         while done < len(nodes):
             cheap = self.known_cheap(first)
-            chunk = nodes[done : done + (CLAIM_AHEAD if cheap else UNPROVEN_AHEAD + 1)]
+            chunk = nodes[
+                done : done + (self.settings.claim_ahead if cheap else UNPROVEN_AHEAD + 1)
+            ]
             done += len(chunk)
             keyed = []
             keyed_ahead = self.keyed_ahead
@@ -604,7 +601,7 @@ class _Run:
         """Settle ``node`` now (constant or hit) or submit it; True if submitted.
 
         A node that must compute claims its key first, unless it is known to be
-        cheap (`LEASE_MIN_SECONDS`). With ``defer_claim`` (the pool loop)
+        cheap (``settings.lease_min_seconds``). With ``defer_claim`` (the pool loop)
         the claim waits for `claim_wave` and True is returned; otherwise a
         key another process holds is waited for here.
         """
@@ -684,7 +681,7 @@ class _Run:
         """
         wanted: dict[str, Node] = {} if self.prefetched(node, key) else {key: node}
         unproven = 0
-        for nxt in self.order[self.walk_pos + 1 : self.walk_pos + 1 + CLAIM_AHEAD]:
+        for nxt in self.order[self.walk_pos + 1 : self.walk_pos + 1 + self.settings.claim_ahead]:
             if nxt.is_constant:
                 continue
             if any(up not in self.dvs for up in nxt.upstream()):
@@ -736,13 +733,13 @@ class _Run:
         return None
 
     def known_cheap(self, node: Node) -> bool:
-        """Whether ``node`` is known to compute in < LEASE_MIN_SECONDS, so it needs no lease.
+        """Whether ``node`` is known to compute in < ``lease_min_seconds``, so it needs no lease.
 
         Known from its latest stored result, or because its processor's computes in
         this run were all that quick (at least `PROVEN_CHEAP_AFTER` of them).
         """
         latest = self.latest.get(node.label)
-        if latest is not None and latest[2] < LEASE_MIN_SECONDS:
+        if latest is not None and latest[2] < self.settings.lease_min_seconds:
             return True
         return self.cheap_runs.get(node.processor, 0) >= PROVEN_CHEAP_AFTER
 
@@ -776,9 +773,9 @@ class _Run:
         """Look at the keys others are computing: stored ones are hits, lapsed ones ours."""
         claims = self.session.poll(self.watched)
         if claims.mine or claims.done:
-            self.poll_delay = FIRST_POLL_SECONDS
+            self.poll_delay = self.settings.lease_first_poll_seconds
         else:
-            self.poll_delay = min(self.poll_delay * 1.5, MAX_POLL_SECONDS)
+            self.poll_delay = min(self.poll_delay * 1.5, self.settings.lease_max_poll_seconds)
         ready = {key: self.watched.pop(key) for key in [*claims.mine, *claims.done]}
         return self.settle_claimed(claims, ready, in_flight)
 
@@ -812,9 +809,12 @@ class _Run:
         ``lineage`` is passed on to `make_record`.
         """
         value, data_version, duration = out
+        settings = self.settings
         cheap_runs, processor = self.cheap_runs, node.processor
         cheap_runs[processor] = (
-            cheap_runs.get(processor, 0) + 1 if duration < LEASE_MIN_SECONDS else float("-inf")
+            cheap_runs.get(processor, 0) + 1
+            if duration < settings.lease_min_seconds
+            else float("-inf")
         )
         self.dvs[node] = data_version
         self.values[node] = value
@@ -902,16 +902,19 @@ def execute(
     force: Iterable[Node] = (),
     upstream_only: bool = False,
     report: RunReport | None = None,
+    settings: Settings | None = None,
 ) -> RunReport:
     """Run ``order`` (a topological order covering ``targets``) and return the report.
 
     ``force`` nodes compute even on a hit. With ``upstream_only`` every non-target
     node must be a hit (``run_only``); otherwise `NotCachedError` is raised. A
     ``report`` passed in is filled as nodes finish, so a run that raises leaves in
-    it what was computed, hit and failed before the error.
+    it what was computed, hit and failed before the error. ``settings`` tune the
+    run (default: the store's).
     """
     check_code_versions(order)
-    run = _Run(store, executor, list(targets), order, frozenset(force), upstream_only)
+    tuning = store.settings if settings is None else settings
+    run = _Run(store, executor, list(targets), order, frozenset(force), upstream_only, tuning)
     if report is not None:
         run.report = report
     return run.run()

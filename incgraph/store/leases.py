@@ -47,7 +47,7 @@ the other holds back.
 Leases guard work worth guarding. A claim is one write transaction (~30 µs),
 more than many nodes take to compute, so the engine claims only keys whose
 node has no stored result yet (its first compute ever) or whose latest result
-took at least ``incgraph.run.engine.LEASE_MIN_SECONDS`` (50 ms). Two processes
+took at least the ``lease_min_seconds`` setting (1 ms by default). Two processes
 may then both compute a cheap node again; that is harmless, as both store the
 same result under the same key.
 """

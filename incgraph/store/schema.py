@@ -42,7 +42,7 @@ Version 3 lets a small result live in its own ``results`` row:
 
 ``results.checksum``, ``results.data``
     the pickled bytes of a result of at most
-    `ROW_INLINE_LIMIT` bytes (1 KiB) and
+    ``settings.row_inline_limit_bytes`` (1 KiB by default) and
     their xxh3-64 checksum, as an inline blob holds them; NULL when the value
     is a blob (a ``blobs`` row, inline or a file) as before. Every row naming
     such a data version carries its own copy, so no row depends on another.

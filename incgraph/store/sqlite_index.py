@@ -9,13 +9,14 @@ constant (SQLite's statement cache keeps it prepared), and the row is turned
 into a `Record` positionally. Everything else may be slower and clearer.
 
 Bulk writes are one ``BEGIN IMMEDIATE`` transaction per chunk of
-`PUT_CHUNK` rows. Random 128-bit keys scatter inserts over every leaf of
-the key and data-version indexes, so each commit rewrites most of their pages
-into the WAL; a big chunk pays that once per 50k rows instead of once per 1k
-(measured: 37k rows/s with 1k-row chunks, 83k with 10k, 127k with 50k). A chunk
-holds the write lock for about half a second; readers are never blocked (WAL),
-and other writers wait (``busy_timeout``) in between chunks.
-Bulk reads use ``IN (...)`` lists of at most `GET_CHUNK` keys (below
+``settings.index_put_chunk`` rows (`incgraph.settings`). Random 128-bit keys
+scatter inserts over every leaf of the key and data-version indexes, so each
+commit rewrites most of their pages into the WAL; a big chunk pays that once per
+50k rows instead of once per 1k (measured: 37k rows/s with 1k-row chunks, 83k
+with 10k, 127k with 50k). A chunk holds the write lock for about half a second;
+readers are never blocked (WAL), and other writers wait (``busy_timeout``) in
+between chunks.
+Bulk reads use ``IN (...)`` lists of at most ``settings.index_get_chunk`` keys (below
 SQLite's bound-variable limit).
 
 ``records()`` pages through the table by ``rowid`` instead of holding one
@@ -25,7 +26,7 @@ sorts the rows by ``(created, rowid)`` in memory: there is no index on
 and every caller reads the whole table anyway.
 
 Results kept in their row (schema version 3). A result whose pickle is at most
-`ROW_INLINE_LIMIT` bytes is written by
+``settings.row_inline_limit_bytes`` is written by
 `save_many` into its ``results`` row (``checksum``
 and ``data`` columns) instead of a ``blobs`` row: one row per small result
 instead of two. The row and its bytes are one insert, so a row never names
@@ -48,27 +49,15 @@ from typing import Any
 
 from incgraph.errors import ExtraNotInstalledError, StoreCorruptError
 from incgraph.sentinels import MISSING, Missing
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.codecs import checksum_of, decode
 from incgraph.store.failure import store_error
 from incgraph.store.protocols import Record
 from incgraph.store.schema import REFS_SINCE, ROW_DATA_SINCE
 from incgraph.store.sqlite_file import SqliteFile
 
-__all__ = ["GET_CHUNK", "PUT_CHUNK", "ROW_INLINE_LIMIT", "SqliteIndex"]
+__all__ = ["SqliteIndex"]
 
-ROW_INLINE_LIMIT = 1024
-"""Results whose pickle is at most this many bytes are kept in their ``results`` row.
-
-Small enough that a row stays a small part of a 4 KiB page (a ForEach task's
-manifest is about 100 bytes); larger values stay blobs, shared by every key
-that names them.
-"""
-
-PUT_CHUNK = 50_000
-"""Rows written per transaction by `SqliteIndex.put_many`."""
-
-GET_CHUNK = 500
-"""Keys per ``IN (...)`` query in `SqliteIndex.get_many`."""
 
 _FIELDS = (
     "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
@@ -207,6 +196,8 @@ class SqliteIndex:
         in a store made by `open_store`), or a path to open.
     read_only : bool
         Only used when ``file`` is a path.
+    settings : Settings
+        Where its chunk sizes come from (``index_put_chunk``, ``index_get_chunk``).
 
     Examples
     --------
@@ -221,8 +212,15 @@ class SqliteIndex:
     >>> index.close()
     """
 
-    def __init__(self, file: SqliteFile | str | os.PathLike[str], *, read_only: bool = False):
+    def __init__(
+        self,
+        file: SqliteFile | str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        settings: Settings = DEFAULT_SETTINGS,
+    ):
         self.file = file if isinstance(file, SqliteFile) else SqliteFile(file, read_only=read_only)
+        self.settings = settings
 
     def __repr__(self) -> str:
         return f"SqliteIndex({str(self.file.path)!r})"
@@ -271,7 +269,7 @@ class SqliteIndex:
         found: dict[str, Record] = {}
         conn = self.file.connection()
         try:
-            for chunk in _chunks(unique, GET_CHUNK):
+            for chunk in _chunks(unique, self.settings.index_get_chunk):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT key, {_FIELDS} FROM results WHERE key IN ({marks})"
                 for key, dv, node, proc, code, init, inputs, created, took, size in conn.execute(
@@ -291,7 +289,7 @@ class SqliteIndex:
         found: dict[str, str] = {}
         conn = self.file.connection()
         try:
-            for chunk in _chunks(unique, GET_CHUNK):
+            for chunk in _chunks(unique, self.settings.index_get_chunk):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT key, data_version FROM results WHERE key IN ({marks})"
                 found.update(conn.execute(sql, chunk).fetchall())
@@ -318,8 +316,8 @@ class SqliteIndex:
         self.file.write(lambda conn: conn.execute(_PUT, row))
 
     def put_many(self, records: Iterable[Record]) -> None:
-        """Insert or replace many records: one transaction per `PUT_CHUNK` rows."""
-        for chunk in _chunks(map(record_row, records), PUT_CHUNK):
+        """Insert or replace many records: one transaction per ``index_put_chunk`` rows."""
+        for chunk in _chunks(map(record_row, records), self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, _PUT, chunk))
 
     def insert_rows(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -341,7 +339,7 @@ class SqliteIndex:
         per record, no round trip through Python), so it stays loadable when
         the first row is dropped. A result kept as a blob is shared as usual.
         """
-        for chunk in _chunks(map(record_row, records), PUT_CHUNK):
+        for chunk in _chunks(map(record_row, records), self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, _PUT_SHARING, chunk))
 
     def row_value(self, data_version: str, *, signed: bool = False) -> Any:
@@ -451,7 +449,7 @@ class SqliteIndex:
         found: dict[str, tuple[str, str, float]] = {}
         conn = self.file.connection()
         try:
-            for chunk in _chunks(labels, GET_CHUNK):
+            for chunk in _chunks(labels, self.settings.index_get_chunk):
                 for node, key, dv, took in conn.execute(_LATEST_MANY, (json.dumps(chunk),)):
                     found[node] = (key, dv, took)
         except sqlite3.Error as exc:
@@ -519,7 +517,7 @@ class SqliteIndex:
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the records under ``keys``; absent keys are ignored."""
-        for chunk in _chunks(((key,) for key in keys), PUT_CHUNK):
+        for chunk in _chunks(((key,) for key in keys), self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, "DELETE FROM results WHERE key = ?", chunk))
 
     def delete_unchanged(self, records: Iterable[Record]) -> None:
@@ -527,7 +525,7 @@ class SqliteIndex:
         time): a result saved again under the same key meanwhile stays."""
         rows = ((rec.key, rec.created) for rec in records)
         sql = "DELETE FROM results WHERE key = ? AND created = ?"
-        for chunk in _chunks(rows, PUT_CHUNK):
+        for chunk in _chunks(rows, self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, sql, chunk))
 
     # -- references (schema version 4) ----------------------------------------------------
@@ -539,7 +537,7 @@ class SqliteIndex:
 
     def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Record (result data version, referenced blob) pairs."""
-        for chunk in _chunks(pairs, PUT_CHUNK):
+        for chunk in _chunks(pairs, self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, _PUT_REF, chunk))
 
     def refs(self) -> dict[str, set[str]]:

@@ -14,7 +14,7 @@ Design note
   per small result in a ``save_many`` of 512, most of what is left being
   SQLite's own B-tree inserts into four indexes with random keys.
 * **Small results live in their row** (schema version 3). In that shared-file
-  path, a result whose pickle is at most `ROW_INLINE_LIMIT` bytes (no
+  path, a result whose pickle is at most ``row_inline_limit_bytes`` (no
   signer) gets no blob row: its bytes and checksum go into its own index row,
   in the same insert. One row and three indexes per small result instead of
   two rows and five (84k -> 68k instructions, about 10.7 -> 9.1 µs each).
@@ -82,11 +82,12 @@ from incgraph.errors import (
 )
 from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.budget import max_bytes_from_env
 from incgraph.store.codecs import Captured, capture
 from incgraph.store.failure import store_error
-from incgraph.store.file_blobs import INLINE_LIMIT, FileBlobStore
-from incgraph.store.leases import LEASE_SECONDS, Lessee
+from incgraph.store.file_blobs import FileBlobStore
+from incgraph.store.leases import Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.names import is_real_folder
@@ -98,8 +99,6 @@ from incgraph.store.session import StoreSession, open_session
 from incgraph.store.signing import Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
 from incgraph.store.sqlite_index import (
-    PUT_CHUNK,
-    ROW_INLINE_LIMIT,
     SqliteIndex,
     record_row,
     stored_row,
@@ -153,14 +152,18 @@ class Store:
     ledger : Ledger, optional
         Run log, pins and leases. By default an SQLite ledger in the index's
         file when the index is a `SqliteIndex`, else one in memory.
-    lease_seconds : float
-        How long a lease lives without renewal (`incgraph.store.leases`).
+    lease_seconds : float, optional
+        How long a lease lives without renewal (`incgraph.store.leases`); overrides
+        ``settings.lease_ttl_seconds`` when given.
     packages : tuple of str
         Installed packages whose versions enter the cache key of every node run
         with this store (see `open_store`).
     max_bytes : int, optional
         The store's byte budget, enforced after every run that writes
         (`incgraph.store.budget`); None for no budget.
+    settings : Settings
+        The tuning this store and the runs using it follow (`incgraph.settings`);
+        kept on this object only, never in the store's folder.
 
     Examples
     --------
@@ -184,10 +187,14 @@ class Store:
         path: str | os.PathLike[str] | None = None,
         read_only: bool = False,
         ledger: Ledger | None = None,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float | None = None,
         packages: Iterable[str] = (),
         max_bytes: int | None = None,
+        settings: Settings = DEFAULT_SETTINGS,
     ) -> None:
+        if lease_seconds is not None:
+            settings = settings.replace(lease_ttl_seconds=lease_seconds)
+        self.settings = settings
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
         self.max_bytes = max_bytes
@@ -201,11 +208,15 @@ class Store:
             else:
                 ledger = MemoryLedger(index)
         self.ledger = ledger
-        self.lease_seconds = lease_seconds
         self.packages = _declared_packages(packages)
         self.location: str | None = None if self.path is None else str(self.path)
         """What `open_store` reopens this store from (in another process): its folder, or
         its PostgreSQL URL with ``blobs=``; None for a store in memory."""
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease lives without renewal: ``settings.lease_ttl_seconds``."""
+        return self.settings.lease_ttl_seconds
 
     def __repr__(self) -> str:
         where = "in memory" if self.path is None else str(self.path)
@@ -361,7 +372,7 @@ class Store:
         >>> store.load(saved), captured.value()
         ([1, 2], [1, 2])
         """
-        limit = getattr(self.blobs, "inline_limit", INLINE_LIMIT)
+        limit = getattr(self.blobs, "inline_limit", self.settings.blob_inline_limit_bytes)
         return capture(value, inline_limit=limit)
 
     def save(self, record: Record, value: Any) -> Record:
@@ -379,7 +390,7 @@ class Store:
 
         When the index and the blobs share one SQLite file (every store
         `open_store` makes), the blob rows and the index rows of up to
-        `PUT_CHUNK` results go in ONE
+        ``settings.index_put_chunk`` results go in ONE
         transaction, blob rows first; blob files are renamed into place before
         it commits. Atomic is stronger than blob-then-row: a crash leaves both
         or neither (and at worst an orphan file).
@@ -399,8 +410,9 @@ class Store:
             and index.file is blobs.file
         ):
             saved: list[Record] = []
-            for start in range(0, len(items), PUT_CHUNK):
-                saved += _save_chunk(index, blobs, items[start : start + PUT_CHUNK], now)
+            step, row_limit = self.settings.index_put_chunk, self.settings.row_inline_limit_bytes
+            for start in range(0, len(items), step):
+                saved += _save_chunk(index, blobs, items[start : start + step], now, row_limit)
             return saved
         index.put_refs(refs_of(items))
         put_many = getattr(blobs, "put_many", None)
@@ -520,14 +532,14 @@ class Store:
         dry_run: bool = False,
     ) -> GcReport:
         """Drop what recent runs did not use; see `incgraph.store.garbage.collect_garbage`."""
-        from incgraph.store.garbage import GRACE_SECONDS, collect_garbage
+        from incgraph.store.garbage import collect_garbage
 
         return collect_garbage(
             self,
             keep_runs=keep_runs,
             max_bytes=max_bytes,
             pins=pins,
-            grace=GRACE_SECONDS if grace is None else grace,
+            grace=self.settings.gc_grace_seconds if grace is None else grace,
             dry_run=dry_run,
         )
 
@@ -620,11 +632,15 @@ def _sized(record: Record, size: int, now: float) -> Record:
 
 
 def _save_chunk(
-    index: SqliteIndex, blobs: FileBlobStore, items: list[tuple[Record, Any]], now: float
+    index: SqliteIndex,
+    blobs: FileBlobStore,
+    items: list[tuple[Record, Any]],
+    now: float,
+    row_limit: int,
 ) -> list[Record]:
     """Blob rows, then index rows, of ``items`` in one transaction of their shared file.
 
-    A result whose pickle is at most `ROW_INLINE_LIMIT` bytes (no signer)
+    A result whose pickle is at most ``row_limit`` bytes (no signer)
     gets no blob row: its bytes and checksum go into its own index row.
     """
     saved: list[Record] = []
@@ -650,7 +666,7 @@ def _save_chunk(
     blobs.put_many(
         [(record.data_version, value) for record, value in items],
         also=write_index,
-        row_limit=ROW_INLINE_LIMIT,
+        row_limit=row_limit,
     )
     return saved
 
@@ -720,11 +736,12 @@ def open_store(
     read_only: bool = False,
     durable: bool = False,
     hmac_key: bytes | str | None = None,
-    lease_seconds: float = LEASE_SECONDS,
+    lease_seconds: float | None = None,
     packages: Iterable[str] = (),
     max_bytes: int | None = None,
     blobs: str | os.PathLike[str] | None = None,
     create: bool = False,
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> Store:
     """Open (creating if needed) the on-disk store in a folder, or a team's store.
 
@@ -745,9 +762,10 @@ def open_store(
     hmac_key : bytes or str, optional
         Sign blobs with HMAC-SHA256 and refuse unsigned or tampered ones
         (`incgraph.store.signing`). Default: ``$INCGRAPH_HMAC_KEY`` if set.
-    lease_seconds : float
+    lease_seconds : float, optional
         How long a lease on a key being computed lives without renewal: a
-        killed process's work is taken over after this long.
+        killed process's work is taken over after this long. Overrides
+        ``settings.lease_ttl_seconds`` (30 s by default) when given.
     packages : iterable of str
         Installed packages (as ``pip`` names them) whose versions enter the
         cache key of every node, layer and task run with this store, besides
@@ -766,6 +784,11 @@ def open_store(
         With a PostgreSQL ``location``: create incgraph's tables if the database
         has none (the same as ``incgraph migrate URL``). A folder store is
         always created when missing.
+    settings : Settings
+        The tuning of this store and of the runs that use it (`incgraph.settings`):
+        inline limits, chunk sizes, lease timing, gc grace... Kept on the returned
+        object only, never written to the folder: pass the same settings wherever
+        the store is opened if they matter. Cache keys never depend on them.
 
     Raises
     ------
@@ -782,6 +805,11 @@ def open_store(
     >>> with open_store(tempfile.mkdtemp() + "/cache") as store:
     ...     store.save(Record("k", "ab" * 16, "n", "p", "c", "i"), [1, 2]).size > 0
     True
+    >>> from incgraph import DEFAULT_SETTINGS
+    >>> tuned = DEFAULT_SETTINGS.replace(gc_grace_seconds=60)
+    >>> with open_store(tempfile.mkdtemp(), settings=tuned) as store:
+    ...     store.settings.gc_grace_seconds
+    60
     """
     if isinstance(location, Store):
         return location
@@ -799,6 +827,7 @@ def open_store(
             lease_seconds=lease_seconds,
             packages=packages,
             max_bytes=max_bytes,
+            settings=settings,
         )
     folder = default_location() if location is None else Path(location).expanduser().absolute()
     index_path = folder / INDEX_FILE
@@ -827,9 +856,16 @@ def open_store(
     ledger = SqliteLedger(sqlite_file)
     if not read_only:
         _drop_dead_leases(ledger, time.time())
-    index = SqliteIndex(sqlite_file)
+    index = SqliteIndex(sqlite_file, settings=settings)
     signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
-    blob_store = FileBlobStore(folder / BLOB_FOLDER, sqlite_file, durable=durable, signer=signer)
+    blob_store = FileBlobStore(
+        folder / BLOB_FOLDER,
+        sqlite_file,
+        durable=durable,
+        signer=signer,
+        inline_limit=settings.blob_inline_limit_bytes,
+        mmap_threshold=settings.blob_mmap_threshold_bytes,
+    )
     return Store(
         index,
         blob_store,
@@ -839,6 +875,7 @@ def open_store(
         lease_seconds=lease_seconds,
         packages=packages,
         max_bytes=max_bytes,
+        settings=settings,
     )
 
 
@@ -850,13 +887,14 @@ def _open_postgres_store(
     create: bool,
     durable: bool,
     hmac_key: bytes | str | None,
-    lease_seconds: float,
+    lease_seconds: float | None,
     packages: Iterable[str],
     max_bytes: int | None,
+    settings: Settings,
 ) -> Store:
     """`open_store` of a PostgreSQL URL: index and ledger there, blobs in a folder store."""
     url, folder = _blobs_of(location, blobs)
-    blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key)
+    blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key, settings)
     index, ledger = open_postgres(url, read_only=read_only, create=create)
     if not read_only:
         _drop_dead_leases(ledger, time.time())
@@ -869,6 +907,7 @@ def _open_postgres_store(
         lease_seconds=lease_seconds,
         packages=packages,
         max_bytes=max_bytes,
+        settings=settings,
     )
     store.location = _with_blobs(url, blob_store.path)
     return store
@@ -901,6 +940,7 @@ def _postgres_blobs(
     read_only: bool,
     durable: bool,
     hmac_key: bytes | str | None,
+    settings: Settings,
 ) -> Store:
     """The folder store whose blob store keeps the results of the PostgreSQL store ``url``."""
     if blobs is None:
@@ -910,7 +950,9 @@ def _postgres_blobs(
             "open_store(url, blobs='/shared/incgraph-blobs') or in the URL, "
             "postgresql://...?blobs=/shared/incgraph-blobs"
         )
-    return open_store(blobs, read_only=read_only, durable=durable, hmac_key=hmac_key)
+    return open_store(
+        blobs, read_only=read_only, durable=durable, hmac_key=hmac_key, settings=settings
+    )
 
 
 def _unwritable_folder_error(folder: Path) -> ReadOnlyStoreError:
@@ -1111,13 +1153,18 @@ def _declared_packages(packages: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
-def memory_store() -> Store:
+def memory_store(*, settings: Settings = DEFAULT_SETTINGS) -> Store:
     """A store held in this process's memory (values kept as pickled copies).
+
+    Parameters
+    ----------
+    settings : Settings
+        The tuning of the runs that use this store (`incgraph.settings`).
 
     Examples
     --------
     >>> store = memory_store()
-    >>> store.path is None
-    True
+    >>> store.path is None, store.settings.claim_ahead
+    (True, 512)
     """
-    return Store(MemoryIndex(), MemoryBlobStore())
+    return Store(MemoryIndex(), MemoryBlobStore(), settings=settings)

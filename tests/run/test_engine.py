@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 import pytest
 
 from incgraph import (
+    DEFAULT_SETTINGS,
     HashingError,
     InputTypeError,
     NodeError,
     NotCachedError,
     ProcessGraph,
     Processor,
+    Settings,
 )
 from incgraph.store import Store, memory_store
 
@@ -471,13 +473,16 @@ def _record_claims(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def _claims_of_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str | None = None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    executor: str | None = None,
+    settings: Settings | None = None,
 ) -> list[int]:
     """Keys claimed by a first run of a 40-node chain, then by a rerun after its seed changed."""
     calls = _record_claims(monkeypatch)
     counts = []
     for seed in (1, 10**6):
-        with ProcessGraph(store=tmp_path / "store", executor=executor) as g:
+        with ProcessGraph(store=tmp_path / "store", executor=executor, settings=settings) as g:
             nodes = [g.add_constant_node(0, "seed", value=seed)]
             for i in range(1, 41):
                 nodes.append(g.add_node(i, Inc, {"x": nodes[-1]}))
@@ -510,12 +515,10 @@ class SlowOnce(Processor):
 def test_a_processor_with_one_slow_compute_stays_leased(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One compute over LEASE_MIN_SECONDS: the processor is never taken for cheap in that run."""
-    from incgraph.run import engine
-
-    monkeypatch.setattr(engine, "LEASE_MIN_SECONDS", 0.01)
+    """One compute over lease_min_seconds: the processor is never taken for cheap in that run."""
     calls = _record_claims(monkeypatch)
-    with ProcessGraph(store=tmp_path / "store") as g:
+    tuned = DEFAULT_SETTINGS.replace(lease_min_seconds=0.01)
+    with ProcessGraph(store=tmp_path / "store", settings=tuned) as g:
         nodes = [g.add_constant_node(0, "seed", value=0)]
         for i in range(1, 41):
             nodes.append(g.add_node(i, SlowOnce, {"x": nodes[-1]}))
@@ -527,10 +530,8 @@ def test_a_node_that_was_slow_is_leased_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a threshold no stored duration is below, every recompute claims its key."""
-    from incgraph.run import engine
-
-    monkeypatch.setattr(engine, "LEASE_MIN_SECONDS", 0.0)
-    assert _claims_of_runs(tmp_path, monkeypatch) == [40, 40]
+    never_cheap = DEFAULT_SETTINGS.replace(lease_min_seconds=0.0)
+    assert _claims_of_runs(tmp_path, monkeypatch, settings=never_cheap) == [40, 40]
 
 
 def test_the_serial_walk_claims_sibling_leases_in_one_transaction(

@@ -13,10 +13,11 @@ import pytest
 
 from incgraph.errors import StoreCorruptError, StoreError
 from incgraph.sentinels import MISSING
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store import Store, open_store
 from incgraph.store.codecs import checksum_of, dumps
 from incgraph.store.schema import MIGRATIONS, SCHEMA_VERSION
-from incgraph.store.sqlite_index import ROW_INLINE_LIMIT, SqliteIndex
+from incgraph.store.sqlite_index import SqliteIndex
 
 from .contract import BIG, blob_value, dv, record
 
@@ -83,10 +84,11 @@ def test_a_small_value_is_written_into_its_row_and_gets_no_blob_row(store: Store
 
 
 def test_the_limit_is_at_most_one_kibibyte_of_pickle(store: Store) -> None:
-    """A pickle of exactly ROW_INLINE_LIMIT bytes is kept in its row; one byte more is a blob."""
-    at, over = pickled_of_size(ROW_INLINE_LIMIT), pickled_of_size(ROW_INLINE_LIMIT + 1)
+    """A pickle of exactly row_inline_limit_bytes is kept in its row; one byte more is a blob."""
+    limit = DEFAULT_SETTINGS.row_inline_limit_bytes
+    at, over = pickled_of_size(limit), pickled_of_size(limit + 1)
     saved = store.save_many([(record(1, 2), at), (record(3, 4), over)])
-    assert [rec.size for rec in saved] == [ROW_INLINE_LIMIT, ROW_INLINE_LIMIT + 1]
+    assert [rec.size for rec in saved] == [limit, limit + 1]
     assert held(store, 1)[2] == "blob" and held(store, 3)[2] == "null"
     assert raw(store, "SELECT data_version FROM blobs") == [(dv(4),)]
     assert [store.load(rec) for rec in saved] == [at, over]

@@ -19,6 +19,7 @@ import pytest
 
 from incgraph.errors import ReadOnlyStoreError, StoreCorruptError, StoreError, StoreFullError
 from incgraph.sentinels import MISSING
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store import (
     ENV_VAR,
     FileBlobStore,
@@ -575,20 +576,21 @@ def test_sqlite_file_closes_every_threads_connection(tmp_path: Path) -> None:
     assert sqlite_file.SqliteFile is SqliteFile
 
 
-def test_put_many_spans_several_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_put_many_spans_several_transactions(tmp_path: Path) -> None:
     """put_many and delete of more rows than one chunk write every row, in order."""
-    monkeypatch.setattr(sqlite_index, "PUT_CHUNK", 7)
+    store = open_store(tmp_path / "chunked", settings=DEFAULT_SETTINGS.replace(index_put_chunk=7))
     store.index.put_many([record(i, i, created=float(i)) for i in range(50)])
     assert [rec.key for rec in store.index.records()] == [dv(i) for i in range(50)]
     store.index.delete(dv(i) for i in range(0, 50, 2))
     assert len(store.index) == 25
+    store.close()
 
 
 def test_save_many_writes_blob_and_index_rows_in_one_transaction_per_chunk(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """save_many of 20 results in chunks of 8 takes three write transactions, and all load."""
-    monkeypatch.setattr("incgraph.store.store.PUT_CHUNK", 8)
+    store = open_store(tmp_path / "chunked", settings=DEFAULT_SETTINGS.replace(index_put_chunk=8))
     statements: list[str] = []
     store.index.file.connection().set_trace_callback(statements.append)
     saved = store.save_many([(record(i, i + 100), {"i": i}) for i in range(20)])
@@ -596,6 +598,7 @@ def test_save_many_writes_blob_and_index_rows_in_one_transaction_per_chunk(
     assert sum(sql == "BEGIN IMMEDIATE" for sql in statements) == 3
     assert [store.load(store.lookup(rec.key)) for rec in saved] == [{"i": i} for i in range(20)]
     assert all(rec.size > 0 and rec.created > 0 for rec in saved)
+    store.close()
 
 
 def test_a_failed_index_write_keeps_no_inline_blob_row(
@@ -656,8 +659,6 @@ def test_transient_disk_io_errors_are_retried_then_reported(tmp_path: Path) -> N
 def test_inputs_json_is_compact_escaped_and_round_trips() -> None:
     """The index writes inputs as compact JSON, escaping any name, and reads back the same dict."""
     import json
-
-    from incgraph.store import sqlite_index
 
     inputs = {"x": "a" * 32, 'naïve "quoted"\n': "b" * 32, "": "c"}
     text = sqlite_index._dumps(inputs)
