@@ -33,9 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store import memory_store
 from incgraph.store.codecs import encode_small
-from incgraph.store.file_blobs import INLINE_LIMIT
+
+INLINE_LIMIT = DEFAULT_SETTINGS.blob_inline_limit_bytes
 
 
 def best_us(fn: Callable[[], Any], budget: float = 0.3) -> float:
@@ -89,8 +91,10 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    print("| value | encode (paid anyway) | capture adds | 1 consumer: capture / copies "
-          "| 3 consumers: capture / copies |")
+    print(
+        "| value | encode (paid anyway) | capture adds | 1 consumer: capture / copies "
+        "| 3 consumers: capture / copies |"
+    )
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(

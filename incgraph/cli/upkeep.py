@@ -18,7 +18,7 @@ from incgraph.cli.browse import SHORT
 from incgraph.cli.context import Context, UsageError
 from incgraph.cli.tables import duration, parse_size, size, table
 from incgraph.errors import ReadOnlyStoreError
-from incgraph.store.garbage import GRACE_SECONDS, GcReport
+from incgraph.store.garbage import GcReport
 from incgraph.store.postgres_database import is_postgres_url, migrate_postgres, safe_url
 from incgraph.store.verification import VerifyReport
 
@@ -40,9 +40,9 @@ def register(commands: Any, parent: argparse.ArgumentParser) -> None:
     gc.add_argument(
         "--grace",
         type=float,
-        default=GRACE_SECONDS,
+        default=None,
         metavar="SECONDS",
-        help=f"leave anything younger alone (default {GRACE_SECONDS:.0f})",
+        help="leave anything younger alone (default: the gc_grace_seconds setting, 600)",
     )
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     gc.add_argument("-v", "--verbose", action="store_true", help="list each result and file")
@@ -79,7 +79,7 @@ def cmd_gc(ctx: Context) -> int:
     args = ctx.args
     if args.keep_runs is not None and args.keep_runs < 0:
         raise UsageError(f"--keep-runs must be 0 or more, got {args.keep_runs}")
-    if args.grace < 0:
+    if args.grace is not None and args.grace < 0:
         raise UsageError(f"--grace must be 0 or more, got {args.grace}")
     try:
         max_bytes = None if args.max_bytes is None else parse_size(args.max_bytes)

@@ -12,8 +12,8 @@ on-disk layout, durability, concurrency, exactly-once leases and the security
 note: results are pickled, so opening a store means trusting it.
 """
 
-from incgraph.store.file_blobs import INLINE_LIMIT, FileBlobStore
-from incgraph.store.garbage import GRACE_SECONDS, GcReport
+from incgraph.store.file_blobs import FileBlobStore
+from incgraph.store.garbage import GcReport
 from incgraph.store.leases import LEASE_SECONDS, Claims, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.lineage import LineageNode, lineage
@@ -42,9 +42,7 @@ from incgraph.store.writer import Writer
 
 __all__ = [
     "ENV_VAR",
-    "GRACE_SECONDS",
     "HMAC_ENV_VAR",
-    "INLINE_LIMIT",
     "LEASE_SECONDS",
     "BlobEntry",
     "BlobStore",

@@ -106,9 +106,7 @@ def enforce_budget(store: Store, wrote: bool, started: float | None = None) -> G
     try:
         if stored_bytes(store) <= limit:
             return None  # under budget even counting every blob: no collection needed
-        from incgraph.store import garbage
-
-        grace = garbage.GRACE_SECONDS
+        grace = store.settings.gc_grace_seconds
         if started is not None:
             grace = max(grace, time.time() - started)
         return store.gc(max_bytes=limit, grace=grace)

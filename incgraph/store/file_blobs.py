@@ -4,7 +4,8 @@ Design note
 -----------
 A blob is a row of the ``blobs`` table (data version -> codec, checksum, size)
 plus its bytes: in the row's ``data`` column when the pickled value is smaller
-than ``inline_limit`` (32 KiB: one SQLite page run, no file to open), otherwise
+than the ``blob_inline_limit_bytes`` setting (32 KiB: one SQLite page run, no
+file to open), otherwise
 in the file ``blobs/<dv[:2]>/<dv>.<checksum>.<suffix>``.
 
 A caller that writes its own rows in the same transaction (the store's
@@ -50,7 +51,7 @@ A blob that fails (or whose file is missing, or that cannot be decoded) raises
 `StoreCorruptError` and is removed, row first, so it is
 never served and the next run recomputes it.
 
-Loads: files of at least ``mmap_threshold`` bytes are mapped copy-on-write
+Loads: files of at least ``blob_mmap_threshold_bytes`` are mapped copy-on-write
 (``mmap.ACCESS_COPY``): an ``npy`` array or a ``pickle5`` buffer is a view of
 the mapping, with no copy of its own, and writing to it changes only the
 caller's private pages. Smaller files are read into a ``bytearray``.
@@ -82,6 +83,7 @@ from incgraph.errors import (
     StoreCorruptError,
     StoreError,
 )
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.codecs import (
     Captured,
     Encoded,
@@ -108,16 +110,7 @@ from incgraph.store.protocols import BlobEntry
 from incgraph.store.signing import Signer
 from incgraph.store.sqlite_file import SqliteFile
 
-__all__ = ["INLINE_LIMIT", "MMAP_THRESHOLD", "FileBlobStore"]
-
-TEMP_FILE_SECONDS = 3600.0
-"""A temporary file whose writer cannot be checked (another host) is kept this long."""
-
-INLINE_LIMIT = 32 * 1024
-"""Encoded values smaller than this many bytes are kept inside SQLite."""
-
-MMAP_THRESHOLD = 1 << 20
-"""Blob files of at least this many bytes are memory-mapped instead of read."""
+__all__ = ["FileBlobStore"]
 
 Also = Callable[[sqlite3.Connection, list[int], Mapping[str, tuple[str, bytearray]]], None]
 """What `FileBlobStore.put_many` calls inside its transaction: (conn, sizes, row bytes)."""
@@ -252,15 +245,16 @@ class FileBlobStore:
         The SQLite database holding the ``blobs`` table (usually shared with the index).
     durable : bool
         fsync every file and its folder before committing its row.
-    inline_limit : int
-        Encoded values smaller than this are stored in SQLite, not as files.
-    mmap_threshold : int
-        Files at least this big are loaded through a copy-on-write memory map.
     read_only : bool
         Only used when ``file`` is a path.
     signer : Signer, optional
         Sign every blob written and refuse, on load, blobs whose HMAC tag is
         missing or wrong (`incgraph.store.signing`).
+    settings : Settings
+        ``blob_inline_limit_bytes`` (smaller encoded values stay in SQLite, not
+        in files), ``blob_mmap_threshold_bytes`` (files at least this big are
+        loaded through a copy-on-write memory map) and
+        ``temp_file_max_age_seconds`` (`incgraph.settings`).
 
     Examples
     --------
@@ -280,17 +274,21 @@ class FileBlobStore:
         file: SqliteFile | str | os.PathLike[str],
         *,
         durable: bool = False,
-        inline_limit: int = INLINE_LIMIT,
-        mmap_threshold: int = MMAP_THRESHOLD,
         read_only: bool = False,
         signer: Signer | None = None,
+        settings: Settings = DEFAULT_SETTINGS,
     ) -> None:
         self.directory = Path(directory)
         self.signer = signer
-        self.file = file if isinstance(file, SqliteFile) else SqliteFile(file, read_only=read_only)
+        self.file = (
+            file
+            if isinstance(file, SqliteFile)
+            else SqliteFile(file, read_only=read_only, settings=settings)
+        )
         self.durable = durable
-        self.inline_limit = inline_limit
-        self.mmap_threshold = mmap_threshold
+        self.settings = settings
+        self.inline_limit = settings.blob_inline_limit_bytes
+        self.mmap_threshold = settings.blob_mmap_threshold_bytes
         self._folders: set[Path] = set()
         self._folders_lock = threading.Lock()
         # Whether the next put_many looks every data version up before encoding: when
@@ -373,7 +371,8 @@ class FileBlobStore:
         behind; nothing reads it, and a garbage collector may delete these paths.
         Only names incgraph makes are listed, and never the file of a writer that
         still runs on this host, however old; a file whose writer cannot be
-        checked (another host) must also be older than `TEMP_FILE_SECONDS`.
+        checked (another host) must also be older than the
+        ``temp_file_max_age_seconds`` setting (an hour by default).
         """
         now = time.time()
         stale = []
@@ -382,7 +381,8 @@ class FileBlobStore:
             if temp is None or stats.st_mtime >= now - older_than:
                 continue
             live = temp_file_is_live(temp)
-            if live is False or (live is None and stats.st_mtime < now - TEMP_FILE_SECONDS):
+            unknown_until = now - self.settings.temp_file_max_age_seconds
+            if live is False or (live is None and stats.st_mtime < unknown_until):
                 stale.append(path)
         return sorted(stale)
 

@@ -35,7 +35,7 @@ results, and orphans older than ``grace`` left by a crash between a blob's
 commit and its index row's), blob files no row names and temporary files of
 interrupted writes whose writer is gone (both older than ``grace``; only names
 incgraph makes, `incgraph.store.names`), expired leases, and run-log
-rows beyond the last `RUN_LOG_LIMIT` (or ``keep_runs``) runs (acceptances,
+rows beyond the last ``run_log_limit`` (a setting, or ``keep_runs``) runs (acceptances,
 `incgraph.store.acceptance`, stay: they are the record of a decision).
 
 Order. Index rows go first, then blob rows, then files: at no point does an
@@ -65,18 +65,13 @@ from typing import TYPE_CHECKING
 
 from incgraph.errors import ReadOnlyStoreError
 from incgraph.store.protocols import Record
-from incgraph.store.runlog import STALE_RUN_SECONDS, RunInfo, is_abandoned
+from incgraph.store.runlog import RunInfo, is_abandoned
 
 if TYPE_CHECKING:
+    from incgraph.settings import Settings
     from incgraph.store.store import Store
 
-__all__ = ["GRACE_SECONDS", "RUN_LOG_LIMIT", "STALE_RUN_SECONDS", "GcReport", "collect_garbage"]
-
-GRACE_SECONDS = 600.0
-"""Default age below which gc leaves results, orphans and temporary files alone."""
-
-RUN_LOG_LIMIT = 1000
-"""gc keeps at least this many of the most recent runs in the run log."""
+__all__ = ["GcReport", "collect_garbage"]
 
 
 @dataclass
@@ -119,7 +114,7 @@ def collect_garbage(
     keep_runs: int | None = None,
     max_bytes: int | None = None,
     pins: Iterable[str] = (),
-    grace: float = GRACE_SECONDS,
+    grace: float | None = None,
     dry_run: bool = False,
 ) -> GcReport:
     """Drop results recent runs did not use (see the module note); return what went.
@@ -133,8 +128,9 @@ def collect_garbage(
         Then drop least recently used results until the stored blobs fit.
     pins : iterable of str
         Extra keys (or unique key prefixes) to keep this time.
-    grace : float
+    grace : float, optional
         Seconds: younger results, orphans and temporary files are left alone.
+        Default: the store's ``gc_grace_seconds`` setting (600).
     dry_run : bool
         Report only; delete nothing.
 
@@ -160,7 +156,9 @@ def collect_garbage(
         )
     if not dry_run:
         store.check_marked("collect garbage")
-    now = time.time()
+    now, settings = time.time(), store.settings
+    if grace is None:
+        grace = settings.gc_grace_seconds
     report = GcReport(dry_run=dry_run)
     records = list(store.index.records())
     pinned = set(store.ledger.pins()) | {store.resolve(key) for key in pins}
@@ -169,7 +167,7 @@ def collect_garbage(
     counted = [run for run in runs if run.kind != "accept"]  # a decision, not a use
     recent = {run.id for run in _recent_runs(counted, keep_runs)}
     last_used, used = _run_usage(store, runs, records, recent)
-    keep = _kept_by_runs(records, counted, keep_runs, pinned, used, now - grace, now)
+    keep = _kept_by_runs(records, counted, keep_runs, pinned, used, now - grace, now, settings)
     entries = list(store.blobs.entries())
     sizes = {entry.data_version: entry.size for entry in entries}
     held = _row_bytes(store)
@@ -202,7 +200,7 @@ def collect_garbage(
     files = list(blobs.orphan_files(grace)) + list(blobs.stale_temp_files(grace))
     report.files_removed = sorted(files)
     report.bytes_freed += sum(_size(path) for path in report.files_removed)
-    trim = _runs_to_trim(runs, keep_runs, now)
+    trim = _runs_to_trim(runs, keep_runs, now, settings)
     report.runs_trimmed = len(trim)
     if not dry_run:
         _delete(store, report, trim, now)
@@ -254,6 +252,7 @@ def _kept_by_runs(
     used: set[str],
     young: float,
     now: float,
+    settings: Settings,
 ) -> set[str]:
     """The keys rules 1-5 of the module note keep."""
     if keep_runs is None:
@@ -263,7 +262,7 @@ def _kept_by_runs(
     if len(runs) < keep_runs:
         window = float("-inf")
     for run in runs:
-        if run.status == "running" and _alive(run, now):
+        if run.status == "running" and _alive(run, now, settings):
             window = min(window, run.started)
     return {
         rec.key
@@ -272,9 +271,9 @@ def _kept_by_runs(
     }
 
 
-def _alive(run: RunInfo, now: float) -> bool:
+def _alive(run: RunInfo, now: float, settings: Settings) -> bool:
     """Whether an announced run's process may still be running."""
-    return not is_abandoned(run, now)
+    return not is_abandoned(run, now, settings.stale_run_seconds)
 
 
 def _over_budget(
@@ -321,15 +320,17 @@ def _over_budget(
     return dropped
 
 
-def _runs_to_trim(runs: list[RunInfo], keep_runs: int | None, now: float) -> list[int]:
-    """Run ids beyond the newest ``max(keep_runs, RUN_LOG_LIMIT)`` (live running runs stay)."""
-    limit = max(keep_runs or 0, RUN_LOG_LIMIT)
+def _runs_to_trim(
+    runs: list[RunInfo], keep_runs: int | None, now: float, settings: Settings
+) -> list[int]:
+    """Run ids beyond the newest ``max(keep_runs, run_log_limit)`` (live running runs stay)."""
+    limit = max(keep_runs or 0, settings.run_log_limit)
     ordered = sorted(runs, key=lambda run: (run.started, run.id))
     old = ordered[:-limit] if len(ordered) > limit else []
     return [
         run.id
         for run in old
-        if not (run.status == "running" and _alive(run, now)) and run.kind != "accept"
+        if not (run.status == "running" and _alive(run, now, settings)) and run.kind != "accept"
     ]
 
 

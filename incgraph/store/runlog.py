@@ -31,7 +31,7 @@ A run whose process died while it ran (killed, or its machine lost power)
 leaves its announced row "running". `runs`
 shows such a row as ``"abandoned"`` (`is_abandoned`): its owner is a
 process on this host that no longer exists, or, on another host, it started
-more than `STALE_RUN_SECONDS` ago.
+more than the ``stale_run_seconds`` setting ago (a day by default).
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
+from incgraph.settings import DEFAULT_SETTINGS
+
 if TYPE_CHECKING:
     from incgraph.store.leases import Lessee
     from incgraph.store.ledger import Ledger
 
 __all__ = [
-    "STALE_RUN_SECONDS",
     "RunEntry",
     "RunInfo",
     "RunLog",
@@ -61,9 +62,6 @@ __all__ = [
 ]
 
 RunStatus = Literal["running", "ok", "failed"]
-
-STALE_RUN_SECONDS = 24 * 3600.0
-"""An announced run still "running" after this long on another host is taken to be dead."""
 
 _HEX = b"\x01"  # keys are 32 lowercase hex digits, stored as 16 raw bytes each
 _TEXT = b"\x00"  # anything else: UTF-8, one key per line
@@ -93,8 +91,14 @@ def owner_is_dead(owner: str) -> bool:
     return False
 
 
-def is_abandoned(run: RunInfo, now: float) -> bool:
+def is_abandoned(
+    run: RunInfo, now: float, stale_seconds: float = DEFAULT_SETTINGS.stale_run_seconds
+) -> bool:
     """Whether a run logged as ``"running"`` can no longer be running (its owner died).
+
+    A run of a live process on this host is never abandoned; one of another host is
+    taken to be once it started ``stale_seconds`` ago (the store's
+    ``stale_run_seconds`` setting).
 
     Examples
     --------
@@ -109,7 +113,7 @@ def is_abandoned(run: RunInfo, now: float) -> bool:
     host, _, rest = run.owner.partition(":")
     if host == socket.gethostname() and rest.partition(":")[0].isdigit():
         return False  # a live process on this host
-    return now - run.started >= STALE_RUN_SECONDS
+    return now - run.started >= stale_seconds
 
 
 def new_owner() -> str:

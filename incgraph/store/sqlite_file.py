@@ -76,15 +76,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from incgraph.errors import ReadOnlyStoreError, StoreError
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.diskio import fsync_folder, write_all
 from incgraph.store.failure import is_busy, is_transient_io, store_error
 from incgraph.store.schema import READABLE_SINCE, SCHEMA_VERSION, migrate, new_file_image
 
 __all__ = ["SqliteFile"]
-
-# How many times a transient SQLite "disk I/O error" (a WAL open/close race between
-# processes) is retried before it is reported as a store error.
-IO_RETRIES = 8
 
 T = TypeVar("T")
 
@@ -200,12 +197,16 @@ class SqliteFile:
         durable: bool = False,
         busy_timeout: float = 30.0,
         lock_timeout: float = 600.0,
+        settings: Settings = DEFAULT_SETTINGS,
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.durable = durable
         self.busy_timeout = busy_timeout
         self.lock_timeout = lock_timeout
+        # how many times a transient "disk I/O error" (a WAL open/close race between
+        # processes) is retried before it is reported as a store error
+        self.io_retries = settings.sqlite_io_retries
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -255,11 +256,12 @@ class SqliteFile:
                     f"{self.path} is not an incgraph store index ({reason}); incgraph left it "
                     "untouched: point the store at a folder of its own"
                 )
-        for attempt in range(IO_RETRIES + 1):
+        retries = self.io_retries
+        for attempt in range(retries + 1):
             try:
                 conn = self._connect()
             except sqlite3.Error as exc:
-                if is_transient_io(exc) and attempt < IO_RETRIES:
+                if is_transient_io(exc) and attempt < retries:
                     time.sleep(0.005 * (attempt + 1))
                     continue
                 raise store_error(exc, self.path) from exc
@@ -272,7 +274,7 @@ class SqliteFile:
             except BaseException as exc:
                 conn.close()
                 cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-                if is_transient_io(cause or exc) and attempt < IO_RETRIES:
+                if is_transient_io(cause or exc) and attempt < retries:
                     time.sleep(0.005 * (attempt + 1))
                     continue
                 raise
@@ -550,7 +552,7 @@ class SqliteFile:
             try:
                 return attempt()
             except sqlite3.Error as exc:
-                if is_transient_io(exc) and io_errors < IO_RETRIES:
+                if is_transient_io(exc) and io_errors < self.io_retries:
                     io_errors += 1
                 elif not is_busy(exc):
                     raise store_error(exc, self.path) from exc

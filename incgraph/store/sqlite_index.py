@@ -219,7 +219,11 @@ class SqliteIndex:
         read_only: bool = False,
         settings: Settings = DEFAULT_SETTINGS,
     ):
-        self.file = file if isinstance(file, SqliteFile) else SqliteFile(file, read_only=read_only)
+        self.file = (
+            file
+            if isinstance(file, SqliteFile)
+            else SqliteFile(file, read_only=read_only, settings=settings)
+        )
         self.settings = settings
 
     def __repr__(self) -> str:

@@ -448,9 +448,9 @@ class Store:
 
     def runs(self) -> list[RunInfo]:
         """Every logged run, oldest first; a running run whose process died is ``"abandoned"``."""
-        now = time.time()
+        now, stale = time.time(), self.settings.stale_run_seconds
         return [
-            replace(run, status="abandoned") if is_abandoned(run, now) else run
+            replace(run, status="abandoned") if is_abandoned(run, now, stale) else run
             for run in self.ledger.runs()
         ]
 
@@ -842,7 +842,7 @@ def open_store(
         if not os.access(folder, os.W_OK):  # a read-only mount: reads would work, saves fail
             raise _unwritable_folder_error(folder)
     existed = index_path.exists()
-    sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable)
+    sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable, settings=settings)
     try:
         sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming it
     except StoreError as exc:
@@ -863,8 +863,7 @@ def open_store(
         sqlite_file,
         durable=durable,
         signer=signer,
-        inline_limit=settings.blob_inline_limit_bytes,
-        mmap_threshold=settings.blob_mmap_threshold_bytes,
+        settings=settings,
     )
     return Store(
         index,

@@ -7,7 +7,7 @@ value is loaded. A result's *hit count* is the number of logged runs that
 were served it from the cache (each run counts once, however many items of
 a batch hit it); its *last use* is the start of the last logged run that hit
 or wrote it. Both only know what the run log remembers: gc trims the log to
-the most recent `RUN_LOG_LIMIT` runs, and a
+the most recent ``run_log_limit`` runs (a setting), and a
 read-only store logs nothing.
 
 The *hit rate* is hits / (hits + computed) summed over logged runs.

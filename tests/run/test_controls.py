@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from incgraph import GraphDefinitionError, NotCachedError, ProcessGraph, Processor, open_store
+from incgraph import (
+    DEFAULT_SETTINGS,
+    GraphDefinitionError,
+    NotCachedError,
+    ProcessGraph,
+    Processor,
+    open_store,
+)
 from incgraph.store import Record
 
 COUNTS: dict[str, int] = {}
@@ -203,14 +210,13 @@ def test_accept_takes_only_the_most_recent_earlier_code(tmp_path: Path) -> None:
 def test_accepted_rows_survive_gc_run_log_trimming(tmp_path: Path) -> None:
     """The acceptance row of the run log is kept by gc, so show/lineage can still say it."""
     from incgraph.store.acceptance import acceptances
-    from incgraph.store.garbage import RUN_LOG_LIMIT
 
-    store = open_store(tmp_path / "s")
+    store = open_store(tmp_path / "s", settings=DEFAULT_SETTINGS.replace(run_log_limit=3))
     store.save(Record("a" * 32, "b" * 32, "x", "m.P", "c" * 32, "i" * 32, {}, time.time()), 1)
     from incgraph.store.acceptance import accept
 
     accept(store, "x", "m.P", "d" * 32)
-    for _ in range(RUN_LOG_LIMIT + 1):
+    for _ in range(store.settings.run_log_limit + 1):
         store.run_log("run", "filler").close()
     store.gc()
     assert len(acceptances(store)) == 1

@@ -741,11 +741,9 @@ class StoreContract:
         assert report.orphan_blobs == [dv(77)] and report.removed == []
         assert not store.blobs.contains(dv(77)) and store.load(store.lookup(dv(1))) == "kept"
 
-    def test_gc_trims_the_run_log(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The run log keeps the newest max(keep_runs, RUN_LOG_LIMIT) runs."""
-        from incgraph.store import garbage
-
-        monkeypatch.setattr(garbage, "RUN_LOG_LIMIT", 2)
+    def test_gc_trims_the_run_log(self, store: Store) -> None:
+        """The run log keeps the newest max(keep_runs, run_log_limit) runs."""
+        store.settings = store.settings.replace(run_log_limit=2)
         for _ in range(4):
             store.run_log().close()
         ids = [run.id for run in store.runs()]

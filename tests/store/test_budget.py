@@ -10,6 +10,7 @@ import pytest
 
 import incgraph.queues as iq
 from incgraph import (
+    DEFAULT_SETTINGS,
     ConfigurationError,
     NotCachedError,
     ProcessGraph,
@@ -18,7 +19,7 @@ from incgraph import (
     open_store,
 )
 from incgraph.flow import Flow, Layer
-from incgraph.store import Record, Store, garbage
+from incgraph.store import Record, Store
 from incgraph.store.budget import stored_bytes
 
 HOUR = 3600.0
@@ -133,22 +134,20 @@ class Seeded(Layer):
         self.big = np.full(50_000, float(self.params.seed))
 
 
-def _no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Results count as old at once (as they would ten minutes later)."""
-    monkeypatch.setattr(garbage, "GRACE_SECONDS", 0.0)
+NO_GRACE = DEFAULT_SETTINGS.replace(gc_grace_seconds=0)
+"""Results count as old at once (as they would ten minutes later)."""
 
 
 def test_flow_run_enforces_the_budget_counting_its_artifacts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """A flow run brings the store under budget, counting the artifacts its manifests
     reference; the artifacts of what is kept still load, what went is recomputed right."""
-    _no_grace(monkeypatch)
 
     class Seeds(Flow): ...
 
     Seeds.register(Seeded)
-    store = open_store(tmp_path / "s", max_bytes=500_000)
+    store = open_store(tmp_path / "s", max_bytes=500_000, settings=NO_GRACE)
     flow = Seeds(store=store)
     assert flow(seed=1).budget is None  # under budget
     for seed in (2, 3):
@@ -162,10 +161,9 @@ def test_flow_run_enforces_the_budget_counting_its_artifacts(
     assert stored_bytes(store) <= 500_000
 
 
-def test_pipeline_run_enforces_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pipeline_run_enforces_the_budget(tmp_path: Path) -> None:
     """A queue pipeline's run brings the store under budget and its report says what went."""
-    _no_grace(monkeypatch)
-    store = open_store(tmp_path / "s", max_bytes=500_000)
+    store = open_store(tmp_path / "s", max_bytes=500_000, settings=NO_GRACE)
 
     def filled(seed: int) -> np.ndarray:
         return np.full(50_000, float(seed))
@@ -182,16 +180,15 @@ def test_pipeline_run_enforces_the_budget(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_past_flow_execution_whose_layer_the_budget_removed_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """Reading a past execution's layer the budget removed raises NotCachedError naming the
     execution, the layer and the fix, not a bare KeyError."""
-    _no_grace(monkeypatch)
 
     class Seeds(Flow): ...
 
     Seeds.register(Seeded)
-    flow = Seeds(store=open_store(tmp_path / "s", max_bytes=500_000))
+    flow = Seeds(store=open_store(tmp_path / "s", max_bytes=500_000, settings=NO_GRACE))
     first = flow(seed=1)
     assert flow(seed=2).budget is not None
     with pytest.raises(NotCachedError, match=rf"execution {first.id} of Seeds.*layer Seeded"):
@@ -199,16 +196,15 @@ def test_past_flow_execution_whose_layer_the_budget_removed_says_so(
 
 
 def test_a_run_larger_than_the_budget_keeps_what_it_wrote_until_the_next_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """The budget never removes what the run enforcing it wrote (it says it is over budget),
     so the run's execution still reads its artifacts; the next run's budget removes them."""
-    _no_grace(monkeypatch)
 
     class Seeds(Flow): ...
 
     Seeds.register(Seeded)
-    flow = Seeds(store=open_store(tmp_path / "s", max_bytes=100_000))
+    flow = Seeds(store=open_store(tmp_path / "s", max_bytes=100_000, settings=NO_GRACE))
     first = flow(seed=1)
     assert first.budget is not None and first.budget.over_budget and not first.budget.removed
     assert first[Seeded].big[0] == 1.0

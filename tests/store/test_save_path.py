@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store import FileBlobStore, SqliteFile, SqliteIndex, Store, file_blobs, open_store
 from incgraph.store.codecs import Encoded, checksum, checksum_of, dumps, encode, encode_small
 from incgraph.store.file_blobs import _check_data_versions
@@ -19,6 +20,8 @@ from incgraph.store.file_blobs import _check_data_versions
 from .contract import BIG, blob_value, dv, record
 
 LIMIT = 1024
+ALL_FILES = DEFAULT_SETTINGS.replace(blob_inline_limit_bytes=1)
+"""Every blob in a file of its own."""
 
 
 @pytest.fixture
@@ -160,7 +163,7 @@ def test_a_small_value_replaces_a_file_row_whose_file_is_gone(tmp_path: Path) ->
     """A file row whose file vanished is rewritten by an inline save of its data version."""
     db = SqliteFile(tmp_path / "index.sqlite")
     all_files = Store(
-        SqliteIndex(db), FileBlobStore(tmp_path / "blobs", db, inline_limit=1), path=tmp_path
+        SqliteIndex(db), FileBlobStore(tmp_path / "blobs", db, settings=ALL_FILES), path=tmp_path
     )
     value, other = blob_value("value"), blob_value("other")
     all_files.save(record(1, 2), value)
@@ -178,7 +181,7 @@ def test_a_small_value_keeps_a_complete_file_row(tmp_path: Path) -> None:
     """A file row whose file is there stays (first row wins) when the value would be inline."""
     db = SqliteFile(tmp_path / "index.sqlite")
     all_files = Store(
-        SqliteIndex(db), FileBlobStore(tmp_path / "blobs", db, inline_limit=1), path=tmp_path
+        SqliteIndex(db), FileBlobStore(tmp_path / "blobs", db, settings=ALL_FILES), path=tmp_path
     )
     first = all_files.save(record(1, 2), "value")
     path = all_files.blobs.path_of(dv(2))

@@ -52,7 +52,10 @@ class TestSqliteStoreAllFiles(StoreContract):
 
     def make_store(self, tmp_path: Path) -> Store:
         db = SqliteFile(tmp_path / "index.sqlite")
-        blobs = FileBlobStore(tmp_path / "blobs", db, inline_limit=1, mmap_threshold=1)
+        every_file = DEFAULT_SETTINGS.replace(
+            blob_inline_limit_bytes=1, blob_mmap_threshold_bytes=1
+        )
+        blobs = FileBlobStore(tmp_path / "blobs", db, settings=every_file)
         mark_folder(tmp_path)
         return Store(SqliteIndex(db), blobs, path=tmp_path)
 
@@ -634,7 +637,7 @@ def test_transient_disk_io_errors_are_retried_then_reported(tmp_path: Path) -> N
     import sqlite3
 
     from incgraph.errors import StoreError
-    from incgraph.store.sqlite_file import IO_RETRIES, SqliteFile
+    from incgraph.store.sqlite_file import SqliteFile
 
     file = SqliteFile(tmp_path / "index.sqlite")
     calls = {"n": 0}
@@ -652,8 +655,31 @@ def test_transient_disk_io_errors_are_retried_then_reported(tmp_path: Path) -> N
 
     with pytest.raises(StoreError, match="disk I/O error"):
         file.write(broken)
-    assert IO_RETRIES >= 3
+    assert file.io_retries == DEFAULT_SETTINGS.sqlite_io_retries >= 3
     file.close()
+
+
+def test_io_retries_come_from_the_settings(tmp_path: Path) -> None:
+    """With sqlite_io_retries=1 a second transient I/O error in a row is reported."""
+    import sqlite3
+
+    from incgraph.errors import StoreError
+
+    with open_store(
+        tmp_path / "s", settings=DEFAULT_SETTINGS.replace(sqlite_io_retries=1)
+    ) as store:
+        file = store.index.file
+        calls = {"n": 0}
+
+        def flaky(conn: sqlite3.Connection) -> str:
+            calls["n"] += 1
+            if calls["n"] <= 2:
+                raise sqlite3.OperationalError("disk I/O error")
+            return "ok"
+
+        with pytest.raises(StoreError, match="disk I/O error"):
+            file.write(flaky)
+        assert calls["n"] == 2
 
 
 def test_inputs_json_is_compact_escaped_and_round_trips() -> None:
