@@ -18,8 +18,8 @@ holds (those in ``keys``), drops them, then waits until every worker has
 started its release job. A worker busy waiting cannot take a second job, so
 the jobs land on distinct workers and all of them have released when
 ``release`` returns; the workers stay warm for the next pass. If the jobs do
-not all meet within `RENDEZVOUS_SECONDS` (``rendezvous_seconds`` on an
-executor overrides it) because a worker is busy, hung or dead, the executor
+not all meet within the ``process_rendezvous_seconds`` setting (5 s by
+default) because a worker is busy, hung or dead, the executor
 falls back to recycling the pool: the workers are stopped (killed if they do not
 stop) and the next job starts fresh ones. ``release`` is a no-op when none of
 ``keys`` was ever sent.
@@ -41,12 +41,10 @@ from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future
 from typing import Any, TypeVar
 
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.picklability import unpicklable_part
 
-__all__ = ["RENDEZVOUS_SECONDS", "ProcessExecutor", "is_pickling_error", "unsendable"]
-
-RENDEZVOUS_SECONDS = 5.0
-"""How long release jobs wait for every worker to join before the pool is recycled instead."""
+__all__ = ["ProcessExecutor", "is_pickling_error", "unsendable"]
 
 T = TypeVar("T")
 
@@ -58,6 +56,10 @@ class ProcessExecutor:
     ----------
     max_workers : int, optional
         Number of worker processes; defaults to the number of CPUs.
+    settings : Settings
+        ``process_rendezvous_seconds`` (how long release jobs wait to meet on
+        every worker before the pool is recycled instead) and
+        ``watchdog_poll_seconds`` (`incgraph.settings`).
 
     Examples
     --------
@@ -70,11 +72,14 @@ class ProcessExecutor:
     in_process = False
     name = "processes"
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(
+        self, max_workers: int | None = None, *, settings: Settings = DEFAULT_SETTINGS
+    ) -> None:
         self.workers = max_workers or os.cpu_count() or 1
         self._pool: Any = None
         self._sent: set[str] = set()
-        self.rendezvous_seconds = RENDEZVOUS_SECONDS
+        self.settings = settings
+        self.rendezvous_seconds = settings.process_rendezvous_seconds
 
     def __repr__(self) -> str:
         return f"<ProcessExecutor workers={self.workers}>"
@@ -86,8 +91,9 @@ class ProcessExecutor:
             from incgraph.executors.watchdog import watch_parent
 
             # each worker exits if this process dies (it may hold a loaded model)
+            poll = self.settings.watchdog_poll_seconds
             self._pool = ProcessPoolExecutor(
-                self.workers, initializer=watch_parent, initargs=(os.getpid(),)
+                self.workers, initializer=watch_parent, initargs=(os.getpid(), poll)
             )
         return self._pool
 

@@ -14,9 +14,10 @@ the operating system frees what the worker held).
 The thread blocks on a ``pidfd`` of the parent (Linux 5.3 and later), which
 becomes readable the moment the parent exits, so it costs nothing while it
 waits. Where there is none, it checks ``os.getppid()`` every
-`POLL_SECONDS` (an orphan is adopted by another process, so its parent
-id changes). `watch_parent` starts the thread once per process; the
-executors call it when a worker starts or runs its first job.
+``poll_seconds`` (the ``watchdog_poll_seconds`` setting, half a second by
+default; an orphan is adopted by another process, so its parent id changes).
+`watch_parent` starts the thread once per process; the executors call it when
+a worker starts or runs its first job.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ import os
 import select
 import threading
 
-__all__ = ["EXIT_CODE", "POLL_SECONDS", "watch_parent"]
+from incgraph.settings import DEFAULT_SETTINGS
 
-POLL_SECONDS = 0.5
-"""How often a worker without ``pidfd`` support checks that its parent is alive."""
+__all__ = ["EXIT_CODE", "watch_parent"]
 
 EXIT_CODE = 70
 """The exit status of a worker that ended because its parent was gone."""
@@ -37,8 +37,12 @@ _watching: int | None = None  # the pid whose watchdog runs (a forked child star
 _lock = threading.Lock()
 
 
-def watch_parent(parent: int | None = None) -> bool:
+def watch_parent(
+    parent: int | None = None, poll_seconds: float = DEFAULT_SETTINGS.watchdog_poll_seconds
+) -> bool:
     """End this process when ``parent`` (default: the current parent) exits.
+
+    ``poll_seconds`` is how often the parent is checked where pidfds are unusable.
 
     Starts the watchdog thread once per process; returns whether this call started it.
 
@@ -56,13 +60,13 @@ def watch_parent(parent: int | None = None) -> bool:
             return False
         _watching = os.getpid()
     thread = threading.Thread(
-        target=_watch, args=(parent,), name="incgraph-parent-watchdog", daemon=True
+        target=_watch, args=(parent, poll_seconds), name="incgraph-parent-watchdog", daemon=True
     )
     thread.start()
     return True
 
 
-def _watch(parent: int) -> None:
+def _watch(parent: int, poll_seconds: float) -> None:
     """Wait until ``parent`` is gone, then end this process.
 
     Usually ``parent`` is this process's parent: once a pidfd of it is open and it
@@ -80,7 +84,7 @@ def _watch(parent: int) -> None:
     while own or _exists(parent):
         if own and os.getppid() != parent:  # orphaned: adopted by another process
             break
-        stop.wait(POLL_SECONDS)
+        stop.wait(poll_seconds)
     os._exit(EXIT_CODE)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from incgraph.executors.processes import ProcessExecutor
 from incgraph.graph import ProcessGraph
+from incgraph.settings import DEFAULT_SETTINGS
 from tests.executors.processors import CrashAt, Negate, Square, lines
 
 
@@ -113,8 +114,8 @@ def test_a_worker_that_dies_fails_its_items_and_the_batch_goes_on(
 
 def test_release_falls_back_to_a_fresh_pool_when_a_worker_is_gone(tmp_path: Path) -> None:
     """If a worker cannot join the release, the pool is recycled and the executor still works."""
-    executor = ProcessExecutor(max_workers=2)
-    executor.rendezvous_seconds = 0.5
+    quick = DEFAULT_SETTINGS.replace(process_rendezvous_seconds=0.5)
+    executor = ProcessExecutor(max_workers=2, settings=quick)
     try:
         pid = executor.submit(os.getpid).result()
         executor._sent.add("some-instance")  # as if a job had made one
