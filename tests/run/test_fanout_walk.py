@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from incgraph import InputTypeError, NodeError, ProcessGraph, Processor
+from incgraph import DEFAULT_SETTINGS, InputTypeError, NodeError, ProcessGraph, Processor
 from incgraph.store import Store, open_store
 from incgraph.store.leases import Lessee
 
@@ -59,7 +59,9 @@ def test_a_fan_out_is_claimed_once_for_its_first_nodes_and_looked_up_in_bulk(
     from incgraph.run.engine import UNPROVEN_AHEAD
 
     claims = _record(monkeypatch, Lessee, "claim_many")
-    with open_store(tmp_path / "s") as store:
+    # "cheap" means under 50 ms here, so a loaded machine cannot make a trivial compute slow
+    cheap_under_50ms = DEFAULT_SETTINGS.replace(lease_min_seconds=0.05)
+    with open_store(tmp_path / "s", settings=cheap_under_50ms) as store:
         graph, nodes = fan(store, list(range(600)))
         assert graph.run_upto(nodes) == 5990
         assert len(graph.last_run.computed) == 600 and sorted(Scale.calls) == list(range(600))
