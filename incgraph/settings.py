@@ -54,7 +54,7 @@ writer_pending_count              4096            the writer commits once this m
                                                   26% fewer pages written than with 1,024 in a
                                                   10,000-task ForEach
 writer_pending_bytes              256 MiB         ... or once the waiting values are this large
-writer_max_delay_seconds          0.2             ... or once this long passed since the last commit
+writer_max_delay_seconds          0.2             ... or once the oldest has waited this long
 writer_recent_bytes               64 MiB          recently written values kept readable from memory
 writer_recent_item_bytes          64 KiB          larger values are not kept after they are written
 blob_inline_limit_bytes           32 KiB          encoded values smaller than this are kept inside

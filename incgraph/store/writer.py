@@ -6,13 +6,16 @@ Every front-end (a graph run, a batch, a flow, a queue pipeline) writes what
 it computes through the `Writer` of its store session (``session.writer``).
 Committed one by one, each result would be its own SQLite transaction
 (~100 us); written together with `incgraph.store.Store.save_many`, each costs
-a few microseconds. So the writer queues results and writes them in one go
+a few microseconds. So the writer queues results and writes them in one go,
+by the store's settings (`incgraph.settings`, ``store.settings``):
 
-* when `MAX_PENDING` results and blobs are waiting, or their encoded bytes
-  reach `MAX_PENDING_BYTES`,
-* when the oldest has waited `MAX_DELAY` seconds, or a result took
-  `PROMPT_SECONDS` to compute, or is `PROMPT_BYTES` large (a slow or large
-  result is written at once: a crash loses little work), and
+* when ``writer_pending_count`` results and blobs are waiting (4,096: a
+  ForEach of 10,000 tasks wrote 26% fewer index pages than with 1,024, as
+  cache keys land at random places in their indexes), or their encoded bytes
+  reach ``writer_pending_bytes``,
+* when the oldest has waited ``writer_max_delay_seconds``, or a result took
+  ``prompt_write_seconds`` to compute, or is ``prompt_write_bytes`` large (a
+  slow or large result is written at once: a crash loses little work), and
 * whenever its owner calls `Writer.flush` (``session.commit()`` before
   waiting on another process, ``session.close()`` at the end of the run).
 
@@ -21,8 +24,8 @@ State. Values are queued as their captured bytes
 to a value afterwards changes what is written. Queued results and blobs are
 readable (`Writer.pending_version`, `Writer.load`) until their flush has
 committed them, so nothing is ever both saved and missing; small blobs stay
-readable from memory afterwards too (up to `RECENT_BYTES` in all, each at
-most `RECENT_ITEM_BYTES` encoded): a flow layer reading the shard element
+readable from memory afterwards too (up to ``writer_recent_bytes`` in all,
+each at most ``writer_recent_item_bytes`` encoded): a flow layer reading the shard element
 its upstream layer wrote a moment ago does not pay a store read for it.
 
 Invariants. A flush writes blobs (`Writer.put_blob`: artifacts a later
@@ -44,7 +47,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from incgraph.errors import StoreError, UnstorableResultError
 from incgraph.sentinels import MISSING, Missing
@@ -53,47 +56,15 @@ from incgraph.store.picklability import pickle_error, unpicklable_part
 from incgraph.store.protocols import Record
 
 if TYPE_CHECKING:
+    from incgraph.settings import Settings
     from incgraph.store.session import StoreSession
     from incgraph.store.store import Store
 
 __all__ = [
-    "MAX_DELAY",
-    "MAX_PENDING",
-    "MAX_PENDING_BYTES",
-    "PROMPT_BYTES",
-    "PROMPT_SECONDS",
-    "RECENT_BYTES",
-    "RECENT_ITEM_BYTES",
     "Unstorable",
     "Writer",
     "save_results",
 ]
-
-MAX_PENDING: Final = 4096
-"""Flush once this many results and blobs are waiting.
-
-Each commit rewrites every index page its rows touch, and cache keys land at random
-places in their indexes: a ForEach of 10,000 tasks wrote 26% fewer pages with 4,096
-results a commit than with 1,024 (``strace -c``).
-"""
-
-MAX_PENDING_BYTES: Final = 256 << 20
-"""Flush once the waiting values' encoded bytes reach this many."""
-
-MAX_DELAY: Final = 0.2
-"""Flush when the oldest waiting result or blob has waited this many seconds."""
-
-PROMPT_SECONDS: Final = 0.5
-"""A result that took this long to compute is written at once."""
-
-PROMPT_BYTES: Final = 1 << 20
-"""A result this large (encoded) is written at once."""
-
-RECENT_BYTES: Final = 64 << 20
-"""Encoded bytes of recently written blobs kept readable from memory."""
-
-RECENT_ITEM_BYTES: Final = 64 << 10
-"""Larger blobs are not kept in memory after they are written."""
 
 Unstorable = tuple[Record, UnstorableResultError]
 """A queued result that could not be stored, and the error saying which part."""
@@ -127,6 +98,7 @@ class Writer:
     def __init__(self, session: StoreSession) -> None:
         self.session = session
         self.store: Store = session.store
+        self.settings: Settings = self.store.settings
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}  # key -> queued result
         self._rows: dict[str, Record] = {}  # key -> queued row naming a stored/queued blob
@@ -157,7 +129,8 @@ class Writer:
             self._records[record.key] = record
             self._blobs[record.data_version] = captured
             self._pending_bytes += size
-            if duration >= PROMPT_SECONDS or size >= PROMPT_BYTES:
+            settings = self.settings
+            if duration >= settings.prompt_write_seconds or size >= settings.prompt_write_bytes:
                 self._write(everything=False)
             else:
                 self._maybe_write()
@@ -196,9 +169,13 @@ class Writer:
             self._oldest = time.monotonic()
 
     def _maybe_write(self) -> None:
-        full = self._pending_bytes >= MAX_PENDING_BYTES
-        waiting = len(self._blobs) + len(self._rows)
-        if full or waiting >= MAX_PENDING or time.monotonic() - self._oldest >= MAX_DELAY:
+        settings = self.settings
+        full = self._pending_bytes >= settings.writer_pending_bytes
+        if (
+            full
+            or len(self._blobs) + len(self._rows) >= settings.writer_pending_count
+            or time.monotonic() - self._oldest >= settings.writer_max_delay_seconds
+        ):
             self._write(everything=full)
 
     # -- reading what is queued ------------------------------------------------------
@@ -301,12 +278,12 @@ class Writer:
         return MISSING if found is None else found
 
     def _remember(self, written: list[tuple[str, Captured, int]]) -> None:
-        recent = self._recent
+        recent, item_bytes = self._recent, self.settings.writer_recent_item_bytes
         for dv, value, size in written:
-            if 0 < size <= RECENT_ITEM_BYTES and dv not in recent:
+            if 0 < size <= item_bytes and dv not in recent:
                 recent[dv] = value
                 self._recent_bytes += size
-        while self._recent_bytes > RECENT_BYTES:
+        while self._recent_bytes > self.settings.writer_recent_bytes:
             _, dropped = recent.popitem(last=False)
             self._recent_bytes -= dropped.size
 

@@ -18,6 +18,7 @@ import pytest
 from incgraph import ProcessGraph, Processor
 from incgraph.cli import main
 from incgraph.errors import ConfigurationError, StoreError
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store import Store, open_store, postgres_database
 from incgraph.store.postgres_database import PostgresDatabase
 from incgraph.store.postgres_ledger import PostgresLedger
@@ -51,8 +52,8 @@ class TestPostgresWriter(WriterContract):
     def _url(self, postgres_url: str) -> None:
         self.url = postgres_url
 
-    def make_store(self, tmp_path: Path) -> Store:
-        return open_store(self.url, blobs=tmp_path / "blobs", create=True)
+    def make_store(self, tmp_path: Path, settings: Settings = DEFAULT_SETTINGS) -> Store:
+        return open_store(self.url, blobs=tmp_path / "blobs", create=True, settings=settings)
 
     @pytest.fixture
     def store(self, tmp_path: Path, _url: None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store import MemoryBlobStore, MemoryIndex, Record, Store, memory_store, open_store
 
 from .contract import dv, record
@@ -14,15 +15,15 @@ from .writer_contract import WriterContract
 class TestMemoryWriter(WriterContract):
     """The writer contract over `memory_store`."""
 
-    def make_store(self, tmp_path: Path) -> Store:
-        return memory_store()
+    def make_store(self, tmp_path: Path, settings: Settings = DEFAULT_SETTINGS) -> Store:
+        return memory_store(settings=settings)
 
 
 class TestSqliteWriter(WriterContract):
     """The writer contract over a store folder."""
 
-    def make_store(self, tmp_path: Path) -> Store:
-        return open_store(tmp_path / "store")
+    def make_store(self, tmp_path: Path, settings: Settings = DEFAULT_SETTINGS) -> Store:
+        return open_store(tmp_path / "store", settings=settings)
 
 
 class Recording:

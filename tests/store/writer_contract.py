@@ -14,23 +14,36 @@ import pytest
 
 from incgraph.errors import ReadOnlyStoreError
 from incgraph.sentinels import MISSING
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store import Store
-from incgraph.store.writer import MAX_PENDING, PROMPT_BYTES, PROMPT_SECONDS
 
 from .contract import blob_value, dv, record
 
-__all__ = ["WriterContract"]
+__all__ = ["UNTIMED", "WriterContract"]
+
+UNTIMED = DEFAULT_SETTINGS.replace(
+    writer_max_delay_seconds=1e9,
+    writer_pending_count=5,
+    writer_pending_bytes=1000,
+    prompt_write_bytes=1024,
+)
+"""Small limits, and no write because time passed: each policy can be seen alone."""
 
 
 class WriterContract:
     """Queue, read back, write in batches, log and release: for any store."""
 
-    def make_store(self, tmp_path: Path) -> Store:
+    def make_store(self, tmp_path: Path, settings: Settings = DEFAULT_SETTINGS) -> Store:
         raise AssertionError("a WriterContract subclass must implement make_store")
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:
         return self.make_store(tmp_path)
+
+    @pytest.fixture
+    def untimed(self, tmp_path: Path) -> Store:
+        """A store whose writer never writes because time passed (only count and size)."""
+        return self.make_store(tmp_path, UNTIMED)
 
     def test_a_queued_result_is_readable_then_committed_by_flush(self, store: Store) -> None:
         """Before the flush the writer serves the queued result; after it the store has it."""
@@ -97,32 +110,55 @@ class WriterContract:
             assert other.claim_many([dv(1)]).done == {dv(1): dv(2)}
         other.close()
 
-    def test_a_slow_or_large_result_is_written_at_once(self, store: Store) -> None:
-        """A result that took PROMPT_SECONDS, or is PROMPT_BYTES large, is committed by add."""
+    def test_a_slow_or_large_result_is_written_at_once(self, untimed: Store) -> None:
+        """A result that took prompt_write_seconds, or is prompt_write_bytes large, is committed."""
+        store = untimed
         with store.session() as session:
             writer = session.writer
             writer.add(record(1, 2), store.capture("fast"))
             assert store.lookup(dv(1)) is MISSING
-            writer.add(record(3, 4), store.capture("slow"), duration=PROMPT_SECONDS)
+            writer.add(record(3, 4), store.capture("slow"), duration=60.0)
             assert store.lookup_versions([dv(1), dv(3)]) == {dv(1): dv(2), dv(3): dv(4)}
-            big = np.zeros(PROMPT_BYTES // 8 + 1)
-            writer.add(record(5, 6), store.capture(big))
+            writer.add(record(5, 6), store.capture(np.zeros(129)))  # 1,032 bytes and more
             assert store.lookup_version(dv(5)) == dv(6)
 
-    def test_many_waiting_results_are_written_without_a_flush(self, store: Store) -> None:
-        """No more than MAX_PENDING results ever wait: the first is committed by the last add."""
+    def test_writer_pending_count_results_are_written_without_a_flush(self, untimed: Store) -> None:
+        """The writer_pending_count-th waiting result makes add commit them all."""
+        store = untimed
         with store.session() as session:
             writer = session.writer
-            for i in range(MAX_PENDING):
+            for i in range(4):
                 writer.add(record(i, i), store.capture(i))
-            assert store.lookup_version(dv(0)) == dv(0)
+            assert store.lookup_versions([dv(i) for i in range(5)]) == {}
+            writer.add(record(4, 4), store.capture(4))
+            assert len(store.lookup_versions([dv(i) for i in range(5)])) == 5
+
+    def test_waiting_bytes_are_written_once_they_reach_writer_pending_bytes(
+        self, untimed: Store
+    ) -> None:
+        """Queued values are committed once their encoded bytes reach writer_pending_bytes."""
+        store = untimed
+        with store.session() as session:
+            writer = session.writer
+            writer.add(record(1, 1), store.capture(np.zeros(60)))  # 480 bytes and a header
+            assert store.lookup(dv(1)) is MISSING
+            writer.put_blob(dv(2), store.capture(b"x" * 600))
+            assert store.lookup_version(dv(1)) == dv(1) and store.load(dv(2)) == b"x" * 600
+
+    def test_the_oldest_result_is_written_once_it_waited_long_enough(self, tmp_path: Path) -> None:
+        """With a tiny writer_max_delay_seconds, the next add commits what waited."""
+        store = self.make_store(tmp_path, DEFAULT_SETTINGS.replace(writer_max_delay_seconds=1e-9))
+        with store.session() as session:
+            session.writer.add(record(1, 1), store.capture(1))
+            session.writer.add(record(2, 2), store.capture(2))
+            assert store.lookup_version(dv(1)) == dv(1)
 
     def test_an_automatic_write_keeps_blobs_no_queued_result_names(self, store: Store) -> None:
         """A write by the policy takes only the blobs its results name; flush() takes the rest."""
         with store.session() as session:
             writer = session.writer
             writer.put_blob(dv(8), "not named yet")
-            writer.add(record(1, 2), store.capture("slow"), duration=PROMPT_SECONDS)
+            writer.add(record(1, 2), store.capture("slow"), duration=60.0)
             assert store.lookup_version(dv(1)) == dv(2)
             assert writer.load(dv(8)) == "not named yet"
             with pytest.raises(KeyError):
