@@ -31,7 +31,11 @@ Faults (each against a store in a temporary folder):
 Prints one JSON line per fault and a markdown table (docs/reliability.md).
 
     python benchmarks/fault_campaign.py [--kills 100] [--races 5] [--leases 3] [--rounds 20]
-        [--maintenance 5] [--crafted 10]
+        [--maintenance 5] [--crafted 10] [--postgres]
+
+``--postgres`` runs ``sigkill``, ``race``, ``lease`` and ``maintenance`` with the index,
+run log and leases in a throw-away PostgreSQL server (``initdb`` + ``pg_ctl``, as the
+tests do) and the blobs in a folder.
 """
 
 from __future__ import annotations
@@ -60,9 +64,23 @@ from incgraph.graph import ProcessGraph
 from incgraph.store import Record, file_blobs, open_store
 from tests.store.fault_worker import Make, Zygote, check, race_graph
 
+POSTGRES: Any = None
+"""With ``--postgres``: the throw-away PostgreSQL server the stores' index and ledger live in."""
+
+
+def new_store(folder: Path) -> Any:
+    """A new, empty store: the folder, or (``--postgres``) a URL of a new schema with its blobs
+    in the folder. Returns what ``open_store`` and the workers open it from."""
+    if POSTGRES is None:
+        open_store(folder).close()
+        return folder
+    url = f"{POSTGRES.new_schema_url()}&blobs={folder}"
+    open_store(url, create=True).close()
+    return url
+
 
 def sigkill(zygote: Zygote, root: Path, kills: int, rng: random.Random) -> dict[str, Any]:
-    store, acks = root / "kills", root / "acks"
+    store, acks = new_store(root / "kills"), root / "acks"
     checked: set[str] = set()
     worst = {"torn": 0, "lost": 0, "problems": 0}
     for kill in range(kills):
@@ -88,8 +106,7 @@ def sigkill(zygote: Zygote, root: Path, kills: int, rng: random.Random) -> dict[
 def race(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
     duplicates = errors = disagreements = 0
     for r in range(rounds):
-        store, log = root / f"race{r}", root / f"race{r}.log"
-        open_store(store).close()
+        store, log = new_store(root / f"race{r}"), root / f"race{r}.log"
         start = time.time() + 0.5
         outs = [root / f"race{r}-{i}.json" for i in range(8)]
         pids = [
@@ -118,7 +135,7 @@ def race(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
 def lease(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
     wrong = 0
     for r in range(rounds):
-        store, log = root / f"lease{r}", root / f"lease{r}.log"
+        store, log = new_store(root / f"lease{r}"), root / f"lease{r}.log"
         first = zygote.fork("hold", store, log, 1.0, 60, root / f"lease{r}-a.json")
         deadline = time.monotonic() + 60
         while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
@@ -198,8 +215,7 @@ def bitflip(root: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
 def maintenance(zygote: Zygote, root: Path, rounds: int) -> dict[str, Any]:
     loops = problems = lost = torn = failed = acked = 0
     for r in range(rounds):
-        store, acks = root / f"upkeep{r}", root / f"upkeep{r}.acks"
-        open_store(store).close()
+        store, acks = new_store(root / f"upkeep{r}"), root / f"upkeep{r}.acks"
         done = [root / f"upkeep{r}.done{w}" for w in range(3)]
         pids = [zygote.fork("write_n", store, r * 10 + w + 1, acks, 150, done[w]) for w in range(3)]
         with open_store(store) as opened:
@@ -296,14 +312,34 @@ def main() -> None:
     parser.add_argument("--maintenance", type=int, default=5)
     parser.add_argument("--crafted", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="index and ledger in a throw-away PostgreSQL server (sigkill, race, lease and "
+        "maintenance faults; the others are about files)",
+    )
     args = parser.parse_args()
+    global POSTGRES
+    if args.postgres:
+        from tests.postgres_server import PostgresServer
+
+        POSTGRES = PostgresServer().start()
+    try:
+        campaign(args)
+    finally:
+        if POSTGRES is not None:
+            POSTGRES.stop()
+
+
+def campaign(args: argparse.Namespace) -> None:
+    """Run the faults ``args`` ask for and print their rows and table."""
     rng = random.Random(args.seed)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         zygote = Zygote(root / "zygote-stderr.txt")
         try:
-            for run in (
+            faults = [
                 lambda: sigkill(zygote, root, args.kills, rng),
                 lambda: race(zygote, root, args.races),
                 lambda: lease(zygote, root, args.leases),
@@ -311,7 +347,10 @@ def main() -> None:
                 lambda: bitflip(root, args.rounds, rng),
                 lambda: maintenance(zygote, root, args.maintenance),
                 lambda: crafted(root, args.crafted, rng),
-            ):
+            ]
+            if POSTGRES is not None:
+                faults = [faults[0], faults[1], faults[2], faults[5]]
+            for run in faults:
                 started = time.perf_counter()
                 row = run()
                 row["seconds"] = round(time.perf_counter() - started, 1)

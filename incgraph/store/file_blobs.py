@@ -75,7 +75,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from incgraph.errors import (
     ExtraNotInstalledError,
@@ -109,6 +109,8 @@ from incgraph.store.names import (
 from incgraph.store.protocols import BlobEntry
 from incgraph.store.signing import Signer
 from incgraph.store.sqlite_file import SqliteFile
+
+T = TypeVar("T")
 
 __all__ = ["FileBlobStore"]
 
@@ -234,6 +236,18 @@ def _check_data_versions(data_versions: list[str]) -> None:
             _check_data_version(data_version)
 
 
+class ResultsElsewhere(Protocol):
+    """An index in another database than the blobs' rows (`incgraph.store.postgres_index`)."""
+
+    def names(self, data_versions: list[str]) -> set[str]:
+        """Which of ``data_versions`` a stored result names or references now."""
+        ...
+
+    def hold(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` while no result can be committed to the index."""
+        ...
+
+
 class FileBlobStore:
     """A `BlobStore`: SQLite rows plus files under ``directory``.
 
@@ -295,6 +309,9 @@ class FileBlobStore:
         # the last one found many of its blobs stored already (results saved again,
         # e.g. after an early cutoff), a look-up is cheaper than failed inserts.
         self._look_up_first = False
+        self.elsewhere: ResultsElsewhere | None = None
+        """The index of results kept in another database (PostgreSQL), which garbage
+        collection must ask before deleting a blob; None when they live in ``file``."""
 
     def __repr__(self) -> str:
         return f"FileBlobStore({str(self.directory)!r})"
@@ -505,13 +522,29 @@ class FileBlobStore:
         """Remove blobs (rows and files in one transaction); return how many went.
 
         ``unreferenced=True`` (garbage collection) removes only blobs that no
-        result names or references when the transaction runs.
+        result names or references when the transaction runs. When the results
+        live in another database (`elsewhere`: a PostgreSQL index), that
+        database is asked too, holding its lock so that no result naming one of
+        them commits until the deletion has.
         """
         self._check_writable()
         rows = list(self._rows(list(data_versions)).values())
-        if rows:
+        if not rows:
+            return 0
+        elsewhere = self.elsewhere
+        if not unreferenced or elsewhere is None:
             return len(self._delete_rows(rows, unreferenced=unreferenced))
-        return 0
+
+        def delete_unnamed() -> int:
+            named = elsewhere.names([row.data_version for row in rows])
+            free = [row for row in rows if row.data_version not in named]
+            return len(self._delete_rows(free, unreferenced=True)) if free else 0
+
+        return elsewhere.hold(delete_unnamed)
+
+    def present(self, data_versions: Iterable[str]) -> set[str]:
+        """Which of ``data_versions`` have a blob row (one query per chunk)."""
+        return set(self._rows(list(dict.fromkeys(data_versions))))
 
     def orphan_files(self, older_than: float = 3600.0) -> list[Path]:
         """Blob files no row names (a writer killed after its rename), older than ``older_than`` s.

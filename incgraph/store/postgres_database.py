@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -281,7 +281,7 @@ class PostgresDatabase:
 
     # -- statements -----------------------------------------------------------------------
 
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         """The rows of one statement (its own implicit transaction)."""
         try:
             return list(self.connection().execute(sql, params).fetchall())

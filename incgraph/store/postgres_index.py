@@ -19,20 +19,33 @@ and is renewed when a row is replaced, as SQLite's ``INSERT OR REPLACE`` gives
 a replaced row a new ``rowid``. Every transaction that saves rows also sends
 ``NOTIFY incgraph_news`` (delivered at commit), which wakes claimants waiting
 for those keys on other machines (`incgraph.store.postgres_ledger`).
+
+Blobs beside writers. The results' bytes live in another database (the
+blob folder's SQLite file) than their rows, so the one transaction that makes
+a folder store's saves and garbage collection safe beside each other is not
+available. An advisory lock takes its place: a save commits its rows holding
+it shared, after checking that their blobs are still there; garbage collection
+deletes blobs holding it exclusively (`hold`), after asking which of them
+some result names (`names`). A blob is therefore never deleted between the
+check of a save and its commit, and a save whose blobs went before its check
+writes them again (`BlobsVanished`, caught by `incgraph.store.Store.save_many`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
+from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.postgres_database import NEWS_CHANNEL, PostgresDatabase
 from incgraph.store.protocols import Record
 from incgraph.store.sqlite_index import record_row
 
-__all__ = ["PG_CHUNK", "PostgresIndex"]
+__all__ = ["PG_CHUNK", "BlobsVanished", "PostgresIndex"]
+
+T = TypeVar("T")
 
 PG_CHUNK = 10_000
 """Keys or rows per statement of a bulk look-up, save or delete."""
@@ -52,7 +65,25 @@ _UPSERT = (
     + ", seq = excluded.seq"
 )
 _NOTIFY = f"NOTIFY {NEWS_CHANNEL}"
+_BLOB_LOCK = 0x1C6_0B1  # advisory lock: saves hold it shared, blob deletion exclusive
+_REFS_OF = "SELECT DISTINCT ref FROM refs WHERE data_version = ANY(%s)"
+_NAMES = (
+    "SELECT data_version FROM results WHERE data_version = ANY(%(dvs)s) UNION "
+    "SELECT refs.ref FROM refs JOIN results ON results.data_version = refs.data_version "
+    "WHERE refs.ref = ANY(%(dvs)s)"
+)
 _loads = json.loads
+
+
+class BlobsVanished(StoreError):
+    """Blobs of results about to be committed were deleted meanwhile; write them again."""
+
+    def __init__(self, data_versions: list[str]) -> None:
+        super().__init__(
+            f"the blobs of {len(data_versions)} result(s) were deleted by a garbage collection "
+            f"while they were saved (first: {data_versions[0]}); nothing was committed"
+        )
+        self.data_versions = data_versions
 
 
 def _record(key: str, row: Sequence[Any]) -> Record:
@@ -94,6 +125,9 @@ class PostgresIndex:
 
     def __init__(self, database: PostgresDatabase) -> None:
         self.database = database
+        self.blobs_present: Callable[[list[str]], set[str]] | None = None
+        """Which of some data versions have a blob (the store's blob store, once opened):
+        `put_many` checks it under the blob lock, so no row commits naming a deleted blob."""
 
     def __repr__(self) -> str:
         return f"PostgresIndex({self.database.url!r})"
@@ -183,17 +217,54 @@ class PostgresIndex:
         self.put_many([record])
 
     def put_many(self, records: Iterable[Record]) -> None:
-        """Insert or replace many records: one statement per `PG_CHUNK`, then one NOTIFY."""
+        """Insert or replace many records: one statement per `PG_CHUNK`, then one NOTIFY.
+
+        Holding the blob lock shared, and only once `blobs_present` confirms the
+        records' blobs are there: garbage collection beside this save (which
+        holds it exclusively while it deletes blobs no result names) cannot
+        delete a blob between that check and this commit.
+
+        Raises
+        ------
+        BlobsVanished
+            Some records' blobs were deleted since they were written (a garbage
+            collection beside this save); nothing was committed, the caller
+            writes them again.
+        """
         rows = [record_row(record) for record in records]
         if not rows:
             return
+        present = self.blobs_present
 
         def write(conn: Any) -> None:
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_BLOB_LOCK,))
+            if present is not None:
+                wanted = list(dict.fromkeys(row[1] for row in rows))
+                wanted += [ref for (ref,) in conn.execute(_REFS_OF, (wanted,))]
+                gone = set(wanted) - present(wanted)
+                if gone:
+                    raise BlobsVanished(sorted(gone))
             for chunk in _chunks(rows):
                 conn.execute(_UPSERT, _columns(chunk))
             conn.execute(_NOTIFY)
 
         self.database.write(write)
+
+    def names(self, data_versions: list[str]) -> set[str]:
+        """Which of ``data_versions`` a stored result names or references now."""
+        found: set[str] = set()
+        for chunk in _chunks(dict.fromkeys(data_versions)):
+            found.update(dv for (dv,) in self.database.read(_NAMES, {"dvs": chunk}))
+        return found
+
+    def hold(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` holding the blob lock exclusively: no save commits meanwhile."""
+
+        def run(conn: Any) -> T:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_BLOB_LOCK,))
+            return operation()
+
+        return self.database.write(run)
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the records under ``keys``; absent keys are ignored."""

@@ -92,6 +92,7 @@ from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.names import is_real_folder
 from incgraph.store.postgres_database import is_postgres_url, safe_url, split_blobs
+from incgraph.store.postgres_index import BlobsVanished
 from incgraph.store.postgres_ledger import open_postgres
 from incgraph.store.protocols import BlobStore, Index, Record, with_size
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
@@ -134,6 +135,7 @@ BLOB_FOLDER = "blobs"
 QUARANTINE_FOLDER = "quarantine"
 MARKER_FILE = "incgraph-store.json"
 MARKER_FORMAT = "incgraph store"
+_SAVE_ATTEMPTS = 5  # a save whose blobs a gc deleted meanwhile writes them again, this often
 
 
 class Store:
@@ -415,15 +417,27 @@ class Store:
                 saved += _save_chunk(index, blobs, items[start : start + step], now, row_limit)
             return saved
         index.put_refs(refs_of(items))
+        for attempt in range(_SAVE_ATTEMPTS):
+            saved = self._put_blobs(items, now)
+            try:
+                index.put_many(saved)
+            except BlobsVanished:  # a gc beside us deleted some: write them again
+                if attempt == _SAVE_ATTEMPTS - 1:
+                    raise
+                continue
+            break
+        return saved
+
+    def _put_blobs(self, items: list[tuple[Record, Any]], now: float) -> list[Record]:
+        """Write the blobs of ``items`` (present ones are no-ops); return the records to commit."""
+        blobs = self.blobs
         put_many = getattr(blobs, "put_many", None)
         pairs = [(record.data_version, value) for record, value in items]
         if put_many is not None:
             sizes = list(put_many(pairs))
         else:
             sizes = [blobs.put(data_version, value) for data_version, value in pairs]
-        saved = [_sized(record, size, now) for (record, _), size in zip(items, sizes, strict=True)]
-        index.put_many(saved)
-        return saved
+        return [_sized(record, size, now) for (record, _), size in zip(items, sizes, strict=True)]
 
     # -- the ledger: run log, pins, leases ---------------------------------------------
 
@@ -895,6 +909,10 @@ def _open_postgres_store(
     url, folder = _blobs_of(location, blobs)
     blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key, settings)
     index, ledger = open_postgres(url, read_only=read_only, create=create)
+    files = blob_store.blobs
+    assert isinstance(files, FileBlobStore)  # what open_store of a folder makes
+    files.elsewhere = index  # gc asks the index before deleting a blob
+    index.blobs_present = files.present  # a save checks its blobs under the lock
     if not read_only:
         _drop_dead_leases(ledger, time.time())
     store = Store(

@@ -24,7 +24,7 @@ from incgraph.store.postgres_database import PostgresDatabase
 from incgraph.store.postgres_ledger import PostgresLedger
 
 from .contract import StoreContract, dv, record
-from .fault_worker import STEP_SECONDS, Zygote, race_graph
+from .fault_worker import STEP_SECONDS, Zygote, check, race_graph
 from .writer_contract import WriterContract
 
 
@@ -391,3 +391,65 @@ def test_a_foreach_flow_on_postgres_is_one_run_and_reruns_as_hits(
     assert again.computed == [] and again[Total].total == sum(i * i for i in range(30))
     assert [run.kind for run in store.runs()] == ["flow", "flow"]
     store.close()
+
+
+# -- garbage collection beside writers ------------------------------------------------------------
+
+
+def test_gc_never_deletes_a_blob_a_postgres_result_names(postgres_url: str, tmp_path: Path) -> None:
+    """Blob deletion for gc asks PostgreSQL: a blob whose result is stored there is kept."""
+    with open_store(postgres_url, blobs=tmp_path, create=True) as store:
+        saved = store.save(record(1, 11), [1, 2, 3])
+        assert store.blobs.delete_many([saved.data_version], unreferenced=True) == 0
+        store.gc(grace=0)
+        assert store.load(store.lookup(dv(1))) == [1, 2, 3]
+
+
+def test_a_save_whose_blob_vanished_before_its_commit_writes_it_again(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A blob deleted between its write and its row's commit (a gc beside the save) is written
+    again before the row commits, so the row never names a missing blob."""
+    with open_store(postgres_url, blobs=tmp_path, create=True) as store:
+        present, deleted = store.index.blobs_present, []
+
+        def gc_strikes_first(data_versions: list[str]) -> set[str]:
+            if not deleted:
+                deleted.append(store.blobs.delete_many(data_versions))
+            return present(data_versions)
+
+        store.index.blobs_present = gc_strikes_first
+        store.save(record(1, 11), {"x": 1})
+        assert deleted == [1] and store.load(store.lookup(dv(1))) == {"x": 1}
+
+
+def test_gc_and_verify_beside_writer_processes_lose_nothing(
+    zygote: Zygote, postgres_url: str, tmp_path: Path
+) -> None:
+    """Two writer processes save results while this process runs verify and gc(grace=0) in a
+    loop: no writer fails, every acknowledged result loads right, verify finds nothing."""
+    url = f"{postgres_url}&blobs={tmp_path / 'blobs'}"
+    open_store(url, create=True).close()
+    acks, done = tmp_path / "acks", [tmp_path / f"done{w}" for w in range(2)]
+    pids = [zygote.fork("write_n", url, w + 1, acks, 60, done[w]) for w in range(2)]
+    problems = 0
+    with open_store(url) as store:
+        while not all(path.exists() for path in done):
+            problems += len(store.verify().problems)
+            store.gc(grace=0)
+            if any(zygote_exited(pid) for pid in pids):
+                break
+    assert [zygote.reap(pid) for pid in pids] == [0, 0], zygote.errors()
+    outcome = check(url, str(acks))
+    assert (outcome["torn"], outcome["lost"], outcome["problems"], problems) == (0, 0, 0, 0)
+    assert outcome["acked"] >= 120
+
+
+def zygote_exited(pid: int) -> bool:
+    """Whether the zygote's child ``pid`` is gone (it failed before writing its done file)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().split()[2] == "Z"
