@@ -217,12 +217,17 @@ class PostgresIndex:
         self.put_many([record])
 
     def put_many(self, records: Iterable[Record]) -> None:
-        """Insert or replace many records: one statement per `PG_CHUNK`, then one NOTIFY.
+        """Insert or replace many records: one statement per `PG_CHUNK`, then one NOTIFY."""
+        self._put(records, None)
 
-        Holding the blob lock shared, and only once `blobs_present` confirms the
-        records' blobs are there: garbage collection beside this save (which
-        holds it exclusively while it deletes blobs no result names) cannot
-        delete a blob between that check and this commit.
+    def put_saved(self, records: Iterable[Record]) -> None:
+        """Commit the rows of results whose blobs were just written (what a save commits).
+
+        As `put_many`, holding the blob lock shared, and only once
+        `blobs_present` confirms the records' blobs (and those they reference)
+        are there: garbage collection beside this save (which holds the lock
+        exclusively while it deletes blobs no result names) cannot delete a
+        blob between that check and this commit.
 
         Raises
         ------
@@ -231,10 +236,14 @@ class PostgresIndex:
             collection beside this save); nothing was committed, the caller
             writes them again.
         """
+        self._put(records, self.blobs_present)
+
+    def _put(
+        self, records: Iterable[Record], present: Callable[[list[str]], set[str]] | None
+    ) -> None:
         rows = [record_row(record) for record in records]
         if not rows:
             return
-        present = self.blobs_present
 
         def write(conn: Any) -> None:
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_BLOB_LOCK,))

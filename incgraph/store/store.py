@@ -211,6 +211,9 @@ class Store:
                 ledger = MemoryLedger(index)
         self.ledger = ledger
         self.packages = _declared_packages(packages)
+        self.commit_rows: Callable[[list[Record]], None] = index.put_many
+        """How `save_many` commits the rows of results whose blobs it wrote (an index in
+        another database than its blobs checks they are still there)."""
         self.location: str | None = None if self.path is None else str(self.path)
         """What `open_store` reopens this store from (in another process): its folder, or
         its PostgreSQL URL with ``blobs=``; None for a store in memory."""
@@ -420,7 +423,7 @@ class Store:
         for attempt in range(_SAVE_ATTEMPTS):
             saved = self._put_blobs(items, now)
             try:
-                index.put_many(saved)
+                self.commit_rows(saved)
             except BlobsVanished:  # a gc beside us deleted some: write them again
                 if attempt == _SAVE_ATTEMPTS - 1:
                     raise
@@ -927,6 +930,7 @@ def _open_postgres_store(
         settings=settings,
     )
     store.location = _with_blobs(url, blob_store.path)
+    store.commit_rows = index.put_saved
     return store
 
 
