@@ -78,12 +78,16 @@ _loads = json.loads
 class BlobsVanished(StoreError):
     """Blobs of results about to be committed were deleted meanwhile; write them again."""
 
-    def __init__(self, data_versions: list[str]) -> None:
+    def __init__(self, data_versions: list[str], refs: list[str]) -> None:
         super().__init__(
-            f"the blobs of {len(data_versions)} result(s) were deleted by a garbage collection "
-            f"while they were saved (first: {data_versions[0]}); nothing was committed"
+            f"{len(data_versions)} blob(s) of results being saved were deleted by a garbage "
+            f"collection meanwhile (first: {data_versions[0]}); nothing was committed: rerun, "
+            "and give gc a grace period longer than a run's write"
         )
         self.data_versions = data_versions
+        self.missing_refs = refs
+        """The vanished blobs that the results reference (not their own): only their writer
+        has them, to write again."""
 
 
 def _record(key: str, row: Sequence[Any]) -> Record:
@@ -248,11 +252,11 @@ class PostgresIndex:
         def write(conn: Any) -> None:
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_BLOB_LOCK,))
             if present is not None:
-                wanted = list(dict.fromkeys(row[1] for row in rows))
-                wanted += [ref for (ref,) in conn.execute(_REFS_OF, (wanted,))]
-                gone = set(wanted) - present(wanted)
+                own = list(dict.fromkeys(row[1] for row in rows))
+                refs = [ref for (ref,) in conn.execute(_REFS_OF, (own,))]
+                gone = set(own + refs) - present(own + refs)
                 if gone:
-                    raise BlobsVanished(sorted(gone))
+                    raise BlobsVanished(sorted(gone), sorted(gone.intersection(refs)))
             for chunk in _chunks(rows):
                 conn.execute(_UPSERT, _columns(chunk))
             conn.execute(_NOTIFY)

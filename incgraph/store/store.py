@@ -424,9 +424,9 @@ class Store:
             saved = self._put_blobs(items, now)
             try:
                 self.commit_rows(saved)
-            except BlobsVanished:  # a gc beside us deleted some: write them again
-                if attempt == _SAVE_ATTEMPTS - 1:
-                    raise
+            except BlobsVanished as exc:  # a gc beside us deleted some: write them again
+                if exc.missing_refs or attempt == _SAVE_ATTEMPTS - 1:
+                    raise  # referenced blobs only their writer can put back (store.writer)
                 continue
             break
         return saved
