@@ -210,3 +210,16 @@ def test_graph_opens_its_memory_store_with_its_settings() -> None:
     tuned = DEFAULT_SETTINGS.replace(run_log_limit=3)
     graph = ProcessGraph(store=":memory:", settings=tuned)
     assert graph.store.settings is tuned is graph.settings
+
+
+def test_sessions_follow_the_settings_they_are_given() -> None:
+    """A session takes the settings given (else its store's); a part takes its owner's."""
+    store = memory_store(settings=DEFAULT_SETTINGS.replace(lease_ttl_seconds=9.0))
+    tuned = DEFAULT_SETTINGS.replace(lease_ttl_seconds=4.0)
+    with store.session("run", "plain") as plain:
+        assert plain.settings is store.settings
+        assert plain.lessee.ttl == 9.0
+    with store.session("flow", "tuned", settings=tuned) as run, run.as_current():
+        part = store.session("run", "wave", settings=DEFAULT_SETTINGS)
+        assert run.settings is tuned is part.settings
+        assert run.lessee.ttl == 4.0

@@ -242,7 +242,8 @@ class _Run:
         self.waiting: dict[Node, int] = {}
         self.dependents: dict[Node, list[Node]] = {}
         label = ", ".join(t.label for t in targets)
-        self.session = store.session("run", label if len(label) <= 200 else label[:197] + "...")
+        label = label if len(label) <= 200 else label[:197] + "..."
+        self.session = store.session("run", label, settings=settings)
         self.hit_keys = self.session.hits
         # pool loop: key -> the nodes (equal nodes share a key) to claim in this wave, and
         # those whose key another process is computing

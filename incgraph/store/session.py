@@ -64,6 +64,7 @@ from incgraph.store.runlog import RunLog
 from incgraph.store.writer import Unstorable, Writer
 
 if TYPE_CHECKING:
+    from incgraph.settings import Settings
     from incgraph.store.garbage import GcReport
     from incgraph.store.store import Store
 
@@ -78,9 +79,17 @@ _CURRENT: ContextVar[StoreSession | None] = ContextVar("incgraph_store_session",
 
 
 def open_session(
-    store: Store, kind: str = "run", label: str = "", *, announce: bool = False
+    store: Store,
+    kind: str = "run",
+    label: str = "",
+    *,
+    announce: bool = False,
+    settings: Settings | None = None,
 ) -> StoreSession:
     """A new session of ``store``, or a part of the current one when it is ``store``'s.
+
+    A new session follows ``settings`` (default: the store's); a part follows
+    the settings of the session it is part of, whose writer it shares.
 
     Examples
     --------
@@ -94,7 +103,7 @@ def open_session(
     current = _CURRENT.get()
     if current is not None and current.store is store:
         return StoreSession(store, kind, label, part_of=current)
-    return StoreSession(store, kind, label, announce=announce)
+    return StoreSession(store, kind, label, announce=announce, settings=settings)
 
 
 class StoreSession:
@@ -120,8 +129,13 @@ class StoreSession:
         *,
         announce: bool = False,
         part_of: StoreSession | None = None,
+        settings: Settings | None = None,
     ):
         self.store = store
+        if part_of is not None:
+            settings = part_of.settings
+        self.settings: Settings = store.settings if settings is None else settings
+        """The tuning this run's writer and leases follow (`incgraph.settings`)."""
         # a part of a larger run shares its log, leases and writer; its owner closes them
         self._owner: StoreSession = self if part_of is None else part_of._owner
         if part_of is None:
@@ -142,7 +156,7 @@ class StoreSession:
         """This run's claimant (created on first use)."""
         owner = self._owner
         if owner._lessee is None:
-            owner._lessee = self.store.lessee()
+            owner._lessee = self.store.lessee(ttl=owner.settings.lease_ttl_seconds)
         return owner._lessee
 
     @property

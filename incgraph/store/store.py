@@ -455,13 +455,29 @@ class Store:
         return RunLog(None if self.read_only else self.ledger, kind, label, announce=announce)
 
     def session(
-        self, kind: str = "run", label: str = "", *, announce: bool = False
+        self,
+        kind: str = "run",
+        label: str = "",
+        *,
+        announce: bool = False,
+        settings: Settings | None = None,
     ) -> StoreSession:
-        """One run's run log and leases: the hook the engine and batch loops call.
+        """One run's run log, leases and writer: the hook the engine and batch loops call.
 
-        See `StoreSession`.
+        ``settings`` tune the session's writer and leases (default: the store's;
+        a graph passes its own). See `StoreSession`.
+
+        Examples
+        --------
+        >>> from incgraph import DEFAULT_SETTINGS
+        >>> store = memory_store()
+        >>> store.session().settings is store.settings
+        True
+        >>> tuned = DEFAULT_SETTINGS.replace(writer_pending_count=8)
+        >>> store.session(settings=tuned).settings.writer_pending_count
+        8
         """
-        return open_session(self, kind, label, announce=announce)
+        return open_session(self, kind, label, announce=announce, settings=settings)
 
     def runs(self) -> list[RunInfo]:
         """Every logged run, oldest first; a running run whose process died is ``"abandoned"``."""

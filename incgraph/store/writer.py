@@ -7,7 +7,8 @@ it computes through the `Writer` of its store session (``session.writer``).
 Committed one by one, each result would be its own SQLite transaction
 (~100 us); written together with `incgraph.store.Store.save_many`, each costs
 a few microseconds. So the writer queues results and writes them in one go,
-by the store's settings (`incgraph.settings`, ``store.settings``):
+by its session's settings (`incgraph.settings`, ``session.settings``: the
+store's, or those of the graph whose run it writes):
 
 * when ``writer_pending_count`` results and blobs are waiting (4,096: a
   ForEach of 10,000 tasks wrote 26% fewer index pages than with 1,024, as
@@ -25,8 +26,9 @@ to a value afterwards changes what is written. Queued results and blobs are
 readable (`Writer.pending_version`, `Writer.load`) until their flush has
 committed them, so nothing is ever both saved and missing; small blobs stay
 readable from memory afterwards too (up to ``writer_recent_bytes`` in all,
-each at most ``writer_recent_item_bytes`` encoded): a flow layer reading the shard element
-its upstream layer wrote a moment ago does not pay a store read for it.
+each at most ``writer_recent_item_bytes`` encoded): a flow layer reading the
+shard element its upstream layer wrote a moment ago does not pay a store read
+for it.
 
 Invariants. A flush writes blobs (`Writer.put_blob`: artifacts a later
 result names) first, then the results' blobs and index rows in one
@@ -98,7 +100,7 @@ class Writer:
     def __init__(self, session: StoreSession) -> None:
         self.session = session
         self.store: Store = session.store
-        self.settings: Settings = self.store.settings
+        self.settings: Settings = session.settings
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}  # key -> queued result
         self._rows: dict[str, Record] = {}  # key -> queued row naming a stored/queued blob

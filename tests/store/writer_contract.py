@@ -153,6 +153,22 @@ class WriterContract:
             session.writer.add(record(2, 2), store.capture(2))
             assert store.lookup_version(dv(1)) == dv(1)
 
+    def test_the_sessions_settings_set_the_policy_not_the_stores(self, store: Store) -> None:
+        """A session given settings (as a graph's run is) writes by them, not by the store's."""
+        at_once = DEFAULT_SETTINGS.replace(prompt_write_seconds=0)
+        with store.session(settings=at_once) as session:
+            assert session.writer.settings is at_once
+            session.writer.add(record(1, 2), store.capture("any"))
+            assert store.lookup_version(dv(1)) == dv(2)
+        never = DEFAULT_SETTINGS.replace(
+            prompt_write_seconds=float("inf"), writer_max_delay_seconds=float("inf")
+        )
+        with store.session(settings=never) as session:
+            session.writer.add(record(3, 4), store.capture("slow"), duration=3600.0)
+            assert store.lookup_version(dv(3)) is MISSING
+            session.writer.flush()
+            assert store.lookup_version(dv(3)) == dv(4)
+
     def test_an_automatic_write_keeps_blobs_no_queued_result_names(self, store: Store) -> None:
         """A write by the policy takes only the blobs its results name; flush() takes the rest."""
         with store.session() as session:
