@@ -14,6 +14,7 @@ Each class also subclasses the builtin a caller would naturally catch, so
     ├── NodeError (RuntimeError)            a processor raised; carries node and original exception
     ├── StoreError (OSError)                the store cannot be read or written
     │   ├── StoreCorruptError               an index row or blob failed its check
+    │   ├── SignatureError                  a remote blob's HMAC tag is missing or wrong
     │   ├── StoreFullError                  the disk is full (ENOSPC)
     │   ├── UnstorableResultError           a result cannot be pickled (names the part)
     │   └── ReadOnlyStoreError              a write to a store opened read-only
@@ -53,6 +54,7 @@ __all__ = [
     "PipelineError",
     "QueueEmpty",
     "ReadOnlyStoreError",
+    "SignatureError",
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
@@ -129,6 +131,15 @@ class StoreError(IncgraphError, OSError):
 
 class StoreCorruptError(StoreError):
     """An index row or a blob failed its integrity check; it is never served."""
+
+
+class SignatureError(StoreError):
+    """A blob's HMAC signature is missing or does not match this process's key.
+
+    Not a `StoreCorruptError`: the engine does not treat it as a miss to
+    recompute, because the usual cause is a key that differs from the one the
+    store's writers use. Nothing is unpickled; set the right key.
+    """
 
 
 class StoreFullError(StoreError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,33 @@ def _isolated_default_store(
     monkeypatch.setenv("INCGRAPH_STORE", str(tmp_path_factory.mktemp("default-store")))
     # file digests (DataPath's stat shortcut) are remembered in a temp table, not ~/.cache
     monkeypatch.setenv("INCGRAPH_DIGESTS", str(tmp_path_factory.mktemp("digests") / "d.sqlite"))
+    # the local indexes of s3:// stores, and no signing key from the caller's environment
+    monkeypatch.setenv("INCGRAPH_INDEX_HOME", str(tmp_path_factory.mktemp("indexes")))
+    monkeypatch.delenv("INCGRAPH_HMAC_KEY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """An S3 emulator (moto's server mode) in a separate process on localhost: its endpoint."""
+    from s3_server import start_s3_server
+
+    with start_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the emulator, with the AWS_* variables pointing at it: its s3:// URL."""
+    from s3_server import make_bucket
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return make_bucket(s3_server)
 
 
 # torch is not in the `test` extra (its default wheel is a multi-GB CUDA build); CI installs

@@ -106,6 +106,7 @@ from incgraph.store.names import (
     temp_file_is_live,
     temp_file_name,
 )
+from incgraph.store.permissions import Modes, folder_modes
 from incgraph.store.protocols import BlobEntry
 from incgraph.store.signing import Signer
 from incgraph.store.sqlite_file import SqliteFile
@@ -269,6 +270,9 @@ class FileBlobStore:
         in files), ``blob_mmap_threshold_bytes`` (files at least this big are
         loaded through a copy-on-write memory map) and
         ``temp_file_max_age_seconds`` (`incgraph.settings`).
+    modes : Modes, optional
+        Permissions of new folders and files (`incgraph.store.permissions`);
+        private (0700 / 0600) by default.
 
     Examples
     --------
@@ -291,8 +295,10 @@ class FileBlobStore:
         read_only: bool = False,
         signer: Signer | None = None,
         settings: Settings = DEFAULT_SETTINGS,
+        modes: Modes | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.modes = modes or folder_modes(None)
         self.signer = signer
         self.file = (
             file
@@ -900,8 +906,10 @@ class FileBlobStore:
         self._make_folder(folder)
         temp = folder / temp_file_name(path.name.split(".")[0])
         try:
-            fd = os.open(temp, _CREATE_FLAGS, 0o600)
+            fd = os.open(temp, _CREATE_FLAGS, self.modes.file)
             try:
+                if self.modes.shared is not None:
+                    os.fchmod(fd, self.modes.file)
                 for part in encoded.parts:
                     write_all(fd, part)
                 if self.durable:
@@ -920,8 +928,10 @@ class FileBlobStore:
         if folder in self._folders:
             return
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            folder.mkdir(mode=0o700, exist_ok=True)
+            for made in (self.directory, folder):
+                if not made.is_dir():
+                    made.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    self.modes.apply(made, folder=True)
         except OSError as exc:
             raise store_error(exc, folder) from exc
         for made in (self.directory, folder):

@@ -83,6 +83,7 @@ from incgraph.errors import (
 from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
 from incgraph.settings import DEFAULT_SETTINGS, Settings
+from incgraph.store.blob_cache import BlobCache
 from incgraph.store.budget import max_bytes_from_env
 from incgraph.store.codecs import Captured, capture
 from incgraph.store.failure import store_error
@@ -91,13 +92,15 @@ from incgraph.store.leases import Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.names import is_real_folder
+from incgraph.store.object_blobs import ObjectBlobStore, is_object_url
+from incgraph.store.permissions import Modes, folder_modes
 from incgraph.store.postgres_database import is_postgres_url, safe_url, split_blobs
 from incgraph.store.postgres_index import BlobsVanished
 from incgraph.store.postgres_ledger import open_postgres
 from incgraph.store.protocols import BlobStore, Index, Record, with_size
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
 from incgraph.store.session import StoreSession, open_session
-from incgraph.store.signing import Signer, signer_from_env
+from incgraph.store.signing import HMAC_ENV_VAR, Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
 from incgraph.store.sqlite_index import (
     SqliteIndex,
@@ -130,8 +133,12 @@ DEFAULT_FOLDER = ".incgraph"
 
 T = TypeVar("T")
 
+INDEX_HOME_ENV_VAR = "INCGRAPH_INDEX_HOME"
+"""Environment variable naming where the local indexes of ``s3://...`` stores live."""
+
 INDEX_FILE = "index.sqlite"
 BLOB_FOLDER = "blobs"
+CACHE_FOLDER = "cache"
 QUARANTINE_FOLDER = "quarantine"
 MARKER_FILE = "incgraph-store.json"
 MARKER_FORMAT = "incgraph store"
@@ -775,8 +782,12 @@ def open_store(
     blobs: str | os.PathLike[str] | None = None,
     create: bool = False,
     settings: Settings = DEFAULT_SETTINGS,
+    cache_bytes: int | None = None,
+    signing: bool | None = None,
+    shared: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Store:
-    """Open (creating if needed) the on-disk store in a folder, or a team's store.
+    """Open (creating if needed) a store: a folder, a folder beside a bucket, or a team's store.
 
     Parameters
     ----------
@@ -785,7 +796,9 @@ def open_store(
         is returned as is. A ``postgresql://user@host:port/dbname`` URL opens
         a store whose index, run log, pins and leases live in that PostgreSQL
         database, shared by every machine that opens it (docs/team.md);
-        ``blobs`` then says where the results' bytes go.
+        ``blobs`` then says where the results' bytes go. An object-storage URL
+        (``"s3://bucket/prefix"``) keeps the blobs there and the index in a
+        local folder of this user's (`remote_index_folder`), as ``blobs=`` does.
     read_only : bool
         Open without write access; saving raises
         `ReadOnlyStoreError`. The store must exist.
@@ -810,9 +823,15 @@ def open_store(
         recently used first (`incgraph.store.budget`). Default:
         ``$INCGRAPH_MAX_BYTES`` if set, else no budget.
     blobs : str or os.PathLike, optional
-        With a PostgreSQL ``location``: the folder holding the results' bytes
-        (a folder every machine sharing the store reaches, such as a network
-        disk). Required with a URL, ignored otherwise.
+        Where the results' bytes go. With a folder ``location``: an
+        object-storage URL (``s3://bucket/prefix``, ``file:///folder``;
+        `incgraph.store.object_blobs`), the index staying in the folder. The
+        folder remembers the URL: later opens may leave it out, and opening it
+        with another URL raises `ConfigurationError`. Credentials come from the
+        client's own configuration (``AWS_*``, ``~/.aws``), never from the store.
+        With a PostgreSQL ``location`` (required there): a folder every machine
+        sharing the store reaches, such as a network disk, or an object-storage
+        URL.
     create : bool
         With a PostgreSQL ``location``: create incgraph's tables if the database
         has none (the same as ``incgraph migrate URL``). A folder store is
@@ -822,6 +841,22 @@ def open_store(
         inline limits, chunk sizes, lease timing, gc grace... Kept on the returned
         object only, never written to the folder: pass the same settings wherever
         the store is opened if they matter. Cache keys never depend on them.
+    cache_bytes : int, optional
+        Size limit of the local read-through cache of blobs in object storage
+        (the folder's ``cache/``), least recently used out; 0 turns it off.
+        Default: ``settings.blob_cache_bytes``.
+    signing : bool, optional
+        Blobs in object storage are signed by default: opening one without a
+        key (``hmac_key`` or ``$INCGRAPH_HMAC_KEY``) raises
+        `ConfigurationError`. ``signing=False`` opts out explicitly (no
+        signature written or checked); ``True`` requires a key for any store.
+    shared : {None, "group"}
+        ``"group"``: folders and files are made group-readable and -writable
+        (folders 2770 with the setgid bit, files 0660), so the members of the
+        folder's group share one store on one host. Default: private to the
+        user (0700 / 0600).
+    storage_options : dict, optional
+        Options of the fsspec filesystem of ``blobs`` (e.g. ``endpoint_url``).
 
     Raises
     ------
@@ -861,43 +896,60 @@ def open_store(
             packages=packages,
             max_bytes=max_bytes,
             settings=settings,
+            blob_options={
+                "cache_bytes": cache_bytes,
+                "signing": signing,
+                "shared": shared,
+                "storage_options": storage_options,
+            },
         )
+    if is_object_url(location) and not str(location).startswith("file://"):
+        blobs = _same_blobs(_blob_url(blobs), str(location), "the location")
+        location = remote_index_folder(str(location))
+    elif isinstance(location, str) and location.startswith("file://"):
+        location = location[len("file://") :]
     folder = default_location() if location is None else Path(location).expanduser().absolute()
-    index_path = folder / INDEX_FILE
-    if read_only:
-        if not index_path.is_file():
-            raise StoreError(
-                f"there is no incgraph store at {folder} ({why_no_store(folder)}); "
-                "open it once without read_only=True to create it"
-            )
-    else:
-        _make_private_folder(folder)
-        if not os.access(folder, os.W_OK):  # a read-only mount: reads would work, saves fail
-            raise _unwritable_folder_error(folder)
-    existed = index_path.exists()
-    sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable, settings=settings)
-    try:
-        sqlite_file.connection()  # open now: a corrupt or foreign index fails here, naming it
-    except StoreError as exc:
-        if read_only or isinstance(exc, ReadOnlyStoreError) or folder_is_writable(folder):
-            raise
-        raise _unwritable_folder_error(folder) from exc
+    remembered = read_marker(folder) or {}
+    blobs = _same_blobs(remembered.get("blobs"), _blob_url(blobs), f"the store at {folder}")
+    modes = folder_modes(shared if shared is not None else remembered.get("shared"))
+    signer = _signer(hmac_key, signing, blobs)  # before anything is created
+    sqlite_file, existed = _open_index_file(folder, read_only, durable, modes, settings)
     if not read_only:
-        _make_private_folder(folder / BLOB_FOLDER)  # only once the index proved incgraph's
-    if not read_only and (not existed or read_marker(folder) is not None or adoptable(folder)):
-        mark_folder(folder)
+        _make_private_folder(folder / BLOB_FOLDER, modes)  # once the index proved incgraph's
+    if not read_only and (remembered or not existed or adoptable(folder)):
+        mark_folder(folder, blobs=blobs, modes=modes)
     ledger = SqliteLedger(sqlite_file)
     if not read_only:
         _drop_dead_leases(ledger, time.time())
     index = SqliteIndex(sqlite_file, settings=settings)
-    signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
-    blob_store = FileBlobStore(
-        folder / BLOB_FOLDER,
-        sqlite_file,
-        durable=durable,
-        signer=signer,
-        settings=settings,
-    )
+    if blobs is None:
+        blob_store: BlobStore = FileBlobStore(
+            folder / BLOB_FOLDER,
+            sqlite_file,
+            durable=durable,
+            signer=signer,
+            settings=settings,
+            modes=modes,
+        )
+    else:
+        limit = settings.blob_cache_bytes if cache_bytes is None else cache_bytes
+        cache = None
+        if limit:
+            cache = BlobCache(
+                folder / CACHE_FOLDER,
+                limit,
+                mmap_threshold=settings.blob_mmap_threshold_bytes,
+                **modes.cache_modes(),
+            )
+        blob_store = ObjectBlobStore(
+            blobs,
+            signer=signer,
+            cache=cache,
+            read_only=read_only,
+            storage_options=storage_options,
+            file_mode=modes.file,
+            settings=settings,
+        )
     return Store(
         index,
         blob_store,
@@ -923,10 +975,12 @@ def _open_postgres_store(
     packages: Iterable[str],
     max_bytes: int | None,
     settings: Settings,
+    blob_options: dict[str, Any],
 ) -> Store:
-    """`open_store` of a PostgreSQL URL: index and ledger there, blobs in a folder store."""
+    """`open_store` of a PostgreSQL URL: index and ledger there, blobs in a folder store
+    (or in object storage: ``blob_options`` are `open_store`'s for it)."""
     url, folder = _blobs_of(location, blobs)
-    blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key, settings)
+    blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key, settings, blob_options)
     index, ledger = open_postgres(url, read_only=read_only, create=create)
     files = blob_store.blobs
     assert isinstance(files, FileBlobStore)  # what open_store of a folder makes
@@ -945,7 +999,7 @@ def _open_postgres_store(
         max_bytes=max_bytes,
         settings=settings,
     )
-    store.location = _with_blobs(url, blob_store.path)
+    store.location = _with_blobs(url, folder if is_object_url(folder) else blob_store.path)
     store.commit_rows = index.put_saved
     return store
 
@@ -963,7 +1017,7 @@ def _blobs_of(
     return url, blobs if blobs is not None else in_url
 
 
-def _with_blobs(url: str, folder: Path | None) -> str:
+def _with_blobs(url: str, folder: str | os.PathLike[str] | None) -> str:
     """``url`` with ``blobs=folder`` added: the one string that reopens the store."""
     from urllib.parse import quote
 
@@ -978,8 +1032,10 @@ def _postgres_blobs(
     durable: bool,
     hmac_key: bytes | str | None,
     settings: Settings,
+    options: dict[str, Any],
 ) -> Store:
-    """The folder store whose blob store keeps the results of the PostgreSQL store ``url``."""
+    """The folder store whose blob store keeps the results of the PostgreSQL store ``url``
+    (for an object-storage URL, the local store of this user's beside that bucket)."""
     if blobs is None:
         raise ConfigurationError(
             f"open_store({safe_url(url)!r}) needs to know where the results' bytes go: a "
@@ -988,7 +1044,23 @@ def _postgres_blobs(
             "postgresql://...?blobs=/shared/incgraph-blobs"
         )
     return open_store(
-        blobs, read_only=read_only, durable=durable, hmac_key=hmac_key, settings=settings
+        blobs,
+        read_only=read_only,
+        durable=durable,
+        hmac_key=hmac_key,
+        settings=settings,
+        **options,
+    )
+
+
+def _blob_url(blobs: str | os.PathLike[str] | None) -> str | None:
+    """``blobs=`` of a folder store: an object-storage URL (or None)."""
+    if blobs is None or is_object_url(blobs):
+        return None if blobs is None else str(blobs)
+    raise ConfigurationError(
+        f"blobs={str(blobs)!r}: a folder store keeps its blobs in its own folder or in "
+        "object storage; give an object-storage URL (s3://bucket/prefix, file:///folder) "
+        "or leave blobs= out"
     )
 
 
@@ -998,6 +1070,84 @@ def _unwritable_folder_error(folder: Path) -> ReadOnlyStoreError:
         "(a read-only mount or missing permission); open it with read_only=True to "
         "read it, or make the folder writable"
     )
+
+
+def _open_index_file(
+    folder: Path, read_only: bool, durable: bool, modes: Modes, settings: Settings
+) -> tuple[SqliteFile, bool]:
+    """The store's SQLite file, opened now (a corrupt or foreign index fails here, naming it),
+    and whether it existed before."""
+    index_path = folder / INDEX_FILE
+    if read_only:
+        if not index_path.is_file():
+            raise StoreError(
+                f"there is no incgraph store at {folder} ({why_no_store(folder)}); "
+                "open it once without read_only=True to create it"
+            )
+    else:
+        _make_private_folder(folder, modes)
+        if not os.access(folder, os.W_OK):  # a read-only mount: reads would work, saves fail
+            raise _unwritable_folder_error(folder)
+    existed = index_path.exists()
+    sqlite_file = SqliteFile(index_path, read_only=read_only, durable=durable, settings=settings)
+    try:
+        sqlite_file.connection()
+    except StoreError as exc:
+        if read_only or isinstance(exc, ReadOnlyStoreError) or folder_is_writable(folder):
+            raise
+        raise _unwritable_folder_error(folder) from exc
+    if not existed and not read_only:
+        for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm"):
+            with suppress(FileNotFoundError):
+                modes.apply(folder / name, folder=False)
+    return sqlite_file, existed
+
+
+def _same_blobs(first: object, second: str | None, where: str) -> str | None:
+    """The blob URL two sources agree on; `ConfigurationError` when they name different ones."""
+    if first is None or not isinstance(first, str):
+        return second
+    if second is None or second.rstrip("/") == first.rstrip("/"):
+        return first
+    raise ConfigurationError(
+        f"{where} keeps its blobs at {first}, not {second}: open it with blobs={first!r} "
+        "(or leave blobs= out), or use another folder for the other bucket"
+    )
+
+
+def _signer(hmac_key: bytes | str | None, signing: bool | None, blobs: str | None) -> Signer | None:
+    """The signer of a store: required for blobs in object storage unless ``signing=False``."""
+    if signing is False:
+        return None
+    signer = signer_from_env() if hmac_key is None else Signer(hmac_key)
+    if signer is None and (signing or blobs is not None):
+        where = f"in {blobs}" if blobs is not None else "of this store"
+        raise ConfigurationError(
+            f"the blobs {where} must be signed: loading a result unpickles it, so incgraph "
+            f"refuses bytes it cannot authenticate. Set {HMAC_ENV_VAR} to a secret shared by "
+            "everyone who uses the store (or pass hmac_key=...), or opt out explicitly with "
+            "signing=False"
+        )
+    return signer
+
+
+def remote_index_folder(url: str) -> Path:
+    """The local folder holding the index of the blobs at ``url`` for this user.
+
+    ``$INCGRAPH_INDEX_HOME/<name>`` (default ``~/.cache/incgraph/indexes``), the
+    name being the URL made safe for a file name plus a short hash of it.
+
+    Examples
+    --------
+    >>> remote_index_folder("s3://bucket/runs").name.startswith("s3-bucket-runs-")
+    True
+    """
+    import hashlib
+
+    home = os.environ.get(INDEX_HOME_ENV_VAR) or "~/.cache/incgraph/indexes"
+    slug = re.sub(r"[^0-9A-Za-z]+", "-", url.rstrip("/")).strip("-")[:80]
+    digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:12]
+    return Path(home).expanduser().absolute() / f"{slug}-{digest}"
 
 
 def _drop_dead_leases(ledger: Ledger, now: float) -> None:
@@ -1040,7 +1190,7 @@ def folder_is_writable(folder: Path) -> bool:
 
 
 _OWN_NAMES = re.compile(
-    r"index\.sqlite(-wal|-shm|-journal)?|blobs|quarantine|incgraph-store\.json"
+    r"index\.sqlite(-wal|-shm|-journal)?|blobs|cache|quarantine|incgraph-store\.json"
     r"|\.index\.sqlite-[0-9a-f]{32}\.new|\.incgraph-store\.json-[0-9a-f]{32}\.new"
     r"|\.incgraph-probe-[0-9a-f]{32}"
 )
@@ -1108,13 +1258,17 @@ def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
-def mark_folder(folder: str | os.PathLike[str]) -> None:
+def mark_folder(
+    folder: str | os.PathLike[str], *, blobs: str | None = None, modes: Modes | None = None
+) -> None:
     """Mark ``folder`` as an incgraph store: write its marker unless it is up to date.
 
     `open_store` calls it once the index opened writable (the folder then
     holds an incgraph index at the current schema version: a foreign one was
     refused). Call it yourself only for a `Store` assembled by hand in
     a folder of its own. Written atomically; an existing store id is kept.
+    The marker also remembers where the store's blobs are (``blobs``, a URL)
+    and whether it is group-shared (``modes``), so later opens keep to both.
 
     Examples
     --------
@@ -1130,20 +1284,26 @@ def mark_folder(folder: str | os.PathLike[str]) -> None:
     from incgraph.store.schema import SCHEMA_VERSION
 
     folder = Path(folder)
-
-    found = read_marker(folder)
-    if found is not None and found.get("schema") == SCHEMA_VERSION:
+    modes = modes or folder_modes(None)
+    found = read_marker(folder) or {}
+    wanted = {"blobs": blobs or found.get("blobs"), "shared": modes.shared or found.get("shared")}
+    if found.get("schema") == SCHEMA_VERSION and all(
+        found.get(name) == value for name, value in wanted.items()
+    ):
         return
-    store_id = found.get("id") if found is not None else None
+    store_id = found.get("id")
     marker = {
         "format": MARKER_FORMAT,
         "id": store_id if isinstance(store_id, str) else uuid.uuid4().hex,
         "schema": SCHEMA_VERSION,
+        **{name: value for name, value in wanted.items() if value is not None},
     }
     temporary = folder / f".{MARKER_FILE}-{uuid.uuid4().hex}.new"
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            if modes.shared is not None:
+                os.fchmod(fd, modes.file)
             os.write(fd, (json.dumps(marker) + "\n").encode())
         finally:
             os.close(fd)
@@ -1154,11 +1314,14 @@ def mark_folder(folder: str | os.PathLike[str]) -> None:
         raise store_error(exc, folder / MARKER_FILE) from exc
 
 
-def _make_private_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise StoreError(f"cannot open a store at {folder}: {why_no_store(folder)}")
+def _make_private_folder(folder: Path, modes: Modes) -> None:
+    if folder.exists():
+        if not folder.is_dir():
+            raise StoreError(f"cannot open a store at {folder}: {why_no_store(folder)}")
+        return
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        modes.apply(folder, folder=True)
     except OSError as exc:
         raise store_error(exc, folder) from exc
 
