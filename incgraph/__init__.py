@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from incgraph.sentinels import MISSING
     from incgraph.settings import DEFAULT_SETTINGS, Settings
     from incgraph.store import Record, Store, memory_store, open_store
+    from incgraph.store.transfer import pull, push
 
 __version__ = "0.1.0"
 
@@ -132,6 +133,8 @@ _LAZY: dict[str, str] = {
     "memoize": "incgraph.memoized",
     "memory_store": "incgraph.store",
     "open_store": "incgraph.store",
+    "pull": "incgraph.store.transfer",
+    "push": "incgraph.store.transfer",
     "register_hasher": "incgraph.hashing",
     "task": "incgraph.queues.task",
 }
@@ -212,6 +215,8 @@ __all__ = [
     "memoize",
     "memory_store",
     "open_store",
+    "pull",
+    "push",
     "register_hasher",
     "task",
 ]

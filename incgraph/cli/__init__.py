@@ -9,8 +9,9 @@ scripts instead of a table). The commands live by concern:
 `incgraph.cli.browse` (``ls``, ``show``, ``lineage``, ``runs``,
 ``stats``), `incgraph.cli.upkeep` (``gc``, ``verify``, ``clear``,
 ``pin``, ``unpin``, ``migrate``), `incgraph.cli.controlling` (``invalidate``,
-``accept``), `incgraph.cli.explaining` (``explain``) and
-`incgraph.cli.rendering` (``render``).
+``accept``), `incgraph.cli.explaining` (``explain``),
+`incgraph.cli.rendering` (``render``) and `incgraph.cli.sharing`
+(``push``, ``pull``).
 
 Exit codes: 0 when all went well, 1 when problems were found (``verify``) or
 the store cannot be read, 2 for usage errors (bad arguments, an unknown or
@@ -65,7 +66,7 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    from incgraph.cli import browse, controlling, explaining, rendering, upkeep
+    from incgraph.cli import browse, controlling, explaining, rendering, sharing, upkeep
 
     parser = _Parser(
         prog="incgraph",
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"incgraph {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parent = _common()
-    for module in (browse, explaining, rendering, upkeep, controlling):
+    for module in (browse, explaining, rendering, upkeep, controlling, sharing):
         module.register(commands, parent)
     return parser
 

@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from incgraph.store import Store, default_location, open_store
+from incgraph.store.object_blobs import is_object_url
 from incgraph.store.postgres_database import is_postgres_url
-from incgraph.store.store import INDEX_FILE, folder_is_writable, why_no_store
+from incgraph.store.store import (
+    INDEX_FILE,
+    folder_is_writable,
+    remote_index_folder,
+    why_no_store,
+)
 
 __all__ = ["Context", "UsageError"]
 
@@ -51,8 +57,10 @@ class Context:
 
     @property
     def location(self) -> Path:
-        """The store folder: ``--store`` or the default."""
+        """The store folder: ``--store`` or the default (an ``s3://`` URL's local index folder)."""
         given = getattr(self.args, "store", None)
+        if isinstance(given, str) and is_object_url(given) and not given.startswith("file://"):
+            return remote_index_folder(given)
         return Path(given).expanduser().absolute() if given else default_location()
 
     @property

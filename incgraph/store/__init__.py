@@ -3,7 +3,10 @@
 The engine talks to a `Store` only. `open_store` opens the on-disk
 store (an SQLite index plus blob files in one folder) or, given a
 ``postgresql://`` URL, a store a team shares (index and ledger in PostgreSQL);
-`memory_store` makes an in-memory one with the same semantics. Beside the
+`memory_store` makes an in-memory one with the same semantics. Blobs may also
+live in object storage (`ObjectBlobStore`, ``open_store(path,
+blobs="s3://...")``), and `incgraph.store.transfer` copies results between
+stores (``incgraph push`` / ``pull``). Beside the
 index and the blobs, a *ledger* holds the run log, pins and leases; on top of
 them sit garbage collection (`Store.gc`), verification
 (`Store.verify`), statistics and lineage. Every implementation passes the
@@ -12,12 +15,14 @@ on-disk layout, durability, concurrency, exactly-once leases and the security
 note: results are pickled, so opening a store means trusting it.
 """
 
+from incgraph.store.blob_cache import BlobCache
 from incgraph.store.file_blobs import FileBlobStore
 from incgraph.store.garbage import GcReport
 from incgraph.store.leases import LEASE_SECONDS, Claims, Lessee
 from incgraph.store.ledger import Ledger
 from incgraph.store.lineage import LineageNode, lineage
 from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
+from incgraph.store.object_blobs import ObjectBlobStore
 from incgraph.store.postgres_index import PostgresIndex
 from incgraph.store.postgres_ledger import PostgresLedger
 from incgraph.store.protocols import BlobEntry, BlobStore, Index, Record
@@ -44,6 +49,7 @@ __all__ = [
     "ENV_VAR",
     "HMAC_ENV_VAR",
     "LEASE_SECONDS",
+    "BlobCache",
     "BlobEntry",
     "BlobStore",
     "Claims",
@@ -57,6 +63,7 @@ __all__ = [
     "MemoryBlobStore",
     "MemoryIndex",
     "MemoryLedger",
+    "ObjectBlobStore",
     "PostgresIndex",
     "PostgresLedger",
     "Record",

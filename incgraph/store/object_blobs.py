@@ -75,17 +75,23 @@ MAGIC = b"incgraph-blob\x001\n"
 _ALIGN = 64
 _PARALLEL = 16  # concurrent transfers in put_many / get_many
 _LOCAL_PROTOCOLS = {"file", "local"}
+_DATABASE_SCHEMES = {"postgresql", "postgres"}
 
 
 def is_object_url(location: object) -> bool:
-    """Whether ``location`` is a URL naming object storage (``scheme://...``).
+    """Whether ``location`` is a URL naming object storage (``scheme://...``, not a database).
 
     Examples
     --------
     >>> is_object_url("s3://bucket/prefix"), is_object_url("/tmp/store"), is_object_url(3)
     (True, False, False)
+    >>> is_object_url("postgresql://me@db/cache")
+    False
     """
-    return isinstance(location, str) and "://" in location and not location.startswith("/")
+    if not isinstance(location, str) or location.startswith("/"):
+        return False
+    scheme, found, _ = location.partition("://")
+    return bool(found) and scheme.lower() not in _DATABASE_SCHEMES
 
 
 def pack_blob(
