@@ -19,7 +19,8 @@ ambiguous key, no store where one was expected). `main` returns the
 code instead of exiting, so tests and other programs can call it.
 
 The command only reads a store unless asked to change it (``gc``,
-``verify``, ``clear``, ``pin``, ``invalidate``, ``accept``). Note that ``show`` loads (unpickles) a
+``verify``, ``clear``, ``pin``, ``invalidate``, ``accept``, and the target of
+``push`` / ``pull``). Note that ``show`` loads (unpickles) a
 value: only point it at stores you trust.
 """
 

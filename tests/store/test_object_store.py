@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from incgraph import ProcessGraph, Processor
 from incgraph.errors import ConfigurationError, SignatureError, StoreCorruptError
 from incgraph.store import Store, open_store
 from incgraph.store.blob_cache import BlobCache
@@ -235,3 +236,21 @@ def test_credentials_are_not_written_to_the_store(tmp_path: Path, s3_bucket: str
         if path.is_file():
             data = path.read_bytes()
             assert b"testing" not in data and KEY.encode() not in data
+
+
+class Halve(Processor):
+    def process(self, x: int) -> list[int]:
+        return list(range(x // 2))
+
+
+def test_graph_run_with_the_wrong_key_raises(tmp_path: Path, s3_bucket: str) -> None:
+    """A cached graph rerun with another key stops with SignatureError instead of unpickling or recomputing."""
+    with open_store(tmp_path / "a", blobs=s3_bucket, hmac_key=KEY) as store:
+        graph = ProcessGraph(store=store)
+        node = graph.add_node("halve", Halve, {"x": 5000})
+        assert graph.run_upto(node) == list(range(2500))
+    with open_store(tmp_path / "a", hmac_key="wrong", cache_bytes=0) as store:
+        graph = ProcessGraph(store=store)
+        node = graph.add_node("halve", Halve, {"x": 5000})
+        with pytest.raises(SignatureError, match="INCGRAPH_HMAC_KEY"):
+            graph.run_upto(node)
