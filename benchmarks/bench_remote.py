@@ -41,11 +41,11 @@ import numpy as np
 from rows import emit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from s3_server import make_bucket, start_s3_server  # noqa: E402
+from s3_server import make_bucket, start_s3_server
 
-from incgraph.store.blob_cache import BlobCache  # noqa: E402
-from incgraph.store.object_blobs import ObjectBlobStore  # noqa: E402
-from incgraph.store.signing import Signer  # noqa: E402
+from incgraph.store.blob_cache import BlobCache
+from incgraph.store.object_blobs import ObjectBlobStore
+from incgraph.store.signing import Signer
 
 
 def best(work: Callable[[], Any], repeat: int) -> float:
