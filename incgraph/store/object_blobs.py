@@ -429,7 +429,13 @@ class ObjectBlobStore:
         return gone
 
     def quarantine(self, data_version: str, folder: Path | None) -> Path | None:
-        """Download the blob's bytes into ``folder``, then delete the object; return the file."""
+        """Download the blob's bytes into ``folder``; delete the object if they are damaged.
+
+        An object whose bytes are sound but whose signature fails is copied and
+        kept: the usual cause is this process's key, and a team's result is
+        not deleted over it (remove it with the bucket's own tools once the key
+        is known to be right).
+        """
         self._check_writable()
         if folder is None:
             raise ValueError(f"a folder is needed to quarantine blob {data_version}")
@@ -440,8 +446,19 @@ class ObjectBlobStore:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = folder / f"{data_version}.{time.strftime('%Y%m%dT%H%M%S')}.blob"
         target.write_bytes(data)
-        self.delete_many([data_version])
+        if self.cache is not None:
+            self.cache.drop(data_version)
+        if not self._sound(data_version, data):
+            self.delete_many([data_version])
         return target
+
+    def _sound(self, data_version: str, data: bytes) -> bool:
+        """Whether ``data`` is a whole, undamaged object (its signature aside)."""
+        try:
+            header, payload = _unpack(data_version, data)
+        except StoreCorruptError:
+            return False
+        return checksum([payload]) == header.get("checksum")
 
     def _discard(self, data_version: str) -> None:
         """Remove a blob that failed its checksum (unless read-only)."""

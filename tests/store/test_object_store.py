@@ -254,3 +254,29 @@ def test_graph_run_with_the_wrong_key_raises(tmp_path: Path, s3_bucket: str) -> 
         node = graph.add_node("halve", Halve, {"x": 5000})
         with pytest.raises(SignatureError, match="INCGRAPH_HMAC_KEY"):
             graph.run_upto(node)
+
+
+def test_verify_with_the_wrong_key_deletes_no_object(tmp_path: Path, s3_bucket: str) -> None:
+    """verify under another key reports the blobs and copies them aside, but leaves the bucket's objects."""
+    with open_store(tmp_path / "a", blobs=s3_bucket, hmac_key=KEY) as store:
+        store.save(record(1, 10), {"pad": "x" * 2000})
+    with open_store(tmp_path / "a", hmac_key="wrong") as store:
+        report = store.verify()
+        assert [problem.reason for problem in report.problems] == [
+            "its HMAC signature does not match (signed with another key, or tampered)"
+        ]
+        assert store.blobs.contains(dv(10))
+
+
+def test_verify_removes_a_damaged_object(tmp_path: Path, s3_bucket: str) -> None:
+    """verify quarantines an object whose bytes fail their checksum and deletes it from the bucket."""
+    with open_store(tmp_path / "a", blobs=s3_bucket, hmac_key=KEY, cache_bytes=0) as store:
+        store.save(record(1, 10), {"pad": "x" * 2000})
+        blobs = store.blobs
+        assert isinstance(blobs, ObjectBlobStore)
+        data = bytearray(blobs.fs.cat_file(blobs._path(dv(10))))
+        data[-5] ^= 0xFF
+        blobs.fs.pipe_file(blobs._path(dv(10)), bytes(data))
+        report = store.verify()
+        assert len(report.problems) == 1 and report.problems[0].moved_to is not None
+        assert not blobs.contains(dv(10))
