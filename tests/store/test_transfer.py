@@ -14,6 +14,7 @@ from incgraph.cli import main
 from incgraph.errors import NotCachedError
 from incgraph.flow import Flow, ForEach, Layer, Parameter
 from incgraph.store import Store, open_store
+from incgraph.store.object_blobs import ObjectBlobStore
 from incgraph.store.transfer import pull, push, transfer
 
 KEY = "team-secret"
@@ -208,3 +209,19 @@ def test_cli_reads_a_store_by_its_s3_url(
     monkeypatch.setenv("INCGRAPH_HMAC_KEY", KEY)
     assert main(["ls", "--store", s3_bucket]) == 0
     assert "total" in capsys.readouterr().out
+
+
+def test_postgres_index_with_bucket_blobs_shares_results(
+    tmp_path: Path, s3_bucket: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL index beside a bucket: a push from a laptop makes a fresh machine's run all hits."""
+    with open_store(tmp_path / "laptop", hmac_key=KEY) as laptop:
+        run_graph(laptop)
+    with open_store(postgres_url, blobs=s3_bucket, hmac_key=KEY, create=True) as team:
+        assert isinstance(team.blobs, ObjectBlobStore)
+        assert len(push(team, local=tmp_path / "laptop").results) == 2
+    monkeypatch.setenv("INCGRAPH_INDEX_HOME", str(tmp_path / "another-machine"))
+    calls()
+    with open_store(postgres_url, blobs=s3_bucket, hmac_key=KEY) as team:
+        assert run_graph(team) == sum(range(5000))
+    assert calls() == []
