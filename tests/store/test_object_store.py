@@ -280,3 +280,14 @@ def test_verify_removes_a_damaged_object(tmp_path: Path, s3_bucket: str) -> None
         report = store.verify()
         assert len(report.problems) == 1 and report.problems[0].moved_to is not None
         assert not blobs.contains(dv(10))
+
+
+def test_cache_limit_from_settings(tmp_path: Path, s3_bucket: str) -> None:
+    """Without cache_bytes, the read-through cache's limit is the store's settings.blob_cache_bytes."""
+    from incgraph.settings import Settings
+
+    settings = Settings(blob_cache_bytes=1500)
+    with open_store(tmp_path / "a", blobs=s3_bucket, hmac_key=KEY, settings=settings) as store:
+        assert isinstance(store.blobs, ObjectBlobStore) and store.blobs.cache is not None
+        assert store.blobs.cache.max_bytes == 1500
+        assert store.blobs.inline_limit == settings.blob_inline_limit_bytes
