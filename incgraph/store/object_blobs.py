@@ -223,6 +223,18 @@ class ObjectBlobStore:
     def __repr__(self) -> str:
         return f"ObjectBlobStore({self.url!r})"
 
+    @property
+    def signed(self) -> bool:
+        """Whether blobs are signed and checked (a key was given)."""
+        return self.signer is not None
+
+    def path_of(self, data_version: str) -> Path | None:
+        """The local cached copy of ``data_version``, or None (the bytes are remote)."""
+        if self.cache is None:
+            return None
+        path = self.cache.path(data_version)
+        return path if path.is_file() else None
+
     def _path(self, data_version: str) -> str:
         _check(data_version)
         return f"{self.root}/{data_version[:2]}/{data_version}"

@@ -291,3 +291,14 @@ def test_cache_limit_from_settings(tmp_path: Path, s3_bucket: str) -> None:
         assert isinstance(store.blobs, ObjectBlobStore) and store.blobs.cache is not None
         assert store.blobs.cache.max_bytes == 1500
         assert store.blobs.inline_limit == settings.blob_inline_limit_bytes
+
+
+def test_signed_and_path_of(tmp_path: Path) -> None:
+    """signed says whether a key checks blobs; path_of names the cached copy once there is one."""
+    cache = BlobCache(tmp_path / "cache")
+    blobs = ObjectBlobStore(f"file://{tmp_path / 'bucket'}", signer=Signer(KEY), cache=cache)
+    assert blobs.signed and not ObjectBlobStore(f"file://{tmp_path / 'b2'}").signed
+    blobs.put(dv(1), [1])
+    assert blobs.path_of(dv(1)) is None
+    blobs.get(dv(1))
+    assert blobs.path_of(dv(1)) == cache.path(dv(1))
