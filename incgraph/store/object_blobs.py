@@ -58,6 +58,7 @@ from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.blob_cache import BlobCache
 from incgraph.store.codecs import CODECS, Captured, Encoded, checksum, decode, encode
 from incgraph.store.diskio import write_all
+from incgraph.store.file_blobs import ResultsElsewhere
 from incgraph.store.names import (
     DATA_VERSION,
     parse_temp_file,
@@ -219,6 +220,9 @@ class ObjectBlobStore:
         self.fs, root = _filesystem(url, options)
         self.local = bool(_LOCAL_PROTOCOLS & set(_protocols(self.fs)))
         self.root = f"{root}/blobs"
+        self.elsewhere: ResultsElsewhere | None = None
+        """An index in a database (PostgreSQL) that garbage collection asks, holding its
+        lock, before deleting a blob; None when the caller checked (a local index)."""
 
     def __repr__(self) -> str:
         return f"ObjectBlobStore({self.url!r})"
@@ -425,8 +429,25 @@ class ObjectBlobStore:
         self.delete_many([data_version])
 
     def delete_many(self, data_versions: Iterable[str], *, unreferenced: bool = False) -> int:
-        """Remove blobs; return how many there were (``unreferenced``: the caller checked)."""
+        """Remove blobs; return how many there were.
+
+        ``unreferenced`` with an index in a database (`elsewhere`): only those
+        no result there names, asked while it holds its lock, so that no result
+        naming one commits until the deletion has. Otherwise the caller checked.
+        """
         self._check_writable()
+        wanted = list(dict.fromkeys(data_versions))
+        elsewhere = self.elsewhere
+        if not unreferenced or elsewhere is None:
+            return self._delete(wanted)
+
+        def delete_unnamed() -> int:
+            named = elsewhere.names(wanted)
+            return self._delete([dv for dv in wanted if dv not in named])
+
+        return elsewhere.hold(delete_unnamed)
+
+    def _delete(self, data_versions: list[str]) -> int:
         gone = 0
         for data_version in data_versions:
             if self.cache is not None:
@@ -439,6 +460,12 @@ class ObjectBlobStore:
             except OSError as exc:
                 raise self._error(exc, data_version) from exc
         return gone
+
+    def present(self, data_versions: Iterable[str]) -> set[str]:
+        """Which of ``data_versions`` are stored (concurrent HEAD requests)."""
+        wanted = list(dict.fromkeys(data_versions))
+        found = self._each(lambda dv: int(self.contains(dv)), wanted)
+        return {dv for dv, here in zip(wanted, found, strict=True) if here}
 
     def quarantine(self, data_version: str, folder: Path | None) -> Path | None:
         """Download the blob's bytes into ``folder``; delete the object if they are damaged.

@@ -983,7 +983,7 @@ def _open_postgres_store(
     blob_store = _postgres_blobs(url, folder, read_only, durable, hmac_key, settings, blob_options)
     index, ledger = open_postgres(url, read_only=read_only, create=create)
     files = blob_store.blobs
-    assert isinstance(files, FileBlobStore)  # what open_store of a folder makes
+    assert isinstance(files, (FileBlobStore, ObjectBlobStore))  # what open_store makes
     files.elsewhere = index  # gc asks the index before deleting a blob
     index.blobs_present = files.present  # a save checks its blobs under the lock
     if not read_only:

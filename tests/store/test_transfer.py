@@ -225,3 +225,18 @@ def test_postgres_index_with_bucket_blobs_shares_results(
     with open_store(postgres_url, blobs=s3_bucket, hmac_key=KEY) as team:
         assert run_graph(team) == sum(range(5000))
     assert calls() == []
+
+
+def test_gc_of_a_postgres_store_with_bucket_blobs_keeps_named_blobs(
+    tmp_path: Path, s3_bucket: str, postgres_url: str
+) -> None:
+    """gc on a PostgreSQL index beside a bucket deletes only objects no result names."""
+    from incgraph.store.store import Record
+
+    with open_store(postgres_url, blobs=s3_bucket, hmac_key=KEY, create=True) as team:
+        saved = team.save(Record("k" * 32, "ab" * 16, "n", "p", "c", "i"), list(range(100)))
+        team.blobs.put("cd" * 16, [1, 2, 3])  # an orphan: no result names it
+        team.gc(grace=0)
+        assert team.blobs.contains(saved.data_version)
+        assert not team.blobs.contains("cd" * 16)
+        assert team.load(saved) == list(range(100))
