@@ -1,22 +1,22 @@
-"""Per-item caching of task applications, keyed exactly as the engine keys a node.
+"""Per-item caching of task applications: the engine's keys, decide step and records.
 
 Design note
 -----------
-Applying task ``t`` to ``item`` is, for the cache, a node of ``t``'s generated
-processor with no init kwargs and one input ``item``; its key is::
+Applying task ``t`` to ``item`` is, for the cache, the task's node in
+``pipeline.graph`` with its one input ``item`` bound to the item: its key is
+built by `incgraph.run.keys.item_key_maker` (the engine's key, with the
+constant head of the key text built once per stage) and its record by
+`incgraph.run.keys.make_record`, with the lineage an engine node's has.
 
-    hashing.node_key(t.code_version, hashing.data_version({}), {"item": data_version(item)})
-
-and its record carries the same lineage an engine node's does (node label,
-function, code and init versions, input data versions, duration). Keys are looked
-up and results saved a chunk at a time (``lookup_many`` / ``save_many``), so the
-store costs one query per chunk, not per item. Saving goes through one
-*recorder* thread per run that joins the chunks of every task into large
-``save_many`` transactions: SQLite has one writer at a time, and stages that
-each committed their own small transactions would mostly wait for each other.
-A result reaches downstream stages before its record is committed; the run
-ends only once the recorder has saved everything, and a run killed before that
-simply recomputes what was not committed.
+A chunk of a stage is a *wave* of the engine's decide step
+(`incgraph.run.decide.Decider`): one look-up for the chunk's keys, one claim
+for the misses worth a lease. Each item is then a hit (a `Stored`
+placeholder), ours to compute, or *theirs*: another process is computing it,
+so the stage polls for it between chunks and serves it as a hit once it is
+stored (or computes it, if that process died). Leases where they pay: a
+stage's first computes are leased; once its computes are all known to cost
+less than a lease, its misses are not claimed (two processes may then both
+compute a trivial item, which is harmless: same key, same result).
 
 *Data versions travel with items.* A cached task knows the data version of each
 result (hashed, or the recorded one on a hit) and passes it downstream with the
@@ -29,79 +29,40 @@ must compute, an op that looks at items, an output queue). A fully cached chain
 of tasks loads only the last one's results. A placeholder whose blob is found
 missing or corrupt at that point is computed again from its input.
 
-*Keys are cheap.* A task's keys differ only in the item's data version, so
-`item_key_function` uses `incgraph.hashing.node_key_function`: the
-constant head of the key text is built once per task and ``head + item part``
-hashed per item -- the same key `incgraph.hashing.node_key` gives, at
-about a fifth of its cost, which matters on a rerun where a key is most of a
-hit's work.
-
 *One store reader at a time.* SQLite's Python binding releases the GIL at
 every row it steps through. Stages that query the store at the same time hand
 the GIL back and forth at each row -- a thread switch each, which costs more
 than the row -- so a run's look-ups and loads take turns (``turn``, the run's
 ``Execution.store_reads`` lock), a chunk at a time: a stage resolves a whole
-chunk (keys, look-up, placeholders) in one turn. The lock only orders the
+chunk (keys, decide, placeholders) in one turn. The lock only orders the
 reads; nothing depends on it for correctness, no task runs under it (a lost
 blob is recomputed after the turn), and nothing under it waits on another
-stage, so it cannot deadlock. The recorder's saves do not take it: they are
-the run's long transactions, and the stages' reads go on beside them.
+stage, so it cannot deadlock.
 
 *Items that cannot be hashed.* Caching one needs its content hash; an item that
-has none fails for that task with a `HashingError` that
-names the task and the item (recorded in the report like any failure, the other
-items go on). Register a hasher for the type or declare the task
-``cache=False``.
+has none fails for that task with a `HashingError` that names the task and the
+item (recorded in the report like any failure, the other items go on). Register
+a hasher for the type or declare the task ``cache=False``.
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from incgraph import hashing
+from incgraph.core.graph import Node
 from incgraph.errors import HashingError, StoreCorruptError
-from incgraph.hashing._packages import with_packages
+from incgraph.run.decide import Decided, Decider, Work
 from incgraph.run.jobs import result_data_version
+from incgraph.run.keys import item_key_maker, make_record
 from incgraph.sentinels import MISSING
 from incgraph.store import Store
 from incgraph.store.protocols import Record
+from incgraph.store.session import StoreSession
 
-__all__ = [
-    "Stored",
-    "TaskCache",
-    "init_version",
-    "item_key",
-    "item_key_function",
-    "materialize",
-]
-
-
-@functools.cache
-def init_version() -> str:
-    """The data version of no init kwargs, ``hashing.data_version({})``."""
-    return hashing.data_version({})
-
-
-def item_key(code_version: str, item_data_version: str) -> str:
-    """The cache key of a task (by code version) applied to an item (by data version)."""
-    return hashing.node_key(code_version, init_version(), {"item": item_data_version})
-
-
-def item_key_function(code_version: str) -> Callable[[str], str]:
-    """`item_key` with ``code_version`` fixed: the same keys, built faster.
-
-    Examples
-    --------
-    >>> from incgraph import hashing
-    >>> key = item_key_function(hashing.code_version(len))
-    >>> key(hashing.data_version(3)) == item_key(hashing.code_version(len), hashing.data_version(3))
-    True
-    """
-    return hashing.node_key_function(code_version, init_version(), "item")
+__all__ = ["Stored", "TaskCache", "materialize"]
 
 
 class Stored:
@@ -156,26 +117,26 @@ def materialize(
 
 
 class TaskCache:
-    """The cache of one task stage: data versions, keys, look-ups and saves.
+    """The cache of one task stage: data versions, keys, the decide step and records.
 
     Parameters
     ----------
     store : Store
-    code_version : str
-        The task's code version.
-    node : str
-        The node label recorded with each result.
+    session : StoreSession
+        The run's session (its log and leases).
+    node : Node
+        The task's node in ``pipeline.graph``: its label, code and init versions.
     processor : str
         The function's qualified name, recorded with each result.
     """
 
-    def __init__(self, store: Store, code_version: str, node: str, processor: str) -> None:
-        self.store = store
-        self.code_version = code_version
+    def __init__(self, store: Store, session: StoreSession, node: Node, processor: str) -> None:
+        self.session = session
         self.node = node
-        self.processor = processor
-        self.init_version = with_packages(init_version(), store.packages, f"task {node}")
-        self.key = hashing.node_key_function(code_version, self.init_version, "item")
+        self.label = node.label
+        self.lineage = (processor, node.code_version(), node.init_version())
+        self.key = item_key_maker(node, "item")
+        self.decider = Decider(store, session)
 
     def versions(
         self,
@@ -201,29 +162,26 @@ class TaskCache:
         key = self.key
         return [MISSING if dv is MISSING else key(dv) for dv in dvs]
 
-    def lookup(self, keys: list[Any]) -> dict[str, str]:
-        """The data versions stored for ``keys`` (the hits)."""
-        wanted = [k for k in keys if k is not MISSING]
-        if not wanted:
-            return {}
-        versions = getattr(self.store, "lookup_versions", None)
-        if versions is not None:  # a store that can answer without building records
-            found: dict[str, str] = versions(wanted)
-            return found
-        return {k: rec.data_version for k, rec in self.store.lookup_many(wanted).items()}
+    def decide(self, keys: list[Any]) -> Decided:
+        """The chunk as a wave of the decide step: hits, ours to compute, theirs."""
+        label = self.label
+        wave = [Work(key, label) for key in keys if key is not MISSING]
+        decided = self.decider.decide(wave) if wave else Decided()
+        self.session.hits.extend(decided.hits)
+        return decided
+
+    def poll(self, keys: list[str]) -> Decided:
+        """One look at keys another process was computing (stored ones logged as hits)."""
+        decided = self.decider.poll(keys)
+        self.session.hits.extend(decided.hits)
+        return decided
+
+    def computed(self, key: str, data_version: str, slowest: float) -> None:
+        """A chunk's items were computed, the slowest in ``slowest`` seconds (leases pay?)."""
+        self.decider.computed(Work(key, self.label), data_version, slowest)
 
     def record(self, key: str, item_dv: str, value: Any, duration: float) -> tuple[Record, str]:
         """The record to save for a computed result, and the result's data version."""
         dv = result_data_version(value, key, True)
-        rec = Record(
-            key=key,
-            data_version=dv,
-            node=self.node,
-            processor=self.processor,
-            code_version=self.code_version,
-            init_version=self.init_version,
-            inputs={"item": item_dv},
-            created=time.time(),
-            duration=duration,
-        )
+        rec = make_record(self.node, key, {"item": item_dv}, dv, duration, self.lineage)
         return rec, dv

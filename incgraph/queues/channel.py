@@ -216,20 +216,27 @@ class Channel:
             self._cond.notify_all()
             return chunk
 
-    def wait_until(self, ready: Callable[[], bool], *, want_input: bool) -> None:
+    def wait_until(
+        self, ready: Callable[[], bool], *, want_input: bool, timeout: float | None = None
+    ) -> None:
         """Block until ``ready()`` is true or the run aborts; with ``want_input``, also
-        until data arrives or the channel ends.
+        until data arrives or the channel ends; at most ``timeout`` seconds if given.
 
         Used by a stage that also waits on its workers: their futures call
-        `wake` when they finish, so one wait covers both.
+        `wake` when they finish, so one wait covers both. (The timeout is for a
+        stage waiting on another process, which has no way to wake it.)
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not (
                 ready()
                 or self._abort.is_set
                 or (want_input and (self._chunks or self._producers <= 0))
             ):
-                self._cond.wait()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                self._cond.wait(remaining)
 
     def wake(self) -> None:
         """Wake every waiter so it re-checks its condition."""

@@ -39,7 +39,6 @@ from incgraph.queues.caching import materialize
 from incgraph.queues.channel import Abort, Channel, Chunk
 from incgraph.queues.report import ItemFailure, NodeCounts, PipelineReport
 from incgraph.queues.runners import RecorderRunner, Runner, SourceRunner, make_runner
-from incgraph.store.budget import enforce_budget
 
 if TYPE_CHECKING:
     from incgraph.queues.pipeline import Pipeline
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
     from incgraph.queues.stages import Stage
     from incgraph.store import Store
     from incgraph.store.garbage import GcReport
-    from incgraph.store.runlog import RunLog
+    from incgraph.store.session import StoreSession
 
 __all__ = ["Execution", "PipelineRun"]
 
@@ -65,12 +64,13 @@ class Execution:
         self.has_cache = any(s.task is not None and s.task.cache for s in pipeline.stages)
         # the store, opened only when a task caches (None otherwise: nothing to load or save)
         self.store: Store | None = pipeline.store if self.has_cache else None
-        # the run's one row in the store's run log: the keys it hit and wrote (so gc's
-        # keep_runs counts a pipeline run as one run and keeps what it used)
-        self.log: RunLog | None = None
+        # the run's store session: its one run-log row (the keys it hit and wrote, so gc's
+        # keep_runs counts a pipeline run as one run and keeps what it used) and its leases
+        self.session: StoreSession | None = None
         if self.store is not None:
             label = ", ".join(stage.name for stage in pipeline.stages)
-            self.log = self.store.run_log("pipeline", label[:200])
+            self.session = self.store.session("pipeline", label[:200])
+            _ = self.session.lessee  # made now: stage threads claim concurrently
         # stages read the store one at a time (see incgraph.queues.caching: "one store reader")
         self.store_reads = threading.Lock()
         self.failures: list[ItemFailure] = []
@@ -244,11 +244,10 @@ class Execution:
 
     def _finish(self) -> None:
         self.finished_at = time.perf_counter()
-        if self.log is not None and self.store is not None:
+        if self.session is not None:
             with suppress(StoreError):  # the run's results are in; its log row is bookkeeping
-                self.log.close("ok" if self.error is None else "failed")
-            if self.error is None:
-                self.budget = enforce_budget(self.store, bool(self.log.written), self.log.started)
+                self.session.close(self.error is None and not self.cancelled)
+            self.budget = self.session.budget
         self.done.set()
 
     def join(self, timeout: float | None = None) -> None:

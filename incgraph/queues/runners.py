@@ -38,9 +38,10 @@ raises, like a task, records the item as failed and goes on.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ from incgraph.errors import HashingError, PipelineError, StoreError
 from incgraph.queues.caching import Stored, TaskCache, materialize
 from incgraph.queues.channel import Channel, Chunk
 from incgraph.queues.workers import ChunkResult, apply_chunk, make_pool, shutdown_pool
+from incgraph.store.leases import _FIRST_POLL, _MAX_POLL
 from incgraph.sentinels import MISSING
 from incgraph.store import codecs
 
@@ -170,20 +172,25 @@ class SourceRunner(Runner):
 
 
 class _Work:
-    """One chunk of input through a task: which items are hits, which must compute."""
+    """One chunk of input through a task: hits, items to compute, items another process computes."""
 
     __slots__ = (
-        "dups",
+        "delay",
         "dvs",
+        "errors",
+        "extra",
         "failed",
         "future",
         "inputs",
         "items",
         "keys",
         "misses",
+        "next_poll",
         "out_dvs",
         "results",
         "start",
+        "twins",
+        "waiting",
     )
 
     def __init__(self, chunk: Chunk, start: int) -> None:
@@ -193,14 +200,19 @@ class _Work:
         self.keys: list[Any] | None = None
         self.results: list[Any] | None = None
         self.out_dvs: list[Any] | None = None
-        self.misses: list[int] = []
-        self.inputs: list[Any] = []  # the values of the misses, loaded, in misses order
-        self.dups: list[tuple[int, int]] = []  # (position, position of the same item's first use)
+        self.misses: list[int] = []  # positions computed here, in the order of ``inputs``
+        self.inputs: list[Any] = []  # the values of the misses, loaded
+        self.twins: list[tuple[int, int]] = []  # (position, position of the same key's first use)
+        self.waiting: dict[str, int] = {}  # key -> position: another process is computing it
+        self.extra: list[tuple[list[int], list[Any], ChunkResult]] = []  # its claimant died
+        self.errors: dict[int, tuple[BaseException, str]] = {}  # position -> what it raised
         self.failed = 0  # items of this chunk recorded as failed
         self.future: Future[ChunkResult] | None = None
+        self.next_poll = 0.0
+        self.delay = _FIRST_POLL
 
     def ready(self) -> bool:
-        return self.future is None or self.future.done()
+        return not self.waiting and (self.future is None or self.future.done())
 
 
 class TaskRunner(Runner):
@@ -216,10 +228,8 @@ class TaskRunner(Runner):
         self.cache: TaskCache | None = None
         if self.task.cache:
             ex.recorder_producers += 1  # read by Execution once every runner is made
-            assert stage.node is not None and ex.store is not None
-            self.cache = TaskCache(
-                ex.store, self.task.code_version, stage.node.label, self.task.qualified_name
-            )
+            assert stage.node is not None and ex.store is not None and ex.session is not None
+            self.cache = TaskCache(ex.store, ex.session, stage.node, self.task.qualified_name)
         self.portable = self.task.backend == "processes"
         self.size = 1
 
@@ -229,17 +239,10 @@ class TaskRunner(Runner):
         if self.cache is not None:
             self.ex.recorder_done()
 
-    def run(self) -> None:
-        """Inline for one thread worker; otherwise through the task's own pool."""
-        if self.task.max_workers == 1 and self.task.backend == "threads":
-            self.run_inline()
-        else:
-            self.run_pooled()
-
-    # -- preparing and finishing a chunk -----------------------------------------------
+    # -- preparing a chunk -----------------------------------------------------------------
 
     def prepare(self, chunk: Chunk) -> _Work:
-        """Count the chunk in, look its items up; what is left to compute is ``work.misses``."""
+        """Count the chunk in and decide it; what is left to compute is ``work.misses``."""
         work = _Work(chunk, self.seen)
         self.seen += len(chunk)
         self.counts.items_in += len(chunk)
@@ -265,19 +268,18 @@ class TaskRunner(Runner):
         return work
 
     def resolve(self, work: _Work, cache: TaskCache, dvs: list[Any]) -> None:
-        """Key and look up the chunk's items: hits become placeholders, the rest misses."""
-        items = work.items
+        """Key and decide the chunk: hits become placeholders; the rest ours or theirs."""
+        items, fn = work.items, self.fn
         keys = cache.keys(dvs)
-        found = cache.lookup(keys)
-        if self.ex.log is not None:
-            self.ex.log.hits.extend(found)
+        decided = cache.decide(keys)
+        found = decided.hits
         work.dvs, work.keys = dvs, keys
         if len(found) == len(keys):  # every key found (so none MISSING, none repeated)
-            fn = self.fn
             work.out_dvs = [found[key] for key in keys]
             work.results = [Stored(dv, fn, x) for dv, x in zip(work.out_dvs, items, strict=True)]
             self.counts.cached += len(keys)
             return
+        theirs = set(decided.theirs)
         results: list[Any] = [_FAILED] * len(items)
         out_dvs: list[Any] = [MISSING] * len(items)
         first: dict[str, int] = {}
@@ -286,27 +288,73 @@ class TaskRunner(Runner):
                 continue
             dv = found.get(key)
             if dv is not None:
-                results[i] = Stored(dv, self.fn, items[i])
+                results[i] = Stored(dv, fn, items[i])
                 out_dvs[i] = dv
                 self.counts.cached += 1
             elif key in first:  # the same item twice in one chunk: computed once
-                work.dups.append((i, first[key]))
+                work.twins.append((i, first[key]))
             else:
                 first[key] = i
-                work.misses.append(i)
+                if key in theirs:
+                    work.waiting[key] = i
+                else:
+                    work.misses.append(i)
         work.results, work.out_dvs = results, out_dvs
 
-    def miss_values(self, work: _Work) -> list[Any]:
-        """The input values of the items to compute (cached inputs loaded now)."""
+    def miss_values(self, work: _Work, positions: list[int]) -> list[Any]:
+        """The input values of the items at ``positions`` (cached inputs loaded now)."""
         items = work.items
-        if len(work.misses) != len(items):
-            items = [items[i] for i in work.misses]
+        if len(positions) != len(items):
+            items = [items[i] for i in positions]
         store = self.ex.store
-        work.inputs = items if store is None else materialize(items, store, self.ex.store_reads)
-        return work.inputs
+        return items if store is None else materialize(items, store, self.ex.store_reads)
 
-    def finish(self, work: _Work, result: ChunkResult) -> bool:
+    # -- items another process computes ----------------------------------------------------
+
+    def settle(self, work: _Work) -> None:
+        """Poll for the items another process computes: stored ones become hits.
+
+        Items whose claimant died are ours now: computed here, at once. Polls
+        back off (as `incgraph.store.leases` waits do) while nothing changes.
+        """
+        now = time.monotonic()
+        if now < work.next_poll:
+            return
+        cache = self.cache
+        assert cache is not None and work.results is not None and work.out_dvs is not None
+        assert self.ex.session is not None
+        self.ex.session.commit()  # what we computed first: no two runs wait for each other
+        with self.ex.store_reads:
+            decided = cache.poll(list(work.waiting))
+        for key, dv in decided.hits.items():
+            i = work.waiting.pop(key, None)
+            if i is not None:
+                work.results[i] = Stored(dv, self.fn, work.items[i])
+                work.out_dvs[i] = dv
+                self.counts.cached += 1
+        ours = [work.waiting.pop(key) for key in decided.compute if key in work.waiting]
+        if ours:
+            values = self.miss_values(work, ours)
+            work.extra.append((ours, values, apply_chunk(self.fn, values, True)))
+        work.delay = min(work.delay * 1.5, _MAX_POLL)
+        work.next_poll = now + work.delay
+
+    def ready(self, work: _Work) -> bool:
+        """Whether ``work`` can be emitted (polling for what another process computes)."""
+        if work.future is not None and not work.future.done():
+            return False
+        if work.waiting:
+            self.settle(work)
+        return not work.waiting
+
+    # -- finishing a chunk -------------------------------------------------------------------
+
+    def finish(self, work: _Work) -> bool:
         """Record failures, save computed results, emit the chunk's results in order."""
+        fut = work.future
+        result = fut.result() if fut is not None else ([], {}, None, 0.0)
+        if fut is not None:
+            self.resize(work, result[3])
         values, errors, durations, _ = result
         if self.cache is None:
             if errors:
@@ -316,56 +364,84 @@ class TaskRunner(Runner):
                 values = [v for j, v in enumerate(values) if j not in errors]
             self.counts.computed += len(values)
             return self.emit(values)
-        return self.finish_cached(work, values, errors, durations)
+        return self.finish_cached(work, result)
 
-    def finish_cached(
-        self,
-        work: _Work,
-        values: list[Any],
-        errors: dict[int, tuple[BaseException, str]],
-        durations: list[float] | None,
-    ) -> bool:
+    def finish_cached(self, work: _Work, result: ChunkResult) -> bool:
         """Save the computed results, then emit hits and results in input order."""
-        cache = self.cache
-        assert cache is not None and work.results is not None and work.out_dvs is not None
-        assert work.keys is not None and work.dvs is not None
-        results, out_dvs, keys, dvs = work.results, work.out_dvs, work.keys, work.dvs
-        to_save = []
+        assert work.results is not None and work.out_dvs is not None
         captured: dict[int, codecs.Captured] = {}
-        computed = 0
-        for j, i in enumerate(work.misses):
-            if j in errors:
-                exc, text = errors[j]
-                work.failed += 1
-                self.fail(work.start + i, work.inputs[j], exc, text)
-                continue
-            value = values[j]
-            rec, dv = cache.record(keys[i], dvs[i], value, durations[j] if durations else 0.0)
-            computed += 1
-            bytes_now = self.capture(value, work.start + i, work.inputs[j])
-            if bytes_now is not None:  # taken before any downstream task gets the value
-                captured[i] = bytes_now
-                to_save.append((rec, bytes_now, self.name, work.start + i, work.inputs[j]))
-            results[i] = value
-            out_dvs[i] = dv
-        for i, first in work.dups:
-            if results[first] is _FAILED:
-                j = work.misses.index(first)
-                exc, text = errors[j]
-                work.failed += 1
-                self.fail(work.start + i, work.inputs[j], exc, text)
-            else:
-                twin = captured.get(first)  # its own copy: items downstream are not shared
-                results[i] = results[first] if twin is None else twin.value()
-                out_dvs[i] = out_dvs[first]
-                self.counts.cached += 1
-        self.counts.computed += computed
+        to_save = self.computed(work, work.misses, work.inputs, result, captured)
+        for positions, inputs, extra in work.extra:
+            to_save += self.computed(work, positions, inputs, extra, captured)
+        self.serve_twins(work, captured)
         if to_save and not self.ex.record(to_save):
             return False
+        results, out_dvs = work.results, work.out_dvs
         if not work.failed:
             return self.emit(results, out_dvs)
         kept = [i for i, r in enumerate(results) if r is not _FAILED]
         return self.emit([results[i] for i in kept], [out_dvs[i] for i in kept])
+
+    def computed(
+        self,
+        work: _Work,
+        positions: list[int],
+        inputs: list[Any],
+        result: ChunkResult,
+        captured: dict[int, codecs.Captured],
+    ) -> list[tuple[Any, ...]]:
+        """Records of the results computed for ``positions``; failures recorded, leases freed."""
+        cache = self.cache
+        assert cache is not None and work.results is not None and work.out_dvs is not None
+        assert work.keys is not None and work.dvs is not None
+        values, errors, durations, _ = result
+        keys, dvs = work.keys, work.dvs
+        to_save: list[tuple[Any, ...]] = []
+        unsaved: list[str] = []
+        slowest, last = -1.0, ("", "")
+        for j, i in enumerate(positions):
+            if j in errors:
+                exc, text = work.errors[i] = errors[j]
+                work.failed += 1
+                unsaved.append(keys[i])
+                self.fail(work.start + i, inputs[j], exc, text)
+                continue
+            value = values[j]
+            duration = durations[j] if durations else 0.0
+            rec, dv = cache.record(keys[i], dvs[i], value, duration)
+            bytes_now = self.capture(value, work.start + i, inputs[j])
+            if bytes_now is None:
+                unsaved.append(keys[i])
+            else:  # taken before any downstream task gets the value
+                captured[i] = bytes_now
+                to_save.append((rec, bytes_now, self.name, work.start + i, inputs[j]))
+            work.results[i], work.out_dvs[i] = value, dv
+            if duration > slowest:
+                slowest, last = duration, (rec.key, dv)
+        self.counts.computed += len(positions) - len(errors)
+        if slowest >= 0:
+            cache.computed(last[0], last[1], slowest)
+        if unsaved:
+            cache.session.release(unsaved)  # another run may compute them now
+        return to_save
+
+    def serve_twins(self, work: _Work, captured: dict[int, codecs.Captured]) -> None:
+        """Give each repeated item of the chunk its first copy's result (or failure)."""
+        results, out_dvs = work.results, work.out_dvs
+        assert results is not None and out_dvs is not None
+        for i, first in work.twins:
+            if results[first] is _FAILED:
+                exc, text = work.errors[first]
+                work.failed += 1
+                self.fail(work.start + i, work.items[i], exc, text)
+                continue
+            twin = captured.get(first)  # its own copy: items downstream are not shared
+            value = results[first]
+            if type(value) is Stored:
+                value = Stored(value.data_version, self.fn, work.items[i])
+            results[i] = value if twin is None else twin.value()
+            out_dvs[i] = out_dvs[first]
+            self.counts.cached += 1
 
     def capture(self, value: Any, index: int, item: Any) -> codecs.Captured | None:
         """``value``'s bytes, taken now; None (listed as uncached) if it cannot be pickled."""
@@ -390,26 +466,10 @@ class TaskRunner(Runner):
         limit = self.ex.chunk_size
         self.size = next_size(seconds, len(work.misses), limit) if work.misses else limit
 
-    # -- loops ---------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------------
 
-    def run_inline(self) -> None:
-        """Compute each chunk in this thread."""
-        fn, timed = self.fn, self.cache is not None
-        while True:
-            chunk = self.input.get(self.size)
-            if chunk is None:
-                return
-            work = self.prepare(chunk)
-            if work.misses:
-                result = apply_chunk(fn, self.miss_values(work), timed)
-            else:
-                result = ([], {}, None, 0.0)
-            self.resize(work, result[3])
-            if not self.finish(work, result):
-                return
-
-    def run_pooled(self) -> None:
-        """Keep up to ``2 * max_workers + 2`` chunks on the pool; emit them in input order."""
+    def run(self) -> None:
+        """Run the task on its pool (`InlinePool` for one thread worker) until the input ends."""
         pool = make_pool(self.task, self.name)
         aborted = True
         try:
@@ -418,27 +478,34 @@ class TaskRunner(Runner):
         finally:
             shutdown_pool(pool, aborted=aborted)
 
+    def start(self, chunk: Chunk, pool: Executor, wake: Callable[[Any], None]) -> _Work:
+        """Decide a chunk and hand its misses to the pool."""
+        work = self.prepare(chunk)
+        if work.misses:
+            work.inputs = self.miss_values(work, work.misses)
+            timed = self.cache is not None
+            work.future = pool.submit(apply_chunk, self.fn, work.inputs, timed, self.portable)
+            work.future.add_done_callback(wake)
+        elif not work.waiting:
+            self.resize(work, 0.0)
+        return work
+
     def _pump(self, pool: Executor) -> None:
+        """Keep up to ``2 * max_workers + 2`` chunks in flight; emit them in input order."""
         inp, abort = self.input, self.ex.abort
         limit = 2 * self.task.max_workers + 2
         slots: deque[_Work] = deque()
         more_input = True
-        timed = self.cache is not None
 
-        def wake(_: Future[ChunkResult]) -> None:
+        def wake(_: Any) -> None:
             inp.wake()
 
         def head_ready() -> bool:
             return bool(slots) and slots[0].ready()
 
         while True:
-            while slots and slots[0].ready():
-                work = slots.popleft()
-                fut = work.future
-                result = fut.result() if fut is not None else ([], {}, None, 0.0)
-                if fut is not None:
-                    self.resize(work, result[3])
-                if not self.finish(work, result):
+            while slots and self.ready(slots[0]):
+                if not self.finish(slots.popleft()):
                     return
             if abort.is_set:
                 return
@@ -448,20 +515,16 @@ class TaskRunner(Runner):
                     more_input = False
                     continue
                 if len(chunk):
-                    work = self.prepare(chunk)
-                    if work.misses:
-                        values = self.miss_values(work)
-                        work.future = pool.submit(
-                            apply_chunk, self.fn, values, timed, self.portable
-                        )
-                        work.future.add_done_callback(wake)
-                    else:
-                        self.resize(work, 0.0)
-                    slots.append(work)
+                    slots.append(self.start(chunk, pool, wake))
                     continue
             if not more_input and not slots:
                 return
-            inp.wait_until(head_ready, want_input=more_input and len(slots) < limit)
+            head = slots[0] if slots else None
+            timeout = None
+            if head is not None and head.waiting:
+                timeout = max(0.0, head.next_poll - time.monotonic())
+            want = more_input and len(slots) < limit
+            inp.wait_until(head_ready, want_input=want, timeout=timeout)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -508,9 +571,9 @@ class RecorderRunner(Runner):
             self._logged(storable)
 
     def _logged(self, entries: list[tuple[Any, ...]]) -> None:
-        """Note the keys of saved entries in the run's log."""
-        if self.ex.log is not None:
-            self.ex.log.written.extend(e[0].key for e in entries)
+        """Log the keys of committed entries as written and release their leases."""
+        assert self.ex.session is not None
+        self.ex.session.saved([e[0].key for e in entries])
 
     def _storable(self, entry: tuple[Any, ...]) -> bool:
         _, value, node, index, item = entry

@@ -25,13 +25,13 @@ import pickle
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from incgraph.errors import PipelineError
 from incgraph.queues.task import Task
 
-__all__ = ["ChunkResult", "apply_chunk", "make_pool", "shutdown_pool"]
+__all__ = ["ChunkResult", "InlinePool", "apply_chunk", "make_pool", "shutdown_pool"]
 
 ChunkResult = tuple[list[Any], dict[int, tuple[BaseException, str]], list[float] | None, float]
 """(results, {position: (exception, traceback text)}, durations or None, seconds for the chunk)."""
@@ -93,8 +93,32 @@ def _caught(exc: Exception, portable: bool) -> tuple[BaseException, str]:
     return exc, text
 
 
+class InlinePool(Executor):
+    """The pool of a task with one thread worker: ``submit`` runs the call at once.
+
+    Its futures are done when ``submit`` returns, so the stage's one loop needs
+    no special path for it, and a chunk costs no hand-off to another thread.
+
+    Examples
+    --------
+    >>> InlinePool().submit(pow, 2, 10).result()
+    1024
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Call ``fn(*args, **kwargs)`` now; its result (or exception) is in the future."""
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
 def make_pool(t: Task, stage_name: str) -> Executor:
-    """The worker pool of task ``t`` for one run."""
+    """The worker pool of task ``t`` for one run (`InlinePool` for one thread worker)."""
+    if t.max_workers == 1 and t.backend == "threads":
+        return InlinePool()
     if t.backend == "processes":
         from joblib.externals.loky import ProcessPoolExecutor  # joblib loads lazily
 
@@ -112,7 +136,7 @@ def make_pool(t: Task, stage_name: str) -> Executor:
 
 def shutdown_pool(pool: Executor, *, aborted: bool) -> None:
     """Stop ``pool``: queued work is cancelled; waits for the items being computed."""
-    if isinstance(pool, ThreadPoolExecutor):
+    if isinstance(pool, (ThreadPoolExecutor, InlinePool)):
         pool.shutdown(wait=True, cancel_futures=True)
     else:  # loky: no cancel_futures; kill the workers when the run was aborted
         pool.shutdown(wait=True, kill_workers=aborted)  # type: ignore[call-arg]

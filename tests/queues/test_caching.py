@@ -15,7 +15,8 @@ import pytest
 import incgraph.queues as iq
 from incgraph import hashing
 from incgraph.errors import HashingError
-from incgraph.queues.caching import Stored, item_key, item_key_function, materialize
+from incgraph.queues.caching import Stored, materialize
+from incgraph.run.keys import item_key_maker
 from incgraph.store import memory_store, open_store
 
 CALLS: list[Any] = []
@@ -93,7 +94,6 @@ def test_key_and_record_are_the_engines(tmp_path: Path) -> None:
     key = hashing.node_key(
         hashing.code_version(square), hashing.data_version({}), {"item": hashing.data_version(7)}
     )
-    assert key == item_key(hashing.code_version(square), hashing.data_version(7))
     store = open_store(tmp_path)
     record = store.lookup(key)
     assert record.data_version == hashing.data_version(49)
@@ -263,10 +263,13 @@ def test_failures_after_a_hit_report_the_real_item(tmp_path: Path) -> None:
 
 
 def test_fast_item_keys_are_node_keys() -> None:
-    """A task's fast item keys are exactly the engine's node_key for input 'item'."""
+    """A stage's fast item keys are exactly the engine's node_key of its node with input 'item'."""
+    p = iq.Pipeline(store=":memory:")
+    p.map(square, iq.Queue([7]))
+    node = p.graph.nodes["square"]
     cv, dv = hashing.code_version(square), hashing.data_version(7)
     expected = hashing.node_key(cv, hashing.data_version({}), {"item": dv})
-    assert item_key_function(cv)(dv) == item_key(cv, dv) == expected
+    assert item_key_maker(node, "item")(dv) == expected
 
 
 def test_a_lost_blob_is_recomputed_outside_the_store_turn() -> None:
