@@ -6,13 +6,13 @@ One thread per stage (and one per input queue) moves chunks from its input
 channel to its output channel(s); ``merge`` needs no thread, its inputs'
 producers write straight into its output channel.
 
-*Task stages* keep input order. With ``max_workers=1`` the function runs
-inline in the stage thread: no pool, no hand-off, only a loop over the chunk.
-Otherwise the stage thread keeps a window of chunks in flight on the task's
-pool, in input order, and emits the window's head when it is done -- a reorder
-buffer bounded by ``2 * max_workers + 2`` chunks. Workers' futures wake the
-stage thread through its input channel, so it waits for "input arrived or head
-finished" in one place.
+*Task stages* keep input order. One loop serves every task: it keeps a
+window of up to ``2 * max_workers + 2`` chunks in flight on the task's pool, in
+input order, and emits the window's head when it is done -- a reorder buffer.
+A task with one thread worker gets an `InlinePool`, whose ``submit`` runs the
+chunk at once (no hand-off to another thread), so it needs no path of its own.
+Workers' futures wake the stage thread through its input channel, so it waits
+for "input arrived or head finished" in one place.
 
 *Chunk sizes adapt.* A stage takes up to ``size`` items per chunk, where
 ``size`` is re-estimated after every chunk so the task's work on a chunk takes
@@ -26,10 +26,13 @@ the chunks of a cached rerun to a few dozen items, each paying a query and a
 hand-off of its own.)
 
 *Caching* (a task with ``cache=True``) happens in the stage thread, a chunk at
-a time: data versions, keys, one bulk look-up (taking the run's store-reads
-turn); only misses are computed (or sent to the pool); their records go to the
-run's recorder thread, which saves them in large transactions. See
-`incgraph.queues.caching`.
+a time: data versions, keys, the engine's decide step (one look-up, one claim
+of the misses worth a lease; taking the run's store-reads turn); only misses
+are computed (or sent to the pool); their records go to the run's recorder
+thread, which saves them in large transactions and then releases their
+leases. Items another process is computing keep their chunk in the window: the
+stage polls for them between chunks (backing off while nothing changes) and
+serves them as hits once stored. See `incgraph.queues.caching`.
 
 *Ops* (split, filter, batch, unbatch) load their items' values (cached hits
 arrive as placeholders) and apply a predicate or regroup. A predicate that
@@ -49,9 +52,9 @@ from incgraph.errors import HashingError, PipelineError, StoreError
 from incgraph.queues.caching import Stored, TaskCache, materialize
 from incgraph.queues.channel import Channel, Chunk
 from incgraph.queues.workers import ChunkResult, apply_chunk, make_pool, shutdown_pool
-from incgraph.store.leases import _FIRST_POLL, _MAX_POLL
 from incgraph.sentinels import MISSING
 from incgraph.store import codecs
+from incgraph.store.leases import _FIRST_POLL, _MAX_POLL
 
 if TYPE_CHECKING:
     from incgraph.queues.execution import Execution
@@ -355,7 +358,7 @@ class TaskRunner(Runner):
         result = fut.result() if fut is not None else ([], {}, None, 0.0)
         if fut is not None:
             self.resize(work, result[3])
-        values, errors, durations, _ = result
+        values, errors, _, _ = result
         if self.cache is None:
             if errors:
                 for j in sorted(errors):

@@ -2,8 +2,8 @@
 
 Design note
 -----------
-Each task with ``max_workers > 1`` (or ``backend="processes"``) gets its *own*
-pool for the run: a `ThreadPoolExecutor`, or a loky
+Each task gets its *own* pool for the run: an `InlinePool` (the calling
+thread) for one thread worker, a `ThreadPoolExecutor` for more, or a loky
 ``ProcessPoolExecutor`` from joblib (cloudpickle, so functions defined in
 ``__main__``, notebooks and closures can be sent). Pools are shut down when
 their stage ends, normally or not, and worker processes exit if the process

@@ -24,6 +24,7 @@ PROMISED = {
     ],
     "run_upto": ["['queue:numbers', 'double'] True", "42", "1"],
     "def numbers": ["333283335000 10000"],
+    "def run_once": ["True", "40"],
 }
 
 

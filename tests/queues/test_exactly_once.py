@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+import incgraph.queues as iq
 from incgraph.store import open_store
 
 SCRIPT = textwrap.dedent(
@@ -55,7 +57,15 @@ def test_each_item_is_computed_once_by_processes_sharing_a_store(
     open_store(store).close()  # created once, before the processes race to open it
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(store), str(logs), str(processes), str(workers), str(i)],
+            [
+                sys.executable,
+                str(script),
+                str(store),
+                str(logs),
+                str(processes),
+                str(workers),
+                str(i),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -70,3 +80,21 @@ def test_each_item_is_computed_once_by_processes_sharing_a_store(
     assert sorted(computed) == list(range(60))
     runs = open_store(store).runs()
     assert len([r for r in runs if r.kind == "pipeline"]) == processes
+
+
+def test_a_run_is_one_run_log_row_and_holds_no_lease_after_it(tmp_path: Path) -> None:
+    """Pipeline.run() is one row of the run log (its hits and writes); no lease outlives it."""
+
+    def slow_double(x: int) -> int:
+        time.sleep(0.002)  # slower than a lease: its items are claimed
+        return 2 * x
+
+    store = open_store(tmp_path)
+    for items in (range(20), range(30)):
+        p = iq.Pipeline(store=store)
+        out = p.chain([slow_double, str], iq.Queue(items))
+        p.run()
+        assert list(out) == [str(2 * x) for x in items]
+    runs = [r for r in store.runs() if r.kind == "pipeline"]
+    assert [(r.computed, r.hits, r.status) for r in runs] == [(40, 0, "ok"), (20, 40, "ok")]
+    assert store.ledger.lease_states() == {}
