@@ -128,15 +128,24 @@ class TaskCache:
         The task's node in ``pipeline.graph``: its label, code and init versions.
     processor : str
         The function's qualified name, recorded with each result.
+    lease_min_seconds : float
+        Items of a task whose computes all took less than this are not leased.
     """
 
-    def __init__(self, store: Store, session: StoreSession, node: Node, processor: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        session: StoreSession,
+        node: Node,
+        processor: str,
+        lease_min_seconds: float,
+    ) -> None:
         self.session = session
         self.node = node
         self.label = node.label
         self.lineage = (processor, node.code_version(), node.init_version())
         self.key = item_key_maker(node, "item")
-        self.decider = Decider(store, session)
+        self.decider = Decider(store, session, lease_min_seconds=lease_min_seconds)
 
     def versions(
         self,

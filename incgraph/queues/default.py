@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from incgraph.queues.execution import PipelineRun
-from incgraph.queues.pipeline import DEFAULT_CAPACITY, DEFAULT_CHUNK_SIZE, Pipeline
+from incgraph.queues.pipeline import Pipeline
 from incgraph.queues.queue import Queue
 from incgraph.queues.report import PipelineReport
 from incgraph.queues.task import Task
@@ -128,8 +128,8 @@ def render_pipeline(path: str | os.PathLike[str] | None = None, format: str = "m
 def run(
     block: bool = True,
     *,
-    capacity: int = DEFAULT_CAPACITY,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    capacity: int | None = None,
+    chunk_size: int | None = None,
 ) -> PipelineReport | PipelineRun:
     """Run the default pipeline (see `Pipeline.run`) and start a fresh one.
 

@@ -38,7 +38,8 @@ from incgraph.errors import PipelineError, StoreError
 from incgraph.queues.caching import materialize
 from incgraph.queues.channel import Abort, Channel, Chunk
 from incgraph.queues.report import ItemFailure, NodeCounts, PipelineReport
-from incgraph.queues.runners import RecorderRunner, Runner, SourceRunner, make_runner
+from incgraph.queues.runners import Runner, SourceRunner, make_runner
+from incgraph.sentinels import MISSING
 
 if TYPE_CHECKING:
     from incgraph.queues.pipeline import Pipeline
@@ -60,6 +61,7 @@ class Execution:
         self.pipeline = pipeline
         self.capacity = capacity
         self.chunk_size = chunk_size
+        self.settings = pipeline.settings
         self.abort = Abort()
         self.has_cache = any(s.task is not None and s.task.cache for s in pipeline.stages)
         # the store, opened only when a task caches (None otherwise: nothing to load or save)
@@ -87,7 +89,6 @@ class Execution:
         self.written: dict[Queue, int] = {}
         self.counts: dict[str, NodeCounts] = {}
         self.runners: list[Runner] = []
-        self.recorder_producers = 0
         self._build()
 
     # -- wiring ----------------------------------------------------------------------------
@@ -130,11 +131,6 @@ class Execution:
             runner = make_runner(self, stage, counts)
             if runner is not None:
                 self.runners.append(runner)
-        self.saves = Channel(
-            "recorder", 4 * RecorderRunner.BATCH, self.recorder_producers, self.abort
-        )
-        if self.recorder_producers:
-            self.runners.append(RecorderRunner(self, self.saves, NodeCounts("recorder", "store")))
         for q in p.queues:
             if q.consumer is None:
                 q._channel = self.channels[q]
@@ -159,14 +155,6 @@ class Execution:
         self.written[q] += 1
         self.counts_of_source[q].items_out += 1
         return self.channels[q].put_item(item, limit)
-
-    def record(self, entries: list[tuple[Any, ...]]) -> bool:
-        """Hand computed results to the recorder; ``False`` if the run was aborted."""
-        return self.saves.put(Chunk(entries))
-
-    def recorder_done(self) -> None:
-        """One cached task will save nothing more."""
-        self.saves.close()
 
     def close(self, q: Queue) -> None:
         """The producer of ``q`` is done."""
@@ -245,10 +233,20 @@ class Execution:
     def _finish(self) -> None:
         self.finished_at = time.perf_counter()
         if self.session is not None:
-            with suppress(StoreError):  # the run's results are in; its log row is bookkeeping
-                self.session.close(self.error is None and not self.cancelled)
-            self.budget = self.session.budget
+            self._close_session(self.session)
         self.done.set()
+
+    def _close_session(self, session: StoreSession) -> None:
+        """Write what is queued (a store error fails the run), then the run-log row."""
+        try:
+            for record, error in session.flush():
+                text = f"the result of {record.node!r} was passed on but not cached"
+                self.record_uncached(record.node, -1, MISSING, error, text)
+        except StoreError as exc:
+            self.fail("store", exc)
+        with suppress(StoreError):  # the run's results are in; its log row is bookkeeping
+            session.close(self.error is None and not self.cancelled)
+        self.budget = session.budget
 
     def join(self, timeout: float | None = None) -> None:
         """Join the runner threads (each is already done or stopping)."""

@@ -46,15 +46,10 @@ from incgraph.queues.task import Task, as_task
 if TYPE_CHECKING:
     from incgraph.render import Drawing
 from incgraph.sentinels import MISSING
+from incgraph.settings import Settings
 from incgraph.store import Store
 
-__all__ = ["DEFAULT_CAPACITY", "DEFAULT_CHUNK_SIZE", "Pipeline"]
-
-DEFAULT_CAPACITY = 2048
-"""Items a queue holds before its producer waits (backpressure)."""
-
-DEFAULT_CHUNK_SIZE = 512
-"""Most items handed from one stage to the next at once."""
+__all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +86,14 @@ class Pipeline:
     """
 
     def __init__(
-        self, store: str | os.PathLike[str] | Store | None = None, *, name: str | None = None
+        self,
+        store: str | os.PathLike[str] | Store | None = None,
+        *,
+        name: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.store_location = store
-        self.graph = ProcessGraph(store, name=name)
+        self.graph = ProcessGraph(store, name=name, settings=settings)
         self.stages: list[Stage] = []
         self.queues: list[Queue] = []
         self.last_report: PipelineReport | None = None
@@ -108,6 +107,21 @@ class Pipeline:
     def store(self) -> Store:
         """The store task results are cached in (opened on first use)."""
         return self.graph.store
+
+    @property
+    def settings(self) -> Settings:
+        """The tuning of this pipeline's runs: those given, else its store's.
+
+        Examples
+        --------
+        >>> from incgraph import DEFAULT_SETTINGS
+        >>> Pipeline(store=":memory:").settings.queue_chunk_size
+        512
+        >>> small = DEFAULT_SETTINGS.replace(queue_capacity=64)
+        >>> Pipeline(store=":memory:", settings=small).settings.queue_capacity
+        64
+        """
+        return self.graph.settings
 
     # -- declaring ---------------------------------------------------------------------------
 
@@ -371,8 +385,8 @@ class Pipeline:
         self,
         block: bool = True,
         *,
-        capacity: int = DEFAULT_CAPACITY,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        capacity: int | None = None,
+        chunk_size: int | None = None,
     ) -> PipelineReport | PipelineRun:
         """Stream every input through the pipeline.
 
@@ -382,10 +396,12 @@ class Pipeline:
             ``True`` waits for the end and returns the `PipelineReport`;
             ``False`` returns a `PipelineRun` at once, so output queues can be
             read while the pipeline runs (iteration ends when it is done).
-        capacity : int
+        capacity : int, optional
             Items a queue holds before its producer waits (backpressure).
-        chunk_size : int
-            Most items handed from one stage to the next at once.
+            Default: the settings' ``queue_capacity`` (2048).
+        chunk_size : int, optional
+            Most items handed from one stage to the next at once. Default: the
+            settings' ``queue_chunk_size`` (512).
 
         Raises
         ------
@@ -393,6 +409,9 @@ class Pipeline:
             The pipeline already ran, or stopped on an error that is not an item's.
         """
         self._check_not_run()
+        settings = self.settings
+        capacity = settings.queue_capacity if capacity is None else capacity
+        chunk_size = settings.queue_chunk_size if chunk_size is None else chunk_size
         for name, value in (("capacity", capacity), ("chunk_size", chunk_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"run(): {name}={value!r}; pass a whole number >= 1")

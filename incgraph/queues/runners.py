@@ -16,7 +16,7 @@ for "input arrived or head finished" in one place.
 
 *Chunk sizes adapt.* A stage takes up to ``size`` items per chunk, where
 ``size`` is re-estimated after every chunk so the task's work on a chunk takes
-about `TARGET_SECONDS` (between 1 and the run's ``chunk_size``): trivial
+about ``queue_target_seconds`` (2 ms; between 1 and the run's ``chunk_size``): trivial
 functions move hundreds of items per hand-off, a function that takes a second
 per item moves them one by one, so results stream out as they are made. Only
 the task's own time on the chunk's misses counts: a chunk of hits asks for the
@@ -54,7 +54,6 @@ from incgraph.queues.channel import Channel, Chunk
 from incgraph.queues.workers import ChunkResult, apply_chunk, make_pool, shutdown_pool
 from incgraph.sentinels import MISSING
 from incgraph.store import codecs
-from incgraph.store.leases import _FIRST_POLL, _MAX_POLL
 
 if TYPE_CHECKING:
     from incgraph.queues.execution import Execution
@@ -62,25 +61,22 @@ if TYPE_CHECKING:
     from incgraph.queues.report import NodeCounts
     from incgraph.queues.stages import Stage
 
-__all__ = ["TARGET_SECONDS", "Runner", "SourceRunner", "make_runner"]
-
-TARGET_SECONDS = 0.002
-"""About how long one chunk of work should take in a stage."""
+__all__ = ["Runner", "SourceRunner", "make_runner"]
 
 _FAILED = object()  # a result slot whose item failed (private, never handed on)
 
 
-def next_size(elapsed: float, n: int, limit: int) -> int:
-    """The next chunk size, so a chunk takes about `TARGET_SECONDS`.
+def next_size(elapsed: float, n: int, limit: int, target: float) -> int:
+    """The next chunk size, so a chunk takes about ``target`` seconds.
 
     Examples
     --------
-    >>> next_size(0.001, 1, 512), next_size(1.0, 4, 512), next_size(0.0, 10, 512)
-    (2, 1, 512)
+    >>> [next_size(elapsed, n, 512, 0.002) for elapsed, n in [(0.001, 1), (1.0, 4), (0.0, 10)]]
+    [2, 1, 512]
     """
     if elapsed <= 0:
         return limit
-    return max(1, min(limit, int(TARGET_SECONDS * n / elapsed)))
+    return max(1, min(limit, int(target * n / elapsed)))
 
 
 class Runner:
@@ -196,7 +192,7 @@ class _Work:
         "waiting",
     )
 
-    def __init__(self, chunk: Chunk, start: int) -> None:
+    def __init__(self, chunk: Chunk, start: int, first_poll: float) -> None:
         self.items = chunk.items
         self.dvs: list[Any] | None = chunk.dvs
         self.start = start
@@ -212,7 +208,7 @@ class _Work:
         self.failed = 0  # items of this chunk recorded as failed
         self.future: Future[ChunkResult] | None = None
         self.next_poll = 0.0
-        self.delay = _FIRST_POLL
+        self.delay = first_poll
 
     def ready(self) -> bool:
         return not self.waiting and (self.future is None or self.future.done())
@@ -230,23 +226,22 @@ class TaskRunner(Runner):
         self.outputs = list(stage.outputs)
         self.cache: TaskCache | None = None
         if self.task.cache:
-            ex.recorder_producers += 1  # read by Execution once every runner is made
             assert stage.node is not None and ex.store is not None and ex.session is not None
-            self.cache = TaskCache(ex.store, ex.session, stage.node, self.task.qualified_name)
+            self.cache = TaskCache(
+                ex.store,
+                ex.session,
+                stage.node,
+                self.task.qualified_name,
+                ex.settings.lease_min_seconds,
+            )
         self.portable = self.task.backend == "processes"
         self.size = 1
-
-    def close(self) -> None:
-        """Close the outputs, and this task's share of the recorder's input."""
-        super().close()
-        if self.cache is not None:
-            self.ex.recorder_done()
 
     # -- preparing a chunk -----------------------------------------------------------------
 
     def prepare(self, chunk: Chunk) -> _Work:
         """Count the chunk in and decide it; what is left to compute is ``work.misses``."""
-        work = _Work(chunk, self.seen)
+        work = _Work(chunk, self.seen, self.ex.settings.lease_first_poll_seconds)
         self.seen += len(chunk)
         self.counts.items_in += len(chunk)
         cache = self.cache
@@ -339,7 +334,7 @@ class TaskRunner(Runner):
         if ours:
             values = self.miss_values(work, ours)
             work.extra.append((ours, values, apply_chunk(self.fn, values, True)))
-        work.delay = min(work.delay * 1.5, _MAX_POLL)
+        work.delay = min(work.delay * 1.5, self.ex.settings.lease_max_poll_seconds)
         work.next_poll = now + work.delay
 
     def ready(self, work: _Work) -> bool:
@@ -373,12 +368,10 @@ class TaskRunner(Runner):
         """Save the computed results, then emit hits and results in input order."""
         assert work.results is not None and work.out_dvs is not None
         captured: dict[int, codecs.Captured] = {}
-        to_save = self.computed(work, work.misses, work.inputs, result, captured)
+        self.computed(work, work.misses, work.inputs, result, captured)
         for positions, inputs, extra in work.extra:
-            to_save += self.computed(work, positions, inputs, extra, captured)
+            self.computed(work, positions, inputs, extra, captured)
         self.serve_twins(work, captured)
-        if to_save and not self.ex.record(to_save):
-            return False
         results, out_dvs = work.results, work.out_dvs
         if not work.failed:
             return self.emit(results, out_dvs)
@@ -392,14 +385,16 @@ class TaskRunner(Runner):
         inputs: list[Any],
         result: ChunkResult,
         captured: dict[int, codecs.Captured],
-    ) -> list[tuple[Any, ...]]:
-        """Records of the results computed for ``positions``; failures recorded, leases freed."""
+    ) -> None:
+        """Queue the results computed for ``positions`` in the session's writer.
+
+        Failures are recorded and their leases released.
+        """
         cache = self.cache
         assert cache is not None and work.results is not None and work.out_dvs is not None
         assert work.keys is not None and work.dvs is not None
         values, errors, durations, _ = result
         keys, dvs = work.keys, work.dvs
-        to_save: list[tuple[Any, ...]] = []
         unsaved: list[str] = []
         slowest, last = -1.0, ("", "")
         for j, i in enumerate(positions):
@@ -417,7 +412,7 @@ class TaskRunner(Runner):
                 unsaved.append(keys[i])
             else:  # taken before any downstream task gets the value
                 captured[i] = bytes_now
-                to_save.append((rec, bytes_now, self.name, work.start + i, inputs[j]))
+                cache.session.writer.add(rec, bytes_now, duration=duration)
             work.results[i], work.out_dvs[i] = value, dv
             if duration > slowest:
                 slowest, last = duration, (rec.key, dv)
@@ -426,7 +421,6 @@ class TaskRunner(Runner):
             cache.computed(last[0], last[1], slowest)
         if unsaved:
             cache.session.release(unsaved)  # another run may compute them now
-        return to_save
 
     def serve_twins(self, work: _Work, captured: dict[int, codecs.Captured]) -> None:
         """Give each repeated item of the chunk its first copy's result (or failure)."""
@@ -466,8 +460,8 @@ class TaskRunner(Runner):
         the largest size; and time spent waiting (for the store, for room
         downstream) is not the task's time.
         """
-        limit = self.ex.chunk_size
-        self.size = next_size(seconds, len(work.misses), limit) if work.misses else limit
+        limit, target = self.ex.chunk_size, self.ex.settings.queue_target_seconds
+        self.size = next_size(seconds, len(work.misses), limit, target) if work.misses else limit
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -533,60 +527,6 @@ class TaskRunner(Runner):
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class RecorderRunner(Runner):
-    """Saves the results of every cached task, joining chunks into large transactions."""
-
-    BATCH = 4096
-
-    def __init__(self, ex: Execution, channel: Channel, counts: NodeCounts) -> None:
-        super().__init__(ex, counts.name, counts)
-        self.channel = channel
-
-    def run(self) -> None:
-        """Save until every cached task is done (also what is left after an abort)."""
-        while True:
-            chunk = self.channel.get(self.BATCH, drain_after_abort=True, gather=True)
-            if chunk is None:
-                return
-            self.save(chunk.items)
-
-    def save(self, entries: list[tuple[Any, ...]]) -> None:
-        """Save ``(record, value, node, index, item)`` entries in one transaction.
-
-        If that fails, results that cannot be pickled are set aside (listed in the
-        report's ``uncached``; they were passed on, and will compute again next run)
-        and the rest is saved; a store that still fails stops the run.
-        """
-        store = self.ex.store
-        assert store is not None
-        try:
-            store.save_many([(e[0], e[1]) for e in entries])
-            self._logged(entries)
-            return
-        except StoreError:
-            storable = [e for e in entries if self._storable(e)]
-            if len(storable) == len(entries):
-                raise
-        if storable:
-            store.save_many([(e[0], e[1]) for e in storable])
-            self._logged(storable)
-
-    def _logged(self, entries: list[tuple[Any, ...]]) -> None:
-        """Log the keys of committed entries as written and release their leases."""
-        assert self.ex.session is not None
-        self.ex.session.saved([e[0].key for e in entries])
-
-    def _storable(self, entry: tuple[Any, ...]) -> bool:
-        _, value, node, index, item = entry
-        try:
-            codecs.dumps(value)
-        except StoreError as exc:
-            text = f"the result of {node!r} for item {_short(item)} was passed on but not cached"
-            self.ex.record_uncached(node, index, item, exc, text)
-            return False
-        return True
 
 
 # -- ops -----------------------------------------------------------------------------------

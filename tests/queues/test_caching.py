@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import incgraph.queues as iq
-from incgraph import hashing
+from incgraph import DEFAULT_SETTINGS, hashing
 from incgraph.errors import HashingError
 from incgraph.queues.caching import Stored, materialize
 from incgraph.run.keys import item_key_maker
@@ -337,3 +337,27 @@ def _run_on(store: Any, items: list[int], **run_options: Any) -> tuple[list[int]
     out = p.chain([square, plus_one], iq.Queue(items))
     report = p.run(**run_options)
     return list(out), report
+
+
+def test_chunk_sizes_follow_the_pipelines_settings(tmp_path: Path) -> None:
+    """A pipeline's settings (queue_chunk_size) bound every look-up; run() arguments override."""
+    store = open_store(tmp_path)
+    _run_on(store, list(range(100)))
+    asked: list[int] = []
+    lookup_versions = store.lookup_versions
+
+    def counted(keys: Any) -> dict[str, str]:
+        keys = list(keys)
+        asked.append(len(keys))
+        return lookup_versions(keys)
+
+    store.lookup_versions = counted  # type: ignore[method-assign]
+    p = iq.Pipeline(store=store, settings=DEFAULT_SETTINGS.replace(queue_chunk_size=16))
+    out = p.chain([square, plus_one], iq.Queue(list(range(100))))
+    assert p.run().cached == 200 and list(out) == [x * x + 1 for x in range(100)]
+    assert max(asked) == 16
+    asked.clear()
+    p = iq.Pipeline(store=store, settings=DEFAULT_SETTINGS.replace(queue_chunk_size=16))
+    p.chain([square, plus_one], iq.Queue(list(range(100))))
+    p.run(chunk_size=32)
+    assert max(asked) == 32
