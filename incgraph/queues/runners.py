@@ -395,6 +395,7 @@ class TaskRunner(Runner):
         assert work.keys is not None and work.dvs is not None
         values, errors, durations, _ = result
         keys, dvs = work.keys, work.dvs
+        add = cache.session.writer.add
         unsaved: list[str] = []
         slowest, last = -1.0, ("", "")
         for j, i in enumerate(positions):
@@ -412,7 +413,7 @@ class TaskRunner(Runner):
                 unsaved.append(keys[i])
             else:  # taken before any downstream task gets the value
                 captured[i] = bytes_now
-                cache.session.writer.add(rec, bytes_now, duration=duration)
+                add(rec, bytes_now, duration=duration)
             work.results[i], work.out_dvs[i] = value, dv
             if duration > slowest:
                 slowest, last = duration, (rec.key, dv)
