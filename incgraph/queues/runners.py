@@ -28,8 +28,8 @@ hand-off of its own.)
 *Caching* (a task with ``cache=True``) happens in the stage thread, a chunk at
 a time: data versions, keys, the engine's decide step (one look-up, one claim
 of the misses worth a lease; taking the run's store-reads turn); only misses
-are computed (or sent to the pool); their records go to the run's recorder
-thread, which saves them in large transactions and then releases their
+are computed (or sent to the pool); their records go to the store session's
+writer, which saves them in large transactions and then releases their
 leases. Items another process is computing keep their chunk in the window: the
 stage polls for them between chunks (backing off while nothing changes) and
 serves them as hits once stored. See `incgraph.queues.caching`.
