@@ -240,3 +240,51 @@ def test_gc_of_a_postgres_store_with_bucket_blobs_keeps_named_blobs(
         assert team.blobs.contains(saved.data_version)
         assert not team.blobs.contains("cd" * 16)
         assert team.load(saved) == list(range(100))
+
+
+PUSH_SCRIPT = """
+import sys
+from incgraph.store import open_store
+from incgraph.store.transfer import push
+push(open_store(sys.argv[2], blobs=sys.argv[3], hmac_key="team-secret"), local=sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.6, 0.9, 1.2])
+def test_push_killed_at_any_moment_leaves_every_row_loadable(tmp_path: Path, delay: float) -> None:
+    """A push SIGKILLed mid-way leaves only index rows whose results load; pushing again completes it."""
+    import signal
+    import subprocess
+    import sys
+
+    from incgraph.store.store import Record
+
+    with open_store(tmp_path / "laptop") as laptop:
+        laptop.save_many(
+            [
+                (Record(f"{n:032x}", f"{n + 1000:032x}", f"n{n}", "p", "c", "i"), [n] * 3000)
+                for n in range(120)
+            ]
+        )
+    objects = f"file://{tmp_path / 'objects'}"
+    args = [
+        sys.executable,
+        "-c",
+        PUSH_SCRIPT,
+        str(tmp_path / "laptop"),
+        str(tmp_path / "team"),
+        objects,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen(args, env=env)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    with open_store(tmp_path / "team", blobs=objects, hmac_key=KEY) as team:
+        for record in team.index.records():
+            assert team.load(record) == [int(record.node[1:])] * 3000
+        push(team, local=tmp_path / "laptop")
+        assert len(team.index) == 120
+        assert all(team.load(r) == [int(r.node[1:])] * 3000 for r in team.index.records())
