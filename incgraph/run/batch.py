@@ -150,6 +150,7 @@ def process_batch(
     batch = BatchRun(graph, order, targets, prep, ex, fault_tolerant, chunk_size, session)
     start = time.perf_counter()
     graph.last_run = RunReport()
+    persist_path = graph._persist_path  # prep_fn may set one per item; the graph's comes back
     ok = False
     try:
         if strategy == "breadth_first":
@@ -167,6 +168,7 @@ def process_batch(
                 if owned:
                     ex.shutdown()
                 graph.last_run = RunReport()
+                graph._persist_path = persist_path
     batch.stats.strategy = strategy
     batch.stats.seconds = time.perf_counter() - start
     batch.stats.budget = session.budget

@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, repeat
 from typing import Any
 
 from incgraph.core.graph import Node
@@ -70,6 +70,7 @@ from incgraph.errors import (
 )
 from incgraph.executors import Executor
 from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
+from incgraph.run.decide import Decider, Work
 from incgraph.run.engine import NodeStatus, RunReport
 from incgraph.run.jobs import JobFailure, Outcome, compute_in_process, instance_key, submit_batch
 from incgraph.run.keys import key_maker, make_record
@@ -80,7 +81,7 @@ from incgraph.store.codecs import Captured
 from incgraph.store.protocols import Record
 from incgraph.store.writer import save_results
 
-__all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn", "stored_versions"]
+__all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn"]
 
 TARGET_JOB_SECONDS = 0.2
 """About how long one batch job should take, once the node's cost per item is known."""
@@ -91,19 +92,6 @@ KEEP_BYTES = 256 * 2**20
 
 PrepFn = Callable[[int, Any], Any]
 """``prep_fn(index, item)``: binds an item's constants."""
-
-
-def stored_versions(store: Any, keys: list[str]) -> dict[str, str]:
-    """Key -> data version of the stored ``keys``, in one bulk read.
-
-    Uses ``Store.lookup_versions`` when the store offers it (no lineage is
-    decoded), else ``Store.lookup_many``.
-    """
-    versions = getattr(store, "lookup_versions", None)
-    if versions is not None:
-        found: dict[str, str] = versions(keys)
-        return found
-    return {key: record.data_version for key, record in store.lookup_many(keys).items()}
 
 
 @dataclass
@@ -134,6 +122,10 @@ class _Table:
         if col is None:
             col = self.dvs[node] = [None] * len(self.items)
         return col
+
+
+_Keyed = tuple[int, dict[str, str], str | None]
+"""An item that can run a pass's node: its place in the table, its inputs' versions, its key."""
 
 
 @dataclass(slots=True)
@@ -211,7 +203,9 @@ class BatchRun:
         self.progress = Progress()
         self.stop: BaseException | None = None
         self.twins: dict[str, list[_Row]] = {}
-        self.waiting: list[tuple[_Row, list[_Row]]] = []  # rows another run is computing
+        self.waiting: list[list[_Row]] = []  # rows of keys another run is computing, by key
+        self.decider = Decider(self.store, session)
+        self.decider.prefetch(n.label for n in self.passes)  # latest durations: leases pay?
         self.defer_waits = False  # breadth-first waits for them at the end of the pass
         self.kept_bytes = 0  # stored size of the results held in table.values
         self.kept_by_node: dict[Node, int] = {}
@@ -259,120 +253,96 @@ class BatchRun:
     # -- one pass over a range of items -------------------------------------------------
 
     def run_pass(self, node: Node, table: _Table, lo: int, hi: int) -> None:
-        """Decide ``node`` for items ``lo:hi`` of ``table``: hits now, misses computed."""
+        """Decide ``node`` for items ``lo:hi`` of ``table``: hits now, misses computed.
+
+        One wave through the decide step (`incgraph.run.decide`): one look-up, one
+        claim of the misses worth a lease. Keys another run is computing are set
+        aside: breadth-first they are waited for at the end of the pass (so two
+        batches on one store share a pass chunk by chunk instead of queueing behind
+        each other), depth-first at the end of the chunk's pass.
+        """
         rows = self.keyed_rows(node, table, lo, hi)
         if self.stop is not None:
             raise self.stop
-        keys = [r.key for r in rows if r.key is not None]
-        found = stored_versions(self.store, keys) if keys else {}
-        self.session.hits.extend(found)  # the run log: one list op per chunk
+        keys = [key for _, _, key in rows if key is not None]
+        kind = id(node.processor)  # what computes it
+        decided = self.decider.decide(
+            list(map(Work, keys, repeat(node.label), repeat(False), repeat(kind)))
+        )
+        hits = decided.hits
+        self.session.hits.extend(hits)  # the run log: one list op per chunk
         column, persist = table.column(node), table.persist
         misses = []
-        self.twins = {}
-        for row in rows:
-            dv = found.get(row.key) if row.key is not None else None
-            if dv is not None:  # a hit: its data version is all a later pass needs
-                column[row.local] = dv
-                if row.local in persist:
-                    persist[row.local].statuses[node] = NodeStatus(node, "hit", row.key, dv)
-            elif row.key is not None and row.key in self.twins:
-                self.twins[row.key].append(row)  # same key as an earlier item: compute once
-            else:
-                if row.key is not None:
-                    self.twins[row.key] = []
-                misses.append(row)
-        hits = len(rows) - len(misses) - sum(map(len, self.twins.values()))
-        self.stats.nodes[node].cached += hits
-        self.progress.advance(cached=hits)
+        for local, inputs, key in rows:
+            dv = hits.get(key)  # type: ignore[arg-type]
+            if dv is None:
+                misses.append(_Row(local, inputs, key))
+                continue
+            column[local] = dv  # a hit: its data version is all a later pass needs
+            if local in persist:
+                persist[local].statuses[node] = NodeStatus(node, "hit", key, dv)
+        self.count_hits(node, len(rows) - len(misses))
         if misses:
-            self.compute_leased(node, table, misses)
+            groups = _by_key(misses)
+            if decided.compute and self.store.read_only:
+                raise ReadOnlyStoreError(
+                    f"{node.describe()} must compute {len(misses)} item(s) (the store has no "
+                    f"result for their inputs), but {self.store!r} was opened read-only; open "
+                    "the store writable to compute and save them"
+                )
+            self.waiting += [groups[key] for key in decided.theirs]
+            keyless = [row for row in misses if row.key is None]
+            self.compute(node, table, keyless + self.primaries(groups, decided.compute))
+        if not self.defer_waits:
+            self.await_others(node, table)
         if self.stop is not None:
             raise self.stop
 
-    def compute_leased(self, node: Node, table: _Table, misses: list[_Row]) -> None:
-        """Compute the misses no other run is computing; set the rest aside to wait for.
-
-        One claim (one transaction) for every keyed miss: keys stored meanwhile are
-        hits, keys another run holds are set aside, ours (and key-less rows) are
-        computed and saved. Breadth-first, the rows set aside wait until the end of
-        the pass (so two batches on one store share a pass chunk by chunk instead of
-        queueing behind each other); depth-first, until the end of the chunk's pass.
-        """
-        keyed = [row.key for row in misses if row.key is not None]
-        if not keyed:
-            self.compute(node, table, misses)
-            return
-        if self.store.read_only:
-            raise ReadOnlyStoreError(
-                f"{node.describe()} must compute {len(keyed)} item(s) (the store has no "
-                f"result for their inputs), but {self.store!r} was opened read-only; open "
-                "the store writable to compute and save them"
-            )
-        claims = self.session.claim(keyed)
-        theirs = set(claims.theirs)
-        try:
-            self.settle_stored(node, table, misses, claims.done)
-            mine = [row for row in misses if row.key not in claims.done and row.key not in theirs]
-            if mine:
-                self.compute(node, table, mine)
-        finally:
-            self.session.release(claims.mine)  # rows never settled (a stop, an error)
-        for row in misses:
-            if row.key in theirs:
-                self.waiting.append((row, self.twins.get(row.key or "", [])))
-        if not self.defer_waits:
-            self.await_others(node, table)
+    def primaries(self, groups: dict[str, list[_Row]], keys: list[str]) -> list[_Row]:
+        """The first row of each key's group, to compute; the others are its ``twins``."""
+        self.twins = {key: groups[key][1:] for key in keys}
+        return [groups[key][0] for key in keys]
 
     def await_others(self, node: Node, table: _Table) -> None:
         """Wait for the keys set aside (holding no lease): stored ones are hits, lapsed ones
         (their holder failed or died) are computed here."""
-        if not self.waiting or self.stop is not None:
-            self.waiting = []
+        waiting, self.waiting = self.waiting, []
+        if not waiting or self.stop is not None:
             return
-        misses: list[_Row] = []
-        self.twins = {}
-        for row, twins in self.waiting:  # a key set aside in two chunks: its rows are twins
-            key = row.key or ""
-            if key in self.twins:
-                self.twins[key] += [row, *twins]
-            else:
-                self.twins[key] = list(twins)
-                misses.append(row)
-        self.waiting = []
-        later = self.session.lessee.wait([row.key for row in misses if row.key is not None])
-        self.settle_stored(node, table, misses, later.done)
-        if later.mine:
-            lapsed = set(later.mine)
-            try:
-                self.compute(node, table, [row for row in misses if row.key in lapsed])
-            finally:
-                self.session.release(later.mine)
+        groups: dict[str, list[_Row]] = {}
+        for group in waiting:  # a key set aside in two chunks: its rows are twins
+            groups.setdefault(group[0].key or "", []).extend(group)
+        later = self.decider.wait(groups)
+        self.settle_hits(node, table, later.hits, groups)
+        if later.compute:
+            self.compute(node, table, self.primaries(groups, later.compute))
         if self.stop is not None:
             raise self.stop
 
-    def settle_stored(
-        self, node: Node, table: _Table, misses: list[_Row], done: dict[str, str]
+    def settle_hits(
+        self, node: Node, table: _Table, hits: dict[str, str], groups: dict[str, list[_Row]]
     ) -> None:
-        """Misses whose key another run stored since the look-up (and their twins): hits."""
-        if not done:
-            return
-        self.session.hits.extend(done)
+        """Rows whose key another run stored since the look-up: hits."""
+        self.session.hits.extend(hits)
         column, persist = table.column(node), table.persist
-        hits = 0
-        for row in misses:
-            dv = done.get(row.key) if row.key is not None else None
-            if dv is None:
-                continue
-            for r in (row, *self.twins.get(row.key or "", [])):
-                column[r.local] = dv
-                if r.local in persist:
-                    persist[r.local].statuses[node] = NodeStatus(node, "hit", r.key, dv)
-                hits += 1
-        self.stats.nodes[node].cached += hits
-        self.progress.advance(cached=hits)
+        count = 0
+        for key, dv in hits.items():
+            for row in groups[key]:
+                column[row.local] = dv
+                if row.local in persist:
+                    persist[row.local].statuses[node] = NodeStatus(node, "hit", key, dv)
+                count += 1
+        self.count_hits(node, count)
 
-    def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Row]:
-        """Prepare items as needed and build the key of each that can run ``node``."""
+    def count_hits(self, node: Node, count: int) -> None:
+        self.stats.nodes[node].cached += count
+        self.progress.advance(cached=count)
+
+    def keyed_rows(self, node: Node, table: _Table, lo: int, hi: int) -> list[_Keyed]:
+        """Prepare items as needed and build the key of each that can run ``node``.
+
+        Plain ``(local, inputs, key)`` tuples: most are hits, which need no `_Row`.
+        """
         fixed = node.fixed_input_versions()
         # every bound node, so an item whose input failed is skipped; names the processor
         # ignores (``ignore``) are checked but left out of the key
@@ -384,7 +354,7 @@ class BatchRun:
         ]
         make_key = key_maker(node) if node.cache else None
         prepped, dead = table.prepped, table.dead
-        rows = []
+        rows: list[_Keyed] = []
         skipped = 0
         for local in range(lo, hi):
             if not prepped[local]:
@@ -400,7 +370,7 @@ class BatchRun:
                 if keyed:
                     inputs[name] = dv
             else:
-                rows.append(_Row(local, inputs, make_key(inputs) if make_key else None))
+                rows.append((local, inputs, make_key(inputs) if make_key else None))
                 continue
             skipped += 1
             if local in table.persist:
@@ -415,10 +385,11 @@ class BatchRun:
         """First ``prep_fn`` call for an item: record its constants' data versions."""
         table.prepped[local] = True
         index, item = table.start + local, table.items[local]
+        self.graph._persist_path = None  # set again if prep_fn calls persist for this item
         if not self.call_prep(table, local):
             table.dead[local] = True
             return
-        path = getattr(self.graph, "_persist_path", None)
+        path = self.graph._persist_path
         entry = _Persist(path) if path is not None else None
         if entry is not None:
             table.persist[local] = entry
@@ -599,6 +570,10 @@ class BatchRun:
             if isinstance(result, JobFailure):
                 self.fail_twins(node, table, row, result.error, result.traceback)
         sizes, captured = self.save(node, table, done)
+        label, kind, computed = node.label, id(node.processor), self.decider.computed
+        for row, res in done:
+            if row.key is not None:  # tells the decider whether the next computes pay a lease
+                computed(Work(row.key, label, False, kind), res.data_version, res.duration)
         twins = 0
         for row, result in done:
             size = sizes.get(row.local, 0)
@@ -718,7 +693,12 @@ class BatchRun:
     # -- the end of a pass, a chunk, a batch ------------------------------------------------
 
     def drop_columns(self, table: _Table, p: int) -> None:
-        """Forget data versions and values no later pass needs (targets stay)."""
+        """Forget data versions and values no later pass needs (targets stay).
+
+        The keys the decider knows were computed by this pass go too: no later pass
+        asks for them, and a long batch would otherwise hold every one.
+        """
+        self.decider.known.clear()
         for up, last in self.last_reader.items():
             if last == p and up not in self.targets:
                 table.values.pop(up, None)
@@ -773,3 +753,12 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
     while chunk := list(islice(it, size)):
         yield start, chunk
         start += len(chunk)
+
+
+def _by_key(rows: list[_Row]) -> dict[str, list[_Row]]:
+    """The keyed rows grouped by key, in order: rows after a key's first are its twins."""
+    groups: dict[str, list[_Row]] = {}
+    for row in rows:
+        if row.key is not None:
+            groups.setdefault(row.key, []).append(row)
+    return groups

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,9 +31,13 @@ ITEMS = list(range(100))
 
 
 class Page(Processor):
-    """A 3 KB result per item (kept in SQLite, whose file then fills the disk)."""
+    """A 3 KB result per item (kept in SQLite, whose file then fills the disk).
+
+    It takes longer than a lease costs (a few milliseconds), so its items are leased.
+    """
 
     def process(self, i: int) -> str:
+        time.sleep(0.003)
         return str(i) + "x" * 3000
 
 

@@ -140,3 +140,16 @@ def test_a_batch_rewrites_only_the_items_whose_record_changed(tmp_path: Path) ->
     assert stamp(first) == before[0] and stamp(second) != before[1]
     changed = nodes(second)["2"]
     assert (changed["status"], changed["output"]) == ("computed", 3)
+
+
+def test_a_batch_writes_only_the_files_its_prep_fn_asks_for(tmp_path: Path) -> None:
+    """A path given to persist before a batch is not written per item, and is kept after it."""
+    g = text_graph(tmp_path / "store")
+    text = g.nodes[0]
+    path = tmp_path / "graph.json"
+    g.persist(path)
+    g.process_batch(["a b", "c"], [g.nodes[2]], lambda i, item: text.set_value(item))
+    assert not path.exists()
+    text.set_value("x y z")
+    g.run_upto(g.nodes[2])
+    assert nodes(path)["2"]["output"] == 3
