@@ -15,18 +15,21 @@ Policy. A batch runs every *pass* (one per node that ``run_nodes`` need, in
 
 Per pass and per chunk of items the loop (`incgraph.run.passes`) takes
 the engine's steps in bulk: build every item's cache key
-(`incgraph.run.keys`), one bulk index read, submit the misses as batch
-jobs (`incgraph.run.jobs.submit_batch`), and one ``Store.save_many`` per
-finished job. Hits load nothing. So a fully cached rerun costs a key hash and
-a share of one indexed query per item-node, and a killed batch leaves every
-committed item-node a hit for the rerun: resuming is rerunning.
+(`incgraph.run.keys`), one wave through the decide step
+(`incgraph.run.decide`: one look-up, one claim), submit the misses as batch
+jobs (`incgraph.run.jobs.submit_batch`), and queue their results in the
+session's writer, flushed at the end of the chunk. Hits load nothing. So a
+fully cached rerun costs a key hash and a share of one indexed query per
+item-node, and a killed batch leaves every committed item-node a hit for the
+rerun: resuming is rerunning.
 
 Several processes. Each batch opens an *announced* store session
-(`incgraph.store.Store.session`): its hits and writes go into the run
-log (so ``store.gc(keep_runs=...)`` keeps what recent batches used, and a gc
-elsewhere keeps what a running batch wrote), and misses are claimed before
-they compute, so batches sharing a store compute each item-node once in total
-(see `incgraph.run.passes`).
+(`incgraph.store.Store.session`), which is its one run-log row: its hits
+and writes go into the run log (so ``store.gc(keep_runs=...)`` keeps what
+recent batches used, and a gc elsewhere keeps what a running batch wrote),
+and misses are claimed before they compute, so batches sharing a store
+compute each item-node of a slow node once in total (see
+`incgraph.run.passes`).
 
 Failures. An item whose node raises gets a `BatchFailure`; its
 downstream nodes are skipped, its other branches and the other items go on.

@@ -1,4 +1,4 @@
-"""The batch loop: passes over chunks of items, a table of data versions, jobs, commits.
+"""The batch loop: passes over chunks of items, a table of data versions, jobs, failures.
 
 Design note
 -----------
@@ -14,27 +14,35 @@ Results a later pass reads are kept in memory while they fit in
 stored, and for a depth-first chunk); otherwise they are loaded back from the
 store when an item computes. A column is dropped after its last reader's pass.
 
+What is its own. The pass order, the item table, job sizing, failures per
+item and releasing instances between passes. Deciding hits and claiming is
+the one decide step's (`incgraph.run.decide`), writing is the session's
+writer's (`incgraph.store.writer`), keys are `incgraph.run.keys`'.
+
+Waves. Each chunk of a pass is one wave through the decide step: one look-up,
+one claim of the misses worth a lease (a node whose computes are known to
+cost about a millisecond or less is not leased). Hits are appended to the
+run log in one list extend. Keys another run is computing are set aside; the
+rest are computed. Items whose key is the same within a pass are computed
+once (``twins``). Only when the pass holds no lease does it wait for the keys
+set aside (so two batches never wait for each other): breadth-first at the
+end of the pass (two batches on one store then share a pass chunk by chunk),
+depth-first at the end of the chunk's pass. Stored ones are hits, lapsed ones
+(their holder failed or was killed) are computed here. A failed row's lease
+is released at once, so another run computes it instead of waiting.
+
 Jobs. Misses are sent in jobs of several items. A job's size adapts to what
 the node costs: one item at first, then as many as fit in about
 `TARGET_JOB_SECONDS` (and, with several workers, at most half of an even
 share of what is left per worker, so jobs shrink toward the end of a pass and
-workers finish together), with up to two jobs per worker in flight. Slow items
-are thus committed one by one (little is lost if the batch is killed) and
-trivial ones go in a few big jobs (the round trip to a worker, and the commit,
-are paid rarely). Items whose key is the same within a pass are computed once.
+workers finish together), with up to two jobs per worker in flight: trivial
+items go in a few big jobs (the round trip to a worker is paid rarely).
 
-Sessions. A batch has one store session (`incgraph.store.session`):
-every chunk's hits are appended to its run log in one list extend, and its
-keyed misses are claimed in one transaction. Keys another run stored since the
-look-up are hits, keys another run is computing are set aside, the rest are
-computed; each job's keys are logged and their leases released right after
-its ``save_many`` commits. Only when the pass holds no lease does it wait for
-the keys set aside (so two batches never wait for each other): breadth-first
-at the end of the pass (two batches on one store then share a pass chunk by
-chunk), depth-first at the end of the chunk's pass. Stored ones are hits,
-lapsed ones (their holder failed or was killed) are computed here. A failed
-row's lease is released at once, so another run computes it instead of
-waiting.
+Writes. Each computed result is captured (pickled) as its job settles and
+queued in the session's writer, which writes by its own policy (a slow or
+large result at once, the others by count or age); every chunk ends with a
+flush, so a later pass, another process waiting on a key, or a rerun after a
+kill finds the chunk's results committed and their leases released.
 
 Failures are recorded as `BatchFailure`
 records; a skipped item-node is one whose inputs have no data version for that
@@ -78,8 +86,6 @@ from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
 from incgraph.sentinels import MISSING
 from incgraph.store.codecs import Captured
-from incgraph.store.protocols import Record
-from incgraph.store.writer import save_results
 
 __all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn"]
 
@@ -293,6 +299,7 @@ class BatchRun:
             self.waiting += [groups[key] for key in decided.theirs]
             keyless = [row for row in misses if row.key is None]
             self.compute(node, table, keyless + self.primaries(groups, decided.compute))
+        self.flush()
         if not self.defer_waits:
             self.await_others(node, table)
         if self.stop is not None:
@@ -312,10 +319,11 @@ class BatchRun:
         groups: dict[str, list[_Row]] = {}
         for group in waiting:  # a key set aside in two chunks: its rows are twins
             groups.setdefault(group[0].key or "", []).extend(group)
-        later = self.decider.wait(groups)
+        later = self.decider.wait(groups, before_wait=self.flush)
         self.settle_hits(node, table, later.hits, groups)
         if later.compute:
             self.compute(node, table, self.primaries(groups, later.compute))
+            self.flush()
         if self.stop is not None:
             raise self.stop
 
@@ -461,7 +469,8 @@ class BatchRun:
         data_version = table.dvs[src][local]
         assert data_version is not None
         try:
-            return self.store.load(data_version)
+            value = self.session.writer.load(data_version)  # queued or just written
+            return self.store.load(data_version) if value is MISSING else value
         except (KeyError, StoreCorruptError) as exc:
             value = self.recompute(src, table, local)
             if value is not MISSING:
@@ -495,9 +504,8 @@ class BatchRun:
         out = compute_in_process(node, self.input_values(node, table, local), key)
         if key is not None:
             record = make_record(node, key, input_dvs, out.data_version, out.duration)
-            saved = save_results(self.store, [(record, out.value)])[0]
-            if isinstance(saved, Record):
-                self.session.saved([key])
+            with suppress(UnstorableResultError):  # stored before: not storable now is moot
+                self.session.writer.add(record, self.store.capture(out.value))
         if out.data_version != table.dvs[node][local]:
             return MISSING
         stats = self.stats.nodes[node]
@@ -558,87 +566,64 @@ class BatchRun:
             in_flight[submit_batch(self.executor, node, entries)] = members
 
     def settle(self, node: Node, table: _Table, rows: list[_Row], results: list[Any]) -> None:
-        """Save a finished job's results (one transaction) and record its failures.
+        """Queue a finished job's results for the session's writer; record its failures.
 
         Items that had the same key as a computed one (``twins``) share its outcome.
         """
         stats = self.stats.nodes[node]
-        done = [
-            (row, res) for row, res in zip(rows, results, strict=True) if isinstance(res, Outcome)
-        ]
+        computed = twins = 0
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, JobFailure):
                 self.fail_twins(node, table, row, result.error, result.traceback)
-        sizes, captured = self.save(node, table, done)
-        label, kind, computed = node.label, id(node.processor), self.decider.computed
-        for row, res in done:
-            if row.key is not None:  # tells the decider whether the next computes pay a lease
-                computed(Work(row.key, label, False, kind), res.data_version, res.duration)
-        twins = 0
-        for row, result in done:
-            size = sizes.get(row.local, 0)
-            kept = captured.get(row.local, result.value)
-            self.keep(node, table, row, result, kept, "computed", size)
-            for r in self.twins.get(row.key or "", []):
-                self.keep(node, table, r, result, kept, "hit", 0)
+                continue
+            kept = self.save(node, table, row, result)
+            if kept is MISSING:
+                continue
+            self.keep(node, table, row, result, kept, "computed")
+            for twin in self.twins.get(row.key or "", ()):
+                self.keep(node, table, twin, result, kept, "hit")
                 twins += 1
+            computed += 1
             stats.compute_seconds += result.duration
-        stats.computed += len(done)
+        stats.computed += computed
         stats.cached += twins
-        self.progress.advance(computed=len(done), cached=twins)
+        self.progress.advance(computed=computed, cached=twins)
 
-    def save(
-        self, node: Node, table: _Table, done: list[tuple[_Row, Outcome]]
-    ) -> tuple[dict[int, int], dict[int, Captured]]:
-        """Capture and store the keyed results of ``done`` (one transaction).
+    def save(self, node: Node, table: _Table, row: _Row, result: Outcome) -> Any:
+        """Queue a keyed result for the writer; return what later passes get copies of.
 
-        Returns row -> stored size, and row -> the result's captured bytes: they are
-        taken before any consumer can touch the value, and later passes hand out
-        copies of them. A result that cannot be stored fails its item (and its
-        twins) at ``node`` and is taken out of ``done``; the others are stored.
+        The result's bytes are captured now, before any consumer can touch the value
+        (later passes are handed copies of them). A result that cannot be stored
+        fails its item (and its twins) at ``node``: ``MISSING``. A ``cache=False``
+        node's value is not stored and is passed on as it is.
         """
-        keyed = [(row, res) for row, res in done if row.key is not None]
-        if not keyed:
-            return {}, {}
-        captured: dict[int, Captured] = {}
-        failed = set()
-        for row, res in keyed:
-            try:
-                captured[row.local] = self.store.capture(res.value)
-            except UnstorableResultError as exc:
-                failed.add(row.local)
-                self.fail_twins(node, table, row, exc, "")
-        storable = [(row, res) for row, res in keyed if row.local in captured]
-        saves = [
-            (
-                make_record(node, row.key, row.inputs, res.data_version, res.duration),
-                captured[row.local],
-            )
-            for row, res in storable
-            if row.key is not None
-        ]
-        sizes: dict[int, int] = {}
-        results = save_results(self.store, saves) if saves else []
-        for (row, _), saved in zip(storable, results, strict=True):
-            if isinstance(saved, UnstorableResultError):
-                failed.add(row.local)
-                self.fail_twins(node, table, row, saved, "")
-            else:
-                sizes[row.local] = saved.size
-        if failed:
-            done[:] = [(row, res) for row, res in done if row.local not in failed]
-        self.session.saved([r.key for r, _ in keyed if r.local in sizes and r.key is not None])
-        return sizes, captured
+        key = row.key
+        if key is None:
+            return result.value
+        try:
+            captured = self.store.capture(result.value)
+        except UnstorableResultError as exc:
+            self.fail_twins(node, table, row, exc, "")
+            return MISSING
+        record = make_record(node, key, row.inputs, result.data_version, result.duration)
+        self.session.writer.add(record, captured, duration=result.duration)
+        work = Work(key, node.label, False, id(node.processor))
+        self.decider.computed(work, result.data_version, result.duration)  # do leases pay?
+        return captured
+
+    def flush(self) -> None:
+        """Write the queued results now (`incgraph.store.writer`): blobs, then rows, then leases.
+
+        Each result was captured (pickled) before it was queued, and one that could not
+        be failed its item then (`save`), so the writer has none to refuse; if it did,
+        the batch stops with its error rather than carry on with a result not stored.
+        """
+        refused = self.session.flush()
+        if refused:
+            raise refused[0][1]
 
     def keep(
-        self,
-        node: Node,
-        table: _Table,
-        row: _Row,
-        result: Outcome,
-        kept: Any,
-        status: Any,
-        size: int,
+        self, node: Node, table: _Table, row: _Row, result: Outcome, kept: Any, status: Any
     ) -> None:
         """Note ``row``'s result: its data version, and ``kept`` if a later pass reads it.
 
@@ -647,6 +632,7 @@ class BatchRun:
         Values are kept for later passes when they are not stored (``cache=False``), in
         depth-first chunks, and otherwise while they fit in `KEEP_BYTES`.
         """
+        size = kept.size if status == "computed" and type(kept) is Captured else 0
         table.column(node)[row.local] = result.data_version
         if self.pass_index[node] < self.last_reader.get(node, -1) and (
             self.keep_values or not node.cache or self.kept_bytes + size <= KEEP_BYTES

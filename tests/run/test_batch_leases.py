@@ -226,6 +226,26 @@ def test_a_batch_logs_its_hits_and_writes_in_the_run_log(tmp_path: Path) -> None
     assert "Double" in cold.label or "2" in cold.label
 
 
+@pytest.mark.parametrize("strategy", ["breadth_first", "depth_first"])
+def test_each_batch_is_exactly_one_run_log_row(tmp_path: Path, strategy: str) -> None:
+    """Many chunks, two passes, a failing item and a cached rerun: one row per process_batch."""
+    store = open_store(tmp_path / "store")
+    graph, nodes = build(store, tmp_path / "marks")
+    before = len(store.runs())
+    os.environ["BATCH_BOOM"] = "4"
+    try:
+        stats = graph.process_batch(
+            range(9), [nodes["double"]], strategy=strategy, chunk_size=2, progress=False
+        )
+    finally:
+        del os.environ["BATCH_BOOM"]
+    assert len(stats.failures) == 1
+    graph.process_batch(range(9), [nodes["double"]], strategy=strategy, progress=False)
+    runs = store.runs()[before:]
+    assert [(r.kind, r.status) for r in runs] == [("batch", "ok")] * 2
+    assert (runs[0].computed, runs[1].computed + runs[1].hits) == (16, 18)
+
+
 def test_gc_keeping_one_run_after_a_batch_keeps_that_batchs_results(tmp_path: Path) -> None:
     """Batch, engine run, cached batch, gc(keep_runs=1): the batch's results survive (its hits
     are logged), the engine run's are dropped, and a rerun computes nothing."""
