@@ -10,7 +10,7 @@ only while the item's chunk is in flight; a breadth-first pass that must
 compute a node reading a constant calls ``prep_fn`` again for that item, and
 checks that it bound the same value (``prep_fn`` must be deterministic).
 Results a later pass reads are kept in memory while they fit in
-`KEEP_BYTES` (always for ``cache=False`` nodes, whose results are not
+``settings.batch_keep_bytes`` (always for ``cache=False`` nodes, whose results are not
 stored, and for a depth-first chunk); otherwise they are loaded back from the
 store when an item computes. A column is dropped after its last reader's pass.
 
@@ -33,7 +33,7 @@ is released at once, so another run computes it instead of waiting.
 
 Jobs. Misses are sent in jobs of several items. A job's size adapts to what
 the node costs: one item at first, then as many as fit in about
-`TARGET_JOB_SECONDS` (and, with several workers, at most half of an even
+``settings.batch_job_target_seconds`` (and, with several workers, at most half of an even
 share of what is left per worker, so jobs shrink toward the end of a pass and
 workers finish together), with up to two jobs per worker in flight: trivial
 items go in a few big jobs (the round trip to a worker is paid rarely).
@@ -87,14 +87,7 @@ from incgraph.run.resources import to_release
 from incgraph.sentinels import MISSING
 from incgraph.store.codecs import Captured
 
-__all__ = ["KEEP_BYTES", "TARGET_JOB_SECONDS", "BatchRun", "PrepFn"]
-
-TARGET_JOB_SECONDS = 0.2
-"""About how long one batch job should take, once the node's cost per item is known."""
-
-KEEP_BYTES = 256 * 2**20
-"""Breadth-first passes keep computed results in memory for later passes up to this many
-(stored) bytes; beyond it, a later pass loads them back from the store."""
+__all__ = ["BatchRun", "PrepFn"]
 
 PrepFn = Callable[[int, Any], Any]
 """``prep_fn(index, item)``: binds an item's constants."""
@@ -146,8 +139,9 @@ class _Row:
 class _Sizer:
     """How many items go in the next job of a pass (see the module note)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, target_seconds: float) -> None:
         self.workers = max(1, workers)
+        self.target_seconds = target_seconds
         self.seconds = 0.0
         self.count = 0
 
@@ -163,7 +157,7 @@ class _Sizer:
         if self.count == 0:
             return 1
         per_item = max(self.seconds / self.count, 1e-7)
-        return max(1, min(share, int(TARGET_JOB_SECONDS / per_item)))
+        return max(1, min(share, int(self.target_seconds / per_item)))
 
 
 class BatchRun:
@@ -210,7 +204,10 @@ class BatchRun:
         self.stop: BaseException | None = None
         self.twins: dict[str, list[_Row]] = {}
         self.waiting: list[list[_Row]] = []  # rows of keys another run is computing, by key
-        self.decider = Decider(self.store, session)
+        settings = graph.settings
+        self.keep_bytes = settings.batch_keep_bytes
+        self.job_seconds = settings.batch_job_target_seconds
+        self.decider = Decider(self.store, session, lease_min_seconds=settings.lease_min_seconds)
         self.decider.prefetch(n.label for n in self.passes)  # latest durations: leases pay?
         self.defer_waits = False  # breadth-first waits for them at the end of the pass
         self.kept_bytes = 0  # stored size of the results held in table.values
@@ -519,7 +516,10 @@ class BatchRun:
 
     def compute(self, node: Node, table: _Table, misses: list[_Row]) -> None:
         """Submit the misses in jobs, and settle each job as it finishes."""
-        sizer = self.sizers.setdefault(node, _Sizer(getattr(self.executor, "workers", 1)))
+        sizer = self.sizers.get(node)
+        if sizer is None:
+            workers = getattr(self.executor, "workers", 1)
+            sizer = self.sizers[node] = _Sizer(workers, self.job_seconds)
         queue = deque(misses)
         in_flight: dict[Future[list[Any]], list[_Row]] = {}
         limit = 2 * sizer.workers
@@ -630,12 +630,12 @@ class BatchRun:
         ``kept`` is the result's `incgraph.store.codecs.Captured` bytes
         (each consumer gets its own copy), or the value of a ``cache=False`` node.
         Values are kept for later passes when they are not stored (``cache=False``), in
-        depth-first chunks, and otherwise while they fit in `KEEP_BYTES`.
+        depth-first chunks, and otherwise while they fit in ``settings.batch_keep_bytes``.
         """
         size = kept.size if status == "computed" and type(kept) is Captured else 0
         table.column(node)[row.local] = result.data_version
         if self.pass_index[node] < self.last_reader.get(node, -1) and (
-            self.keep_values or not node.cache or self.kept_bytes + size <= KEEP_BYTES
+            self.keep_values or not node.cache or self.kept_bytes + size <= self.keep_bytes
         ):
             table.values.setdefault(node, {})[row.local] = kept
             self.kept_bytes += size

@@ -376,3 +376,27 @@ def test_constant_run_nodes_complete_once_bound() -> None:
 
     stats = g.process_batch(["a", "b"], [text], prep)
     assert seen == [0, 1] and stats.completed == [0, 1] and stats.computed == 0
+
+
+def test_batch_tuning_comes_from_the_graphs_settings() -> None:
+    """A tiny batch_job_target_seconds sends one item per job; the default groups trivial items."""
+    from incgraph import Settings
+    from incgraph.executors.base import SerialExecutor
+
+    class Counting(SerialExecutor):
+        def __init__(self) -> None:
+            self.jobs = 0
+
+        def submit(self, fn: Any, /, *args: Any) -> Any:
+            self.jobs += 1
+            return super().submit(fn, *args)
+
+    counts = []
+    for settings in (Settings(batch_job_target_seconds=1e-9), Settings()):
+        g = ProcessGraph(store=":memory:", settings=settings)
+        text = g.add_constant_node(0, "text")
+        shout = g.add_node(1, Shout, {"text": text})
+        executor = Counting()
+        g.process_batch([f"item {i}" for i in range(40)], [shout], executor=executor)
+        counts.append(executor.jobs)
+    assert counts[0] == 40 and counts[1] < 10
