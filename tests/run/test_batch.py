@@ -392,8 +392,8 @@ def test_batch_tuning_comes_from_the_graphs_settings() -> None:
             return super().submit(fn, *args)
 
     counts = []
-    for settings in (Settings(batch_job_target_seconds=1e-9), Settings()):
-        g = ProcessGraph(store=":memory:", settings=settings)
+    for tuned in (Settings(batch_job_target_seconds=1e-9), Settings()):
+        g = ProcessGraph(store=":memory:", settings=tuned)
         text = g.add_constant_node(0, "text")
         shout = g.add_node(1, Shout, {"text": text})
         executor = Counting()
