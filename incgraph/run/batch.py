@@ -149,7 +149,7 @@ def process_batch(
     prep = prep_fn if prep_fn is not None else _default_prep(order)
     ex, owned = _choose_executor(graph, executor, parallel)
     # announced: a gc in another process keeps what this batch writes while it runs
-    session = graph.store.session("batch", _label(targets), announce=True)
+    session = graph.store.session("batch", _label(targets), announce=True, settings=graph.settings)
     batch = BatchRun(graph, order, targets, prep, ex, fault_tolerant, chunk_size, session)
     start = time.perf_counter()
     graph.last_run = RunReport()
