@@ -829,9 +829,10 @@ def open_store(
         folder remembers the URL: later opens may leave it out, and opening it
         with another URL raises `ConfigurationError`. Credentials come from the
         client's own configuration (``AWS_*``, ``~/.aws``), never from the store.
-        With a PostgreSQL ``location`` (required there): a folder every machine
-        sharing the store reaches, such as a network disk, or an object-storage
-        URL.
+        With a PostgreSQL ``location`` (required there, or as the URL's
+        ``?blobs=``): a blob folder on the host whose processes share the store
+        (its rows are SQLite: not for a network file system), or an
+        object-storage URL for machines that share no disk (docs/team.md).
     create : bool
         With a PostgreSQL ``location``: create incgraph's tables if the database
         has none (the same as ``incgraph migrate URL``). A folder store is
@@ -1038,10 +1039,10 @@ def _postgres_blobs(
     (for an object-storage URL, the local store of this user's beside that bucket)."""
     if blobs is None:
         raise ConfigurationError(
-            f"open_store({safe_url(url)!r}) needs to know where the results' bytes go: a "
-            "folder every machine sharing the store can reach (e.g. a network disk), as "
-            "open_store(url, blobs='/shared/incgraph-blobs') or in the URL, "
-            "postgresql://...?blobs=/shared/incgraph-blobs"
+            f"open_store({safe_url(url)!r}) needs to know where the results' bytes go: "
+            "a blob folder or an object-storage URL, as open_store(url, "
+            "blobs='/data/incgraph-blobs') or blobs='s3://bucket/prefix', or in the URL, "
+            "postgresql://...?blobs=/data/incgraph-blobs"
         )
     return open_store(
         blobs,
