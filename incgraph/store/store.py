@@ -232,6 +232,8 @@ class Store:
 
     def __repr__(self) -> str:
         where = "in memory" if self.path is None else str(self.path)
+        if is_postgres_url(self.location):  # the URL names it (its password masked)
+            where = safe_url(str(self.location))
         return f"<Store {where}{' read-only' if self.read_only else ''}>"
 
     def __enter__(self) -> Store:

@@ -453,3 +453,15 @@ def zygote_exited(pid: int) -> bool:
         return True
     with open(f"/proc/{pid}/stat") as handle:
         return handle.read().split()[2] == "Z"
+
+
+def test_a_postgres_store_is_shown_by_its_url_without_password(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """repr() of a PostgreSQL store names its URL (password masked) and blob folder."""
+    open_store(postgres_url, blobs=tmp_path, create=True).close()
+    with_password = postgres_url.replace("incgraph@", "incgraph:pw@")
+    with open_store(with_password, blobs=tmp_path) as store:
+        shown = repr(store)
+    assert shown.startswith("<Store postgresql://incgraph:***@") and "pw@" not in shown
+    assert f"blobs={tmp_path}" in shown
