@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -101,11 +102,11 @@ if len(MIGRATIONS) != PG_SCHEMA_VERSION:  # pragma: no cover - a guard
     raise RuntimeError("PG_SCHEMA_VERSION must equal the number of MIGRATIONS")
 
 _INHERITED: list[Any] = []  # a fork's parent connections: never used, never closed
-_DATABASES: list[PostgresDatabase] = []
+_DATABASES: weakref.WeakSet[PostgresDatabase] = weakref.WeakSet()
 
 
 def _forget_connections_after_fork() -> None:
-    for database in _DATABASES:
+    for database in list(_DATABASES):
         database._after_fork()
 
 
@@ -206,7 +207,7 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         self._connections: list[Any] = []
         self.clock_offset = 0.0
-        _DATABASES.append(self)
+        _DATABASES.add(self)
         if check:
             self.check_schema(create=create)
 

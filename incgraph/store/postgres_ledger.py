@@ -38,13 +38,14 @@ killed) sends nothing: the timeout (a slow poll) finds those.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
 from incgraph.store.ledger import ClaimResult, LeaseState
-from incgraph.store.postgres_database import NEWS_CHANNEL, PostgresDatabase
+from incgraph.store.postgres_database import _INHERITED, NEWS_CHANNEL, PostgresDatabase
 from incgraph.store.postgres_index import PostgresIndex, _chunks
 from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
 
@@ -131,6 +132,7 @@ class PostgresLedger:
         self.database = database
         self._listen_lock = threading.Lock()
         self._listener: Any = None
+        self._listener_pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self.database.url!r})"
@@ -282,6 +284,9 @@ class PostgresLedger:
         caller looks again.
         """
         with self._listen_lock:
+            if self._listener_pid != os.getpid():  # forked: the parent's socket is not ours
+                _INHERITED.append(self._listener)
+                self._listener, self._listener_pid = None, os.getpid()
             if self._listener is None or self._listener.closed:
                 self._listener = self.database.listener()
                 self._listener.execute(f"LISTEN {NEWS_CHANNEL}")
@@ -298,7 +303,9 @@ class PostgresLedger:
 
     def _drop_listener(self) -> None:
         listener, self._listener = self._listener, None
-        if listener is not None:
+        if self._listener_pid != os.getpid():  # the parent's: leave it be
+            _INHERITED.append(listener)
+        elif listener is not None:
             with suppress(Exception):
                 listener.close()
 

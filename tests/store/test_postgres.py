@@ -465,3 +465,31 @@ def test_a_postgres_store_is_shown_by_its_url_without_password(
         shown = repr(store)
     assert shown.startswith("<Store postgresql://incgraph:***@") and "pw@" not in shown
     assert f"blobs={tmp_path}" in shown
+
+
+FORKER = """
+import os, sys
+from incgraph.store import open_store, Record
+store = open_store(sys.argv[1], blobs=sys.argv[2])
+store.lookup("0" * 32)  # the parent's connection is open
+store.ledger.wait_for_news(1.0)  # and its listening one
+pid = os.fork()
+if pid == 0:
+    store.save(Record("1" * 32, "ab" * 16, "n", "p", "c", "i"), "from the child")
+    store.ledger.wait_for_news(0.01)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+assert store.load(store.lookup("1" * 32)) == "from the child"
+assert store.ledger.wait_for_news(30.0)  # the child's save reached the parent's listener
+print("ok")
+"""
+
+
+def test_a_forked_child_uses_its_own_connections(postgres_url: str, tmp_path: Path) -> None:
+    """A child forked from a process with open connections opens its own: both keep working."""
+    open_store(postgres_url, blobs=tmp_path, create=True).close()
+    done = subprocess.run(
+        [sys.executable, "-c", FORKER, postgres_url, str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "ok", done.stderr
