@@ -313,7 +313,14 @@ class PostgresDatabase:
         )
 
     def error(self, exc: BaseException, action: str) -> StoreError:
-        """``exc`` (from psycopg) as a store error naming the database and the fix."""
+        """``exc`` (from psycopg) as a store error naming the database and the fix.
+
+        A connection the failure broke (the server restarted, the network went)
+        is dropped, so the next use connects again.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and (conn.broken or conn.closed):
+            self.end_thread()
         where = safe_url(self.url)
         sqlstate = getattr(exc, "sqlstate", None) or ""
         if sqlstate == "53100":

@@ -493,3 +493,15 @@ def test_a_forked_child_uses_its_own_connections(postgres_url: str, tmp_path: Pa
         [sys.executable, "-c", FORKER, postgres_url, str(tmp_path)], capture_output=True, text=True
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_connection_the_server_dropped_is_replaced(postgres_url: str, tmp_path: Path) -> None:
+    """When the server ends a session (a restart, a network cut), the call fails with a
+    StoreError and the next one connects again."""
+    with open_store(postgres_url, blobs=tmp_path, create=True) as store:
+        store.save(record(1, 11), 1)
+        pid = store.index.database.read_one("SELECT pg_backend_pid()")[0]
+        raw(postgres_url, f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(StoreError):
+            store.lookup(dv(1))
+        assert store.lookup_version(dv(1)) == dv(11)
