@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import IO, Any
 
-from incgraph.store import Store, default_location, open_store
+from incgraph.store import ENV_VAR, Store, default_location, open_store
 from incgraph.store.object_blobs import is_object_url
 from incgraph.store.postgres_database import is_postgres_url
 from incgraph.store.store import (
@@ -56,18 +57,23 @@ class Context:
         return bool(getattr(self.args, "json", False))
 
     @property
+    def given(self) -> str | None:
+        """``--store``, else ``$INCGRAPH_STORE`` (a folder or a URL), else None."""
+        return getattr(self.args, "store", None) or os.environ.get(ENV_VAR) or None
+
+    @property
     def location(self) -> Path:
         """The store folder: ``--store`` or the default (an ``s3://`` URL's local index folder)."""
-        given = getattr(self.args, "store", None)
-        if isinstance(given, str) and is_object_url(given) and not given.startswith("file://"):
-            return remote_index_folder(given)
+        given = self.given
+        if is_object_url(given) and not str(given).startswith("file://"):
+            return remote_index_folder(str(given))
         return Path(given).expanduser().absolute() if given else default_location()
 
     @property
     def store(self) -> Store:
         """The store, opened on first use; a usage error if there is none."""
-        if self._store is None and is_postgres_url(getattr(self.args, "store", None)):
-            self._store = self._open_postgres(self.args.store)
+        if self._store is None and is_postgres_url(self.given):
+            self._store = self._open_postgres(str(self.given))
         if self._store is None:
             folder = self.location
             if not (folder / INDEX_FILE).is_file():

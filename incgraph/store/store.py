@@ -886,6 +886,8 @@ def open_store(
         return location
     if max_bytes is None:
         max_bytes = max_bytes_from_env()  # a bad value fails before anything is created
+    if location is None:  # $INCGRAPH_STORE may be a URL as well as a folder
+        location = os.environ.get(ENV_VAR) or None
     if is_postgres_url(location):
         assert isinstance(location, str)  # is_postgres_url says so
         return _open_postgres_store(

@@ -302,3 +302,18 @@ def test_signed_and_path_of(tmp_path: Path) -> None:
     assert blobs.path_of(dv(1)) is None
     blobs.get(dv(1))
     assert blobs.path_of(dv(1)) == cache.path(dv(1))
+
+
+def test_incgraph_store_variable_may_be_a_bucket_url(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$INCGRAPH_STORE=s3://... makes the default store (and a graph's) keep its blobs in that bucket."""
+    monkeypatch.setenv("INCGRAPH_STORE", s3_bucket)
+    monkeypatch.setenv("INCGRAPH_HMAC_KEY", KEY)
+    with open_store() as store:
+        assert isinstance(store.blobs, ObjectBlobStore) and store.blobs.url == s3_bucket
+    graph = ProcessGraph()
+    node = graph.add_node("halve", Halve, {"x": 10})
+    assert graph.run_upto(node) == [0, 1, 2, 3, 4]
+    with open_store() as store:
+        assert store.blobs.contains(store.latest_for_node("halve").data_version)  # type: ignore[union-attr]

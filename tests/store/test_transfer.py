@@ -288,3 +288,18 @@ def test_push_killed_at_any_moment_leaves_every_row_loadable(tmp_path: Path, del
         push(team, local=tmp_path / "laptop")
         assert len(team.index) == 120
         assert all(team.load(r) == [int(r.node[1:])] * 3000 for r in team.index.records())
+
+
+def test_cli_default_store_may_be_a_bucket_url(
+    tmp_path: Path,
+    s3_bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With $INCGRAPH_STORE=s3://..., `incgraph ls` without --store lists that store's results."""
+    monkeypatch.setenv("INCGRAPH_HMAC_KEY", KEY)
+    monkeypatch.setenv("INCGRAPH_STORE", s3_bucket)
+    with open_store() as store:
+        run_graph(store)
+    assert main(["ls"]) == 0
+    assert "total" in capsys.readouterr().out
