@@ -132,8 +132,7 @@ def _artifact_sizes(ctx: Context, found: list[ResultInfo]) -> dict[str, int]:
 
 
 def _blob_sizes(ctx: Context) -> dict[str, int]:
-    entries = getattr(ctx.store.blobs, "entries", None)
-    return {} if entries is None else {e.data_version: e.size for e in entries()}
+    return {e.data_version: e.size for e in ctx.store.blobs.entries()}
 
 
 def _info_json(info: ResultInfo, artifact_sizes: dict[str, int]) -> dict[str, Any]:
@@ -248,9 +247,7 @@ def _artifacts(ctx: Context, rec: Record) -> list[tuple[str, str]] | None:
 
 
 def _producer(ctx: Context, data_version: str) -> Record | None:
-    find = getattr(ctx.store.index, "keys_for_data_version", None)
-    keys = list(find(data_version))[:1] if find is not None else []
-    found = ctx.store.lookup_many(keys)
+    found = ctx.store.lookup_many(ctx.store.index.keys_for_data_version(data_version)[:1])
     return next(iter(found.values()), None)
 
 
@@ -266,13 +263,11 @@ def _storage_of(ctx: Context, rec: Record) -> str:
 
 def _in_row(ctx: Context, rec: Record) -> bool:
     """Whether the result's index row holds its bytes (small results, schema version 3)."""
-    holds = getattr(ctx.store.index, "holds_data", None)
-    return bool(holds(rec.key)) if holds is not None else False
+    return ctx.store.index.holds_data(rec.key)
 
 
 def _file_of(ctx: Context, rec: Record) -> str | None:
-    path_of = getattr(ctx.store.blobs, "path_of", None)
-    path = path_of(rec.data_version) if path_of is not None else None
+    path = ctx.store.blobs.path_of(rec.data_version)
     return None if path is None else str(path)
 
 

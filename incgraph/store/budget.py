@@ -26,13 +26,10 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import TYPE_CHECKING
 
 from incgraph.errors import ConfigurationError, StoreError
-
-if TYPE_CHECKING:
-    from incgraph.store.garbage import GcReport
-    from incgraph.store.store import Store
+from incgraph.store.garbage import GcReport, collect_garbage
+from incgraph.store.protocols import StoreView
 
 __all__ = ["ENV_MAX_BYTES", "enforce_budget", "max_bytes_from_env", "parse_size", "stored_bytes"]
 
@@ -84,7 +81,7 @@ def max_bytes_from_env() -> int | None:
         ) from None
 
 
-def enforce_budget(store: Store, wrote: bool, started: float | None = None) -> GcReport | None:
+def enforce_budget(store: StoreView, wrote: bool, started: float | None = None) -> GcReport | None:
     """Bring ``store`` under its byte budget after a run; what was removed, or None.
 
     None when the store has no budget, is read-only, the run wrote nothing, or
@@ -109,12 +106,12 @@ def enforce_budget(store: Store, wrote: bool, started: float | None = None) -> G
         grace = store.settings.gc_grace_seconds
         if started is not None:
             grace = max(grace, time.time() - started)
-        return store.gc(max_bytes=limit, grace=grace)
+        return collect_garbage(store, max_bytes=limit, grace=grace)
     except StoreError:
         return None
 
 
-def stored_bytes(store: Store) -> int:
+def stored_bytes(store: StoreView) -> int:
     """Bytes of every blob and of every result held in an index row (orphans included).
 
     An upper bound of what a collection counts, read without loading any
@@ -132,7 +129,4 @@ def stored_bytes(store: Store) -> int:
     True
     """
     total = sum(entry.size for entry in store.blobs.entries())
-    held = getattr(store.index, "row_bytes", None)
-    if held is not None:
-        total += sum(held().values())
-    return total
+    return total + sum(store.index.row_bytes().values())

@@ -327,6 +327,11 @@ class FileBlobStore:
         """Whether writes are refused."""
         return self.file.read_only
 
+    @property
+    def signed(self) -> bool:
+        """Whether blobs carry an HMAC signature (this store was given a signer)."""
+        return self.signer is not None
+
     # -- reading ------------------------------------------------------------------
 
     def contains(self, data_version: str) -> bool:

@@ -64,12 +64,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from incgraph.errors import ReadOnlyStoreError
-from incgraph.store.protocols import Record
+from incgraph.store.protocols import Record, StoreView
 from incgraph.store.runlog import RunInfo, is_abandoned
 
 if TYPE_CHECKING:
     from incgraph.settings import Settings
-    from incgraph.store.store import Store
 
 __all__ = ["GcReport", "collect_garbage"]
 
@@ -109,7 +108,7 @@ class GcReport:
 
 
 def collect_garbage(
-    store: Store,
+    store: StoreView,
     *,
     keep_runs: int | None = None,
     max_bytes: int | None = None,
@@ -208,7 +207,7 @@ def collect_garbage(
 
 
 def _run_usage(
-    store: Store, runs: list[RunInfo], records: list[Record], recent: set[int]
+    store: StoreView, runs: list[RunInfo], records: list[Record], recent: set[int]
 ) -> tuple[dict[str, float], set[str]]:
     """Key -> last use (the later of its creation and the start of the last run that used
     it), and the keys the ``recent`` runs used. Reads one run's keys at a time."""
@@ -232,10 +231,9 @@ def _referenced(links: dict[str, set[str]], kept: list[Record]) -> set[str]:
     return own | {ref for dv in own for ref in links.get(dv, ())}
 
 
-def _row_bytes(store: Store) -> dict[str, int]:
+def _row_bytes(store: StoreView) -> dict[str, int]:
     """Key -> bytes of the result its index row holds (indexes that hold none: empty)."""
-    read = getattr(store.index, "row_bytes", None)
-    return {} if read is None else dict(read())
+    return store.index.row_bytes()
 
 
 def _recent_runs(runs: list[RunInfo], keep_runs: int | None) -> list[RunInfo]:
@@ -341,7 +339,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _delete(store: Store, report: GcReport, trim: list[int], now: float) -> None:
+def _delete(store: StoreView, report: GcReport, trim: list[int], now: float) -> None:
     """Index rows, then blobs, then files; then the ledger's leftovers."""
     store.index.delete_unchanged(report.removed)  # a key saved again meanwhile stays
     store.blobs.delete_many(report.blobs_removed, unreferenced=True)

@@ -71,6 +71,16 @@ class Ledger(Protocol):
         """Complete a started run with its status, finish time and keys."""
         ...
 
+    def end_run(self, entry: RunEntry, run_id: int | None, owner: str, keys: Iterable[str]) -> int:
+        """Drop ``owner``'s leases on ``keys`` and write the finished run; return its id.
+
+        The run is added (``run_id`` None) or the started run ``run_id`` completed.
+        A ledger that can makes it one transaction (what closing a run that still
+        holds leases costs); the leases go first, so no result is left without a
+        run that names it.
+        """
+        ...
+
     def runs(self) -> list[RunInfo]:
         """Every logged run, oldest first."""
         ...

@@ -146,17 +146,10 @@ def _expand(
         return node
     for name, data_version in record.inputs.items():
         item = LineageInput(name, data_version)
-        keys = _producers(store, data_version)
+        keys = store.index.keys_for_data_version(data_version)
         item.more_producers = max(0, len(keys) - MAX_PRODUCERS)
         for producer in store.lookup_many(keys[:MAX_PRODUCERS]).values():
             below = None if depth is None else depth - 1
             item.producers.append(_expand(store, producer, below, seen, accepted))
         node.inputs.append(item)
     return node
-
-
-def _producers(store: Store, data_version: str) -> list[str]:
-    find = getattr(store.index, "keys_for_data_version", None)
-    if find is not None:
-        return list(find(data_version))
-    return [rec.key for rec in store.index.records() if rec.data_version == data_version]

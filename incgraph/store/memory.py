@@ -22,18 +22,22 @@ import pickle
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from incgraph.sentinels import MISSING, Missing
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.codecs import Captured, dumps
 from incgraph.store.ledger import ClaimResult, LeaseState
-from incgraph.store.protocols import BlobEntry, Record
+from incgraph.store.protocols import BlobEntry, BlobStore, Record, save_apart
 from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
 
 __all__ = ["MemoryBlobStore", "MemoryIndex", "MemoryLedger"]
+
+T = TypeVar("T")
 
 
 def _copy(record: Record) -> Record:
@@ -109,6 +113,16 @@ class MemoryIndex:
     def put(self, record: Record) -> None:
         """Insert or replace the record under ``record.key``."""
         self.put_many([record])
+
+    def put_sharing_data(self, records: Iterable[Record]) -> None:
+        """Insert records naming stored results: `put_many` (rows hold no bytes here)."""
+        self.put_many(records)
+
+    def save_with(
+        self, blobs: BlobStore, items: list[tuple[Record, Any]], now: float
+    ) -> list[Record]:
+        """Blobs first, then the rows (`save_apart`): nothing shares a transaction here."""
+        return save_apart(self, blobs, items, now)
 
     def put_many(self, records: Iterable[Record]) -> None:
         """Insert or replace many records at once."""
@@ -205,6 +219,42 @@ class MemoryIndex:
             for dv in [dv for dv in self._refs if dv not in used]:
                 del self._refs[dv]
 
+    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
+        """``MISSING``: rows of a memory index hold no result bytes."""
+        return MISSING
+
+    def row_data(self, *, page: int = 1000) -> Iterator[tuple[Any, str, Any, Any, Any]]:
+        """Nothing: rows of a memory index hold no result bytes."""
+        return iter(())
+
+    def row_bytes(self) -> dict[str, int]:
+        """Empty: rows of a memory index hold no result bytes."""
+        return {}
+
+    def holds_data(self, key: str) -> bool:
+        """False: rows of a memory index hold no result bytes."""
+        return False
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block with nothing to hold: each read of a memory index is atomic already."""
+        return nullcontext()
+
+    def locked(self, operation: Callable[[], T]) -> T:
+        """``operation()``: each change of a memory index takes its lock by itself."""
+        return operation()
+
+    def integrity_problem(self) -> tuple[str, str] | None:
+        """None: a memory index has no file to check."""
+        return None
+
+    def disk_bytes(self) -> int:
+        """0: a memory index has no files."""
+        return 0
+
+    def make_ledger(self) -> MemoryLedger:
+        """A `MemoryLedger` deciding claims against this index."""
+        return MemoryLedger(self)
+
     def close(self) -> None:
         """Nothing to release; the records stay."""
 
@@ -222,7 +272,12 @@ class MemoryBlobStore:
     [1, 2]
     """
 
-    def __init__(self) -> None:
+    signed = False
+    """Memory blobs carry no signature (their bytes never leave the process)."""
+
+    def __init__(self, *, settings: Settings = DEFAULT_SETTINGS) -> None:
+        self.inline_limit = settings.blob_inline_limit_bytes
+        """What `Store.capture` pickles whole (``blob_inline_limit_bytes``), as on disk."""
         self._blobs: dict[str, bytes] = {}
         self._created: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -274,6 +329,10 @@ class MemoryBlobStore:
             created = self._created
             found = [(dv, len(data), created.get(dv, 0.0)) for dv, data in self._blobs.items()]
         return iter([BlobEntry(dv, size, created) for dv, size, created in found])
+
+    def path_of(self, data_version: str) -> Path | None:
+        """None: a memory blob is not a file."""
+        return None
 
     def check(self, data_version: str) -> str | None:
         """None if the blob is stored (bytes in memory cannot tear), else why not."""
@@ -354,6 +413,14 @@ class MemoryLedger:
     def start_run(self, entry: RunEntry) -> int:
         """Log a run that is starting; return its id."""
         return self.add_run(entry)
+
+    def end_run(self, entry: RunEntry, run_id: int | None, owner: str, keys: Iterable[str]) -> int:
+        """Drop ``owner``'s leases on ``keys``, then add or complete the run; return its id."""
+        self.release(owner, keys)
+        if run_id is None:
+            return self.add_run(entry)
+        self.finish_run(run_id, entry)
+        return run_id
 
     def finish_run(self, run_id: int, entry: RunEntry) -> None:
         """Complete a started run."""

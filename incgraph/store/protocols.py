@@ -18,19 +18,32 @@ complete when the row was committed; blobs also carry a checksum that is
 verified on load, so a torn or tampered blob raises
 `StoreCorruptError` and is never served.
 
-Every implementation passes the one contract suite in ``tests/store/contract.py``.
+Every implementation has every method of its protocol: no caller asks an
+implementation what it supports (``getattr``/``hasattr``/``isinstance``). Where a
+backend lacks a feature, its method says so with an empty answer (an index that
+keeps no result bytes in its rows returns ``MISSING`` from `Index.row_value` and
+nothing from `Index.row_data`; an index with no file has no `Index.integrity_problem`).
+
+Every implementation passes the contract suites in ``tests/store/contract.py``
+(docs/store.md, "Writing a store backend").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from incgraph.sentinels import MISSING, Missing
+from incgraph.settings import Settings
+from incgraph.store.ledger import Ledger
+from incgraph.store.runlog import RunInfo
 
-__all__ = ["BlobEntry", "BlobStore", "Index", "Record"]
+__all__ = ["BlobEntry", "BlobStore", "Index", "Record", "StoreView", "refs_of", "save_apart"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +223,28 @@ class Index(Protocol):
         """Insert many records in one transaction."""
         ...
 
+    def put_sharing_data(self, records: Iterable[Record]) -> None:
+        """Insert records that name already stored results (a second key of a result).
+
+        An index that keeps a small result's bytes in its row copies them into each
+        new row, so the new row stays loadable when the first one is dropped; any
+        other index inserts the records as `put_many` does.
+        """
+        ...
+
+    def save_with(
+        self, blobs: BlobStore, items: list[tuple[Record, Any]], now: float
+    ) -> list[Record]:
+        """Store results: blobs through ``blobs`` first, then the rows; return the rows committed.
+
+        Each committed record carries its stored ``size``, and ``created`` is ``now``
+        unless the record already had a time. The references of the values
+        (`refs_of`) are recorded too. An index that shares one transaction with
+        ``blobs`` (the SQLite index with the file blob store in its database)
+        commits blob rows and result rows at once; any other calls `save_apart`.
+        """
+        ...
+
     def latest_for_node(self, node: str) -> Record | Missing:
         """The most recently created record of ``node``, or ``MISSING``."""
         ...
@@ -219,6 +254,14 @@ class Index(Protocol):
 
         One bulk read that lets a rerun with nothing changed confirm its hits without a
         query per node.
+        """
+        ...
+
+    def latest_entries(self, nodes: Iterable[str]) -> dict[str, tuple[str, str, float]]:
+        """Node label -> (key, data version, duration) of its latest record, in bulk.
+
+        The duration is how long that result took (NaN when the index cannot say):
+        the engine skips the lease of a node known to be cheap.
         """
         ...
 
@@ -270,6 +313,50 @@ class Index(Protocol):
         """Forget the references of data versions no result has any more."""
         ...
 
+    # -- results kept in their rows (an index that keeps none answers empty) ---------------
+
+    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
+        """The value a row holds for ``data_version``, or ``MISSING`` if no row holds one.
+
+        ``signed``: the store signs its blobs, so bytes held in a row (never signed)
+        are refused with `StoreCorruptError`, as are bytes failing their checksum.
+        """
+        ...
+
+    def row_data(self, *, page: int = 1000) -> Iterator[tuple[Any, str, Any, Any, Any]]:
+        """(reference, key, data version, checksum, bytes) of each row holding its bytes."""
+        ...
+
+    def row_bytes(self) -> dict[str, int]:
+        """Key -> bytes of the result its row holds, for every row holding one."""
+        ...
+
+    def holds_data(self, key: str) -> bool:
+        """Whether the row of ``key`` holds its result's bytes (False when there is no row)."""
+        ...
+
+    # -- transactions, files and the ledger ------------------------------------------------
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block inside which this thread's reads all see one state of the index."""
+        ...
+
+    def locked(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` holding the index's write lock; its writes join one transaction."""
+        ...
+
+    def integrity_problem(self) -> tuple[str, str] | None:
+        """(where, what) when the index's own storage fails its consistency check, else None."""
+        ...
+
+    def disk_bytes(self) -> int:
+        """Bytes the index's own files take (0 for an index not kept in files)."""
+        ...
+
+    def make_ledger(self) -> Ledger:
+        """A ledger that decides claims atomically against this index (the default one)."""
+        ...
+
     def close(self) -> None:
         """Release connections. The index may be reopened by using it again."""
         ...
@@ -278,6 +365,16 @@ class Index(Protocol):
 @runtime_checkable
 class BlobStore(Protocol):
     """Data version -> value. Writes are atomic; reads verify a checksum."""
+
+    @property
+    def signed(self) -> bool:
+        """Whether blobs carry an HMAC signature (bytes without one are never served)."""
+        ...
+
+    @property
+    def inline_limit(self) -> int:
+        """Values whose encoding is smaller than this are pickled whole (`Store.capture`)."""
+        ...
 
     def contains(self, data_version: str) -> bool:
         """Whether a complete blob for ``data_version`` is stored."""
@@ -290,6 +387,10 @@ class BlobStore(Protocol):
         bytes are what is stored (the value as it was when it was captured), and
         ``get`` returns the value, not the wrapper.
         """
+        ...
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> list[int]:
+        """Store many (data version, value) pairs as `put` does; return their sizes, in order."""
         ...
 
     def get(self, data_version: str) -> Any:
@@ -315,6 +416,10 @@ class BlobStore(Protocol):
         """Size, creation time and place of every stored blob."""
         ...
 
+    def path_of(self, data_version: str) -> Path | None:
+        """The file holding the blob's bytes, or None (not stored, inline, or not a file)."""
+        ...
+
     def check(self, data_version: str) -> str | None:
         """Why the blob must not be served (its bytes read in full), or None if sound."""
         ...
@@ -338,3 +443,125 @@ class BlobStore(Protocol):
     def close(self) -> None:
         """Release any open handles."""
         ...
+
+
+class StoreView(Protocol):
+    """What maintenance (gc, verify, stats, clear, the byte budget) sees of a store.
+
+    Its three parts and the rules that span them. `incgraph.store.Store` is one;
+    the maintenance modules are typed against this protocol, never against the
+    store class, so the store depends on maintenance and not the other way round.
+    """
+
+    @property
+    def index(self) -> Index:
+        """Cache key -> record."""
+        ...
+
+    @property
+    def blobs(self) -> BlobStore:
+        """Data version -> value."""
+        ...
+
+    @property
+    def ledger(self) -> Ledger:
+        """Run log, pins and leases."""
+        ...
+
+    @property
+    def path(self) -> Path | None:
+        """The store's folder, None for a store in memory."""
+        ...
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused."""
+        ...
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The byte budget, None for none."""
+        ...
+
+    @property
+    def settings(self) -> Settings:
+        """The tuning maintenance follows (grace period, run-log limit, stale-run age)."""
+        ...
+
+    @property
+    def quarantine_folder(self) -> Path | None:
+        """Where ``verify`` moves bad blobs (None for a store in memory)."""
+        ...
+
+    def resolve(self, prefix: str) -> str:
+        """The one stored cache key that starts with ``prefix``."""
+        ...
+
+    def runs(self) -> list[RunInfo]:
+        """Every logged run, oldest first (dead runners' runs ``"abandoned"``)."""
+        ...
+
+    def pins(self) -> list[str]:
+        """The pinned keys, oldest pin first."""
+        ...
+
+    def check_marked(self, action: str) -> None:
+        """Refuse ``action`` in a folder not marked as a store."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block inside which this thread's reads see one state of the store."""
+        ...
+
+    def locked(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` holding the store's write lock."""
+        ...
+
+
+def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
+    """(result data version, referenced blob) pairs of the values that name other blobs.
+
+    A value names them through its type's ``__incgraph_refs__()`` (data versions).
+
+    Examples
+    --------
+    >>> class Pointer:
+    ...     def __incgraph_refs__(self):
+    ...         return ["cd" * 16]
+    >>> pointer = (Record("k", "ab" * 16, "n", "p", "c", "i"), Pointer())
+    >>> refs_of([pointer]) == [("ab" * 16, "cd" * 16)]
+    True
+    """
+    pairs = []
+    for record, value in items:
+        names = getattr(type(value), "__incgraph_refs__", None)  # a user type's hook
+        if names is not None:
+            pairs += [(record.data_version, ref) for ref in names(value)]
+    return pairs
+
+
+def save_apart(
+    index: Index, blobs: BlobStore, items: list[tuple[Record, Any]], now: float
+) -> list[Record]:
+    """`Index.save_with` for an index and a blob store that share no transaction.
+
+    References first, then every blob, then the rows in one `Index.put_many`: a
+    crash in between leaves orphan blobs (and references of no result), never a
+    row naming missing bytes.
+
+    Examples
+    --------
+    >>> from incgraph.store.memory import MemoryBlobStore, MemoryIndex
+    >>> index, blobs = MemoryIndex(), MemoryBlobStore()
+    >>> [saved] = save_apart(index, blobs, [(Record("k", "ab" * 16, "n", "p", "c", "i"), 7)], 5.0)
+    >>> saved.created, blobs.get("ab" * 16), index.get("k") == saved
+    (5.0, 7, True)
+    """
+    index.put_refs(refs_of(items))
+    sizes = blobs.put_many([(record.data_version, value) for record, value in items])
+    saved = [
+        with_size(record, size, record.created or now)
+        for (record, _), size in zip(items, sizes, strict=True)
+    ]
+    index.put_many(saved)
+    return saved

@@ -276,9 +276,8 @@ class RunLog:
         hits = [key for key in dict.fromkeys(self.hits) if key not in wrote]
         entry = self._entry(status, time.time(), hits, written)
         keys = [] if lessee is None else lessee.held_keys()
-        end_run = getattr(self.ledger, "end_run", None)
-        if lessee is not None and keys and end_run is not None and lessee.ledger is self.ledger:
-            self.run_id = end_run(entry, self.run_id, lessee.owner, keys)
+        if lessee is not None and keys and lessee.ledger is self.ledger:
+            self.run_id = self.ledger.end_run(entry, self.run_id, lessee.owner, keys)
             lessee.released(keys)
             return self.run_id
         if lessee is not None:

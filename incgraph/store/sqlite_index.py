@@ -42,22 +42,26 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from functools import partial
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
-from incgraph.errors import ExtraNotInstalledError, StoreCorruptError
+from incgraph.errors import ExtraNotInstalledError, StoreCorruptError, StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.codecs import checksum_of, decode
-from incgraph.store.failure import store_error
-from incgraph.store.protocols import Record
+from incgraph.store.failure import corrupt_index_error, store_error
+from incgraph.store.file_blobs import FileBlobStore
+from incgraph.store.protocols import BlobStore, Record, refs_of, save_apart, with_size
 from incgraph.store.schema import REFS_SINCE, ROW_DATA_SINCE
 from incgraph.store.sqlite_file import SqliteFile
+from incgraph.store.sqlite_ledger import SqliteLedger
 
 __all__ = ["SqliteIndex"]
 
+T = TypeVar("T")
 
 _FIELDS = (
     "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
@@ -577,6 +581,122 @@ class SqliteIndex:
         )
         self.file.write(lambda conn: conn.execute(sql))
 
+    # -- saving, transactions, the file ----------------------------------------------------
+
+    def save_with(
+        self, blobs: BlobStore, items: list[tuple[Record, Any]], now: float
+    ) -> list[Record]:
+        """Store results: with the blob store of this file in one transaction per chunk.
+
+        When ``blobs`` is the `FileBlobStore` of this very database (every store
+        `open_store` makes), the blob rows and the result rows of up to
+        ``settings.index_put_chunk`` results commit together, blob rows first (blob files are
+        renamed into place before): a crash leaves both or neither. A result whose
+        pickle is at most ``settings.row_inline_limit_bytes`` (no signer) gets no blob row:
+        its bytes and checksum go into its own row. With any other blob store,
+        `save_apart`.
+        """
+        if not (isinstance(blobs, FileBlobStore) and blobs.file is self.file):
+            return save_apart(self, blobs, items, now)
+        saved: list[Record] = []
+        step = self.settings.index_put_chunk
+        for start in range(0, len(items), step):
+            saved += self._save_chunk(blobs, items[start : start + step], now)
+        return saved
+
+    def _save_chunk(
+        self, blobs: FileBlobStore, items: list[tuple[Record, Any]], now: float
+    ) -> list[Record]:
+        """Blob rows, then result rows, of ``items`` in one transaction of the shared file."""
+        saved: list[Record] = []
+
+        def write_index(
+            conn: sqlite3.Connection, sizes: list[int], held: Mapping[str, tuple[str, bytearray]]
+        ) -> None:
+            pairs = zip(items, sizes, strict=True)
+            saved[:] = [
+                with_size(record, size, record.created or now) for (record, _), size in pairs
+            ]
+            rows = []
+            for record in saved:
+                data = held.get(record.data_version) if held else None
+                rows.append(record_row(record) if data is None else stored_row(record, *data))
+            self.insert_rows(conn, rows)
+            refs = refs_of(items)
+            if refs:
+                self.insert_refs(conn, refs)
+                _check_refs_stored(conn, items, refs)
+
+        blobs.put_many(
+            [(record.data_version, value) for record, value in items],
+            also=write_index,
+            row_limit=self.settings.row_inline_limit_bytes,
+        )
+        return saved
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction of this thread: every read inside sees one state (WAL)."""
+        with self.file.snapshot():
+            yield
+
+    def locked(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` inside one write transaction (directly when read-only)."""
+        if self.file.read_only:
+            return operation()
+        return self.file.write(lambda conn: operation())
+
+    def integrity_problem(self) -> tuple[str, str] | None:
+        """(the file, what is wrong) if ``PRAGMA quick_check`` fails on it, else None."""
+        try:
+            rows = self.file.connection().execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as exc:
+            detail: object = store_error(exc, self.file.path)
+        except StoreError as exc:
+            detail = exc
+        else:
+            messages = [str(row[0]) for row in rows]
+            if messages == ["ok"]:
+                return None
+            detail = corrupt_index_error(self.file.path, "; ".join(messages[:5]))
+        return str(self.file.path), str(detail)
+
+    def disk_bytes(self) -> int:
+        """Bytes of the database file and its ``-wal`` and ``-shm`` companions."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(OSError):
+                total += os.stat(f"{self.file.path}{suffix}").st_size
+        return total
+
+    def make_ledger(self) -> SqliteLedger:
+        """The `SqliteLedger` in this index's file (claims check results in one transaction)."""
+        return SqliteLedger(self.file)
+
     def close(self) -> None:
         """Close this process's connections; using the index again reopens one."""
         self.file.close()
+
+
+def _check_refs_stored(
+    conn: sqlite3.Connection, items: list[tuple[Record, Any]], refs: list[tuple[str, str]]
+) -> None:
+    """Refuse to commit results that reference blobs which are not stored (any more)."""
+    wanted = list(dict.fromkeys(ref for _, ref in refs))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        sql = f"SELECT data_version FROM blobs WHERE data_version IN ({','.join('?' * len(chunk))})"
+        found.update(dv for (dv,) in conn.execute(sql, chunk))
+    missing = [ref for ref in wanted if ref not in found]
+    if missing:
+        owner = {ref: dv for dv, ref in refs}
+        nodes = {rec.data_version: rec.node for rec, _ in items}
+        error = StoreError(
+            f"the result of node {nodes.get(owner[missing[0]], '?')!r} references blob "
+            f"{missing[0]}, which is not stored (a garbage collection with --grace 0 beside "
+            "this run can delete a blob written moments before its result); nothing was "
+            "saved: rerun, and give gc a grace period longer than a run's write"
+        )
+        error.missing_refs = missing  # type: ignore[attr-defined]  # a writer may put them again
+        raise error

@@ -62,16 +62,17 @@ Opening a store unpickles whatever it holds: open only stores you trust.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from incgraph.errors import (
     ConfigurationError,
@@ -88,31 +89,25 @@ from incgraph.store.budget import max_bytes_from_env
 from incgraph.store.codecs import Captured, capture
 from incgraph.store.failure import store_error
 from incgraph.store.file_blobs import FileBlobStore
+from incgraph.store.garbage import GcReport, collect_garbage
 from incgraph.store.leases import Lessee
 from incgraph.store.ledger import Ledger
-from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
+from incgraph.store.memory import MemoryBlobStore, MemoryIndex
 from incgraph.store.names import is_real_folder
 from incgraph.store.object_blobs import ObjectBlobStore, is_object_url
 from incgraph.store.permissions import Modes, folder_modes
 from incgraph.store.postgres_database import is_postgres_url, safe_url, split_blobs
-from incgraph.store.postgres_index import BlobsVanished
 from incgraph.store.postgres_ledger import open_postgres
-from incgraph.store.protocols import BlobStore, Index, Record, with_size
+from incgraph.store.protocols import BlobStore, Index, Record, refs_of
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
+from incgraph.store.schema import SCHEMA_VERSION
 from incgraph.store.session import StoreSession, open_session
 from incgraph.store.signing import HMAC_ENV_VAR, Signer, signer_from_env
 from incgraph.store.sqlite_file import SqliteFile
-from incgraph.store.sqlite_index import (
-    SqliteIndex,
-    record_row,
-    stored_row,
-)
+from incgraph.store.sqlite_index import SqliteIndex
 from incgraph.store.sqlite_ledger import SqliteLedger
-
-if TYPE_CHECKING:
-    from incgraph.store.garbage import GcReport
-    from incgraph.store.usage import ClearReport, StoreStats
-    from incgraph.store.verification import VerifyReport
+from incgraph.store.usage import ClearReport, StoreStats, clear_store, store_stats
+from incgraph.store.verification import VerifyReport, verify_store
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -123,6 +118,7 @@ __all__ = [
     "memory_store",
     "open_store",
     "read_marker",
+    "refs_of",
 ]
 
 ENV_VAR = "INCGRAPH_STORE"
@@ -142,7 +138,6 @@ CACHE_FOLDER = "cache"
 QUARANTINE_FOLDER = "quarantine"
 MARKER_FILE = "incgraph-store.json"
 MARKER_FORMAT = "incgraph store"
-_SAVE_ATTEMPTS = 5  # a save whose blobs a gc deleted meanwhile writes them again, this often
 
 
 class Store:
@@ -211,16 +206,8 @@ class Store:
         self.blobs = blobs
         self.path = None if path is None else Path(path)
         self.read_only = read_only
-        if ledger is None:
-            if isinstance(index, SqliteIndex):
-                ledger = SqliteLedger(index.file)
-            else:
-                ledger = MemoryLedger(index)
-        self.ledger = ledger
+        self.ledger = index.make_ledger() if ledger is None else ledger
         self.packages = _declared_packages(packages)
-        self.commit_rows: Callable[[list[Record]], None] = index.put_many
-        """How `save_many` commits the rows of results whose blobs it wrote (an index in
-        another database than its blobs checks they are still there)."""
         self.location: str | None = None if self.path is None else str(self.path)
         """What `open_store` reopens this store from (in another process): its folder, or
         its PostgreSQL URL with ``blobs=``; None for a store in memory."""
@@ -292,11 +279,7 @@ class Store:
         The duration is how long that result took to compute (NaN when the index
         cannot say): the engine skips the lease of a node known to be cheap.
         """
-        bulk = getattr(self.index, "latest_entries", None)
-        if bulk is not None:
-            return dict(bulk(nodes))
-        nan = float("nan")
-        return {node: (key, dv, nan) for node, (key, dv) in self.latest_versions(nodes).items()}
+        return self.index.latest_entries(nodes)
 
     def lookup_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records found for ``keys`` (absent keys are left out)."""
@@ -343,24 +326,18 @@ class Store:
 
     def _row_value(self, data_version: str) -> Any:
         """The value an index row holds for ``data_version``, or ``MISSING``."""
-        read = getattr(self.index, "row_value", None)
-        if read is None:
-            return MISSING
-        return read(data_version, signed=getattr(self.blobs, "signer", None) is not None)
+        return self.index.row_value(data_version, signed=self.blobs.signed)
 
     def _forget(self, data_version: str) -> None:
         """Drop the index rows naming or referencing ``data_version`` (unless read-only)."""
         if not self.read_only:
             with suppress(StoreError):
                 self.index.delete(
-                    [*self._keys_for(data_version), *self.index.referencing(data_version)]
+                    [
+                        *self.index.keys_for_data_version(data_version),
+                        *self.index.referencing(data_version),
+                    ]
                 )
-
-    def _keys_for(self, data_version: str) -> list[str]:
-        find = getattr(self.index, "keys_for_data_version", None)
-        if find is not None:
-            return list(find(data_version))
-        return [rec.key for rec in self.index.records() if rec.data_version == data_version]
 
     def capture(self, value: Any) -> Captured:
         """``value``'s bytes as this store would save them, taken now.
@@ -386,8 +363,7 @@ class Store:
         >>> store.load(saved), captured.value()
         ([1, 2], [1, 2])
         """
-        limit = getattr(self.blobs, "inline_limit", self.settings.blob_inline_limit_bytes)
-        return capture(value, inline_limit=limit)
+        return capture(value, inline_limit=self.blobs.inline_limit)
 
     def save(self, record: Record, value: Any) -> Record:
         """Store ``value`` as the result of ``record``: blob first (atomic), then the index row.
@@ -416,40 +392,7 @@ class Store:
                 f"cannot save results of node {nodes}: {self!r} was opened read-only; "
                 f"{self._writable_advice()}"
             )
-        now = time.time()
-        index, blobs = self.index, self.blobs
-        if (
-            isinstance(index, SqliteIndex)
-            and isinstance(blobs, FileBlobStore)
-            and index.file is blobs.file
-        ):
-            saved: list[Record] = []
-            step, row_limit = self.settings.index_put_chunk, self.settings.row_inline_limit_bytes
-            for start in range(0, len(items), step):
-                saved += _save_chunk(index, blobs, items[start : start + step], now, row_limit)
-            return saved
-        index.put_refs(refs_of(items))
-        for attempt in range(_SAVE_ATTEMPTS):
-            saved = self._put_blobs(items, now)
-            try:
-                self.commit_rows(saved)
-            except BlobsVanished as exc:  # a gc beside us deleted some: write them again
-                if exc.missing_refs or attempt == _SAVE_ATTEMPTS - 1:
-                    raise  # referenced blobs only their writer can put back (store.writer)
-                continue
-            break
-        return saved
-
-    def _put_blobs(self, items: list[tuple[Record, Any]], now: float) -> list[Record]:
-        """Write the blobs of ``items`` (present ones are no-ops); return the records to commit."""
-        blobs = self.blobs
-        put_many = getattr(blobs, "put_many", None)
-        pairs = [(record.data_version, value) for record, value in items]
-        if put_many is not None:
-            sizes = list(put_many(pairs))
-        else:
-            sizes = [blobs.put(data_version, value) for data_version, value in pairs]
-        return [_sized(record, size, now) for (record, _), size in zip(items, sizes, strict=True)]
+        return self.index.save_with(self.blobs, items, time.time())
 
     # -- the ledger: run log, pins, leases ---------------------------------------------
 
@@ -574,8 +517,6 @@ class Store:
         dry_run: bool = False,
     ) -> GcReport:
         """Drop what recent runs did not use; see `incgraph.store.garbage.collect_garbage`."""
-        from incgraph.store.garbage import collect_garbage
-
         return collect_garbage(
             self,
             keep_runs=keep_runs,
@@ -587,20 +528,14 @@ class Store:
 
     def verify(self, *, quarantine: bool = True) -> VerifyReport:
         """Check every blob and index row; see `incgraph.store.verification.verify_store`."""
-        from incgraph.store.verification import verify_store
-
         return verify_store(self, quarantine=quarantine and not self.read_only)
 
     def stats(self) -> StoreStats:
         """Counts, bytes and hit rates; see `incgraph.store.usage.store_stats`."""
-        from incgraph.store.usage import store_stats
-
         return store_stats(self)
 
     def clear(self) -> ClearReport:
         """Delete every result, blob, run and pin; see `incgraph.store.usage.clear_store`."""
-        from incgraph.store.usage import clear_store
-
         return clear_store(self)
 
     @contextmanager
@@ -619,11 +554,7 @@ class Store:
         (0, 0)
         >>> store.close()
         """
-        file = getattr(self.index, "file", None)
-        if not isinstance(file, SqliteFile):
-            yield
-            return
-        with file.snapshot():
+        with self.index.snapshot():
             yield
 
     def locked(self, operation: Callable[[], T]) -> T:
@@ -641,10 +572,9 @@ class Store:
         0
         >>> store.close()
         """
-        file = getattr(self.index, "file", None)
-        if not isinstance(file, SqliteFile) or self.read_only:
+        if self.read_only:
             return operation()
-        return file.write(lambda conn: operation())
+        return self.index.locked(operation)
 
     def _check_writable(self, action: str) -> None:
         if self.read_only:
@@ -666,97 +596,6 @@ class Store:
         self.index.close()
         self.blobs.close()
         self.ledger.close()
-
-
-def _sized(record: Record, size: int, now: float) -> Record:
-    """``record`` as committed: its blob's ``size``, and ``now`` unless it has a time."""
-    return with_size(record, size, record.created or now)
-
-
-def _save_chunk(
-    index: SqliteIndex,
-    blobs: FileBlobStore,
-    items: list[tuple[Record, Any]],
-    now: float,
-    row_limit: int,
-) -> list[Record]:
-    """Blob rows, then index rows, of ``items`` in one transaction of their shared file.
-
-    A result whose pickle is at most ``row_limit`` bytes (no signer)
-    gets no blob row: its bytes and checksum go into its own index row.
-    """
-    saved: list[Record] = []
-
-    def write_index(
-        conn: sqlite3.Connection, sizes: list[int], held: Mapping[str, tuple[str, bytearray]]
-    ) -> None:
-        pairs = zip(items, sizes, strict=True)
-        saved[:] = [_sized(record, size, now) for (record, _), size in pairs]
-        if not held:
-            index.insert_rows(conn, [record_row(record) for record in saved])
-        else:
-            rows = []
-            for record in saved:
-                data = held.get(record.data_version)
-                rows.append(record_row(record) if data is None else stored_row(record, *data))
-            index.insert_rows(conn, rows)
-        refs = refs_of(items)
-        if refs:
-            index.insert_refs(conn, refs)
-            _check_refs_stored(conn, items, refs)
-
-    blobs.put_many(
-        [(record.data_version, value) for record, value in items],
-        also=write_index,
-        row_limit=row_limit,
-    )
-    return saved
-
-
-def _check_refs_stored(
-    conn: sqlite3.Connection, items: list[tuple[Record, Any]], refs: list[tuple[str, str]]
-) -> None:
-    """Refuse to commit results that reference blobs which are not stored (any more)."""
-    wanted = list(dict.fromkeys(ref for _, ref in refs))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        sql = f"SELECT data_version FROM blobs WHERE data_version IN ({','.join('?' * len(chunk))})"
-        found.update(dv for (dv,) in conn.execute(sql, chunk))
-    missing = [ref for ref in wanted if ref not in found]
-    if missing:
-        owner = {ref: dv for dv, ref in refs}
-        nodes = {rec.data_version: rec.node for rec, _ in items}
-        error = StoreError(
-            f"the result of node {nodes.get(owner[missing[0]], '?')!r} references blob "
-            f"{missing[0]}, which is not stored (a garbage collection with --grace 0 beside "
-            "this run can delete a blob written moments before its result); nothing was "
-            "saved: rerun, and give gc a grace period longer than a run's write"
-        )
-        error.missing_refs = missing  # type: ignore[attr-defined]  # a writer may put them again
-        raise error
-
-
-def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
-    """(result data version, referenced blob) pairs of the values that name other blobs.
-
-    A value names them through its type's ``__incgraph_refs__()`` (data versions).
-
-    Examples
-    --------
-    >>> class Pointer:
-    ...     def __incgraph_refs__(self):
-    ...         return ["cd" * 16]
-    >>> pointer = (Record("k", "ab" * 16, "n", "p", "c", "i"), Pointer())
-    >>> refs_of([pointer]) == [("ab" * 16, "cd" * 16)]
-    True
-    """
-    pairs = []
-    for record, value in items:
-        names = getattr(type(value), "__incgraph_refs__", None)
-        if names is not None:
-            pairs += [(record.data_version, ref) for ref in names(value)]
-    return pairs
 
 
 def default_location() -> Path:
@@ -1005,7 +844,6 @@ def _open_postgres_store(
         settings=settings,
     )
     store.location = _with_blobs(url, folder if is_object_url(folder) else blob_store.path)
-    store.commit_rows = index.put_saved
     return store
 
 
@@ -1182,8 +1020,6 @@ def folder_is_writable(folder: Path) -> bool:
     >>> folder_is_writable(Path(tempfile.mkdtemp()))
     True
     """
-    import uuid
-
     probe = folder / f".incgraph-probe-{uuid.uuid4().hex}"
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -1247,8 +1083,6 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 
     A marker that is not a regular file or not incgraph's JSON counts as none.
     """
-    import json
-
     try:
         with open(folder / MARKER_FILE, "rb", opener=_no_follow) as handle:
             found = json.loads(handle.read(4096))
@@ -1283,11 +1117,6 @@ def mark_folder(
     >>> read_marker(folder)["format"]
     'incgraph store'
     """
-    import json
-    import uuid
-
-    from incgraph.store.schema import SCHEMA_VERSION
-
     folder = Path(folder)
     modes = modes or folder_modes(None)
     found = read_marker(folder) or {}
@@ -1372,4 +1201,4 @@ def memory_store(*, settings: Settings = DEFAULT_SETTINGS) -> Store:
     >>> store.path is None, store.settings.claim_ahead
     (True, 512)
     """
-    return Store(MemoryIndex(), MemoryBlobStore(), settings=settings)
+    return Store(MemoryIndex(), MemoryBlobStore(settings=settings), settings=settings)

@@ -21,13 +21,9 @@ import time
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from incgraph.errors import ReadOnlyStoreError
-from incgraph.store.protocols import Record
-
-if TYPE_CHECKING:
-    from incgraph.store.store import Store
+from incgraph.store.protocols import Record, StoreView
 
 __all__ = [
     "ClearReport",
@@ -117,7 +113,7 @@ class ClearReport:
     pins: int = 0
 
 
-def run_usage(store: Store) -> tuple[Counter[str], Counter[str], dict[str, float]]:
+def run_usage(store: StoreView) -> tuple[Counter[str], Counter[str], dict[str, float]]:
     """(hits per key, computes per key, last use per key) from the run log."""
     hits: Counter[str] = Counter()
     computed: Counter[str] = Counter()
@@ -135,7 +131,7 @@ def run_usage(store: Store) -> tuple[Counter[str], Counter[str], dict[str, float
 
 
 def list_results(
-    store: Store,
+    store: StoreView,
     *,
     node: str | None = None,
     processor: str | None = None,
@@ -171,7 +167,7 @@ def _matches(text: str, pattern: str) -> bool:
     return text == pattern or fnmatch.fnmatchcase(text, pattern)
 
 
-def store_stats(store: Store) -> StoreStats:
+def store_stats(store: StoreView) -> StoreStats:
     """Counts, bytes and hit rates of ``store`` (see `StoreStats`)."""
     stats = StoreStats(path=None if store.path is None else str(store.path))
     entries = list(store.blobs.entries())
@@ -181,7 +177,7 @@ def store_stats(store: Store) -> StoreStats:
     held = _row_bytes(store)
     stats.row_bytes = sum(held.values())
     stats.bytes = stats.inline_bytes + stats.file_bytes + stats.row_bytes
-    stats.index_bytes = _index_bytes(store)
+    stats.index_bytes = store.index.disk_bytes()
     hits, computed, _ = run_usage(store)
     runs = store.runs()
     stats.runs = len(runs)
@@ -228,24 +224,12 @@ def _node_stats(
     )
 
 
-def _row_bytes(store: Store) -> dict[str, int]:
+def _row_bytes(store: StoreView) -> dict[str, int]:
     """Key -> bytes of the result its index row holds (indexes that hold none: empty)."""
-    read = getattr(store.index, "row_bytes", None)
-    return {} if read is None else dict(read())
+    return store.index.row_bytes()
 
 
-def _index_bytes(store: Store) -> int:
-    file = getattr(store.index, "file", None)
-    if file is None:
-        return 0
-    total = 0
-    for suffix in ("", "-wal", "-shm"):
-        with suppress(OSError):
-            total += os.stat(f"{file.path}{suffix}").st_size
-    return total
-
-
-def clear_store(store: Store) -> ClearReport:
+def clear_store(store: StoreView) -> ClearReport:
     """Delete every result, blob (and blob file), temporary file, run and pin of ``store``.
 
     ``bytes`` counts the blobs, the results held in index rows and the files.
@@ -272,7 +256,7 @@ def clear_store(store: Store) -> ClearReport:
     return report
 
 
-def _remove_files(store: Store, report: ClearReport) -> None:
+def _remove_files(store: StoreView, report: ClearReport) -> None:
     """Files left in the blob folder once no row names them: orphans and temporaries."""
     leftovers = [*store.blobs.orphan_files(0.0), *store.blobs.stale_temp_files(0.0)]
     sizes = {}

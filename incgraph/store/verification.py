@@ -54,20 +54,16 @@ import json
 import math
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from incgraph.errors import StoreError
 from incgraph.store.codecs import checksum_of
-from incgraph.store.failure import corrupt_index_error, store_error
+from incgraph.store.failure import store_error
 from incgraph.store.names import make_real_folder
-
-if TYPE_CHECKING:
-    from incgraph.store.store import Store
+from incgraph.store.protocols import StoreView
 
 __all__ = ["Problem", "VerifyReport", "verify_store"]
 
@@ -119,7 +115,7 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_store(store: Store, *, quarantine: bool = True) -> VerifyReport:
+def verify_store(store: StoreView, *, quarantine: bool = True) -> VerifyReport:
     """Check every blob and index row of ``store``; quarantine what is bad (see module note).
 
     Examples
@@ -157,7 +153,7 @@ _Suspects = set[tuple[str, str]]
 
 
 def _judge(
-    store: Store, report: VerifyReport, *, quarantine: bool, only: _Suspects | None = None
+    store: StoreView, report: VerifyReport, *, quarantine: bool, only: _Suspects | None = None
 ) -> None:
     """Check rows' bytes, blobs, then rows (and their references); act when ``quarantine``.
 
@@ -169,27 +165,14 @@ def _judge(
     _check_rows(store, report, quarantine, bad_blobs, held, only)
 
 
-def _file_problem(store: Store) -> Problem | None:
-    """A problem if the index's SQLite file fails ``PRAGMA quick_check``."""
-    file = getattr(store.index, "file", None)
-    if file is None:
-        return None
-    try:
-        rows = file.connection().execute("PRAGMA quick_check").fetchall()
-    except sqlite3.Error as exc:
-        detail: object = store_error(exc, file.path)
-    except StoreError as exc:
-        detail = exc
-    else:
-        messages = [str(row[0]) for row in rows]
-        if messages == ["ok"]:
-            return None
-        detail = corrupt_index_error(file.path, "; ".join(messages[:5]))
-    return Problem("file", str(file.path), str(detail))
+def _file_problem(store: StoreView) -> Problem | None:
+    """A problem if the index's own storage fails its consistency check."""
+    found = store.index.integrity_problem()
+    return None if found is None else Problem("file", *found)
 
 
 def _check_blobs(
-    store: Store, report: VerifyReport, quarantine: bool, held: _Held, only: _Suspects | None
+    store: StoreView, report: VerifyReport, quarantine: bool, held: _Held, only: _Suspects | None
 ) -> set[str]:
     """Check every blob; quarantine the bad ones; return the bad data versions.
 
@@ -220,14 +203,14 @@ def _check_blobs(
     return bad
 
 
-def _referenced(store: Store) -> set[str]:
+def _referenced(store: StoreView) -> set[str]:
     """The data versions results name, and the blobs those results reference."""
     named = {row[1] for _, row in store.index.raw_rows() if isinstance(row[1], str)}
     refs = store.index.refs()
     return named | {ref for dv in named for ref in refs.get(dv, ())}
 
 
-def _keys_for(store: Store, data_version: str) -> list[str]:
+def _keys_for(store: StoreView, data_version: str) -> list[str]:
     return list(store.index.keys_for_data_version(data_version))
 
 
@@ -242,7 +225,7 @@ class _Held:
 
 
 def _check_row_data(
-    store: Store, report: VerifyReport, quarantine: bool, only: _Suspects | None
+    store: StoreView, report: VerifyReport, quarantine: bool, only: _Suspects | None
 ) -> _Held:
     """Check the bytes rows hold; quarantine the rows whose bytes are bad.
 
@@ -250,12 +233,9 @@ def _check_row_data(
     needs a (signed) blob like any other, which `_check_rows` checks.
     """
     held = _Held()
-    read = getattr(store.index, "row_data", None)
-    if read is None:
-        return held
-    signed = getattr(store.blobs, "signer", None) is not None
+    signed = store.blobs.signed
     doomed: list[tuple[Any, tuple[Any, ...], str]] = []
-    for ref, key, dv, digest, data in list(read()):
+    for ref, key, dv, digest, data in list(store.index.row_data()):
         reason = _row_data_problem(digest, data)
         if only is not None and ("index", _name(key)) not in only:
             reason = None
@@ -286,7 +266,7 @@ def _row_data_problem(digest: Any, data: Any) -> str | None:
 
 
 def _check_rows(
-    store: Store,
+    store: StoreView,
     report: VerifyReport,
     quarantine: bool,
     bad_blobs: set[str],
@@ -335,7 +315,7 @@ def _missing_ref(refs: Iterable[str], stored: set[str], bad: set[str]) -> str | 
     return None
 
 
-def _rows(store: Store) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+def _rows(store: StoreView) -> Iterator[tuple[Any, tuple[Any, ...]]]:
     yield from store.index.raw_rows()
 
 
@@ -367,7 +347,9 @@ def _row_problem(row: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _quarantine_rows(store: Store, doomed: list[tuple[Any, tuple[Any, ...], str]]) -> str | None:
+def _quarantine_rows(
+    store: StoreView, doomed: list[tuple[Any, tuple[Any, ...], str]]
+) -> str | None:
     """Append the rows to ``quarantine/index-rows.jsonl``, then delete them from the index."""
     folder = store.quarantine_folder
     target = None

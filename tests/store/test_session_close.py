@@ -85,10 +85,9 @@ def test_a_failed_close_still_releases_the_leases(
     assert session.lessee.held == set()
 
 
-def test_a_ledger_without_end_run_releases_then_logs() -> None:
-    """A ledger that cannot join the two writes (in memory) still releases the leases and logs."""
+def test_a_memory_ledger_releases_then_logs() -> None:
+    """A ledger in memory (end_run as two steps) releases the leases and logs the run."""
     store = memory_store()
-    assert not hasattr(store.ledger, "end_run")
     with store.session("run", "x") as session:
         session.claim([dv(1)])
     assert store.ledger.lease_states() == {}
