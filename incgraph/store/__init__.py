@@ -9,10 +9,11 @@ blobs="s3://...")``), and `incgraph.store.transfer` copies results between
 stores (``incgraph push`` / ``pull``). Beside the
 index and the blobs, a *ledger* holds the run log, pins and leases; on top of
 them sit garbage collection (`Store.gc`), verification
-(`Store.verify`), statistics and lineage. Every implementation passes the
-one contract suite in ``tests/store/contract.py``. See ``docs/store.md`` for the
-on-disk layout, durability, concurrency, exactly-once leases and the security
-note: results are pickled, so opening a store means trusting it.
+(`Store.verify`), statistics and lineage, typed against `StoreView`. Every
+implementation passes the contract suites in ``tests/store/contract.py``. See
+``docs/store.md`` for the on-disk layout, durability, concurrency, exactly-once
+leases and the security note: results are pickled, so opening a store means
+trusting it.
 """
 
 from incgraph.store.blob_cache import BlobCache
@@ -25,7 +26,7 @@ from incgraph.store.memory import MemoryBlobStore, MemoryIndex, MemoryLedger
 from incgraph.store.object_blobs import ObjectBlobStore
 from incgraph.store.postgres_index import PostgresIndex
 from incgraph.store.postgres_ledger import PostgresLedger
-from incgraph.store.protocols import BlobEntry, BlobStore, Index, Record
+from incgraph.store.protocols import BlobEntry, BlobStore, Index, Record, StoreView, save_apart
 from incgraph.store.runlog import RunInfo, RunLog
 from incgraph.store.session import StoreSession
 from incgraph.store.signing import HMAC_ENV_VAR, Signer
@@ -76,6 +77,7 @@ __all__ = [
     "Store",
     "StoreSession",
     "StoreStats",
+    "StoreView",
     "VerifyReport",
     "Writer",
     "default_location",
@@ -84,4 +86,5 @@ __all__ = [
     "memory_store",
     "open_store",
     "read_marker",
+    "save_apart",
 ]

@@ -1,9 +1,11 @@
 """The one contract every store implementation passes.
 
-A test module subclasses :class:`StoreContract` and implements ``make_store``;
-pytest collects the subclass (``Test...``), never this module (its name does
-not start with ``test_``) or this base class (its name does not start with
-``Test``).
+One class per protocol: `IndexContract`, `BlobStoreContract`, `LedgerContract`,
+`RunLogContract`, and `StoreContract` for the rules that span them. Each test
+takes a ``store`` fixture; ``tests/store/test_contracts.py`` runs every class
+over every backend listed in ``tests/store/backends.py`` (add a new backend
+there). pytest never collects this module itself (its name does not start with
+``test_``) nor these classes (their names do not start with ``Test``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING
 from incgraph.store import BlobStore, Index, Record, Store
+from incgraph.store.runlog import RunEntry, pack_keys
 
 BIG = 64 * 1024  # bytes: above the 32 KiB inline limit
 
@@ -112,15 +115,6 @@ ARRAYS: dict[str, Any] = {
 
 class StoreContract:
     """Behaviour every :class:`~incgraph.store.Store` must have, whatever holds its data."""
-
-    def make_store(self, tmp_path: Path) -> Store:
-        raise AssertionError("a StoreContract subclass must implement make_store")
-
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Any:
-        made = self.make_store(tmp_path)
-        yield made
-        made.close()
 
     # -- protocols --------------------------------------------------------------------
 
@@ -448,196 +442,6 @@ class StoreContract:
         with pytest.raises(KeyError):
             store.resolve("ffff")
 
-    # -- run log -------------------------------------------------------------------------------
-
-    def test_a_run_log_is_one_row_with_its_distinct_keys(self, store: Store) -> None:
-        """A closed run log is one run with its distinct hits and writes, in order of runs."""
-        with store.run_log("run", "first") as log:
-            log.hits += [dv(1), dv(2), dv(1)]
-            log.wrote_many([dv(3), dv(3)])
-        with store.run_log("batch", "second") as log:
-            log.hit_many([dv(3)])
-        first, second = store.runs()
-        assert (first.kind, first.label, first.hits, first.computed) == ("run", "first", 2, 1)
-        assert (first.status, second.kind, second.hits) == ("ok", "batch", 1)
-        assert second.id > first.id and first.finished is not None
-        keys = store.ledger.run_keys([first.id, second.id])
-        assert keys[first.id] == ([dv(1), dv(2)], [dv(3)])
-        assert keys[second.id] == ([dv(3)], [])
-
-    def test_a_key_written_is_not_also_counted_as_a_hit(self, store: Store) -> None:
-        """A run that wrote a key and later hit it logs it once, as written."""
-        with store.run_log() as log:
-            log.wrote_many([dv(1)])
-            log.hit_many([dv(1), dv(2)])
-        assert store.ledger.run_keys([store.runs()[0].id])[store.runs()[0].id] == (
-            [dv(2)],
-            [dv(1)],
-        )
-
-    def test_a_failed_run_is_logged_as_failed(self, store: Store) -> None:
-        """A run log closed by an exception records status "failed" and keeps its keys."""
-        with pytest.raises(RuntimeError), store.run_log() as log:
-            log.wrote_many([dv(1)])
-            raise RuntimeError("boom")
-        assert [(run.status, run.computed) for run in store.runs()] == [("failed", 1)]
-
-    def test_an_announced_run_is_visible_while_it_runs(self, store: Store) -> None:
-        """announce=True logs the run as "running" at once, then completes that same row."""
-        log = store.run_log("batch", "long", announce=True)
-        (running,) = store.runs()
-        assert (running.status, running.finished) == ("running", None)
-        log.wrote_many([dv(1)])
-        assert log.close() == running.id
-        assert log.close() == running.id  # closing twice writes nothing more
-        (done,) = store.runs()
-        assert (done.id, done.status, done.computed) == (running.id, "ok", 1)
-
-    def test_keys_that_are_not_hex_round_trip_through_the_log(self, store: Store) -> None:
-        """Keys of any text survive the run log's packing."""
-        odd = ["short", "é" * 32, "A" * 32]
-        with store.run_log() as log:
-            log.hit_many(odd)
-        run_id = store.runs()[0].id
-        assert store.ledger.run_keys([run_id])[run_id] == (odd, [])
-
-    # -- pins ----------------------------------------------------------------------------------
-
-    def test_pins_are_kept_by_prefix_and_removed(self, store: Store) -> None:
-        """pin accepts a unique prefix and returns the key; unpin removes it; pins lists them."""
-        store.save(record("aa", 1), 1)
-        store.save(record("bb", 2), 2)
-        key = store.pin(record("aa", 1).key[:6])
-        assert key == record("aa", 1).key and store.pins() == [key]
-        store.pin(key)  # pinning twice keeps one pin
-        assert store.pins() == [key]
-        assert store.unpin(key[:5]) == key and store.pins() == []
-        assert store.unpin(key) is None
-        with pytest.raises(KeyError):
-            store.pin("ffff")
-
-    # -- leases --------------------------------------------------------------------------------
-
-    def test_a_claim_is_mine_theirs_or_done(self, store: Store) -> None:
-        """The first claimant gets a key, a second sees it as theirs, a stored key is done."""
-        store.save(record(1, 11), 1)
-        a, b = store.lessee(), store.lessee()
-        try:
-            mine = a.claim_many([dv(1), dv(2), dv(3)])
-            assert mine.mine == [dv(2), dv(3)] and mine.done == {dv(1): dv(11)}
-            theirs = b.claim_many([dv(2), dv(4)])
-            assert theirs.mine == [dv(4)] and theirs.theirs == [dv(2)]
-            assert store.ledger.lease_states([dv(2)])[dv(2)].owner == a.owner
-        finally:
-            a.close()
-            b.close()
-
-    def test_a_claim_after_the_result_is_stored_is_done(self, store: Store) -> None:
-        """Once the holder saves and releases, a waiting claimant's poll sees the result."""
-        a, b = store.lessee(), store.lessee()
-        try:
-            assert a.claim_many([dv(1)]).mine == [dv(1)]
-            assert b.poll([dv(1)]).theirs == [dv(1)]
-            store.save(record(1, 11), "x")
-            a.release([dv(1)])
-            assert b.poll([dv(1)]).done == {dv(1): dv(11)}
-            assert b.wait([dv(1)]).done == {dv(1): dv(11)}
-        finally:
-            a.close()
-            b.close()
-
-    def test_a_released_lease_without_a_result_is_taken_over(self, store: Store) -> None:
-        """A holder that fails releases its lease; the waiter then claims the key itself."""
-        a, b = store.lessee(), store.lessee()
-        try:
-            a.claim_many([dv(1)])
-            a.release([dv(1)])
-            assert b.wait([dv(1)]).mine == [dv(1)]
-            assert store.ledger.lease_states()[dv(1)].owner == b.owner
-        finally:
-            a.close()
-            b.close()
-
-    def test_an_expired_lease_is_taken_over(self, store: Store) -> None:
-        """A lease whose holder stopped renewing it is free once it expires."""
-        ledger = store.ledger
-        ledger.claim([dv(1)], "dead", expires=100.0, now=50.0)
-        assert list(ledger.claim([dv(1)], "me", expires=200.0, now=99.0).theirs) == [dv(1)]
-        assert ledger.claim([dv(1)], "me", expires=200.0, now=101.0).mine == [dv(1)]
-        assert ledger.lease_states([dv(1)])[dv(1)].owner == "me"
-
-    def test_a_lease_of_an_exited_process_here_is_taken_over_before_expiry(
-        self, store: Store
-    ) -> None:
-        """poll() takes over an unexpired lease whose holder is a process on this host that exited."""
-        import socket
-        import subprocess
-        import sys
-        import time
-
-        child = subprocess.run(
-            [sys.executable, "-c", "import os; print(os.getpid())"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dead_owner = f"{socket.gethostname()}:{child.stdout.strip()}:1:deadbeef0000"
-        store.ledger.claim([dv(1), dv(2)], dead_owner, expires=time.time() + 3600, now=time.time())
-        live_owner = f"{socket.gethostname()}:{os.getpid()}:1:alive0000000"
-        store.ledger.claim([dv(3)], live_owner, expires=time.time() + 3600, now=time.time())
-        lessee = store.lessee()
-        try:
-            claims = lessee.poll([dv(1), dv(2), dv(3)])
-            assert sorted(claims.mine) == sorted([dv(1), dv(2)])
-            assert claims.theirs == [dv(3)]
-        finally:
-            lessee.close()
-
-    def test_renewal_pushes_the_expiry_of_own_leases_only(self, store: Store) -> None:
-        """renew extends the claimant's own leases; release drops only its own."""
-        ledger = store.ledger
-        ledger.claim([dv(1)], "me", expires=100.0, now=0.0)
-        ledger.claim([dv(2)], "you", expires=100.0, now=0.0)
-        ledger.renew("me", [dv(1), dv(2)], expires=500.0)
-        ledger.release("me", [dv(2)])
-        states = ledger.lease_states()
-        assert states[dv(1)].expires == 500.0 and states[dv(2)].expires == 100.0
-        assert ledger.drop_expired(now=200.0) == 1
-        assert list(ledger.lease_states()) == [dv(1)]
-
-    def test_a_lessee_renews_when_a_third_of_its_ttl_has_passed(self, store: Store) -> None:
-        """renew_due renews every held lease once ttl/3 has passed since the last renewal."""
-        lessee = store.lessee(ttl=30.0)
-        try:
-            lessee.claim_many([dv(1)])
-            first = store.ledger.lease_states()[dv(1)].expires
-            lessee.renew_due(lessee.renewed + 1.0)  # too early: nothing written
-            assert store.ledger.lease_states()[dv(1)].expires == first
-            lessee.renew_due(lessee.renewed + 11.0)
-            assert store.ledger.lease_states()[dv(1)].expires >= first + 10.0
-        finally:
-            lessee.close()
-        assert store.ledger.lease_states() == {}
-
-    def test_a_session_logs_claims_saves_and_releases(self, store: Store) -> None:
-        """A session claims, logs what was saved, releases its leases, and logs one run."""
-        with store.session("batch", "items") as session:
-            assert session.claim([dv(1), dv(2)]).mine == [dv(1), dv(2)]
-            store.save(record(1, 11), 1)
-            session.saved([dv(1)])
-            session.hits.append(dv(7))
-            assert list(store.ledger.lease_states()) == [dv(2)]
-        assert store.ledger.lease_states() == {}
-        (run,) = store.runs()
-        assert (run.kind, run.label, run.hits, run.computed) == ("batch", "items", 1, 1)
-
-    def test_acquire_returns_a_stored_version_or_none(self, store: Store) -> None:
-        """acquire gives the data version of a stored key, and None when the key is ours."""
-        store.save(record(1, 11), 1)
-        with store.session() as session:
-            assert session.acquire(dv(1)) == dv(11)
-            assert session.acquire(dv(2)) is None
-
     # -- garbage collection ------------------------------------------------------------------------
 
     def _three_runs(self, store: Store) -> list[Record]:
@@ -839,4 +643,466 @@ class StoreContract:
         assert store.load(store.save(record(5, 5), "again")) == "again"
 
 
-__all__ = ["ARRAYS", "BIG", "VALUES", "StoreContract", "assert_same", "dv", "record"]
+class RunLogContract:
+    """The run log (`incgraph.store.runlog.RunLog`) over every ledger: one row per run."""
+
+    def test_a_run_log_is_one_row_with_its_distinct_keys(self, store: Store) -> None:
+        """A closed run log is one run with its distinct hits and writes, in order of runs."""
+        with store.run_log("run", "first") as log:
+            log.hits += [dv(1), dv(2), dv(1)]
+            log.wrote_many([dv(3), dv(3)])
+        with store.run_log("batch", "second") as log:
+            log.hit_many([dv(3)])
+        first, second = store.runs()
+        assert (first.kind, first.label, first.hits, first.computed) == ("run", "first", 2, 1)
+        assert (first.status, second.kind, second.hits) == ("ok", "batch", 1)
+        assert second.id > first.id and first.finished is not None
+        keys = store.ledger.run_keys([first.id, second.id])
+        assert keys[first.id] == ([dv(1), dv(2)], [dv(3)])
+        assert keys[second.id] == ([dv(3)], [])
+
+    def test_a_key_written_is_not_also_counted_as_a_hit(self, store: Store) -> None:
+        """A run that wrote a key and later hit it logs it once, as written."""
+        with store.run_log() as log:
+            log.wrote_many([dv(1)])
+            log.hit_many([dv(1), dv(2)])
+        assert store.ledger.run_keys([store.runs()[0].id])[store.runs()[0].id] == (
+            [dv(2)],
+            [dv(1)],
+        )
+
+    def test_a_failed_run_is_logged_as_failed(self, store: Store) -> None:
+        """A run log closed by an exception records status "failed" and keeps its keys."""
+        with pytest.raises(RuntimeError), store.run_log() as log:
+            log.wrote_many([dv(1)])
+            raise RuntimeError("boom")
+        assert [(run.status, run.computed) for run in store.runs()] == [("failed", 1)]
+
+    def test_an_announced_run_is_visible_while_it_runs(self, store: Store) -> None:
+        """announce=True logs the run as "running" at once, then completes that same row."""
+        log = store.run_log("batch", "long", announce=True)
+        (running,) = store.runs()
+        assert (running.status, running.finished) == ("running", None)
+        log.wrote_many([dv(1)])
+        assert log.close() == running.id
+        assert log.close() == running.id  # closing twice writes nothing more
+        (done,) = store.runs()
+        assert (done.id, done.status, done.computed) == (running.id, "ok", 1)
+
+    def test_keys_that_are_not_hex_round_trip_through_the_log(self, store: Store) -> None:
+        """Keys of any text survive the run log's packing."""
+        odd = ["short", "é" * 32, "A" * 32]
+        with store.run_log() as log:
+            log.hit_many(odd)
+        run_id = store.runs()[0].id
+        assert store.ledger.run_keys([run_id])[run_id] == (odd, [])
+
+
+class LedgerContract:
+    """Pins and leases of every `incgraph.store.Ledger`, through the store and directly."""
+
+    # -- pins ----------------------------------------------------------------------------------
+
+    def test_pins_are_kept_by_prefix_and_removed(self, store: Store) -> None:
+        """pin accepts a unique prefix and returns the key; unpin removes it; pins lists them."""
+        store.save(record("aa", 1), 1)
+        store.save(record("bb", 2), 2)
+        key = store.pin(record("aa", 1).key[:6])
+        assert key == record("aa", 1).key and store.pins() == [key]
+        store.pin(key)  # pinning twice keeps one pin
+        assert store.pins() == [key]
+        assert store.unpin(key[:5]) == key and store.pins() == []
+        assert store.unpin(key) is None
+        with pytest.raises(KeyError):
+            store.pin("ffff")
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def test_a_claim_is_mine_theirs_or_done(self, store: Store) -> None:
+        """The first claimant gets a key, a second sees it as theirs, a stored key is done."""
+        store.save(record(1, 11), 1)
+        a, b = store.lessee(), store.lessee()
+        try:
+            mine = a.claim_many([dv(1), dv(2), dv(3)])
+            assert mine.mine == [dv(2), dv(3)] and mine.done == {dv(1): dv(11)}
+            theirs = b.claim_many([dv(2), dv(4)])
+            assert theirs.mine == [dv(4)] and theirs.theirs == [dv(2)]
+            assert store.ledger.lease_states([dv(2)])[dv(2)].owner == a.owner
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_claim_after_the_result_is_stored_is_done(self, store: Store) -> None:
+        """Once the holder saves and releases, a waiting claimant's poll sees the result."""
+        a, b = store.lessee(), store.lessee()
+        try:
+            assert a.claim_many([dv(1)]).mine == [dv(1)]
+            assert b.poll([dv(1)]).theirs == [dv(1)]
+            store.save(record(1, 11), "x")
+            a.release([dv(1)])
+            assert b.poll([dv(1)]).done == {dv(1): dv(11)}
+            assert b.wait([dv(1)]).done == {dv(1): dv(11)}
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_released_lease_without_a_result_is_taken_over(self, store: Store) -> None:
+        """A holder that fails releases its lease; the waiter then claims the key itself."""
+        a, b = store.lessee(), store.lessee()
+        try:
+            a.claim_many([dv(1)])
+            a.release([dv(1)])
+            assert b.wait([dv(1)]).mine == [dv(1)]
+            assert store.ledger.lease_states()[dv(1)].owner == b.owner
+        finally:
+            a.close()
+            b.close()
+
+    def test_an_expired_lease_is_taken_over(self, store: Store) -> None:
+        """A lease whose holder stopped renewing it is free once it expires."""
+        ledger = store.ledger
+        ledger.claim([dv(1)], "dead", expires=100.0, now=50.0)
+        assert list(ledger.claim([dv(1)], "me", expires=200.0, now=99.0).theirs) == [dv(1)]
+        assert ledger.claim([dv(1)], "me", expires=200.0, now=101.0).mine == [dv(1)]
+        assert ledger.lease_states([dv(1)])[dv(1)].owner == "me"
+
+    def test_a_lease_of_an_exited_process_here_is_taken_over_before_expiry(
+        self, store: Store
+    ) -> None:
+        """poll() takes over an unexpired lease whose holder is a process on this host that exited."""
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dead_owner = f"{socket.gethostname()}:{child.stdout.strip()}:1:deadbeef0000"
+        store.ledger.claim([dv(1), dv(2)], dead_owner, expires=time.time() + 3600, now=time.time())
+        live_owner = f"{socket.gethostname()}:{os.getpid()}:1:alive0000000"
+        store.ledger.claim([dv(3)], live_owner, expires=time.time() + 3600, now=time.time())
+        lessee = store.lessee()
+        try:
+            claims = lessee.poll([dv(1), dv(2), dv(3)])
+            assert sorted(claims.mine) == sorted([dv(1), dv(2)])
+            assert claims.theirs == [dv(3)]
+        finally:
+            lessee.close()
+
+    def test_renewal_pushes_the_expiry_of_own_leases_only(self, store: Store) -> None:
+        """renew extends the claimant's own leases; release drops only its own."""
+        ledger = store.ledger
+        ledger.claim([dv(1)], "me", expires=100.0, now=0.0)
+        ledger.claim([dv(2)], "you", expires=100.0, now=0.0)
+        ledger.renew("me", [dv(1), dv(2)], expires=500.0)
+        ledger.release("me", [dv(2)])
+        states = ledger.lease_states()
+        assert states[dv(1)].expires == 500.0 and states[dv(2)].expires == 100.0
+        assert ledger.drop_expired(now=200.0) == 1
+        assert list(ledger.lease_states()) == [dv(1)]
+
+    def test_a_lessee_renews_when_a_third_of_its_ttl_has_passed(self, store: Store) -> None:
+        """renew_due renews every held lease once ttl/3 has passed since the last renewal."""
+        lessee = store.lessee(ttl=30.0)
+        try:
+            lessee.claim_many([dv(1)])
+            first = store.ledger.lease_states()[dv(1)].expires
+            lessee.renew_due(lessee.renewed + 1.0)  # too early: nothing written
+            assert store.ledger.lease_states()[dv(1)].expires == first
+            lessee.renew_due(lessee.renewed + 11.0)
+            assert store.ledger.lease_states()[dv(1)].expires >= first + 10.0
+        finally:
+            lessee.close()
+        assert store.ledger.lease_states() == {}
+
+    def test_a_session_logs_claims_saves_and_releases(self, store: Store) -> None:
+        """A session claims, logs what was saved, releases its leases, and logs one run."""
+        with store.session("batch", "items") as session:
+            assert session.claim([dv(1), dv(2)]).mine == [dv(1), dv(2)]
+            store.save(record(1, 11), 1)
+            session.saved([dv(1)])
+            session.hits.append(dv(7))
+            assert list(store.ledger.lease_states()) == [dv(2)]
+        assert store.ledger.lease_states() == {}
+        (run,) = store.runs()
+        assert (run.kind, run.label, run.hits, run.computed) == ("batch", "items", 1, 1)
+
+    def test_acquire_returns_a_stored_version_or_none(self, store: Store) -> None:
+        """acquire gives the data version of a stored key, and None when the key is ours."""
+        store.save(record(1, 11), 1)
+        with store.session() as session:
+            assert session.acquire(dv(1)) == dv(11)
+            assert session.acquire(dv(2)) is None
+
+    def test_ledger_runs_are_added_started_finished_and_deleted(self, store: Store) -> None:
+        """add_run and start_run give increasing ids, finish_run completes, delete_runs removes."""
+        ledger = store.ledger
+        first = ledger.add_run(_entry("a", "ok", hits=[dv(1)], written=[dv(2)]))
+        second = ledger.start_run(_entry("b", "running"))
+        assert second > first
+        assert [(r.label, r.status) for r in ledger.runs()] == [("a", "ok"), ("b", "running")]
+        ledger.finish_run(second, _entry("b", "failed", written=[dv(3)]))
+        assert [(r.id, r.status, r.computed) for r in ledger.runs()][1] == (second, "failed", 1)
+        assert ledger.run_keys([first, second, 999]) == {
+            first: ([dv(1)], [dv(2)]),
+            second: ([], [dv(3)]),
+        }
+        ledger.delete_runs([first, 999])
+        assert [r.id for r in ledger.runs()] == [second]
+
+    @pytest.mark.parametrize("started", [False, True])
+    def test_end_run_releases_the_owners_leases_and_logs_the_run(
+        self, store: Store, started: bool
+    ) -> None:
+        """end_run drops the owner's leases (not others') and adds or completes the run."""
+        ledger = store.ledger
+        ledger.claim([dv(1), dv(2)], "me", expires=2e9, now=1e9)
+        ledger.claim([dv(3)], "you", expires=2e9, now=1e9)
+        run_id = ledger.start_run(_entry("r", "running")) if started else None
+        ended = ledger.end_run(_entry("r", "ok", written=[dv(1)]), run_id, "me", [dv(1), dv(3)])
+        assert run_id is None or ended == run_id
+        assert sorted(ledger.lease_states()) == [dv(2), dv(3)]
+        (run,) = ledger.runs()
+        assert (run.id, run.status, ledger.run_keys([ended])[ended]) == (ended, "ok", ([], [dv(1)]))
+
+    def test_ledger_pins_keep_their_first_time_and_clear_forgets_everything(
+        self, store: Store
+    ) -> None:
+        """pin keeps the first pin time; unpin ignores absent keys; clear empties the ledger."""
+        ledger = store.ledger
+        ledger.pin([dv(1)], 10.0)
+        ledger.pin([dv(1), dv(2)], 20.0)
+        assert ledger.pins() == {dv(1): 10.0, dv(2): 20.0}
+        ledger.unpin([dv(2), dv(9)])
+        assert ledger.pins() == {dv(1): 10.0}
+        ledger.claim([dv(5)], "me", expires=2e9, now=1e9)
+        ledger.add_run(_entry("x", "ok"))
+        ledger.clear()
+        assert (ledger.pins(), ledger.lease_states(), ledger.runs()) == ({}, {}, [])
+
+    def test_a_ledger_survives_end_thread_and_close(self, store: Store) -> None:
+        """end_thread and close release handles only: the ledger keeps working after both."""
+        ledger = store.ledger
+        ledger.pin([dv(1)], 1.0)
+        ledger.end_thread()
+        ledger.close()
+        assert ledger.pins() == {dv(1): 1.0}
+
+
+def _entry(
+    label: str,
+    status: str,
+    *,
+    hits: list[str] = (),
+    written: list[str] = (),  # type: ignore[assignment]
+) -> RunEntry:
+    """A run-log entry of ``label`` with ``status`` and these keys."""
+    finished = None if status == "running" else 2.0
+    hits, written = list(hits), list(written)
+    return RunEntry(
+        "run", label, "tester", 1.0, finished, status, len(hits), len(written),
+        pack_keys(hits), pack_keys(written),
+    )  # fmt: skip
+
+
+class Pointer(dict):  # type: ignore[type-arg]
+    """A value that names another blob it needs (as a Flow manifest does)."""
+
+    def __incgraph_refs__(self) -> list[str]:
+        return [dv(11)]
+
+
+class IndexContract:
+    """Every `incgraph.store.Index`, called directly (``store.index``)."""
+
+    def test_put_get_and_bulk_reads_agree(self, store: Store) -> None:
+        """put, put_many, get, get_many, data_version_of and data_versions_of see the same rows."""
+        index = store.index
+        index.put(record(1, 11, created=1.0))
+        index.put_many([record(2, 12, created=2.0), record(3, 13, created=3.0)])
+        assert index.get(dv(1)) == record(1, 11, created=1.0) and index.get(dv(9)) is MISSING
+        assert sorted(index.get_many([dv(1), dv(3), dv(9)])) == [dv(1), dv(3)]
+        assert (index.data_version_of(dv(2)), index.data_version_of(dv(9))) == (dv(12), MISSING)
+        assert index.data_versions_of([dv(1), dv(9), dv(3)]) == {dv(1): dv(11), dv(3): dv(13)}
+
+    def test_latest_entries_give_key_version_and_duration(self, store: Store) -> None:
+        """latest_entries and latest_versions give each node's newest record, in bulk."""
+        index = store.index
+        index.put_many(
+            [
+                record(1, 11, node="a", created=1.0, duration=0.5),
+                record(2, 12, node="a", created=2.0, duration=0.25),
+                record(3, 13, node="b", created=1.0),
+            ]
+        )
+        assert index.latest_entries(["a", "b", "z"]) == {
+            "a": (dv(2), dv(12), 0.25),
+            "b": (dv(3), dv(13), 0.0),
+        }
+        assert index.latest_versions(["a"]) == {"a": (dv(2), dv(12))}
+        assert index.latest_for_node("a") == record(2, 12, node="a", created=2.0, duration=0.25)
+
+    def test_keys_by_prefix_and_by_data_version(self, store: Store) -> None:
+        """keys_with_prefix lists keys in order up to a limit; keys_for_data_version the producers."""
+        index = store.index
+        index.put_many([record("ab1", 11), record("ab2", 11), record("cd", 12)])
+        prefix = record("ab1", 11).key[:3]
+        assert index.keys_with_prefix(prefix) == sorted([dv("ab1"), dv("ab2")])
+        assert len(index.keys_with_prefix(prefix, limit=1)) == 1
+        assert sorted(index.keys_for_data_version(dv(11))) == sorted([dv("ab1"), dv("ab2")])
+        assert index.keys_for_data_version(dv(99)) == []
+
+    def test_delete_unchanged_spares_a_record_written_again(self, store: Store) -> None:
+        """delete_unchanged removes a record only if it is still stored as it was read."""
+        index = store.index
+        old = record(1, 11, created=1.0)
+        index.put_many([old, record(2, 12, created=1.0)])
+        index.put(record(1, 11, created=5.0))  # rewritten since it was read
+        index.delete_unchanged([old, record(2, 12, created=1.0)])
+        assert index.get(dv(1)) == record(1, 11, created=5.0) and index.get(dv(2)) is MISSING
+
+    def test_raw_rows_name_rows_that_delete_raw_removes(self, store: Store) -> None:
+        """raw_rows gives each row with its data version second; delete_raw drops rows by ref."""
+        index = store.index
+        index.put_many([record(1, 11), record(2, 12)])
+        rows = list(index.raw_rows())
+        assert sorted(row[1] for _, row in rows) == [dv(11), dv(12)]
+        index.delete_raw([ref for ref, row in rows if row[1] == dv(11)])
+        assert [rec.key for rec in index.records()] == [dv(2)]
+
+    def test_refs_are_recorded_found_and_dropped_with_their_results(self, store: Store) -> None:
+        """put_refs records references; referencing finds results; drop_unused_refs forgets."""
+        index = store.index
+        index.put_many([record(1, 11), record(2, 12)])
+        index.put_refs([(dv(11), dv(50)), (dv(12), dv(50)), (dv(12), dv(51))])
+        assert index.refs() == {dv(11): {dv(50)}, dv(12): {dv(50), dv(51)}}
+        assert sorted(index.referencing(dv(50))) == [dv(1), dv(2)]
+        index.delete([dv(2)])
+        index.drop_unused_refs()
+        assert index.refs() == {dv(11): {dv(50)}}
+
+    def test_put_sharing_data_gives_a_second_key_a_loadable_row(self, store: Store) -> None:
+        """A second key put with put_sharing_data loads the value after the first key is gone."""
+        first = store.save(record(1, 11), {"small": 1})
+        store.index.put_sharing_data([record(2, 11, created=first.created)])
+        store.index.delete([dv(1)])
+        assert store.load(store.lookup(dv(2))) == {"small": 1}
+
+    def test_save_with_commits_blobs_then_rows(self, store: Store) -> None:
+        """save_with stores every value and row, fills size, keeps a given time, records refs."""
+        items = [(record(1, 11), blob_value(1)), (record(2, 12, created=3.0), Pointer(a=1))]
+        saved = store.index.save_with(store.blobs, items, 7.0)
+        assert [(rec.created, rec.size > 0) for rec in saved] == [(7.0, True), (3.0, True)]
+        assert [store.index.get(rec.key) for rec in saved] == saved
+        assert store.load(saved[0]) == blob_value(1) and store.index.refs() == {dv(12): {dv(11)}}
+
+    def test_rows_that_hold_bytes_agree_with_each_other(self, store: Store) -> None:
+        """row_value, row_data, row_bytes and holds_data describe the same rows (maybe none)."""
+        store.save(record(1, 11), {"small": 1})
+        store.save(record(2, 12), VALUES["big-bytes"])
+        index = store.index
+        held = index.row_bytes()
+        assert set(held) <= {dv(1)} and not index.holds_data(dv(2))
+        assert index.holds_data(dv(1)) == (dv(1) in held)
+        assert [key for _, key, *_ in index.row_data()] == list(held)
+        assert index.row_value(dv(12)) is MISSING
+        if held:
+            assert index.row_value(dv(11)) == {"small": 1}
+        else:
+            assert index.row_value(dv(11)) is MISSING
+
+    def test_snapshot_and_locked_run_reads_and_writes(self, store: Store) -> None:
+        """Reads inside snapshot see the rows; writes inside locked commit with the lock held."""
+        index = store.index
+        index.put(record(1, 11))
+        with index.snapshot():
+            assert index.data_version_of(dv(1)) == dv(11)
+        assert index.locked(lambda: index.delete([dv(1)]) or "done") == "done"
+        assert index.get(dv(1)) is MISSING
+
+    def test_a_sound_index_has_no_integrity_problem_and_counts_its_bytes(
+        self, store: Store
+    ) -> None:
+        """integrity_problem is None for a sound index; disk_bytes is 0 only without files."""
+        store.save(record(1, 11), 1)
+        assert store.index.integrity_problem() is None
+        assert (store.index.disk_bytes() > 0) == (store.path is not None)
+
+    def test_make_ledger_decides_claims_against_this_index(self, store: Store) -> None:
+        """A ledger made by the index sees its stored keys as done."""
+        store.save(record(1, 11), 1)
+        ledger = store.index.make_ledger()
+        assert ledger.claim([dv(1), dv(2)], "me", expires=2e9, now=1e9).done == {dv(1): dv(11)}
+        ledger.release("me", [dv(2)])
+
+
+class BlobStoreContract:
+    """Every `incgraph.store.BlobStore`, called directly (``store.blobs``)."""
+
+    @pytest.mark.parametrize("name", ["int", "big-bytes", "dict", "big-list"])
+    def test_put_many_round_trips_and_reports_sizes(self, store: Store, name: str) -> None:
+        """put_many stores each value once and returns each one's size, in order."""
+        blobs = store.blobs
+        sizes = blobs.put_many([(dv(1), VALUES[name]), (dv(2), blob_value(2)), (dv(1), 0)])
+        assert len(sizes) == 3 and sizes[0] == sizes[2] > 0
+        assert_same(blobs.get(dv(1)), VALUES[name])
+        assert blobs.contains(dv(2)) and not blobs.contains(dv(3))
+
+    def test_a_captured_value_stores_its_bytes(self, store: Store) -> None:
+        """put of a captured value stores the value as captured, not as mutated since."""
+        value = [1, 2]
+        captured = store.capture(value)
+        value.append(3)
+        store.blobs.put(dv(1), captured)
+        assert store.blobs.get(dv(1)) == [1, 2]
+
+    def test_entries_and_data_versions_list_every_blob(self, store: Store) -> None:
+        """entries gives each blob's size and time; data_versions the same keys."""
+        store.blobs.put_many([(dv(1), blob_value(1)), (dv(2), VALUES["big-bytes"])])
+        entries = {entry.data_version: entry for entry in store.blobs.entries()}
+        assert sorted(entries) == sorted(store.blobs.data_versions()) == [dv(1), dv(2)]
+        assert all(entry.size > 0 and entry.created > 0 for entry in entries.values())
+
+    def test_delete_many_counts_what_was_stored(self, store: Store) -> None:
+        """delete_many removes the blobs and counts only those that were stored."""
+        store.blobs.put_many([(dv(1), 1), (dv(2), 2)])
+        assert store.blobs.delete_many([dv(1), dv(9)]) == 1
+        store.blobs.delete(dv(2))
+        store.blobs.delete(dv(2))  # absent: ignored
+        assert list(store.blobs.data_versions()) == []
+        with pytest.raises(KeyError):
+            store.blobs.get(dv(1))
+
+    def test_check_passes_a_sound_blob(self, store: Store) -> None:
+        """check is None for a sound blob and gives a reason for one not stored."""
+        store.blobs.put(dv(1), VALUES["big-bytes"])
+        assert store.blobs.check(dv(1)) is None
+        assert isinstance(store.blobs.check(dv(2)), str)
+
+    def test_quarantine_drops_the_blob(self, store: Store, tmp_path: Path) -> None:
+        """quarantine takes the blob out of the store (into the folder, for a store on disk)."""
+        store.blobs.put(dv(1), VALUES["big-bytes"])
+        moved = store.blobs.quarantine(dv(1), tmp_path / "quarantined")
+        assert not store.blobs.contains(dv(1))
+        assert moved is None or moved.is_file()
+
+    def test_a_fresh_store_has_no_orphan_or_temporary_files(self, store: Store) -> None:
+        """A store that only completed its writes has no orphan or stale temporary files."""
+        store.blobs.put_many([(dv(1), VALUES["big-bytes"]), (dv(2), 2)])
+        assert store.blobs.orphan_files(0.0) == [] and store.blobs.stale_temp_files(0.0) == []
+        assert store.blobs.remove_files([]) == []
+
+    def test_path_of_names_a_file_only_for_a_blob_kept_in_one(self, store: Store) -> None:
+        """path_of gives an existing file holding the bytes, or None."""
+        store.blobs.put(dv(1), VALUES["big-bytes"])
+        path = store.blobs.path_of(dv(1))
+        assert path is None or path.is_file()
+        assert store.blobs.path_of(dv(9)) is None
+
+    def test_signed_and_inline_limit_are_declared(self, store: Store) -> None:
+        """signed is a bool and inline_limit a positive int, what capture and load go by."""
+        assert isinstance(store.blobs.signed, bool) and store.blobs.inline_limit > 0

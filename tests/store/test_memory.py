@@ -1,22 +1,13 @@
-"""The in-memory store passes the store contract."""
+"""The in-memory store's own make-up (the contract suites run over it in test_contracts.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from incgraph.store import MemoryBlobStore, MemoryIndex, Store, memory_store
-
-from .contract import StoreContract
+from incgraph.store import MemoryBlobStore, MemoryIndex, MemoryLedger, memory_store
 
 
-class TestMemoryStore(StoreContract):
-    """memory_store() under the shared contract."""
-
-    def make_store(self, tmp_path: Path) -> Store:
-        return memory_store()
-
-    def test_memory_store_is_made_of_memory_parts(self) -> None:
-        """memory_store() pairs a MemoryIndex with a MemoryBlobStore and has no path."""
-        store = memory_store()
-        assert isinstance(store.index, MemoryIndex) and isinstance(store.blobs, MemoryBlobStore)
-        assert store.path is None and not store.read_only
+def test_memory_store_is_made_of_memory_parts() -> None:
+    """memory_store() pairs a MemoryIndex with a MemoryBlobStore and a MemoryLedger, no path."""
+    store = memory_store()
+    assert isinstance(store.index, MemoryIndex) and isinstance(store.blobs, MemoryBlobStore)
+    assert isinstance(store.ledger, MemoryLedger)
+    assert store.path is None and not store.read_only

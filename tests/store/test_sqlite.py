@@ -1,4 +1,4 @@
-"""The on-disk store: the contract, plus what only a store on disk can get wrong."""
+"""The on-disk store: what only a store on disk can get wrong (the contract: test_contracts.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from incgraph.store import (
     Store,
     default_location,
     file_blobs,
-    mark_folder,
     memory_store,
     open_store,
     sqlite_file,
@@ -37,27 +36,7 @@ from incgraph.store import (
 from incgraph.store.names import host_tag
 from incgraph.store.schema import SCHEMA_VERSION
 
-from .contract import BIG, StoreContract, assert_same, blob_value, dv, record
-
-
-class TestSqliteStore(StoreContract):
-    """open_store() under the shared contract."""
-
-    def make_store(self, tmp_path: Path) -> Store:
-        return open_store(tmp_path / "store")
-
-
-class TestSqliteStoreAllFiles(StoreContract):
-    """The contract again with every blob kept as a memory-mapped file (no inline rows)."""
-
-    def make_store(self, tmp_path: Path) -> Store:
-        db = SqliteFile(tmp_path / "index.sqlite")
-        every_file = DEFAULT_SETTINGS.replace(
-            blob_inline_limit_bytes=1, blob_mmap_threshold_bytes=1
-        )
-        blobs = FileBlobStore(tmp_path / "blobs", db, settings=every_file)
-        mark_folder(tmp_path)
-        return Store(SqliteIndex(db), blobs, path=tmp_path)
+from .contract import BIG, assert_same, blob_value, dv, record
 
 
 @pytest.fixture

@@ -1,0 +1,62 @@
+"""The store backends every contract suite runs over: the one list to extend.
+
+Each `Backend` makes a fresh, empty `Store` in a test's ``tmp_path``.
+``tests/store/test_contracts.py`` runs `IndexContract`, `BlobStoreContract`,
+`LedgerContract`, `RunLogContract` and `StoreContract` (``contract.py``) over every
+entry of `BACKENDS`, so a new index, blob store or ledger joins every suite by
+adding one entry here. A backend that needs a server takes it from a pytest
+fixture through ``request.getfixturevalue`` (a session-scoped fixture that starts
+the server once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from incgraph.settings import DEFAULT_SETTINGS
+from incgraph.store import FileBlobStore, SqliteFile, SqliteIndex, Store, memory_store, open_store
+from incgraph.store.store import mark_folder
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A named way to make an empty store for one test."""
+
+    name: str
+    make: Callable[[pytest.FixtureRequest, Path], Store]
+
+
+def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return memory_store()
+
+
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return open_store(tmp_path / "store")
+
+
+def _sqlite_all_files(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """Every blob a memory-mapped file: no inline blobs, no results kept in their rows."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    db = SqliteFile(tmp_path / "index.sqlite")
+    every_file = DEFAULT_SETTINGS.replace(blob_inline_limit_bytes=1, blob_mmap_threshold_bytes=1)
+    blobs = FileBlobStore(tmp_path / "blobs", db, settings=every_file)
+    mark_folder(tmp_path)
+    return Store(SqliteIndex(db), blobs, path=tmp_path)
+
+
+def _sqlite_signed(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """Blobs signed with HMAC: nothing kept unsigned in a result's row is ever served."""
+    return open_store(tmp_path / "store", hmac_key=b"contract-key")
+
+
+BACKENDS: list[Backend] = [
+    Backend("memory", _memory),
+    Backend("sqlite", _sqlite),
+    Backend("sqlite-all-files", _sqlite_all_files),
+    Backend("sqlite-signed", _sqlite_signed),
+]
+"""Every backend the contract suites run over, by name (the test id)."""
