@@ -28,27 +28,27 @@ it shared, after checking that their blobs are still there; garbage collection
 deletes blobs holding it exclusively (`hold`), after asking which of them
 some result names (`names`). A blob is therefore never deleted between the
 check of a save and its commit, and a save whose blobs went before its check
-writes them again (`BlobsVanished`, caught by `incgraph.store.Store.save_many`).
+writes them again (`BlobsVanished`, caught by `PostgresIndex.save_with`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING, Missing
-from incgraph.store.postgres_database import NEWS_CHANNEL, PostgresDatabase
-from incgraph.store.protocols import Record
+from incgraph.store.postgres_database import NEWS_CHANNEL, PG_CHUNK, PostgresDatabase, chunks
+from incgraph.store.postgres_ledger import PostgresLedger
+from incgraph.store.protocols import BlobStore, Record, save_apart
 from incgraph.store.sqlite_index import record_row
 
-__all__ = ["PG_CHUNK", "BlobsVanished", "PostgresIndex"]
+__all__ = ["PG_CHUNK", "SAVE_ATTEMPTS", "BlobsVanished", "PostgresIndex", "open_postgres"]
 
 T = TypeVar("T")
 
-PG_CHUNK = 10_000
-"""Keys or rows per statement of a bulk look-up, save or delete."""
 
 _FIELDS = (
     "data_version, node, processor, code_version, init_version, inputs, created, duration, size"
@@ -74,6 +74,9 @@ _NAMES = (
 )
 _loads = json.loads
 
+SAVE_ATTEMPTS = 5
+"""A save whose blobs a garbage collection deleted meanwhile writes them again, this often."""
+
 
 class BlobsVanished(StoreError):
     """Blobs of results about to be committed were deleted meanwhile; write them again."""
@@ -93,17 +96,6 @@ class BlobsVanished(StoreError):
 def _record(key: str, row: Sequence[Any]) -> Record:
     """A Record from ``key`` and a row in `_FIELDS` order."""
     return Record(key, row[0], row[1], row[2], row[3], row[4], _loads(row[5]), *row[6:9])
-
-
-def _chunks(items: Iterable[Any], size: int = PG_CHUNK) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
@@ -152,7 +144,7 @@ class PostgresIndex:
         """The records found for ``keys``; one query per `PG_CHUNK` keys."""
         found: dict[str, Record] = {}
         sql = f"SELECT {_COLUMNS} FROM results WHERE key = ANY(%s)"
-        for chunk in _chunks(dict.fromkeys(keys)):
+        for chunk in chunks(dict.fromkeys(keys)):
             for row in self.database.read(sql, (chunk,)):
                 found[row[0]] = _record(row[0], row[1:])
         return found
@@ -161,7 +153,7 @@ class PostgresIndex:
         """Key -> data version of the stored ``keys``; one query per `PG_CHUNK` keys."""
         found: dict[str, str] = {}
         sql = "SELECT key, data_version FROM results WHERE key = ANY(%s)"
-        for chunk in _chunks(dict.fromkeys(keys)):
+        for chunk in chunks(dict.fromkeys(keys)):
             found.update(self.database.read(sql, (chunk,)))
         return found
 
@@ -190,7 +182,7 @@ class PostgresIndex:
             "WHERE node = ANY(%s) ORDER BY node, created DESC, seq DESC"
         )
         found: dict[str, tuple[str, str, float]] = {}
-        for chunk in _chunks(dict.fromkeys(nodes)):
+        for chunk in chunks(dict.fromkeys(nodes)):
             for node, key, dv, took in self.database.read(sql, (chunk,)):
                 found[node] = (key, dv, took)
         return found
@@ -257,7 +249,7 @@ class PostgresIndex:
                 gone = set(own + refs) - present(own + refs)
                 if gone:
                     raise BlobsVanished(sorted(gone), sorted(gone.intersection(refs)))
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows):
                 conn.execute(_UPSERT, _columns(chunk))
             conn.execute(_NOTIFY)
 
@@ -266,7 +258,7 @@ class PostgresIndex:
     def names(self, data_versions: list[str]) -> set[str]:
         """Which of ``data_versions`` a stored result names or references now."""
         found: set[str] = set()
-        for chunk in _chunks(dict.fromkeys(data_versions)):
+        for chunk in chunks(dict.fromkeys(data_versions)):
             found.update(dv for (dv,) in self.database.read(_NAMES, {"dvs": chunk}))
         return found
 
@@ -292,7 +284,7 @@ class PostgresIndex:
             return
 
         def write(conn: Any) -> None:
-            for chunk in _chunks(values):
+            for chunk in chunks(values):
                 conn.execute(f"DELETE FROM results WHERE {condition}", (chunk,))
 
         self.database.write(write)
@@ -308,7 +300,7 @@ class PostgresIndex:
         )
 
         def write(conn: Any) -> None:
-            for chunk in _chunks(pairs):
+            for chunk in chunks(pairs):
                 conn.execute(sql, _columns(chunk))
 
         self.database.write(write)
@@ -326,7 +318,7 @@ class PostgresIndex:
         )
 
         def write(conn: Any) -> None:
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows):
                 conn.execute(sql, _columns(chunk))
 
         self.database.write(write)
@@ -354,6 +346,79 @@ class PostgresIndex:
         )
         self.database.write(lambda conn: conn.execute(sql))
 
+    # -- what this index does not do: rows hold no result bytes, no local file --------------
+
+    def put_sharing_data(self, records: Iterable[Record]) -> None:
+        """Insert records naming stored results: `put_many` (rows hold no result bytes)."""
+        self.put_many(records)
+
+    def save_with(
+        self, blobs: BlobStore, items: list[tuple[Record, Any]], now: float
+    ) -> list[Record]:
+        """Blobs first, then the rows (`save_apart`): the blobs live outside this database.
+
+        The rows commit through `put_saved`, which checks under the blob lock that
+        their blobs are still there; blobs a garbage collection deleted meanwhile
+        are written again (`SAVE_ATTEMPTS` times at most). Referenced blobs only
+        their writer can put back: `BlobsVanished` naming them goes to the caller
+        (the session writer).
+        """
+        for attempt in range(SAVE_ATTEMPTS):
+            try:
+                return save_apart(self, blobs, items, now, commit=self.put_saved)
+            except BlobsVanished as exc:
+                if exc.missing_refs or attempt == SAVE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
+        """``MISSING``: rows of this index hold no result bytes."""
+        return MISSING
+
+    def row_data(self, *, page: int = 1000) -> Iterator[tuple[Any, str, Any, Any, Any]]:
+        """Nothing: rows of this index hold no result bytes."""
+        return iter(())
+
+    def row_bytes(self) -> dict[str, int]:
+        """Empty: rows of this index hold no result bytes."""
+        return {}
+
+    def holds_data(self, key: str) -> bool:
+        """False: rows of this index hold no result bytes."""
+        return False
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block with nothing to hold: each read is its own statement."""
+        return nullcontext()
+
+    def locked(self, operation: Callable[[], T]) -> T:
+        """``operation()``: each write it makes is its own transaction, and deletes re-check
+        what they remove in that transaction (`delete_unchanged`)."""
+        return operation()
+
+    def integrity_problem(self) -> tuple[str, str] | None:
+        """None: the server checks its own storage."""
+        return None
+
+    def disk_bytes(self) -> int:
+        """0: the tables live on the server, not in local files."""
+        return 0
+
+    def make_ledger(self) -> PostgresLedger:
+        """The `PostgresLedger` in this index's database (claims check ``results``)."""
+        return PostgresLedger(self.database)
+
     def close(self) -> None:
         """Close this process's connections; using the index again reopens one."""
         self.database.close()
+
+
+def open_postgres(
+    url: str, *, read_only: bool = False, create: bool = False
+) -> tuple[PostgresIndex, PostgresLedger]:
+    """The index and ledger of the store in the PostgreSQL database at ``url``.
+
+    See `PostgresDatabase` for ``read_only``, ``create`` and what is refused.
+    """
+    index = PostgresIndex(PostgresDatabase(url, read_only=read_only, create=create))
+    return index, index.make_ledger()

@@ -45,11 +45,10 @@ from contextlib import suppress
 from typing import Any
 
 from incgraph.store.ledger import ClaimResult, LeaseState
-from incgraph.store.postgres_database import _INHERITED, NEWS_CHANNEL, PostgresDatabase
-from incgraph.store.postgres_index import PostgresIndex, _chunks
+from incgraph.store.postgres_database import _INHERITED, NEWS_CHANNEL, PostgresDatabase, chunks
 from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
 
-__all__ = ["PostgresLedger", "open_postgres"]
+__all__ = ["PostgresLedger"]
 
 _RUN_FIELDS = "id, kind, label, owner, started, finished, status, hits, computed"
 _INSERT_RUN = (
@@ -172,7 +171,7 @@ class PostgresLedger:
         """Run id -> (keys hit, keys written)."""
         found: dict[int, tuple[list[str], list[str]]] = {}
         sql = "SELECT id, hit_keys, written_keys FROM runs WHERE id = ANY(%s)"
-        for chunk in _chunks(dict.fromkeys(run_ids)):
+        for chunk in chunks(dict.fromkeys(run_ids)):
             for run_id, hits, written in self.database.read(sql, (chunk,)):
                 found[run_id] = (unpack_keys(bytes(hits)), unpack_keys(bytes(written)))
         return found
@@ -223,7 +222,7 @@ class PostgresLedger:
         shift = self.database.clock_offset
         ours: set[str] = set()
         done: dict[str, str] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             params = {"owner": owner, "expires": expires + shift, "now": now + shift}
             taken = conn.execute(_UPSERT_LEASES, {**params, "keys": chunk}).fetchall()
             ours.update(key for (key,) in taken)
@@ -232,7 +231,7 @@ class PostgresLedger:
             done.update(conn.execute(_DONE_AND_UNLEASE, {"keys": chunk, "owner": owner}))
         others = [key for key in keys if key not in ours and key not in done]
         theirs = {}
-        for chunk in _chunks(others):
+        for chunk in chunks(others):
             for key, holder, until in conn.execute(_HOLDERS, (chunk,)):
                 theirs[key] = LeaseState(key, holder, until - shift)
         mine = [key for key in keys if key in ours and key not in done]
@@ -265,7 +264,7 @@ class PostgresLedger:
             rows = self.database.read("SELECT key, owner, expires FROM leases ORDER BY key")
         else:
             rows = []
-            for chunk in _chunks(dict.fromkeys(keys)):
+            for chunk in chunks(dict.fromkeys(keys)):
                 rows += self.database.read(_HOLDERS, (chunk,))
         shift = self.database.clock_offset
         return {key: LeaseState(key, owner, until - shift) for key, owner, until in rows}
@@ -330,14 +329,3 @@ class PostgresLedger:
         with self._listen_lock:
             self._drop_listener()
         self.database.close()
-
-
-def open_postgres(
-    url: str, *, read_only: bool = False, create: bool = False
-) -> tuple[PostgresIndex, PostgresLedger]:
-    """The index and ledger of the store in the PostgreSQL database at ``url``.
-
-    See `PostgresDatabase` for ``read_only``, ``create`` and what is refused.
-    """
-    database = PostgresDatabase(url, read_only=read_only, create=create)
-    return PostgresIndex(database), PostgresLedger(database)

@@ -541,13 +541,19 @@ def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
 
 
 def save_apart(
-    index: Index, blobs: BlobStore, items: list[tuple[Record, Any]], now: float
+    index: Index,
+    blobs: BlobStore,
+    items: list[tuple[Record, Any]],
+    now: float,
+    *,
+    commit: Callable[[list[Record]], None] | None = None,
 ) -> list[Record]:
     """`Index.save_with` for an index and a blob store that share no transaction.
 
-    References first, then every blob, then the rows in one `Index.put_many`: a
-    crash in between leaves orphan blobs (and references of no result), never a
-    row naming missing bytes.
+    References first, then every blob, then the rows in one `Index.put_many` (or
+    ``commit``, an index's own way to commit rows whose blobs it checks): a crash
+    in between leaves orphan blobs (and references of no result), never a row
+    naming missing bytes.
 
     Examples
     --------
@@ -563,5 +569,5 @@ def save_apart(
         with_size(record, size, record.created or now)
         for (record, _), size in zip(items, sizes, strict=True)
     ]
-    index.put_many(saved)
+    (index.put_many if commit is None else commit)(saved)
     return saved

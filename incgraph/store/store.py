@@ -97,7 +97,7 @@ from incgraph.store.names import is_real_folder
 from incgraph.store.object_blobs import ObjectBlobStore, is_object_url
 from incgraph.store.permissions import Modes, folder_modes
 from incgraph.store.postgres_database import is_postgres_url, safe_url, split_blobs
-from incgraph.store.postgres_ledger import open_postgres
+from incgraph.store.postgres_index import open_postgres
 from incgraph.store.protocols import BlobStore, Index, Record, refs_of
 from incgraph.store.runlog import RunInfo, RunLog, is_abandoned, owner_is_dead
 from incgraph.store.schema import SCHEMA_VERSION

@@ -53,10 +53,17 @@ def _sqlite_signed(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return open_store(tmp_path / "store", hmac_key=b"contract-key")
 
 
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """Index and ledger in a schema of its own of the session's PostgreSQL server."""
+    url = request.getfixturevalue("postgres_url")
+    return open_store(url, blobs=tmp_path / "blobs", create=True)
+
+
 BACKENDS: list[Backend] = [
     Backend("memory", _memory),
     Backend("sqlite", _sqlite),
     Backend("sqlite-all-files", _sqlite_all_files),
     Backend("sqlite-signed", _sqlite_signed),
+    Backend("postgres", _postgres),
 ]
 """Every backend the contract suites run over, by name (the test id)."""

@@ -1,4 +1,5 @@
-"""The PostgreSQL store: the shared contract, plus what only a shared database can get wrong."""
+"""The PostgreSQL store: what only a shared database can get wrong (its contract suites run in
+test_contracts.py, over the backend "postgres" of backends.py)."""
 
 from __future__ import annotations
 
@@ -18,48 +19,12 @@ import pytest
 from incgraph import ProcessGraph, Processor
 from incgraph.cli import main
 from incgraph.errors import ConfigurationError, StoreError
-from incgraph.settings import DEFAULT_SETTINGS, Settings
-from incgraph.store import Store, open_store, postgres_database
+from incgraph.store import open_store, postgres_database
 from incgraph.store.postgres_database import PostgresDatabase
 from incgraph.store.postgres_ledger import PostgresLedger
 
-from .contract import StoreContract, dv, record
+from .contract import dv, record
 from .fault_worker import STEP_SECONDS, Zygote, check, race_graph
-from .writer_contract import WriterContract
-
-
-class TestPostgresStore(StoreContract):
-    """open_store("postgresql://...", blobs=folder) under the shared contract."""
-
-    @pytest.fixture(autouse=True)
-    def _url(self, postgres_url: str) -> None:
-        self.url = postgres_url
-
-    def make_store(self, tmp_path: Path) -> Store:
-        return open_store(self.url, blobs=tmp_path / "blobs", create=True)
-
-    @pytest.fixture
-    def store(self, tmp_path: Path, _url: None) -> Any:
-        made = self.make_store(tmp_path)
-        yield made
-        made.close()
-
-
-class TestPostgresWriter(WriterContract):
-    """The session writer over a PostgreSQL index and ledger with a blob folder."""
-
-    @pytest.fixture(autouse=True)
-    def _url(self, postgres_url: str) -> None:
-        self.url = postgres_url
-
-    def make_store(self, tmp_path: Path, settings: Settings = DEFAULT_SETTINGS) -> Store:
-        return open_store(self.url, blobs=tmp_path / "blobs", create=True, settings=settings)
-
-    @pytest.fixture
-    def store(self, tmp_path: Path, _url: None) -> Any:
-        made = self.make_store(tmp_path)
-        yield made
-        made.close()
 
 
 def raw(url: str, sql: str) -> list[Any]:
