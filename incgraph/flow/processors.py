@@ -98,7 +98,7 @@ class FlowContext:
         return ("FlowParamsRead", {k: values[k] for k in sorted(self.keyed) if k in values})
 
     def __reduce__(self) -> tuple[Any, ...]:
-        path = getattr(self.store, "location", None)  # a folder, or a URL with its blobs
+        path = self.store.location  # a folder, or a URL with its blobs
         if path is None:
             raise FlowError(
                 "a flow with an in-memory store cannot run layers in other processes; "

@@ -270,9 +270,7 @@ class Writer:
             self._unstorable += failed
 
     def _put_rows(self, rows: list[Record]) -> None:
-        index = self.store.index
-        put = getattr(index, "put_sharing_data", None)
-        (index.put_many if put is None else put)(rows)
+        self.store.index.put_sharing_data(rows)
 
     def _queued_blob(self, data_version: str) -> Captured | Missing:
         """A queued or recently written blob's bytes (to write again), or ``MISSING``."""
@@ -349,12 +347,7 @@ def _save(store: Store, items: list[tuple[Record, Any]], blob: Any) -> list[Reco
 
 def _put_blobs(store: Store, blobs: list[tuple[str, Any]]) -> list[int]:
     """Write ``blobs`` (data version, value or captured bytes) to ``store``; their sizes."""
-    if not blobs:
-        return []
-    put_many = getattr(store.blobs, "put_many", None)
-    if put_many is not None:
-        return list(put_many(blobs))
-    return [store.blobs.put(dv, value) for dv, value in blobs]
+    return store.blobs.put_many(blobs) if blobs else []
 
 
 def _raise_naming_the_node(store: Store, items: list[tuple[Record, Any]], exc: StoreError) -> None:

@@ -1,6 +1,7 @@
 """The store backends every contract suite runs over: the one list to extend.
 
-Each `Backend` makes a fresh, empty `Store` in a test's ``tmp_path``.
+Each `Backend` makes a fresh, empty `Store` in a test's ``tmp_path``, with the
+settings it is given (a suite may tune the writer or the index for one test).
 ``tests/store/test_contracts.py`` runs `IndexContract`, `BlobStoreContract`,
 `LedgerContract`, `RunLogContract` and `StoreContract` (``contract.py``) over every
 entry of `BACKENDS`, so a new index, blob store or ledger joins every suite by
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from incgraph.settings import DEFAULT_SETTINGS
+from incgraph.settings import Settings
 from incgraph.store import FileBlobStore, SqliteFile, SqliteIndex, Store, memory_store, open_store
 from incgraph.store.store import mark_folder
 
@@ -27,36 +28,42 @@ class Backend:
     """A named way to make an empty store for one test."""
 
     name: str
-    make: Callable[[pytest.FixtureRequest, Path], Store]
+    make: Callable[[pytest.FixtureRequest, Path, Settings], Store]
 
 
-def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return memory_store()
+MakeStore = Callable[..., Store]
+"""The ``make_store`` fixture: ``make_store(settings=DEFAULT_SETTINGS)``, a new store of the
+test's backend (closed at the end of the test)."""
 
 
-def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return open_store(tmp_path / "store")
+def _memory(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
+    return memory_store(settings=settings)
 
 
-def _sqlite_all_files(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
+    return open_store(tmp_path / "store", settings=settings)
+
+
+def _sqlite_all_files(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
     """Every blob a memory-mapped file: no inline blobs, no results kept in their rows."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    db = SqliteFile(tmp_path / "index.sqlite")
-    every_file = DEFAULT_SETTINGS.replace(blob_inline_limit_bytes=1, blob_mmap_threshold_bytes=1)
+    db = SqliteFile(tmp_path / "index.sqlite", settings=settings)
+    every_file = settings.replace(blob_inline_limit_bytes=1, blob_mmap_threshold_bytes=1)
     blobs = FileBlobStore(tmp_path / "blobs", db, settings=every_file)
     mark_folder(tmp_path)
-    return Store(SqliteIndex(db), blobs, path=tmp_path)
+    index = SqliteIndex(db, settings=settings)
+    return Store(index, blobs, path=tmp_path, settings=settings)
 
 
-def _sqlite_signed(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def _sqlite_signed(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
     """Blobs signed with HMAC: nothing kept unsigned in a result's row is ever served."""
-    return open_store(tmp_path / "store", hmac_key=b"contract-key")
+    return open_store(tmp_path / "store", hmac_key=b"contract-key", settings=settings)
 
 
-def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
     """Index and ledger in a schema of its own of the session's PostgreSQL server."""
     url = request.getfixturevalue("postgres_url")
-    return open_store(url, blobs=tmp_path / "blobs", create=True)
+    return open_store(url, blobs=tmp_path / "blobs", create=True, settings=settings)
 
 
 BACKENDS: list[Backend] = [

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store import BlobStore, Index, Ledger, Store
 
-from .backends import BACKENDS
+from .backends import BACKENDS, Backend, MakeStore
 from .contract import (
     BlobStoreContract,
     IndexContract,
@@ -18,14 +19,35 @@ from .contract import (
     RunLogContract,
     StoreContract,
 )
+from .writer_contract import WriterContract
 
 
 @pytest.fixture(params=BACKENDS, ids=[backend.name for backend in BACKENDS])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each backend in turn."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_store(
+    backend: Backend, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[MakeStore]:
+    """New stores of the test's backend, ``make_store(settings)``; closed at the end."""
+    made: list[Store] = []
+
+    def make(settings: Settings = DEFAULT_SETTINGS) -> Store:
+        made.append(backend.make(request, tmp_path / f"store-{len(made)}", settings))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Store:
     """A fresh, empty store of each backend."""
-    made = request.param.make(request, tmp_path)
-    yield made
-    made.close()
+    return make_store()
 
 
 class TestIndex(IndexContract):
@@ -46,6 +68,10 @@ class TestRunLog(RunLogContract):
 
 class TestStore(StoreContract):
     """Every backend assembled into a Store."""
+
+
+class TestWriter(WriterContract):
+    """The session writer over every backend."""
 
 
 def _members(protocol: type) -> list[str]:
@@ -72,7 +98,7 @@ def test_every_part_has_every_protocol_member_with_its_parameters(
     method taking at least the protocol's parameters, by the same names and kinds."""
     attribute = {Index: "index", BlobStore: "blobs", Ledger: "ledger"}[protocol]
     for backend in BACKENDS:
-        store = backend.make(request, tmp_path / backend.name)
+        store = backend.make(request, tmp_path / backend.name, DEFAULT_SETTINGS)
         part = getattr(store, attribute)
         kind = type(part).__name__
         for name in _members(protocol):

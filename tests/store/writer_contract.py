@@ -1,22 +1,22 @@
 """The contract every store's session writer keeps (``session.writer``).
 
-A test module subclasses :class:`WriterContract` and implements ``make_store``;
-pytest collects the subclass (``Test...``), never this base class.
+``tests/store/test_contracts.py`` runs it over every backend of
+``tests/store/backends.py``, with the other contract suites.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from incgraph.errors import ReadOnlyStoreError
 from incgraph.sentinels import MISSING
-from incgraph.settings import DEFAULT_SETTINGS, Settings
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store import Store
 
+from .backends import MakeStore
 from .contract import blob_value, dv, record
 
 __all__ = ["UNTIMED", "WriterContract"]
@@ -33,17 +33,10 @@ UNTIMED = DEFAULT_SETTINGS.replace(
 class WriterContract:
     """Queue, read back, write in batches, log and release: for any store."""
 
-    def make_store(self, tmp_path: Path, settings: Settings = DEFAULT_SETTINGS) -> Store:
-        raise AssertionError("a WriterContract subclass must implement make_store")
-
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Store:
-        return self.make_store(tmp_path)
-
-    @pytest.fixture
-    def untimed(self, tmp_path: Path) -> Store:
+    def untimed(self, make_store: MakeStore) -> Store:
         """A store whose writer never writes because time passed (only count and size)."""
-        return self.make_store(tmp_path, UNTIMED)
+        return make_store(UNTIMED)
 
     def test_a_queued_result_is_readable_then_committed_by_flush(self, store: Store) -> None:
         """Before the flush the writer serves the queued result; after it the store has it."""
@@ -145,9 +138,11 @@ class WriterContract:
             writer.put_blob(dv(2), store.capture(b"x" * 600))
             assert store.lookup_version(dv(1)) == dv(1) and store.load(dv(2)) == b"x" * 600
 
-    def test_the_oldest_result_is_written_once_it_waited_long_enough(self, tmp_path: Path) -> None:
+    def test_the_oldest_result_is_written_once_it_waited_long_enough(
+        self, make_store: MakeStore
+    ) -> None:
         """With a tiny writer_max_delay_seconds, the next add commits what waited."""
-        store = self.make_store(tmp_path, DEFAULT_SETTINGS.replace(writer_max_delay_seconds=1e-9))
+        store = make_store(DEFAULT_SETTINGS.replace(writer_max_delay_seconds=1e-9))
         with store.session() as session:
             session.writer.add(record(1, 1), store.capture(1))
             session.writer.add(record(2, 2), store.capture(2))
