@@ -366,7 +366,9 @@ class ObjectBlobStore:
         """Store many values, uploads running concurrently; return each one's stored size."""
         self._check_writable()
         items = list(items)
-        unique = dict(items)
+        unique: dict[str, Any] = {}
+        for data_version, value in items:
+            unique.setdefault(data_version, value)  # the first of a repeated version, as on disk
         for data_version in unique:
             _check(data_version)
         sizes = dict(zip(unique, self._each(self._put_one, list(unique.items())), strict=True))
@@ -448,6 +450,9 @@ class ObjectBlobStore:
         return elsewhere.hold(delete_unnamed)
 
     def _delete(self, data_versions: list[str]) -> int:
+        if not self.local:  # a bucket deletes an absent key without a word: count what is there
+            stored = self.present(data_versions)
+            data_versions = [dv for dv in data_versions if dv in stored]
         gone = 0
         for data_version in data_versions:
             if self.cache is not None:

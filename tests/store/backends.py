@@ -66,11 +66,31 @@ def _postgres(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings
     return open_store(url, blobs=tmp_path / "blobs", create=True, settings=settings)
 
 
+OBJECT_KEY = "team-secret"
+"""The signing key of the object-storage backends (blobs outside the store are signed)."""
+
+
+def _s3(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
+    """Blobs in a bucket of the S3 emulator (a server process), index in a local folder."""
+    bucket = request.getfixturevalue("s3_bucket")
+    return open_store(tmp_path / "store", blobs=bucket, hmac_key=OBJECT_KEY, settings=settings)
+
+
+def _local_objects(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
+    """The object store over a local folder (file://), without the read-through cache."""
+    url = f"file://{tmp_path / 'bucket'}"
+    return open_store(
+        tmp_path / "store", blobs=url, hmac_key=OBJECT_KEY, cache_bytes=0, settings=settings
+    )
+
+
 BACKENDS: list[Backend] = [
     Backend("memory", _memory),
     Backend("sqlite", _sqlite),
     Backend("sqlite-all-files", _sqlite_all_files),
     Backend("sqlite-signed", _sqlite_signed),
     Backend("postgres", _postgres),
+    Backend("s3", _s3),
+    Backend("local-objects", _local_objects),
 ]
 """Every backend the contract suites run over, by name (the test id)."""

@@ -1,5 +1,5 @@
-"""Blobs in object storage: the store contract over S3 (an emulator) and a local folder,
-create-only writes, signing, the read-through cache and store URLs."""
+"""Blobs in object storage: create-only writes, signing, the read-through cache and store URLs
+(the contract suites run over S3 (an emulator) and a local folder in test_contracts.py)."""
 
 from __future__ import annotations
 
@@ -13,33 +13,14 @@ import pytest
 
 from incgraph import ProcessGraph, Processor
 from incgraph.errors import ConfigurationError, SignatureError, StoreCorruptError
-from incgraph.store import Store, open_store
+from incgraph.store import open_store
 from incgraph.store.blob_cache import BlobCache
 from incgraph.store.object_blobs import MAGIC, ObjectBlobStore
 from incgraph.store.signing import Signer
 
-from .contract import StoreContract, dv, record
+from .contract import dv, record
 
 KEY = "team-secret"
-
-
-class TestS3Store(StoreContract):
-    """open_store(folder, blobs="s3://...") against the S3 emulator, under the shared contract."""
-
-    @pytest.fixture(autouse=True)
-    def _bucket(self, s3_bucket: str) -> None:
-        self.url = s3_bucket
-
-    def make_store(self, tmp_path: Path) -> Store:
-        return open_store(tmp_path / "store", blobs=self.url, hmac_key=KEY)
-
-
-class TestLocalObjectStore(StoreContract):
-    """The same object store over a local folder (file://), no cache, under the contract."""
-
-    def make_store(self, tmp_path: Path) -> Store:
-        url = f"file://{tmp_path / 'bucket'}"
-        return open_store(tmp_path / "store", blobs=url, hmac_key=KEY, cache_bytes=0)
 
 
 def test_remote_store_without_a_key_is_refused(tmp_path: Path, s3_bucket: str) -> None:
