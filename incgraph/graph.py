@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from incgraph.core.graph import Graph, Node, new_run_epoch
-from incgraph.core.plan import Plan, plan
+from incgraph.core.plan import Plan
 from incgraph.executors import Executor, resolve_executor
 from incgraph.run.engine import RunReport, execute
+from incgraph.run.explain import explain
 from incgraph.run.persisting import write_record
 from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store import Store, memory_store, open_store
@@ -247,10 +248,16 @@ class ProcessGraph(Graph):
             self._write_persist(report)
         return report
 
-    def explain(self, node: Node | Sequence[Node] | None = None, *, force: bool = False) -> Plan:
+    def explain(
+        self, node: Node | Sequence[Node] | None = None, *, force: bool | Iterable[Node] = False
+    ) -> Plan:
         """Why each node a run up to ``node`` would visit is a hit or computes.
 
-        Decided from the index alone: nothing is computed or loaded.
+        ``force`` is what `run_upto` takes: ``True`` forces the target(s), an
+        iterable those nodes; forced nodes are said to compute.
+
+        Decided by the run's own decide step with a read-only look-up
+        (`incgraph.run.explain`): nothing is computed, loaded or claimed.
 
         Examples
         --------
@@ -273,9 +280,8 @@ class ProcessGraph(Graph):
         targets = self._targets(node)
         order = self.topological_sort(targets)
         new_run_epoch()
-        forced = frozenset(targets) if force else frozenset()
-        store = self.store
-        return plan(order, store.lookup, store.latest_for_node, forced)
+        forced = targets if force is True else (force or ())
+        return explain(self.store, order, forced, settings=self.settings)
 
     def render(self, format: str = "mermaid", *, explain: bool = False) -> str:
         """Mermaid or DOT text of the graph; with ``explain=True`` nodes are marked hit/compute.

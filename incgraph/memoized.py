@@ -23,8 +23,8 @@ A call is
    leases; a call another process is computing is waited for and then is a
    hit), the function runs, and its result is saved (blob, then index row)
    before the lease is released. A function whose calls in this process have
-   all been cheap (`PROVEN_CHEAP_AFTER` of them under the store's
-   ``settings.lease_min_seconds``) is computed without a lease,
+   been cheap (under the store's ``settings.lease_min_seconds`` on average,
+   1 ms by default: what the lease itself costs) is computed without a lease,
    as the engine does: two processes computing it twice is harmless.
 
 Hits and writes go to the run log as the engine's do, through one session per
@@ -68,7 +68,6 @@ from incgraph.errors import (
     StoreError,
 )
 from incgraph.hashing._packages import declared_names, package_versions, with_packages
-from incgraph.run.engine import PROVEN_CHEAP_AFTER
 from incgraph.run.jobs import result_data_version
 from incgraph.run.keys import call_key, make_record
 from incgraph.sentinels import MISSING
@@ -201,7 +200,7 @@ class MemoizedFunction:
         self._sent_code: str | None = None  # unpickled by value: the sender's code version
         self._owner_class: type | None = None  # a method's class, once it exists
         self._node = _template_node(self, version)
-        self._cheap_calls = 0.0
+        self._costs = (0, 0.0)  # computes in this process, and the seconds they took
         self._local = _Sessions()
         self._sessions: dict[StoreSession, int] = {}  # open sessions -> the pid that made them
         self._lock = threading.Lock()
@@ -393,7 +392,8 @@ class MemoizedFunction:
                 f"memoized function {self.label} must compute (no result is stored for these "
                 f"arguments), but {store!r} was opened read-only; open the store writable"
             )
-        leased = self._cheap_calls < PROVEN_CHEAP_AFTER
+        count, seconds = self._costs
+        leased = not count or seconds >= count * store.settings.lease_min_seconds
         if leased:
             stored = self._claim(key, session)
             if stored is not None:
@@ -407,8 +407,7 @@ class MemoizedFunction:
             if leased:
                 session.release([key])
             raise
-        cheap = duration < store.settings.lease_min_seconds
-        self._cheap_calls = self._cheap_calls + 1 if cheap else float("-inf")
+        self._costs = (count + 1, seconds + duration)
         session.saved([key])
         return CallInfo(value, False)
 

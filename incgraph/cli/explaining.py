@@ -15,9 +15,10 @@ only the one named by ``--graph``), for the nodes named by ``--target`` (a
 global variable bound to a node, a node id or a node label) or else for its
 sinks (the nodes no other node reads).
 
-The plan is decided from the index alone (`incgraph.core.plan.plan`):
-nothing is computed or loaded. Module-level code that itself runs the graph
-still runs: keep it under the ``__main__`` guard.
+The plan is decided by the run's own decide step with a read-only look-up
+(`incgraph.run.explain`): nothing is computed, loaded or claimed.
+Module-level code that itself runs the graph still runs: keep it under the
+``__main__`` guard.
 """
 
 from __future__ import annotations
@@ -275,13 +276,13 @@ def _explain(ctx: Context, path: Path, namespace: dict[str, Any]) -> int:
 
 def plan_for(ctx: Context, graph: ProcessGraph, targets: list[Node]) -> tuple[Any, Plan]:
     """(store, plan) of a run up to ``targets``: against ``--store`` if given, else the graph's."""
-    from incgraph.core.plan import plan
+    from incgraph.run.explain import explain
 
     if getattr(ctx.args, "store", None) is None:
         return graph.store, graph.explain(targets)
     store = ctx.store
     order = graph.topological_sort(targets)
-    return store, plan(order, store.lookup, store.latest_for_node)
+    return store, explain(store, order)
 
 
 def _plan_json(name: str, targets: list[Node], store: Any, found: Plan) -> dict[str, Any]:

@@ -19,11 +19,14 @@ under (a node label, a queue stage's name, ...), whether it is forced (it
 computes without a look-up, even when stored) and its *kind* (what computes
 it: a processor, a task function); nothing here needs a `Node`.
 
-Leases where they pay. A claim costs about as much as a millisecond of
-compute at most (one small write transaction, ~40 us on SQLite), so a miss is
-leased unless its compute is known to cost about that little: its label's
-latest stored result took less than ``lease_min_seconds``, or every compute
-of its kind in this run so far did (`Decider.computed` tells the decider).
+Leases where they pay. A claim is one small write transaction (~40 us on
+SQLite), so a miss is leased unless its compute is known to cost about that little: its label's
+latest stored result took less than the ``lease_min_seconds`` setting (1 ms
+by default), or the computes of
+its kind in this run so far took less on average (`Decider.computed` tells
+the decider; an average, as one compute the machine happened to pause in
+must not make every later one pay a lease, while a kind whose computes are
+slow now and then averages above the threshold and stays leased).
 Two processes may then both compute such a key; that is harmless (same key,
 same result) and cheaper than the lease. Anything else, a first compute
 ever included, is leased, so a cold graph run by several processes computes
@@ -31,8 +34,8 @@ each slow key once.
 
 State: the prefetched ``latest`` entries, the data versions of keys computed
 in this run (``known``: answers keys computed but maybe not yet written, so
-equal work in a later wave is a hit), and per kind whether its computes were
-all cheap. Read-only mode (no session: ``explain``, a read-only store,
+equal work in a later wave is a hit), and per kind how many computes this run made and
+how long they took in all. Read-only mode (no session: ``explain``, a read-only store,
 ``run_only``) looks up and never claims; its misses are reported as
 ``compute`` (what a run would compute).
 
@@ -50,20 +53,18 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from incgraph.store.leases import Claims
 
 if TYPE_CHECKING:
+    from incgraph.settings import Settings
     from incgraph.store.session import StoreSession
     from incgraph.store.store import Store
 
-__all__ = ["LEASE_MIN_SECONDS", "Decided", "Decider", "Work"]
-
-LEASE_MIN_SECONDS = 0.001
-"""A compute known to take less than this is not worth a lease (a claim costs ~40 us)."""
+__all__ = ["Decided", "Decider", "Work"]
 
 
 class Work(NamedTuple):
@@ -82,7 +83,7 @@ class Work(NamedTuple):
     key: str
     label: str
     forced: bool = False
-    kind: Hashable = None
+    kind: object = None
 
 
 @dataclass
@@ -111,8 +112,9 @@ class Decider:
         Where results are looked up.
     session : StoreSession or None
         The run's session: claims leases. None: read-only mode (look up, never claim).
-    lease_min_seconds : float
-        Computes known to take less than this are not leased.
+    settings : Settings, optional
+        Tuning (default: the store's): computes known to take less than
+        ``lease_min_seconds`` are not leased.
     """
 
     def __init__(
@@ -120,15 +122,16 @@ class Decider:
         store: Store,
         session: StoreSession | None,
         *,
-        lease_min_seconds: float = LEASE_MIN_SECONDS,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
         self.session = session
         self.read_only = session is None or store.read_only
-        self.lease_min_seconds = lease_min_seconds
+        tuning = store.settings if settings is None else settings
+        self.lease_min_seconds = tuning.lease_min_seconds
         self.latest: dict[str, tuple[str, str, float]] = {}
         self.known: dict[str, str] = {}
-        self.cheap: dict[Hashable, bool] = {}
+        self.costs: dict[object, tuple[int, float]] = {}  # kind -> (computes, seconds)
 
     def prefetch(self, labels: Iterable[str]) -> None:
         """Read the latest (key, data version, duration) of each label, in bulk."""
@@ -146,13 +149,14 @@ class Decider:
         entry = self.latest.get(work.label)
         if entry is not None and entry[2] < self.lease_min_seconds:
             return False
-        return not self.cheap.get(work.kind, False)
+        cost = self.costs.get(work.kind)
+        return cost is None or cost[1] >= cost[0] * self.lease_min_seconds
 
     def computed(self, work: Work, data_version: str, duration: float) -> None:
         """``work`` was computed in this run: its key is known, its kind's cost noted."""
         self.known[work.key] = data_version
-        cheap = duration < self.lease_min_seconds
-        self.cheap[work.kind] = self.cheap.get(work.kind, True) and cheap
+        count, seconds = self.costs.get(work.kind, (0, 0.0))
+        self.costs[work.kind] = (count + 1, seconds + duration)
 
     def decide(self, wave: Sequence[Work]) -> Decided:
         """Hits, ours to compute and theirs, for a wave: one look-up, one claim at most."""

@@ -44,12 +44,11 @@ Before a run waits for others it must first save (and so release) what it has
 computed but not yet written: otherwise two runs could each wait for a result
 the other holds back.
 
-Leases guard work worth guarding. A claim is one write transaction (~30 µs),
-more than many nodes take to compute, so the engine claims only keys whose
-node has no stored result yet (its first compute ever) or whose latest result
-took at least the ``lease_min_seconds`` setting (1 ms by default). Two processes
-may then both compute a cheap node again; that is harmless, as both store the
-same result under the same key.
+Leases where they pay. A claim is one write transaction (~30 µs), so the
+decide step (`incgraph.run.decide`) claims every miss except those whose
+compute is known to cost about as little (under the ``lease_min_seconds``
+setting, 1 ms by default). Two processes may then both compute such a cheap
+node; that is harmless, as both store the same result under the same key.
 """
 
 from __future__ import annotations

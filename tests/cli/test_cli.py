@@ -234,7 +234,7 @@ def test_explain_against_another_store_and_errors(
     plans = run_json(
         capsys, "explain", str(project / "pipeline.py"), "--store", str(tmp_path / "empty")
     )
-    assert [d["action"] for d in plans[0]["decisions"]] == ["constant", "compute", "maybe"]
+    assert [d["action"] for d in plans[0]["decisions"]] == ["constant", "compute", "compute"]
     (project / "nothing.py").write_text("x = 1\n")
     code, _, err = run(capsys, "explain", str(project / "nothing.py"))
     assert code == 2 and "defines no ProcessGraph" in err

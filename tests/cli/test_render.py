@@ -105,7 +105,7 @@ def test_render_json_against_another_store(
     args = ("render", str(project / "pipeline.py"), "--json", "--store", str(tmp_path / "empty"))
     code, out, err = run(capsys, *args)
     assert code == 0, err
-    assert json.loads(out)["actions"] == {"0": "constant", "1": "compute", "2": "maybe"}
+    assert json.loads(out)["actions"] == {"0": "constant", "1": "compute", "2": "compute"}
 
 
 @needs_dot

@@ -181,3 +181,27 @@ def test_mutating_consumers_cached_rerun_equals_fresh_run(data: st.DataObject) -
             expected = grow_model(spec)
             assert run_grow(spec, Path(tmp) / "cached") == expected
             assert run_grow(spec, Path(tmp) / f"fresh{step}") == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_explain_says_what_the_run_then_does(data: st.DataObject) -> None:
+    """Over random graphs and edits, every node explain calls a hit is a hit in the run that
+    follows, and every node it says computes is computed (forced targets included)."""
+    spec = data.draw(graph_specs())
+    edits = data.draw(st.lists(graph_edits(spec), min_size=1, max_size=4))
+    executor = data.draw(st.sampled_from([None, "threads"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        for edit in [None, *edits]:
+            if edit is not None:
+                spec = spec.edited(edit)
+            g, nodes = build(spec, Path(tmp) / "store")
+            forced = data.draw(st.lists(st.sampled_from(nodes), max_size=2, unique=True))
+            with g:
+                plan = g.explain(nodes, force=forced)
+                g.run_upto(nodes, force=forced, executor=executor)
+                statuses = g.last_run.statuses
+            for node in nodes:
+                expected = {"hit": "hit", "compute": "computed"}.get(plan[node].action)
+                if expected is not None:
+                    assert statuses[node].status == expected, (node, plan[node])

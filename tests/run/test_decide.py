@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from incgraph.run.decide import LEASE_MIN_SECONDS, Decider, Work
+from incgraph.run.decide import Decider, Work
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store import Record, memory_store, open_store
 from incgraph.store.store import Store
 
@@ -101,7 +102,7 @@ def test_read_only_mode_never_claims() -> None:
 def test_cheap_latest_result_is_not_leased() -> None:
     """A label whose latest result took less than the threshold recomputes without a lease."""
     store = memory_store()
-    _save(store, "old", "a", duration=LEASE_MIN_SECONDS / 10)
+    _save(store, "old", "a", duration=DEFAULT_SETTINGS.lease_min_seconds / 10)
     _save(store, "old-b", "b", duration=0.5)
     with store.session("run", "t") as session:
         decider = Decider(store, session)
@@ -118,7 +119,7 @@ def test_cheap_kind_in_this_run_is_not_leased() -> None:
         decider = Decider(store, session)
         first = Work("k1", "a", kind="P")
         decider.decide([first])
-        decider.computed(first, "dv", LEASE_MIN_SECONDS / 10)
+        decider.computed(first, "dv", DEFAULT_SETTINGS.lease_min_seconds / 10)
         decider.decide([Work("k2", "b", kind="P"), Work("k3", "c", kind="Q")])
         assert sorted(session.lessee.held_keys()) == ["k1", "k3"]
         decider.computed(Work("k2", "b", kind="P"), "dv2", 1.0)  # one slow compute: leased again
