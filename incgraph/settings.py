@@ -30,8 +30,8 @@ prompt_write_seconds              0.5             a result that took this long t
                                                   written at once: a crash then loses little work
 prompt_write_bytes                1 MiB           a result this large is written at once, so
                                                   memory does not hold many big pending values
-claim_ahead                       512             following nodes a serial run looks up and claims
-                                                  in one bulk step (the cached-rerun figures)
+claim_ahead                       512             nodes of a ready wave (a ForEach's tasks) a run
+                                                  looks up and claims in one bulk step
 prefetch_min_nodes                32              runs of at least this many nodes read every
                                                   node's latest record in one query first
 lease_min_seconds                 0.001           a node whose latest compute took less than this

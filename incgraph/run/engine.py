@@ -118,7 +118,8 @@ from incgraph.store.protocols import Record
 
 # Tuning comes from the run's `Settings` (`incgraph.settings`): prefetch_min_nodes (runs of
 # at least this many nodes read the latest records in bulk first; a wave that large is
-# hidden from the GC once decided), lease_min_seconds (the decide step),
+# hidden from the GC once decided), claim_ahead (a larger wave is decided in parts of this
+# size: one look-up and one claim each), lease_min_seconds (the decide step),
 # lease_first_poll_seconds and lease_max_poll_seconds; writes follow the session writer's.
 
 __all__ = ["NodeStatus", "RunReport", "execute"]
@@ -391,7 +392,9 @@ class _Run:
             while ready and self.error is None:
                 wave = list(ready)
                 ready.clear()
-                self.decide_wave(wave)
+                step = self.settings.claim_ahead  # one look-up and claim for this many at most
+                for start in range(0, len(wave), step):
+                    self.decide_wave(wave[start : start + step])
                 if self.frozen and len(wave) >= self.settings.prefetch_min_nodes:
                     gc.freeze()  # what a large wave made lives on: out of the collector's sight
             if self.error is not None:
