@@ -60,7 +60,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from incgraph.store.leases import Claims
 
 if TYPE_CHECKING:
-    from incgraph.settings import Settings
     from incgraph.store.session import StoreSession
     from incgraph.store.store import Store
 
@@ -112,9 +111,9 @@ class Decider:
         Where results are looked up.
     session : StoreSession or None
         The run's session: claims leases. None: read-only mode (look up, never claim).
-    settings : Settings, optional
-        Tuning (default: the store's): computes known to take less than
-        ``lease_min_seconds`` are not leased.
+    lease_min_seconds : float, optional
+        Computes known to take less than this are not leased (default: the
+        store's ``settings.lease_min_seconds``).
     """
 
     def __init__(
@@ -122,13 +121,14 @@ class Decider:
         store: Store,
         session: StoreSession | None,
         *,
-        settings: Settings | None = None,
+        lease_min_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.session = session
         self.read_only = session is None or store.read_only
-        tuning = store.settings if settings is None else settings
-        self.lease_min_seconds = tuning.lease_min_seconds
+        if lease_min_seconds is None:
+            lease_min_seconds = store.settings.lease_min_seconds
+        self.lease_min_seconds = lease_min_seconds
         self.latest: dict[str, tuple[str, str, float]] = {}
         self.known: dict[str, str] = {}
         self.costs: dict[object, tuple[int, float]] = {}  # kind -> (computes, seconds)

@@ -252,7 +252,11 @@ class _Run:
         self.session = store.session("run", label, settings=settings)
         self.hit_keys = self.session.hits
         read_only = upstream_only or store.read_only
-        self.decider = Decider(store, None if read_only else self.session, settings=settings)
+        self.decider = Decider(
+            store,
+            None if read_only else self.session,
+            lease_min_seconds=settings.lease_min_seconds,
+        )
         # per fan-out: its bound key maker, its shared inputs' versions, its lineage
         self.fanouts: dict[FanOut, tuple[Callable[[dict[str, str]], str], dict[str, str]]] = {}
         self.lineages: dict[FanOut, tuple[str, str, str]] = {}

@@ -89,7 +89,7 @@ class _Explainer:
         self.order = order
         self.force = force
         self.settings = settings
-        self.decider = Decider(store, None, settings=settings)
+        self.decider = Decider(store, None, lease_min_seconds=settings.lease_min_seconds)
         self.dvs: dict[Node, str] = {}
         self.computing: dict[Node, Node] = {}  # node -> an upstream node that computes first
         self.decisions: dict[Node, Decision] = {}
