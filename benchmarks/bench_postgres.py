@@ -7,7 +7,8 @@ Run::
 Without ``--url`` it starts a throw-away server of its own (``initdb`` + ``pg_ctl`` on
 localhost, as the tests do). Prints one JSON line per measurement (``{"bench": ...,
 "incgraph": ..., "peer": ..., "ratio": ...}``, ratio = incgraph / peer) and a markdown
-table. Best of ``--repeat`` passes for each, as the machine may be shared.
+table. Best of ``--repeat`` rounds in which incgraph and its peer alternate, as the
+machine may be shared.
 
 Measurements
 ------------
@@ -75,21 +76,6 @@ def rerun_seconds(store: str, nodes: int) -> float:
     return float(found["run"])
 
 
-def best(run: Callable[[], float], repeat: int) -> float:
-    return min(run() for _ in range(repeat))
-
-
-def per_key(run: Callable[[], Any], count: int, repeat: int) -> float:
-    """Microseconds per key of ``run()`` handling ``count`` keys, best of ``repeat``."""
-
-    def once() -> float:
-        start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
-
-    return best(once, repeat) / count * 1e6
-
-
 def records(count: int, tag: str) -> list[Record]:
     return [
         Record(f"{tag}{i:028x}", uuid.uuid4().hex, f"n{i % 50}", "m.P", "c", "i", {"a": "x"})
@@ -97,21 +83,31 @@ def records(count: int, tag: str) -> list[Record]:
     ]
 
 
-def bare_floor(url: str, keys: list[str], repeat: int) -> float:
-    """Microseconds per bare primary-key SELECT through psycopg (prepared), best of repeat."""
+def bare_lookups(url: str, keys: list[str]) -> Callable[[], None]:
+    """The bare primary-key SELECT per key through psycopg, on one connection (prepared)."""
     import psycopg
 
     from incgraph.store.postgres_database import split_blobs
 
-    with psycopg.connect(split_blobs(url)[0], autocommit=True) as conn:
+    conn = psycopg.connect(split_blobs(url)[0], autocommit=True)
+    sql = "SELECT data_version FROM results WHERE key = %s"
 
-        def run() -> None:
-            for key in keys:
-                conn.execute(
-                    "SELECT data_version FROM results WHERE key = %s", (key,), prepare=True
-                ).fetchone()
+    def run() -> None:
+        for key in keys:
+            conn.execute(sql, (key,), prepare=True).fetchone()
 
-        return per_key(run, len(keys), repeat)
+    return run
+
+
+def alternating(runs: dict[str, Callable[[], Any]], count: int, repeat: int) -> dict[str, float]:
+    """Microseconds per key of each run, best of ``repeat`` rounds that alternate them."""
+    best_of = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeat):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best_of[name] = min(best_of[name], (time.perf_counter() - start) / count * 1e6)
+    return best_of
 
 
 def lookups(pg: Store, lite: Store, url: str, repeat: int, rows: list[dict[str, Any]]) -> None:
@@ -124,12 +120,17 @@ def lookups(pg: Store, lite: Store, url: str, repeat: int, rows: list[dict[str, 
     def hits(store: Store) -> Callable[[], None]:
         return lambda: [store.lookup_version(key) for key in few]
 
-    pg_hit = per_key(hits(pg), len(few), repeat)
-    emit(rows, "lookup_hit_pg_vs_floor", "us", pg_hit, bare_floor(url, few, repeat), "psycopg")
-    emit(rows, "lookup_hit_pg_vs_sqlite", "us", pg_hit, per_key(hits(lite), 2000, repeat), "sqlite")
-    pg_many = per_key(lambda: pg.lookup_versions(keys), len(keys), repeat)
-    lite_many = per_key(lambda: lite.lookup_versions(keys), len(keys), repeat)
-    emit(rows, "lookup_many_per_key_pg_vs_sqlite", "us", pg_many, lite_many, "sqlite")
+    one = alternating(
+        {"pg": hits(pg), "floor": bare_lookups(url, few), "sqlite": hits(lite)}, 2000, repeat
+    )
+    emit(rows, "lookup_hit_pg_vs_floor", "us", one["pg"], one["floor"], "psycopg")
+    emit(rows, "lookup_hit_pg_vs_sqlite", "us", one["pg"], one["sqlite"], "sqlite")
+    many = alternating(
+        {"pg": lambda: pg.lookup_versions(keys), "sqlite": lambda: lite.lookup_versions(keys)},
+        len(keys),
+        repeat,
+    )
+    emit(rows, "lookup_many_per_key_pg_vs_sqlite", "us", many["pg"], many["sqlite"], "sqlite")
 
 
 def saves(pg: Store, lite: Store, repeat: int, rows: list[dict[str, Any]]) -> None:
@@ -140,7 +141,9 @@ def saves(pg: Store, lite: Store, repeat: int, rows: list[dict[str, Any]]) -> No
             store.save_many([(record, i) for i, record in enumerate(chunk)])
         return (time.perf_counter() - start) / 5120 * 1e6
 
-    mine, peer = best(lambda: save(pg), repeat), best(lambda: save(lite), repeat)
+    mine = peer = float("inf")
+    for _ in range(repeat):  # alternating, as the machine's load changes
+        mine, peer = min(mine, save(pg)), min(peer, save(lite))
     emit(rows, "save_many_small_x512_pg_vs_sqlite", "us", mine, peer, "sqlite")
 
 
@@ -148,8 +151,10 @@ def reruns(pg_url: str, folder: Path, nodes: int, repeat: int, rows: list[dict[s
     lite = str(folder / "rerun-store")
     for store in (pg_url, lite):
         rerun_seconds(store, nodes)  # the cold run fills the store
-    pg = best(lambda: rerun_seconds(pg_url, nodes), repeat) / nodes * 1e6
-    sqlite = best(lambda: rerun_seconds(lite, nodes), repeat) / nodes * 1e6
+    pg = sqlite = float("inf")
+    for _ in range(repeat):  # alternating, as the machine's load changes
+        pg = min(pg, rerun_seconds(pg_url, nodes) / nodes * 1e6)
+        sqlite = min(sqlite, rerun_seconds(lite, nodes) / nodes * 1e6)
     emit(rows, "rerun_per_node_pg_vs_sqlite", "us", pg, sqlite, "sqlite")
 
 
