@@ -185,9 +185,9 @@ class TaskCache:
         self.session.hits.extend(decided.hits)
         return decided
 
-    def computed(self, key: str, data_version: str, slowest: float) -> None:
-        """A chunk's items were computed, the slowest in ``slowest`` seconds (leases pay?)."""
-        self.decider.computed(Work(key, self.label), data_version, slowest)
+    def computed(self, key: str, data_version: str, seconds: float) -> None:
+        """A chunk's items were computed, in ``seconds`` each on average (do leases pay?)."""
+        self.decider.computed(Work(key, self.label), data_version, seconds)
 
     def record(self, key: str, item_dv: str, value: Any, duration: float) -> tuple[Record, str]:
         """The record to save for a computed result, and the result's data version."""

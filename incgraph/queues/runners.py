@@ -397,7 +397,7 @@ class TaskRunner(Runner):
         keys, dvs = work.keys, work.dvs
         add = cache.session.writer.add
         unsaved: list[str] = []
-        slowest, last = -1.0, ("", "")
+        last = ("", "")
         for j, i in enumerate(positions):
             if j in errors:
                 exc, text = work.errors[i] = errors[j]
@@ -415,11 +415,11 @@ class TaskRunner(Runner):
                 captured[i] = bytes_now
                 add(rec, bytes_now, duration=duration)
             work.results[i], work.out_dvs[i] = value, dv
-            if duration > slowest:
-                slowest, last = duration, (rec.key, dv)
-        self.counts.computed += len(positions) - len(errors)
-        if slowest >= 0:
-            cache.computed(last[0], last[1], slowest)
+            last = (rec.key, dv)
+        done = len(positions) - len(errors)
+        self.counts.computed += done
+        if done:  # the mean: one item descheduled mid-call does not make a task look dear
+            cache.computed(last[0], last[1], sum(durations or ()) / len(positions))
         if unsaved:
             cache.session.release(unsaved)  # another run may compute them now
 
@@ -483,7 +483,8 @@ class TaskRunner(Runner):
             work.inputs = self.miss_values(work, work.misses)
             timed = self.cache is not None
             work.future = pool.submit(apply_chunk, self.fn, work.inputs, timed, self.portable)
-            work.future.add_done_callback(wake)
+            if not work.future.done():  # an InlinePool's is: nothing to wake
+                work.future.add_done_callback(wake)
         elif not work.waiting:
             self.resize(work, 0.0)
         return work
