@@ -84,12 +84,19 @@ def _local_objects(request: pytest.FixtureRequest, tmp_path: Path, settings: Set
     )
 
 
+def _postgres_s3(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Store:
+    """A team's store: index and ledger in PostgreSQL, blobs in the S3 emulator's bucket."""
+    url, bucket = request.getfixturevalue("postgres_url"), request.getfixturevalue("s3_bucket")
+    return open_store(url, blobs=bucket, create=True, hmac_key=OBJECT_KEY, settings=settings)
+
+
 BACKENDS: list[Backend] = [
     Backend("memory", _memory),
     Backend("sqlite", _sqlite),
     Backend("sqlite-all-files", _sqlite_all_files),
     Backend("sqlite-signed", _sqlite_signed),
     Backend("postgres", _postgres),
+    Backend("postgres-s3", _postgres_s3),
     Backend("s3", _s3),
     Backend("local-objects", _local_objects),
 ]
