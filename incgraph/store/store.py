@@ -154,8 +154,9 @@ class Store:
     read_only : bool
         Refuse `save` and `save_many` (and claims, and the run log).
     ledger : Ledger, optional
-        Run log, pins and leases. By default an SQLite ledger in the index's
-        file when the index is a `SqliteIndex`, else one in memory.
+        Run log, pins and leases. By default ``index.make_ledger()``: the ledger
+        that decides claims against this index (the SQLite ledger in the index's
+        file, the memory ledger of a memory index, the PostgreSQL ledger).
     lease_seconds : float, optional
         How long a lease lives without renewal (`incgraph.store.leases`); overrides
         ``settings.lease_ttl_seconds`` when given.
