@@ -81,7 +81,7 @@ from incgraph.run.batch_report import BatchFailure, BatchStats, NodeBatchStats
 from incgraph.run.decide import Decider, Work
 from incgraph.run.engine import NodeStatus, RunReport
 from incgraph.run.jobs import JobFailure, Outcome, compute_in_process, instance_key, submit_batch
-from incgraph.run.keys import key_maker, make_record
+from incgraph.run.keys import item_key_maker, key_maker, make_record
 from incgraph.run.progress import Progress, make_progress
 from incgraph.run.resources import to_release
 from incgraph.sentinels import MISSING
@@ -282,7 +282,7 @@ class BatchRun:
                 misses.append(_Row(local, inputs, key))
                 continue
             column[local] = dv  # a hit: its data version is all a later pass needs
-            if local in persist:
+            if persist and local in persist:
                 persist[local].statuses[node] = NodeStatus(node, "hit", key, dv)
         self.count_hits(node, len(rows) - len(misses))
         if misses:
@@ -357,7 +357,7 @@ class BatchRun:
             for name, src in node.bindings.items()
             if isinstance(src, Node)
         ]
-        make_key = key_maker(node) if node.cache else None
+        make_key = _key_function(node, [name for name, _, keyed in bound if keyed], fixed)
         prepped, dead = table.prepped, table.dead
         rows: list[_Keyed] = []
         skipped = 0
@@ -748,3 +748,21 @@ def _by_key(rows: list[_Row]) -> dict[str, list[_Row]]:
         if row.key is not None:
             groups.setdefault(row.key, []).append(row)
     return groups
+
+
+def _key_function(
+    node: Node, keyed: list[str], fixed: dict[str, str]
+) -> Callable[[dict[str, str]], str] | None:
+    """``inputs -> key`` for ``node`` (None: ``cache=False``); one keyed input is the fast case.
+
+    A node whose only keyed input is one upstream node (most batch nodes) hashes the
+    key text's fixed head once (`incgraph.run.keys.item_key_maker`): the same keys
+    at about a fifth of the cost.
+    """
+    if not node.cache:
+        return None
+    if len(keyed) == 1 and not fixed:
+        name = keyed[0]
+        item_key = item_key_maker(node, name)
+        return lambda inputs: item_key(inputs[name])
+    return key_maker(node)
