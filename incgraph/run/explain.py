@@ -12,8 +12,8 @@ loaded. Keys come from the same builder (`incgraph.run.keys`). So what
 * ``hit``: the node's key is stored; the run takes it as a hit.
 * ``compute``: the run computes it: it is forced, ``cache=False``, its key is
   not stored, or its own code or init kwargs are new to the store (no stored
-  result was made by this code version with these init kwargs), so no input
-  value can make it a hit.
+  result was made by this code version with these init kwargs, and no other
+  node of the run has them), so no input value can make it a hit.
 * ``maybe``: its inputs are not known yet because an upstream node computes
   first; it computes unless that result comes out unchanged (early cutoff
   would then make it a hit).
@@ -27,6 +27,7 @@ it is read once, and only then.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -95,6 +96,7 @@ class _Explainer:
         self.decisions: dict[Node, Decision] = {}
         self.made_by: set[tuple[str, str]] | None = None  # stored (code, init) pairs, read once
         self.computed_keys: dict[str, Node] = {}  # key -> a node said to compute it
+        self.sharing = Counter(_made_by(n) for n in order if n.cache and not n.is_constant)
 
     def plan(self) -> Plan:
         if len(self.order) >= self.settings.prefetch_min_nodes:  # as a run does
@@ -163,14 +165,18 @@ class _Explainer:
     def new_code(self, node: Node) -> str | None:
         """Why ``node`` computes whatever its inputs: its code or init kwargs are new to the store.
 
-        None unless no stored result was made with its code and init versions.
+        None unless no stored result was made with its code and init versions, and
+        no other node of the run has them (it could store the key first).
         """
+        made_by = _made_by(node)
+        if self.sharing[made_by] > 1:
+            return None  # another node of this run computing the same code may store its key
         before = self.store.latest_for_node(node.label)
-        if before is not MISSING and (before.code_version, before.init_version) == _made_by(node):
+        if before is not MISSING and (before.code_version, before.init_version) == made_by:
             return None
         if self.made_by is None:
             self.made_by = {(r.code_version, r.init_version) for r in self.store.index.records()}
-        if _made_by(node) in self.made_by:
+        if made_by in self.made_by:
             return None
         if before is MISSING:
             return "no stored result for this node yet, nor for its code and init kwargs"
