@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from incgraph.core.graph import Graph, Node, new_run_epoch
 from incgraph.core.plan import Plan
-from incgraph.executors import Executor, resolve_executor
+from incgraph.executors import Executor, check_executor, resolve_executor
 from incgraph.run.engine import RunReport, execute
 from incgraph.run.explain import explain
 from incgraph.run.persisting import write_record
-from incgraph.settings import DEFAULT_SETTINGS, Settings
+from incgraph.settings import DEFAULT_SETTINGS, Settings, checked_settings
 from incgraph.store import Store, memory_store, open_store
 
 if TYPE_CHECKING:
@@ -93,13 +93,8 @@ class ProcessGraph(Graph):
         settings: Settings | None = None,
     ) -> None:
         super().__init__(name=name)
-        if settings is not None and not isinstance(settings, Settings):
-            raise TypeError(
-                f"ProcessGraph(settings=...) takes an incgraph.Settings, got "
-                f"{type(settings).__name__}; build one with incgraph.Settings(...) or "
-                "incgraph.DEFAULT_SETTINGS.replace(...)"
-            )
-        self._settings = settings
+        self._settings = None if settings is None else checked_settings(settings, "ProcessGraph")
+        check_executor(executor)
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
         self._max_bytes = max_bytes
@@ -242,7 +237,7 @@ class ProcessGraph(Graph):
                 settings=self.settings,
             )
         finally:
-            if executor is not None and ex is not self._executor:
+            if isinstance(executor, str):  # made for this run; an object stays its owner's
                 ex.shutdown()
         if self._persist_path is not None:
             self._write_persist(report)

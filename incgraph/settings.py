@@ -109,7 +109,7 @@ from typing import Any, Literal
 
 from incgraph.errors import ConfigurationError
 
-__all__ = ["DEFAULT_SETTINGS", "Settings"]
+__all__ = ["DEFAULT_SETTINGS", "Settings", "checked_settings"]
 
 Kind = Literal["count", "amount", "bytes", "seconds", "interval"]
 """count: int >= 1; amount, bytes: int >= 0; seconds: number >= 0 or inf; interval: 0 < x < inf."""
@@ -242,6 +242,27 @@ class Settings:
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.changed().items())
         return f"Settings({shown})"
+
+
+def checked_settings(value: Any, where: str) -> Settings:
+    """``value`` if it is a `Settings`; else a `TypeError` naming ``where``'s argument and the fix.
+
+    Examples
+    --------
+    >>> checked_settings(DEFAULT_SETTINGS, "open_store") is DEFAULT_SETTINGS
+    True
+    >>> checked_settings({"claim_ahead": 8}, "open_store")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: open_store(settings=...) takes an incgraph.Settings, got dict; build one ...
+    """
+    if not isinstance(value, Settings):
+        raise TypeError(
+            f"{where}(settings=...) takes an incgraph.Settings, got {type(value).__name__}; "
+            "build one with incgraph.Settings(name=value, ...) or "
+            "incgraph.DEFAULT_SETTINGS.replace(...)"
+        )
+    return value
 
 
 def _check(name: str, kind: Kind, value: Any) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from incgraph import hashing
 from incgraph.errors import FlowDefinitionError, HashingError
-from incgraph.executors import Executor, resolve_executor
+from incgraph.executors import Executor, check_executor, resolve_executor
 from incgraph.flow.definition import Plan, Registration, resolve
 from incgraph.flow.execution import Execution, LayerRecord, new_execution_id
 from incgraph.flow.foreach import ForEach
@@ -115,6 +115,7 @@ class Flow:
     ) -> None:
         self._store_location = store
         self._store: Store | None = None
+        check_executor(executor)
         self._executor = executor
 
     # -- registration ----------------------------------------------------------------------------

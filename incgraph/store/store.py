@@ -83,7 +83,7 @@ from incgraph.errors import (
 )
 from incgraph.hashing._packages import declared_names, package_versions
 from incgraph.sentinels import MISSING, Missing
-from incgraph.settings import DEFAULT_SETTINGS, Settings
+from incgraph.settings import DEFAULT_SETTINGS, Settings, checked_settings
 from incgraph.store.blob_cache import BlobCache
 from incgraph.store.budget import max_bytes_from_env
 from incgraph.store.codecs import Captured, capture
@@ -722,6 +722,7 @@ def open_store(
     ...     store.settings.gc_grace_seconds
     60
     """
+    checked_settings(settings, "open_store")
     if isinstance(location, Store):
         return location
     if max_bytes is None:
@@ -1202,4 +1203,5 @@ def memory_store(*, settings: Settings = DEFAULT_SETTINGS) -> Store:
     >>> store.path is None, store.settings.claim_ahead
     (True, 512)
     """
+    checked_settings(settings, "memory_store")
     return Store(MemoryIndex(), MemoryBlobStore(settings=settings), settings=settings)
