@@ -63,22 +63,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incgraph.errors import ReadOnlyStoreError, StoreError
+from incgraph.settings import DEFAULT_SETTINGS
 from incgraph.store.ledger import Ledger
 from incgraph.store.runlog import new_owner, owner_is_dead
 
 __all__ = ["LEASE_SECONDS", "LINGER_SECONDS", "Claims", "Lessee"]
 
-LEASE_SECONDS = 30.0
-"""How long a lease lives without renewal; a killed claimant's work is redone after this."""
+LEASE_SECONDS = DEFAULT_SETTINGS.lease_ttl_seconds
+"""How long a lease lives without renewal by default (``Settings.lease_ttl_seconds``)."""
 
-LINGER_SECONDS = 60.0
-"""How long the idle heartbeat thread waits for the next claimant before it exits."""
+LINGER_SECONDS = DEFAULT_SETTINGS.lease_linger_seconds
+"""How long the idle heartbeat thread waits by default (``Settings.lease_linger_seconds``)."""
 
 LAPSED_POLL_SECONDS = 1.0
 """How often a waiter that is told of news (PostgreSQL) still looks for lapsed leases."""
-
-_FIRST_POLL = 0.002
-_MAX_POLL = 0.1
 
 
 @dataclass
@@ -133,6 +131,9 @@ class Lessee:
         *,
         ttl: float = LEASE_SECONDS,
         read_only: bool = False,
+        first_poll: float = DEFAULT_SETTINGS.lease_first_poll_seconds,
+        max_poll: float = DEFAULT_SETTINGS.lease_max_poll_seconds,
+        linger: float = LINGER_SECONDS,
     ) -> None:
         if ttl <= 0:
             raise ValueError(f"a lease's ttl must be positive, got {ttl!r} seconds")
@@ -140,6 +141,8 @@ class Lessee:
         self.versions = versions
         self.ttl = ttl
         self.read_only = read_only
+        self.first_poll, self.max_poll = first_poll, max_poll  # wait()'s back-off
+        self.linger = linger  # how long the heartbeat thread outlives the last claimant
         self.owner = new_owner()
         self.held: set[str] = set()
         self.renewed = 0.0
@@ -211,7 +214,7 @@ class Lessee:
         pending = list(dict.fromkeys(keys))
         total = Claims()
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = _FIRST_POLL
+        delay = self.first_poll
         while pending:
             step = self.poll(pending)
             total.mine += step.mine
@@ -222,9 +225,11 @@ class Lessee:
             if deadline is not None:
                 delay = min(delay, max(deadline - time.monotonic(), 0.0))
             if self.ledger.wait_for_news(delay):
-                delay = _FIRST_POLL
+                delay = self.first_poll
             else:
-                delay = min(delay * 1.5, LAPSED_POLL_SECONDS if self.ledger.notifies else _MAX_POLL)
+                delay = min(
+                    delay * 1.5, LAPSED_POLL_SECONDS if self.ledger.notifies else self.max_poll
+                )
         total.theirs = pending
         return total
 
@@ -317,6 +322,7 @@ class _Heartbeat:
             return
         with self._cond:
             self._lessees.add(lessee)
+            self.linger = lessee.linger  # the latest claimant's setting
             if self._thread is None:
                 name = "incgraph-lease-heartbeat"
                 self._thread = threading.Thread(target=self._run, name=name, daemon=True)

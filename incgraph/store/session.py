@@ -156,7 +156,9 @@ class StoreSession:
         """This run's claimant (created on first use)."""
         owner = self._owner
         if owner._lessee is None:
-            owner._lessee = self.store.lessee(ttl=owner.settings.lease_ttl_seconds)
+            owner._lessee = self.store.lessee(
+                ttl=owner.settings.lease_ttl_seconds, settings=owner.settings
+            )
         return owner._lessee
 
     @property

@@ -462,13 +462,23 @@ class Store:
         """The pinned keys, oldest pin first."""
         return list(self.ledger.pins())
 
-    def lessee(self, ttl: float | None = None) -> Lessee:
-        """A claimant: exactly-once computation across processes (`incgraph.store.leases`)."""
+    def lessee(self, ttl: float | None = None, settings: Settings | None = None) -> Lessee:
+        """A claimant: exactly-once computation across processes (`incgraph.store.leases`).
+
+        Its ``wait`` backs off from ``settings.lease_first_poll_seconds`` to
+        ``settings.lease_max_poll_seconds``, and the heartbeat thread renewing its
+        leases lingers ``settings.lease_linger_seconds`` once idle (default: this
+        store's settings).
+        """
+        settings = self.settings if settings is None else settings
         return Lessee(
             self.ledger,
             self.lookup_versions,
             ttl=self.lease_seconds if ttl is None else ttl,
             read_only=self.read_only,
+            first_poll=settings.lease_first_poll_seconds,
+            max_poll=settings.lease_max_poll_seconds,
+            linger=settings.lease_linger_seconds,
         )
 
     # -- maintenance -----------------------------------------------------------------------

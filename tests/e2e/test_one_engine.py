@@ -545,3 +545,15 @@ def test_cli_explain_matches_graph_explain(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(script)], env=env, check=True, cwd=tmp_path)
     after = explain()
     assert "hit" in after and "compute" not in after.split("a (Inc)")[-1].split("\n")[0]
+
+
+def test_lease_timing_follows_settings(tmp_path: Path) -> None:
+    """A store's lease poll back-off and heartbeat linger come from its settings."""
+    tuned = Settings(
+        lease_first_poll_seconds=0.01, lease_max_poll_seconds=0.05, lease_linger_seconds=2.0
+    )
+    lessee = open_store(tmp_path / "s", settings=tuned).lessee()
+    assert (lessee.first_poll, lessee.max_poll, lessee.linger) == (0.01, 0.05, 2.0)
+    graph_settings = Settings(lease_max_poll_seconds=0.3)
+    other = open_store(tmp_path / "s").lessee(settings=graph_settings)
+    assert other.max_poll == 0.3

@@ -19,8 +19,9 @@ WAIT = 60.0  # seconds an event may take before the test fails (never reached wh
 class Beat:
     """A stand-in claimant: counts renewals and signals each; its ledger counts end_thread."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, linger: float) -> None:
         self.ttl = ttl
+        self.linger = linger
         self.renewals = 0
         self.renewed = threading.Event()
         self.ledger = self
@@ -63,7 +64,7 @@ def test_the_heartbeat_thread_outlives_its_claimant_and_serves_the_next(tmp_path
 def test_an_idle_heartbeat_closes_its_connections_then_exits_after_lingering() -> None:
     """With no claimant left the thread ends its ledgers' connections, lingers, and exits."""
     heartbeat = _Heartbeat(linger=0.05)
-    beat = Beat(ttl=0.03)
+    beat = Beat(ttl=0.03, linger=heartbeat.linger)
     heartbeat.add(beat)  # type: ignore[arg-type]
     thread = heartbeat._thread
     assert thread is not None
@@ -72,7 +73,7 @@ def test_an_idle_heartbeat_closes_its_connections_then_exits_after_lingering() -
     thread.join(WAIT)
     assert not thread.is_alive() and heartbeat._thread is None
     assert beat.ended == [thread]  # once, in the heartbeat's own thread
-    again = Beat(ttl=0.03)
+    again = Beat(ttl=0.03, linger=heartbeat.linger)
     heartbeat.add(again)  # type: ignore[arg-type]
     assert heartbeat._thread is not None and heartbeat._thread is not thread
     assert again.renewed.wait(WAIT)
@@ -83,11 +84,11 @@ def test_an_idle_heartbeat_closes_its_connections_then_exits_after_lingering() -
 def test_a_lingering_heartbeat_wakes_for_a_new_claimant() -> None:
     """A claimant added while the thread lingers is renewed on its own schedule, not after linger."""
     heartbeat = _Heartbeat(linger=3600.0)
-    first = Beat(ttl=0.03)
+    first = Beat(ttl=0.03, linger=heartbeat.linger)
     heartbeat.add(first)  # type: ignore[arg-type]
     assert first.renewed.wait(WAIT)
     heartbeat.remove(first)  # type: ignore[arg-type]
-    second = Beat(ttl=0.03)
+    second = Beat(ttl=0.03, linger=heartbeat.linger)
     heartbeat.add(second)  # type: ignore[arg-type]
     assert second.renewed.wait(WAIT)
     heartbeat.remove(second)  # type: ignore[arg-type]
@@ -97,7 +98,10 @@ def test_a_lingering_heartbeat_wakes_for_a_new_claimant() -> None:
 def test_a_claimant_with_a_shorter_ttl_wakes_a_beating_heartbeat() -> None:
     """A heartbeat waiting out a long ttl is woken for a claimant whose leases expire sooner."""
     heartbeat = _Heartbeat(linger=3600.0)
-    slow, fast = Beat(ttl=30_000.0), Beat(ttl=0.03)
+    slow, fast = (
+        Beat(ttl=30_000.0, linger=heartbeat.linger),
+        Beat(ttl=0.03, linger=heartbeat.linger),
+    )
     heartbeat.add(slow)  # type: ignore[arg-type]
     heartbeat.add(fast)  # type: ignore[arg-type]
     assert fast.renewed.wait(WAIT)
