@@ -197,9 +197,23 @@ class ProcessGraph(Graph):
         The target's result (the last target's, for a list).
         """
         targets = self._targets(node)
-        forced = set(targets) if force is True else set(force or ())
-        report = self._execute(targets, forced, executor=executor)
+        report = self._execute(targets, self._forced(force, targets), executor=executor)
         return report.values[targets[-1]]
+
+    def _forced(self, force: object, targets: list[Node]) -> set[Node]:
+        """The nodes ``force`` names: the targets for True, none for False or None."""
+        if force is True:
+            return set(targets)
+        if force is False or force is None:
+            return set()
+        if isinstance(force, Node):
+            return set(self._targets(force))
+        if isinstance(force, (str, bytes)) or not isinstance(force, Iterable):
+            raise TypeError(
+                f"force= takes True, False or a list of this graph's nodes to recompute, "
+                f"got {force!r}"
+            )
+        return set(self._targets(list(force)))
 
     def run_only(self, node: Node) -> Any:
         """Compute just ``node`` from its inputs' stored results (upstream is never computed).
@@ -274,8 +288,8 @@ class ProcessGraph(Graph):
         """
         targets = self._targets(node)
         order = self.topological_sort(targets)
+        forced = self._forced(force, targets)
         new_run_epoch()
-        forced = targets if force is True else (force or ())
         return explain(self.store, order, forced, settings=self.settings)
 
     def render(self, format: str = "mermaid", *, explain: bool = False) -> str:

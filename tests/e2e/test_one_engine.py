@@ -557,3 +557,22 @@ def test_lease_timing_follows_settings(tmp_path: Path) -> None:
     graph_settings = Settings(lease_max_poll_seconds=0.3)
     other = open_store(tmp_path / "s").lessee(settings=graph_settings)
     assert other.max_poll == 0.3
+
+
+def test_force_takes_true_false_or_nodes(tmp_path: Path) -> None:
+    """force= given a string or a foreign node raises instead of being silently ignored."""
+    from incgraph.errors import GraphDefinitionError
+
+    g, join = _fan_graph(open_store(tmp_path / "s"))
+    g.run_upto(join)
+    with pytest.raises(TypeError, match="force="):
+        g.run_upto(join, force="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="force="):
+        g.explain(join, force="join")  # type: ignore[arg-type]
+    _other, other_join = _fan_graph(memory_store())
+    with pytest.raises(GraphDefinitionError, match="not a node of this graph"):
+        g.run_upto(join, force=[other_join])
+    counter = CountingSerial()
+    g.run_upto(join, force=join, executor=counter)  # type: ignore[arg-type]
+    assert counter.submits == 1
+    assert g.explain(join, force=[join])[join].action == "compute"
