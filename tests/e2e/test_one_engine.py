@@ -576,3 +576,21 @@ def test_force_takes_true_false_or_nodes(tmp_path: Path) -> None:
     g.run_upto(join, force=join, executor=counter)  # type: ignore[arg-type]
     assert counter.submits == 1
     assert g.explain(join, force=[join])[join].action == "compute"
+
+
+def test_one_run_row_per_front_end_on_memory_store() -> None:
+    """On memory_store(), Pipeline.run(), process_batch and run_upto each log one run."""
+    store = memory_store()
+    p = iq.Pipeline(store=store)
+    out = p.map(iq.task(name="double")(lambda x: 2 * x), iq.Queue(range(5)))
+    p.run()
+    assert list(out) == [0, 2, 4, 6, 8]
+    assert len(store.runs()) == 1
+    g = ProcessGraph(store=store)
+    c = g.add_constant_node("c", "c")
+    n = g.add_node("n", Inc, {"x": c})
+    g.process_batch([1, 2], [n])
+    assert len(store.runs()) == 2
+    c.set_value(7)
+    assert g.run_upto(n) == 8
+    assert len(store.runs()) == 3
