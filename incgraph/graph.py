@@ -485,4 +485,4 @@ class ProcessGraph(Graph):
 
     def _write_persist(self, report: RunReport) -> None:
         assert self._persist_path is not None
-        write_record(self._persist_path, self.name, report, self.store)
+        write_record(self._persist_path, self.name, report, self.store, self.settings)

@@ -76,6 +76,8 @@ stale_run_seconds                 86400.0         a run still "running" after th
                                                   host is taken to be dead
 gc_grace_seconds                  600.0           gc leaves results and files younger than this
 run_log_limit                     1000            gc keeps at least this many recent runs
+persist_output_load_bytes         64 KiB          ``graph.persist`` loads a stored result it did not
+                                                  hold, to record its output, up to this size
 memoize_log_seconds               30.0            a memoized function's run-log row is written at
                                                   least this often
 memoize_log_keys                  10000           ... or once it holds this many keys
@@ -180,6 +182,7 @@ class Settings:
     stale_run_seconds: float = _knob(24 * 3600.0, "seconds")
     gc_grace_seconds: float = _knob(600.0, "seconds")
     run_log_limit: int = _knob(1000, "amount")
+    persist_output_load_bytes: int = _knob(64 << 10, "bytes")
     # memoize
     memoize_log_seconds: float = _knob(30.0, "seconds")
     memoize_log_keys: int = _knob(10_000, "count")

@@ -12,7 +12,8 @@ targets can share one file.
 
 Outputs. A value the run has in hand is recorded as it is; a stored result
 the run did not load (a hit, an intermediate node) is loaded for the record
-when its stored size is at most `OUTPUT_LOAD_BYTES`. A value that does not
+when its stored size is at most the settings' ``persist_output_load_bytes``
+(64 KiB by default). A value that does not
 round-trip through JSON (an array, a model, NaN), or whose JSON text exceeds
 `OUTPUT_MAX_CHARS`, is recorded without ``output``.
 
@@ -33,12 +34,10 @@ from typing import Any
 from incgraph.core.graph import Node
 from incgraph.run.engine import NodeStatus, RunReport
 from incgraph.sentinels import MISSING
+from incgraph.settings import Settings
 from incgraph.store.protocols import Record
 
-__all__ = ["OUTPUT_LOAD_BYTES", "OUTPUT_MAX_CHARS", "jsonable", "write_record"]
-
-OUTPUT_LOAD_BYTES = 64 * 2**10
-"""A stored result is loaded to record its output when it takes at most this many bytes."""
+__all__ = ["OUTPUT_MAX_CHARS", "jsonable", "write_record"]
 
 OUTPUT_MAX_CHARS = 100_000
 """An output whose JSON text is longer than this is not recorded."""
@@ -61,8 +60,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def write_record(path: Path, graph_name: str | None, report: RunReport, store: Any) -> bool:
+def write_record(
+    path: Path,
+    graph_name: str | None,
+    report: RunReport,
+    store: Any,
+    settings: Settings | None = None,
+) -> bool:
     """Merge ``report``'s node states into the JSON record at ``path``; whether it was written.
+
+    ``settings`` (default: the store's) says how large a stored result may be to
+    be loaded for its output (``persist_output_load_bytes``).
 
     Examples
     --------
@@ -87,8 +95,10 @@ def write_record(path: Path, graph_name: str | None, report: RunReport, store: A
         if not (st.status == "hit" and _recorded(nodes.get(str(node.id)), st))
     }
     stored = _stored(store, fresh)
+    limit = (settings or store.settings).persist_output_load_bytes
     for node, st in fresh.items():
-        nodes[str(node.id)] = _entry(node, st, report.values, stored.get(st.key or ""), store)
+        record = stored.get(st.key or "")
+        nodes[str(node.id)] = _entry(node, st, report.values, record, store, limit)
     text = json.dumps({"graph": graph_name, "nodes": nodes}, indent=2, default=str)
     if text == old_text:
         return False
@@ -125,7 +135,12 @@ def _stored(store: Any, statuses: dict[Node, NodeStatus]) -> dict[str, Record]:
 
 
 def _entry(
-    node: Node, st: NodeStatus, values: dict[Node, Any], record: Record | None, store: Any
+    node: Node,
+    st: NodeStatus,
+    values: dict[Node, Any],
+    record: Record | None,
+    store: Any,
+    limit: int,
 ) -> dict[str, Any]:
     duration = st.duration if st.status != "hit" or record is None else record.duration
     entry: dict[str, Any] = {
@@ -135,21 +150,26 @@ def _entry(
         "data_version": st.data_version,
         "duration_s": round(duration, 6),
     }
-    output = _output(node, st, values, record, store)
+    output = _output(node, st, values, record, store, limit)
     if output is not MISSING:
         entry["output"] = output
     return entry
 
 
 def _output(
-    node: Node, st: NodeStatus, values: dict[Node, Any], record: Record | None, store: Any
+    node: Node,
+    st: NodeStatus,
+    values: dict[Node, Any],
+    record: Record | None,
+    store: Any,
+    limit: int,
 ) -> Any:
-    """The node's JSON-representable output, or ``MISSING``."""
+    """The node's JSON-representable output, or ``MISSING`` (loaded if at most ``limit`` bytes)."""
     if node in values:
         return jsonable(values[node])
     if node.is_constant and st.status == "constant":
         return jsonable(node.value)
-    if record is None or not 0 < record.size <= OUTPUT_LOAD_BYTES:
+    if record is None or not 0 < record.size <= limit:
         return MISSING
     try:
         return jsonable(store.load(record))

@@ -594,3 +594,34 @@ def test_one_run_row_per_front_end_on_memory_store() -> None:
     c.set_value(7)
     assert g.run_upto(n) == 8
     assert len(store.runs()) == 3
+
+
+class Text(Processor):
+    def process(self, n: int) -> str:
+        return "x" * n
+
+
+def test_persist_output_load_bytes_setting(tmp_path: Path) -> None:
+    """A cached rerun records a stored output only up to the graph's persist_output_load_bytes."""
+
+    def build(g: ProcessGraph) -> Any:
+        text = g.add_node("t", Text, {"n": 500})
+        return g.add_node("len", Length, {"text": text})
+
+    store = open_store(tmp_path / "s")
+    first = ProcessGraph(store=store)
+    first.run_upto(build(first))
+    for limit, recorded in ((64 << 10, True), (100, False)):
+        g = ProcessGraph(store=store, settings=Settings(persist_output_load_bytes=limit))
+        target = build(g)
+        path = tmp_path / f"state{limit}.json"
+        g.persist(path)
+        assert g.run_upto(target) == 500
+        entry = json.loads(path.read_text())["nodes"]["t"]  # a hit the run did not load
+        assert entry["status"] == "hit"
+        assert ("output" in entry) is recorded
+
+
+class Length(Processor):
+    def process(self, text: str) -> int:
+        return len(text)

@@ -9,7 +9,9 @@ from typing import Any
 
 from incgraph.core.processor import Processor
 from incgraph.graph import ProcessGraph
-from incgraph.run.persisting import OUTPUT_LOAD_BYTES
+from incgraph.settings import DEFAULT_SETTINGS
+
+OUTPUT_LOAD_BYTES = DEFAULT_SETTINGS.persist_output_load_bytes
 
 
 class Words(Processor):
