@@ -105,6 +105,7 @@ TypeError: unknown setting 'claim_ahaed'; did you mean 'claim_ahead'? ...
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -287,6 +288,21 @@ def _unknown(name: str, known: set[str]) -> str:
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     return f"unknown setting {name!r}; {hint}the settings are listed in incgraph.settings"
 
+
+_generated_init = Settings.__init__
+
+
+@functools.wraps(_generated_init)
+def _checked_init(self: Settings, *args: Any, **changes: Any) -> None:
+    """The dataclass constructor, with an unknown name answered like `Settings.replace`."""
+    known = {spec.name for spec in fields(Settings)}
+    for name in changes:
+        if name not in known:
+            raise TypeError(_unknown(name, known))
+    _generated_init(self, *args, **changes)
+
+
+Settings.__init__ = _checked_init  # type: ignore[method-assign]
 
 DEFAULT_SETTINGS = Settings()
 """The settings a store or graph uses when given none (the table above)."""

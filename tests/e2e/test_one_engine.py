@@ -432,6 +432,8 @@ def test_settings_bad_values() -> None:
     """Settings rejects unknown names and bad values with a message naming them."""
     with pytest.raises(TypeError, match="no_such_knob"):
         Settings(no_such_knob=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="did you mean 'claim_ahead'"):
+        Settings(claim_ahad=1)  # type: ignore[call-arg]
     with pytest.raises((ValueError, TypeError), match="claim_ahead"):
         Settings(claim_ahead=-1)
     with pytest.raises((ValueError, TypeError), match="lease_ttl_seconds"):
