@@ -69,7 +69,11 @@ def explain(
     >>> a = g.add_node(1, Inc, {"x": c})
     >>> b = g.add_node(2, Inc, {"x": a})
     >>> [d.action for d in explain(g.store, [c, a, b])]  # no result of Inc's code yet
-    ['constant', 'compute', 'compute']
+    ['constant', 'compute', 'maybe']
+
+    Node 2 is a "maybe": node 1 runs the same code first, and its result could
+    be node 2's key.
+
     >>> _ = g.run_upto(b)
     >>> [d.action for d in explain(g.store, [c, a, b])]
     ['constant', 'hit', 'hit']
