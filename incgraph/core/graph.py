@@ -123,6 +123,13 @@ def _init_signature(cls: type) -> inspect.Signature | None:
     return _INIT_SIGNATURES[cls]
 
 
+_NO_INIT_KWARGS: dict[str, Any] = {}  # shared by the nodes given none; never written to
+
+
+def _nodes_in(values: Iterable[Any]) -> list[Node]:
+    return [v for v in values if isinstance(v, Node)]
+
+
 class Node:
     """One use of a processor in a graph (or a constant), returned by ``add_node``.
 
@@ -204,7 +211,8 @@ class Node:
         self._fixed_dvs: dict[str, str] | Missing = MISSING
         self._instance: Any = MISSING
         self._job_spec: Any = None  # what incgraph.run.jobs needs to compute it, made once
-        self._upstream = [v for v in bindings.values() if isinstance(v, Node)]
+        ups = bindings.values()  # a list made from a sized iterable is allocated to size
+        self._upstream = list(ups) if all(isinstance(v, Node) for v in ups) else _nodes_in(ups)
         self.ignored = _ignored(processor) if ignored is None else ignored
         """Input and init kwarg names left out of the cache key (the processor's ``ignore``)."""
         self._paths_epoch = -1  # the run whose memos below hold a DataPath's version (-1: none)
@@ -589,7 +597,10 @@ class Graph:
     def __init__(self, name: str | None = None) -> None:
         self.name = name
         self.nodes: dict[Hashable, Node] = {}
-        self._consumers: dict[Node, list[tuple[Node, str]]] = {}
+        # Who reads whom is indexed when first asked (set_value, invalidate), not per add_node:
+        # a built graph holds no per-binding entries until then.
+        self._consumers: dict[Node, list[Node]] = {}
+        self._unindexed: list[Node] = []  # nodes added since `consumers` last indexed
 
     # -- building --------------------------------------------------------------------
 
@@ -613,7 +624,7 @@ class Graph:
             Initial value; otherwise call ``node.set_value(v)`` before a run needs it.
         """
         node_id = self._resolve_id(node_id, id)
-        node = Node(self, node_id, None, {}, {}, None, True, constant_name=name)
+        node = Node(self, node_id, None, {}, _NO_INIT_KWARGS, None, True, constant_name=name)
         self.nodes[node_id] = node
         if value is not MISSING:
             node.set_value(value)
@@ -655,7 +666,7 @@ class Graph:
         node_id = self._resolve_id(node_id, MISSING)
         _check_processor_class(node_id, processor_class)
         bindings = dict(inputs or {})
-        init_kwargs = dict(node_init_kwargs or {})
+        init_kwargs = dict(node_init_kwargs) if node_init_kwargs else _NO_INIT_KWARGS
         node = Node(self, node_id, processor_class, bindings, init_kwargs, version, cache)
         self._check_bindings(node)
         self._check_init_kwargs(node)
@@ -715,7 +726,6 @@ class Graph:
         # a member with the first's names, all inline, would pass _check_bindings untouched.
         assert sig is not None
         unchecked = sig.var_keyword and not (own & sig.params.keys())
-        readers = [(self._consumers.setdefault(up, []), name) for name, up in shared_nodes.items()]
         added = [first]
         for node_id, inputs in items:
             if node_id in nodes or node_id is MISSING:
@@ -726,7 +736,7 @@ class Graph:
                 node_id,
                 processor_class,
                 bindings,
-                dict(init_kwargs),
+                dict(init_kwargs) if init_kwargs else _NO_INIT_KWARGS,
                 version,
                 cache,
                 signature=sig,
@@ -736,13 +746,8 @@ class Graph:
             same_names = inputs.keys() == own
             if not (unchecked and apart and same_names):
                 self._check_bindings(node, inputs, complete=same_names)
-            if apart:
-                nodes[node_id] = node
-                for reader_list, name in readers:
-                    reader_list.append((node, name))
-            else:
-                fan = False
-                self._register(node)
+            fan = fan and apart
+            self._register(node)
             added.append(node)
         if fan and len(added) > 1:
             group = FanOut(shared_nodes)
@@ -751,11 +756,9 @@ class Graph:
         return added
 
     def _register(self, node: Node) -> Node:
-        """Enter a checked node: by id, and as a reader of each node it binds."""
+        """Enter a checked node by id (`consumers` indexes what it reads when asked)."""
         self.nodes[node.id] = node
-        for name, v in node.bindings.items():
-            if isinstance(v, Node):
-                self._consumers.setdefault(v, []).append((node, name))
+        self._unindexed.append(node)
         return node
 
     def _resolve_id(self, node_id: Hashable, alias: Hashable) -> Hashable:
@@ -860,8 +863,38 @@ class Graph:
     # -- reading ----------------------------------------------------------------------
 
     def consumers(self, node: Node) -> list[tuple[Node, str]]:
-        """``(consumer, input name)`` for every binding that reads ``node``."""
-        return self._consumers.get(node, [])
+        """``(consumer, input name)`` for every binding that reads ``node``.
+
+        Examples
+        --------
+        >>> from incgraph import ProcessGraph, Processor
+        >>> class Add(Processor):
+        ...     def process(self, a: int, b: int) -> int:
+        ...         return a + b
+        >>> g = ProcessGraph(store=":memory:")
+        >>> c = g.add_constant_node(0, "c", value=1)
+        >>> n = g.add_node(1, Add, {"a": c, "b": c})
+        >>> [(consumer.id, name) for consumer, name in g.consumers(c)]
+        [(1, 'a'), (1, 'b')]
+        """
+        self._index_consumers()
+        found: list[tuple[Node, str]] = []
+        last = None
+        for consumer in self._consumers.get(node, ()):
+            if consumer is not last:  # a node binding ``node`` twice is listed twice in a row
+                found.extend((consumer, name) for name, v in consumer.bindings.items() if v is node)
+                last = consumer
+        return found
+
+    def _index_consumers(self) -> None:
+        """Enter the nodes added since the last call as readers of the nodes they bind."""
+        if not self._unindexed:
+            return
+        index = self._consumers
+        for node in self._unindexed:
+            for up in node.upstream():
+                index.setdefault(up, []).append(node)
+        self._unindexed = []
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
