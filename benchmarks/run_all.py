@@ -15,6 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 ALL = [
     "engine",
+    "rerun",
     "import",
     "hashing",
     "paths",
