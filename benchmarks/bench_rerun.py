@@ -175,10 +175,13 @@ FIXED = textwrap.dedent(
 
 
 def fresh(script: str, *args: object) -> dict[str, float]:
-    """Run ``script`` in a new Python process and return the JSON it prints."""
-    out = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
-    )
+    """Run ``script`` in a new Python process and return the JSON it prints.
+
+    ``-P``: the package comes from ``PYTHONPATH`` (or the installed one), not from the
+    current folder, so ``PYTHONPATH=<checkout>`` picks the code being measured.
+    """
+    command = [sys.executable, "-P", "-c", script, *map(str, args)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
