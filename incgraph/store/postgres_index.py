@@ -98,6 +98,34 @@ def _record(key: str, row: Sequence[Any]) -> Record:
     return Record(key, row[0], row[1], row[2], row[3], row[4], _loads(row[5]), *row[6:9])
 
 
+_ROW_FIELDS = (
+    "key",
+    "data version",
+    "node label",
+    "processor name",
+    "code version",
+    "init version",
+)
+
+
+def _storable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` itself, once no text field holds a NUL character (PostgreSQL text cannot).
+
+    Raises
+    ------
+    StoreError
+        Naming the node and the field, and what to do.
+    """
+    for name, field in zip(_ROW_FIELDS, row, strict=False):
+        if "\x00" in field:
+            raise StoreError(
+                f"node {row[2]!r}: its {name} holds a NUL character ('\\x00'), which a "
+                "PostgreSQL text column cannot store; use a name without it (a SQLite store "
+                "accepts it)"
+            )
+    return row
+
+
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     """Rows -> one list per column (what ``unnest`` takes)."""
     return [list(column) for column in zip(*rows, strict=True)]
@@ -237,7 +265,7 @@ class PostgresIndex:
     def _put(
         self, records: Iterable[Record], present: Callable[[list[str]], set[str]] | None
     ) -> None:
-        rows = [record_row(record) for record in records]
+        rows = [_storable(record_row(record)) for record in records]
         if not rows:
             return
 

@@ -78,7 +78,7 @@ _NOTIFY = f"NOTIFY {NEWS_CHANNEL}"
 def _run_row(entry: RunEntry) -> tuple[Any, ...]:
     return (
         entry.kind,
-        entry.label,
+        entry.label.replace("\x00", "\\x00"),  # a description: PostgreSQL text holds no NUL
         entry.owner,
         entry.started,
         entry.finished,

@@ -169,6 +169,20 @@ class Add(Processor):
         return a + b
 
 
+def test_a_nul_in_a_node_label_is_refused_naming_the_node(postgres_url: str, tmp_path: Path) -> None:
+    """PostgreSQL text holds no NUL: a graph whose node label has one fails naming the node, the
+    field and the fix, and the store stays usable for the other nodes."""
+    store = open_store(postgres_url, blobs=tmp_path / "b", create=True)
+    graph = ProcessGraph(store=store)
+    a = graph.add_constant_node("a", "a", value=1)
+    bad = graph.add_node("s\x00m", Add, {"a": a, "b": a})
+    with pytest.raises(StoreError, match=r"node label holds a NUL character.*without it"):
+        graph.run_upto(bad)
+    good = graph.add_node("sum", Add, {"a": a, "b": a})
+    assert graph.run_upto(good) == 2
+    store.close()
+
+
 def test_a_url_without_blobs_says_where_to_give_them(postgres_url: str) -> None:
     """A PostgreSQL URL with no blob folder raises a ConfigurationError showing both forms."""
     with pytest.raises(ConfigurationError, match=r"blobs=.*\?blobs="):
