@@ -137,12 +137,15 @@ class Decider:
         """Read the latest (key, data version, duration) of each label, in bulk."""
         self.latest.update(self.store.latest_entries(labels))
 
-    def stored_version(self, work: Work) -> str | None:
-        """The data version the prefetch or this run knows for ``work``'s key, without a query."""
-        entry = self.latest.get(work.label)
-        if entry is not None and entry[0] == work.key:
+    def stored_version(self, key: str, label: str) -> str | None:
+        """The data version the prefetch or this run knows for ``key``, without a query.
+
+        ``label`` is what the key's results are recorded under (`Work.label`).
+        """
+        entry = self.latest.get(label)
+        if entry is not None and entry[0] == key:
             return entry[1]
-        return self.known.get(work.key)
+        return self.known.get(key)
 
     def leased(self, work: Work) -> bool:
         """Whether computing ``work`` is worth a lease (module note: leases where they pay)."""
@@ -168,7 +171,7 @@ class Decider:
             if work.forced:
                 compute.append(key)
                 continue
-            version = self.stored_version(work)
+            version = self.stored_version(key, work.label)
             if version is not None:
                 hits[key] = version
             elif key not in asked:

@@ -397,8 +397,11 @@ class _Run:
                 wave = list(ready)
                 ready.clear()
                 step = self.settings.claim_ahead  # one look-up and claim for this many at most
-                for start in range(0, len(wave), step):
-                    self.decide_wave(wave[start : start + step])
+                if len(wave) <= step:
+                    self.decide_wave(wave)
+                else:
+                    for start in range(0, len(wave), step):
+                        self.decide_wave(wave[start : start + step])
                 if self.frozen and len(wave) >= self.settings.prefetch_min_nodes:
                     gc.freeze()  # what a large wave made lives on: out of the collector's sight
             if self.error is not None:
@@ -432,14 +435,14 @@ class _Run:
                 self.submit(node, None, None)
                 continue
             key, input_dvs = self.key_of(node)
-            work = Work(key, node.label, node in force, node.processor)
-            if not work.forced:
-                version = decider.stored_version(work)
+            forced = node in force
+            if not forced:
+                version = decider.stored_version(key, node.label)
                 if version is not None:  # the prefetch answers it: no query
                     self.settle(node, "hit", key, version)
                     continue
             keyed.append((node, key, input_dvs))
-            works.append(work)
+            works.append(Work(key, node.label, forced, node.processor))
         if works:
             self.act_on(keyed, decider.decide(works))
 
