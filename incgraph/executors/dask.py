@@ -19,6 +19,12 @@ Pass a ``Client`` you manage, or an ``address`` (or nothing, for a local
 cluster of processes) and the executor creates a client on the first job and
 closes it on ``shutdown``. A worker running several threads shares one
 instance per node between them.
+
+With a store that other processes can open (a folder, or a PostgreSQL URL)
+the workers load a job's inputs from the store and save its result there
+themselves; only keys and data versions travel through the scheduler and the
+driver (`incgraph.run.via_store`). ``via_store=False``, and stores in
+memory, ship input values in each job and bring each result back instead.
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ class DaskExecutor:
     address : str, optional
         Scheduler address to connect to when no client is given; without
         either, ``distributed.Client(**client_kwargs)`` starts a local cluster.
+    via_store : bool
+        When the graph's store can be opened by the workers (a folder or a
+        PostgreSQL URL, not a store in memory), workers read inputs from it and
+        save results to it themselves, and only data versions come back
+        (default). ``False`` ships every input value in its job and brings
+        every result back to this process, which saves it.
     **client_kwargs
         Passed to ``distributed.Client`` when the executor creates it.
 
@@ -67,8 +79,16 @@ class DaskExecutor:
     in_process = False
     name = "dask"
 
-    def __init__(self, client: Any = None, *, address: str | None = None, **client_kwargs: Any):
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        address: str | None = None,
+        via_store: bool = True,
+        **client_kwargs: Any,
+    ):
         self._distributed = require_extra("distributed", "dask")
+        self.via_store = via_store
         self._client = client
         self._owned = client is None
         self._address = address

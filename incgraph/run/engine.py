@@ -109,6 +109,7 @@ from incgraph.run.keys import (
     make_record,
     processor_name,
 )
+from incgraph.run.via_store import InputNotStoredError, Saved, store_address, submit_stored
 from incgraph.sentinels import MISSING
 from incgraph.settings import Settings
 from incgraph.store import Store
@@ -262,6 +263,7 @@ class _Run:
         self.lineages: dict[FanOut, tuple[str, str, str]] = {}
         self.computers: dict[FanOut, Callable[[Node, dict[str, Any], str | None], Outcome]] = {}
         self.frozen = False
+        self.address = store_address(store, executor)  # workers read and write the store
 
     # -- keys and values ------------------------------------------------------------
 
@@ -490,6 +492,33 @@ class _Run:
 
     def submit(self, node: Node, key: str | None, input_dvs: dict[str, str] | None) -> None:
         """Hand ``node``'s job to the executor; a future already done is recorded at once."""
+        if self.address is not None and key is not None and input_dvs is not None:
+            self.track(self.submit_via_store(node, key, input_dvs), node, key, input_dvs)
+        else:
+            self.submit_values(node, key, input_dvs)
+
+    def submit_via_store(self, node: Node, key: str, input_dvs: dict[str, str]) -> Future[Outcome]:
+        """The job of a worker that loads ``node``'s stored inputs, computes and saves.
+
+        Inputs the driver holds as values (constants, inline values, results of
+        ``cache=False`` nodes, results computed here) travel in the job.
+        """
+        values: dict[str, Any] = {}
+        stored: dict[str, str] = {}
+        held = self.values.keys() | self.captured.keys()
+        for name, src in node.bindings.items():
+            if not isinstance(src, Node):
+                values[name] = src
+            elif src.is_constant or not src.cache or src in held:
+                values[name] = self.value_of(src)
+            else:
+                stored[name] = self.dvs[src]
+        record = make_record(node, key, input_dvs, "", 0.0, self.lineage(node))
+        assert self.address is not None
+        return submit_stored(self.executor, node, self.address, values, stored, record)
+
+    def submit_values(self, node: Node, key: str | None, input_dvs: dict[str, str] | None) -> None:
+        """Hand ``node``'s job with its input values to the executor."""
         inputs = self.input_values(node)
         fan = node.fanout
         if fan is not None and self.executor.in_process:
@@ -499,6 +528,12 @@ class _Run:
             fut: Future[Outcome] = self.executor.submit(compute, node, inputs, key)
         else:
             fut = submit_compute(self.executor, node, inputs, key)
+        self.track(fut, node, key, input_dvs)
+
+    def track(
+        self, fut: Future[Outcome], node: Node, key: str | None, input_dvs: dict[str, str] | None
+    ) -> None:
+        """Wait for ``fut`` in the loop; a future already done is recorded at once."""
         self.in_flight[fut] = (node, key, input_dvs)
         if fut.done():
             self.complete(fut)
@@ -507,6 +542,9 @@ class _Run:
         """Record a finished job and release its dependents; a failure stops new waves."""
         node, key, input_dvs = self.in_flight.pop(fut)
         exc = fut.exception()
+        if isinstance(exc, InputNotStoredError) and self.error is None:
+            self.submit_values(node, key, input_dvs)  # loads (or recomputes) its inputs here
+            return
         if exc is not None:
             self.error = self.error or exc
             self.report.statuses[node] = NodeStatus(node, "failed", key, None)
@@ -546,8 +584,14 @@ class _Run:
         """Queue a computed result for the store and remember its value for the run."""
         value, data_version, duration = out
         self.dvs[node] = data_version
-        self.values[node] = value
         self.report.statuses[node] = NodeStatus(node, "computed", key, data_version, duration)
+        if isinstance(value, Saved) and key is not None:  # a worker saved it in the store
+            self.decider.computed(
+                Work(key, node.label, False, node.processor), data_version, duration
+            )
+            self.session.saved([key])
+            return
+        self.values[node] = value
         if node.cache and key is not None and input_dvs is not None:
             work = Work(key, node.label, False, node.processor)
             self.decider.computed(work, data_version, duration)

@@ -74,6 +74,8 @@ __all__ = [
     "release_worker_instances",
     "result_data_version",
     "run_coroutine",
+    "run_worker_job",
+    "send_to_worker",
     "submit_batch",
     "submit_compute",
     "worker_job",
@@ -490,12 +492,16 @@ def compute_in_worker(job: WorkerJob) -> Outcome:
     A result that cannot be pickled raises a `NodeError` naming the part
     that cannot (see `_sendable_outcome`).
     """
-    spec = _spec_of_job(job)
-    out = _compute(spec, lambda: _worker_instance(job), job.inputs, job.key)
-    failure = _sendable_outcome(out, spec)
+    out = run_worker_job(job, job.inputs)
+    failure = _sendable_outcome(out, _spec_of_job(job))
     if failure is not None:
         raise failure.error
     return out
+
+
+def run_worker_job(job: WorkerJob, inputs: dict[str, Any]) -> Outcome:
+    """Compute ``job``'s node from ``inputs`` in this (worker) process, reusing its instance."""
+    return _compute(_spec_of_job(job), lambda: _worker_instance(job), inputs, job.key)
 
 
 def _sendable_outcome(out: Outcome, spec: _Spec) -> JobFailure | None:
@@ -594,7 +600,7 @@ def submit_compute(
         fut: Future[Outcome] = executor.submit(compute_in_process, node, inputs, key)
         return fut
     job = worker_job(node, inputs, key)
-    return _send(executor, node, job, [], compute_in_worker, job)
+    return send_to_worker(executor, node, job, [], compute_in_worker, job)
 
 
 def submit_batch(executor: Any, node: Node, entries: list[BatchEntry]) -> Future[list[Any]]:
@@ -603,10 +609,10 @@ def submit_batch(executor: Any, node: Node, entries: list[BatchEntry]) -> Future
         fut: Future[list[Any]] = executor.submit(compute_batch_in_process, node, entries)
         return fut
     job = worker_job(node, {}, None)
-    return _send(executor, node, job, entries, compute_batch_in_worker, job, entries)
+    return send_to_worker(executor, node, job, entries, compute_batch_in_worker, job, entries)
 
 
-def _send(
+def send_to_worker(
     executor: Any,
     node: Node,
     job: WorkerJob,
