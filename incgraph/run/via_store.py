@@ -141,8 +141,11 @@ def _open(address: StoreAddress) -> Store:
 
 def compute_and_save_in_worker(stored: StoredJob) -> Outcome:
     """Load ``stored``'s inputs from the store, compute, save the result; return a `Saved`."""
-    store = worker_store(stored.address)
     job = stored.job
+    try:
+        store = worker_store(stored.address)
+    except StoreError as exc:
+        raise NodeError(f"{job.description}: {exc}", node=job.label, exception=exc) from None
     inputs = dict(job.inputs)
     for name, data_version in stored.stored_inputs.items():
         try:
