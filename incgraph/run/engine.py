@@ -23,6 +23,12 @@ node as one wave (a ForEach's sibling tasks are one wave) and
 4. records each completed job (its bytes captured and queued for the store)
    and releases its dependents into the ready queue.
 
+With a `DaskExecutor` and a store its workers can open, step 3 sends the
+inputs' data versions instead of their values and the worker saves the result
+itself (`incgraph.run.via_store`): step 4 then records the key as saved (run
+log, lease released) and holds no value; one is loaded only when the driver
+needs it (a target, an input of a ``cache=False`` node).
+
 State of a run (`_Run`): ``waiting`` (node -> upstream nodes not settled yet)
 and ``dependents``; the ``ready`` queue; ``in_flight`` (future -> node, key,
 input versions); ``watched`` (key -> nodes waiting for another process);

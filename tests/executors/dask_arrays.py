@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import resource
 import sys
+from typing import Any
 
 import numpy as np
 
+from incgraph.core.graph import Node
 from incgraph.core.processor import Processor
 from incgraph.executors.dask import DaskExecutor
 from incgraph.graph import ProcessGraph
@@ -41,7 +43,7 @@ class Total(Processor):
         return float(x.sum())
 
 
-def diamond(store: str, megabytes: int) -> tuple[ProcessGraph, list, object]:
+def diamond(store: str, megabytes: int) -> tuple[ProcessGraph, Node]:
     """Eight arrays (three drawn, five mixed pairwise) feeding one total."""
     g = ProcessGraph(store=store)
     size = g.add_constant_node("megabytes")
@@ -54,8 +56,7 @@ def diamond(store: str, megabytes: int) -> tuple[ProcessGraph, list, object]:
     m3 = g.add_node("m3", Mix, {"a": m1, "b": m2})
     m4 = g.add_node("m4", Mix, {"a": m3, "b": n1})
     m5 = g.add_node("m5", Mix, {"a": m4, "b": m2})
-    total = g.add_node("total", Total, {"x": m5})
-    return g, [n1, n2, n3, m1, m2, m3, m4, m5], total
+    return g, g.add_node("total", Total, {"x": m5})
 
 
 def expected_total(megabytes: int) -> float:
@@ -69,9 +70,9 @@ def expected_total(megabytes: int) -> float:
     return float((m4 + m2 / 2).sum())
 
 
-def main(scheduler: str, store: str, megabytes: int, via_store: bool = True) -> dict:
+def main(scheduler: str, store: str, megabytes: int, via_store: bool = True) -> dict[str, Any]:
     """Run the diamond on the cluster; what the run did and the driver's peak RSS growth."""
-    g, arrays, total = diamond(store, megabytes)
+    g, total = diamond(store, megabytes)
     executor = DaskExecutor(address=scheduler, via_store=via_store)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:

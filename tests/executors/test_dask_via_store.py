@@ -62,9 +62,7 @@ def test_a_gigabyte_of_arrays_never_passes_through_the_driver(
 
 
 @pytest.fixture
-def team_cluster(
-    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Any, str]]:
+def team_cluster(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
     """A two-process cluster whose workers see the bucket and the signing key in their
     environment (as a team's workers would): its client and the bucket's URL."""
     monkeypatch.setenv("INCGRAPH_HMAC_KEY", "team-secret")
@@ -110,27 +108,26 @@ class Fails(Processor):
 
 class Handle(Processor):
     def process(self, x: int) -> Any:
-        return open(os.devnull)  # noqa: SIM115 (a result that cannot be pickled)
+        return open(os.devnull)  # a result that cannot be pickled
 
 
-def chain(store: Any, last: type[Processor] = Double, cache: bool = True) -> tuple[Any, ...]:
+def chain(store: Any, last: type[Processor] = Double, cache: bool = True) -> tuple[Any, Any]:
     """x -> a (Double) -> b (Double, uncached unless ``cache``) -> c (``last``)."""
     g = ProcessGraph(store=store)
     x = g.add_constant_node("x")
     x.set_value(5)
     a = g.add_node("a", Double, {"x": x})
     b = g.add_node("b", Double, {"x": a}, cache=cache)
-    c = g.add_node("c", last, {"x": b})
-    return g, a, b, c
+    return g, g.add_node("c", last, {"x": b})
 
 
 def test_workers_save_what_the_driver_records(dask_client: Any, tmp_path: Path) -> None:
     """The workers save each result's row and blob; the driver's run log lists them as
     written and a serial rerun in this process hits them."""
-    g, a, b, c = chain(tmp_path / "store")
+    g, c = chain(tmp_path / "store")
     assert g.run_upto(c, executor=DaskExecutor(dask_client)) == 40
     assert sorted(n.label for n in g.last_run.computed) == ["a", "b", "c"]
-    g2, *_, c2 = chain(tmp_path / "store")
+    g2, c2 = chain(tmp_path / "store")
     assert g2.run_upto(c2, executor="serial") == 40
     assert sorted(n.label for n in g2.last_run.hits) == ["a", "b", "c"]
     first_run = g2.store.runs()[0]
@@ -139,16 +136,16 @@ def test_workers_save_what_the_driver_records(dask_client: Any, tmp_path: Path) 
 
 def test_an_uncached_node_between_stored_ones(dask_client: Any, tmp_path: Path) -> None:
     """An uncached result travels as a value into the next job; the stored ones do not."""
-    g, a, b, c = chain(tmp_path / "store", cache=False)
+    g, c = chain(tmp_path / "store", cache=False)
     assert g.run_upto(c, executor=DaskExecutor(dask_client)) == 40
-    g2, *_, c2 = chain(tmp_path / "store", cache=False)
+    g2, c2 = chain(tmp_path / "store", cache=False)
     assert g2.run_upto(c2, executor=DaskExecutor(dask_client)) == 40
     assert [n.label for n in g2.last_run.computed] == ["b"]  # same value: c is a hit
 
 
 def test_a_failing_process_names_its_node(dask_client: Any, tmp_path: Path) -> None:
     """process() raising in a worker fails the run with a NodeError naming the node."""
-    g, a, b, c = chain(tmp_path / "store", last=Fails)
+    g, c = chain(tmp_path / "store", last=Fails)
     with pytest.raises(NodeError, match="no good: 20") as info:
         g.run_upto(c, executor=DaskExecutor(dask_client))
     assert info.value.node == "c"
@@ -157,7 +154,7 @@ def test_a_failing_process_names_its_node(dask_client: Any, tmp_path: Path) -> N
 
 def test_an_unpicklable_result_names_its_node(dask_client: Any, tmp_path: Path) -> None:
     """A result the worker cannot store fails its node with a NodeError naming it."""
-    g, a, b, c = chain(tmp_path / "store", last=Handle)
+    g, c = chain(tmp_path / "store", last=Handle)
     with pytest.raises(NodeError, match="TextIOWrapper") as info:
         g.run_upto(c, executor=DaskExecutor(dask_client))
     assert info.value.node == "c"
@@ -176,17 +173,17 @@ class Size(Processor):
 def test_an_input_whose_blob_is_gone_is_computed_again(dask_client: Any, tmp_path: Path) -> None:
     """When a worker cannot read a hit input's blob, the run recomputes it and stays right."""
 
-    def padded() -> tuple[ProcessGraph, Any, Any]:
+    def padded() -> tuple[ProcessGraph, Any]:
         g = ProcessGraph(store=tmp_path / "store")
         pad = g.add_node("pad", Pad, {"x": 7})
-        return g, pad, g.add_node("size", Size, {"data": pad})
+        return g, g.add_node("size", Size, {"data": pad})
 
-    g, _, size = padded()
+    g, size = padded()
     assert g.run_upto(size, executor="serial") == 200_001
     for path in (tmp_path / "store" / "blobs").rglob("*"):
         if path.is_file():
             path.unlink()
-    g2, pad2, size2 = padded()
+    g2, size2 = padded()
     assert g2.run_upto(size2, force=[size2], executor=DaskExecutor(dask_client)) == 200_001
     assert sorted(n.label for n in g2.last_run.computed) == ["pad", "size"]
 
@@ -199,9 +196,9 @@ def test_memory_stores_and_via_store_false_ship_values(dask_client: Any, tmp_pat
         assert store_address(store, DaskExecutor(dask_client, via_store=False)) is None
         address = store_address(store, executor)
         assert address is not None and address.location == str(tmp_path / "store")
-    g, *_, c = chain(memory_store())
+    g, c = chain(memory_store())
     assert g.run_upto(c, executor=executor) == 40
-    g2, *_, c2 = chain(tmp_path / "shipped")
+    g2, c2 = chain(tmp_path / "shipped")
     assert g2.run_upto(c2, executor=DaskExecutor(dask_client, via_store=False)) == 40
 
 
@@ -217,7 +214,7 @@ def test_workers_without_the_signing_key_say_where_to_set_it(
     dask_client: Any, tmp_path: Path
 ) -> None:
     """A signed store whose key the workers lack fails naming the node and the variable."""
-    g, *_, c = chain(open_store(tmp_path / "store", hmac_key="driver-only"))
+    g, c = chain(open_store(tmp_path / "store", hmac_key="driver-only"))
     with pytest.raises(NodeError, match="INCGRAPH_HMAC_KEY") as info:
         g.run_upto(c, executor=DaskExecutor(dask_client))
     assert info.value.node == "a"
