@@ -32,7 +32,7 @@ from incgraph.sentinels import MISSING, Missing
 from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.codecs import Captured, dumps
 from incgraph.store.ledger import ClaimResult, LeaseState
-from incgraph.store.protocols import BlobEntry, BlobStore, Record, save_apart
+from incgraph.store.protocols import BlobEntry, BlobStore, Record, RowsWithoutData, save_apart
 from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
 
 __all__ = ["MemoryBlobStore", "MemoryIndex", "MemoryLedger"]
@@ -44,7 +44,7 @@ def _copy(record: Record) -> Record:
     return replace(record, inputs=dict(record.inputs))
 
 
-class MemoryIndex:
+class MemoryIndex(RowsWithoutData):
     """An `Index` in a dict. Thread-safe.
 
     Examples
@@ -218,22 +218,6 @@ class MemoryIndex:
             used = {rec.data_version for _, rec in self._records.values()}
             for dv in [dv for dv in self._refs if dv not in used]:
                 del self._refs[dv]
-
-    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
-        """``MISSING``: rows of a memory index hold no result bytes."""
-        return MISSING
-
-    def row_data(self, *, page: int = 1000) -> Iterator[tuple[Any, str, Any, Any, Any]]:
-        """Nothing: rows of a memory index hold no result bytes."""
-        return iter(())
-
-    def row_bytes(self) -> dict[str, int]:
-        """Empty: rows of a memory index hold no result bytes."""
-        return {}
-
-    def holds_data(self, key: str) -> bool:
-        """False: rows of a memory index hold no result bytes."""
-        return False
 
     def snapshot(self) -> AbstractContextManager[None]:
         """A block with nothing to hold: each read of a memory index is atomic already."""

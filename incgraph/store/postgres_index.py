@@ -42,7 +42,7 @@ from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING, Missing
 from incgraph.store.postgres_database import NEWS_CHANNEL, PG_CHUNK, PostgresDatabase, chunks
 from incgraph.store.postgres_ledger import PostgresLedger
-from incgraph.store.protocols import BlobStore, Record, save_apart
+from incgraph.store.protocols import BlobStore, Record, RowsWithoutData, save_apart
 from incgraph.store.sqlite_index import record_row
 
 __all__ = ["PG_CHUNK", "SAVE_ATTEMPTS", "BlobsVanished", "PostgresIndex", "open_postgres"]
@@ -131,7 +131,7 @@ def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-class PostgresIndex:
+class PostgresIndex(RowsWithoutData):
     """An `Index` in the ``results`` table of a PostgreSQL database.
 
     Parameters
@@ -398,22 +398,6 @@ class PostgresIndex:
                 if exc.missing_refs or attempt == SAVE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
-        """``MISSING``: rows of this index hold no result bytes."""
-        return MISSING
-
-    def row_data(self, *, page: int = 1000) -> Iterator[tuple[Any, str, Any, Any, Any]]:
-        """Nothing: rows of this index hold no result bytes."""
-        return iter(())
-
-    def row_bytes(self) -> dict[str, int]:
-        """Empty: rows of this index hold no result bytes."""
-        return {}
-
-    def holds_data(self, key: str) -> bool:
-        """False: rows of this index hold no result bytes."""
-        return False
 
     def snapshot(self) -> AbstractContextManager[None]:
         """A block with nothing to hold: each read is its own statement."""

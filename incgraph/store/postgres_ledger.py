@@ -75,35 +75,16 @@ _RELEASE = "DELETE FROM leases WHERE owner = %s AND key = ANY(%s)"
 _NOTIFY = f"NOTIFY {NEWS_CHANNEL}"
 
 
-def _run_row(entry: RunEntry) -> tuple[Any, ...]:
-    return (
-        entry.kind,
-        entry.label.replace("\x00", "\\x00"),  # a description: PostgreSQL text holds no NUL
-        entry.owner,
-        entry.started,
-        entry.finished,
-        entry.status,
-        entry.hits,
-        entry.computed,
-        entry.hit_keys,
-        entry.written_keys,
-    )
+def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A new run's row, a NUL in its label (a description) escaped: PostgreSQL text has none."""
+    return (row[0], row[1].replace("\x00", "\\x00"), *row[2:])
 
 
 def _write_run(conn: Any, entry: RunEntry, run_id: int | None) -> int:
     """Insert the run (``run_id`` None) or complete the started one; return its id."""
     if run_id is None:
-        return int(conn.execute(_INSERT_RUN, _run_row(entry)).fetchone()[0])
-    params = (
-        entry.finished,
-        entry.status,
-        entry.hits,
-        entry.computed,
-        entry.hit_keys,
-        entry.written_keys,
-        run_id,
-    )
-    conn.execute(_FINISH_RUN, params)
+        return int(conn.execute(_INSERT_RUN, _without_nul(entry.row())).fetchone()[0])
+    conn.execute(_FINISH_RUN, entry.finish_row(run_id))
     return run_id
 
 

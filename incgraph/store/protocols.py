@@ -41,7 +41,16 @@ from incgraph.settings import Settings
 from incgraph.store.ledger import Ledger
 from incgraph.store.runlog import RunInfo
 
-__all__ = ["BlobEntry", "BlobStore", "Index", "Record", "StoreView", "refs_of", "save_apart"]
+__all__ = [
+    "BlobEntry",
+    "BlobStore",
+    "Index",
+    "Record",
+    "RowsWithoutData",
+    "StoreView",
+    "refs_of",
+    "save_apart",
+]
 
 T = TypeVar("T")
 
@@ -571,3 +580,32 @@ def save_apart(
     ]
     (index.put_many if commit is None else commit)(saved)
     return saved
+
+
+class RowsWithoutData:
+    """The `Index` members about result bytes in rows, for an index whose rows hold none.
+
+    An index that keeps every result in the blob store (memory, PostgreSQL)
+    inherits these answers instead of writing them out again.
+
+    Examples
+    --------
+    >>> RowsWithoutData().row_bytes(), RowsWithoutData().holds_data("k")
+    ({}, False)
+    """
+
+    def row_value(self, data_version: str, *, signed: bool = False) -> Any:
+        """``MISSING``: rows of this index hold no result bytes."""
+        return MISSING
+
+    def row_data(self, *, page: int = 1000) -> Iterator[tuple[Any, str, Any, Any, Any]]:
+        """Nothing: rows of this index hold no result bytes."""
+        return iter(())
+
+    def row_bytes(self) -> dict[str, int]:
+        """Empty: rows of this index hold no result bytes."""
+        return {}
+
+    def holds_data(self, key: str) -> bool:
+        """False: rows of this index hold no result bytes."""
+        return False

@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from incgraph.settings import DEFAULT_SETTINGS
 
@@ -205,6 +205,33 @@ class RunEntry:
     computed: int
     hit_keys: bytes
     written_keys: bytes
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of a new ``runs`` row, in column order (kind ... written_keys)."""
+        return (
+            self.kind,
+            self.label,
+            self.owner,
+            self.started,
+            self.finished,
+            self.status,
+            self.hits,
+            self.computed,
+            self.hit_keys,
+            self.written_keys,
+        )
+
+    def finish_row(self, run_id: int) -> tuple[Any, ...]:
+        """The values that complete started run ``run_id`` (finished ... written_keys, id)."""
+        return (
+            self.finished,
+            self.status,
+            self.hits,
+            self.computed,
+            self.hit_keys,
+            self.written_keys,
+            run_id,
+        )
 
 
 class RunLog:

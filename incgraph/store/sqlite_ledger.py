@@ -64,38 +64,13 @@ def _marks(chunk: list[Any]) -> str:
     return ",".join("?" * len(chunk))
 
 
-def _row(entry: RunEntry) -> tuple[Any, ...]:
-    return (
-        entry.kind,
-        entry.label,
-        entry.owner,
-        entry.started,
-        entry.finished,
-        entry.status,
-        entry.hits,
-        entry.computed,
-        entry.hit_keys,
-        entry.written_keys,
-    )
-
-
 def _write_run(conn: sqlite3.Connection, entry: RunEntry, run_id: int | None) -> int:
     """Insert the run (``run_id`` None) or complete the started one; return its id."""
     if run_id is None:
-        row = _row(entry)
-        new_id = conn.execute(_INSERT_RUN, row).lastrowid
+        new_id = conn.execute(_INSERT_RUN, entry.row()).lastrowid
         assert new_id is not None  # an INSERT into a rowid table always sets it
         return new_id
-    params = (
-        entry.finished,
-        entry.status,
-        entry.hits,
-        entry.computed,
-        entry.hit_keys,
-        entry.written_keys,
-        run_id,
-    )
-    conn.execute(_FINISH_RUN, params)
+    conn.execute(_FINISH_RUN, entry.finish_row(run_id))
     return run_id
 
 
