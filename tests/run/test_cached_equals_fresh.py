@@ -103,8 +103,8 @@ def run(spec: GraphSpec, store: Any) -> tuple[dict[str, Any], dict[str, str]]:
 )
 @given(st.data())
 def test_cached_rerun_equals_fresh_run_after_random_edits(data: st.DataObject) -> None:
-    """After every edit, each node's cached value equals a fresh run's, and exactly the nodes
-    whose key ingredients were never seen before call ``process``."""
+    """After every edit, each node's cached value equals a fresh run's, and each key never
+    seen before is computed by a node of the run (``process`` runs only for computed nodes)."""
     spec = data.draw(graph_specs())
     edits = data.draw(st.lists(graph_edits(spec), min_size=1, max_size=4))
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,12 +121,14 @@ def test_cached_rerun_equals_fresh_run_after_random_edits(data: st.DataObject) -
             keys = keys_of(spec)
             computed = [j for j, s in enumerate(statuses.values()) if s == "computed"]
             assert calls == len(computed)
-            for j, key in enumerate(keys):
-                status = statuses[f"n{j}"]
+            for key in set(keys):
+                # nodes sharing a key: one the loop reaches first computes (which one follows
+                # the ready waves, not the nodes' order; twins in one wave both compute)
+                found = [statuses[f"n{j}"] for j, other in enumerate(keys) if other == key]
                 if key in seen:
-                    assert status == "hit", (step, j, key)
-                elif keys.index(key) == j:  # the first node with this key in the run
-                    assert status == "computed", (step, j, key)
+                    assert set(found) == {"hit"}, (step, key, found)
+                else:
+                    assert "computed" in found, (step, key, found)
             seen.update(keys)
 
 
