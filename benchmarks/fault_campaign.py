@@ -31,11 +31,14 @@ Faults (each against a store in a temporary folder):
 Prints one JSON line per fault and a markdown table (docs/reliability.md).
 
     python benchmarks/fault_campaign.py [--kills 100] [--races 5] [--leases 3] [--rounds 20]
-        [--maintenance 5] [--crafted 10] [--postgres]
+        [--maintenance 5] [--crafted 10] [--postgres [--s3]]
 
 ``--postgres`` runs ``sigkill``, ``race``, ``lease`` and ``maintenance`` with the index,
 run log and leases in a throw-away PostgreSQL server (``initdb`` + ``pg_ctl``, as the
-tests do) and the blobs in a folder.
+tests do) and the blobs in a folder. ``--postgres --s3`` puts the blobs in a bucket instead:
+each store gets a new bucket on an S3 emulator (moto's server mode, ``python -m moto.server``,
+a separate process on localhost), the ``AWS_*`` variables point this process and its workers
+at it, and ``INCGRAPH_HMAC_KEY`` is set, as bucket blobs must be signed.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import redirect_stderr, redirect_stdout, suppress
+from contextlib import ExitStack, redirect_stderr, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +65,34 @@ from incgraph.cli import main as incgraph_cli
 from incgraph.errors import StoreFullError
 from incgraph.graph import ProcessGraph
 from incgraph.store import Record, file_blobs, open_store
+from tests.s3_server import make_bucket, start_s3_server
 from tests.store.fault_worker import Make, Zygote, check, race_graph
 
 POSTGRES: Any = None
 """With ``--postgres``: the throw-away PostgreSQL server the stores' index and ledger live in."""
 
+S3_ENDPOINT: str | None = None
+"""With ``--s3``: the endpoint of the S3 emulator whose buckets hold the stores' blobs."""
+
 
 def new_store(folder: Path) -> Any:
     """A new, empty store: the folder, or (``--postgres``) a URL of a new schema with its blobs
-    in the folder. Returns what ``open_store`` and the workers open it from."""
+    in the folder (or, with ``--s3``, in a new bucket). Returns what ``open_store`` and the
+    workers open it from."""
     if POSTGRES is None:
         open_store(folder).close()
         return folder
-    url = f"{POSTGRES.new_schema_url()}&blobs={folder}"
+    blobs = str(folder) if S3_ENDPOINT is None else make_bucket(S3_ENDPOINT)
+    url = f"{POSTGRES.new_schema_url()}&blobs={blobs}"
     open_store(url, create=True).close()
     return url
+
+
+def kill_delay_factor() -> float:
+    """How much later than a folder store's writer a writer is killed, to kill it mid-write."""
+    if S3_ENDPOINT is not None:
+        return 8.0
+    return 4.0 if POSTGRES is not None else 1.0
 
 
 def sigkill(zygote: Zygote, root: Path, kills: int, rng: random.Random) -> dict[str, Any]:
@@ -85,8 +101,9 @@ def sigkill(zygote: Zygote, root: Path, kills: int, rng: random.Random) -> dict[
     worst = {"torn": 0, "lost": 0, "problems": 0}
     for kill in range(kills):
         pid = zygote.fork("write", store, kill + 1, acks)
-        # a PostgreSQL writer spends its first ~100 ms connecting: kill it later, as often mid-write
-        time.sleep(rng.uniform(0.01, 0.3) * (4 if POSTGRES is not None else 1))
+        # a PostgreSQL writer spends its first ~100 ms connecting (and a bucket's writer more,
+        # setting up its S3 client): kill it later, as often mid-write
+        time.sleep(rng.uniform(0.01, 0.3) * kill_delay_factor())
         os.kill(pid, signal.SIGKILL)
         zygote.reap(pid)
         outcome = check(str(store), str(acks), checked)
@@ -319,17 +336,43 @@ def main() -> None:
         help="index and ledger in a throw-away PostgreSQL server (sigkill, race, lease and "
         "maintenance faults; the others are about files)",
     )
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="with --postgres: blobs in buckets of an S3 emulator (moto's server mode, a "
+        "separate process), signed with INCGRAPH_HMAC_KEY",
+    )
     args = parser.parse_args()
+    if args.s3 and not args.postgres:
+        parser.error("--s3 puts the blobs of a PostgreSQL store in a bucket: add --postgres")
     global POSTGRES
     if args.postgres:
         from tests.postgres_server import PostgresServer
 
         POSTGRES = PostgresServer().start()
     try:
-        campaign(args)
+        with ExitStack() as stack:
+            if args.s3:
+                use_s3_emulator(stack.enter_context(start_s3_server()))
+            campaign(args)
     finally:
         if POSTGRES is not None:
             POSTGRES.stop()
+
+
+def use_s3_emulator(endpoint: str) -> None:
+    """Point this process (and the workers it starts) at the emulator; sign every blob."""
+    global S3_ENDPOINT
+    S3_ENDPOINT = endpoint
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+            "INCGRAPH_HMAC_KEY": os.environ.get("INCGRAPH_HMAC_KEY") or os.urandom(32).hex(),
+        }
+    )
 
 
 def campaign(args: argparse.Namespace) -> None:
