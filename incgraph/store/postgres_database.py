@@ -42,7 +42,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -57,7 +57,6 @@ __all__ = [
     "PG_CHUNK",
     "PG_SCHEMA_VERSION",
     "PostgresDatabase",
-    "chunks",
     "is_postgres_url",
     "migrate_postgres",
     "safe_url",
@@ -424,18 +423,6 @@ class PostgresDatabase:
             return before, PG_SCHEMA_VERSION
 
         return self.write(run)
-
-
-def chunks(items: Iterable[Any], size: int = PG_CHUNK) -> Iterator[list[Any]]:
-    """``items`` in lists of at most ``size`` (one statement each)."""
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _version_in(conn: Any) -> int | None:

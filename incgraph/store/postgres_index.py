@@ -40,9 +40,9 @@ from typing import Any, TypeVar
 
 from incgraph.errors import StoreError
 from incgraph.sentinels import MISSING, Missing
-from incgraph.store.postgres_database import NEWS_CHANNEL, PG_CHUNK, PostgresDatabase, chunks
+from incgraph.store.postgres_database import NEWS_CHANNEL, PG_CHUNK, PostgresDatabase
 from incgraph.store.postgres_ledger import PostgresLedger
-from incgraph.store.protocols import BlobStore, Record, RowsWithoutData, save_apart
+from incgraph.store.protocols import BlobStore, Record, RowsWithoutData, chunks, save_apart
 from incgraph.store.sqlite_index import record_row
 
 __all__ = ["PG_CHUNK", "SAVE_ATTEMPTS", "BlobsVanished", "PostgresIndex", "open_postgres"]
@@ -172,7 +172,7 @@ class PostgresIndex(RowsWithoutData):
         """The records found for ``keys``; one query per `PG_CHUNK` keys."""
         found: dict[str, Record] = {}
         sql = f"SELECT {_COLUMNS} FROM results WHERE key = ANY(%s)"
-        for chunk in chunks(dict.fromkeys(keys)):
+        for chunk in chunks(dict.fromkeys(keys), PG_CHUNK):
             for row in self.database.read(sql, (chunk,)):
                 found[row[0]] = _record(row[0], row[1:])
         return found
@@ -181,7 +181,7 @@ class PostgresIndex(RowsWithoutData):
         """Key -> data version of the stored ``keys``; one query per `PG_CHUNK` keys."""
         found: dict[str, str] = {}
         sql = "SELECT key, data_version FROM results WHERE key = ANY(%s)"
-        for chunk in chunks(dict.fromkeys(keys)):
+        for chunk in chunks(dict.fromkeys(keys), PG_CHUNK):
             found.update(self.database.read(sql, (chunk,)))
         return found
 
@@ -210,7 +210,7 @@ class PostgresIndex(RowsWithoutData):
             "WHERE node = ANY(%s) ORDER BY node, created DESC, seq DESC"
         )
         found: dict[str, tuple[str, str, float]] = {}
-        for chunk in chunks(dict.fromkeys(nodes)):
+        for chunk in chunks(dict.fromkeys(nodes), PG_CHUNK):
             for node, key, dv, took in self.database.read(sql, (chunk,)):
                 found[node] = (key, dv, took)
         return found
@@ -277,7 +277,7 @@ class PostgresIndex(RowsWithoutData):
                 gone = set(own + refs) - present(own + refs)
                 if gone:
                     raise BlobsVanished(sorted(gone), sorted(gone.intersection(refs)))
-            for chunk in chunks(rows):
+            for chunk in chunks(rows, PG_CHUNK):
                 conn.execute(_UPSERT, _columns(chunk))
             conn.execute(_NOTIFY)
 
@@ -286,7 +286,7 @@ class PostgresIndex(RowsWithoutData):
     def names(self, data_versions: list[str]) -> set[str]:
         """Which of ``data_versions`` a stored result names or references now."""
         found: set[str] = set()
-        for chunk in chunks(dict.fromkeys(data_versions)):
+        for chunk in chunks(dict.fromkeys(data_versions), PG_CHUNK):
             found.update(dv for (dv,) in self.database.read(_NAMES, {"dvs": chunk}))
         return found
 
@@ -312,7 +312,7 @@ class PostgresIndex(RowsWithoutData):
             return
 
         def write(conn: Any) -> None:
-            for chunk in chunks(values):
+            for chunk in chunks(values, PG_CHUNK):
                 conn.execute(f"DELETE FROM results WHERE {condition}", (chunk,))
 
         self.database.write(write)
@@ -328,7 +328,7 @@ class PostgresIndex(RowsWithoutData):
         )
 
         def write(conn: Any) -> None:
-            for chunk in chunks(pairs):
+            for chunk in chunks(pairs, PG_CHUNK):
                 conn.execute(sql, _columns(chunk))
 
         self.database.write(write)
@@ -346,7 +346,7 @@ class PostgresIndex(RowsWithoutData):
         )
 
         def write(conn: Any) -> None:
-            for chunk in chunks(rows):
+            for chunk in chunks(rows, PG_CHUNK):
                 conn.execute(sql, _columns(chunk))
 
         self.database.write(write)

@@ -45,7 +45,8 @@ from contextlib import suppress
 from typing import Any
 
 from incgraph.store.ledger import ClaimResult, LeaseState
-from incgraph.store.postgres_database import _INHERITED, NEWS_CHANNEL, PostgresDatabase, chunks
+from incgraph.store.postgres_database import _INHERITED, NEWS_CHANNEL, PG_CHUNK, PostgresDatabase
+from incgraph.store.protocols import chunks
 from incgraph.store.runlog import RunEntry, RunInfo, unpack_keys
 
 __all__ = ["PostgresLedger"]
@@ -152,7 +153,7 @@ class PostgresLedger:
         """Run id -> (keys hit, keys written)."""
         found: dict[int, tuple[list[str], list[str]]] = {}
         sql = "SELECT id, hit_keys, written_keys FROM runs WHERE id = ANY(%s)"
-        for chunk in chunks(dict.fromkeys(run_ids)):
+        for chunk in chunks(dict.fromkeys(run_ids), PG_CHUNK):
             for run_id, hits, written in self.database.read(sql, (chunk,)):
                 found[run_id] = (unpack_keys(bytes(hits)), unpack_keys(bytes(written)))
         return found
@@ -203,7 +204,7 @@ class PostgresLedger:
         shift = self.database.clock_offset
         ours: set[str] = set()
         done: dict[str, str] = {}
-        for chunk in chunks(keys):
+        for chunk in chunks(keys, PG_CHUNK):
             params = {"owner": owner, "expires": expires + shift, "now": now + shift}
             taken = conn.execute(_UPSERT_LEASES, {**params, "keys": chunk}).fetchall()
             ours.update(key for (key,) in taken)
@@ -212,7 +213,7 @@ class PostgresLedger:
             done.update(conn.execute(_DONE_AND_UNLEASE, {"keys": chunk, "owner": owner}))
         others = [key for key in keys if key not in ours and key not in done]
         theirs = {}
-        for chunk in chunks(others):
+        for chunk in chunks(others, PG_CHUNK):
             for key, holder, until in conn.execute(_HOLDERS, (chunk,)):
                 theirs[key] = LeaseState(key, holder, until - shift)
         mine = [key for key in keys if key in ours and key not in done]
@@ -245,7 +246,7 @@ class PostgresLedger:
             rows = self.database.read("SELECT key, owner, expires FROM leases ORDER BY key")
         else:
             rows = []
-            for chunk in chunks(dict.fromkeys(keys)):
+            for chunk in chunks(dict.fromkeys(keys), PG_CHUNK):
                 rows += self.database.read(_HOLDERS, (chunk,))
         shift = self.database.clock_offset
         return {key: LeaseState(key, owner, until - shift) for key, owner, until in rows}

@@ -48,6 +48,7 @@ __all__ = [
     "Record",
     "RowsWithoutData",
     "StoreView",
+    "chunks",
     "refs_of",
     "save_apart",
 ]
@@ -547,6 +548,24 @@ def refs_of(items: Iterable[tuple[Record, Any]]) -> list[tuple[str, str]]:
         if names is not None:
             pairs += [(record.data_version, ref) for ref in names(value)]
     return pairs
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of at most ``size`` (one statement each).
+
+    Examples
+    --------
+    >>> list(chunks(range(5), 2))
+    [[0, 1], [2, 3], [4]]
+    """
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def save_apart(

@@ -54,7 +54,7 @@ from incgraph.settings import DEFAULT_SETTINGS, Settings
 from incgraph.store.codecs import checksum_of, decode
 from incgraph.store.failure import corrupt_index_error, store_error
 from incgraph.store.file_blobs import FileBlobStore
-from incgraph.store.protocols import BlobStore, Record, refs_of, save_apart, with_size
+from incgraph.store.protocols import BlobStore, Record, chunks, refs_of, save_apart, with_size
 from incgraph.store.schema import REFS_SINCE, ROW_DATA_SINCE
 from incgraph.store.sqlite_file import SqliteFile
 from incgraph.store.sqlite_ledger import SqliteLedger
@@ -179,17 +179,6 @@ def _execute_many(sql: str, rows: list[Any], conn: sqlite3.Connection) -> None:
     conn.executemany(sql, rows)
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class SqliteIndex:
     """An `Index` in the ``results`` table of an SQLite file.
 
@@ -277,7 +266,7 @@ class SqliteIndex:
         found: dict[str, Record] = {}
         conn = self.file.connection()
         try:
-            for chunk in _chunks(unique, self.settings.index_get_chunk):
+            for chunk in chunks(unique, self.settings.index_get_chunk):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT key, {_FIELDS} FROM results WHERE key IN ({marks})"
                 for key, dv, node, proc, code, init, inputs, created, took, size in conn.execute(
@@ -297,7 +286,7 @@ class SqliteIndex:
         found: dict[str, str] = {}
         conn = self.file.connection()
         try:
-            for chunk in _chunks(unique, self.settings.index_get_chunk):
+            for chunk in chunks(unique, self.settings.index_get_chunk):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT key, data_version FROM results WHERE key IN ({marks})"
                 found.update(conn.execute(sql, chunk).fetchall())
@@ -325,7 +314,7 @@ class SqliteIndex:
 
     def put_many(self, records: Iterable[Record]) -> None:
         """Insert or replace many records: one transaction per ``index_put_chunk`` rows."""
-        for chunk in _chunks(map(record_row, records), self.settings.index_put_chunk):
+        for chunk in chunks(map(record_row, records), self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, _PUT, chunk))
 
     def insert_rows(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -347,7 +336,7 @@ class SqliteIndex:
         per record, no round trip through Python), so it stays loadable when
         the first row is dropped. A result kept as a blob is shared as usual.
         """
-        for chunk in _chunks(map(record_row, records), self.settings.index_put_chunk):
+        for chunk in chunks(map(record_row, records), self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, _PUT_SHARING, chunk))
 
     def row_value(self, data_version: str, *, signed: bool = False) -> Any:
@@ -457,7 +446,7 @@ class SqliteIndex:
         found: dict[str, tuple[str, str, float]] = {}
         conn = self.file.connection()
         try:
-            for chunk in _chunks(labels, self.settings.index_get_chunk):
+            for chunk in chunks(labels, self.settings.index_get_chunk):
                 for node, key, dv, took in conn.execute(_LATEST_MANY, (json.dumps(chunk),)):
                     found[node] = (key, dv, took)
         except sqlite3.Error as exc:
@@ -525,7 +514,7 @@ class SqliteIndex:
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the records under ``keys``; absent keys are ignored."""
-        for chunk in _chunks(((key,) for key in keys), self.settings.index_put_chunk):
+        for chunk in chunks(((key,) for key in keys), self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, "DELETE FROM results WHERE key = ?", chunk))
 
     def delete_unchanged(self, records: Iterable[Record]) -> None:
@@ -533,7 +522,7 @@ class SqliteIndex:
         time): a result saved again under the same key meanwhile stays."""
         rows = ((rec.key, rec.created) for rec in records)
         sql = "DELETE FROM results WHERE key = ? AND created = ?"
-        for chunk in _chunks(rows, self.settings.index_put_chunk):
+        for chunk in chunks(rows, self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, sql, chunk))
 
     # -- references (schema version 4) ----------------------------------------------------
@@ -545,7 +534,7 @@ class SqliteIndex:
 
     def put_refs(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Record (result data version, referenced blob) pairs."""
-        for chunk in _chunks(pairs, self.settings.index_put_chunk):
+        for chunk in chunks(pairs, self.settings.index_put_chunk):
             self.file.write(partial(_execute_many, _PUT_REF, chunk))
 
     def refs(self) -> dict[str, set[str]]:
