@@ -123,7 +123,21 @@ def _storable(row: tuple[Any, ...]) -> tuple[Any, ...]:
                 "PostgreSQL text column cannot store; use a name without it (a SQLite store "
                 "accepts it)"
             )
+        if not field.isascii() and not _is_utf8(field):
+            raise StoreError(
+                f"node {row[2]!r}: its {name} holds a lone surrogate, which is not UTF-8 and "
+                "which PostgreSQL cannot store; use a name without it"
+            )
     return row
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes to UTF-8 (it holds no lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:

@@ -77,8 +77,9 @@ _NOTIFY = f"NOTIFY {NEWS_CHANNEL}"
 
 
 def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A new run's row, a NUL in its label (a description) escaped: PostgreSQL text has none."""
-    return (row[0], row[1].replace("\x00", "\\x00"), *row[2:])
+    """A new run's row, a NUL or lone surrogate in its label escaped: PostgreSQL text has none."""
+    label = row[1].replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
+    return (row[0], label, *row[2:])
 
 
 def _write_run(conn: Any, entry: RunEntry, run_id: int | None) -> int:

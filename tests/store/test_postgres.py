@@ -169,7 +169,9 @@ class Add(Processor):
         return a + b
 
 
-def test_a_nul_in_a_node_label_is_refused_naming_the_node(postgres_url: str, tmp_path: Path) -> None:
+def test_a_nul_in_a_node_label_is_refused_naming_the_node(
+    postgres_url: str, tmp_path: Path
+) -> None:
     """PostgreSQL text holds no NUL: a graph whose node label has one fails naming the node, the
     field and the fix, and the store stays usable for the other nodes."""
     store = open_store(postgres_url, blobs=tmp_path / "b", create=True)
@@ -180,6 +182,19 @@ def test_a_nul_in_a_node_label_is_refused_naming_the_node(postgres_url: str, tmp
         graph.run_upto(bad)
     good = graph.add_node("sum", Add, {"a": a, "b": a})
     assert graph.run_upto(good) == 2
+    store.close()
+
+
+def test_a_lone_surrogate_in_a_node_label_is_refused_naming_the_node(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A node label that is not UTF-8 (a lone surrogate) fails naming the node and the fix."""
+    store = open_store(postgres_url, blobs=tmp_path / "b", create=True)
+    graph = ProcessGraph(store=store)
+    a = graph.add_constant_node("a", "a", value=1)
+    bad = graph.add_node("s\ud800m", Add, {"a": a, "b": a})
+    with pytest.raises(StoreError, match=r"lone surrogate.*without it"):
+        graph.run_upto(bad)
     store.close()
 
 
